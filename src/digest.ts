@@ -1,0 +1,54 @@
+import { createHash, type Hash } from 'node:crypto';
+import { ModelPullError } from './errors.js';
+
+/**
+ * A content digest. `sha256` is the digest of the bytes; `git-sha1` is git's blob id,
+ * sha1("blob <size>\0" + bytes), which the Hugging Face Hub uses as the ETag of non-LFS files.
+ */
+export interface Digest {
+  readonly algorithm: 'sha256' | 'git-sha1';
+  readonly hex: string;
+}
+
+const HEX_LENGTH = { sha256: 64, 'git-sha1': 40 } as const;
+
+export function formatDigest(d: Digest): string {
+  return `${d.algorithm}:${d.hex}`;
+}
+
+/** Parses `sha256:<64 hex>` or `git-sha1:<40 hex>`; anything else is refused before use in a path. */
+export function parseDigest(text: string, what = 'digest'): Digest {
+  const m = /^(sha256|git-sha1):([0-9a-f]+)$/.exec(text);
+  if (m) {
+    const algorithm = m[1] as Digest['algorithm'];
+    if (m[2]!.length === HEX_LENGTH[algorithm]) return { algorithm, hex: m[2]! };
+  }
+  throw new ModelPullError('ERR_BAD_MANIFEST', `invalid ${what} "${text.slice(0, 100)}"`);
+}
+
+export function isSha256Hex(hex: string): boolean {
+  return /^[0-9a-f]{64}$/.test(hex);
+}
+
+export function isSha1Hex(hex: string): boolean {
+  return /^[0-9a-f]{40}$/.test(hex);
+}
+
+/** A hasher for the digest's algorithm; git-sha1 needs the size up front for its header. */
+export function createDigestHash(algorithm: Digest['algorithm'], size: number | undefined): Hash {
+  if (algorithm === 'sha256') return createHash('sha256');
+  if (size === undefined) {
+    throw new ModelPullError('ERR_BAD_INPUT', 'a git-sha1 digest needs the size of the file');
+  }
+  const hash = createHash('sha1');
+  hash.update(`blob ${size}\0`);
+  return hash;
+}
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function gitBlobSha1Hex(data: Uint8Array): string {
+  return createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
+}

@@ -1,0 +1,57 @@
+import type { BlobSpec } from './download/types.js';
+import type { HttpClient } from './http/client.js';
+import type { RetryPolicy } from './http/retry.js';
+import type { Logger } from './report/logger.js';
+
+export type SourceKind = 'ollama' | 'hf' | 'url';
+
+/** One file a consumer sees, as reported in the `models` output. */
+export interface ModelFile {
+  /** Absolute path where the consumer finds it (Ollama blob, HF snapshot entry, plain file). */
+  readonly path: string;
+  /** `sha256:<hex>` or `git-sha1:<hex>`. */
+  readonly digest: string;
+  readonly size: number;
+}
+
+/**
+ * What a line resolved to: enough to name the cache entry and to rebuild the plan without a
+ * tag or branch lookup. This is exactly what the lock file stores for a line (JSON-safe, stable).
+ */
+export interface Identity {
+  readonly source: SourceKind;
+  /** The line as the user wrote it (trimmed), the lock file's key. */
+  readonly ref: string;
+  /** Canonical name, e.g. registry.ollama.ai/library/llama3.2:1b, owner/repo, the URL. */
+  readonly name: string;
+  /** ollama: manifest digest; hf: 40-hex commit; url: sha256:<hex>. */
+  readonly digest: string;
+  /** sha256 hex that identifies exactly the bytes of this model's cache entry. */
+  readonly contentDigest: string;
+  /** Source-specific facts (HF file list with oids and sizes, …), JSON-safe. */
+  readonly detail?: Readonly<Record<string, unknown>>;
+}
+
+/** A resolved model: what to fetch, what the layout will hold, and how to commit it. */
+export interface PlanEntry {
+  readonly identity: Identity;
+  /** ollama: weights blob; hf: snapshot folder; url: the file. */
+  readonly path: string;
+  /** Total bytes of the model's files. */
+  readonly size: number;
+  readonly files: readonly ModelFile[];
+  /** Blobs for the engine; each target is checked (and reused) before any byte is fetched. */
+  readonly blobs: readonly BlobSpec[];
+  /** Exactly this model's files, the same list on cache restore and save. */
+  readonly cachePaths: readonly string[];
+  /** Writes the consumer layout from verified blobs: links first, manifest / ref last. */
+  commit(): Promise<void>;
+}
+
+/** What every source gets to work with; no source reads settings or the environment itself. */
+export interface SourceContext {
+  readonly http: HttpClient;
+  readonly retry: RetryPolicy;
+  readonly log: Logger;
+  readonly signal?: AbortSignal;
+}
