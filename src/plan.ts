@@ -55,3 +55,14 @@ export interface SourceContext {
   readonly log: Logger;
   readonly signal?: AbortSignal;
 }
+
+/**
+ * A source turns a parsed reference into an identity (network allowed, but none when the
+ * reference is pinned and the data is already complete on disk), then an identity into a plan.
+ * The split lets the action derive cache keys, restore, and only then plan against what is
+ * on disk; a lock file supplies identities without any lookup.
+ */
+export interface Source<Ref> {
+  identify(ref: Ref, ctx: SourceContext): Promise<Identity>;
+  plan(identity: Identity, ctx: SourceContext): Promise<PlanEntry>;
+}

@@ -1,0 +1,44 @@
+import { ModelPullError } from '../errors.js';
+
+/** A model line cut into its reference and its `key=value` options. */
+export interface LineParts {
+  /** The line as written, trimmed: quoted in errors, the lock file's key. */
+  readonly line: string;
+  readonly reference: string;
+  readonly options: ReadonlyMap<string, string>;
+}
+
+/** The error every malformed line gets: it quotes the line and says what is wrong. */
+export function badLine(line: string, reason: string): ModelPullError {
+  return new ModelPullError('ERR_BAD_REFERENCE', `invalid model line "${line.trim()}": ${reason}`);
+}
+
+export function splitLine(line: string): LineParts {
+  const trimmed = line.trim();
+  const [reference = '', ...rest] = trimmed.split(/\s+/);
+  const options = new Map<string, string>();
+  for (const word of rest) {
+    const eq = word.indexOf('=');
+    if (eq <= 0) throw badLine(trimmed, `expected key=value after the reference, got "${word}"`);
+    const key = word.slice(0, eq);
+    if (options.has(key)) throw badLine(trimmed, `option ${key}= given twice`);
+    options.set(key, word.slice(eq + 1));
+  }
+  return { line: trimmed, reference, options };
+}
+
+/** Refuses options a source does not know, naming them. */
+export function onlyOptions(parts: LineParts, allowed: readonly string[]): void {
+  for (const key of parts.options.keys()) {
+    if (!allowed.includes(key)) {
+      const hint = allowed.length ? ` (allowed here: ${allowed.map((k) => `${k}=`).join(', ')})` : '';
+      throw badLine(parts.line, `unknown option ${key}=${hint}`);
+    }
+  }
+}
+
+/** Blank lines and `#` comments are skipped; returns the lines that name models. */
+export function modelLines(text: string | readonly string[]): string[] {
+  const lines = typeof text === 'string' ? text.split(/\r?\n/) : text;
+  return lines.map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('#'));
+}
