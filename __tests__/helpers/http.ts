@@ -53,13 +53,18 @@ export async function startServer(
 }
 
 /** A fresh temporary folder and its remover. */
-export async function tempDir(prefix = 'model-pull-test-'): Promise<{ path: string; remove(): Promise<void> }> {
+export async function tempDir(
+  prefix = 'model-pull-test-',
+): Promise<{ path: string; remove(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
 
 /** Parses `bytes=a-b` / `bytes=a-` against a size; undefined when absent or unsatisfiable. */
-export function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | undefined {
   const m = header ? /^bytes=(\d+)-(\d*)$/.exec(header) : null;
   if (!m) return undefined;
   const start = Number(m[1]);

@@ -1,6 +1,16 @@
+import { createReadStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
+import { createDigestHash } from '../digest.js';
+import { ModelPullError } from '../errors.js';
 import type { HttpClient } from '../http/client.js';
-import type { RetryPolicy } from '../http/retry.js';
+import type { RetryPolicy, realSleep } from '../http/retry.js';
+import { downloadToStaging } from './blob-download.js';
+import { checkDiskSpace } from './disk.js';
+import { ProgressTracker } from './progress.js';
+import { commitStaged, discardStaging, loadProgress, stagingPaths } from './staging.js';
 import type { BlobResult, BlobSpec, ProgressListener } from './types.js';
+
+const MiB = 1024 * 1024;
 
 export interface EngineOptions {
   readonly http: HttpClient;
@@ -13,9 +23,208 @@ export interface EngineOptions {
   readonly retry: RetryPolicy;
   readonly signal?: AbortSignal;
   readonly onProgress?: ProgressListener;
+  readonly progressIntervalMs?: number;
+  /** Smallest range worth a request of its own (default 4 MiB). */
+  readonly minSplit?: number;
+  /** Progress is recorded at least every this many bytes per blob (default 8 MiB). */
+  readonly flushBytes?: number;
+  readonly sleep?: typeof realSleep;
 }
 
-/** Places every blob, verified, at its target (reusing verified ones), or throws. */
-export async function fetchBlobs(_blobs: readonly BlobSpec[], _options: EngineOptions): Promise<BlobResult[]> {
-  throw new Error('not implemented yet');
+/** Places every blob, verified, at its target (reusing verified ones), or throws the first error. */
+export async function fetchBlobs(blobs: readonly BlobSpec[], options: EngineOptions): Promise<BlobResult[]> {
+  const settled = await fetchBlobsSettled(blobs, options);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<BlobResult>).value);
+}
+
+/**
+ * Like fetchBlobs, but every blob gets its own outcome, so one broken model does not stop the
+ * others. The disk check covers all of them together, before the first byte.
+ */
+export async function fetchBlobsSettled(
+  blobs: readonly BlobSpec[],
+  options: EngineOptions,
+): Promise<PromiseSettledResult<BlobResult>[]> {
+  // Two specs for one target (one blob shared by two models) are fetched once.
+  const unique = [...new Map(blobs.map((b) => [b.target, b])).values()];
+  const outcomes = await fetchUnique(unique, options);
+  const byTarget = new Map(unique.map((b, i) => [b.target, outcomes[i]!]));
+  return blobs.map((b) => byTarget.get(b.target)!);
+}
+
+async function fetchUnique(
+  blobs: readonly BlobSpec[],
+  options: EngineOptions,
+): Promise<PromiseSettledResult<BlobResult>[]> {
+  const tracker = new ProgressTracker(options.onProgress, options.progressIntervalMs ?? 1000);
+  try {
+    const entries = blobs.map((blob) => ({
+      blob,
+      progress: tracker.add(blob.label, blob.target, blob.size),
+    }));
+    const existing = await pool(entries, options.concurrency, async ({ blob, progress }) => {
+      progress.state = 'checking';
+      const verdict = await checkExisting(blob, options.verify);
+      if (verdict.ok) {
+        progress.state = 'done';
+        progress.total = verdict.size;
+      }
+      return verdict;
+    });
+    const missing = entries.filter((_, i) => !existing[i]?.ok);
+    await checkDiskSpace(await bytesToFetch(missing.map((e) => e.blob)));
+    const outcomes = await poolSettled(missing, options.concurrency, async ({ blob, progress }) => {
+      progress.state = 'downloading';
+      try {
+        const result = await fetchVerified(blob, options, (n) => {
+          progress.done += n;
+        });
+        progress.state = 'done';
+        progress.total = result.size;
+        progress.done = result.size;
+        return result;
+      } catch (error) {
+        progress.state = 'failed';
+        throw error;
+      }
+    });
+    const byEntry = new Map(missing.map((e, i) => [e, outcomes[i]!]));
+    return entries.map((entry, i) => {
+      const verdict = existing[i]!;
+      if (verdict.ok) {
+        return {
+          status: 'fulfilled',
+          value: {
+            target: entry.blob.target,
+            digest: entry.blob.digest,
+            size: verdict.size,
+            downloadedBytes: 0,
+            reused: true,
+            replaced: false,
+          },
+        };
+      }
+      const outcome = byEntry.get(entry)!;
+      if (outcome.status === 'rejected' || !verdict.present) return outcome;
+      return { status: 'fulfilled', value: { ...outcome.value, replaced: true } };
+    });
+  } finally {
+    tracker.stop();
+  }
+}
+
+/** Downloads, compares the streamed digest, commits; one fresh try after a mismatch. */
+async function fetchVerified(
+  blob: BlobSpec,
+  options: EngineOptions,
+  onBytes: (n: number) => void,
+): Promise<BlobResult> {
+  let downloaded = 0;
+  for (let attempt = 1; ; attempt++) {
+    const staged = await downloadToStaging(blob, {
+      http: options.http,
+      connections: options.connections,
+      retry: options.retry,
+      minSplit: options.minSplit ?? 4 * MiB,
+      flushBytes: options.flushBytes ?? 8 * MiB,
+      flushIntervalMs: 1000,
+      signal: options.signal,
+      sleep: options.sleep,
+      onBytes,
+    });
+    downloaded += staged.fetched;
+    const sizeOk = blob.size === undefined || staged.size === blob.size;
+    if (sizeOk && staged.hex === blob.digest.hex) {
+      await commitStaged(staged.paths, blob.target);
+      return {
+        target: blob.target,
+        digest: blob.digest,
+        size: staged.size,
+        downloadedBytes: downloaded,
+        reused: false,
+        replaced: false,
+      };
+    }
+    // Staged bytes that do not match are never kept: the next try starts from byte 0.
+    await discardStaging(staged.paths);
+    if (attempt >= 2) {
+      throw new ModelPullError(
+        'ERR_DIGEST_MISMATCH',
+        `${blob.label}: ${blob.digest.algorithm} mismatch from ${staged.host}: expected ${blob.digest.hex}, got ${staged.hex}`,
+      );
+    }
+  }
+}
+
+type Verdict = { ok: true; present: true; size: number } | { ok: false; present: boolean };
+
+/** Is the target already the right bytes? A wrong file is left to be replaced by the rename. */
+async function checkExisting(blob: BlobSpec, verify: 'full' | 'size'): Promise<Verdict> {
+  let size: number;
+  try {
+    const info = await stat(blob.target);
+    if (!info.isFile()) return { ok: false, present: true };
+    size = info.size;
+  } catch {
+    return { ok: false, present: false };
+  }
+  if (blob.size !== undefined && size !== blob.size) return { ok: false, present: true };
+  // Without a known size only the hash can tell; a git-sha1 always comes with its size.
+  if (verify === 'size' && blob.size !== undefined) return { ok: true, present: true, size };
+  const hex = await hashFile(blob.target, blob.digest.algorithm, size);
+  if (hex === blob.digest.hex) return { ok: true, present: true, size };
+  await rm(blob.target, { force: true });
+  return { ok: false, present: true };
+}
+
+export async function hashFile(
+  path: string,
+  algorithm: BlobSpec['digest']['algorithm'],
+  size: number,
+): Promise<string> {
+  const hash = createDigestHash(algorithm, size);
+  for await (const chunk of createReadStream(path, { highWaterMark: MiB })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Bytes still to land per ingest folder: expected size minus what a previous run staged. */
+async function bytesToFetch(blobs: readonly BlobSpec[]): Promise<Map<string, number>> {
+  const needs = new Map<string, number>();
+  for (const blob of blobs) {
+    if (blob.size === undefined) continue;
+    const saved = await loadProgress(stagingPaths(blob.ingestDir, blob.digest), blob.digest, blob.size);
+    const staged = saved ? saved.segments.reduce((sum, s) => sum + (s.pos - s.start), 0) : 0;
+    needs.set(blob.ingestDir, (needs.get(blob.ingestDir) ?? 0) + blob.size - staged);
+  }
+  return needs;
+}
+
+async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const settled = await poolSettled(items, limit, fn);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<R>).value);
+}
+
+async function poolSettled<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<PromiseSettledResult<R>[]> {
+  const results: PromiseSettledResult<R>[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        results[i] = { status: 'fulfilled', value: await fn(items[i]!) };
+      } catch (reason) {
+        results[i] = { status: 'rejected', reason };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return results;
 }

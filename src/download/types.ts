@@ -36,6 +36,8 @@ export interface BlobResult {
   readonly downloadedBytes: number;
   /** True when the target already held the verified bytes. */
   readonly reused: boolean;
+  /** True when the target held bytes that failed verification and were fetched again. */
+  readonly replaced: boolean;
 }
 
 export interface BlobProgress {

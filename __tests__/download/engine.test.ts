@@ -1,0 +1,270 @@
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256Hex } from '../../src/digest.js';
+import { fetchBlobs } from '../../src/download/engine.js';
+import { saveProgress, stagingPaths } from '../../src/download/staging.js';
+import type { ProgressSnapshot } from '../../src/download/types.js';
+import { ModelPullError } from '../../src/errors.js';
+import type { HttpClient } from '../../src/http/client.js';
+import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
+import { blobSpec, FAST_RETRY, randomBlob, testClient } from '../helpers/engine.js';
+import { startServer, type TestServer, tempDir } from '../helpers/http.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const SIZE = 3 * MiB + 12345;
+
+describe('fetchBlobs', () => {
+  const { data, hex } = randomBlob(SIZE);
+  let server: BlobServer;
+  let dir: { path: string; remove(): Promise<void> };
+  let http: HttpClient;
+
+  beforeAll(async () => {
+    server = await startBlobServer(data);
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+  beforeEach(async () => {
+    dir = await tempDir();
+    server.setFault(undefined);
+    server.requests.length = 0;
+    http = testClient();
+  });
+  afterEach(async () => {
+    await http.close();
+    await dir.remove();
+  });
+
+  const options = (extra: object = {}) => ({
+    http,
+    concurrency: 2,
+    connections: 8,
+    verify: 'full' as const,
+    retry: FAST_RETRY,
+    minSplit: 64 * KiB,
+    ...extra,
+  });
+  const spec = (size: number | undefined) => blobSpec(dir.path, hex, size, `${server.url}/blob`);
+
+  async function expectTarget(target: string): Promise<void> {
+    expect(sha256Hex(await readFile(target))).toBe(hex);
+    expect(await readdir(join(dir.path, 'ingest'))).toEqual([]);
+  }
+
+  it('fetches over several ranges and verifies the streamed digest', async () => {
+    const snapshots: ProgressSnapshot[] = [];
+    const [result] = await fetchBlobs(
+      [spec(SIZE)],
+      options({ onProgress: (s: ProgressSnapshot) => snapshots.push(s) }),
+    );
+    await expectTarget(result!.target);
+    expect(result).toMatchObject({ size: SIZE, downloadedBytes: SIZE, reused: false, replaced: false });
+    const ranges = server.requests.map((r) => r.headers.range);
+    expect(ranges.length).toBeGreaterThanOrEqual(8);
+    expect(ranges.every((r) => r?.startsWith('bytes='))).toBe(true);
+    const last = snapshots[snapshots.length - 1]!;
+    expect(last.done).toBe(SIZE);
+    expect(last.total).toBe(SIZE);
+    expect(last.blobs[0]!.state).toBe('done');
+  });
+
+  it('learns the size from Content-Range when the source does not know it', async () => {
+    const [result] = await fetchBlobs([spec(undefined)], options());
+    await expectTarget(result!.target);
+    expect(server.requests[0]!.headers.range).toBe('bytes=0-');
+    expect(server.requests.length).toBeGreaterThan(1);
+  });
+
+  it('reuses a verified target without a request, and replaces a tampered one', async () => {
+    await fetchBlobs([spec(SIZE)], options());
+    server.requests.length = 0;
+    const [again] = await fetchBlobs([spec(SIZE)], options());
+    expect(again).toMatchObject({ reused: true, downloadedBytes: 0 });
+    expect(server.requests).toHaveLength(0);
+
+    const tampered = Buffer.from(data);
+    tampered[100] = tampered[100]! ^ 1;
+    await writeFile(again!.target, tampered);
+    const [bySize] = await fetchBlobs([spec(SIZE)], options({ verify: 'size' }));
+    expect(bySize!.reused).toBe(true); // `size` trusts a file of the right length
+    const [full] = await fetchBlobs([spec(SIZE)], options());
+    expect(full).toMatchObject({ reused: false, replaced: true, downloadedBytes: SIZE });
+    await expectTarget(full!.target);
+  });
+
+  it('survives connection resets mid-body', async () => {
+    server.setFault((_req, _res, n) => (n <= 3 ? { resetAfter: 100 * KiB } : undefined));
+    const [result] = await fetchBlobs([spec(SIZE)], options({ connections: 1 }));
+    await expectTarget(result!.target);
+    // Each retry resumes where the reset cut (minus what the reset lost in flight), so no
+    // byte arrives twice: four requests with growing starts, the file fetched exactly once.
+    const starts = server.requests.map((r) => Number(/^bytes=(\d+)-(\d+)$/.exec(r.headers.range ?? '')?.[1]));
+    expect(starts).toHaveLength(4);
+    expect(starts[0]).toBe(0);
+    for (let i = 1; i < 4; i++) {
+      expect(starts[i]).toBeGreaterThan(starts[i - 1]!);
+      expect(starts[i]).toBeLessThanOrEqual(i * 100 * KiB);
+    }
+    expect(result!.downloadedBytes).toBe(SIZE);
+  });
+
+  it('retries a stalled connection after the stall timeout', async () => {
+    await http.close();
+    http = testClient({ stallTimeoutMs: 300 });
+    server.setFault((_req, _res, n) => (n === 1 ? { stallAfter: 256 * KiB } : undefined));
+    const [result] = await fetchBlobs([spec(SIZE)], options({ connections: 1 }));
+    await expectTarget(result!.target);
+    expect(server.requests[1]!.headers.range).toBe(`bytes=${256 * KiB}-${SIZE - 1}`);
+  });
+
+  it('discards corrupt bytes and fetches the blob once more from scratch', async () => {
+    server.setFault((_req, _res, n) => (n === 1 ? { corruptAt: 5 } : undefined));
+    const [result] = await fetchBlobs([spec(SIZE)], options({ connections: 1 }));
+    await expectTarget(result!.target);
+    expect(result!.downloadedBytes).toBe(2 * SIZE);
+    expect(server.requests.map((r) => r.headers.range)).toEqual([
+      `bytes=0-${SIZE - 1}`,
+      `bytes=0-${SIZE - 1}`,
+    ]);
+  });
+
+  it('fails with both digests and the host after a second mismatch, leaving nothing behind', async () => {
+    server.setFault(() => ({ corruptAt: SIZE - 1 }));
+    const target = spec(SIZE).target;
+    const error = await fetchBlobs([spec(SIZE)], options()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelPullError);
+    const corrupted = Buffer.from(data);
+    corrupted[SIZE - 1] = corrupted[SIZE - 1]! ^ 0xff;
+    expect((error as Error).message).toBe(
+      `test blob: sha256 mismatch from ${new URL(server.url).host}: expected ${hex}, got ${sha256Hex(corrupted)}`,
+    );
+    await expect(readFile(target)).rejects.toThrow('ENOENT');
+    expect(await readdir(join(dir.path, 'ingest'))).toEqual([]);
+  });
+
+  it('starts over as one stream when the server ignores Range', async () => {
+    server.setFault(() => ({ ignoreRange: true }));
+    const [result] = await fetchBlobs([spec(SIZE)], options());
+    await expectTarget(result!.target);
+    // Every connection's range got the whole body; a single stream then finishes the blob.
+    expect(server.requests.length).toBeLessThanOrEqual(9);
+    expect(result!.size).toBe(SIZE);
+  });
+
+  it('waits out 503 and 429 bursts, honouring Retry-After', async () => {
+    server.setFault((_req, res, n) => {
+      if (n > 4) return undefined;
+      if (n <= 2) res.writeHead(503).end('busy');
+      else res.writeHead(429, { 'retry-after': '0' }).end('slow down');
+      return true;
+    });
+    const [result] = await fetchBlobs([spec(SIZE)], options({ connections: 1 }));
+    await expectTarget(result!.target);
+    expect(server.requests).toHaveLength(5);
+  });
+
+  it('gives up after the retry budget with the last error', async () => {
+    server.setFault((_req, res) => {
+      res.writeHead(503).end('down for maintenance');
+      return true;
+    });
+    await expect(fetchBlobs([spec(SIZE)], options({ connections: 1 }))).rejects.toThrow(
+      `test blob: giving up after 5 failed attempts: HTTP 503 from test blob (${server.url}/blob): down for maintenance`,
+    );
+    expect(server.requests).toHaveLength(5);
+  });
+
+  it('treats 416 on a fully staged blob of unknown size as complete', async () => {
+    const blob = spec(undefined);
+    const paths = stagingPaths(blob.ingestDir, blob.digest);
+    await mkdir(blob.ingestDir, { recursive: true });
+    await writeFile(paths.data, data);
+    await saveProgress(paths, blob.digest, undefined, [
+      { start: 0, pos: SIZE, end: Number.POSITIVE_INFINITY },
+    ]);
+    const [result] = await fetchBlobs([blob], options());
+    await expectTarget(result!.target);
+    expect(server.requests.map((r) => r.headers.range)).toEqual([`bytes=${SIZE}-`]);
+    expect(result!.downloadedBytes).toBe(0);
+  });
+
+  it('refuses plain http to a non-loopback host before any request', async () => {
+    const blob = blobSpec(dir.path, hex, SIZE, 'http://models.example.com/blob');
+    await expect(fetchBlobs([blob], options())).rejects.toThrow(
+      'refusing plain http to models.example.com (http://models.example.com/blob); use https or set insecure',
+    );
+  });
+
+  it('checks free disk space before the first byte', async () => {
+    const huge = 2 ** 50;
+    const error = await fetchBlobs([spec(huge)], options()).catch((e: unknown) => e);
+    expect((error as ModelPullError).code).toBe('ERR_DISK_SPACE');
+    expect((error as Error).message).toMatch(
+      /^not enough disk space under .+: 1073741824\.0 MiB to download, \d+\.\d MiB free$/,
+    );
+    expect(server.requests).toHaveLength(0);
+  });
+});
+
+describe('signed URLs on another origin', () => {
+  const { data, hex } = randomBlob(2 * MiB);
+  let cdn: BlobServer;
+  let registry: TestServer;
+  let dir: { path: string; remove(): Promise<void> };
+  let signature = 1;
+
+  beforeAll(async () => {
+    // The CDN honours only the current signature; after two requests the first one "expires".
+    cdn = await startBlobServer(data, (req, res, n) => {
+      if (n > 2) signature = 2;
+      const sig = new URL(req.url ?? '/', 'http://x').searchParams.get('sig');
+      if (sig !== String(signature)) {
+        res.writeHead(403).end('signature expired');
+        return true;
+      }
+      return undefined;
+    });
+    registry = await startServer((req, res) => {
+      if (req.headers.authorization !== 'Bearer registry-secret') return void res.writeHead(401).end();
+      res.writeHead(307, { location: `${cdn.url}/blob?sig=${signature}` }).end();
+    });
+  });
+  afterAll(async () => {
+    await Promise.all([cdn.close(), registry.close()]);
+  });
+
+  it('refreshes an expired URL through the source and never sends the token to the CDN', async () => {
+    dir = await tempDir();
+    const http = testClient();
+    let locates = 0;
+    const blob = blobSpec(dir.path, hex, data.length, async () => {
+      locates++;
+      return {
+        url: `${registry.url}/v2/x/blobs/sha256:${hex}`,
+        credentials: { origin: registry.origin, headers: { authorization: 'Bearer registry-secret' } },
+      };
+    });
+    try {
+      const [result] = await fetchBlobs([blob], {
+        http,
+        concurrency: 1,
+        connections: 8,
+        verify: 'full',
+        retry: FAST_RETRY,
+        minSplit: 64 * KiB,
+      });
+      expect(sha256Hex(await readFile(result!.target))).toBe(hex);
+      expect(locates).toBeGreaterThanOrEqual(2);
+      expect(locates).toBeLessThan(8); // refreshes are shared, not one per connection
+      expect(cdn.requests.some((r) => r.url.includes('sig=1'))).toBe(true);
+      expect(cdn.requests.some((r) => r.url.includes('sig=2'))).toBe(true);
+      expect(cdn.requests.filter((r) => r.headers.authorization !== undefined)).toEqual([]);
+      expect(registry.requests.every((r) => r.headers.authorization === 'Bearer registry-secret')).toBe(true);
+    } finally {
+      await http.close();
+      await dir.remove();
+    }
+  });
+});

@@ -1,0 +1,73 @@
+import type { BlobProgress, ProgressListener, ProgressSnapshot } from './types.js';
+
+const RATE_WINDOW_MS = 5000;
+
+interface Entry {
+  label: string;
+  target: string;
+  done: number;
+  total: number | undefined;
+  state: BlobProgress['state'];
+  samples: { at: number; done: number }[];
+}
+
+/** Counts bytes per blob and hands snapshots (with rates over the last seconds) to a listener. */
+export class ProgressTracker {
+  private readonly entries: Entry[] = [];
+  private readonly started = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly listener: ProgressListener | undefined,
+    intervalMs: number,
+  ) {
+    if (listener) {
+      this.timer = setInterval(() => this.emit(), intervalMs);
+      this.timer.unref();
+    }
+  }
+
+  add(label: string, target: string, total: number | undefined): Entry {
+    const entry: Entry = { label, target, done: 0, total, state: 'queued', samples: [] };
+    this.entries.push(entry);
+    return entry;
+  }
+
+  snapshot(): ProgressSnapshot {
+    const now = Date.now();
+    const blobs = this.entries.map((e) => ({
+      label: e.label,
+      target: e.target,
+      done: e.done,
+      total: e.total,
+      state: e.state,
+      rate: rateOf(e, now),
+    }));
+    return {
+      blobs,
+      done: blobs.reduce((sum, b) => sum + b.done, 0),
+      total: blobs.reduce((sum, b) => sum + (b.total ?? b.done), 0),
+      rate: blobs.reduce((sum, b) => sum + b.rate, 0),
+      elapsedMs: now - this.started,
+    };
+  }
+
+  /** Stops the ticker and sends a last snapshot. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.emit();
+  }
+
+  private emit(): void {
+    this.listener?.(this.snapshot());
+  }
+}
+
+function rateOf(entry: Entry, now: number): number {
+  entry.samples.push({ at: now, done: entry.done });
+  while (entry.samples.length > 2 && now - entry.samples[0]!.at > RATE_WINDOW_MS) entry.samples.shift();
+  const first = entry.samples[0]!;
+  const span = now - first.at;
+  return span > 0 ? ((entry.done - first.done) * 1000) / span : 0;
+}
