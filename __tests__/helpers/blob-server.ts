@@ -93,7 +93,15 @@ async function sendBody(
       const ok = res.write(piece);
       count(size);
       offset += size;
-      if (!ok) await new Promise<void>((resolve) => res.once('drain', resolve).once('close', resolve));
+      if (!ok) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off('drain', done).off('close', done);
+            resolve();
+          };
+          res.on('drain', done).on('close', done);
+        });
+      }
     }
     if (plan.resetAfter !== undefined && offset - start >= plan.resetAfter) {
       res.socket?.destroy();
