@@ -15,7 +15,10 @@ const here = new URL('.', import.meta.url).pathname;
 async function recorded(dir: string, hex: string): Promise<number> {
   try {
     const record = JSON.parse(await readFile(join(dir, 'ingest', `sha256-${hex}.progress.json`), 'utf8'));
-    return record.segments.reduce((sum: number, s: { start: number; pos: number }) => sum + s.pos - s.start, 0);
+    return record.segments.reduce(
+      (sum: number, s: { start: number; pos: number }) => sum + s.pos - s.start,
+      0,
+    );
   } catch {
     return 0;
   }
@@ -49,7 +52,8 @@ it('resumes after kill -9 losing at most a few tens of MiB, and verifies the who
     });
     const deadline = Date.now() + 20_000;
     while (server.sentBytes() < 40 * MiB) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`child did not progress: ${stderr}`);
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`child did not progress: ${stderr}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     child.kill('SIGKILL');
@@ -61,7 +65,10 @@ it('resumes after kill -9 losing at most a few tens of MiB, and verifies the who
     server.setFault(undefined);
     const http = testClient();
     try {
-      const blob = { ...blobSpec(dir.path, hex, SIZE, `${server.url}/blob`), target: join(dir.path, 'store/blob') };
+      const blob = {
+        ...blobSpec(dir.path, hex, SIZE, `${server.url}/blob`),
+        target: join(dir.path, 'store/blob'),
+      };
       const [result] = await fetchBlobs([blob], {
         http,
         concurrency: 1,

@@ -29,6 +29,8 @@ export interface EngineOptions {
   /** Progress is recorded at least every this many bytes per blob (default 8 MiB). */
   readonly flushBytes?: number;
   readonly sleep?: typeof realSleep;
+  /** Told as each blob ends, downloaded or reused, so callers can time their models. */
+  readonly onSettled?: (blob: BlobSpec, outcome: PromiseSettledResult<BlobResult>) => void;
 }
 
 /** Places every blob, verified, at its target (reusing verified ones), or throws the first error. */
@@ -73,9 +75,17 @@ async function fetchUnique(
       }
       return verdict;
     });
+    const reusedOutcomes = entries.map(({ blob }, i): PromiseSettledResult<BlobResult> | undefined => {
+      const verdict = existing[i]!;
+      if (!verdict.ok) return undefined;
+      const value = { target: blob.target, digest: blob.digest, size: verdict.size, downloadedBytes: 0 };
+      const outcome = { status: 'fulfilled' as const, value: { ...value, reused: true, replaced: false } };
+      options.onSettled?.(blob, outcome);
+      return outcome;
+    });
     const missing = entries.filter((_, i) => !existing[i]?.ok);
     await checkDiskSpace(await bytesToFetch(missing.map((e) => e.blob)));
-    const outcomes = await poolSettled(missing, options.concurrency, async ({ blob, progress }) => {
+    const fetched = await poolSettled(missing, options.concurrency, async ({ blob, progress }) => {
       progress.state = 'downloading';
       try {
         const result = await fetchVerified(blob, options, (n) => {
@@ -84,32 +94,19 @@ async function fetchUnique(
         progress.state = 'done';
         progress.total = result.size;
         progress.done = result.size;
-        return result;
+        // A target that was there but failed verification has just been replaced.
+        const replaced = existing[entries.findIndex((e) => e.blob === blob)]!.present;
+        const value = { ...result, replaced };
+        options.onSettled?.(blob, { status: 'fulfilled', value });
+        return value;
       } catch (error) {
         progress.state = 'failed';
+        options.onSettled?.(blob, { status: 'rejected', reason: error });
         throw error;
       }
     });
-    const byEntry = new Map(missing.map((e, i) => [e, outcomes[i]!]));
-    return entries.map((entry, i) => {
-      const verdict = existing[i]!;
-      if (verdict.ok) {
-        return {
-          status: 'fulfilled',
-          value: {
-            target: entry.blob.target,
-            digest: entry.blob.digest,
-            size: verdict.size,
-            downloadedBytes: 0,
-            reused: true,
-            replaced: false,
-          },
-        };
-      }
-      const outcome = byEntry.get(entry)!;
-      if (outcome.status === 'rejected' || !verdict.present) return outcome;
-      return { status: 'fulfilled', value: { ...outcome.value, replaced: true } };
-    });
+    const byBlob = new Map(missing.map((e, i) => [e.blob, fetched[i]!]));
+    return entries.map(({ blob }, i) => reusedOutcomes[i] ?? byBlob.get(blob)!);
   } finally {
     tracker.stop();
   }

@@ -97,7 +97,10 @@ export class HttpClient {
         `refusing plain http to ${parsed.host} (${redactUrl(url)}); use https or set insecure`,
       );
     }
-    throw new ModelPullError('ERR_INSECURE_URL', `unsupported URL scheme ${parsed.protocol} in ${redactUrl(url)}`);
+    throw new ModelPullError(
+      'ERR_INSECURE_URL',
+      `unsupported URL scheme ${parsed.protocol} in ${redactUrl(url)}`,
+    );
   }
 
   async request(url: string, options: RequestOptions = {}): Promise<HttpResponse> {
@@ -144,7 +147,10 @@ export class HttpClient {
   }
 
   /** GET a JSON document; non-2xx becomes a status error (see `statusError`). */
-  async getJson(url: string, options: RequestOptions = {}): Promise<{ json: unknown; response: HttpResponse }> {
+  async getJson(
+    url: string,
+    options: RequestOptions = {},
+  ): Promise<{ json: unknown; response: HttpResponse }> {
     const response = await this.request(url, {
       ...options,
       headers: { accept: 'application/json', ...options.headers },
@@ -176,7 +182,9 @@ export function networkError(error: unknown, url: string): ModelPullError {
     });
   }
   const detail = error instanceof Error ? error.message : String(error);
-  return new ModelPullError('ERR_NETWORK', `network error from ${redactUrl(url)}: ${detail}`, { cause: error });
+  return new ModelPullError('ERR_NETWORK', `network error from ${redactUrl(url)}: ${detail}`, {
+    cause: error,
+  });
 }
 
 /** Drains the body and turns a non-2xx answer into an error; 429 carries the server's wait. */

@@ -1,0 +1,206 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
+import { startServer, type TestServer, tempDir } from './http.js';
+
+/** The CNCF distribution registry from the Debian package `docker-registry`. */
+export const REGISTRY_BINARY = '/usr/bin/docker-registry';
+
+export interface RealRegistry {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export const sha256 = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex');
+
+/** A small HTTP exchange over node:http, one socket per call (nothing lingers after a test). */
+export function send(
+  method: string,
+  url: string,
+  headers: Record<string, string> = {},
+  body?: Uint8Array,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * Starts the real registry on loopback with filesystem storage in a temp folder and no auth,
+ * waits until `GET /v2/` answers, and returns it with a close() that stops the process and
+ * removes the folder.
+ */
+export async function startRegistry(): Promise<RealRegistry> {
+  const dir = await tempDir('model-pull-registry-');
+  const port = await freePort();
+  const config = [
+    'version: 0.1',
+    'log:',
+    '  level: error',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${join(dir.path, 'data')}`,
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+  ].join('\n');
+  await writeFile(join(dir.path, 'config.yml'), `${config}\n`);
+  const child: ChildProcess = spawn(REGISTRY_BINARY, ['serve', join(dir.path, 'config.yml')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const close = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+    await dir.remove();
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      if ((await send('GET', `${url}/v2/`)).status === 200) return { url, close };
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline || child.exitCode !== null) {
+      await close();
+      throw new Error(`docker-registry did not start: ${stderr.slice(0, 500)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface Blob {
+  readonly mediaType: string;
+  readonly bytes: Buffer;
+}
+
+export interface GeneratedModel {
+  readonly config: Blob;
+  readonly layers: readonly Blob[];
+  /** The manifest bytes as pushed (compact JSON, as Ollama writes them). */
+  readonly manifest: Buffer;
+}
+
+export const MANIFEST_TYPE = 'application/vnd.docker.distribution.manifest.v2+json';
+
+export function descriptor(blob: Blob): { mediaType: string; digest: string; size: number } {
+  return { mediaType: blob.mediaType, digest: `sha256:${sha256(blob.bytes)}`, size: blob.bytes.length };
+}
+
+/** A small model with Ollama's media types: GGUF-ish random weights, template, params, config. */
+export function generateModel(weightsSize = 256 * 1024): GeneratedModel {
+  const weights = Buffer.concat([Buffer.from('GGUF'), randomBytes(weightsSize - 4)]);
+  const layers: Blob[] = [
+    { mediaType: 'application/vnd.ollama.image.model', bytes: weights },
+    { mediaType: 'application/vnd.ollama.image.template', bytes: Buffer.from('{{ .System }} {{ .Prompt }}') },
+    { mediaType: 'application/vnd.ollama.image.params', bytes: Buffer.from('{"stop":["<|end|>"]}') },
+  ];
+  const config: Blob = {
+    mediaType: 'application/vnd.docker.container.image.v1+json',
+    bytes: Buffer.from(
+      JSON.stringify({ model_format: 'gguf', model_family: 'test', file_type: 'F16', nonce: randomHex(8) }),
+    ),
+  };
+  return { config, layers, manifest: manifestOf(config, layers) };
+}
+
+export function manifestOf(config: Blob, layers: readonly Blob[]): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MANIFEST_TYPE,
+      config: descriptor(config),
+      layers: layers.map(descriptor),
+    }),
+  );
+}
+
+export function randomHex(bytes: number): string {
+  return randomBytes(bytes).toString('hex');
+}
+
+/** OCI push: POST an upload session, PUT the bytes with `?digest=` (monolithic upload). */
+export async function pushBlob(base: string, repo: string, bytes: Buffer): Promise<void> {
+  const start = await send('POST', `${base}/v2/${repo}/blobs/uploads/`, { 'content-length': '0' });
+  if (start.status !== 202) throw new Error(`upload start answered ${start.status}`);
+  const location = new URL(String(start.headers.location), base);
+  location.searchParams.set('digest', `sha256:${sha256(bytes)}`);
+  const put = await send(
+    'PUT',
+    location.toString(),
+    { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
+    bytes,
+  );
+  if (put.status !== 201) throw new Error(`blob upload answered ${put.status}: ${put.body.toString()}`);
+}
+
+/** Pushes every blob, then the manifest under `tag` with the docker v2 manifest media type. */
+export async function pushModel(
+  base: string,
+  repo: string,
+  tag: string,
+  model: GeneratedModel,
+): Promise<string> {
+  for (const blob of [model.config, ...model.layers]) await pushBlob(base, repo, blob.bytes);
+  const put = await send(
+    'PUT',
+    `${base}/v2/${repo}/manifests/${tag}`,
+    { 'content-type': MANIFEST_TYPE, 'content-length': String(model.manifest.length) },
+    model.manifest,
+  );
+  if (put.status !== 201) throw new Error(`manifest upload answered ${put.status}: ${put.body.toString()}`);
+  return String(put.headers['docker-content-digest']);
+}
+
+/** A recording reverse proxy: every request is kept in `.requests`, then passed on unchanged. */
+export async function startRecordingProxy(target: string): Promise<TestServer> {
+  return startServer(
+    (req, res) =>
+      new Promise<void>((resolve, reject) => {
+        const upstream = httpRequest(
+          new URL(req.url ?? '/', target),
+          { method: req.method, headers: req.headers, agent: false },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+            answer.on('end', resolve);
+            answer.on('error', reject);
+          },
+        );
+        upstream.on('error', reject);
+        req.pipe(upstream);
+      }),
+  );
+}
+
+/** GETs of blobs in a recorded request list (what a second, cached run must not make). */
+export function blobGets(server: TestServer): number {
+  return server.requests.filter((r) => r.method === 'GET' && r.url.includes('/blobs/sha256:')).length;
+}

@@ -1,0 +1,107 @@
+import * as core from '@actions/core';
+import * as toolCache from '@actions/tool-cache';
+import { createActionsCache, createNoCache } from '../cache/client.js';
+import { EnvNames, Outputs } from '../constants.js';
+import { describeError } from '../errors.js';
+import { type PullReport, pull } from '../pull.js';
+import { coreLogger } from '../report/core-logger.js';
+import { formatBytes, formatDuration } from '../report/format.js';
+import { progressLines } from '../report/progress-log.js';
+import { modelsJson, summaryMarkdown } from '../report/summary.js';
+import { installOllama } from '../runtime/install.js';
+import { startOllamaServe } from '../runtime/serve.js';
+import { settingsFromInputs } from '../settings/action-inputs.js';
+import type { Env } from '../settings/settings.js';
+
+/**
+ * The action's main step: settings → pull → outputs, env, summary → optional Ollama runtime.
+ * Returns the failure message, if any, for the entry point to report.
+ */
+export async function runAction(env: Env): Promise<string | undefined> {
+  const settings = settingsFromInputs(env);
+  const log = coreLogger();
+  const cache = settings.cache ? createActionsCache(log) : createNoCache();
+  const report = await pull(settings, { log, cache, onProgress: progressLines((line) => core.info(line)) });
+  await logModels(report);
+
+  core.setOutput(Outputs.CacheHit, String(report.cacheHit));
+  core.setOutput(Outputs.Models, JSON.stringify(modelsJson(report)));
+  core.setOutput(Outputs.OllamaModels, settings.ollamaModels);
+  core.setOutput(Outputs.HfCache, settings.hfCache);
+  core.setOutput(Outputs.DownloadedBytes, String(report.downloadedBytes));
+  core.setOutput(Outputs.CachedBytes, String(report.cachedBytes));
+  if (settings.exportEnv) {
+    core.exportVariable(EnvNames.OllamaModels, settings.ollamaModels);
+    core.exportVariable(EnvNames.HfHubCache, settings.hfCache);
+  }
+  if (settings.hfOffline) core.exportVariable(EnvNames.HfHubOffline, '1');
+  await core.summary
+    .addRaw(summaryMarkdown(report))
+    .write()
+    .catch((error: unknown) => core.warning(`could not write the job summary: ${describeError(error)}`));
+
+  const failed = report.models.filter((m) => m.error);
+  if (failed.length)
+    return `${failed.length} of ${report.models.length} models could not be pulled and verified`;
+
+  if (settings.ollamaVersion) {
+    const installed = await installOllama({
+      version: settings.ollamaVersion,
+      baseUrl: settings.ollamaDownloadUrl,
+      platform: process.platform,
+      arch: process.arch,
+      toolCache,
+      ...(settings.cache ? { actionsCache: runtimeCache(cache) } : {}),
+      ...(settings.runner.toolCache ? { toolCacheRoot: settings.runner.toolCache } : {}),
+      ...(settings.runner.temp ? { tempDir: settings.runner.temp } : {}),
+      cacheKeyPrefix: settings.cacheKeyPrefix,
+      log,
+    });
+    core.addPath(installed.binDir);
+    core.setOutput(Outputs.OllamaVersion, installed.version);
+    core.info(`Ollama ${installed.version} installed from the ${installed.source}`);
+    if (settings.ollamaServe) {
+      const expectedModels = report.models.flatMap((m) =>
+        m.output?.source === 'ollama' ? [m.output.name] : [],
+      );
+      const running = await startOllamaServe({
+        executable: installed.executable,
+        modelsRoot: settings.ollamaModels,
+        timeoutMs: 60_000,
+        expectedModels,
+        log,
+        env,
+      });
+      core.setOutput(Outputs.OllamaHost, running.host);
+      core.exportVariable(EnvNames.OllamaHost, running.host);
+      core.info(`ollama serve (pid ${running.pid}) at ${running.host} lists ${running.models.length} models`);
+    }
+  }
+  return undefined;
+}
+
+function runtimeCache(cache: ReturnType<typeof createNoCache>) {
+  return {
+    restore: (paths: string[], key: string) => cache.restore(paths, key),
+    save: (paths: string[], key: string) => cache.save(paths, key),
+  };
+}
+
+/** One group per model with what happened to it; each failure as one error annotation naming the line. */
+async function logModels(report: PullReport): Promise<void> {
+  for (const model of report.models) {
+    if (model.error) {
+      core.error(`${model.line}: ${describeError(model.error)}`, { title: 'model-pull' });
+      continue;
+    }
+    const o = model.output!;
+    await core.group(`${o.name} (${o.source}, ${formatBytes(o.size)}, cache ${o.cache})`, async () => {
+      core.info(`digest: ${o.digest}`);
+      core.info(`path: ${o.path}`);
+      core.info(
+        `downloaded ${formatBytes(model.downloadedBytes)}, restored ${formatBytes(model.cachedBytes)} in ${formatDuration(model.durationMs)}`,
+      );
+      for (const f of o.files) core.info(`  ${f.path} ${formatBytes(f.size)} ${f.digest}`);
+    });
+  }
+}

@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { isSha256Hex } from '../digest.js';
+import { ModelPullError } from '../errors.js';
+
+/**
+ * Ollama's store (protocols.md, "Ollama on-disk layout"):
+ *   <root>/blobs/sha256-<hex>                          every layer and the config, 0644
+ *   <root>/manifests/<host>/<namespace>/<model>/<tag>  the manifest bytes exactly as served
+ * Folders are 0755. Partial data never goes inside `blobs/`, because the server deletes names
+ * there that are not digests; our staging folder sits beside it and Ollama never scans it.
+ */
+export const INGEST_FOLDER = '.model-pull-ingest';
+
+export interface StoreName {
+  readonly host: string;
+  readonly namespace: string;
+  readonly model: string;
+  readonly tag: string;
+}
+
+export interface StoreBlob {
+  readonly hex: string;
+  readonly size: number;
+}
+
+export function blobPath(root: string, hex: string): string {
+  if (!isSha256Hex(hex))
+    throw new ModelPullError('ERR_BAD_MANIFEST', `not a sha256 digest: "${hex.slice(0, 80)}"`);
+  return join(root, 'blobs', `sha256-${hex}`);
+}
+
+/** The manifest file; the name parts were validated by the reference parser (no `/`, no `..`). */
+export function manifestPath(root: string, name: StoreName): string {
+  return join(root, 'manifests', name.host, name.namespace, name.model, name.tag);
+}
+
+/** The engine's staging folder: same filesystem as `blobs/` (atomic rename), outside it. */
+export function ingestDir(root: string): string {
+  return join(root, INGEST_FOLDER);
+}
+
+/** The stored manifest bytes, or undefined when there is none. */
+export async function readStoredManifest(root: string, name: StoreName): Promise<Buffer | undefined> {
+  try {
+    return await readFile(manifestPath(root, name));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Makes verified blobs a model Ollama lists and runs: every blob present at its size, 0644, mtime
+ * now (Ollama prunes unreferenced blobs older than an hour at start; a blob restored from a cache
+ * carries an old mtime, and until the manifest lands it is unreferenced), then the manifest,
+ * last, through a temporary file and a rename, so a reader never sees half a manifest and a
+ * manifest never names a blob that is not there.
+ */
+export async function commitOllamaModel(
+  root: string,
+  name: StoreName,
+  manifest: Uint8Array,
+  blobs: readonly StoreBlob[],
+  now: Date = new Date(),
+): Promise<void> {
+  await ensureDirs(join(root, 'blobs'));
+  for (const blob of blobs) {
+    const path = blobPath(root, blob.hex);
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch {
+      throw new ModelPullError(
+        'ERR_NOT_FOUND',
+        `blob ${path} is missing; cannot write the manifest of ${label(name)}`,
+      );
+    }
+    if (size !== blob.size) {
+      throw new ModelPullError(
+        'ERR_SIZE_MISMATCH',
+        `blob ${path} has ${size} bytes, the manifest of ${label(name)} says ${blob.size}`,
+      );
+    }
+    await chmod(path, 0o644);
+    await utimes(path, now, now);
+  }
+  const target = manifestPath(root, name);
+  await ensureDirs(dirname(target));
+  const staging = ingestDir(root);
+  await ensureDirs(staging);
+  const temp = join(staging, `manifest-${randomBytes(8).toString('hex')}.tmp`);
+  try {
+    await writeFile(temp, manifest, { mode: 0o644 });
+    await chmod(temp, 0o644);
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** mkdir -p, then 0755 on the folders this call created (never on the user's existing ones). */
+async function ensureDirs(path: string): Promise<void> {
+  const first = await mkdir(path, { recursive: true, mode: 0o755 });
+  if (first === undefined) return;
+  const rel = relative(first, path);
+  const created = [
+    first,
+    ...(rel ? rel.split(sep) : []).map((_, i, all) => join(first, ...all.slice(0, i + 1))),
+  ];
+  // mkdir's mode passes through the umask; a strict umask would hide the model from a server
+  // running as another user (the Linux install runs Ollama as user `ollama`).
+  for (const dir of created) await chmod(dir, 0o755);
+}
+
+function label(name: StoreName): string {
+  return `${name.host}/${name.namespace}/${name.model}:${name.tag}`;
+}

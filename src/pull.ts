@@ -1,0 +1,223 @@
+import type { CacheClient } from './cache/client.js';
+import { cacheKey } from './cache/key.js';
+import { fetchBlobsSettled } from './download/engine.js';
+import type { BlobResult, ProgressListener } from './download/types.js';
+import { describeError, type ModelPullError } from './errors.js';
+import { HttpClient } from './http/client.js';
+import { lockedIdentity, readLock, writeLock } from './lock/lockfile.js';
+import type { Identity, ModelFile, PlanEntry, SourceContext } from './plan.js';
+import { type ModelRef, parseLines } from './refs/index.js';
+import type { Logger } from './report/logger.js';
+import type { Settings } from './settings/settings.js';
+import { createSources, type Sources } from './sources/index.js';
+
+export type CacheState = 'hit' | 'miss' | 'partial' | 'off';
+
+/** One object of the `models` output, as interface.md specifies it. */
+export interface ModelOutput {
+  readonly ref: string;
+  readonly source: Identity['source'];
+  readonly name: string;
+  readonly digest: string;
+  readonly path: string;
+  readonly size: number;
+  readonly cache: CacheState;
+  readonly files: readonly ModelFile[];
+}
+
+export interface ModelReport {
+  readonly line: string;
+  /** Present when the model is in place and verified. */
+  readonly output?: ModelOutput;
+  readonly error?: ModelPullError | Error;
+  readonly downloadedBytes: number;
+  readonly cachedBytes: number;
+  readonly durationMs: number;
+}
+
+export interface PullReport {
+  readonly models: readonly ModelReport[];
+  readonly downloadedBytes: number;
+  readonly cachedBytes: number;
+  /** True when every model came from the cache with no download. */
+  readonly cacheHit: boolean;
+  readonly ok: boolean;
+}
+
+export interface PullDeps {
+  readonly log: Logger;
+  readonly cache: CacheClient;
+  readonly onProgress?: ProgressListener;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The whole pipeline for a list of model lines: parse (every line, before any request),
+ * identify (or read the lock), plan, restore from the Actions cache, fetch what is missing,
+ * commit the layouts, save new cache entries. One model's failure does not stop the others;
+ * the report says which failed and why.
+ */
+export async function pull(settings: Settings, deps: PullDeps): Promise<PullReport> {
+  const refs = parseLines(settings.lines);
+  const lock = settings.lockfile ? await readLock(settings.lockfile) : undefined;
+  const http = new HttpClient(settings.http);
+  try {
+    const ctx: SourceContext = { http, retry: settings.retry, log: deps.log, signal: deps.signal };
+    const sources = createSources(settings);
+    const started = Date.now();
+    const identities = await Promise.allSettled(
+      refs.map((ref) =>
+        lock && settings.lockfile
+          ? Promise.resolve(lockedIdentity(lock, settings.lockfile, ref.line, ref.kind))
+          : identify(sources, ref, ctx),
+      ),
+    );
+    if (settings.lockfile && !lock && identities.every((i) => i.status === 'fulfilled')) {
+      await writeLock(
+        settings.lockfile,
+        identities.map((i) => (i as PromiseFulfilledResult<Identity>).value),
+      );
+      deps.log.info(`wrote lock file ${settings.lockfile}`);
+    }
+    const models = await Promise.all(
+      refs.map(async (ref, i) => new ModelRun(ref, identities[i]!, sources, ctx, settings, deps).prepare()),
+    );
+    const blobs = models.flatMap((m) => m.plan?.blobs ?? []);
+    const settledAt = new Map<string, number>();
+    const outcomes = await fetchBlobsSettled(blobs, {
+      http,
+      concurrency: settings.concurrency,
+      connections: settings.connections,
+      verify: settings.verify,
+      retry: settings.retry,
+      signal: deps.signal,
+      onProgress: deps.onProgress,
+      onSettled: (blob) => settledAt.set(blob.target, Date.now()),
+    }).catch((error: unknown) => blobs.map(() => ({ status: 'rejected' as const, reason: error })));
+    const byTarget = new Map(blobs.map((b, i) => [b.target, outcomes[i]!]));
+    const reports: ModelReport[] = [];
+    for (const model of models) reports.push(await model.finish(byTarget, settledAt, started));
+    return {
+      models: reports,
+      downloadedBytes: reports.reduce((sum, r) => sum + r.downloadedBytes, 0),
+      cachedBytes: reports.reduce((sum, r) => sum + r.cachedBytes, 0),
+      cacheHit: reports.every((r) => r.output?.cache === 'hit'),
+      ok: reports.every((r) => r.output !== undefined),
+    };
+  } finally {
+    await http.close();
+  }
+}
+
+function identify(sources: Sources, ref: ModelRef, ctx: SourceContext): Promise<Identity> {
+  switch (ref.kind) {
+    case 'ollama':
+      return sources.ollama.identify(ref.ref, ctx);
+    case 'hf':
+      return sources.hf.identify(ref.ref, ctx);
+    case 'url':
+      return sources.url.identify(ref.ref, ctx);
+  }
+}
+
+/** One model through the pipeline: plan and cache restore before the engine, commit and save after. */
+class ModelRun {
+  plan: PlanEntry | undefined;
+  private error: Error | undefined;
+  private key: string | undefined;
+  private restored = false;
+
+  constructor(
+    private readonly ref: ModelRef,
+    private readonly identity: PromiseSettledResult<Identity>,
+    private readonly sources: Sources,
+    private readonly ctx: SourceContext,
+    private readonly settings: Settings,
+    private readonly deps: PullDeps,
+  ) {}
+
+  async prepare(): Promise<this> {
+    if (this.identity.status === 'rejected') {
+      this.error = asError(this.identity.reason);
+      return this;
+    }
+    const identity = this.identity.value;
+    try {
+      this.plan = await this.sources[identity.source].plan(identity, this.ctx);
+      if (this.settings.cache) {
+        this.key = cacheKey(this.settings.cacheKeyPrefix, identity);
+        this.restored = await this.deps.cache.restore(this.plan.cachePaths, this.key);
+        if (this.restored)
+          this.deps.log.info(`${this.ref.line}: restored from the Actions cache (${this.key})`);
+      }
+    } catch (error) {
+      this.error = asError(error);
+      this.plan = undefined;
+    }
+    return this;
+  }
+
+  async finish(
+    outcomes: ReadonlyMap<string, PromiseSettledResult<BlobResult>>,
+    settledAt: ReadonlyMap<string, number>,
+    started: number,
+  ): Promise<ModelReport> {
+    const plan = this.plan;
+    const line = this.ref.line;
+    if (!plan || this.error)
+      return { line, error: this.error, downloadedBytes: 0, cachedBytes: 0, durationMs: 0 };
+    const results = plan.blobs.map((b) => outcomes.get(b.target)!);
+    const durationMs = Math.max(0, ...plan.blobs.map((b) => (settledAt.get(b.target) ?? started) - started));
+    const downloadedBytes = results.reduce(
+      (s, r) => s + (r.status === 'fulfilled' ? r.value.downloadedBytes : 0),
+      0,
+    );
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) {
+      return { line, error: asError(failed.reason), downloadedBytes, cachedBytes: 0, durationMs };
+    }
+    const done = results.map((r) => (r as PromiseFulfilledResult<BlobResult>).value);
+    const cachedBytes = this.restored ? done.filter((r) => r.reused).reduce((s, r) => s + r.size, 0) : 0;
+    try {
+      await plan.commit();
+    } catch (error) {
+      return { line, error: asError(error), downloadedBytes, cachedBytes, durationMs };
+    }
+    const cache: CacheState = !this.settings.cache
+      ? 'off'
+      : !this.restored
+        ? 'miss'
+        : downloadedBytes > 0 || done.some((r) => r.replaced)
+          ? 'partial'
+          : 'hit';
+    // Only a miss is saved: a restored entry that needed repair keeps its key (entries are
+    // immutable), and the repaired files are on disk for this run anyway.
+    if (cache === 'miss' && this.key) {
+      const saved = await this.deps.cache.save(plan.cachePaths, this.key);
+      if (saved === 'saved') this.deps.log.info(`${line}: saved to the Actions cache (${this.key})`);
+    }
+    const sizes = new Map(done.map((r) => [r.target, r.size]));
+    const files = plan.files.map((f) => (f.size > 0 ? f : { ...f, size: sizes.get(f.path) ?? f.size }));
+    const identity = plan.identity;
+    return {
+      line,
+      output: {
+        ref: line,
+        source: identity.source,
+        name: identity.name,
+        digest: identity.digest,
+        path: plan.path,
+        size: plan.size > 0 ? plan.size : files.reduce((s, f) => s + f.size, 0),
+        cache,
+        files,
+      },
+      downloadedBytes,
+      cachedBytes,
+      durationMs,
+    };
+  }
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(describeError(reason));
+}

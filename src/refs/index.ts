@@ -1,0 +1,24 @@
+import { type HfRef, parseHfRef } from './hf.js';
+import { badLine, splitLine } from './line.js';
+import { type OllamaRef, parseOllamaRef } from './ollama.js';
+import { parseUrlRef, type UrlRef } from './url.js';
+
+export type ModelRef =
+  | { readonly kind: 'ollama'; readonly line: string; readonly ref: OllamaRef }
+  | { readonly kind: 'hf'; readonly line: string; readonly ref: HfRef }
+  | { readonly kind: 'url'; readonly line: string; readonly ref: UrlRef };
+
+/** Parses one model line; a malformed line fails here, before any request. */
+export function parseLine(text: string): ModelRef {
+  const parts = splitLine(text);
+  const { line, reference } = parts;
+  if (reference.startsWith('ollama:')) return { kind: 'ollama', line, ref: parseOllamaRef(parts) };
+  if (reference.startsWith('hf:')) return { kind: 'hf', line, ref: parseHfRef(parts) };
+  if (/^https?:\/\//i.test(reference)) return { kind: 'url', line, ref: parseUrlRef(parts) };
+  throw badLine(line, 'expected ollama:NAME, hf:OWNER/REPO or an https:// URL with sha256=');
+}
+
+/** Parses every line first, so one bad line stops the run before anything is fetched. */
+export function parseLines(lines: readonly string[]): ModelRef[] {
+  return lines.map(parseLine);
+}

@@ -1,0 +1,156 @@
+import { badLine, type LineParts, onlyOptions } from './line.js';
+
+/**
+ * An `ollama:` reference, with Ollama's defaults applied. `tag` is always set: Ollama merges the
+ * default tag `latest` into every name, including one that carries a digest, so a pinned name
+ * without a tag is stored under `latest` as Ollama itself would store it.
+ */
+export interface OllamaRef {
+  /** The line as written, trimmed (quoted in errors, the lock file's key). */
+  readonly line: string;
+  readonly scheme: 'http' | 'https';
+  /** `host` or `host:port`, as written (it is also a folder name under `manifests/`). */
+  readonly host: string;
+  readonly namespace: string;
+  readonly model: string;
+  readonly tag: string;
+  /** The 64 lowercase hex of an `@sha256:` pin; the manifest is then fetched by digest. */
+  readonly pin?: string;
+}
+
+export const OLLAMA_PREFIX = 'ollama:';
+
+const DEFAULTS = {
+  scheme: 'https',
+  host: 'registry.ollama.ai',
+  namespace: 'library',
+  tag: 'latest',
+} as const;
+
+/**
+ * Ollama's per-part rules (protocols.md, "Names"): every part starts with a letter, digit or `_`;
+ * the host may also hold `.`, `-`, `_`, `:` (a port) and be 350 long; a namespace holds no `.`;
+ * model and tag may hold `.`, `-`, `_`; namespace, model and tag are at most 80 long.
+ */
+const PARTS = {
+  host: { max: 350, rest: /^[A-Za-z0-9_.:-]*$/, allowed: 'letters, digits, _, -, . and :' },
+  namespace: { max: 80, rest: /^[A-Za-z0-9_-]*$/, allowed: 'letters, digits, _ and -' },
+  model: { max: 80, rest: /^[A-Za-z0-9_.-]*$/, allowed: 'letters, digits, _, - and .' },
+  tag: { max: 80, rest: /^[A-Za-z0-9_.-]*$/, allowed: 'letters, digits, _, - and .' },
+} as const;
+
+type PartKind = keyof typeof PARTS;
+
+/** Parses the reference of an `ollama:` line; every failure quotes the line and says why. */
+export function parseOllamaRef(parts: LineParts): OllamaRef {
+  const { line } = parts;
+  onlyOptions(parts, []);
+  if (!parts.reference.startsWith(OLLAMA_PREFIX)) {
+    throw badLine(line, 'expected a reference starting with ollama:');
+  }
+  const name = parts.reference.slice(OLLAMA_PREFIX.length);
+  if (name === '') throw badLine(line, 'the model name is missing after ollama:');
+
+  // '@' never appears in a name part, so the last one starts the pin; then the scheme, then the
+  // tag, which is split off only when the last ':' comes after the last '/' (so `host:port/ns/m`
+  // keeps its port: a '/' can never appear in a tag).
+  const [unpinned, pin] = cutPin(line, name);
+  const [path, scheme] = cutScheme(line, unpinned);
+  let rest = path;
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (tag === '') throw badLine(line, 'the tag after ":" is empty');
+  }
+  const segments = rest.split('/');
+  if (segments.length > 3) throw badLine(line, 'too many "/": expected [host/][namespace/]model[:tag]');
+  if (segments.some((p) => p === '')) {
+    throw badLine(line, 'empty part between "/": expected [host/][namespace/]model[:tag]');
+  }
+  const model = segments.pop()!;
+  const namespace = segments.pop();
+  const host = segments.pop();
+  if (scheme && host === undefined) {
+    throw badLine(line, 'an explicit scheme needs a host: scheme://host/namespace/model[:tag]');
+  }
+
+  const ref: OllamaRef = {
+    line,
+    scheme: scheme ?? DEFAULTS.scheme,
+    host: host ?? DEFAULTS.host,
+    namespace: namespace ?? DEFAULTS.namespace,
+    model,
+    tag: tag ?? DEFAULTS.tag,
+    ...(pin === undefined ? {} : { pin }),
+  };
+  for (const kind of ['host', 'namespace', 'model', 'tag'] as const) checkPart(line, kind, ref[kind]);
+  checkAddress(line, ref);
+  return ref;
+}
+
+function cutPin(line: string, name: string): [string, string | undefined] {
+  const at = name.lastIndexOf('@');
+  if (at < 0) return [name, undefined];
+  const digest = name.slice(at + 1);
+  const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
+  if (!m) {
+    throw badLine(line, `a pin must be @sha256: followed by 64 lowercase hex digits, got "@${clip(digest)}"`);
+  }
+  return [name.slice(0, at), m[1]];
+}
+
+function cutScheme(line: string, name: string): [string, OllamaRef['scheme'] | undefined] {
+  const s = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(name);
+  if (!s) return [name, undefined];
+  const given = s[1]!.toLowerCase();
+  if (given !== 'http' && given !== 'https') {
+    throw badLine(line, `unsupported scheme "${s[1]}://" (use http:// or https://)`);
+  }
+  return [name.slice(s[0].length), given];
+}
+
+function checkPart(line: string, kind: PartKind, value: string): void {
+  const rule = PARTS[kind];
+  if (value.length > rule.max) {
+    throw badLine(line, `${kind} "${clip(value)}" is longer than ${rule.max} characters`);
+  }
+  if (!/^[A-Za-z0-9_]/.test(value)) {
+    throw badLine(line, `${kind} "${clip(value)}" must start with a letter, a digit or _`);
+  }
+  if (!rule.rest.test(value.slice(1))) {
+    throw badLine(line, `${kind} "${clip(value)}" may only contain ${rule.allowed}`);
+  }
+}
+
+/**
+ * Ollama accepts names such as `host:https/ns/model` that no URL can reach; refusing them here
+ * keeps the promise that a bad line fails before any request.
+ */
+function checkAddress(line: string, ref: OllamaRef): void {
+  try {
+    new URL(`${ref.scheme}://${ref.host}/`);
+  } catch {
+    throw badLine(line, `host "${clip(ref.host)}" is not a network address (expected host or host:port)`);
+  }
+}
+
+/** `host/namespace/model:tag`, the name Ollama lists and the `name` of the model's report. */
+export function ollamaName(ref: OllamaRef): string {
+  return `${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`;
+}
+
+/** `scheme://host`, the registry's origin, where `/v2/…` requests go. */
+export function registryOrigin(ref: OllamaRef): string {
+  return new URL(`${ref.scheme}://${ref.host}/`).origin;
+}
+
+/** `namespace/model`, the repository path of the distribution API. */
+export function repositoryOf(ref: OllamaRef): string {
+  return `${ref.namespace}/${ref.model}`;
+}
+
+function clip(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}

@@ -1,0 +1,226 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Inputs, USER_AGENT } from '../constants.js';
+import { ModelPullError } from '../errors.js';
+import type { HttpOptions } from '../http/client.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../http/retry.js';
+import { modelLines } from '../refs/line.js';
+
+/**
+ * Everything a run needs, read once from action inputs or CLI flags and the environment.
+ * Nothing else in model-pull reads inputs or `process.env`.
+ */
+export interface Settings {
+  /** Model lines, blank lines and comments removed. */
+  readonly lines: readonly string[];
+  /** Ollama store root (`$OLLAMA_MODELS` or `~/.ollama/models`). */
+  readonly ollamaModels: string;
+  /** Hugging Face hub cache root. */
+  readonly hfCache: string;
+  /** Where `https:` references land. */
+  readonly filesDir: string;
+  readonly hfEndpoint: string;
+  /** Sent only to the hub's origin; masked by the entry point. */
+  readonly hfToken: string | undefined;
+  readonly cache: boolean;
+  readonly cacheKeyPrefix: string;
+  /** Files downloaded at once. */
+  readonly concurrency: number;
+  /** Parallel range requests per large file. */
+  readonly connections: number;
+  readonly verify: 'full' | 'size';
+  readonly lockfile: string | undefined;
+  readonly exportEnv: boolean;
+  readonly hfOffline: boolean;
+  /** Ollama version to install (`latest` allowed); undefined: no install. */
+  readonly ollamaVersion: string | undefined;
+  readonly ollamaServe: boolean;
+  /** Release page the Ollama archive comes from (a mirror of GitHub's releases). */
+  readonly ollamaDownloadUrl: string;
+  /** The runner's tool cache and temp folders (RUNNER_TOOL_CACHE, RUNNER_TEMP). */
+  readonly runner: { readonly toolCache: string | undefined; readonly temp: string | undefined };
+  /** Basic credentials for private OCI registries, sent only to the token realm. */
+  readonly registryAuth: { readonly username: string; readonly password: string } | undefined;
+  /** Hosts other than the registry itself that may act as its token realm (https only). */
+  readonly allowedRealmHosts: readonly string[];
+  readonly http: HttpOptions;
+  readonly retry: RetryPolicy;
+  /** Secrets the entry point must mask in every log line. */
+  readonly secrets: readonly string[];
+}
+
+/** Raw values by input name (`undefined` or '' = not given). */
+export type RawInputs = Readonly<Partial<Record<(typeof Inputs)[keyof typeof Inputs], string>>>;
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface SettingsContext {
+  readonly env: Env;
+  readonly home?: string;
+  readonly cwd?: string;
+  /** How an option is named in errors: `input "concurrency"` or `--concurrency`. */
+  readonly nameOf: (input: string) => string;
+  /** Whether `models` must be non-empty (the `verify` command takes none). */
+  readonly requireModels?: boolean;
+}
+
+export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
+  const env = ctx.env;
+  const home = ctx.home ?? homedir();
+  const cwd = ctx.cwd ?? process.cwd();
+  const value = (name: keyof RawInputs): string | undefined => {
+    const v = raw[name]?.trim();
+    return v ? v : undefined;
+  };
+  const path = (p: string) => resolve(cwd, p.startsWith('~/') ? join(home, p.slice(2)) : p);
+  const flag = (name: keyof RawInputs, fallback: boolean) =>
+    parseBoolean(value(name), fallback, ctx.nameOf(name));
+  const int = (name: keyof RawInputs, fallback: number, min: number, max: number) =>
+    parseInteger(value(name), fallback, min, max, ctx.nameOf(name));
+
+  const lines = modelLines(raw.models ?? '');
+  if (ctx.requireModels !== false && lines.length === 0) {
+    throw new ModelPullError('ERR_BAD_INPUT', `${ctx.nameOf(Inputs.Models)} names no model`);
+  }
+  const verify = value(Inputs.Verify) ?? 'full';
+  if (verify !== 'full' && verify !== 'size') {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `${ctx.nameOf(Inputs.Verify)} must be full or size, got "${verify}"`,
+    );
+  }
+  const hfEndpoint = (
+    value(Inputs.HfEndpoint) ??
+    nonEmpty(env.HF_ENDPOINT) ??
+    'https://huggingface.co'
+  ).replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]+/.test(hfEndpoint)) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `${ctx.nameOf(Inputs.HfEndpoint)} is not a URL: "${hfEndpoint}"`,
+    );
+  }
+  const hfToken = value(Inputs.HfToken) ?? nonEmpty(env.HF_TOKEN) ?? nonEmpty(env.HUGGING_FACE_HUB_TOKEN);
+  const username = value(Inputs.RegistryUsername);
+  const password = value(Inputs.RegistryPassword);
+  if ((username === undefined) !== (password === undefined)) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `${ctx.nameOf(Inputs.RegistryUsername)} and ${ctx.nameOf(Inputs.RegistryPassword)} go together`,
+    );
+  }
+  const prefix = value(Inputs.CacheKeyPrefix) ?? 'model-pull';
+  if (/[,\s]/.test(prefix) || prefix.length > 200) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `${ctx.nameOf(Inputs.CacheKeyPrefix)} must be at most 200 characters without commas or spaces`,
+    );
+  }
+  const concurrency = int(Inputs.Concurrency, 4, 1, 64);
+  const connections = int(Inputs.Connections, 16, 1, 64);
+  const caFile = value(Inputs.CaCert);
+  const ollamaServe = flag(Inputs.OllamaServe, false);
+  const ollamaVersion = value(Inputs.OllamaVersion);
+  if (ollamaServe && !ollamaVersion) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `${ctx.nameOf(Inputs.OllamaServe)} needs ${ctx.nameOf(Inputs.OllamaVersion)} (the version to install, or latest)`,
+    );
+  }
+  const secrets = [hfToken, password].filter((s): s is string => s !== undefined);
+  return {
+    lines,
+    ollamaModels: path(value(Inputs.OllamaModels) ?? nonEmpty(env.OLLAMA_MODELS) ?? '~/.ollama/models'),
+    hfCache: path(value(Inputs.HfCache) ?? defaultHfCache(env)),
+    filesDir: path(value(Inputs.FilesDir) ?? '~/.cache/model-pull/files'),
+    hfEndpoint,
+    hfToken,
+    cache: flag(Inputs.Cache, true),
+    cacheKeyPrefix: prefix,
+    concurrency,
+    connections,
+    verify,
+    lockfile: value(Inputs.Lockfile) ? path(value(Inputs.Lockfile)!) : undefined,
+    exportEnv: flag(Inputs.ExportEnv, true),
+    hfOffline: flag(Inputs.HfOffline, false),
+    ollamaVersion,
+    ollamaServe,
+    ollamaDownloadUrl: (
+      value(Inputs.OllamaDownloadUrl) ?? 'https://github.com/ollama/ollama/releases'
+    ).replace(/\/+$/, ''),
+    runner: { toolCache: nonEmpty(env.RUNNER_TOOL_CACHE), temp: nonEmpty(env.RUNNER_TEMP) },
+    registryAuth: username && password ? { username, password } : undefined,
+    allowedRealmHosts: (value(Inputs.AllowedRealmHosts) ?? '').split(/[\s,]+/).filter(Boolean),
+    http: {
+      // Each file may open `connections` ranges and `concurrency` files run at once.
+      connections: connections * concurrency,
+      insecure: flag(Inputs.Insecure, false),
+      extraCa: caFile ? readCa(path(caFile), ctx.nameOf(Inputs.CaCert)) : undefined,
+      proxy: proxyFrom(env),
+      stallTimeoutMs: int(Inputs.StallTimeout, 30, 1, 3600) * 1000,
+      userAgent: USER_AGENT,
+    },
+    retry: { ...DEFAULT_RETRY_POLICY, retries: int(Inputs.Retries, DEFAULT_RETRY_POLICY.retries, 0, 50) },
+    secrets,
+  };
+}
+
+/** huggingface_hub's order: HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME, ~/.cache. */
+function defaultHfCache(env: Env): string {
+  return (
+    nonEmpty(env.HF_HUB_CACHE) ??
+    nonEmpty(env.HUGGINGFACE_HUB_CACHE) ??
+    (nonEmpty(env.HF_HOME) ? join(env.HF_HOME!, 'hub') : undefined) ??
+    (nonEmpty(env.XDG_CACHE_HOME) ? join(env.XDG_CACHE_HOME!, 'huggingface', 'hub') : undefined) ??
+    '~/.cache/huggingface/hub'
+  );
+}
+
+function proxyFrom(env: Env): HttpOptions['proxy'] {
+  const httpsProxy = nonEmpty(env.HTTPS_PROXY) ?? nonEmpty(env.https_proxy);
+  const httpProxy = nonEmpty(env.HTTP_PROXY) ?? nonEmpty(env.http_proxy);
+  if (!httpsProxy && !httpProxy) return undefined;
+  return { httpsProxy, httpProxy, noProxy: nonEmpty(env.NO_PROXY) ?? nonEmpty(env.no_proxy) };
+}
+
+function readCa(file: string, name: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ModelPullError('ERR_BAD_INPUT', `${name}: cannot read ${file} (${(error as Error).message})`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ModelPullError('ERR_BAD_INPUT', `${name}: ${file} holds no PEM certificate`);
+  }
+  return pem;
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v?.trim() ? v.trim() : undefined;
+}
+
+export function parseBoolean(v: string | undefined, fallback: boolean, name: string): boolean {
+  if (v === undefined) return fallback;
+  if (/^(true|yes|1|on)$/i.test(v)) return true;
+  if (/^(false|no|0|off)$/i.test(v)) return false;
+  throw new ModelPullError('ERR_BAD_INPUT', `${name} must be true or false, got "${v}"`);
+}
+
+export function parseInteger(
+  v: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+  name: string,
+): number {
+  if (v === undefined) return fallback;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `${name} must be a whole number from ${min} to ${max}, got "${v}"`,
+    );
+  }
+  return Number(v);
+}

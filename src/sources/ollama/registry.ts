@@ -1,0 +1,246 @@
+import { sha256Hex } from '../../digest.js';
+import type { BlobLocation } from '../../download/types.js';
+import { ModelPullError, redactUrl } from '../../errors.js';
+import {
+  type Credentials,
+  type HttpClient,
+  type HttpResponse,
+  networkError,
+  type RequestOptions,
+  statusError,
+} from '../../http/client.js';
+import { type RetryPolicy, withRetries } from '../../http/retry.js';
+import type { Logger } from '../../report/logger.js';
+import {
+  type AuthPolicy,
+  authError,
+  basicHeader,
+  type Challenge,
+  fetchToken,
+  parseChallenges,
+} from './auth.js';
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './manifest.js';
+
+/** What the session knows about how this repository wants to be asked. */
+type AuthState =
+  | { readonly kind: 'unknown' }
+  | { readonly kind: 'anonymous' }
+  | { readonly kind: 'basic' }
+  | {
+      readonly kind: 'bearer';
+      readonly challenge: Challenge;
+      readonly token: string;
+      readonly expiresAt: number;
+    };
+
+/** Refresh a token this long before the expiry the realm announced. */
+const EXPIRY_MARGIN_MS = 10_000;
+
+/**
+ * One repository on one registry (`scheme://host`, `namespace/model`): the distribution API
+ * calls, with anonymous-first auth. Tokens live only here, in a `Credentials` bound to the
+ * registry's origin, so the HTTP client never sends them to a CDN a blob redirects to.
+ */
+export class RegistrySession {
+  private auth: AuthState = { kind: 'unknown' };
+  /** Bumped on every new token, so blobs re-located at once share one refresh. */
+  private generation = 0;
+  private pending: Promise<void> | undefined;
+
+  constructor(
+    readonly registry: URL,
+    readonly repository: string,
+    private readonly policy: AuthPolicy,
+  ) {}
+
+  /** GET a manifest by tag or `sha256:` digest; when `expectHex` is given the bytes must hash to it. */
+  async getManifest(
+    http: HttpClient,
+    reference: string,
+    options: {
+      /** `host/ns/model:tag`, for messages. */
+      name: string;
+      expectHex?: string;
+      retry: RetryPolicy;
+      log: Logger;
+      signal?: AbortSignal;
+    },
+  ): Promise<Buffer> {
+    const { name } = options;
+    const url = `${this.registry.origin}/v2/${this.repository}/manifests/${reference}`;
+    const bytes = await withRetries(
+      async () => {
+        const response = await this.send(http, url, {
+          headers: { accept: MANIFEST_ACCEPT },
+          signal: options.signal,
+        });
+        if (response.status === 404) {
+          await response.body.dump().catch(() => undefined);
+          throw new ModelPullError(
+            'ERR_NOT_FOUND',
+            `${name} was not found on ${this.registry.host} (HTTP 404)`,
+            {
+              status: 404,
+            },
+          );
+        }
+        if (response.status !== 200) throw await statusError(response, `${this.registry.host} for ${name}`);
+        return readLimited(response, MAX_MANIFEST_BYTES, `the manifest of ${name}`);
+      },
+      options.retry,
+      options.signal ? { signal: options.signal } : {},
+    );
+    const hex = sha256Hex(bytes);
+    if (options.expectHex !== undefined && hex !== options.expectHex) {
+      throw new ModelPullError(
+        'ERR_DIGEST_MISMATCH',
+        `the manifest served for ${name} has digest sha256:${hex}, not the requested sha256:${options.expectHex}`,
+      );
+    }
+    options.log.debug(`manifest of ${name}: sha256:${hex} (${bytes.length} bytes)`);
+    return bytes;
+  }
+
+  /**
+   * Where a blob is fetched: the registry URL with the current token (the client follows a
+   * 307/302 to the CDN without it; a plain registry answers 200 itself). `previous` is the token
+   * generation a blob saw when it last asked: asking again means its URL failed, so a token that
+   * has not changed since is refreshed once for everyone.
+   */
+  async blobLocation(
+    http: HttpClient,
+    hex: string,
+    previous: number | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ location: BlobLocation; generation: number }> {
+    const url = `${this.registry.origin}/v2/${this.repository}/blobs/sha256:${hex}`;
+    if (this.auth.kind === 'unknown') await this.probe(http, url, hex, signal);
+    if (this.auth.kind === 'bearer' && previous === this.generation) {
+      await this.refresh(http, this.auth.challenge, signal);
+    }
+    const credentials = await this.credentials(http, signal);
+    return { location: { url, ...(credentials ? { credentials } : {}) }, generation: this.generation };
+  }
+
+  /** Learns the auth state with a HEAD that stops at the first answer (no CDN round trip). */
+  private async probe(http: HttpClient, url: string, hex: string, signal?: AbortSignal): Promise<void> {
+    const response = await this.send(http, url, { method: 'HEAD', maxRedirects: 0, signal });
+    await response.body.dump().catch(() => undefined);
+    if (response.status === 404) {
+      throw new ModelPullError(
+        'ERR_NOT_FOUND',
+        `blob sha256:${hex} of ${this.repository} is missing on ${this.registry.host}`,
+        {
+          status: 404,
+        },
+      );
+    }
+  }
+
+  /** A request with the current credentials; on 401, answer the challenge and retry once. */
+  private async send(
+    http: HttpClient,
+    url: string,
+    options: Pick<RequestOptions, 'headers' | 'method' | 'maxRedirects'> & {
+      signal: AbortSignal | undefined;
+    },
+  ): Promise<HttpResponse> {
+    const { signal, ...rest } = options;
+    const attempt = async () => {
+      const credentials = await this.credentials(http, signal);
+      return http.request(url, {
+        ...rest,
+        ...(credentials ? { credentials } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    };
+    let response = await attempt();
+    if (response.status !== 401) {
+      if (this.auth.kind === 'unknown') this.auth = { kind: 'anonymous' };
+      return response;
+    }
+    const challenges = parseChallenges(response.headers['www-authenticate']);
+    await response.body.dump().catch(() => undefined);
+    await this.answer(http, challenges, signal);
+    response = await attempt();
+    if (response.status === 401) {
+      await response.body.dump().catch(() => undefined);
+      throw authError(
+        this.registry,
+        `refused access to ${this.repository} after authenticating (HTTP 401)`,
+        401,
+      );
+    }
+    return response;
+  }
+
+  private async answer(http: HttpClient, challenges: Challenge[], signal?: AbortSignal): Promise<void> {
+    const bearer = challenges.find((c) => c.scheme === 'bearer');
+    if (bearer) return this.refresh(http, bearer, signal);
+    if (challenges.some((c) => c.scheme === 'basic') && this.policy.basicAuth) {
+      // A Basic challenge names no separate realm: the registry itself is where the password goes.
+      this.auth = { kind: 'basic' };
+      return;
+    }
+    const offered = challenges.map((c) => c.scheme).join(', ') || 'no challenge';
+    throw authError(
+      this.registry,
+      `requires authentication for ${this.repository} (offered: ${offered})`,
+      401,
+    );
+  }
+
+  /** One token request at a time; callers that arrive meanwhile share its result. */
+  private refresh(http: HttpClient, challenge: Challenge, signal?: AbortSignal): Promise<void> {
+    this.pending ??= (async () => {
+      try {
+        const scope = `repository:${this.repository}:pull`;
+        const token = await fetchToken(http, challenge, this.registry, scope, this.policy, signal);
+        this.auth = { kind: 'bearer', challenge, token: token.value, expiresAt: token.expiresAt };
+        this.generation++;
+      } finally {
+        this.pending = undefined;
+      }
+    })();
+    return this.pending;
+  }
+
+  private async credentials(http: HttpClient, signal?: AbortSignal): Promise<Credentials | undefined> {
+    if (this.pending) await this.pending;
+    if (this.auth.kind === 'basic' && this.policy.basicAuth) {
+      return { origin: this.registry.origin, headers: { authorization: basicHeader(this.policy.basicAuth) } };
+    }
+    if (this.auth.kind !== 'bearer') return undefined;
+    if (this.policy.now() >= this.auth.expiresAt - EXPIRY_MARGIN_MS)
+      await this.refresh(http, this.auth.challenge, signal);
+    if (this.auth.kind !== 'bearer') return undefined;
+    return { origin: this.registry.origin, headers: { authorization: `Bearer ${this.auth.token}` } };
+  }
+}
+
+/** Reads a small body whole, refusing more than `max` bytes (a manifest, not a blob). */
+async function readLimited(response: HttpResponse, max: number, what: string): Promise<Buffer> {
+  const declared = Number(response.headers['content-length']);
+  const tooLarge = () =>
+    new ModelPullError('ERR_BAD_MANIFEST', `${what} is larger than ${max} bytes; refusing to read it`);
+  if (Number.isFinite(declared) && declared > max) {
+    response.body.destroy();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of response.body) {
+      total += (chunk as Buffer).length;
+      if (total > max) {
+        response.body.destroy();
+        throw tooLarge();
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch (error) {
+    if (error instanceof ModelPullError) throw error;
+    throw networkError(error, redactUrl(response.url));
+  }
+  return Buffer.concat(chunks);
+}

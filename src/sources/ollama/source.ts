@@ -1,0 +1,202 @@
+import { sha256Hex } from '../../digest.js';
+import type { BlobSpec } from '../../download/types.js';
+import { ModelPullError } from '../../errors.js';
+import {
+  blobPath,
+  commitOllamaModel,
+  ingestDir,
+  manifestPath,
+  readStoredManifest,
+} from '../../layouts/ollama.js';
+import type { Identity, PlanEntry, Source, SourceContext } from '../../plan.js';
+import { splitLine } from '../../refs/line.js';
+import {
+  type OllamaRef,
+  ollamaName,
+  parseOllamaRef,
+  registryOrigin,
+  repositoryOf,
+} from '../../refs/ollama.js';
+import type { BasicAuth } from './auth.js';
+import { type Descriptor, layerKind, type OllamaManifest, parseManifest, weightsLayer } from './manifest.js';
+import { RegistrySession } from './registry.js';
+
+export interface OllamaSourceOptions {
+  /** The Ollama store root (`ollama-models`). */
+  readonly modelsRoot: string;
+  /** Hosts a token realm may live on besides the registry itself (https only). */
+  readonly allowedRealmHosts?: readonly string[];
+  /** For private registries; sent only to the token realm (or a registry asking for Basic). */
+  readonly basicAuth?: BasicAuth;
+  /**
+   * How the engine trusts blobs already present. Manifests are small and always hashed, so the
+   * source itself hashes whatever it reads from the store in either mode.
+   */
+  readonly verify: 'full' | 'size';
+  /** Clock for token expiry; injected by tests. */
+  readonly now?: () => number;
+}
+
+/** Resolves `ollama:` references against Ollama's registry or any OCI-distribution registry. */
+export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaRef> {
+  const sessions = new Map<string, RegistrySession>();
+  const policy = {
+    allowedRealmHosts: options.allowedRealmHosts ?? [],
+    ...(options.basicAuth ? { basicAuth: options.basicAuth } : {}),
+    now: options.now ?? Date.now,
+  };
+  const sessionFor = (ref: OllamaRef): RegistrySession => {
+    const registry = new URL(registryOrigin(ref));
+    const key = `${registry.origin}/${repositoryOf(ref)}`;
+    let session = sessions.get(key);
+    if (!session) {
+      session = new RegistrySession(registry, repositoryOf(ref), policy);
+      sessions.set(key, session);
+    }
+    return session;
+  };
+
+  return {
+    async identify(ref, ctx) {
+      // A pin whose manifest is already in the store needs no request at all (offline reruns).
+      if (ref.pin !== undefined) {
+        const stored = await readStoredManifest(options.modelsRoot, ref);
+        if (stored && sha256Hex(stored) === ref.pin)
+          return identityOf(ref, parseManifest(stored, ollamaName(ref)), ref.pin);
+      }
+      const bytes = await sessionFor(ref).getManifest(ctx.http, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
+        ...(ref.pin ? { expectHex: ref.pin } : {}),
+        ...requestOptions(ref, ctx),
+      });
+      return identityOf(ref, parseManifest(bytes, ollamaName(ref)), sha256Hex(bytes));
+    },
+
+    async plan(identity, ctx) {
+      const ref = refOf(identity);
+      const hex = digestHex(identity);
+      const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, () =>
+        sessionFor(ref).getManifest(ctx.http, `sha256:${hex}`, {
+          expectHex: hex,
+          ...requestOptions(ref, ctx),
+        }),
+      );
+      return planEntry(ref, identity, manifest, options.modelsRoot, sessionFor(ref), ctx);
+    },
+  };
+}
+
+function requestOptions(ref: OllamaRef, ctx: SourceContext) {
+  const signal = ctx.signal ? { signal: ctx.signal } : {};
+  return { name: ollamaName(ref), retry: ctx.retry, log: ctx.log, ...signal };
+}
+
+function identityOf(ref: OllamaRef, manifest: OllamaManifest, hex: string): Identity {
+  return {
+    source: 'ollama',
+    ref: ref.line,
+    name: ollamaName(ref),
+    digest: `sha256:${hex}`,
+    contentDigest: hex,
+    // The manifest text lets plan() and a lock file skip a second request; plan() re-hashes it.
+    detail: { manifest: manifest.text },
+  };
+}
+
+/** Identities come from identify() or a lock file: re-parse the line, re-check the digest. */
+function refOf(identity: Identity): OllamaRef {
+  if (identity.source !== 'ollama') {
+    throw new ModelPullError('ERR_BAD_INPUT', `not an ollama identity: ${identity.source} ${identity.ref}`);
+  }
+  return parseOllamaRef(splitLine(identity.ref));
+}
+
+function digestHex(identity: Identity): string {
+  const m = /^sha256:([0-9a-f]{64})$/.exec(identity.digest);
+  if (!m || identity.contentDigest !== m[1]) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `the recorded digest of ${identity.ref} is not a manifest digest: "${identity.digest.slice(0, 80)}"`,
+    );
+  }
+  return m[1]!;
+}
+
+/** The manifest bytes for a known digest: recorded text, else the store, else the registry. */
+async function manifestFor(
+  ref: OllamaRef,
+  identity: Identity,
+  hex: string,
+  root: string,
+  fetch: () => Promise<Buffer>,
+): Promise<OllamaManifest> {
+  const name = ollamaName(ref);
+  const recorded = identity.detail?.manifest;
+  if (typeof recorded === 'string') {
+    const bytes = Buffer.from(recorded, 'utf8');
+    const actual = sha256Hex(bytes);
+    if (actual !== hex) {
+      throw new ModelPullError(
+        'ERR_DIGEST_MISMATCH',
+        `the recorded manifest of ${name} hashes to sha256:${actual}, not its recorded digest sha256:${hex}`,
+      );
+    }
+    return parseManifest(bytes, name);
+  }
+  const stored = await readStoredManifest(root, ref);
+  if (stored && sha256Hex(stored) === hex) return parseManifest(stored, name);
+  return parseManifest(await fetch(), name);
+}
+
+function planEntry(
+  ref: OllamaRef,
+  identity: Identity,
+  manifest: OllamaManifest,
+  root: string,
+  session: RegistrySession,
+  ctx: SourceContext,
+): PlanEntry {
+  const all: readonly Descriptor[] = [manifest.config, ...manifest.layers];
+  const blobs = all.map((d) =>
+    blobSpec(ref, d, d === manifest.config ? 'config' : layerKind(d.mediaType), root, session, ctx),
+  );
+  const files = all.map((d) => ({ path: blobPath(root, d.hex), digest: `sha256:${d.hex}`, size: d.size }));
+  const bytes = Buffer.from(manifest.text, 'utf8');
+  return {
+    identity: { ...identity, detail: { ...identity.detail, manifest: manifest.text } },
+    path: blobPath(root, weightsLayer(manifest).hex),
+    size: manifest.totalSize,
+    files,
+    blobs,
+    cachePaths: [...files.map((f) => f.path), manifestPath(root, ref)],
+    commit: () => commitOllamaModel(root, ref, bytes, all),
+  };
+}
+
+function blobSpec(
+  ref: OllamaRef,
+  d: Descriptor,
+  kind: string,
+  root: string,
+  session: RegistrySession,
+  ctx: SourceContext,
+): BlobSpec {
+  // The token generation this blob last saw: a second locate() means its URL stopped working.
+  let seen: number | undefined;
+  return {
+    digest: { algorithm: 'sha256', hex: d.hex },
+    size: d.size,
+    label: `${ref.line} ${kind}`,
+    target: blobPath(root, d.hex),
+    ingestDir: ingestDir(root),
+    async locate(signal) {
+      const { location, generation } = await session.blobLocation(
+        ctx.http,
+        d.hex,
+        seen,
+        signal ?? ctx.signal,
+      );
+      seen = generation;
+      return location;
+    },
+  };
+}
