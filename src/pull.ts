@@ -69,7 +69,7 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
       refs.map((ref) =>
         lock && settings.lockfile
           ? Promise.resolve(lockedIdentity(lock, settings.lockfile, ref.line, ref.kind))
-          : identify(sources, ref, ctx),
+          : identifyRef(sources, ref, ctx),
       ),
     );
     if (settings.lockfile && !lock && identities.every((i) => i.status === 'fulfilled')) {
@@ -109,7 +109,7 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
   }
 }
 
-function identify(sources: Sources, ref: ModelRef, ctx: SourceContext): Promise<Identity> {
+export function identifyRef(sources: Sources, ref: ModelRef, ctx: SourceContext): Promise<Identity> {
   switch (ref.kind) {
     case 'ollama':
       return sources.ollama.identify(ref.ref, ctx);

@@ -1,0 +1,325 @@
+import { lstat, mkdir, readlink, rm, stat, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { type CacheClient, createActionsCache, createNoCache } from '../../src/cache/client.js';
+import { MemoryLogger } from '../../src/report/logger.js';
+import { type CacheService, startCacheService } from '../helpers/cache-service.js';
+import { startServer } from '../helpers/http.js';
+import {
+  fakeRunner,
+  hashes,
+  type Runner,
+  recordStdout,
+  removeAll,
+  shrinkLongSleeps,
+  writeModel,
+} from './env.js';
+
+const GET = 'GetCacheEntryDownloadURL';
+const CREATE = 'CreateCacheEntry';
+const FINALIZE = 'FinalizeCacheEntryUpload';
+
+let service: CacheService;
+let runner: Runner;
+let stdout: ReturnType<typeof recordStdout>;
+let log: MemoryLogger;
+let client: CacheClient;
+
+beforeAll(async () => {
+  service = await startCacheService();
+});
+afterAll(async () => {
+  await service.close();
+});
+beforeEach(async () => {
+  service.setFault(undefined);
+  service.calls.length = 0;
+  runner = await fakeRunner(service);
+  stdout = recordStdout();
+  log = new CoreLikeLogger();
+  client = createActionsCache(log);
+});
+afterEach(async () => {
+  stdout.restore();
+  await runner.dispose();
+});
+
+/** Logs like the action's @actions/core logger: warnings become `::warning::` lines on stdout. */
+class CoreLikeLogger extends MemoryLogger {
+  override warning(message: string): void {
+    super.warning(message);
+    process.stdout.write(`::warning::${message}\n`);
+  }
+}
+
+const warnings = () => log.lines.filter((l) => l.startsWith('warning: '));
+/** What the runner would have turned into annotations: must be exactly our own warnings. */
+const annotations = () => stdout.lines.filter((l) => /^::(warning|error)/.test(l));
+const ours = () => warnings().map((w) => `::warning::${w.slice('warning: '.length)}`);
+
+async function model(
+  name: string,
+  files: Record<string, number> = { 'blobs/a.bin': 200_000, 'config.json': 300 },
+) {
+  const hashed = await writeModel(join(runner.root, name), files);
+  return { paths: [...hashed.keys()], hashed };
+}
+
+describe('createActionsCache against a local cache service v2', () => {
+  test('saves a model then restores it byte for byte, signatures masked, nothing annotated', async () => {
+    const { paths, hashed } = await model('m1', {
+      'blobs/w.bin': 300_000,
+      'snap/a[1].json': 100,
+      'x?.txt': 10,
+    });
+    expect(await client.save(paths, 'k-roundtrip')).toBe('saved');
+    expect(service.calls.map((c) => c.call)).toEqual([CREATE, 'PUT blob', FINALIZE]);
+    const sizes = await Promise.all(paths.map(async (p) => (await stat(p)).size));
+    await removeAll(paths);
+
+    expect(await client.restore(paths, 'k-roundtrip')).toBe(true);
+    expect(await hashes(paths)).toEqual(hashed);
+    expect(await Promise.all(paths.map(async (p) => (await stat(p)).size))).toEqual(sizes);
+    expect(service.calls.slice(3).map((c) => c.call)).toEqual([GET, 'GET archive']);
+    // The library masks the signed URLs' `sig`; that command must still reach the runner.
+    expect(stdout.lines.some((l) => l.startsWith('::add-mask::'))).toBe(true);
+    expect(annotations()).toEqual(ours());
+    expect(warnings()).toEqual([]);
+    expect(
+      log.lines.some((l) => l.startsWith('debug: cache k-roundtrip: info: Cache hit for: k-roundtrip')),
+    ).toBe(true);
+  });
+
+  test('restores several entries in parallel, each its own files', async () => {
+    const models = await Promise.all(['p1', 'p2', 'p3'].map((n) => model(n)));
+    const saved = await Promise.all(models.map((m, i) => client.save(m.paths, `k-par-${i}`)));
+    expect(saved).toEqual(['saved', 'saved', 'saved']);
+    for (const m of models) await removeAll(m.paths);
+    const restored = await Promise.all(models.map((m, i) => client.restore(m.paths, `k-par-${i}`)));
+    expect(restored).toEqual([true, true, true]);
+    for (const m of models) expect(await hashes(m.paths)).toEqual(m.hashed);
+    expect(annotations()).toEqual(ours());
+  });
+
+  test('a key never saved is a quiet miss', async () => {
+    const { paths, hashed } = await model('miss');
+    expect(await client.restore(paths, 'k-never-saved')).toBe(false);
+    expect(service.calls.map((c) => [c.call, c.body?.['key']])).toEqual([[GET, 'k-never-saved']]);
+    expect(await hashes(paths)).toEqual(hashed);
+    expect(warnings()).toEqual([]);
+    expect(annotations()).toEqual(ours());
+  });
+
+  test('another path list is another version: a miss; the same list in another order still hits', async () => {
+    const { paths, hashed } = await model('ver', { 'a.bin': 1000, 'b.bin': 1000 });
+    expect(await client.save(paths, 'k-version')).toBe('saved');
+    await removeAll(paths);
+    expect(await client.restore(paths.slice(0, 1), 'k-version')).toBe(false);
+    const versions = service.calls
+      .filter((c) => c.body?.['key'] === 'k-version')
+      .map((c) => c.body?.['version']);
+    expect(versions[0]).toBe(versions[1]); // create and finalize
+    expect(versions[2]).not.toBe(versions[0]);
+    expect(service.count('GET archive')).toBe(0);
+    expect(await client.restore([...paths].reverse(), 'k-version')).toBe(true);
+    expect(await hashes(paths)).toEqual(hashed);
+  });
+
+  test('reserve conflicts are "exists", never thrown, and warned once', async () => {
+    const { paths } = await model('conflict');
+    expect(await client.save(paths, 'k-conflict')).toBe('saved');
+    expect(await client.save(paths, 'k-conflict')).toBe('exists'); // the entry is there: 409
+    service.setFault({ kind: 'reserve-conflict' });
+    expect(await client.save(paths, 'k-conflict-2')).toBe('exists');
+    service.setFault({ kind: 'reserve-not-ok', message: 'entry locked by another job' });
+    expect(await client.save(paths, 'k-conflict-3')).toBe('exists');
+    expect(warnings()).toEqual([
+      'warning: Cache entry k-conflict is already saved or being saved by another job; not saved here.',
+    ]);
+    expect(service.count('PUT blob')).toBe(1);
+    expect(service.count(CREATE)).toBe(4);
+    expect(annotations()).toEqual(ours());
+  });
+
+  test('no service configured: one warning, no request, restore false, save unavailable', async () => {
+    delete process.env['ACTIONS_RESULTS_URL'];
+    const { paths } = await model('absent');
+    expect(await client.restore(paths, 'k-a')).toBe(false);
+    expect(await client.restore(paths, 'k-b')).toBe(false);
+    expect(await client.save(paths, 'k-a')).toBe('unavailable');
+    expect(await client.save(paths, 'k-b')).toBe('unavailable');
+    expect(warnings()).toEqual([
+      'warning: Actions cache unavailable: no Actions cache service is configured for this job; ' +
+        'models are downloaded and not cached.',
+    ]);
+    expect(service.calls).toEqual([]);
+    expect(annotations()).toEqual(ours());
+  });
+
+  test('no runtime token: one warning naming it, then no more attempts', async () => {
+    delete process.env['ACTIONS_RUNTIME_TOKEN'];
+    const { paths } = await model('token');
+    expect(await client.restore(paths, 'k-t1')).toBe(false);
+    expect(await client.restore(paths, 'k-t2')).toBe(false);
+    expect(await client.save(paths, 'k-t1')).toBe('unavailable');
+    expect(warnings()).toEqual([
+      'warning: Actions cache service failing (Unable to get the ACTIONS_RUNTIME_TOKEN env variable); ' +
+        'continuing without the cache for the rest of this run.',
+    ]);
+    expect(service.calls).toEqual([]);
+    expect(annotations()).toEqual(ours());
+  });
+
+  test('nothing listening at the service URL: one warning, restore false, then no more attempts', async () => {
+    const gone = await startServer((_req, res) => {
+      res.end();
+    });
+    await gone.close();
+    process.env['ACTIONS_RESULTS_URL'] = `${gone.url}/`;
+    const { paths } = await model('refused');
+    expect(await client.restore(paths, 'k-refused')).toBe(false);
+    expect(await client.save(paths, 'k-refused')).toBe('unavailable');
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatch(/^warning: Actions cache service failing \(.*ECONNREFUSED.*\); continuing/);
+    expect(gone.requests).toEqual([]);
+    expect(annotations()).toEqual(ours());
+  });
+
+  test('429: the first call fails without retry, one warning, later calls skip the service', async () => {
+    service.setFault({ kind: 'status', status: 429, retryAfterSeconds: 60 });
+    const { paths } = await model('limited');
+    const results = await Promise.all([client.restore(paths, 'k-r1'), client.restore(paths, 'k-r2')]);
+    expect(results).toEqual([false, false]);
+    expect(service.count(GET)).toBe(2); // both were in flight; neither retried
+    expect(await client.restore(paths, 'k-r3')).toBe(false);
+    expect(await client.save(paths, 'k-r3')).toBe('unavailable');
+    expect(service.calls).toHaveLength(2);
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatch(
+      /^warning: Actions cache service failing \(.*\(429\).*\); continuing without/,
+    );
+    expect(annotations()).toEqual(ours()); // not the library's own "You've hit a rate limit" nor its errors
+  });
+
+  test('500: the client retries five times, then one warning and no more requests', async () => {
+    service.setFault({ kind: 'status', status: 500 });
+    const { paths } = await model('broken');
+    const restoreSleeps = shrinkLongSleeps();
+    let first: boolean;
+    try {
+      first = await client.restore(paths, 'k-500');
+    } finally {
+      restoreSleeps();
+    }
+    expect(first).toBe(false);
+    expect(service.count(GET)).toBe(5);
+    expect(await client.restore(paths, 'k-500b')).toBe(false);
+    expect(await client.save(paths, 'k-500')).toBe('unavailable');
+    expect(service.calls).toHaveLength(5);
+    expect(warnings()).toEqual([
+      'warning: Actions cache service failing (Failed to GetCacheEntryDownloadURL: Failed to make request after ' +
+        '5 attempts: Failed request: (500) Internal Server Error: injected 500); ' +
+        'continuing without the cache for the rest of this run.',
+    ]);
+    expect(annotations()).toEqual(ours());
+  });
+
+  test('a failing CreateCacheEntry is a failing service, not a conflict', async () => {
+    const { paths } = await model('create-429');
+    expect(await client.restore(paths, 'k-c')).toBe(false); // a plain miss first
+    service.setFault({ kind: 'status', status: 429, methods: [CREATE] });
+    expect(await client.save(paths, 'k-c')).toBe('failed');
+    expect(await client.save(paths, 'k-d')).toBe('unavailable');
+    expect(await client.restore(paths, 'k-c')).toBe(false);
+    expect(service.calls.map((c) => c.call)).toEqual([GET, CREATE]);
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatch(
+      /^warning: Actions cache service failing \(Failed to CreateCacheEntry: Rate limited/,
+    );
+    expect(annotations()).toEqual(ours());
+  });
+
+  test('a rejected upload fails that save only; the next one is saved', async () => {
+    const { paths } = await model('upload');
+    service.setFault({ kind: 'blob-status', status: 403, methods: ['PUT'] });
+    expect(await client.save(paths, 'k-up1')).toBe('failed');
+    expect(service.count(FINALIZE)).toBe(0);
+    service.setFault(undefined);
+    expect(await client.save(paths, 'k-up2')).toBe('saved');
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatch(/^warning: Could not save cache entry k-up1 \(.*403/);
+    expect(annotations()).toEqual(ours());
+  });
+
+  test('an archive that cannot be read is a miss for that entry only', async () => {
+    const { paths, hashed } = await model('unreadable');
+    expect(await client.save(paths, 'k-bad')).toBe('saved');
+    await removeAll(paths);
+    service.setFault({ kind: 'blob-status', status: 404, methods: ['GET'] });
+    expect(await client.restore(paths, 'k-bad')).toBe(false);
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatch(
+      /^warning: Could not restore cache entry k-bad \(.*\); its files are downloaded instead\.$/,
+    );
+    service.setFault(undefined);
+    expect(await client.restore(paths, 'k-bad')).toBe(true);
+    expect(await hashes(paths)).toEqual(hashed);
+    expect(annotations()).toEqual(ours());
+  });
+
+  test('a read-only cache mode skips saves with one notice, no warning; restores still work', async () => {
+    const { paths, hashed } = await model('read-only');
+    expect(await client.save(paths, 'k-ro')).toBe('saved');
+    await removeAll(paths);
+    process.env['ACTIONS_CACHE_MODE'] = 'read';
+    expect(await client.save(paths, 'k-ro2')).toBe('unavailable');
+    expect(await client.save(paths, 'k-ro3')).toBe('unavailable');
+    expect(await client.restore(paths, 'k-ro')).toBe(true);
+    expect(await hashes(paths)).toEqual(hashed);
+    expect(service.count(CREATE)).toBe(1);
+    expect(warnings()).toEqual([]);
+    expect(log.lines.filter((l) => l.startsWith('Actions cache save is not allowed'))).toEqual([
+      "Actions cache save is not allowed in this run (Cache save skipped: the effective cache-mode 'read' " +
+        'does not permit writes.).',
+    ]);
+  });
+
+  test('relative symlinks (Hugging Face snapshots) come back as the same links', async () => {
+    const root = join(runner.root, 'hf');
+    const { paths, hashed } = await model('hf', { 'blobs/abc': 4000 });
+    const link = join(root, 'snapshots', 'c0ffee', 'model.bin');
+    await mkdir(dirname(link), { recursive: true });
+    await symlink('../../blobs/abc', link);
+    expect(await client.save([...paths, link], 'k-link')).toBe('saved');
+    await rm(root, { recursive: true });
+    expect(await client.restore([link, ...paths], 'k-link')).toBe(true);
+    expect((await lstat(link)).isSymbolicLink()).toBe(true);
+    expect(await readlink(link)).toBe('../../blobs/abc');
+    expect(await hashes([link])).toEqual(new Map([[link, hashed.get(paths[0]!)]]));
+  });
+
+  test('a tampered entry restores with the same sizes but other bytes (for the caller to catch)', async () => {
+    const { paths, hashed } = await model('tamper', { 'blobs/w.bin': 50_000, 'config.json': 200 });
+    expect(await client.save(paths, 'k-tamper')).toBe('saved');
+    const changed = service.tamper('k-tamper', (name) => name.endsWith('/w.bin'));
+    expect(changed).toHaveLength(1);
+    await removeAll(paths);
+    expect(await client.restore(paths, 'k-tamper')).toBe(true);
+    const after = await hashes(paths);
+    const weights = paths.find((p) => p.endsWith('w.bin'))!;
+    const config = paths.find((p) => p.endsWith('config.json'))!;
+    expect(after.get(weights)).not.toBe(hashed.get(weights));
+    expect((await stat(weights)).size).toBe(50_000);
+    expect(after.get(config)).toBe(hashed.get(config));
+  });
+});
+
+describe('createNoCache', () => {
+  test('restores nothing, saves nothing, says nothing', async () => {
+    const none = createNoCache();
+    const { paths } = await model('none');
+    expect(await none.restore(paths, 'k')).toBe(false);
+    expect(await none.save(paths, 'k')).toBe('unavailable');
+    expect(service.calls).toEqual([]);
+    expect(log.lines).toEqual([]);
+  });
+});

@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+import { runCli } from './cli/main.js';
+
+// The CLI's entry point: the only place that touches argv, signals and the exit code.
+const controller = new AbortController();
+process.once('SIGINT', () => {
+  process.stderr.write('\nstopping: progress is kept for the next run (Ctrl-C again to quit at once)\n');
+  controller.abort(new Error('interrupted'));
+  process.once('SIGINT', () => process.exit(130));
+});
+process.exitCode = await runCli(process.argv.slice(2), {
+  env: process.env,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  signal: controller.signal,
+});

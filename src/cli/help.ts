@@ -1,0 +1,66 @@
+import { isModelPullError } from '../errors.js';
+
+const PULL_OPTIONS = `Options (environment defaults as in the action):
+  --ollama-models DIR     Ollama store root ($OLLAMA_MODELS or ~/.ollama/models)
+  --hf-cache DIR          Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)
+  --files-dir DIR         where https:// files land (~/.cache/model-pull/files)
+  --hf-endpoint URL       Hub or mirror ($HF_ENDPOINT or https://huggingface.co)
+  --hf-token TOKEN        Hub token ($HF_TOKEN); sent only to the hub's own origin
+  --concurrency N         files at once (4)
+  --connections N         parallel ranges per large file (16)
+  --verify full|size      how files already on disk are trusted (full)
+  --insecure              allow plain http to non-loopback hosts
+  --ca-cert FILE          extra PEM certificates to trust
+  --lockfile FILE         obey this lock file (written when absent)
+  --stall-timeout SEC     seconds without a byte before a retry (30)
+  --retries N             retries without progress before giving up (6)
+  --registry-username U   basic credentials for a private OCI registry (with --registry-password)
+  --allowed-realm-hosts H hosts besides the registry that may issue its tokens
+  -f, --file FILE         read model lines from FILE too
+  --json                  print the models JSON on stdout (progress goes to stderr)
+  -h, --help              this help
+`;
+
+export const HELP = {
+  main: `model-pull: fast, verified, resumable model downloads into the layouts Ollama and Hugging Face read
+
+Usage:
+  model-pull pull [options] LINE...     pull into the same layouts as the action
+  model-pull verify [options]           re-hash what is on disk against manifests / snapshots
+  model-pull lock [options] LINE...     write or update the lock file
+  model-pull demo                       pull a generated model from local servers (no internet)
+
+Lines: ollama:NAME[:TAG][@sha256:HEX] | hf:OWNER/REPO[@REV] [include=GLOB,..] [exclude=GLOB,..]
+       | https://HOST/PATH/FILE sha256=HEX
+Run model-pull COMMAND --help for its options. Exit codes: 0 ok, 1 failed, 2 bad usage.
+`,
+  pull: `Usage: model-pull pull [options] LINE...
+
+Pulls each model line into its layout: ollama: lines into the Ollama store, hf: lines into the
+Hugging Face cache, URLs into --files-dir. Ctrl-C stops cleanly; the next run resumes.
+
+${PULL_OPTIONS}`,
+  verify: `Usage: model-pull verify [--ollama-models DIR] [--hf-cache DIR] [--json]
+
+Re-hashes every blob of every manifest in the Ollama store and every file of every snapshot in
+the Hugging Face cache, and lists what is damaged. Exit 1 when anything is.
+`,
+  lock: `Usage: model-pull lock [--lockfile FILE] [options] LINE... | -f FILE
+
+Resolves each line (Ollama manifest digest, HF commit and files, URL sha256) and writes it into
+the lock file (default model-pull.lock), keeping the entries of other lines. The action's
+lockfile input then pulls exactly these, with no tag or branch lookup.
+
+${PULL_OPTIONS}`,
+  demo: `Usage: model-pull demo
+
+Starts a local OCI registry and a local Hugging Face hub on 127.0.0.1 serving a small generated
+model, pulls both through the real pipeline into a temporary folder, and prints the result.
+Needs no internet.
+`,
+} as const;
+
+/** Bad lines, bad flags and an uncovered lock are usage errors (exit 2); the rest are failures. */
+export function usageError(error: unknown): boolean {
+  return isModelPullError(error, 'ERR_BAD_REFERENCE') || isModelPullError(error, 'ERR_BAD_INPUT');
+}
