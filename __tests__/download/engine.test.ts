@@ -171,7 +171,7 @@ describe('fetchBlobs', () => {
       return true;
     });
     await expect(fetchBlobs([spec(SIZE)], options({ connections: 1 }))).rejects.toThrow(
-      `test blob: giving up after 5 failed attempts: HTTP 503 from test blob (${server.url}/blob): down for maintenance`,
+      `test blob: giving up after 5 failed attempts: HTTP 503 from ${server.url}/blob: down for maintenance`,
     );
     expect(server.requests).toHaveLength(5);
   });

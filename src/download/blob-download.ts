@@ -214,7 +214,7 @@ class BlobRun {
       if (this.plan.size === undefined && Number.isFinite(length)) this.setSize(length, segment);
       return this.consume(segment, response, this.plan.size);
     }
-    if (response.status !== 206) throw await statusError(response, `${this.blob.label} (${response.url})`);
+    if (response.status !== 206) throw await statusError(response);
     const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(response.headers['content-range'] ?? ''));
     if (!range || Number(range[1]) !== segment.pos) {
       response.body.destroy();

@@ -99,7 +99,8 @@ async function fetchUnique(
         const value = { ...result, replaced };
         options.onSettled?.(blob, { status: 'fulfilled', value });
         return value;
-      } catch (error) {
+      } catch (caught) {
+        const error = labelled(blob, caught);
         progress.state = 'failed';
         options.onSettled?.(blob, { status: 'rejected', reason: error });
         throw error;
@@ -224,4 +225,14 @@ async function poolSettled<T, R>(
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return results;
+}
+
+/** Every blob error names its blob first, once. */
+function labelled(blob: BlobSpec, error: unknown): unknown {
+  if (!(error instanceof ModelPullError) || error.message.startsWith(`${blob.label}: `)) return error;
+  return new ModelPullError(error.code, `${blob.label}: ${error.message}`, {
+    cause: error,
+    ...(error.status !== undefined ? { status: error.status } : {}),
+    ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+  });
 }

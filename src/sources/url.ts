@@ -30,7 +30,7 @@ export function createUrlSource(options: { readonly filesDir: string }): Source<
         blobs: [
           {
             digest: { algorithm: 'sha256', hex: ref.sha256 },
-            label: ref.line,
+            label: ref.fileName,
             target,
             ingestDir: join(options.filesDir, '.model-pull-ingest'),
             locate: async () => ({ url: ref.url, ...(ref.basicAuth ? { credentials: basic(ref) } : {}) }),

@@ -1,0 +1,55 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createNoCache } from '../src/cache/client.js';
+import { sha256Hex } from '../src/digest.js';
+import { pull } from '../src/pull.js';
+import { MemoryLogger } from '../src/report/logger.js';
+import { buildSettings } from '../src/settings/settings.js';
+import { startBlobServer } from './helpers/blob-server.js';
+import { randomBlob } from './helpers/engine.js';
+import { tempDir } from './helpers/http.js';
+
+describe('pull (library) with plain URLs', () => {
+  it('pulls verified files, reports each line, and keeps going past a failed one', async () => {
+    const { data, hex } = randomBlob(300_000);
+    const server = await startBlobServer(data, (req, res) => {
+      if (req.url?.startsWith('/missing')) {
+        res.writeHead(404).end('no such file');
+        return true;
+      }
+      return undefined;
+    });
+    const dir = await tempDir();
+    try {
+      const good = `${server.url}/models/tiny.gguf sha256=${hex}`;
+      const bad = `${server.url}/missing/other.gguf sha256=${'0'.repeat(64)}`;
+      const settings = buildSettings(
+        { models: `${good}\n${bad}`, 'files-dir': join(dir.path, 'files'), cache: 'false', retries: '0' },
+        { env: {}, home: dir.path, nameOf: (n) => n },
+      );
+      const report = await pull(settings, { log: new MemoryLogger(), cache: createNoCache() });
+      expect(report.ok).toBe(false);
+      expect(report.downloadedBytes).toBe(data.length);
+      const [first, second] = report.models;
+      const path = join(dir.path, 'files', 'tiny.gguf');
+      expect(first!.output).toEqual({
+        ref: good,
+        source: 'url',
+        name: `${server.url}/models/tiny.gguf`,
+        digest: `sha256:${hex}`,
+        path,
+        size: data.length,
+        cache: 'off',
+        files: [{ path, digest: `sha256:${hex}`, size: data.length }],
+      });
+      expect(sha256Hex(await readFile(path))).toBe(hex);
+      expect(second!.output).toBeUndefined();
+      expect(second!.error?.message).toBe(
+        `other.gguf: HTTP 404 from ${server.url}/missing/other.gguf: no such file`,
+      );
+    } finally {
+      await server.close();
+      await dir.remove();
+    }
+  });
+});

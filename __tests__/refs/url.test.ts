@@ -1,0 +1,34 @@
+import { parseLine } from '../../src/refs/index.js';
+
+const hex = 'ab'.repeat(32);
+
+describe('URL lines', () => {
+  it('parses the URL, the pin and the file name; userinfo becomes origin-bound credentials', () => {
+    const ref = parseLine(
+      `https://user:p%40ss@files.example.com/m/tiny%20model.gguf?x=1 sha256=${hex.toUpperCase()}`,
+    );
+    expect(ref).toEqual({
+      kind: 'url',
+      line: `https://user:p%40ss@files.example.com/m/tiny%20model.gguf?x=1 sha256=${hex.toUpperCase()}`,
+      ref: {
+        line: `https://user:p%40ss@files.example.com/m/tiny%20model.gguf?x=1 sha256=${hex.toUpperCase()}`,
+        url: 'https://files.example.com/m/tiny%20model.gguf?x=1',
+        sha256: hex,
+        fileName: 'tiny model.gguf',
+        basicAuth: { username: 'user', password: 'p@ss' },
+      },
+    });
+  });
+
+  it.each([
+    ['https://h/f.gguf', 'a URL needs sha256=<64 hex> so the file can be verified'],
+    ['https://h/f.gguf sha256=abc', 'sha256= must be 64 hexadecimal characters'],
+    [`https://h/ sha256=${hex}`, 'the URL path names no file'],
+    [`https://h/f.gguf sha256=${hex} include=*.gguf`, 'unknown option include= (allowed here: sha256=)'],
+    [`https://h/f.gguf sha256=${hex} sha256=${hex}`, 'option sha256= given twice'],
+    [`https://h/f.gguf sha256=${hex} stray`, 'expected key=value after the reference, got "stray"'],
+    ['ftp://h/f.gguf', 'expected ollama:NAME, hf:OWNER/REPO or an https:// URL with sha256='],
+  ])('refuses %s', (line, reason) => {
+    expect(() => parseLine(line)).toThrow(`invalid model line "${line}": ${reason}`);
+  });
+});

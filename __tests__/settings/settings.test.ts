@@ -1,0 +1,102 @@
+import { buildSettings, type RawInputs } from '../../src/settings/settings.js';
+
+const ctx = (env: Record<string, string> = {}) => ({
+  env,
+  home: '/home/u',
+  cwd: '/work',
+  nameOf: (name: string) => `input "${name}"`,
+});
+
+describe('buildSettings', () => {
+  it('applies the documented defaults', () => {
+    const s = buildSettings({ models: 'ollama:qwen2.5:0.5b\n\n# a comment\n  hf:o/r  ' }, ctx());
+    expect(s.lines).toEqual(['ollama:qwen2.5:0.5b', 'hf:o/r']);
+    expect(s).toMatchObject({
+      ollamaModels: '/home/u/.ollama/models',
+      hfCache: '/home/u/.cache/huggingface/hub',
+      filesDir: '/home/u/.cache/model-pull/files',
+      hfEndpoint: 'https://huggingface.co',
+      hfToken: undefined,
+      cache: true,
+      cacheKeyPrefix: 'model-pull',
+      concurrency: 4,
+      connections: 16,
+      verify: 'full',
+      lockfile: undefined,
+      exportEnv: true,
+      hfOffline: false,
+      ollamaVersion: undefined,
+      ollamaServe: false,
+    });
+    expect(s.http).toMatchObject({ connections: 64, insecure: false, stallTimeoutMs: 30_000 });
+    expect(s.http.proxy).toBeUndefined();
+  });
+
+  it.each([
+    [{ HF_HUB_CACHE: '/a' }, '/a'],
+    [{ HUGGINGFACE_HUB_CACHE: '/b', HF_HOME: '/h' }, '/b'],
+    [{ HF_HOME: '/h' }, '/h/hub'],
+    [{ XDG_CACHE_HOME: '/x' }, '/x/huggingface/hub'],
+  ])('finds the HF cache from %j like huggingface_hub', (env, expected) => {
+    expect(buildSettings({ models: 'hf:o/r' }, ctx(env)).hfCache).toBe(expected);
+  });
+
+  it('takes environment defaults for the store, endpoint, token and proxy', () => {
+    const s = buildSettings(
+      { models: 'hf:o/r' },
+      ctx({
+        OLLAMA_MODELS: '/srv/ollama',
+        HF_ENDPOINT: 'https://mirror.example/',
+        HUGGING_FACE_HUB_TOKEN: 'hf_old',
+        HTTPS_PROXY: 'http://proxy:3128',
+        NO_PROXY: 'localhost',
+      }),
+    );
+    expect(s.ollamaModels).toBe('/srv/ollama');
+    expect(s.hfEndpoint).toBe('https://mirror.example');
+    expect(s.hfToken).toBe('hf_old');
+    expect(s.secrets).toEqual(['hf_old']);
+    expect(s.http.proxy).toEqual({
+      httpsProxy: 'http://proxy:3128',
+      httpProxy: undefined,
+      noProxy: 'localhost',
+    });
+  });
+
+  it('lets inputs win over the environment and resolves relative paths', () => {
+    const s = buildSettings(
+      { models: 'hf:o/r', 'hf-token': 'hf_input', 'ollama-models': 'store', lockfile: '~/m.lock' },
+      ctx({ HF_TOKEN: 'hf_env', OLLAMA_MODELS: '/srv' }),
+    );
+    expect(s.hfToken).toBe('hf_input');
+    expect(s.ollamaModels).toBe('/work/store');
+    expect(s.lockfile).toBe('/home/u/m.lock');
+  });
+
+  it.each<[RawInputs, string]>([
+    [{ models: '  \n# only a comment' }, 'input "models" names no model'],
+    [{ models: 'x', verify: 'sometimes' }, 'input "verify" must be full or size, got "sometimes"'],
+    [{ models: 'x', concurrency: '0' }, 'input "concurrency" must be a whole number from 1 to 64, got "0"'],
+    [
+      { models: 'x', connections: 'many' },
+      'input "connections" must be a whole number from 1 to 64, got "many"',
+    ],
+    [{ models: 'x', cache: 'maybe' }, 'input "cache" must be true or false, got "maybe"'],
+    [{ models: 'x', 'hf-endpoint': 'huggingface.co' }, 'input "hf-endpoint" is not a URL: "huggingface.co"'],
+    [
+      { models: 'x', 'cache-key-prefix': 'a,b' },
+      'input "cache-key-prefix" must be at most 200 characters without commas or spaces',
+    ],
+    [
+      { models: 'x', 'registry-username': 'u' },
+      'input "registry-username" and input "registry-password" go together',
+    ],
+    [
+      { models: 'x', 'ollama-serve': 'true' },
+      'input "ollama-serve" needs input "ollama-version" (the version to install, or latest)',
+    ],
+    [{ models: 'x', 'ca-cert': '/nonexistent/ca.pem' }, 'input "ca-cert": cannot read /nonexistent/ca.pem'],
+  ])('refuses %j', (raw, message) => {
+    expect(() => buildSettings(raw, ctx())).toThrow(message);
+  });
+});
