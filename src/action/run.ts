@@ -51,7 +51,7 @@ export async function runAction(env: Env): Promise<string | undefined> {
       platform: process.platform,
       arch: process.arch,
       toolCache,
-      ...(settings.cache ? { actionsCache: runtimeCache(cache) } : {}),
+      ...(settings.cache ? { actionsCache: cache } : {}),
       ...(settings.runner.toolCache ? { toolCacheRoot: settings.runner.toolCache } : {}),
       ...(settings.runner.temp ? { tempDir: settings.runner.temp } : {}),
       cacheKeyPrefix: settings.cacheKeyPrefix,
@@ -78,13 +78,6 @@ export async function runAction(env: Env): Promise<string | undefined> {
     }
   }
   return undefined;
-}
-
-function runtimeCache(cache: ReturnType<typeof createNoCache>) {
-  return {
-    restore: (paths: string[], key: string) => cache.restore(paths, key),
-    save: (paths: string[], key: string) => cache.save(paths, key),
-  };
 }
 
 /** One group per model with what happened to it; each failure as one error annotation naming the line. */
