@@ -1,0 +1,225 @@
+import { constants } from 'node:fs';
+import {
+  copyFile,
+  link,
+  lstat,
+  mkdir,
+  readlink,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { ModelPullError } from '../errors.js';
+
+/**
+ * The Hugging Face cache layout (protocols.md, "Hugging Face cache layout"), as huggingface_hub,
+ * transformers and llama.cpp read it offline:
+ *
+ *   <root>/<models|datasets|spaces>--owner--name/
+ *     blobs/<etag>                      sha256 for LFS files, git blob sha1 otherwise
+ *     snapshots/<commit>/<path>         relative symlink to ../../blobs/<etag> (deeper when nested)
+ *     refs/<revision>                   the 40-hex commit, no trailing newline
+ *
+ * Our own files live in `<repo folder>/.model-pull/`: neither huggingface_hub's `scan_cache_dir`
+ * nor @huggingface/hub's `scanCacheDir` looks inside a repo folder beyond `snapshots/` and `refs/`
+ * (a folder next to the repo folders, by contrast, is reported as a corrupted repo).
+ */
+
+export type HfLayoutType = 'model' | 'dataset' | 'space';
+
+export function repoFolderName(type: HfLayoutType, repo: string): string {
+  return [`${type}s`, ...repo.split('/')].join('--');
+}
+
+export interface HfRepoPaths {
+  readonly folder: string;
+  readonly blobs: string;
+  readonly snapshots: string;
+  readonly refs: string;
+  /** Our records and the engine's staging area: same filesystem, never scanned by HF readers. */
+  readonly private: string;
+  readonly ingest: string;
+}
+
+export function hfRepoPaths(cacheRoot: string, type: HfLayoutType, repo: string): HfRepoPaths {
+  const folder = join(cacheRoot, repoFolderName(type, repo));
+  const priv = join(folder, '.model-pull');
+  return {
+    folder,
+    blobs: join(folder, 'blobs'),
+    snapshots: join(folder, 'snapshots'),
+    refs: join(folder, 'refs'),
+    private: priv,
+    ingest: join(priv, 'ingest'),
+  };
+}
+
+export function blobPath(paths: HfRepoPaths, etag: string): string {
+  return join(paths.blobs, etag);
+}
+
+/** `path` uses `/` and has been checked by `repoPathProblem`. */
+export function snapshotFilePath(paths: HfRepoPaths, commit: string, path: string): string {
+  return join(paths.snapshots, commit, ...path.split('/'));
+}
+
+/**
+ * Why a path from the Hub (or a lock file) may not be joined under `snapshots/<commit>/`: it must
+ * be relative, use `/`, and have no empty, `.` or `..` segment, or it could land outside the folder.
+ */
+export function repoPathProblem(path: unknown): string | undefined {
+  if (typeof path !== 'string' || path === '') return 'an empty path';
+  if (path.length > 4096) return 'a path longer than 4096 characters';
+  if (path.includes('\\')) return 'a path with a backslash';
+  if ([...path].some((c) => c < ' ' || c === '\x7f')) return 'a path with a control character';
+  if (path.startsWith('/')) return 'an absolute path';
+  if (path.split('/').some((s) => s === '' || s === '.' || s === '..'))
+    return 'a path with an empty, "." or ".." part';
+  return undefined;
+}
+
+export interface SnapshotFile {
+  /** Path inside the repository, `/`-separated. */
+  readonly path: string;
+  /** The blob's file name under `blobs/`. */
+  readonly etag: string;
+  readonly size: number;
+}
+
+/** File operations that may be missing on a filesystem; injectable so tests can take them away. */
+export interface LinkOps {
+  symlink(target: string, path: string): Promise<void>;
+  link(existing: string, path: string): Promise<void>;
+  copyFile(source: string, dest: string): Promise<void>;
+}
+
+const DEFAULT_OPS: LinkOps = {
+  symlink: (target, path) => symlink(target, path),
+  link: (existing, path) => link(existing, path),
+  copyFile: (source, dest) => copyFile(source, dest, constants.COPYFILE_FICLONE),
+};
+
+export interface SnapshotCommit {
+  readonly paths: HfRepoPaths;
+  readonly commit: string;
+  /** Branch, tag or `refs/pr/N` to point at the commit; omitted (or equal) for a pinned commit. */
+  readonly revision?: string;
+  readonly files: readonly SnapshotFile[];
+  /** Written after the snapshot entries and the ref, so it only exists for a complete snapshot. */
+  readonly record?: { readonly path: string; readonly content: string };
+  readonly ops?: Partial<LinkOps>;
+}
+
+/**
+ * Writes the snapshot entries for verified blobs, then `refs/<revision>`, then our record. The
+ * order matters to offline readers: a ref that exists names a snapshot whose files are there.
+ */
+export async function commitSnapshot(spec: SnapshotCommit): Promise<void> {
+  const ops: LinkOps = { ...DEFAULT_OPS, ...spec.ops };
+  const { paths, commit } = spec;
+  // @huggingface/hub's scanCacheDir fails on a repo without refs/ (a pinned pull writes no ref).
+  await mkdir(paths.refs, { recursive: true });
+  await mkdir(join(paths.snapshots, commit), { recursive: true });
+  const mode = { symlinks: true };
+  for (const file of spec.files) {
+    const blob = blobPath(paths, file.etag);
+    await checkBlob(blob, file);
+    await placeEntry(blob, snapshotFilePath(paths, commit, file.path), ops, mode);
+  }
+  if (spec.revision !== undefined && spec.revision !== commit) {
+    await writeAtomic(join(paths.refs, ...spec.revision.split('/')), commit);
+  }
+  if (spec.record) await writeAtomic(spec.record.path, spec.record.content);
+}
+
+async function checkBlob(blob: string, file: SnapshotFile): Promise<void> {
+  const size = await stat(blob).then(
+    (s) => s.size,
+    () => undefined,
+  );
+  if (size !== file.size) {
+    const found = size === undefined ? 'it is missing' : `it has ${size} bytes`;
+    throw new ModelPullError(
+      'ERR_SIZE_MISMATCH',
+      `cannot link ${file.path}: blob ${file.etag} should have ${file.size} bytes but ${found}`,
+    );
+  }
+}
+
+/**
+ * One snapshot entry: a relative symlink when the filesystem has them (what huggingface_hub
+ * writes), else a hard link, else a copy (real files are what huggingface_hub falls back to as
+ * well). Once a symlink fails with EPERM/ENOTSUP, the rest of the snapshot skips straight to links.
+ */
+async function placeEntry(
+  blob: string,
+  entry: string,
+  ops: LinkOps,
+  mode: { symlinks: boolean },
+): Promise<void> {
+  const target = relative(dirname(entry), blob).split(sep).join('/');
+  if (await entryIsCurrent(entry, blob, target)) return;
+  await mkdir(dirname(entry), { recursive: true });
+  const temp = tempName(entry);
+  await rm(temp, { force: true });
+  if (mode.symlinks) {
+    try {
+      await ops.symlink(target, temp);
+      return await replace(temp, entry);
+    } catch (error) {
+      if (!isUnsupported(error)) throw error;
+      mode.symlinks = false;
+    }
+  }
+  try {
+    await ops.link(blob, temp);
+  } catch (error) {
+    if (!isUnsupported(error) && errorCode(error) !== 'EXDEV' && errorCode(error) !== 'EMLINK') throw error;
+    await ops.copyFile(blob, temp);
+  }
+  await replace(temp, entry);
+}
+
+async function entryIsCurrent(entry: string, blob: string, target: string): Promise<boolean> {
+  const info = await lstat(entry).catch(() => undefined);
+  if (!info) return false;
+  if (info.isSymbolicLink()) return (await readlink(entry)) === target;
+  if (!info.isFile()) return false;
+  const blobInfo = await stat(blob);
+  return info.ino === blobInfo.ino && info.dev === blobInfo.dev;
+}
+
+/** rename() replaces a stale file or link atomically; a stale folder in the way is removed first. */
+async function replace(temp: string, entry: string): Promise<void> {
+  const info = await lstat(entry).catch(() => undefined);
+  if (info?.isDirectory()) await rm(entry, { recursive: true, force: true });
+  await rename(temp, entry);
+}
+
+/** Temporary name, then rename: a reader never sees a half-written ref or record. */
+export async function writeAtomic(path: string, content: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temp = tempName(path);
+  await writeFile(temp, content);
+  await replace(temp, path);
+}
+
+let tempCounter = 0;
+
+/** Unique per call: two lines of one run may commit the same snapshot entry at the same time. */
+function tempName(path: string): string {
+  tempCounter += 1;
+  return `${path}.model-pull-${process.pid}-${tempCounter}.tmp`;
+}
+
+function errorCode(error: unknown): string {
+  return (error as { code?: string })?.code ?? '';
+}
+
+function isUnsupported(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS';
+}

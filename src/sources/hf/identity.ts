@@ -1,0 +1,98 @@
+import { formatDigest, sha256Hex } from '../../digest.js';
+import { ModelPullError } from '../../errors.js';
+import type { Identity } from '../../plan.js';
+import { type HfRef, type HfRepoType, isCommitId, repoIdProblem, revisionProblem } from '../../refs/hf.js';
+import type { HubFile } from './api.js';
+import { checkedFile } from './record.js';
+
+/** What an HF identity carries in `detail`: enough to plan without any request (lock files too). */
+export interface HfDetail {
+  readonly type: HfRepoType;
+  readonly repo: string;
+  readonly revision: string;
+  readonly commit: string;
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly files: readonly HubFile[];
+}
+
+/** `owner/repo` for models, `datasets/owner/repo` and `spaces/owner/repo` otherwise. */
+export function displayName(type: HfRepoType, repo: string): string {
+  return type === 'model' ? repo : `${type}s/${repo}`;
+}
+
+/**
+ * The sha256 of a canonical JSON of the commit and the selected files sorted by path: two pulls
+ * with the same bytes at the same paths share it, whatever the filters that chose them.
+ */
+export function contentDigestOf(commit: string, files: readonly HubFile[]): string {
+  const rows = files
+    .map((f) => [f.path, formatDigest(f.digest), f.size] as const)
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return sha256Hex(JSON.stringify(['hf', commit, rows]));
+}
+
+export function hfIdentity(ref: HfRef, commit: string, files: readonly HubFile[]): Identity {
+  return {
+    source: 'hf',
+    ref: ref.line,
+    name: displayName(ref.type, ref.repo),
+    digest: commit,
+    contentDigest: contentDigestOf(commit, files),
+    detail: {
+      type: ref.type,
+      repo: ref.repo,
+      revision: ref.revision,
+      commit,
+      include: [...ref.include],
+      exclude: [...ref.exclude],
+      files: files.map((f) => ({ path: f.path, digest: formatDigest(f.digest), size: f.size })),
+    },
+  };
+}
+
+/**
+ * Reads `detail` back, checking everything that will reach a path or URL: an identity may come
+ * from a lock file that someone edited.
+ */
+export function hfDetail(identity: Identity): HfDetail {
+  const bad = (why: string) =>
+    new ModelPullError('ERR_LOCKFILE', `the recorded identity of "${identity.ref}" is invalid: ${why}`);
+  const d = (identity.detail ?? {}) as Record<string, unknown>;
+  if (identity.source !== 'hf') throw bad(`source is ${identity.source}, not hf`);
+  const type = d.type;
+  if (type !== 'model' && type !== 'dataset' && type !== 'space')
+    throw bad('type must be model, dataset or space');
+  const repo = typeof d.repo === 'string' ? d.repo : '';
+  const repoProblem = repoIdProblem(repo);
+  if (repoProblem) throw bad(repoProblem);
+  const revision = typeof d.revision === 'string' ? d.revision : '';
+  const revProblem = revisionProblem(revision);
+  if (revProblem) throw bad(revProblem);
+  const commit = typeof d.commit === 'string' ? d.commit : '';
+  if (!isCommitId(commit) || identity.digest !== commit)
+    throw bad('the commit must be 40 lowercase hex, equal to digest');
+  const include = stringList(d.include);
+  const exclude = stringList(d.exclude);
+  if (!include || !exclude || !Array.isArray(d.files)) throw bad('include, exclude and files must be lists');
+  const files: HubFile[] = [];
+  const seen = new Set<string>();
+  for (const raw of d.files) {
+    let file: HubFile;
+    try {
+      file = checkedFile(raw);
+    } catch (error) {
+      throw bad(`a file entry has ${(error as Error).message}`);
+    }
+    if (seen.has(file.path)) throw bad(`"${file.path}" is listed twice`);
+    seen.add(file.path);
+    files.push(file);
+  }
+  if (contentDigestOf(commit, files) !== identity.contentDigest)
+    throw bad('contentDigest does not match the files');
+  return { type, repo, revision, commit, include, exclude, files };
+}
+
+function stringList(value: unknown): string[] | undefined {
+  return Array.isArray(value) && value.every((v) => typeof v === 'string') ? [...value] : undefined;
+}

@@ -1,0 +1,132 @@
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  createDigestHash,
+  type Digest,
+  formatDigest,
+  isSha1Hex,
+  parseDigest,
+  sha256Hex,
+} from '../../digest.js';
+import { blobPath, type HfRepoPaths, repoPathProblem } from '../../layouts/hf.js';
+import type { HfRepoType } from '../../refs/hf.js';
+import type { HubFile } from './api.js';
+
+/**
+ * The record of a complete pull: the filtered listing at a commit, written last by commit().
+ * A commit's tree never changes, so with this record and the blobs on disk a pinned line needs
+ * no request at all (protocols.md: shared runner IPs hit the Hub's rate limits).
+ */
+export interface RecordKey {
+  readonly type: HfRepoType;
+  readonly repo: string;
+  readonly commit: string;
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+}
+
+const FORMAT = 'model-pull/hf-snapshot@1';
+
+/** Filters decide the listing, so they are part of the record's name (order and repeats do not matter). */
+export function recordPath(paths: HfRepoPaths, key: RecordKey): string {
+  const filters = JSON.stringify([canonical(key.include), canonical(key.exclude)]);
+  return join(paths.private, `${key.commit}.${sha256Hex(filters).slice(0, 16)}.json`);
+}
+
+export function recordContent(key: RecordKey, files: readonly HubFile[]): string {
+  return `${JSON.stringify(
+    {
+      format: FORMAT,
+      type: key.type,
+      repo: key.repo,
+      commit: key.commit,
+      include: canonical(key.include),
+      exclude: canonical(key.exclude),
+      files: files.map((f) => ({ path: f.path, digest: formatDigest(f.digest), size: f.size })),
+    },
+    null,
+    1,
+  )}\n`;
+}
+
+/** The listing of a matching record, or undefined when absent, foreign or malformed in any way. */
+export async function readRecord(path: string, key: RecordKey): Promise<HubFile[] | undefined> {
+  let data: Record<string, unknown>;
+  try {
+    data = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const same =
+    data.format === FORMAT &&
+    data.type === key.type &&
+    data.repo === key.repo &&
+    data.commit === key.commit &&
+    JSON.stringify(data.include) === JSON.stringify(canonical(key.include)) &&
+    JSON.stringify(data.exclude) === JSON.stringify(canonical(key.exclude));
+  if (!same || !Array.isArray(data.files)) return undefined;
+  try {
+    return data.files.map(checkedFile);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Validates a `{path, digest, size}` from a record or a lock file before it names a path. */
+export function checkedFile(raw: unknown): HubFile {
+  const f = raw as { path?: unknown; digest?: unknown; size?: unknown } | null;
+  const problem = repoPathProblem(f?.path);
+  if (problem) throw new Error(problem);
+  if (typeof f!.size !== 'number' || !Number.isSafeInteger(f!.size) || f!.size < 0)
+    throw new Error('an invalid size');
+  if (typeof f!.digest !== 'string' || !/^(sha256:[0-9a-f]{64}|git-sha1:[0-9a-f]{40})$/.test(f!.digest)) {
+    throw new Error('an invalid digest');
+  }
+  return { path: f!.path as string, digest: parseDigest(f!.digest), size: f!.size };
+}
+
+/** The commit `refs/<revision>` names, when it holds exactly 40 hex (as huggingface_hub writes it). */
+export async function readRef(paths: HfRepoPaths, revision: string): Promise<string | undefined> {
+  try {
+    const text = (await readFile(join(paths.refs, ...revision.split('/')), 'utf8')).trim();
+    return isSha1Hex(text) ? text : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every file's blob is present with its size, and, for `full`, its digest. */
+export async function blobsPresent(
+  paths: HfRepoPaths,
+  files: readonly HubFile[],
+  verify: 'full' | 'size',
+): Promise<boolean> {
+  const seen = new Set<string>();
+  for (const file of files) {
+    if (seen.has(file.digest.hex)) continue;
+    seen.add(file.digest.hex);
+    const path = blobPath(paths, file.digest.hex);
+    const size = await stat(path).then(
+      (s) => (s.isFile() ? s.size : -1),
+      () => -1,
+    );
+    if (size !== file.size) return false;
+    if (verify === 'full' && !(await hasDigest(path, file.digest, file.size))) return false;
+  }
+  return true;
+}
+
+async function hasDigest(path: string, digest: Digest, size: number): Promise<boolean> {
+  const hash = createDigestHash(digest.algorithm, size);
+  try {
+    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  } catch {
+    return false;
+  }
+  return hash.digest('hex') === digest.hex;
+}
+
+function canonical(patterns: readonly string[]): string[] {
+  return [...new Set(patterns)].sort();
+}
