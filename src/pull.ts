@@ -1,4 +1,4 @@
-import type { CacheClient } from './cache/client.js';
+import type { CacheClient, SaveResult } from './cache/client.js';
 import { cacheKey } from './cache/key.js';
 import { fetchBlobsSettled } from './download/engine.js';
 import type { BlobResult, ProgressListener } from './download/types.js';
@@ -66,9 +66,11 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
     const sources = createSources(settings);
     const started = Date.now();
     const identities = await Promise.allSettled(
-      refs.map((ref) =>
+      // async: a line the lock does not cover rejects its own promise instead of throwing out of
+      // map(), so it fails as that model's error and the other lines still land.
+      refs.map(async (ref) =>
         lock && settings.lockfile
-          ? Promise.resolve(lockedIdentity(lock, settings.lockfile, ref.line, ref.kind))
+          ? lockedIdentity(lock, settings.lockfile, ref.line, ref.kind)
           : identifyRef(sources, ref, ctx),
       ),
     );
@@ -79,8 +81,11 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
       );
       deps.log.info(`wrote lock file ${settings.lockfile}`);
     }
+    const runDeps = { ...deps, cache: oncePerEntry(deps.cache) };
     const models = await Promise.all(
-      refs.map(async (ref, i) => new ModelRun(ref, identities[i]!, sources, ctx, settings, deps).prepare()),
+      refs.map(async (ref, i) =>
+        new ModelRun(ref, identities[i]!, sources, ctx, settings, runDeps).prepare(),
+      ),
     );
     const blobs = models.flatMap((m) => m.plan?.blobs ?? []);
     const settledAt = new Map<string, number>();
@@ -95,8 +100,18 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
       onSettled: (blob) => settledAt.set(blob.target, Date.now()),
     }).catch((error: unknown) => blobs.map(() => ({ status: 'rejected' as const, reason: error })));
     const byTarget = new Map(blobs.map((b, i) => [b.target, outcomes[i]!]));
+    // A blob two lines share is fetched (or restored) once; its bytes count for the first line
+    // that lists it (among the restored lines, for restored bytes), so totals are real traffic.
+    const fetchedBy = firstLister(models, () => true);
+    const restoredBy = firstLister(models, (m) => m.restored);
     const reports: ModelReport[] = [];
-    for (const model of models) reports.push(await model.finish(byTarget, settledAt, started));
+    for (const model of models) {
+      const owns = {
+        fetched: (target: string) => fetchedBy.get(target) === model,
+        restored: (target: string) => restoredBy.get(target) === model,
+      };
+      reports.push(await model.finish(byTarget, settledAt, started, owns));
+    }
     return {
       models: reports,
       downloadedBytes: reports.reduce((sum, r) => sum + r.downloadedBytes, 0),
@@ -125,7 +140,7 @@ class ModelRun {
   plan: PlanEntry | undefined;
   private error: Error | undefined;
   private key: string | undefined;
-  private restored = false;
+  restored = false;
 
   constructor(
     private readonly ref: ModelRef,
@@ -161,6 +176,7 @@ class ModelRun {
     outcomes: ReadonlyMap<string, PromiseSettledResult<BlobResult>>,
     settledAt: ReadonlyMap<string, number>,
     started: number,
+    owns: { fetched(target: string): boolean; restored(target: string): boolean },
   ): Promise<ModelReport> {
     const plan = this.plan;
     const line = this.ref.line;
@@ -169,7 +185,8 @@ class ModelRun {
     const results = plan.blobs.map((b) => outcomes.get(b.target)!);
     const durationMs = Math.max(0, ...plan.blobs.map((b) => (settledAt.get(b.target) ?? started) - started));
     const downloadedBytes = results.reduce(
-      (s, r) => s + (r.status === 'fulfilled' ? r.value.downloadedBytes : 0),
+      (s, r, i) =>
+        s + (r.status === 'fulfilled' && owns.fetched(plan.blobs[i]!.target) ? r.value.downloadedBytes : 0),
       0,
     );
     const failed = results.find((r) => r.status === 'rejected');
@@ -177,7 +194,9 @@ class ModelRun {
       return { line, error: asError(failed.reason), downloadedBytes, cachedBytes: 0, durationMs };
     }
     const done = results.map((r) => (r as PromiseFulfilledResult<BlobResult>).value);
-    const cachedBytes = this.restored ? done.filter((r) => r.reused).reduce((s, r) => s + r.size, 0) : 0;
+    const cachedBytes = this.restored
+      ? done.filter((r) => r.reused && owns.restored(r.target)).reduce((s, r) => s + r.size, 0)
+      : 0;
     try {
       await plan.commit();
     } catch (error) {
@@ -187,9 +206,15 @@ class ModelRun {
       ? 'off'
       : !this.restored
         ? 'miss'
-        : downloadedBytes > 0 || done.some((r) => r.replaced)
+        : done.some((r) => r.downloadedBytes > 0 || r.replaced)
           ? 'partial'
           : 'hit';
+    const repaired = done.filter((r) => r.replaced).length;
+    if (repaired > 0 && this.key) {
+      this.deps.log.warning(
+        `${line}: ${repaired} file(s) restored from the Actions cache entry ${this.key} failed verification and were downloaded again`,
+      );
+    }
     // Only a miss is saved: a restored entry that needed repair keeps its key (entries are
     // immutable), and the repaired files are on disk for this run anyway.
     if (cache === 'miss' && this.key) {
@@ -216,6 +241,38 @@ class ModelRun {
       durationMs,
     };
   }
+}
+
+/** For each blob target, the first model (in line order) that lists it and passes `filter`. */
+function firstLister(models: readonly ModelRun[], filter: (m: ModelRun) => boolean): Map<string, ModelRun> {
+  const owners = new Map<string, ModelRun>();
+  for (const model of models) {
+    if (!filter(model)) continue;
+    for (const blob of model.plan?.blobs ?? []) if (!owners.has(blob.target)) owners.set(blob.target, model);
+  }
+  return owners;
+}
+
+/**
+ * One restore and one save per entry (key and path list) in a run: two lines naming the same
+ * content would otherwise extract one archive twice at once and meet their own reserve conflict.
+ */
+function oncePerEntry(cache: CacheClient): CacheClient {
+  const restores = new Map<string, Promise<boolean>>();
+  const saves = new Map<string, Promise<SaveResult>>();
+  const id = (paths: readonly string[], key: string) => [key, ...[...paths].sort()].join('\0');
+  const once = <T>(calls: Map<string, Promise<T>>, entry: string, call: () => Promise<T>): Promise<T> => {
+    let pending = calls.get(entry);
+    if (!pending) {
+      pending = call();
+      calls.set(entry, pending);
+    }
+    return pending;
+  };
+  return {
+    restore: (paths, key) => once(restores, id(paths, key), () => cache.restore(paths, key)),
+    save: (paths, key) => once(saves, id(paths, key), () => cache.save(paths, key)),
+  };
 }
 
 function asError(reason: unknown): Error {

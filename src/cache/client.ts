@@ -48,6 +48,8 @@ class ActionsCache implements CacheClient {
   /** Why a direction is off for the rest of the run; set once, never cleared. */
   readonly #off: Partial<Record<Direction, string>> = {};
   readonly #warned = new Set<string>();
+  /** Keys the service found but whose archive could not be restored: entries are immutable. */
+  readonly #found = new Set<string>();
   #checked = false;
 
   constructor(log: Logger, capture: CoreOutputCapture) {
@@ -61,11 +63,18 @@ class ActionsCache implements CacheClient {
     this.#replay(key, result.lines);
     const problem = restoreProblem(result, key);
     if (problem !== undefined) this.#report('restore', key, problem);
+    if (problem?.kind === 'entry' && result.lines.some((l) => l.message.startsWith('Cache hit for: ')))
+      this.#found.add(key);
     return problem === undefined && result.ok && result.value === key;
   }
 
   async save(paths: readonly string[], key: string): Promise<SaveResult> {
     if (!this.#usable('save')) return 'unavailable';
+    if (this.#found.has(key)) {
+      // Saving would archive and upload the whole model only to meet a 409 and a second warning.
+      this.#log.info(`Cache entry ${key} exists (its restore failed above); not saved again.`);
+      return 'exists';
+    }
     const result = await this.#capture.run(() => cache.saveCache(patterns(paths), key));
     this.#replay(key, result.lines);
     const problem = saveProblem(result);
