@@ -6,7 +6,11 @@ const controller = new AbortController();
 process.once('SIGINT', () => {
   process.stderr.write('\nstopping: progress is kept for the next run (Ctrl-C again to quit at once)\n');
   controller.abort(new Error('interrupted'));
-  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGINT', () => {
+    // The progress bars hide the cursor; a forced quit skips their cleanup, so show it here.
+    if (process.stderr.isTTY) process.stderr.write('\u001b[?25h\n');
+    process.exit(130);
+  });
 });
 process.exitCode = await runCli(process.argv.slice(2), {
   env: process.env,

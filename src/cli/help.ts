@@ -1,6 +1,6 @@
 import { isModelPullError } from '../errors.js';
 
-const PULL_OPTIONS = `Options (environment defaults as in the action):
+const COMMON_OPTIONS = `Options (environment defaults as in the action):
   --ollama-models DIR     Ollama store root ($OLLAMA_MODELS or ~/.ollama/models)
   --hf-cache DIR          Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)
   --files-dir DIR         where https:// files land (~/.cache/model-pull/files)
@@ -11,13 +11,20 @@ const PULL_OPTIONS = `Options (environment defaults as in the action):
   --verify full|size      how files already on disk are trusted (full)
   --insecure              allow plain http to non-loopback hosts
   --ca-cert FILE          extra PEM certificates to trust
-  --lockfile FILE         obey this lock file (written when absent)
   --stall-timeout SEC     seconds without a byte before a retry (30)
   --retries N             retries without progress before giving up (6)
-  --registry-username U   basic credentials for a private OCI registry (with --registry-password)
+  --registry-username U   basic credentials for a private OCI registry,
+  --registry-password P   sent only to its token service
   --allowed-realm-hosts H hosts besides the registry that may issue its tokens
-  -f, --file FILE         read model lines from FILE too
+  -f, --file FILE         read model lines from FILE too (one per line, # comments)
+`;
+
+const PULL_OPTIONS = `${COMMON_OPTIONS}  --lockfile FILE         obey this lock file (written when absent)
   --json                  print the models JSON on stdout (progress goes to stderr)
+  -h, --help              this help
+`;
+
+const LOCK_OPTIONS = `${COMMON_OPTIONS}  --lockfile FILE         the lock file to write or update (./model-pull.lock)
   -h, --help              this help
 `;
 
@@ -28,7 +35,7 @@ Usage:
   model-pull pull [options] LINE...     pull into the same layouts as the action
   model-pull verify [options]           re-hash what is on disk against manifests / snapshots
   model-pull lock [options] LINE...     write or update the lock file
-  model-pull demo                       pull a generated model from local servers (no internet)
+  model-pull demo [--keep]              pull a generated model from local servers (no internet)
 
 Lines: ollama:NAME[:TAG][@sha256:HEX] | hf:OWNER/REPO[@REV] [include=GLOB,..] [exclude=GLOB,..]
        | https://HOST/PATH/FILE sha256=HEX
@@ -37,26 +44,43 @@ Run model-pull COMMAND --help for its options. Exit codes: 0 ok, 1 failed, 2 bad
   pull: `Usage: model-pull pull [options] LINE...
 
 Pulls each model line into its layout: ollama: lines into the Ollama store, hf: lines into the
-Hugging Face cache, URLs into --files-dir. Ctrl-C stops cleanly; the next run resumes.
+Hugging Face cache, URLs into --files-dir. Quote a line with options, or write its key=value
+words right after the reference. Ctrl-C stops cleanly; the next run resumes.
+
+Examples:
+  model-pull pull ollama:qwen2.5:0.5b
+  model-pull pull --json 'hf:Qwen/Qwen2.5-0.5B-Instruct include=*.json,*.safetensors'
+  model-pull pull https://host/model.gguf sha256=<64 hex> --files-dir ./models
 
 ${PULL_OPTIONS}`,
   verify: `Usage: model-pull verify [--ollama-models DIR] [--hf-cache DIR] [--json]
 
 Re-hashes every blob of every manifest in the Ollama store and every file of every snapshot in
-the Hugging Face cache, and lists what is damaged. Exit 1 when anything is.
+the Hugging Face cache, and lists what is damaged (missing, wrong size, wrong digest). Exit 1
+when anything is.
+
+Options (environment defaults as for pull):
+  --ollama-models DIR     Ollama store root ($OLLAMA_MODELS or ~/.ollama/models)
+  --hf-cache DIR          Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)
+  --json                  print {"damaged": [{model, path, problem}]} on stdout
+  -h, --help              this help
 `,
   lock: `Usage: model-pull lock [--lockfile FILE] [options] LINE... | -f FILE
 
 Resolves each line (Ollama manifest digest, HF commit and files, URL sha256) and writes it into
-the lock file (default model-pull.lock), keeping the entries of other lines. The action's
-lockfile input then pulls exactly these, with no tag or branch lookup.
+the lock file (default ./model-pull.lock), keeping the entries of other lines. The action's
+lockfile input (and pull --lockfile) then pulls exactly these, with no tag or branch lookup.
+When a line cannot be resolved, the file is left unchanged.
 
-${PULL_OPTIONS}`,
-  demo: `Usage: model-pull demo
+${LOCK_OPTIONS}`,
+  demo: `Usage: model-pull demo [--keep]
 
 Starts a local OCI registry and a local Hugging Face hub on 127.0.0.1 serving a small generated
-model, pulls both through the real pipeline into a temporary folder, and prints the result.
-Needs no internet.
+model, pulls both through the real pipeline into a temporary folder twice (the second pull
+downloads nothing), and prints the result. Needs no internet.
+
+  --keep                  keep the temporary folder (printed) instead of removing it
+  -h, --help              this help
 `,
 } as const;
 

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
 import { createNoCache } from '../cache/client.js';
 import { Inputs } from '../constants.js';
-import { describeError } from '../errors.js';
+import { describeError, ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
 import { readLock, writeLock } from '../lock/lockfile.js';
 import type { Identity } from '../plan.js';
@@ -16,6 +16,7 @@ import { modelsJson } from '../report/summary.js';
 import { buildSettings, type Env, type RawInputs, type Settings } from '../settings/settings.js';
 import { createSources } from '../sources/index.js';
 import { verifyHfCache, verifyOllamaStore } from '../verify/stores.js';
+import { parseCommandArgs, SETTING_FLAGS } from './args.js';
 import { HELP, usageError } from './help.js';
 import { progressBars } from './progress-bars.js';
 
@@ -25,43 +26,25 @@ export interface CliIo {
   readonly stderr: NodeJS.WriteStream;
   /** Aborted on Ctrl-C: downloads stop and keep their progress for the next run. */
   readonly signal?: AbortSignal;
+  /** Folder relative paths are resolved against (defaults to the process's). */
+  readonly cwd?: string;
 }
 
-/** Flags shared with the action's inputs (same names, same defaults). */
-const SETTING_FLAGS = [
-  Inputs.OllamaModels,
-  Inputs.HfCache,
-  Inputs.FilesDir,
-  Inputs.HfEndpoint,
-  Inputs.HfToken,
-  Inputs.Concurrency,
-  Inputs.Connections,
-  Inputs.Verify,
-  Inputs.CaCert,
-  Inputs.Lockfile,
-  Inputs.StallTimeout,
-  Inputs.Retries,
-  Inputs.RegistryUsername,
-  Inputs.RegistryPassword,
-  Inputs.AllowedRealmHosts,
-] as const;
-
-const OPTIONS = {
-  ...Object.fromEntries(SETTING_FLAGS.map((name) => [name, { type: 'string' as const }])),
-  insecure: { type: 'boolean' as const },
-  json: { type: 'boolean' as const },
-  file: { type: 'string' as const, short: 'f' },
-  help: { type: 'boolean' as const, short: 'h' },
-} as const;
+/** Seconds between plain progress batches when stderr is not a terminal (a CI log). */
+const PLAIN_PROGRESS_MS = 3000;
 
 /** Runs one CLI command; returns the exit code (0 ok, 1 failed, 2 bad usage). */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
+  if (command === '--help' || command === '-h' || command === 'help') {
     io.stdout.write(HELP.main);
-    return command ? 0 : 2;
+    return 0;
   }
-  if (command === '--version') {
+  if (!command) {
+    io.stderr.write(HELP.main);
+    return 2;
+  }
+  if (command === '--version' || command === '-V') {
     io.stdout.write('model-pull 0.1.0\n');
     return 0;
   }
@@ -70,20 +53,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.stderr.write(`model-pull: unknown command "${command}" (try model-pull --help)\n`);
     return 2;
   }
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: [...rest], options: OPTIONS, allowPositionals: true }));
-  } catch (error) {
-    io.stderr.write(`model-pull ${command}: ${describeError(error)}\n`);
-    return 2;
-  }
-  if (values.help) {
-    io.stdout.write(HELP[command as keyof typeof HELP]);
-    return 0;
-  }
-  try {
-    return await handler({ values, positionals, io, command });
+    const { values, lines } = parseCommandArgs(command, rest);
+    if (values.help) {
+      io.stdout.write(HELP[command as keyof typeof HELP]);
+      return 0;
+    }
+    return await handler({ values, lines, io, command });
   } catch (error) {
     io.stderr.write(`model-pull ${command}: ${describeError(error)}\n`);
     return usageError(error) ? 2 : 1;
@@ -92,8 +68,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
 interface Invocation {
   readonly command: string;
-  readonly values: Record<string, string | boolean | undefined>;
-  readonly positionals: string[];
+  readonly values: Readonly<Record<string, string | boolean | undefined>>;
+  readonly lines: readonly string[];
   readonly io: CliIo;
 }
 
@@ -101,51 +77,85 @@ const COMMANDS: Record<string, (inv: Invocation) => Promise<number>> = {
   pull: pullCommand,
   verify: verifyCommand,
   lock: lockCommand,
-  demo: async (inv) => (await import('./demo.js')).demoCommand(inv.io),
+  demo: async (inv) => (await import('./demo.js')).demoCommand(inv.io, { keep: inv.values.keep === true }),
 };
 
 async function settingsOf(inv: Invocation, requireModels = true): Promise<Settings> {
-  const lines = [...inv.positionals];
-  if (typeof inv.values.file === 'string') lines.push(...modelLines(await readFile(inv.values.file, 'utf8')));
+  const lines = [...inv.lines];
+  const file = inv.values.file;
+  if (typeof file === 'string') lines.push(...modelLines(await readLinesFile(file)));
+  if (requireModels && modelLines(lines.join('\n')).length === 0) {
+    throw new ModelPullError('ERR_BAD_INPUT', 'no model line given: pass LINE... or -f FILE');
+  }
   const raw: Record<string, string | undefined> = {
     [Inputs.Models]: lines.join('\n'),
     [Inputs.Cache]: 'false',
   };
   for (const name of SETTING_FLAGS) raw[name] = inv.values[name] as string | undefined;
   if (inv.values.insecure) raw[Inputs.Insecure] = 'true';
-  return buildSettings(raw as RawInputs, { env: inv.io.env, nameOf: (name) => `--${name}`, requireModels });
+  return buildSettings(raw as RawInputs, {
+    env: inv.io.env,
+    cwd: inv.io.cwd,
+    nameOf: (name) => `--${name}`,
+    requireModels,
+  });
 }
 
-function stderrLogger(stream: NodeJS.WriteStream, secrets: readonly string[]): Logger {
+async function readLinesFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : describeError(error);
+    throw new ModelPullError('ERR_BAD_INPUT', `cannot read -f ${file}: ${reason}`);
+  }
+}
+
+/** Log lines for stderr, secrets masked; `write` takes one line without its newline. */
+function lineLogger(write: (line: string) => void, secrets: readonly string[]): Logger {
   const mask = (m: string) => secrets.reduce((text, s) => text.split(s).join('***'), m);
-  const write = (m: string) => stream.write(`${mask(m)}\n`);
+  const out = (m: string) => write(mask(m));
   return {
     debug: () => undefined,
-    info: write,
-    warning: (m) => write(`warning: ${m}`),
-    error: (m) => write(`error: ${m}`),
+    info: out,
+    warning: (m) => out(`warning: ${m}`),
+    error: (m) => out(`error: ${m}`),
     group: async (title, fn) => {
-      write(title);
+      out(title);
       return fn();
     },
   };
 }
 
+const toStream = (stream: NodeJS.WriteStream) => (line: string) => void stream.write(`${line}\n`);
+
+/** `<line>: <why>`, without repeating the line when the engine's message already starts with it. */
+export function failureLine(line: string, error: unknown): string {
+  const why = describeError(error);
+  return why.startsWith(`${line}:`) ? why : `${line}: ${why}`;
+}
+
 async function pullCommand(inv: Invocation): Promise<number> {
   const settings = await settingsOf(inv);
   const { io } = inv;
-  const log = stderrLogger(io.stderr, settings.secrets);
+  // A terminal gets live bars (log lines printed above them while they run); a log (CI, a pipe)
+  // gets a plain batch of progress lines every few seconds.
   const bars = io.stderr.isTTY ? progressBars(io.stderr) : undefined;
-  const onProgress = bars?.listener ?? progressLines((line) => log.info(line), 3000);
+  let barsLive = bars !== undefined;
+  const plain = toStream(io.stderr);
+  const log = lineLogger((line) => (barsLive ? bars!.log(line) : plain(line)), settings.secrets);
+  const onProgress = bars?.listener ?? progressLines((line) => log.info(line), PLAIN_PROGRESS_MS);
   const report = await pull(settings, { log, cache: createNoCache(), onProgress, signal: io.signal }).finally(
-    () => bars?.stop(),
+    () => {
+      bars?.stop();
+      barsLive = false;
+    },
   );
   for (const model of report.models) {
-    if (model.error) {
-      log.error(`${model.line}: ${describeError(model.error)}`);
+    if (model.error || !model.output) {
+      log.error(failureLine(model.line, model.error ?? 'failed'));
       continue;
     }
-    const o = model.output!;
+    const o = model.output;
     log.info(
       `${o.name}: ${formatBytes(o.size)} at ${o.path} (downloaded ${formatBytes(model.downloadedBytes)} in ${formatDuration(model.durationMs)})`,
     );
@@ -180,21 +190,34 @@ async function verifyCommand(inv: Invocation): Promise<number> {
 
 async function lockCommand(inv: Invocation): Promise<number> {
   const settings = await settingsOf(inv);
-  const path = settings.lockfile ?? 'model-pull.lock';
+  const path = settings.lockfile ?? resolve(inv.io.cwd ?? process.cwd(), 'model-pull.lock');
   const refs = parseLines(settings.lines);
   const previous = await readLock(path);
   const http = new HttpClient(settings.http);
-  const log = stderrLogger(inv.io.stderr, settings.secrets);
+  const log = lineLogger(toStream(inv.io.stderr), settings.secrets);
   try {
     const ctx = { http, retry: settings.retry, log, signal: inv.io.signal };
     const sources = createSources(settings);
     const identities: Identity[] = [];
+    let failed = 0;
     for (const ref of refs) {
-      identities.push(await identifyRef(sources, ref, ctx));
-      log.info(`${ref.line}: ${identities[identities.length - 1]!.digest}`);
+      try {
+        const identity = await identifyRef(sources, ref, ctx);
+        identities.push(identity);
+        log.info(`${ref.line}: ${identity.digest}`);
+      } catch (error) {
+        failed++;
+        log.error(failureLine(ref.line, error));
+      }
+    }
+    // All or nothing: a lock that pins only some of the lines asked for would surprise later.
+    if (failed) {
+      log.error(`${path} left unchanged: ${failed} of ${refs.length} lines could not be resolved`);
+      return 1;
     }
     await writeLock(path, identities, previous);
-    log.info(`${previous ? 'updated' : 'wrote'} ${path} (${identities.length} lines)`);
+    const n = identities.length;
+    log.info(`${previous ? 'updated' : 'wrote'} ${path} (${n} line${n === 1 ? '' : 's'})`);
     return 0;
   } finally {
     await http.close();

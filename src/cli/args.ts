@@ -1,0 +1,109 @@
+import { parseArgs } from 'node:util';
+import { Inputs } from '../constants.js';
+import { ModelPullError } from '../errors.js';
+
+/** Flags shared with the action's inputs (same names, same defaults, same validation). */
+export const SETTING_FLAGS = [
+  Inputs.OllamaModels,
+  Inputs.HfCache,
+  Inputs.FilesDir,
+  Inputs.HfEndpoint,
+  Inputs.HfToken,
+  Inputs.Concurrency,
+  Inputs.Connections,
+  Inputs.Verify,
+  Inputs.CaCert,
+  Inputs.Lockfile,
+  Inputs.StallTimeout,
+  Inputs.Retries,
+  Inputs.RegistryUsername,
+  Inputs.RegistryPassword,
+  Inputs.AllowedRealmHosts,
+] as const;
+
+type OptionSpec = { type: 'string' | 'boolean'; short?: string };
+
+const stringFlags = (names: readonly string[]): Record<string, OptionSpec> =>
+  Object.fromEntries(names.map((name) => [name, { type: 'string' }]));
+
+const HELP_FLAG: Record<string, OptionSpec> = { help: { type: 'boolean', short: 'h' } };
+
+const PULL_FLAGS: Record<string, OptionSpec> = {
+  ...stringFlags(SETTING_FLAGS),
+  insecure: { type: 'boolean' },
+  file: { type: 'string', short: 'f' },
+  ...HELP_FLAG,
+};
+
+/**
+ * Each command accepts only the flags it uses, so a flag given to the wrong command is a usage
+ * error instead of being silently ignored.
+ */
+export const COMMAND_FLAGS: Readonly<Record<string, Record<string, OptionSpec>>> = {
+  pull: { ...PULL_FLAGS, json: { type: 'boolean' } },
+  lock: PULL_FLAGS,
+  verify: { ...stringFlags([Inputs.OllamaModels, Inputs.HfCache]), json: { type: 'boolean' }, ...HELP_FLAG },
+  demo: { keep: { type: 'boolean' }, ...HELP_FLAG },
+};
+
+/** Commands whose positionals are model lines; the others take none. */
+const TAKES_LINES = new Set(['pull', 'lock']);
+
+export interface ParsedArgs {
+  readonly values: Readonly<Record<string, string | boolean | undefined>>;
+  /** Model lines, with `key=value` words glued to the reference before them. */
+  readonly lines: readonly string[];
+}
+
+/** Parses one command's arguments; every problem is an ERR_BAD_INPUT (exit 2) on one line. */
+export function parseCommandArgs(command: string, args: readonly string[]): ParsedArgs {
+  const options = COMMAND_FLAGS[command] ?? HELP_FLAG;
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new ModelPullError('ERR_BAD_INPUT', parseProblem(command, error));
+  }
+  const positionals = parsed.positionals;
+  if (!TAKES_LINES.has(command) && positionals.length > 0 && !parsed.values.help) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `takes no model lines, got "${positionals[0]}" (see model-pull ${command} --help)`,
+    );
+  }
+  // No option is declared `multiple`, so every value is a single string or boolean.
+  return { values: parsed.values as ParsedArgs['values'], lines: joinOptionWords(positionals) };
+}
+
+/**
+ * `model-pull pull https://host/f.gguf sha256=…` without quotes arrives as two words; a word
+ * that is only `key=value` belongs to the line before it (a reference never looks like that).
+ */
+export function joinOptionWords(words: readonly string[]): string[] {
+  const lines: string[] = [];
+  for (const word of words) {
+    const last = lines.length - 1;
+    if (last >= 0 && /^[a-z0-9_-]+=/i.test(word) && !word.includes(':')) lines[last] += ` ${word}`;
+    else lines.push(word);
+  }
+  return lines;
+}
+
+/** node:util parseArgs errors, rewritten as one short line that points at the help. */
+function parseProblem(command: string, error: unknown): string {
+  const code = (error as { code?: string }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  const quoted = /'([^']+)'/.exec(message)?.[1] ?? '';
+  const flag = quoted.split(' ')[0];
+  const hint = `(see model-pull ${command} --help)`;
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${flag} ${hint}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return message.includes('does not take')
+        ? `option ${flag} takes no value ${hint}`
+        : `option ${flag} needs a value ${hint}`;
+    default:
+      return `${message.split('. ')[0]} ${hint}`;
+  }
+}
