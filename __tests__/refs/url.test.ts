@@ -3,19 +3,16 @@ import { parseLine } from '../../src/refs/index.js';
 const hex = 'ab'.repeat(32);
 
 describe('URL lines', () => {
-  it('parses the URL, the pin and the file name; userinfo becomes origin-bound credentials', () => {
-    const ref = parseLine(
-      `https://user:p%40ss@files.example.com/m/tiny%20model.gguf?x=1 sha256=${hex.toUpperCase()}`,
-    );
-    expect(ref).toEqual({
+  it('parses the URL, the pin and the file name', () => {
+    const line = `https://files.example.com/m/tiny%20model.gguf?x=1#frag sha256=${hex.toUpperCase()}`;
+    expect(parseLine(line)).toEqual({
       kind: 'url',
-      line: `https://user:p%40ss@files.example.com/m/tiny%20model.gguf?x=1 sha256=${hex.toUpperCase()}`,
+      line,
       ref: {
-        line: `https://user:p%40ss@files.example.com/m/tiny%20model.gguf?x=1 sha256=${hex.toUpperCase()}`,
+        line,
         url: 'https://files.example.com/m/tiny%20model.gguf?x=1',
         sha256: hex,
         fileName: 'tiny model.gguf',
-        basicAuth: { username: 'user', password: 'p@ss' },
       },
     });
   });
@@ -27,6 +24,10 @@ describe('URL lines', () => {
     [`https://h/f.gguf sha256=${hex} include=*.gguf`, 'unknown option include= (allowed here: sha256=)'],
     [`https://h/f.gguf sha256=${hex} sha256=${hex}`, 'option sha256= given twice'],
     [`https://h/f.gguf sha256=${hex} stray`, 'expected key=value after the reference, got "stray"'],
+    [
+      `https://u:secret@h/f.gguf sha256=${hex}`,
+      'credentials in a URL would end up in logs, outputs and the lock file; remove user:password@',
+    ],
     ['ftp://h/f.gguf', 'expected ollama:NAME, hf:OWNER/REPO or an https:// URL with sha256='],
   ])('refuses %s', (line, reason) => {
     expect(() => parseLine(line)).toThrow(`invalid model line "${line}": ${reason}`);

@@ -86,7 +86,7 @@ async function fetchUnique(
     const missing = entries.filter((_, i) => !existing[i]?.ok);
     await checkDiskSpace(await bytesToFetch(missing.map((e) => e.blob)));
     const fetched = await poolSettled(missing, options.concurrency, async ({ blob, progress }) => {
-      progress.state = 'downloading';
+      tracker.start(progress);
       try {
         const result = await fetchVerified(blob, options, (n) => {
           progress.done += n;

@@ -33,6 +33,12 @@ export class ProgressTracker {
     return entry;
   }
 
+  /** The blob starts downloading now: its rate counts from here, not from when it was queued. */
+  start(entry: Entry): void {
+    entry.state = 'downloading';
+    entry.samples = [{ at: Date.now(), done: entry.done }];
+  }
+
   snapshot(): ProgressSnapshot {
     const now = Date.now();
     const blobs = this.entries.map((e) => ({

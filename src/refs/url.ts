@@ -9,7 +9,6 @@ export interface UrlRef {
   readonly sha256: string;
   /** The file name it lands under in files-dir. */
   readonly fileName: string;
-  readonly basicAuth?: { readonly username: string; readonly password: string };
 }
 
 export function parseUrlRef(parts: LineParts): UrlRef {
@@ -26,15 +25,17 @@ export function parseUrlRef(parts: LineParts): UrlRef {
   const sha256 = parts.options.get('sha256')?.toLowerCase();
   if (sha256 === undefined) throw badLine(line, 'a URL needs sha256=<64 hex> so the file can be verified');
   if (!isSha256Hex(sha256)) throw badLine(line, 'sha256= must be 64 hexadecimal characters');
-  const basicAuth = url.username
-    ? { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) }
-    : undefined;
-  url.username = '';
-  url.password = '';
+  // The line is echoed in logs, outputs and the lock file, so it must never carry a secret.
+  if (url.username || url.password) {
+    throw badLine(
+      line,
+      'credentials in a URL would end up in logs, outputs and the lock file; remove user:password@',
+    );
+  }
   url.hash = '';
   const fileName = fileNameOf(url);
   if (!fileName) throw badLine(line, 'the URL path names no file');
-  return { line, url: url.toString(), sha256, fileName, ...(basicAuth ? { basicAuth } : {}) };
+  return { line, url: url.toString(), sha256, fileName };
 }
 
 /** The last path segment, decoded, if it is a safe single file name. */

@@ -33,21 +33,12 @@ export function createUrlSource(options: { readonly filesDir: string }): Source<
             label: ref.fileName,
             target,
             ingestDir: join(options.filesDir, '.model-pull-ingest'),
-            locate: async () => ({ url: ref.url, ...(ref.basicAuth ? { credentials: basic(ref) } : {}) }),
+            locate: async () => ({ url: ref.url }),
           },
         ],
         cachePaths: [target],
         commit: async () => undefined,
       };
     },
-  };
-}
-
-/** userinfo in the URL becomes Basic credentials bound to that URL's origin only. */
-function basic(ref: UrlRef) {
-  const { username, password } = ref.basicAuth!;
-  return {
-    origin: new URL(ref.url).origin,
-    headers: { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` },
   };
 }
