@@ -25,7 +25,6 @@ export function createSources(settings: Settings): Sources {
       cacheRoot: settings.hfCache,
       endpoint: settings.hfEndpoint,
       ...(settings.hfToken ? { token: settings.hfToken } : {}),
-      verify: settings.verify,
     }),
     url: createUrlSource({ filesDir: settings.filesDir }),
   };

@@ -46,14 +46,14 @@ export async function identifyLine(
   options: PullOptions,
   log = new MemoryLogger(),
 ) {
-  const source = createHfSource({ ...options, verify: options.verify ?? 'full' });
+  const source = createHfSource(options);
   return source.identify(parseHfRef(splitLine(line)), context(http, log));
 }
 
 /** The whole path a line takes: identify → plan → engine → commit. */
 export async function pullLine(http: HttpClient, line: string, options: PullOptions): Promise<Pulled> {
   const log = new MemoryLogger();
-  const source = createHfSource({ ...options, verify: options.verify ?? 'full' });
+  const source = createHfSource(options);
   const ctx = context(http, log);
   const identity = await source.identify(parseHfRef(splitLine(line)), ctx);
   const entry = await source.plan(identity, ctx);

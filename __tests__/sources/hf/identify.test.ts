@@ -154,7 +154,6 @@ describe('identify against a local hub', () => {
       cacheRoot: cache.path,
       endpoint: `${hub.url}/`,
       token: GOOD,
-      verify: 'full',
     });
     const identity = await identifyLine(http, 'hf:org/open', opts());
     hub.hub.requests.length = 0;
@@ -175,7 +174,7 @@ describe('identify against a local hub', () => {
       entry.blobs.every((b) => b.ingestDir === `${cache.path}/models--org--open/.model-pull/ingest`),
     ).toBe(true);
 
-    const anonymous = createHfSource({ cacheRoot: cache.path, endpoint: hub.url, verify: 'full' });
+    const anonymous = createHfSource({ cacheRoot: cache.path, endpoint: hub.url });
     const plain = await anonymous.plan(identity, context(http));
     expect(await plain.blobs[0]!.locate()).toEqual({ url: expect.stringContaining('/resolve/') });
 

@@ -158,7 +158,7 @@ describe('hf source end to end against a local hub and CDN', () => {
     expect(hub.requestCount()).toBeGreaterThan(before);
   });
 
-  test('offline reuse needs every blob intact: a damaged one sends identify back to the hub', async () => {
+  test('offline reuse trusts sizes, and the engine catches and repairs a damaged blob', async () => {
     const line = `hf:org/model@${MAIN} include=*.json`;
     const options = { cacheRoot: cache.path, endpoint: hub.url, token: TOKEN };
     const first = await pullLine(http, line, options);
@@ -166,13 +166,15 @@ describe('hf source end to end against a local hub and CDN', () => {
     const original = await readFile(blob);
     const damaged = Buffer.from(original);
     damaged[0] = damaged[0]! ^ 1;
-    await writeFile(blob, damaged); // same size: only a full check notices
+    await writeFile(blob, damaged); // same size: only hashing notices
 
     const before = hub.requestCount();
-    await identifyLine(http, line, { ...options, verify: 'size' });
-    expect(hub.requestCount()).toBe(before);
     await identifyLine(http, line, { ...options, verify: 'full' });
+    expect(hub.requestCount()).toBe(before); // one read of each file, by the engine, not two
+    const repaired = await pullLine(http, line, { ...options, verify: 'full' });
     expect(hub.requestCount()).toBeGreaterThan(before);
+    expect(repaired.results[0]).toMatchObject({ reused: false, replaced: true });
+    expect(Buffer.compare(await readFile(blob), original)).toBe(0);
   });
 
   test('a corrupted CDN byte fails with a digest mismatch and links nothing', async () => {

@@ -1,14 +1,6 @@
-import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  createDigestHash,
-  type Digest,
-  formatDigest,
-  isSha1Hex,
-  parseDigest,
-  sha256Hex,
-} from '../../digest.js';
+import { formatDigest, isSha1Hex, parseDigest, sha256Hex } from '../../digest.js';
 import { blobPath, type HfRepoPaths, repoPathProblem } from '../../layouts/hf.js';
 import type { HfRepoType } from '../../refs/hf.js';
 import type { HubFile } from './api.js';
@@ -96,35 +88,16 @@ export async function readRef(paths: HfRepoPaths, revision: string): Promise<str
   }
 }
 
-/** Every file's blob is present with its size, and, for `full`, its digest. */
-export async function blobsPresent(
-  paths: HfRepoPaths,
-  files: readonly HubFile[],
-  verify: 'full' | 'size',
-): Promise<boolean> {
-  const seen = new Set<string>();
+/** Every file's blob is present with its size (the engine hashes them before use). */
+export async function blobsPresent(paths: HfRepoPaths, files: readonly HubFile[]): Promise<boolean> {
   for (const file of files) {
-    if (seen.has(file.digest.hex)) continue;
-    seen.add(file.digest.hex);
-    const path = blobPath(paths, file.digest.hex);
-    const size = await stat(path).then(
+    const size = await stat(blobPath(paths, file.digest.hex)).then(
       (s) => (s.isFile() ? s.size : -1),
       () => -1,
     );
     if (size !== file.size) return false;
-    if (verify === 'full' && !(await hasDigest(path, file.digest, file.size))) return false;
   }
   return true;
-}
-
-async function hasDigest(path: string, digest: Digest, size: number): Promise<boolean> {
-  const hash = createDigestHash(digest.algorithm, size);
-  try {
-    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  } catch {
-    return false;
-  }
-  return hash.digest('hex') === digest.hex;
 }
 
 function canonical(patterns: readonly string[]): string[] {

@@ -34,8 +34,6 @@ export interface HfSourceOptions {
   readonly endpoint: string;
   /** Sent as `Authorization: Bearer` to the endpoint's origin only. */
   readonly token?: string;
-  /** How files already on disk are trusted for offline reuse: `full` re-hashes them. */
-  readonly verify: 'full' | 'size';
   /** Filesystem seam for snapshot entries (tests take symlinks away). */
   readonly linkOps?: Partial<LinkOps>;
 }
@@ -66,7 +64,7 @@ async function identify(env: SourceEnv, ref: HfRef, ctx: SourceContext): Promise
   const paths = hfRepoPaths(env.cacheRoot, ref.type, ref.repo);
   if (isCommitId(ref.revision)) {
     // A commit's tree never changes: a complete earlier pull answers without a request.
-    const local = await completeLocally(env, paths, ref, ref.revision);
+    const local = await completeLocally(paths, ref, ref.revision);
     if (local) {
       ctx.log.debug(`${ref.line}: complete in the cache at ${ref.revision}, no request made`);
       return hfIdentity(ref, ref.revision, local);
@@ -82,7 +80,7 @@ async function identify(env: SourceEnv, ref: HfRef, ctx: SourceContext): Promise
     // whose `refs/` entry names a complete local snapshot is used, with a warning.
     if (!isRetryable(error)) throw error;
     const fallback = commit ?? (await readRef(paths, ref.revision));
-    const local = fallback === undefined ? undefined : await completeLocally(env, paths, ref, fallback);
+    const local = fallback === undefined ? undefined : await completeLocally(paths, ref, fallback);
     if (fallback === undefined || !local) throw error;
     ctx.log.warning(
       `${ref.line}: ${describeError(error)}; using ${ref.revision} = ${fallback} from the local cache, ` +
@@ -96,16 +94,20 @@ function recordKey(ref: Pick<HfRef, 'type' | 'repo' | 'include' | 'exclude'>, co
   return { type: ref.type, repo: ref.repo, commit, include: ref.include, exclude: ref.exclude };
 }
 
-/** The recorded listing when our record exists and every blob it names is on disk (and verifies). */
+/**
+ * The recorded listing when our record exists and every blob it names is on disk at its size.
+ * Sizes are enough here: the engine hashes every blob before it is used (verify: full), so
+ * hashing here too would read every file twice on each cache hit; a damaged blob is then
+ * caught and fetched by the engine.
+ */
 async function completeLocally(
-  env: SourceEnv,
   paths: HfRepoPaths,
   ref: HfRef,
   commit: string,
 ): Promise<HubFile[] | undefined> {
   const key = recordKey(ref, commit);
   const files = await readRecord(recordPath(paths, key), key);
-  if (!files || !(await blobsPresent(paths, files, env.verify))) return undefined;
+  if (!files || !(await blobsPresent(paths, files))) return undefined;
   return files;
 }
 
