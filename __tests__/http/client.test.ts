@@ -1,0 +1,169 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { type AddressInfo, connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { HttpClient } from '../../src/http/client.js';
+import { startServer, type TestServer, tempDir } from '../helpers/http.js';
+
+const base = { connections: 4, insecure: false, stallTimeoutMs: 5000, userAgent: 'test' };
+
+/** A self-signed certificate for localhost and 127.0.0.1, made with openssl for this run. */
+function selfSigned(dir: string): { key: string; cert: string } {
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=model-pull test CA',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  return {
+    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+  };
+}
+
+describe('HttpClient', () => {
+  let dir: { path: string; remove(): Promise<void> };
+  let tls: { key: string; cert: string };
+  let https: Server;
+  let httpsPort: number;
+  let proxy: TestServer;
+  const tunnels: string[] = [];
+  const sockets = new Set<Socket>();
+
+  beforeAll(async () => {
+    dir = await tempDir();
+    tls = selfSigned(dir.path);
+    https = createHttpsServer(tls, (req, res) => {
+      res.end(JSON.stringify({ path: req.url, authorization: req.headers.authorization ?? null }));
+    });
+    await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
+    httpsPort = (https.address() as AddressInfo).port;
+    // A forward proxy that only tunnels (CONNECT), recording where each tunnel went.
+    proxy = await startServer((_req, res) => {
+      res.writeHead(405).end();
+    });
+    proxy.server.on('connect', (req, client: Socket) => {
+      tunnels.push(req.url ?? '');
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = connect(Number(port), host === 'localhost' ? '127.0.0.1' : host!, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.pipe(client).pipe(upstream);
+      });
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('error', () => s.destroy());
+      }
+    });
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    https.closeAllConnections();
+    await new Promise((resolve) => https.close(resolve));
+    await proxy.close();
+    await dir.remove();
+  });
+
+  it('refuses a server its CA does not know, and trusts it with ca-cert', async () => {
+    const url = `https://127.0.0.1:${httpsPort}/x`;
+    const strict = new HttpClient(base);
+    await expect(strict.request(url)).rejects.toThrow(`network error from ${url}:`);
+    await strict.close();
+    const trusting = new HttpClient({ ...base, extraCa: tls.cert });
+    const response = await trusting.request(url);
+    expect(await response.body.json()).toEqual({ path: '/x', authorization: null });
+    await trusting.close();
+  });
+
+  it('goes through HTTPS_PROXY unless NO_PROXY names the host', async () => {
+    tunnels.length = 0;
+    const client = new HttpClient({
+      ...base,
+      extraCa: tls.cert,
+      proxy: { httpsProxy: proxy.url, noProxy: '127.0.0.1' },
+    });
+    try {
+      const viaProxy = await client.request(`https://localhost:${httpsPort}/proxied`);
+      expect(await viaProxy.body.json()).toEqual({ path: '/proxied', authorization: null });
+      expect(tunnels).toEqual([`localhost:${httpsPort}`]);
+      const direct = await client.request(`https://127.0.0.1:${httpsPort}/direct`);
+      expect(await direct.body.json()).toEqual({ path: '/direct', authorization: null });
+      expect(tunnels).toEqual([`localhost:${httpsPort}`]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('sends credentials only to their origin, also across redirects', async () => {
+    const other = await startServer((req, res) => {
+      res.end(
+        JSON.stringify({
+          authorization: req.headers.authorization ?? null,
+          cookie: req.headers.cookie ?? null,
+        }),
+      );
+    });
+    const origin = await startServer((req, res) => {
+      if (req.url === '/hop') return void res.writeHead(302, { location: '/same' }).end();
+      if (req.url === '/same') return void res.writeHead(307, { location: `${other.url}/cdn` }).end();
+      res.writeHead(404).end();
+    });
+    const client = new HttpClient(base);
+    try {
+      const response = await client.request(`${origin.url}/hop`, {
+        credentials: {
+          origin: origin.origin,
+          headers: { authorization: 'Bearer s3cret', cookie: 'session=1' },
+        },
+      });
+      expect(response.crossedOrigin).toBe(true);
+      expect(response.url).toBe(`${other.url}/cdn`);
+      expect(await response.body.json()).toEqual({ authorization: null, cookie: null });
+      // The same-origin hop kept them; the other origin never saw them.
+      expect(origin.requests.map((r) => r.headers.authorization)).toEqual(['Bearer s3cret', 'Bearer s3cret']);
+      expect(other.requests.map((r) => r.headers.authorization)).toEqual([undefined]);
+    } finally {
+      await client.close();
+      await Promise.all([other.close(), origin.close()]);
+    }
+  });
+
+  it.each([
+    [
+      'http://example.com/f',
+      'refusing plain http to example.com (http://example.com/f); use https or set insecure',
+    ],
+    ['ftp://example.com/f', 'unsupported URL scheme ftp: in ftp://example.com/f'],
+  ])('refuses %s', async (url, message) => {
+    const client = new HttpClient(base);
+    await expect(client.request(url)).rejects.toThrow(message);
+    await client.close();
+  });
+
+  it('allows plain http to loopback names and with insecure', () => {
+    const client = new HttpClient(base);
+    for (const url of ['http://127.0.0.1:1/', 'http://localhost:1/', 'http://[::1]:1/']) {
+      expect(client.checkUrl(url).toString()).toBe(url);
+    }
+    expect(new HttpClient({ ...base, insecure: true }).checkUrl('http://example.com/').host).toBe(
+      'example.com',
+    );
+  });
+});
