@@ -162,11 +162,19 @@ var settings_settings = __webpack_require__(7100);
 
 
 
-/** Pulls a generated Ollama model and HF repo from local servers into a temp folder, twice. */
-async function demoCommand(io) {
+const ROUNDS = [
+    'first pull (downloads everything)',
+    'second pull (verifies what is on disk, downloads nothing)',
+];
+/**
+ * Pulls a generated Ollama model and HF repo from local servers into a temporary folder, twice:
+ * the first round shows the download, the second that a filled store costs no bytes. The folder
+ * is removed at the end unless `keep` is set (then it is printed, ready for `ollama list`).
+ */
+async function demoCommand(io, options = {}) {
     const servers = await startDemoServers();
+    const root = await (0,promises_.mkdtemp)((0,external_node_path_.join)((0,external_node_os_.tmpdir)(), 'model-pull-demo-'));
     try {
-        const root = await (0,promises_.mkdtemp)((0,external_node_path_.join)((0,external_node_os_.tmpdir)(), 'model-pull-demo-'));
         const settings = (0,settings_settings/* buildSettings */.E6)({
             [constants/* Inputs */.G0.Models]: `${servers.ollamaLine}\n${servers.hfLine}`,
             [constants/* Inputs */.G0.OllamaModels]: (0,external_node_path_.join)(root, 'ollama'),
@@ -175,39 +183,55 @@ async function demoCommand(io) {
             [constants/* Inputs */.G0.HfEndpoint]: servers.hub,
             [constants/* Inputs */.G0.Cache]: 'false',
         }, { env: {}, nameOf: (n) => n });
-        const log = {
-            debug: () => { },
-            info: (m) => io.stderr.write(`${m}\n`),
-            warning: (m) => io.stderr.write(`warning: ${m}\n`),
-            error: (m) => io.stderr.write(`error: ${m}\n`),
-            group: async (_t, fn) => fn(),
-        };
+        const log = demoLogger(io);
         io.stdout.write(`registry ${servers.registry} and hub ${servers.hub} serve a generated model\n`);
-        for (const round of [
-            'first pull (downloads)',
-            'second pull (verifies what is there, downloads nothing)',
-        ]) {
+        io.stdout.write(`lines:\n  ${servers.ollamaLine}\n  ${servers.hfLine}\n`);
+        for (const round of ROUNDS) {
             const report = await (0,pull/* pull */.J)(settings, {
                 log,
                 cache: (0,client/* createNoCache */.V)(),
                 onProgress: (0,progress_log/* progressLines */.L)(log.info, 1000),
+                signal: io.signal,
             });
             io.stdout.write(`\n${round}:\n`);
-            for (const m of report.models) {
-                if (!m.output) {
-                    io.stdout.write(`  ${m.line}: FAILED ${m.error?.message}\n`);
-                    return 1;
-                }
-                io.stdout.write(`  ${m.output.name}\n    ${m.output.digest}, ${(0,format/* formatBytes */.z3)(m.output.size)}, downloaded ${(0,format/* formatBytes */.z3)(m.downloadedBytes)} in ${(0,format/* formatDuration */.a3)(m.durationMs)}\n    ${m.output.path}\n`);
-            }
+            if (!printRound(io, report))
+                return 1;
         }
-        io.stdout.write(`\nOLLAMA_MODELS=${settings.ollamaModels} ollama list   # would list the model\n`);
-        io.stdout.write(`HF_HUB_CACHE=${settings.hfCache} HF_HUB_OFFLINE=1   # transformers would load demo/tiny\n`);
+        if (options.keep) {
+            io.stdout.write(`\nkept in ${root}:\n`);
+            io.stdout.write(`  OLLAMA_MODELS=${settings.ollamaModels} ollama list   # lists the model\n`);
+            io.stdout.write(`  HF_HUB_CACHE=${settings.hfCache} HF_HUB_OFFLINE=1   # transformers finds demo/tiny\n`);
+        }
+        else {
+            io.stdout.write('\n(run model-pull demo --keep to keep the pulled files)\n');
+        }
         return 0;
     }
     finally {
         await servers.close();
+        if (!options.keep)
+            await (0,promises_.rm)(root, { recursive: true, force: true });
     }
+}
+/** A line per model; false when one failed. */
+function printRound(io, report) {
+    for (const m of report.models) {
+        if (!m.output) {
+            io.stdout.write(`  ${m.line}: FAILED ${m.error?.message}\n`);
+            return false;
+        }
+        io.stdout.write(`  ${m.output.name}\n    ${m.output.digest}, ${(0,format/* formatBytes */.z3)(m.output.size)}, downloaded ${(0,format/* formatBytes */.z3)(m.downloadedBytes)} in ${(0,format/* formatDuration */.a3)(m.durationMs)}\n    ${m.output.path}\n`);
+    }
+    return true;
+}
+function demoLogger(io) {
+    return {
+        debug: () => undefined,
+        info: (m) => io.stderr.write(`${m}\n`),
+        warning: (m) => io.stderr.write(`warning: ${m}\n`),
+        error: (m) => io.stderr.write(`error: ${m}\n`),
+        group: async (_title, fn) => fn(),
+    };
 }
 
 

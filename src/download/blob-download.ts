@@ -2,6 +2,7 @@ import { type FileHandle, mkdir, open, stat } from 'node:fs/promises';
 import { isModelPullError, ModelPullError } from '../errors.js';
 import { type HttpClient, type HttpResponse, networkError, statusError } from '../http/client.js';
 import { isRetryable, type RetryPolicy, realSleep, retryDelayMs } from '../http/retry.js';
+import { writeBody } from './body-writer.js';
 import { Locator } from './locator.js';
 import { PrefixHasher } from './prefix-hasher.js';
 import { RangePlan, type Segment } from './range-plan.js';
@@ -21,6 +22,8 @@ export interface DownloadTuning {
   readonly sleep?: typeof realSleep;
   /** Called with every batch of bytes written, for progress. */
   readonly onBytes?: (bytes: number) => void;
+  /** Called once when a blob of unknown size learns it from the server. */
+  readonly onSize?: (size: number) => void;
 }
 
 /** A staged blob whose every byte arrived, with the digest computed while it streamed. */
@@ -50,15 +53,15 @@ export async function downloadToStaging(blob: BlobSpec, tuning: DownloadTuning):
   const saved = (await exists(paths.data)) ? await loadProgress(paths, blob.digest, blob.size) : undefined;
   const file = await open(paths.data, saved ? 'r+' : 'w+');
   try {
-    const run = new BlobRun(blob, tuning, paths, file, saved?.segments, saved?.size);
+    const run = new BlobRun(blob, tuning, paths, file, saved?.segments, saved?.size, false);
     try {
-      return await run.execute(false);
+      return await run.execute();
     } catch (error) {
       if (!(error instanceof RangesIgnored)) throw error;
       // The server sends whole bodies only: start over as one stream (undici's rule: a 200
       // to a range request means "restart", never "append").
-      const single = new BlobRun(blob, tuning, paths, file, undefined, blob.size);
-      return await single.execute(true);
+      const single = new BlobRun(blob, tuning, paths, file, undefined, blob.size, true);
+      return await single.execute();
     }
   } finally {
     await file.close();
@@ -76,8 +79,6 @@ class BlobRun {
   private unflushed = 0;
   private lastFlush = Date.now();
   private flushing: Promise<void> | undefined;
-  private singleStream = false;
-
   constructor(
     private readonly blob: BlobSpec,
     private readonly tuning: DownloadTuning,
@@ -85,10 +86,17 @@ class BlobRun {
     private readonly file: FileHandle,
     saved: readonly { start: number; pos: number; end: number }[] | undefined,
     size: number | undefined,
+    /** One request for the whole blob: the server ignores Range. */
+    private singleStream: boolean,
   ) {
-    this.plan = new RangePlan(blob.size ?? size, tuning.minSplit, saved);
-    this.hasher = new PrefixHasher(blob.digest.algorithm, blob.size, file, () =>
-      this.plan.contiguousPrefix(),
+    const connections = singleStream ? 1 : tuning.connections;
+    this.plan = new RangePlan(blob.size ?? size, tuning.minSplit, saved, connections);
+    this.hasher = new PrefixHasher(
+      blob.digest.algorithm,
+      file,
+      paths.data,
+      () => this.plan.size,
+      () => this.plan.contiguousPrefix(),
     );
     this.locator = new Locator(blob, this.abort.signal);
     tuning.signal?.addEventListener('abort', this.onAbort, { once: true });
@@ -96,8 +104,7 @@ class BlobRun {
 
   private readonly onAbort = () => this.abort.abort(this.tuning.signal?.reason);
 
-  async execute(singleStream: boolean): Promise<StagedBlob> {
-    this.singleStream = singleStream;
+  async execute(): Promise<StagedBlob> {
     try {
       this.hasher.catchUp();
       this.spawnWorkers();
@@ -119,6 +126,7 @@ class BlobRun {
       return { paths: this.paths, size, hex, fetched: this.fetched, host };
     } finally {
       this.tuning.signal?.removeEventListener('abort', this.onAbort);
+      await this.hasher.dispose();
     }
   }
 
@@ -210,6 +218,7 @@ class BlobRun {
         throw new RangesIgnored();
       }
       this.singleStream = true;
+      this.plan.streamWhole();
       const length = Number(response.headers['content-length']);
       if (this.plan.size === undefined && Number.isFinite(length)) this.setSize(length, segment);
       return this.consume(segment, response, this.plan.size);
@@ -236,6 +245,7 @@ class BlobRun {
       );
     }
     if (this.plan.size === undefined) {
+      this.tuning.onSize?.(total);
       this.plan.setSize(total);
       if (!Number.isFinite(segment.end)) segment.end = total;
       this.spawnWorkers();
@@ -267,20 +277,16 @@ class BlobRun {
   ): Promise<void> {
     let windowStart = Date.now();
     let windowBytes = 0;
-    try {
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        const room = segment.end - segment.pos;
-        const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        const offset = segment.pos;
-        await this.file.write(piece, 0, piece.length, offset);
-        // A thief may have moved `end` below this piece while it was being written; the
-        // overlap holds the same bytes the thief writes, but only our share counts as ours.
-        const ours = Math.max(0, Math.min(piece.length, segment.end - offset));
-        segment.pos += ours;
-        this.fetched += ours;
-        this.hasher.written(offset, ours === piece.length ? piece : piece.subarray(0, ours));
-        this.tuning.onBytes?.(ours);
-        windowBytes += ours;
+    await writeBody(response.body, {
+      file: this.file,
+      segment,
+      bodyEnd: declaredEnd,
+      bodyError: (error) => networkError(error, response.url),
+      landed: (offset, bytes) => {
+        this.fetched += bytes.length;
+        this.hasher.written(offset, bytes);
+        this.tuning.onBytes?.(bytes.length);
+        windowBytes += bytes.length;
         const now = Date.now();
         if (now - windowStart >= RATE_WINDOW_MS) {
           const instant = (windowBytes * 1000) / (now - windowStart);
@@ -288,14 +294,9 @@ class BlobRun {
           windowStart = now;
           windowBytes = 0;
         }
-        this.noteProgress(ours);
-        if (segment.pos >= segment.end) break;
-      }
-    } catch (error) {
-      throw networkError(error, response.url);
-    } finally {
-      if (!response.body.readableEnded) response.body.destroy();
-    }
+        this.noteProgress(bytes.length);
+      },
+    });
     if (segment.pos >= segment.end) return;
     if (!Number.isFinite(segment.end) && declaredEnd === undefined) {
       this.setSize(segment.pos, segment);

@@ -88,8 +88,13 @@ async function fetchUnique(
     const fetched = await poolSettled(missing, options.concurrency, async ({ blob, progress }) => {
       tracker.start(progress);
       try {
-        const result = await fetchVerified(blob, options, (n) => {
-          progress.done += n;
+        const result = await fetchVerified(blob, options, {
+          onBytes: (n) => {
+            progress.done += n;
+          },
+          onSize: (size) => {
+            progress.total = size;
+          },
         });
         progress.state = 'done';
         progress.total = result.size;
@@ -117,7 +122,7 @@ async function fetchUnique(
 async function fetchVerified(
   blob: BlobSpec,
   options: EngineOptions,
-  onBytes: (n: number) => void,
+  progress: { onBytes(n: number): void; onSize(size: number): void },
 ): Promise<BlobResult> {
   let downloaded = 0;
   for (let attempt = 1; ; attempt++) {
@@ -130,7 +135,8 @@ async function fetchVerified(
       flushIntervalMs: 1000,
       signal: options.signal,
       sleep: options.sleep,
-      onBytes,
+      onBytes: progress.onBytes,
+      onSize: progress.onSize,
     });
     downloaded += staged.fetched;
     const sizeOk = blob.size === undefined || staged.size === blob.size;

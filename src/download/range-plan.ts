@@ -1,12 +1,19 @@
 /**
  * Which bytes of one blob are finished, which are taken by a connection, and how an idle
- * connection steals work. Segments partition [0, size): bytes [start, pos) are written,
+ * connection gets work. Segments partition [0, size): bytes [start, pos) are written,
  * [pos, end) are still to come. A segment is `taken` while a connection streams it.
  *
- * Like aria2's segment manager (finished vs taken ranges), but the split is proportional to
- * measured rates: an idle connection takes the share of the slowest-finishing segment that
- * makes both finish together, so one crawling connection cannot hold the tail (Ollama's fixed
- * 16-part split is why its pulls sit at 99%, ollama#1736).
+ * Work is handed out in file order, in pieces that shrink as the untaken bytes run out
+ * (guided self-scheduling: a piece is 1/(2·connections) of what is left, between minSplit and
+ * MAX_PIECE). In order, because the digest can only follow the contiguous prefix: ranges that
+ * land far ahead of it must be read back and hashed after the gap closes, and a 16-way split
+ * leaves 15/16 of the blob to hash after the last byte. Shrinking, so the connections finish
+ * together instead of one holding a large last piece.
+ *
+ * When nothing is untaken, an idle connection steals (like aria2's segment manager, finished
+ * vs taken ranges): from the segment that will finish last, the share that makes victim and
+ * thief finish together at their measured rates, so one crawling connection cannot hold the
+ * tail (Ollama's fixed 16-part split is why its pulls sit at 99%, ollama#1736).
  */
 export interface Segment {
   readonly start: number;
@@ -24,14 +31,22 @@ export interface SegmentRecord {
   readonly end: number;
 }
 
+const MiB = 1024 * 1024;
+/** Largest piece: bounds how far ahead of the hash any range lands (and is read back). */
+const MAX_PIECE = 64 * MiB;
+/** A steal must save at least this much time, or the new request is not worth it. */
+const MIN_STEAL_GAIN_S = 0.05;
+
 export class RangePlan {
   private segments: Segment[];
 
   constructor(
     size: number | undefined,
-    /** Smallest range worth a request of its own. */
+    /** Smallest piece worth a request of its own. */
     private readonly minSplit: number,
     saved?: readonly SegmentRecord[],
+    /** Connections sharing the blob; pieces are sized so each gets several. */
+    private connections = 1,
   ) {
     if (saved && saved.length > 0) {
       this.segments = saved.map((s) => ({ ...s, taken: false, rate: 0 }));
@@ -46,65 +61,155 @@ export class RangePlan {
     return Number.isFinite(last.end) ? last.end : undefined;
   }
 
-  /** Learns the size (from Content-Range or Content-Length) when it was unknown. */
+  /**
+   * Learns the size (from Content-Range or Content-Length) when it was unknown. The open-ended
+   * segment keeps one piece; the rest becomes untaken work for the other connections.
+   */
   setSize(size: number): void {
     const last = this.segments[this.segments.length - 1]!;
-    if (!Number.isFinite(last.end)) last.end = size;
+    if (Number.isFinite(last.end)) return;
+    last.end = size;
+    if (!last.taken || this.connections <= 1) return;
+    const cut = last.pos + this.pieceSize(size - last.pos);
+    if (cut < size - this.minSplit / 2) {
+      last.end = cut;
+      this.segments.push({ start: cut, pos: cut, end: size, taken: false, rate: 0 });
+    }
   }
 
-  /** Starts over as one segment: the server ignored Range, so only a single stream works. */
-  resetToSingle(size: number | undefined): Segment {
-    this.segments = [{ start: 0, pos: 0, end: size ?? Number.POSITIVE_INFINITY, taken: true, rate: 0 }];
-    return this.segments[0]!;
+  /** The server ignores Range: from now on one connection streams everything, unsplit. */
+  streamWhole(): void {
+    this.connections = 1;
   }
 
   /**
-   * Work for an idle connection: an untaken segment with bytes left, else a stolen share of a
-   * taken one, else undefined (nothing left worth a request).
+   * Work for an idle connection: the next piece of untaken bytes in file order, else a stolen
+   * share of a taken segment, else undefined (nothing left worth a request).
    */
   take(thiefRate?: number): Segment | undefined {
     const free = this.segments.find((s) => !s.taken && s.pos < s.end);
-    if (free) {
-      free.taken = true;
-      free.rate = 0;
-      return free;
+    if (!free) return this.steal(this.victim(), thiefRate);
+    // A connection far slower than the rest would finish long after them, and the hash waits
+    // at its range: split it now rather than at the end.
+    const straggler = this.straggler(thiefRate);
+    if (straggler) {
+      const stolen = this.steal(straggler, thiefRate);
+      if (stolen) return stolen;
     }
-    return this.steal(thiefRate);
+    const piece = this.pieceSize(this.untaken());
+    // A single connection streams all it can in one request.
+    if (
+      this.connections > 1 &&
+      Number.isFinite(free.end) &&
+      free.end - free.pos > piece + this.minSplit / 2
+    ) {
+      const cut = free.pos + piece;
+      this.segments.push({ start: cut, pos: cut, end: free.end, taken: false, rate: 0 });
+      free.end = cut;
+      this.sort();
+    }
+    free.taken = true;
+    free.rate = thiefRate ?? 0;
+    return free;
   }
 
-  private steal(thiefRate?: number): Segment | undefined {
+  private untaken(): number {
+    let sum = 0;
+    for (const s of this.segments) if (!s.taken) sum += s.end - s.pos;
+    return sum;
+  }
+
+  private pieceSize(left: number): number {
+    if (!Number.isFinite(left)) return MAX_PIECE;
+    const share = Math.ceil(left / (2 * this.connections));
+    return Math.min(MAX_PIECE, Math.max(this.minSplit, share));
+  }
+
+  /** Mean measured rate of the connections at work (0 before any measurement). */
+  private meanRate(): number {
+    let sum = 0;
+    let n = 0;
+    for (const s of this.segments) {
+      if (s.taken && s.rate > 0) {
+        sum += s.rate;
+        n++;
+      }
+    }
+    return n ? sum / n : 0;
+  }
+
+  /** The taken segment that will finish last; unmeasured ones count at the mean rate. */
+  private victim(): Segment | undefined {
+    const mean = this.meanRate();
     let victim: Segment | undefined;
     let worst = 0;
-    const rates = this.segments.filter((s) => s.taken && s.rate > 0).map((s) => s.rate);
-    const meanRate = rates.length ? rates.reduce((a, b) => a + b, 0) / rates.length : 0;
     for (const s of this.segments) {
       const left = s.end - s.pos;
-      if (!s.taken || !Number.isFinite(left) || left < 2 * this.minSplit) continue;
-      // Unmeasured connections count at the mean rate, so a fresh split ranks by size alone.
-      const eta = left / (s.rate || meanRate || 1);
+      if (!s.taken || !Number.isFinite(left) || left <= 0) continue;
+      const eta = left / (s.rate || mean || 1);
       if (eta > worst) {
         worst = eta;
         victim = s;
       }
     }
-    if (!victim) return undefined;
-    const left = victim.end - victim.pos;
-    const victimRate = victim.rate || meanRate;
-    const thief = thiefRate || meanRate;
-    // Keep for the victim what it can fetch in the time the thief needs for the rest.
-    const keepShare = victimRate > 0 && thief > 0 ? victimRate / (victimRate + thief) : 0.5;
-    let keep = Math.max(Math.floor(left * keepShare), Math.min(this.minSplit, Math.floor(left / 2)));
-    if (left - keep < this.minSplit) keep = left - this.minSplit;
-    const mid = victim.pos + keep;
-    const stolen: Segment = { start: mid, pos: mid, end: victim.end, taken: true, rate: 0 };
-    victim.end = mid;
-    this.segments.push(stolen);
-    this.sort();
-    return stolen;
+    return victim;
   }
 
+  /** A measured segment due more than twice as late as the whole blob at the current rates. */
+  private straggler(thiefRate?: number): Segment | undefined {
+    const mean = this.meanRate();
+    if (!mean || !Number.isFinite(this.size ?? Number.POSITIVE_INFINITY)) return undefined;
+    let left = 0;
+    let rate = thiefRate || mean;
+    for (const s of this.segments) {
+      left += s.end - s.pos;
+      if (s.taken) rate += s.rate || mean;
+    }
+    const blobEta = left / rate;
+    let straggler: Segment | undefined;
+    let worst = 2 * blobEta;
+    for (const s of this.segments) {
+      if (!s.taken || !s.rate) continue;
+      const eta = (s.end - s.pos) / s.rate;
+      if (eta > worst) {
+        worst = eta;
+        straggler = s;
+      }
+    }
+    return straggler;
+  }
+
+  private steal(victim: Segment | undefined, thiefRate?: number): Segment | undefined {
+    if (!victim) return undefined;
+    const left = victim.end - victim.pos;
+    const mean = this.meanRate();
+    const victimRate = victim.rate || mean;
+    const thief = thiefRate || mean;
+    const measured = victimRate > 0 && thief > 0;
+    // The victim keeps what it fetches in the time the thief needs for the rest.
+    const stolen = measured ? Math.floor((left * thief) / (victimRate + thief)) : Math.floor(left / 2);
+    // A steal costs a request and cuts the victim's. Blind (no rates yet), both halves must be
+    // worth a request; with rates, it must save real time (so equal connections near the end
+    // are left alone), and may then leave a crawling victim less than minSplit.
+    if (!measured && stolen < this.minSplit) return undefined;
+    if (
+      measured &&
+      (stolen < Math.min(this.minSplit, MiB) || left / victimRate - stolen / thief < MIN_STEAL_GAIN_S)
+    ) {
+      return undefined;
+    }
+    const mid = victim.end - stolen;
+    const segment: Segment = { start: mid, pos: mid, end: victim.end, taken: true, rate: thiefRate ?? 0 };
+    victim.end = mid;
+    this.segments.push(segment);
+    this.sort();
+    return segment;
+  }
+
+  /** The connection is done with the segment (complete, or failed and to be taken again). */
   release(segment: Segment): void {
     segment.taken = false;
+    this.coalesce();
   }
 
   /** Bytes [0, n) are all written. */
@@ -126,13 +231,23 @@ export class RangePlan {
     return this.size !== undefined && this.segments.every((s) => s.pos >= s.end);
   }
 
-  /** True while some segment still has untaken bytes; idle connections may then keep asking. */
-  hasWork(): boolean {
-    return this.segments.some((s) => s.pos < s.end);
-  }
-
   records(): SegmentRecord[] {
     return this.segments.map(({ start, pos, end }) => ({ start, pos, end }));
+  }
+
+  /** Merges neighbouring finished segments, so the record and the prefix scan stay short. */
+  private coalesce(): void {
+    const merged: Segment[] = [];
+    for (const s of this.segments) {
+      const prev = merged[merged.length - 1];
+      const done = (x: Segment) => !x.taken && x.pos >= x.end;
+      if (prev && done(prev) && done(s) && prev.end === s.start) {
+        merged[merged.length - 1] = { start: prev.start, pos: s.end, end: s.end, taken: false, rate: 0 };
+      } else {
+        merged.push(s);
+      }
+    }
+    this.segments = merged;
   }
 
   private sort(): void {

@@ -1,0 +1,105 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+
+export interface Timed {
+  readonly wallMs: number;
+  readonly stdout: string;
+  /** Peak resident set (VmHWM) seen while polling /proc; a lower bound for short-lived tools. */
+  readonly polledHwmKiB: number | undefined;
+}
+
+const POLL_MS = 50;
+
+/**
+ * Runs a command to completion and measures its wall time from spawn to exit, so every tool
+ * pays for its own start-up. A non-zero exit is a harness error: the benchmark compares
+ * successful, verified downloads only.
+ */
+export async function runTimed(command: string, args: readonly string[], timeoutMs: number): Promise<Timed> {
+  const started = performance.now();
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  let hwm: number | undefined;
+  const poll = setInterval(() => {
+    if (child.pid === undefined) return;
+    void readHwm(child.pid).then((kib) => {
+      if (kib !== undefined) hwm = Math.max(hwm ?? 0, kib);
+    });
+  }, POLL_MS);
+  const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (c) => resolve(c));
+    });
+    const wallMs = performance.now() - started;
+    if (code !== 0) {
+      const tail = stderr.trim().split('\n').slice(-5).join('\n');
+      throw new Error(`${command} exited with ${code ?? 'a signal'} (timeout ${timeoutMs} ms)\n${tail}`);
+    }
+    return { wallMs, stdout, polledHwmKiB: hwm };
+  } finally {
+    clearInterval(poll);
+    clearTimeout(killer);
+  }
+}
+
+async function readHwm(pid: number): Promise<number | undefined> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const m = /^VmHWM:\s+(\d+) kB$/m.exec(status);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ServerProcess {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts bench/server.ts in its own process and waits for the port it listens on. */
+export async function startServerProcess(
+  script: string,
+  blobPath: string,
+  trace = false,
+): Promise<ServerProcess> {
+  const args = ['--experimental-transform-types', '--no-warnings', script, blobPath];
+  if (trace) args.push('--trace');
+  const child = spawn(process.execPath, args, {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) {
+        child.stdout.off('data', onData);
+        resolve((JSON.parse(line) as { port: number }).port);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('error', reject);
+    void exited.then(() => reject(new Error('the bench server exited before listening')));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      // Closing its stdin is the server's signal to close; the kill is the fallback.
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

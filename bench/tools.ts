@@ -1,0 +1,92 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BenchBlob } from './data.js';
+import { runTimed } from './proc.js';
+
+const TIMEOUT_MS = 120_000;
+
+/** One timed, verified download. */
+export interface Measurement {
+  readonly wallMs: number;
+  /** Ours only: time inside fetchBlobs, without process start-up and exit. */
+  readonly engineMs?: number;
+  readonly peakRssKiB: number | undefined;
+}
+
+export type Tool = (url: string, blob: BenchBlob) => Promise<Measurement>;
+
+/** A scratch folder on the same filesystem as every tool's output, removed afterwards. */
+async function inScratch<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'model-pull-bench-'));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function expectSize(path: string, size: number, who: string): Promise<void> {
+  const actual = (await stat(path)).size;
+  if (actual !== size) throw new Error(`${who} left ${actual} bytes at ${path}, expected ${size}`);
+}
+
+/**
+ * Our engine: fetchBlobs with `connections` ranges and full verification, in a child process
+ * running `script` (bench/ours.ts transpiled by build.ts).
+ */
+export function ours(connections: number, script: string): Tool {
+  return (url, blob) =>
+    inScratch(async (dir) => {
+      const args = { url, hex: blob.hex, size: blob.size, dir, connections };
+      const run = await runTimed(process.execPath, [script, JSON.stringify(args)], TIMEOUT_MS);
+      const report = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as {
+        engineMs: number;
+        maxRssKiB: number;
+        downloadedBytes: number;
+      };
+      if (report.downloadedBytes !== blob.size) {
+        throw new Error(`ours fetched ${report.downloadedBytes} bytes, expected ${blob.size}`);
+      }
+      // fetchBlobs only returns after the streamed digest matched and the rename happened.
+      await expectSize(join(dir, 'store', `sha256-${blob.hex}`), blob.size, 'ours');
+      return { wallMs: run.wallMs, engineMs: report.engineMs, peakRssKiB: report.maxRssKiB };
+    });
+}
+
+/** aria2c as issue 2 names it: 16 connections, 1 MiB minimum split, sha-256 checked by aria2c. */
+export const aria2c: Tool = (url, blob) =>
+  inScratch(async (dir) => {
+    const run = await runTimed(
+      'aria2c',
+      [
+        '-x16',
+        '-s16',
+        '-k1M',
+        `--checksum=sha-256=${blob.hex}`,
+        `--dir=${dir}`,
+        '--out=blob',
+        '--quiet=true',
+        '--allow-overwrite=true',
+        url,
+      ],
+      TIMEOUT_MS,
+    );
+    // aria2c exits non-zero when the checksum does not match, so success means verified.
+    await expectSize(join(dir, 'blob'), blob.size, 'aria2c');
+    return { wallMs: run.wallMs, peakRssKiB: run.polledHwmKiB };
+  });
+
+/** `curl -o file` followed by `sha256sum file`: download, then a second full read to verify. */
+export const curlThenSha256sum: Tool = (url, blob) =>
+  inScratch(async (dir) => {
+    const file = join(dir, 'blob');
+    const fetch = await runTimed('curl', ['-sS', '--fail', '-o', file, url], TIMEOUT_MS);
+    const check = await runTimed('sha256sum', [file], TIMEOUT_MS);
+    const hex = check.stdout.split(/\s/)[0];
+    if (hex !== blob.hex) throw new Error(`sha256sum says ${hex}, expected ${blob.hex}`);
+    return {
+      wallMs: fetch.wallMs + check.wallMs,
+      peakRssKiB: Math.max(fetch.polledHwmKiB ?? 0, check.polledHwmKiB ?? 0) || undefined,
+    };
+  });

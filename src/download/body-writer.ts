@@ -1,0 +1,182 @@
+import type { FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { ModelPullError } from '../errors.js';
+import type { Segment } from './range-plan.js';
+
+/** Bytes handed to the file system and not yet written, per connection, before we pause. */
+const HIGH_WATER = 1024 * 1024;
+const LOW_WATER = HIGH_WATER / 4;
+
+export interface BodyTarget {
+  readonly file: FileHandle;
+  /** Bytes land at `segment.pos` onwards; `pos` advances only over bytes in the file. */
+  readonly segment: Segment;
+  /** Called in file order once `bytes` (at `offset`, all ours) are in the file. */
+  landed(offset: number, bytes: Buffer): void;
+  /** Turns an error of the body stream (reset, stall, abort) into ours. */
+  bodyError(error: unknown): Error;
+  /** Where this response's bytes end (exclusive), when the server said so. */
+  readonly bodyEnd?: number;
+}
+
+interface PendingWrite {
+  readonly offset: number;
+  readonly piece: Buffer;
+  done: boolean;
+}
+
+/**
+ * Streams a response body into the staging file at its segment, until the body ends or a thief
+ * has moved `segment.end` below what arrived. Writes are issued as chunks arrive, several at
+ * once, and retired in order: awaiting each write before reading the next chunk paused the
+ * parser on every chunk, and undici then re-joins the socket's buffered reads into new buffers
+ * (a second copy of every byte, and twice the garbage).
+ */
+export function writeBody(body: Readable, target: BodyTarget): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    new BodyWriter(body, target, resolve, reject).start();
+  });
+}
+
+class BodyWriter {
+  private readonly queue: PendingWrite[] = [];
+  private readonly segment: Segment;
+  /** Offset of the next byte that arrives (writes in flight lie between pos and next). */
+  private next: number;
+  private inFlight = 0;
+  private ended = false;
+  private settled = false;
+  /** The segment ends before the body does (a thief took the rest): we stop reading. */
+  private cut = false;
+  /** A reset or stall: bytes that arrived before it are still good once their writes land. */
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly body: Readable,
+    private readonly target: BodyTarget,
+    private readonly resolve: () => void,
+    private readonly reject: (error: Error) => void,
+  ) {
+    this.segment = target.segment;
+    this.next = this.segment.pos;
+  }
+
+  start(): void {
+    if (this.next >= this.segment.end) {
+      this.settle();
+      return;
+    }
+    this.body
+      .on('data', this.onData)
+      .on('end', this.onEnd)
+      .on('error', this.onError)
+      .on('close', this.onClose);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.failure) return;
+    const room = this.segment.end - this.next;
+    if (room <= 0) {
+      this.cut = true;
+      this.body.pause();
+      this.retire();
+      return;
+    }
+    const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    const write: PendingWrite = { offset: this.next, piece, done: false };
+    this.queue.push(write);
+    this.next += piece.length;
+    this.inFlight += piece.length;
+    this.target.file.write(piece, 0, piece.length, write.offset).then(
+      () => {
+        write.done = true;
+        this.inFlight -= piece.length;
+        this.retire();
+      },
+      (error: unknown) => this.settle(writeError(error)),
+    );
+    this.noteCut();
+    if (this.inFlight >= HIGH_WATER || this.cut) this.body.pause();
+  };
+
+  private readonly onEnd = (): void => {
+    this.ended = true;
+    this.retire();
+  };
+
+  private readonly onError = (error: unknown): void => {
+    this.failure ??= this.target.bodyError(error);
+    this.retire();
+  };
+
+  private readonly onClose = (): void => {
+    if (!this.body.readableEnded) this.onError(new Error('the response body closed early'));
+  };
+
+  /** Reports written pieces in file order, then resumes, waits, or finishes. */
+  private retire(): void {
+    const { segment } = this;
+    while (this.queue[0]?.done && !this.settled) {
+      const { offset, piece } = this.queue.shift()!;
+      // A thief may have moved `end` below this piece while it was being written; the
+      // overlap holds the same bytes the thief writes, but only our share counts as ours.
+      const ours = Math.max(0, Math.min(piece.length, segment.end - offset));
+      if (ours > 0) {
+        segment.pos = offset + ours;
+        this.target.landed(offset, ours === piece.length ? piece : piece.subarray(0, ours));
+      }
+      release(piece);
+    }
+    this.noteCut();
+    if (this.inFlight <= LOW_WATER && this.body.isPaused() && !this.cut) this.body.resume();
+    // The body's own end keeps the connection reusable; we cut it only when it has more.
+    if (this.queue.length === 0 && (this.ended || this.cut || this.failure)) this.settle(this.failure);
+  }
+
+  private noteCut(): void {
+    const bodyEnd = this.target.bodyEnd ?? Number.POSITIVE_INFINITY;
+    if (this.next >= this.segment.end && this.segment.end < bodyEnd) this.cut = true;
+  }
+
+  private settle(error?: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    const { body } = this;
+    body
+      .off('data', this.onData)
+      .off('end', this.onEnd)
+      .off('error', this.onError)
+      .off('close', this.onClose);
+    // A body we stop reading early would hold its socket, so it goes (undici reports that as
+    // an abort, which is expected here and ignored).
+    if (!body.readableEnded) body.on('error', () => undefined).destroy();
+    if (error) this.reject(error);
+    else this.resolve();
+  }
+}
+
+/**
+ * Frees a chunk's memory now instead of at the garbage collector's next major pass. Socket
+ * reads are 64 KiB buffers that V8 only reclaims once ~64 MiB of them have piled up, which was
+ * a third of our peak RSS. Only a buffer this view spans entirely is detached: no other view
+ * can then depend on it (undici's parser copies each read into its own memory and keeps no
+ * reference once the body chunk is delivered).
+ */
+function release(piece: Buffer): void {
+  const buffer = piece.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
+  if (piece.byteOffset !== 0 || piece.byteLength !== buffer.byteLength || !buffer.transfer) return;
+  try {
+    buffer.transfer(0);
+  } catch {
+    // Not detachable (a pooled or external buffer): the collector frees it later.
+  }
+}
+
+function writeError(error: unknown): Error {
+  if ((error as { code?: string }).code === 'ENOSPC') {
+    return new ModelPullError('ERR_DISK_SPACE', 'the disk filled up while writing the download', {
+      cause: error,
+    });
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
