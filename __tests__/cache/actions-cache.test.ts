@@ -1,6 +1,7 @@
 import { lstat, mkdir, readlink, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { type CacheClient, createActionsCache, createNoCache } from '../../src/cache/client.js';
+import { createActionsCache } from '../../src/cache/actions-cache.js';
+import { type CacheClient, createNoCache } from '../../src/cache/client.js';
 import { MemoryLogger } from '../../src/report/logger.js';
 import { type CacheService, startCacheService } from '../helpers/cache-service.js';
 import { startServer } from '../helpers/http.js';

@@ -19,8 +19,8 @@ var promises_ = __webpack_require__(1455);
 var external_node_os_ = __webpack_require__(8161);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __webpack_require__(6760);
-// EXTERNAL MODULE: ./src/cache/client.ts + 365 modules
-var client = __webpack_require__(3423);
+// EXTERNAL MODULE: ./src/cache/client.ts
+var client = __webpack_require__(9439);
 // EXTERNAL MODULE: ./src/constants.ts
 var constants = __webpack_require__(7242);
 // EXTERNAL MODULE: external "node:crypto"
@@ -189,7 +189,7 @@ async function demoCommand(io, options = {}) {
         for (const round of ROUNDS) {
             const report = await (0,pull/* pull */.J)(settings, {
                 log,
-                cache: (0,client/* createNoCache */.V)(),
+                cache: (0,client/* createNoCache */.m)(),
                 onProgress: (0,progress_log/* progressLines */.L)(log.info, 1000),
                 signal: io.signal,
             });

@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import * as toolCache from '@actions/tool-cache';
-import { createActionsCache, createNoCache } from '../cache/client.js';
+import { createActionsCache } from '../cache/actions-cache.js';
+import { createNoCache } from '../cache/client.js';
 import { EnvNames, Outputs } from '../constants.js';
 import { describeError } from '../errors.js';
 import { type PullReport, pull } from '../pull.js';
