@@ -21,6 +21,7 @@ export const Inputs = {
   OllamaDownloadUrl: 'ollama-download-url',
   StallTimeout: 'stall-timeout',
   Retries: 'retries',
+  RegistryHost: 'registry-host',
   RegistryUsername: 'registry-username',
   RegistryPassword: 'registry-password',
   AllowedRealmHosts: 'allowed-realm-hosts',

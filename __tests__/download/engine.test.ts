@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from '../../src/digest.js';
 import { fetchBlobs } from '../../src/download/engine.js';
@@ -68,6 +68,24 @@ describe('fetchBlobs', () => {
     expect(last.done).toBe(SIZE);
     expect(last.total).toBe(SIZE);
     expect(last.blobs[0]!.state).toBe('done');
+  });
+
+  it('creates the folders of a new store 0755 whatever the umask', async () => {
+    const previous = process.umask(0o077);
+    try {
+      const blob = {
+        ...spec(SIZE),
+        target: join(dir.path, 'new', 'blobs', 'b'),
+        ingestDir: join(dir.path, 'new', 'ingest'),
+      };
+      await fetchBlobs([blob], options());
+      for (const folder of ['new', 'new/blobs']) {
+        expect((await stat(join(dir.path, folder))).mode & 0o777).toBe(0o755);
+      }
+      expect((await stat(blob.target)).mode & 0o777).toBe(0o644);
+    } finally {
+      process.umask(previous);
+    }
   });
 
   it('learns the size from Content-Range when the source does not know it', async () => {

@@ -1,4 +1,4 @@
-import { parseLine } from '../../src/refs/index.js';
+import { parseLine, parseLines } from '../../src/refs/index.js';
 
 const hex = 'ab'.repeat(32);
 
@@ -31,5 +31,15 @@ describe('URL lines', () => {
     ['ftp://h/f.gguf', 'expected ollama:NAME, hf:OWNER/REPO or an https:// URL with sha256='],
   ])('refuses %s', (line, reason) => {
     expect(() => parseLine(line)).toThrow(`invalid model line "${line}": ${reason}`);
+  });
+
+  it('refuses two lines that would write different bytes to one file name', () => {
+    const a = `https://a.example/x/model.gguf sha256=${hex}`;
+    const b = `https://b.example/y/model.gguf sha256=${'cd'.repeat(32)}`;
+    expect(() => parseLines([a, b])).toThrow(
+      `invalid model line "${b}": its file name "model.gguf" is already used by "${a}" for other bytes`,
+    );
+    // The same bytes from two mirrors are fine: one file.
+    expect(parseLines([a, `https://b.example/y/model.gguf sha256=${hex}`])).toHaveLength(2);
   });
 });

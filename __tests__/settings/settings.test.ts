@@ -88,7 +88,11 @@ describe('buildSettings', () => {
       'input "cache-key-prefix" must be at most 200 characters without commas or spaces',
     ],
     [
-      { models: 'x', 'registry-username': 'u' },
+      { models: 'x', 'registry-username': 'u', 'registry-password': 'p' },
+      'input "registry-username" needs input "registry-host": the registry (host[:port]) the credentials belong to',
+    ],
+    [
+      { models: 'x', 'registry-username': 'u', 'registry-host': 'ghcr.io' },
       'input "registry-username" and input "registry-password" go together',
     ],
     [

@@ -71,7 +71,7 @@ export async function runAction(env: Env): Promise<string | undefined> {
         timeoutMs: 60_000,
         expectedModels,
         log,
-        env,
+        env: serverEnvironment(env),
       });
       core.setOutput(Outputs.OllamaHost, running.host);
       core.exportVariable(EnvNames.OllamaHost, running.host);
@@ -98,4 +98,13 @@ async function logModels(report: PullReport): Promise<void> {
       for (const f of o.files) core.info(`  ${f.path} ${formatBytes(f.size)} ${f.digest}`);
     });
   }
+}
+
+/**
+ * The detached server outlives this step, and later steps of the job can read its environment
+ * (/proc/<pid>/environ): it gets none of this step's inputs, runner tokens or hub tokens.
+ */
+export function serverEnvironment(env: Env): Env {
+  const secret = /^(INPUT_|ACTIONS_)|^(HF_TOKEN|HUGGING_FACE_HUB_TOKEN|GITHUB_TOKEN)$/;
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !secret.test(name)));
 }

@@ -16,6 +16,7 @@ export const SETTING_FLAGS = [
   Inputs.Lockfile,
   Inputs.StallTimeout,
   Inputs.Retries,
+  Inputs.RegistryHost,
   Inputs.RegistryUsername,
   Inputs.RegistryPassword,
   Inputs.AllowedRealmHosts,

@@ -13,7 +13,8 @@ const COMMON_OPTIONS = `Options (environment defaults as in the action):
   --ca-cert FILE          extra PEM certificates to trust
   --stall-timeout SEC     seconds without a byte before a retry (30)
   --retries N             retries without progress before giving up (6)
-  --registry-username U   basic credentials for a private OCI registry,
+  --registry-host HOST    the private OCI registry (host[:port]) the credentials are for
+  --registry-username U   basic credentials for --registry-host,
   --registry-password P   sent only to its token service
   --allowed-realm-hosts H hosts besides the registry that may issue its tokens
   -f, --file FILE         read model lines from FILE too (one per line, # comments)
@@ -84,7 +85,7 @@ downloads nothing), and prints the result. Needs no internet.
 `,
 } as const;
 
-/** Bad lines, bad flags and an uncovered lock are usage errors (exit 2); the rest are failures. */
+/** Bad lines and bad flags are usage errors (exit 2); the rest, an uncovered lock line too, are failures. */
 export function usageError(error: unknown): boolean {
   return isModelPullError(error, 'ERR_BAD_REFERENCE') || isModelPullError(error, 'ERR_BAD_INPUT');
 }

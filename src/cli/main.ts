@@ -48,7 +48,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.stdout.write('model-pull 0.1.0\n');
     return 0;
   }
-  const handler = COMMANDS[command];
+  const handler = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!handler) {
     io.stderr.write(`model-pull: unknown command "${command}" (try model-pull --help)\n`);
     return 2;

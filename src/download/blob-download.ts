@@ -1,5 +1,6 @@
-import { type FileHandle, mkdir, open, stat } from 'node:fs/promises';
+import { type FileHandle, open, stat } from 'node:fs/promises';
 import { isModelPullError, ModelPullError } from '../errors.js';
+import { ensureDirs } from '../fs-dirs.js';
 import { type HttpClient, type HttpResponse, networkError, statusError } from '../http/client.js';
 import { isRetryable, type RetryPolicy, realSleep, retryDelayMs } from '../http/retry.js';
 import { writeBody } from './body-writer.js';
@@ -49,7 +50,8 @@ const RATE_WINDOW_MS = 250;
  */
 export async function downloadToStaging(blob: BlobSpec, tuning: DownloadTuning): Promise<StagedBlob> {
   const paths = stagingPaths(blob.ingestDir, blob.digest);
-  await mkdir(blob.ingestDir, { recursive: true });
+  // The ingest folder may be the first thing created in a new store: its parents must be 0755.
+  await ensureDirs(blob.ingestDir);
   const saved = (await exists(paths.data)) ? await loadProgress(paths, blob.digest, blob.size) : undefined;
   const file = await open(paths.data, saved ? 'r+' : 'w+');
   try {

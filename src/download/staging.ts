@@ -1,6 +1,7 @@
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { type Digest, formatDigest } from '../digest.js';
+import { ensureDirs } from '../fs-dirs.js';
 import type { SegmentRecord } from './range-plan.js';
 
 /**
@@ -84,7 +85,7 @@ export async function discardStaging(paths: StagingPaths): Promise<void> {
 
 /** Moves verified bytes onto the target: 0644, parent folders 0755, then the record goes. */
 export async function commitStaged(paths: StagingPaths, target: string): Promise<void> {
-  await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+  await ensureDirs(dirname(target));
   await chmod(paths.data, 0o644);
   await rename(paths.data, target);
   await rm(paths.record, { force: true });

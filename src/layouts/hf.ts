@@ -1,18 +1,8 @@
 import { constants } from 'node:fs';
-import {
-  copyFile,
-  link,
-  lstat,
-  mkdir,
-  readlink,
-  rename,
-  rm,
-  stat,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
+import { copyFile, link, lstat, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { ModelPullError } from '../errors.js';
+import { ensureDirs } from '../fs-dirs.js';
 
 /**
  * The Hugging Face cache layout (protocols.md, "Hugging Face cache layout"), as huggingface_hub,
@@ -121,8 +111,8 @@ export async function commitSnapshot(spec: SnapshotCommit): Promise<void> {
   const ops: LinkOps = { ...DEFAULT_OPS, ...spec.ops };
   const { paths, commit } = spec;
   // @huggingface/hub's scanCacheDir fails on a repo without refs/ (a pinned pull writes no ref).
-  await mkdir(paths.refs, { recursive: true });
-  await mkdir(join(paths.snapshots, commit), { recursive: true });
+  await ensureDirs(paths.refs);
+  await ensureDirs(join(paths.snapshots, commit));
   const mode = { symlinks: true };
   for (const file of spec.files) {
     const blob = blobPath(paths, file.etag);
@@ -162,7 +152,7 @@ async function placeEntry(
 ): Promise<void> {
   const target = relative(dirname(entry), blob).split(sep).join('/');
   if (await entryIsCurrent(entry, blob, target)) return;
-  await mkdir(dirname(entry), { recursive: true });
+  await ensureDirs(dirname(entry));
   const temp = tempName(entry);
   await rm(temp, { force: true });
   if (mode.symlinks) {
@@ -196,12 +186,18 @@ async function entryIsCurrent(entry: string, blob: string, target: string): Prom
 async function replace(temp: string, entry: string): Promise<void> {
   const info = await lstat(entry).catch(() => undefined);
   if (info?.isDirectory()) await rm(entry, { recursive: true, force: true });
-  await rename(temp, entry);
+  try {
+    await rename(temp, entry);
+  } catch (error) {
+    // A temp name left beside the entry would look like one more file or ref to HF readers.
+    await rm(temp, { force: true });
+    throw error;
+  }
 }
 
 /** Temporary name, then rename: a reader never sees a half-written ref or record. */
 export async function writeAtomic(path: string, content: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await ensureDirs(dirname(path));
   const temp = tempName(path);
   await writeFile(temp, content);
   await replace(temp, path);

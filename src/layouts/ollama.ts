@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { chmod, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { isSha256Hex } from '../digest.js';
 import { ModelPullError } from '../errors.js';
+import { ensureDirs } from '../fs-dirs.js';
 
 /**
  * Ollama's store (protocols.md, "Ollama on-disk layout"):
@@ -98,20 +99,6 @@ export async function commitOllamaModel(
     await rm(temp, { force: true });
     throw error;
   }
-}
-
-/** mkdir -p, then 0755 on the folders this call created (never on the user's existing ones). */
-async function ensureDirs(path: string): Promise<void> {
-  const first = await mkdir(path, { recursive: true, mode: 0o755 });
-  if (first === undefined) return;
-  const rel = relative(first, path);
-  const created = [
-    first,
-    ...(rel ? rel.split(sep) : []).map((_, i, all) => join(first, ...all.slice(0, i + 1))),
-  ];
-  // mkdir's mode passes through the umask; a strict umask would hide the model from a server
-  // running as another user (the Linux install runs Ollama as user `ollama`).
-  for (const dir of created) await chmod(dir, 0o755);
 }
 
 function label(name: StoreName): string {

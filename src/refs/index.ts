@@ -20,5 +20,19 @@ export function parseLine(text: string): ModelRef {
 
 /** Parses every line first, so one bad line stops the run before anything is fetched. */
 export function parseLines(lines: readonly string[]): ModelRef[] {
-  return lines.map(parseLine);
+  const refs = lines.map(parseLine);
+  // URL lines land as <files-dir>/<file name>: two different files may not share one.
+  const byName = new Map<string, UrlRef>();
+  for (const r of refs) {
+    if (r.kind !== 'url') continue;
+    const first = byName.get(r.ref.fileName);
+    if (first && first.sha256 !== r.ref.sha256) {
+      throw badLine(
+        r.line,
+        `its file name "${r.ref.fileName}" is already used by "${first.line}" for other bytes`,
+      );
+    }
+    byName.set(r.ref.fileName, r.ref);
+  }
+  return refs;
 }

@@ -40,8 +40,10 @@ export interface Settings {
   readonly ollamaDownloadUrl: string;
   /** The runner's tool cache and temp folders (RUNNER_TOOL_CACHE, RUNNER_TEMP). */
   readonly runner: { readonly toolCache: string | undefined; readonly temp: string | undefined };
-  /** Basic credentials for private OCI registries, sent only to the token realm. */
-  readonly registryAuth: { readonly username: string; readonly password: string } | undefined;
+  /** Basic credentials for one private OCI registry (`host`), sent only to its token realm. */
+  readonly registryAuth:
+    | { readonly host: string; readonly username: string; readonly password: string }
+    | undefined;
   /** Hosts other than the registry itself that may act as its token realm (https only). */
   readonly allowedRealmHosts: readonly string[];
   readonly http: HttpOptions;
@@ -104,6 +106,13 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
   const hfToken = value(Inputs.HfToken) ?? nonEmpty(env.HF_TOKEN) ?? nonEmpty(env.HUGGING_FACE_HUB_TOKEN);
   const username = value(Inputs.RegistryUsername);
   const password = value(Inputs.RegistryPassword);
+  const registryHost = value(Inputs.RegistryHost);
+  if (username !== undefined && registryHost === undefined) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `${ctx.nameOf(Inputs.RegistryUsername)} needs ${ctx.nameOf(Inputs.RegistryHost)}: the registry (host[:port]) the credentials belong to`,
+    );
+  }
   if ((username === undefined) !== (password === undefined)) {
     throw new ModelPullError(
       'ERR_BAD_INPUT',
@@ -150,7 +159,8 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
       value(Inputs.OllamaDownloadUrl) ?? 'https://github.com/ollama/ollama/releases'
     ).replace(/\/+$/, ''),
     runner: { toolCache: nonEmpty(env.RUNNER_TOOL_CACHE), temp: nonEmpty(env.RUNNER_TEMP) },
-    registryAuth: username && password ? { username, password } : undefined,
+    registryAuth:
+      username && password && registryHost ? { host: registryHost, username, password } : undefined,
     allowedRealmHosts: (value(Inputs.AllowedRealmHosts) ?? '').split(/[\s,]+/).filter(Boolean),
     http: {
       // Each file may open `connections` ranges and `concurrency` files run at once.

@@ -19,7 +19,6 @@ export function createSources(settings: Settings): Sources {
       modelsRoot: settings.ollamaModels,
       allowedRealmHosts: settings.allowedRealmHosts,
       ...(settings.registryAuth ? { basicAuth: settings.registryAuth } : {}),
-      verify: settings.verify,
     }),
     hf: createHfSource({
       cacheRoot: settings.hfCache,

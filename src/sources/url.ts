@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { redactUrl } from '../errors.js';
 import type { Source } from '../plan.js';
 import { splitLine } from '../refs/line.js';
 import { parseUrlRef, type UrlRef } from '../refs/url.js';
@@ -13,7 +14,7 @@ export function createUrlSource(options: { readonly filesDir: string }): Source<
       return {
         source: 'url',
         ref: ref.line,
-        name: ref.url,
+        name: redactUrl(ref.url),
         digest: `sha256:${ref.sha256}`,
         contentDigest: ref.sha256,
       };

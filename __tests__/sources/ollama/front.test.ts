@@ -59,7 +59,7 @@ const refOn = (f: Front, suffix = ':v1') =>
   parseOllamaRef(splitLine(`ollama:${f.registry.url}/${REPO}${suffix}`));
 const hostOf = (f: Front) => new URL(f.registry.url).host;
 const source = (extra: Partial<OllamaSourceOptions> = {}) =>
-  createOllamaSource({ modelsRoot: store.path, verify: 'full', ...extra });
+  createOllamaSource({ modelsRoot: store.path, ...extra });
 
 async function failure(promise: Promise<unknown>, code: string): Promise<string> {
   const error = await promise.then(
@@ -121,7 +121,7 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
 
   test('basic credentials go to the realm only; access_token is accepted', async () => {
     const f = await front({ accessTokenField: true });
-    const s = source({ basicAuth: { username: 'ci', password: 's3cret' } });
+    const s = source({ basicAuth: { host: hostOf(f), username: 'ci', password: 's3cret' } });
     const identity = await s.identify(refOn(f), ctx());
     const entry = await s.plan(identity, ctx());
     const location = await entry.blobs[0]!.locate();
@@ -196,7 +196,8 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
     });
     try {
       const ref = parseOllamaRef(splitLine(`ollama:${server.url}/${REPO}:v1`));
-      const identity = await source({ basicAuth: { username: 'ci', password: 'pw' } }).identify(ref, ctx());
+      const basicAuth = { host: new URL(server.url).host, username: 'ci', password: 'pw' };
+      const identity = await source({ basicAuth }).identify(ref, ctx());
       expect(identity.digest).toBe(`sha256:${sha256(model.manifest)}`);
       expect(server.requests.map((r) => r.headers.authorization)).toEqual([undefined, basic]);
       const message = await failure(source().identify(ref, ctx()), 'ERR_AUTH');
@@ -206,6 +207,15 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
     } finally {
       await server.close();
     }
+  });
+
+  test('credentials for one registry never reach another registry or its realm', async () => {
+    const f = await front();
+    const s = source({ basicAuth: { host: 'ghcr.example:443', username: 'ci', password: 's3cret' } });
+    await s.identify(refOn(f), ctx());
+    const sent = f.registry.requests.map((r) => r.headers.authorization ?? '');
+    expect(sent.filter((a) => a.startsWith('Basic '))).toEqual([]);
+    expect(f.tokens.length).toBeGreaterThanOrEqual(1);
   });
 
   test('a realm on another host is refused before anything is sent there', async () => {
@@ -221,7 +231,10 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
   test('an allowed realm host must still be https', async () => {
     const other = await front();
     const f = await front({ realm: () => `http://localhost:${new URL(other.registry.url).port}/token` });
-    const s = source({ allowedRealmHosts: ['localhost'], basicAuth: { username: 'u', password: 'p' } });
+    const s = source({
+      allowedRealmHosts: ['localhost'],
+      basicAuth: { host: hostOf(f), username: 'u', password: 'p' },
+    });
     const message = await failure(s.identify(refOn(f), ctx()), 'ERR_AUTH');
     expect(message).toBe(
       `registry ${hostOf(f)} sent a token realm on another host (localhost:${new URL(other.registry.url).port}); refused: it is listed in allowed-realm-hosts but is not https`,

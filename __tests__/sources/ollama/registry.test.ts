@@ -54,7 +54,7 @@ afterAll(async () => {
 
 describe('ollama source against the real distribution registry', () => {
   test('pull: identify, plan, fetch, commit write the Ollama store exactly', async () => {
-    const source = createOllamaSource({ modelsRoot: store.path, verify: 'full' });
+    const source = createOllamaSource({ modelsRoot: store.path });
     const manifestHex = sha256(model.manifest);
     const identity = await source.identify(ref(':v1'), ctx());
     expect(identity).toEqual({
@@ -78,7 +78,7 @@ describe('ollama source against the real distribution registry', () => {
     expect(entry.files).toEqual(
       all.map((b) => ({ path: blobPath(b), digest: `sha256:${sha256(b.bytes)}`, size: b.bytes.length })),
     );
-    expect(entry.cachePaths).toEqual([...all.map(blobPath), manifestFile]);
+    expect(entry.cachePaths).toEqual(all.map(blobPath)); // blobs only: commit() writes the manifest last
     for (const blob of entry.blobs) expect(blob.ingestDir).toBe(join(store.path, '.model-pull-ingest'));
 
     const results = await fetchBlobs(entry.blobs, engine());
@@ -100,7 +100,7 @@ describe('ollama source against the real distribution registry', () => {
   });
 
   test('a second run downloads nothing: every blob reused, no blob GET reaches the registry', async () => {
-    const source = createOllamaSource({ modelsRoot: store.path, verify: 'full' });
+    const source = createOllamaSource({ modelsRoot: store.path });
     const gets = blobGets(proxy);
     const entry = await source.plan(await source.identify(ref(':v1'), ctx()), ctx());
     const results = await fetchBlobs(entry.blobs, engine());
@@ -110,7 +110,7 @@ describe('ollama source against the real distribution registry', () => {
   });
 
   test('a pinned reference whose manifest is in the store makes no request at all', async () => {
-    const source = createOllamaSource({ modelsRoot: store.path, verify: 'full' });
+    const source = createOllamaSource({ modelsRoot: store.path });
     const count = proxy.requests.length;
     const identity = await source.identify(ref(`:v1@sha256:${sha256(model.manifest)}`), ctx());
     const entry = await source.plan(identity, ctx());
@@ -122,7 +122,7 @@ describe('ollama source against the real distribution registry', () => {
   });
 
   test('a pin without a tag fetches the manifest by digest and stores it under latest', async () => {
-    const source = createOllamaSource({ modelsRoot: store.path, verify: 'full' });
+    const source = createOllamaSource({ modelsRoot: store.path });
     const hex = sha256(model.manifest);
     const count = proxy.requests.length;
     const entry = await source.plan(await source.identify(ref(`@sha256:${hex}`), ctx()), ctx());
@@ -139,7 +139,7 @@ describe('ollama source against the real distribution registry', () => {
   test('a lock-file identity (digest only) plans from the registry into a fresh store', async () => {
     const fresh = await tempDir('model-pull-ollama-fresh-');
     try {
-      const source = createOllamaSource({ modelsRoot: fresh.path, verify: 'size' });
+      const source = createOllamaSource({ modelsRoot: fresh.path });
       const hex = sha256(model.manifest);
       const line = `ollama:${proxy.url}/${REPO}:v1`;
       const identity = {
@@ -167,7 +167,7 @@ describe('ollama source against the real distribution registry', () => {
   });
 
   test('an unknown tag fails with the model name and the 404', async () => {
-    const source = createOllamaSource({ modelsRoot: store.path, verify: 'full' });
+    const source = createOllamaSource({ modelsRoot: store.path });
     await source.identify(ref(':v1'), ctx()); // the same repository, asked first under another tag
     const error = await source.identify(ref(':nope'), ctx()).catch((e: unknown) => e);
     expect(isModelPullError(error, 'ERR_NOT_FOUND')).toBe(true);

@@ -1,13 +1,7 @@
 import { sha256Hex } from '../../digest.js';
 import type { BlobSpec } from '../../download/types.js';
 import { ModelPullError } from '../../errors.js';
-import {
-  blobPath,
-  commitOllamaModel,
-  ingestDir,
-  manifestPath,
-  readStoredManifest,
-} from '../../layouts/ollama.js';
+import { blobPath, commitOllamaModel, ingestDir, readStoredManifest } from '../../layouts/ollama.js';
 import type { Identity, PlanEntry, Source, SourceContext } from '../../plan.js';
 import { splitLine } from '../../refs/line.js';
 import {
@@ -26,13 +20,11 @@ export interface OllamaSourceOptions {
   readonly modelsRoot: string;
   /** Hosts a token realm may live on besides the registry itself (https only). */
   readonly allowedRealmHosts?: readonly string[];
-  /** For private registries; sent only to the token realm (or a registry asking for Basic). */
-  readonly basicAuth?: BasicAuth;
   /**
-   * How the engine trusts blobs already present. Manifests are small and always hashed, so the
-   * source itself hashes whatever it reads from the store in either mode.
+   * For one private registry (`host`, as written in the lines); sent only to that registry's
+   * token realm (or to that registry when it asks for Basic itself).
    */
-  readonly verify: 'full' | 'size';
+  readonly basicAuth?: BasicAuth & { readonly host: string };
   /** Clock for token expiry; injected by tests. */
   readonly now?: () => number;
 }
@@ -40,17 +32,17 @@ export interface OllamaSourceOptions {
 /** Resolves `ollama:` references against Ollama's registry or any OCI-distribution registry. */
 export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaRef> {
   const sessions = new Map<string, RegistrySession>();
-  const policy = {
-    allowedRealmHosts: options.allowedRealmHosts ?? [],
-    ...(options.basicAuth ? { basicAuth: options.basicAuth } : {}),
-    now: options.now ?? Date.now,
-  };
+  const policy = { allowedRealmHosts: options.allowedRealmHosts ?? [], now: options.now ?? Date.now };
+  // Basic credentials belong to one registry: a session for any other host never sees them,
+  // even if that registry's challenge names a realm on its own host.
+  const withCredentials = options.basicAuth ? { ...policy, basicAuth: options.basicAuth } : policy;
   const sessionFor = (ref: OllamaRef): RegistrySession => {
     const registry = new URL(registryOrigin(ref));
     const key = `${registry.origin}/${repositoryOf(ref)}`;
     let session = sessions.get(key);
     if (!session) {
-      session = new RegistrySession(registry, repositoryOf(ref), policy);
+      const own = options.basicAuth?.host === ref.host;
+      session = new RegistrySession(registry, repositoryOf(ref), own ? withCredentials : policy);
       sessions.set(key, session);
     }
     return session;
@@ -167,7 +159,9 @@ function planEntry(
     size: manifest.totalSize,
     files,
     blobs,
-    cachePaths: [...files.map((f) => f.path), manifestPath(root, ref)],
+    // Blobs only: a restored manifest would name blobs before they are verified (the manifest is
+    // written last, by commit(), from the identity's bytes).
+    cachePaths: files.map((f) => f.path),
     commit: () => commitOllamaModel(root, ref, bytes, all),
   };
 }
