@@ -27,6 +27,7 @@ export interface ModelOutput {
 
 export interface ModelReport {
   readonly line: string;
+  readonly source: Identity['source'];
   /** Present when the model is in place and verified. */
   readonly output?: ModelOutput;
   readonly error?: ModelPullError | Error;
@@ -180,8 +181,9 @@ class ModelRun {
   ): Promise<ModelReport> {
     const plan = this.plan;
     const line = this.ref.line;
+    const source = this.ref.kind;
     if (!plan || this.error)
-      return { line, error: this.error, downloadedBytes: 0, cachedBytes: 0, durationMs: 0 };
+      return { line, source, error: this.error, downloadedBytes: 0, cachedBytes: 0, durationMs: 0 };
     const results = plan.blobs.map((b) => outcomes.get(b.target)!);
     const durationMs = Math.max(0, ...plan.blobs.map((b) => (settledAt.get(b.target) ?? started) - started));
     const downloadedBytes = results.reduce(
@@ -191,7 +193,7 @@ class ModelRun {
     );
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) {
-      return { line, error: asError(failed.reason), downloadedBytes, cachedBytes: 0, durationMs };
+      return { line, source, error: asError(failed.reason), downloadedBytes, cachedBytes: 0, durationMs };
     }
     const done = results.map((r) => (r as PromiseFulfilledResult<BlobResult>).value);
     const cachedBytes = this.restored
@@ -200,7 +202,7 @@ class ModelRun {
     try {
       await plan.commit();
     } catch (error) {
-      return { line, error: asError(error), downloadedBytes, cachedBytes, durationMs };
+      return { line, source, error: asError(error), downloadedBytes, cachedBytes, durationMs };
     }
     const cache: CacheState = !this.settings.cache
       ? 'off'
@@ -226,6 +228,7 @@ class ModelRun {
     const identity = plan.identity;
     return {
       line,
+      source,
       output: {
         ref: line,
         source: identity.source,

@@ -93,8 +93,10 @@ describe('a model that cannot be pulled fails the step, the others still land', 
 
   async function expectUrlModelPulled(run: ActionRun): Promise<void> {
     expect(sha256Hex(await readFile(join(filesDir(), 'tiny.gguf')))).toBe(sha256Hex(weights));
-    const models = JSON.parse(run.outputs.models!) as { ref: string }[];
-    expect(models.map((m) => m.ref)).toEqual([urlLine()]);
+    const models = JSON.parse(run.outputs.models!) as { ref: string; error?: string }[];
+    expect(models.filter((m) => m.error === undefined).map((m) => m.ref)).toEqual([urlLine()]);
+    // Every line has its object, in input order; a failed one carries its error.
+    expect(models.filter((m) => m.error !== undefined)).toHaveLength(models.length - 1);
   }
 
   const notFound = 'check the name, or provide a token with access (hf-token or HF_TOKEN)';
@@ -174,7 +176,9 @@ describe('a model that cannot be pulled fails the step, the others still land', 
       '1 of 1 models could not be pulled and verified',
     ]);
     expect(await listFiles(filesDir())).toEqual([]);
-    expect(run.outputs.models).toBe('[]');
+    expect(JSON.parse(run.outputs.models!)).toEqual([
+      { ref: line, source: 'url', error: run.errors()[0]!.slice(`${line}: `.length) },
+    ]);
   });
 });
 

@@ -158,7 +158,9 @@ describe('the action with a lock file', () => {
       '1 of 4 models could not be pulled and verified',
     ]);
     // The covered lines still land (from the store this time) and are reported.
-    expect((JSON.parse(uncovered.outputs.models!) as { ref: string }[]).map((m) => m.ref)).toEqual(lines());
+    const reported = JSON.parse(uncovered.outputs.models!) as { ref: string; error?: string }[];
+    expect(reported.filter((m) => m.error === undefined).map((m) => m.ref)).toEqual(lines());
+    expect(reported.filter((m) => m.error !== undefined).map((m) => m.ref)).toEqual([extra]);
     expect(serverRequests()).toBe(mark);
     expect(await readFile(lockPath(), 'utf8')).toBe(text);
   });

@@ -215,9 +215,16 @@ describe('a failing model', () => {
       expect(errors[0]!.startsWith(`error: ${missing}: `)).toBe(true);
       expect(errors[1]!.startsWith(`error: ${badUrl}: `)).toBe(true);
       expect(errors[1]).toMatch(/sha256/);
-      const models = JSON.parse(result.stdout) as Model[];
-      expect(models.map((m) => m.ref)).toEqual([ollamaLine()]);
-      await expectFilesMatch(models[0]!);
+      // One object per line, in order: the failed lines say why, in place.
+      const models = JSON.parse(result.stdout) as (Model & { error?: string })[];
+      expect(models.map((m) => m.ref)).toEqual([missing, ollamaLine(), badUrl]);
+      expect(models.map((m) => m.error === undefined)).toEqual([false, true, false]);
+      expect(models[0]).toEqual({
+        ref: missing,
+        source: 'ollama',
+        error: errors[0]!.slice(`error: ${missing}: `.length),
+      });
+      await expectFilesMatch(models[1]!);
     } finally {
       files.setFault(() => ({ rate: 1024 * KiB }));
       await dir.remove();

@@ -1,6 +1,5 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { isModelPullError, ModelPullError } from '../errors.js';
-import { ensureDirs } from '../fs-dirs.js';
 import { type HttpClient, type HttpResponse, networkError, statusError } from '../http/client.js';
 import { isRetryable, type RetryPolicy, realSleep, retryDelayMs } from '../http/retry.js';
 import { writeBody } from './body-writer.js';
@@ -44,14 +43,12 @@ class RangesIgnored extends Error {}
 const RATE_WINDOW_MS = 250;
 
 /**
- * Downloads one blob into its staging file over up to `connections` ranges with work
+ * Downloads one blob into its staging file (the caller holds its staging lock) over up to `connections` ranges with work
  * stealing, hashing the contiguous prefix as it lands and recording progress so that a killed
  * process resumes. Returns once every byte is staged; the caller compares the digest.
  */
 export async function downloadToStaging(blob: BlobSpec, tuning: DownloadTuning): Promise<StagedBlob> {
   const paths = stagingPaths(blob.ingestDir, blob.digest);
-  // The ingest folder may be the first thing created in a new store: its parents must be 0755.
-  await ensureDirs(blob.ingestDir);
   const saved = (await exists(paths.data)) ? await loadProgress(paths, blob.digest, blob.size) : undefined;
   const file = await open(paths.data, saved ? 'r+' : 'w+');
   try {
@@ -60,11 +57,22 @@ export async function downloadToStaging(blob: BlobSpec, tuning: DownloadTuning):
       return await run.execute();
     } catch (error) {
       if (!(error instanceof RangesIgnored)) throw error;
-      // The server sends whole bodies only: start over as one stream (undici's rule: a 200
-      // to a range request means "restart", never "append").
-      const single = new BlobRun(blob, tuning, paths, file, undefined, blob.size, true);
-      return await single.execute();
     }
+    // The server sends whole bodies only: start over as one stream (undici's rule: a 200 to a
+    // range request means "restart", never "append"). A stream cut short cannot resume
+    // there either, so each cut restarts from byte 0, within the retry budget.
+    for (let attempt = 0; attempt <= tuning.retry.retries; attempt++) {
+      const single = new BlobRun(blob, tuning, paths, file, undefined, blob.size, true);
+      try {
+        return await single.execute();
+      } catch (error) {
+        if (!(error instanceof RangesIgnored)) throw error;
+      }
+    }
+    throw new ModelPullError(
+      'ERR_RANGE_IGNORED',
+      `${blob.label}: the server ignores Range and its connection kept breaking; gave up after ${tuning.retry.retries + 1} full restarts`,
+    );
   } finally {
     await file.close();
   }
@@ -101,7 +109,9 @@ class BlobRun {
       () => this.plan.contiguousPrefix(),
     );
     this.locator = new Locator(blob, this.abort.signal);
-    tuning.signal?.addEventListener('abort', this.onAbort, { once: true });
+    // A blob that starts after Ctrl-C must stop at once, not download in full.
+    if (tuning.signal?.aborted) this.abort.abort(tuning.signal.reason);
+    else tuning.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
   private readonly onAbort = () => this.abort.abort(this.tuning.signal?.reason);
@@ -201,13 +211,15 @@ class BlobRun {
       signal: this.abort.signal,
     });
     this.locator.learn(response.url, target.url);
-    if (
-      (response.status === 401 || response.status === 403) &&
-      (target.redirected || response.crossedOrigin)
-    ) {
+    // A signed CDN URL reached through a redirect has expired, or the registry's own token has
+    // (a plain registry serves the bytes itself): either way the source mints a new location.
+    const expired =
+      ((response.status === 401 || response.status === 403) &&
+        (target.redirected || response.crossedOrigin)) ||
+      (response.status === 401 && target.location.credentials !== undefined);
+    if (expired) {
       await response.body.dump().catch(() => undefined);
-      // A signed CDN URL reached through a redirect has expired: the source mints a new one.
-      this.locator.expire(target.generation);
+      this.locator.expire(target.generation, this.plan.written());
       throw new ModelPullError('ERR_URL_EXPIRED', `${this.blob.label}: download URL expired`, {
         status: response.status,
       });

@@ -88,10 +88,19 @@ class BodyWriter {
     this.next += piece.length;
     this.inFlight += piece.length;
     this.target.file.write(piece, 0, piece.length, write.offset).then(
-      () => {
+      ({ bytesWritten }) => {
+        // A short write means bytes we would count but never wrote: fail, never skip them.
+        if (bytesWritten !== piece.length) {
+          this.settle(writeError(Object.assign(new Error('short write'), { code: 'ENOSPC' })));
+          return;
+        }
         write.done = true;
         this.inFlight -= piece.length;
-        this.retire();
+        try {
+          this.retire();
+        } catch (error) {
+          this.settle(error instanceof Error ? error : new Error(String(error)));
+        }
       },
       (error: unknown) => this.settle(writeError(error)),
     );

@@ -2,12 +2,13 @@ import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { createDigestHash } from '../digest.js';
 import { ModelPullError } from '../errors.js';
+import { ensureDirs } from '../fs-dirs.js';
 import type { HttpClient } from '../http/client.js';
 import type { RetryPolicy, realSleep } from '../http/retry.js';
 import { downloadToStaging } from './blob-download.js';
 import { checkDiskSpace } from './disk.js';
 import { ProgressTracker } from './progress.js';
-import { commitStaged, discardStaging, loadProgress, stagingPaths } from './staging.js';
+import { commitStaged, discardStaging, loadProgress, lockStaging, stagingPaths } from './staging.js';
 import type { BlobResult, BlobSpec, ProgressListener } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -72,6 +73,7 @@ async function fetchUnique(
       if (verdict.ok) {
         progress.state = 'done';
         progress.total = verdict.size;
+        progress.done = verdict.size;
       }
       return verdict;
     });
@@ -124,6 +126,25 @@ async function fetchVerified(
   options: EngineOptions,
   progress: { onBytes(n: number): void; onSize(size: number): void },
 ): Promise<BlobResult> {
+  if (options.signal?.aborted) {
+    throw new ModelPullError('ERR_ABORTED', `${blob.label}: not started, stopped by the user`);
+  }
+  // The lock spans download, verification and the rename: nobody else may touch the staged file.
+  // The ingest folder may be the first thing created in a new store: its parents must be 0755.
+  await ensureDirs(blob.ingestDir);
+  const release = await lockStaging(stagingPaths(blob.ingestDir, blob.digest), options.signal);
+  try {
+    return await fetchVerifiedLocked(blob, options, progress);
+  } finally {
+    await release();
+  }
+}
+
+async function fetchVerifiedLocked(
+  blob: BlobSpec,
+  options: EngineOptions,
+  progress: { onBytes(n: number): void; onSize(size: number): void },
+): Promise<BlobResult> {
   let downloaded = 0;
   for (let attempt = 1; ; attempt++) {
     const staged = await downloadToStaging(blob, {
@@ -139,7 +160,9 @@ async function fetchVerified(
       onSize: progress.onSize,
     });
     downloaded += staged.fetched;
-    const sizeOk = blob.size === undefined || staged.size === blob.size;
+    // The file itself must hold as many bytes as were hashed (the hash saw them in memory).
+    const onDisk = (await stat(staged.paths.data)).size;
+    const sizeOk = onDisk === staged.size && (blob.size === undefined || staged.size === blob.size);
     if (sizeOk && staged.hex === blob.digest.hex) {
       await commitStaged(staged.paths, blob.target);
       return {

@@ -20,6 +20,7 @@ export class Locator {
   private current: Promise<BlobLocation> | undefined;
   private learned: string | undefined;
   private refreshes = 0;
+  private writtenAtRefresh = 0;
   private generation = 0;
   lastUrl: string | undefined;
 
@@ -29,7 +30,14 @@ export class Locator {
   ) {}
 
   async get(): Promise<Target & { generation: number }> {
-    this.current ??= this.blob.locate(this.signal);
+    if (!this.current) {
+      // A failed locate (a token service hiccup) is forgotten, so the retry asks again.
+      const pending = this.blob.locate(this.signal);
+      this.current = pending;
+      pending.catch(() => {
+        if (this.current === pending) this.current = undefined;
+      });
+    }
     const location = await this.current;
     const url = this.learned ?? location.url;
     this.lastUrl = url;
@@ -42,9 +50,15 @@ export class Locator {
     this.lastUrl = finalUrl;
   }
 
-  /** The signed URL expired: ask the source again (once for all connections that saw it). */
-  expire(generation: number): void {
+  /**
+   * The signed URL expired: ask the source again (once for all connections that saw it).
+   * `written` is the blob's progress: refreshes only count against the limit while no bytes
+   * land between them, so a long download through short-lived URLs is not cut off.
+   */
+  expire(generation: number, written: number): void {
     if (generation !== this.generation) return;
+    if (written > this.writtenAtRefresh) this.refreshes = 0;
+    this.writtenAtRefresh = written;
     if (++this.refreshes > MAX_REFRESHES) {
       throw new ModelPullError(
         'ERR_URL_EXPIRED',

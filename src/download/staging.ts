@@ -2,6 +2,7 @@ import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { type Digest, formatDigest } from '../digest.js';
 import { ensureDirs } from '../fs-dirs.js';
+import { realSleep } from '../http/retry.js';
 import type { SegmentRecord } from './range-plan.js';
 
 /**
@@ -89,4 +90,66 @@ export async function commitStaged(paths: StagingPaths, target: string): Promise
   await chmod(paths.data, 0o644);
   await rename(paths.data, target);
   await rm(paths.record, { force: true });
+}
+
+/** In-process holders of staging locks: two blobs of one run with the same digest take turns. */
+const holders = new Map<string, Promise<void>>();
+
+/**
+ * One writer per staging entry. Two downloads of one digest into one ingest folder (two lines
+ * naming the same bytes, two processes sharing a store) would otherwise truncate each other's
+ * file while each hashes its own bytes from memory. In this process the second waits for the
+ * first; across processes a `.lock` file holds the owner's pid, and the second waits while
+ * that process lives (a lock left by a killed process is taken over).
+ */
+export async function lockStaging(paths: StagingPaths, signal?: AbortSignal): Promise<() => Promise<void>> {
+  const lockPath = paths.data.replace(/\.partial$/, '.lock');
+  const previous = holders.get(lockPath);
+  let releaseLocal!: () => void;
+  const mine = new Promise<void>((resolve) => {
+    releaseLocal = resolve;
+  });
+  const turn = (previous ?? Promise.resolve()).then(() => mine);
+  holders.set(lockPath, turn);
+  const done = () => {
+    releaseLocal();
+    if (holders.get(lockPath) === turn) holders.delete(lockPath);
+  };
+  try {
+    await previous;
+    await takeFileLock(lockPath, signal);
+  } catch (error) {
+    done();
+    throw error;
+  }
+  return async () => {
+    await rm(lockPath, { force: true });
+    done();
+  };
+}
+
+async function takeFileLock(lockPath: string, signal?: AbortSignal): Promise<void> {
+  for (;;) {
+    try {
+      await writeFile(lockPath, String(process.pid), { flag: 'wx' });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
+    if (owner && owner !== process.pid && isAlive(owner)) {
+      await realSleep(500, signal);
+      continue;
+    }
+    await rm(lockPath, { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -2,9 +2,21 @@ import { describeError } from '../errors.js';
 import type { ModelOutput, PullReport } from '../pull.js';
 import { formatBytes, formatDuration, formatRate } from './format.js';
 
-/** The `models` output: one object per line, in input order (failed lines are left out). */
-export function modelsJson(report: PullReport): ModelOutput[] {
-  return report.models.flatMap((m) => (m.output ? [m.output] : []));
+/** A line that could not be pulled: its place in the `models` output says why. */
+export interface FailedModelOutput {
+  readonly ref: string;
+  readonly source: ModelOutput['source'];
+  readonly error: string;
+}
+
+/**
+ * The `models` output: one object per line, in input order (interface.md), so index i is
+ * always line i; a failed line has only `ref`, `source` and `error`.
+ */
+export function modelsJson(report: PullReport): (ModelOutput | FailedModelOutput)[] {
+  return report.models.map(
+    (m) => m.output ?? { ref: m.line, source: m.source, error: describeError(m.error ?? 'failed') },
+  );
 }
 
 /** A Markdown job summary: a row per model with source, size, cache, bytes, time, throughput. */

@@ -1,0 +1,130 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256Hex } from '../../src/digest.js';
+import { fetchBlobs, fetchBlobsSettled } from '../../src/download/engine.js';
+import { ModelPullError } from '../../src/errors.js';
+import type { HttpClient } from '../../src/http/client.js';
+import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
+import { blobSpec, FAST_RETRY, randomBlob, testClient } from '../helpers/engine.js';
+import { tempDir } from '../helpers/http.js';
+
+const KiB = 1024;
+const SIZE = 1024 * KiB + 77;
+
+describe('engine faults found in review', () => {
+  const { data, hex } = randomBlob(SIZE);
+  let server: BlobServer;
+  let dir: { path: string; remove(): Promise<void> };
+  let http: HttpClient;
+  const options = (extra: object = {}) => ({
+    http,
+    concurrency: 2,
+    connections: 4,
+    verify: 'full' as const,
+    retry: FAST_RETRY,
+    minSplit: 64 * KiB,
+    ...extra,
+  });
+
+  beforeAll(async () => {
+    server = await startBlobServer(data);
+  });
+  afterAll(() => server.close());
+  beforeEach(async () => {
+    dir = await tempDir();
+    server.setFault(undefined);
+    server.requests.length = 0;
+    http = testClient();
+  });
+  afterEach(async () => {
+    await http.close();
+    await dir.remove();
+  });
+
+  it('gives two targets of one digest each the right bytes (one staging writer at a time)', async () => {
+    const a = {
+      ...blobSpec(dir.path, hex, SIZE, `${server.url}/a`),
+      target: join(dir.path, 'files', 'a.gguf'),
+    };
+    const b = {
+      ...blobSpec(dir.path, hex, SIZE, `${server.url}/b`),
+      target: join(dir.path, 'files', 'b.gguf'),
+    };
+    const results = await fetchBlobsSettled([a, b], options());
+    expect(
+      results.map((r) => (r.status === 'rejected' ? String((r.reason as Error).stack) : r.status)),
+    ).toEqual(['fulfilled', 'fulfilled']);
+    expect(sha256Hex(await readFile(a.target))).toBe(hex);
+    expect(sha256Hex(await readFile(b.target))).toBe(hex);
+  });
+
+  it('starts nothing after the signal is aborted', async () => {
+    const controller = new AbortController();
+    controller.abort(new Error('interrupted'));
+    const outcomes = await fetchBlobsSettled([blobSpec(dir.path, hex, SIZE, `${server.url}/blob`)], {
+      ...options(),
+      signal: controller.signal,
+    });
+    expect(outcomes[0]!.status).toBe('rejected');
+    expect(((outcomes[0] as PromiseRejectedResult).reason as ModelPullError).code).toBe('ERR_ABORTED');
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it('asks the source again after a failed locate', async () => {
+    let calls = 0;
+    const blob = blobSpec(dir.path, hex, SIZE, async () => {
+      calls++;
+      if (calls === 1) throw new ModelPullError('ERR_NETWORK', 'token service hiccup');
+      return { url: `${server.url}/blob` };
+    });
+    const [result] = await fetchBlobs([blob], options({ connections: 1 }));
+    expect(sha256Hex(await readFile(result!.target))).toBe(hex);
+    expect(calls).toBe(2);
+  });
+
+  it('renews an expired token when the registry itself serves the bytes (401, same origin)', async () => {
+    let current = 'token-1';
+    server.setFault((req, res, n) => {
+      if (n === 3) current = 'token-2'; // the first token ages out after two requests
+      if (req.headers.authorization !== `Bearer ${current}`) {
+        res.writeHead(401).end('token expired');
+        return true;
+      }
+      return undefined;
+    });
+    let locates = 0;
+    const blob = blobSpec(dir.path, hex, SIZE, async () => {
+      locates++;
+      return {
+        url: `${server.url}/v2/x/blobs/sha256:${hex}`,
+        credentials: { origin: server.origin, headers: { authorization: `Bearer ${current}` } },
+      };
+    });
+    const [result] = await fetchBlobs([blob], options());
+    expect(sha256Hex(await readFile(result!.target))).toBe(hex);
+    expect(locates).toBeGreaterThanOrEqual(2);
+  });
+
+  it('restarts a whole-body stream that breaks, when the server ignores Range', async () => {
+    server.setFault((_req, _res, n) =>
+      n === 1 ? { ignoreRange: true, resetAfter: 200 * KiB } : { ignoreRange: true },
+    );
+    const [result] = await fetchBlobs(
+      [blobSpec(dir.path, hex, SIZE, `${server.url}/blob`)],
+      options({ connections: 1 }),
+    );
+    expect(sha256Hex(await readFile(result!.target))).toBe(hex);
+  });
+
+  it('gives up with ERR_RANGE_IGNORED when whole-body streams keep breaking', async () => {
+    server.setFault(() => ({ ignoreRange: true, resetAfter: 100 * KiB }));
+    const error = await fetchBlobs(
+      [blobSpec(dir.path, hex, SIZE, `${server.url}/blob`)],
+      options({ connections: 1 }),
+    ).catch((e: unknown) => e);
+    expect((error as ModelPullError).code).toBe('ERR_RANGE_IGNORED');
+    expect((error as Error).message).toBe(
+      `test blob: the server ignores Range and its connection kept breaking; gave up after ${FAST_RETRY.retries + 1} full restarts`,
+    );
+  });
+});
