@@ -69,14 +69,6 @@ export function redactUrl(url: string | URL): string {
   }
 }
 
-export function hostOf(url: string | URL): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return '<invalid URL>';
-  }
-}
-
 /** A one-line description of any thrown value, for logs and CLI stderr. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message.replace(/\s*\n\s*/g, ' ');
