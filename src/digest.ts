@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { ModelPullError } from './errors.js';
 
 /**
@@ -51,4 +52,11 @@ export function sha256Hex(data: string | Uint8Array): string {
 
 export function gitBlobSha1Hex(data: Uint8Array): string {
   return createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
+}
+
+/** Hex digest of a file on disk, read in 1 MiB blocks (the size is git-sha1's header). */
+export async function hashFile(path: string, algorithm: Digest['algorithm'], size?: number): Promise<string> {
+  const hash = createDigestHash(algorithm, size);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }

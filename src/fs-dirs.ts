@@ -1,4 +1,4 @@
-import { chmod, mkdir } from 'node:fs/promises';
+import { access, chmod, mkdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 
 /**
@@ -15,4 +15,13 @@ export async function ensureDirs(path: string): Promise<void> {
     ...(rel ? rel.split(sep) : []).map((_, i, all) => join(first, ...all.slice(0, i + 1))),
   ];
   for (const dir of created) await chmod(dir, 0o755);
+}
+
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -143,8 +143,8 @@ async function listen(handler) {
     };
 }
 
-// EXTERNAL MODULE: ./src/pull.ts + 1 modules
-var pull = __webpack_require__(9905);
+// EXTERNAL MODULE: ./src/pull.ts + 11 modules
+var pull = __webpack_require__(9161);
 // EXTERNAL MODULE: ./src/report/format.ts
 var format = __webpack_require__(2011);
 // EXTERNAL MODULE: ./src/report/progress-log.ts

@@ -1,5 +1,6 @@
-import { type FileHandle, open, stat } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { isModelPullError, ModelPullError } from '../errors.js';
+import { pathExists } from '../fs-dirs.js';
 import { type HttpClient, type HttpResponse, networkError, statusError } from '../http/client.js';
 import { isRetryable, type RetryPolicy, realSleep, retryDelayMs } from '../http/retry.js';
 import { writeBody } from './body-writer.js';
@@ -49,7 +50,9 @@ const RATE_WINDOW_MS = 250;
  */
 export async function downloadToStaging(blob: BlobSpec, tuning: DownloadTuning): Promise<StagedBlob> {
   const paths = stagingPaths(blob.ingestDir, blob.digest);
-  const saved = (await exists(paths.data)) ? await loadProgress(paths, blob.digest, blob.size) : undefined;
+  const saved = (await pathExists(paths.data))
+    ? await loadProgress(paths, blob.digest, blob.size)
+    : undefined;
   const file = await open(paths.data, saved ? 'r+' : 'w+');
   try {
     const run = new BlobRun(blob, tuning, paths, file, saved?.segments, saved?.size, false);
@@ -349,14 +352,5 @@ class BlobRun {
         this.flushing = undefined;
       });
     await this.flushing;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -1,6 +1,5 @@
-import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
-import { createDigestHash } from '../digest.js';
+import { hashFile } from '../digest.js';
 import { ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
 import type { HttpClient } from '../http/client.js';
@@ -204,16 +203,6 @@ async function checkExisting(blob: BlobSpec, verify: 'full' | 'size'): Promise<V
   if (hex === blob.digest.hex) return { ok: true, present: true, size };
   await rm(blob.target, { force: true });
   return { ok: false, present: true };
-}
-
-export async function hashFile(
-  path: string,
-  algorithm: BlobSpec['digest']['algorithm'],
-  size: number,
-): Promise<string> {
-  const hash = createDigestHash(algorithm, size);
-  for await (const chunk of createReadStream(path, { highWaterMark: MiB })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** Bytes still to land per ingest folder: expected size minus what a previous run staged. */

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hashFile } from '../digest.js';
 import { describeError, ModelPullError, redactUrl } from '../errors.js';
+import { pathExists } from '../fs-dirs.js';
 import { HttpClient } from '../http/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from '../http/retry.js';
 import type { Logger } from '../report/logger.js';
@@ -77,7 +77,7 @@ export async function installOllama(options: InstallOllamaOptions): Promise<Inst
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const cached = options.toolCache.find(TOOL, release.version, release.toolArch);
-    if (cached && (await exists(join(cached, release.executable)))) {
+    if (cached && (await pathExists(join(cached, release.executable)))) {
       options.log.info(`Ollama ${release.version}: found in the tool cache at ${cached}`);
       return installed(release, cached, 'tool-cache');
     }
@@ -138,7 +138,7 @@ async function restoreEntry(options: InstallOllamaOptions, release: OllamaReleas
   }
   if (!hit) return false;
   const found = options.toolCache.find(TOOL, release.version, release.toolArch);
-  if (found && (await exists(join(found, release.executable)))) {
+  if (found && (await pathExists(join(found, release.executable)))) {
     options.log.info(`Ollama ${release.version}: restored from the Actions cache (${entry.key})`);
     return true;
   }
@@ -168,7 +168,7 @@ async function downloadAndCache(options: InstallOllamaOptions, release: OllamaRe
   try {
     options.log.info(`Ollama ${release.version}: downloading ${redactUrl(release.url)}`);
     const archive = await download(options.toolCache, release, join(work, release.asset));
-    const actual = await sha256File(archive);
+    const actual = await hashFile(archive, 'sha256');
     if (actual !== expected) {
       throw new ModelPullError(
         'ERR_DIGEST_MISMATCH',
@@ -177,7 +177,7 @@ async function downloadAndCache(options: InstallOllamaOptions, release: OllamaRe
       );
     }
     const extracted = await extract(options.toolCache, release, archive, join(work, 'extracted'));
-    if (!(await exists(join(extracted, release.executable)))) {
+    if (!(await pathExists(join(extracted, release.executable)))) {
       throw new ModelPullError('ERR_RUNTIME_INSTALL', `${release.asset} has no ${release.executable} inside`);
     }
     const dir = await options.toolCache.cacheDir(extracted, TOOL, release.version, release.toolArch);
@@ -257,20 +257,5 @@ async function extract(toolCache: ToolCache, release: OllamaRelease, archive: st
         cause: error,
       },
     );
-  }
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
   }
 }

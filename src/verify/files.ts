@@ -1,8 +1,7 @@
 import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Digest } from '../digest.js';
-import { hashFile } from '../download/engine.js';
+import { type Digest, hashFile } from '../digest.js';
 
 /** One file that is not what its manifest or snapshot says. */
 export interface Damage {
