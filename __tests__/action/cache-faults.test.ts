@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ActionRun, createRunner, type Runner } from '../helpers/action.js';
+import { type ActionRun, freshStepEachTest, type Runner } from '../helpers/action.js';
 import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
-import { type CacheFault, type CacheService, startCacheService } from '../helpers/cache-service.js';
+import type { CacheFault, CacheService } from '../helpers/cache-service.js';
 import { sha256 } from '../helpers/registry.js';
 
 /**
@@ -27,13 +27,9 @@ afterAll(async () => {
   await servers?.a.close();
   await servers?.b.close();
 });
-beforeEach(async () => {
-  service = await startCacheService();
-  runner = await createRunner();
-});
-afterEach(async () => {
-  await runner.dispose();
-  await service.close();
+freshStepEachTest((r, s) => {
+  runner = r;
+  service = s;
 });
 
 const lineOf = (name: 'a' | 'b') => `${servers[name].url}/models/${name}.gguf sha256=${sha256(files[name])}`;

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ActionRun, createRunner, listFiles, type Runner } from '../helpers/action.js';
-import { type CacheService, startCacheService } from '../helpers/cache-service.js';
+import { type ActionRun, freshStepEachTest, listFiles, type Runner } from '../helpers/action.js';
+import type { CacheService } from '../helpers/cache-service.js';
 import { fileBytes, type HubFileSpec, type LocalHub, randomCommit, startHub } from '../helpers/hub.js';
 
 /**
@@ -34,13 +34,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await hub?.close();
 });
-beforeEach(async () => {
-  service = await startCacheService();
-  runner = await createRunner();
-});
-afterEach(async () => {
-  await runner.dispose();
-  await service.close();
+freshStepEachTest((r, s) => {
+  runner = r;
+  service = s;
 });
 
 const hfRoot = () => join(runner.home, '.cache', 'huggingface', 'hub');

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ActionRun, createRunner, listFiles, type Runner } from '../helpers/action.js';
-import { type CacheService, startCacheService } from '../helpers/cache-service.js';
+import { type ActionRun, freshStepEachTest, listFiles, type Runner } from '../helpers/action.js';
+import type { CacheService } from '../helpers/cache-service.js';
 import type { TestServer } from '../helpers/http.js';
 import {
   blobGets,
@@ -40,14 +40,9 @@ afterAll(async () => {
   await proxy?.close();
   await registry?.close();
 });
-// A fresh service and runner per test: no entry of one test can answer another's restore.
-beforeEach(async () => {
-  service = await startCacheService();
-  runner = await createRunner();
-});
-afterEach(async () => {
-  await runner.dispose();
-  await service.close();
+freshStepEachTest((r, s) => {
+  runner = r;
+  service = s;
 });
 
 const lineOf = (repo: string) => `ollama:${proxy.url}/${repo}:v1`;

@@ -4,9 +4,8 @@ import { sha256Hex } from '../../src/digest.js';
 import { fetchBlobs, fetchBlobsSettled } from '../../src/download/engine.js';
 import { ModelPullError } from '../../src/errors.js';
 import type { HttpClient } from '../../src/http/client.js';
-import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
-import { blobSpec, FAST_RETRY, randomBlob, testClient } from '../helpers/engine.js';
-import { tempDir } from '../helpers/http.js';
+import type { BlobServer } from '../helpers/blob-server.js';
+import { blobSpec, engineFixture, FAST_RETRY, randomBlob } from '../helpers/engine.js';
 
 const KiB = 1024;
 const SIZE = 1024 * KiB + 77;
@@ -26,19 +25,8 @@ describe('engine faults found in review', () => {
     ...extra,
   });
 
-  beforeAll(async () => {
-    server = await startBlobServer(data);
-  });
-  afterAll(() => server.close());
-  beforeEach(async () => {
-    dir = await tempDir();
-    server.setFault(undefined);
-    server.requests.length = 0;
-    http = testClient();
-  });
-  afterEach(async () => {
-    await http.close();
-    await dir.remove();
+  engineFixture(data, (f) => {
+    ({ server, dir, http } = f);
   });
 
   it('gives two targets of one digest each the right bytes (one staging writer at a time)', async () => {

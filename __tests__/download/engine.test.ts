@@ -7,7 +7,7 @@ import type { ProgressSnapshot } from '../../src/download/types.js';
 import { ModelPullError } from '../../src/errors.js';
 import type { HttpClient } from '../../src/http/client.js';
 import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
-import { blobSpec, FAST_RETRY, randomBlob, testClient } from '../helpers/engine.js';
+import { blobSpec, engineFixture, FAST_RETRY, randomBlob, testClient } from '../helpers/engine.js';
 import { startServer, type TestServer, tempDir } from '../helpers/http.js';
 
 const KiB = 1024;
@@ -20,21 +20,8 @@ describe('fetchBlobs', () => {
   let dir: { path: string; remove(): Promise<void> };
   let http: HttpClient;
 
-  beforeAll(async () => {
-    server = await startBlobServer(data);
-  });
-  afterAll(async () => {
-    await server.close();
-  });
-  beforeEach(async () => {
-    dir = await tempDir();
-    server.setFault(undefined);
-    server.requests.length = 0;
-    http = testClient();
-  });
-  afterEach(async () => {
-    await http.close();
-    await dir.remove();
+  engineFixture(data, (f) => {
+    ({ server, dir, http } = f);
   });
 
   const options = (extra: object = {}) => ({
@@ -129,12 +116,15 @@ describe('fetchBlobs', () => {
   });
 
   it('retries a stalled connection after the stall timeout', async () => {
-    await http.close();
-    http = testClient({ stallTimeoutMs: 300 });
-    server.setFault((_req, _res, n) => (n === 1 ? { stallAfter: 256 * KiB } : undefined));
-    const [result] = await fetchBlobs([spec(SIZE)], options({ connections: 1 }));
-    await expectTarget(result!.target);
-    expect(server.requests[1]!.headers.range).toBe(`bytes=${256 * KiB}-${SIZE - 1}`);
+    const impatient = testClient({ stallTimeoutMs: 300 });
+    try {
+      server.setFault((_req, _res, n) => (n === 1 ? { stallAfter: 256 * KiB } : undefined));
+      const [result] = await fetchBlobs([spec(SIZE)], options({ connections: 1, http: impatient }));
+      await expectTarget(result!.target);
+      expect(server.requests[1]!.headers.range).toBe(`bytes=${256 * KiB}-${SIZE - 1}`);
+    } finally {
+      await impatient.close();
+    }
   });
 
   it('discards corrupt bytes and fetches the blob once more from scratch', async () => {

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { type CacheService, startCacheService } from './cache-service.js';
 import { tempDir } from './http.js';
 
 /**
@@ -278,4 +279,20 @@ export async function listFiles(dir: string): Promise<string[]> {
   };
   await walk('');
   return out.sort();
+}
+
+/**
+ * A fresh cache service and runner for every test of the file (no entry of one test can answer
+ * another's restore), handed to `use` before each test and disposed after it.
+ */
+export function freshStepEachTest(use: (runner: Runner, service: CacheService) => void): void {
+  let current: { runner: Runner; service: CacheService } | undefined;
+  beforeEach(async () => {
+    current = { service: await startCacheService(), runner: await createRunner() };
+    use(current.runner, current.service);
+  });
+  afterEach(async () => {
+    await current?.runner.dispose();
+    await current?.service.close();
+  });
 }

@@ -4,6 +4,8 @@ import { sha256Hex } from '../../src/digest.js';
 import type { BlobLocation, BlobSpec } from '../../src/download/types.js';
 import { HttpClient, type HttpOptions } from '../../src/http/client.js';
 import type { RetryPolicy } from '../../src/http/retry.js';
+import { type BlobServer, startBlobServer } from './blob-server.js';
+import { tempDir } from './http.js';
 
 export const FAST_RETRY: RetryPolicy = { retries: 4, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 2000 };
 
@@ -36,4 +38,33 @@ export function blobSpec(
     ingestDir: join(dir, 'ingest'),
     locate: typeof locate === 'string' ? async () => ({ url: locate }) : locate,
   };
+}
+
+export interface EngineFixture {
+  server: BlobServer;
+  dir: { path: string; remove(): Promise<void> };
+  http: HttpClient;
+}
+
+/**
+ * One blob server for the describe block, and per test a clean server (no fault, no recorded
+ * requests), a temp folder and an HTTP client, all closed afterwards. Handed to `use` before each test.
+ */
+export function engineFixture(data: Buffer, use: (fixture: EngineFixture) => void): void {
+  let server: BlobServer;
+  let current: EngineFixture | undefined;
+  beforeAll(async () => {
+    server = await startBlobServer(data);
+  });
+  afterAll(() => server.close());
+  beforeEach(async () => {
+    server.setFault(undefined);
+    server.requests.length = 0;
+    current = { server, dir: await tempDir(), http: testClient() };
+    use(current);
+  });
+  afterEach(async () => {
+    await current?.http.close();
+    await current?.dir.remove();
+  });
 }
