@@ -1,7 +1,7 @@
-import { type HfRef, parseHfRef } from './hf.js';
+import { type HfRef, parseHfRef } from '../sources/hf/ref.js';
+import { type OllamaRef, parseOllamaRef } from '../sources/ollama/ref.js';
+import { parseUrlRef, type UrlRef } from '../sources/url/ref.js';
 import { badLine, splitLine } from './line.js';
-import { type OllamaRef, parseOllamaRef } from './ollama.js';
-import { parseUrlRef, type UrlRef } from './url.js';
 
 export type ModelRef =
   | { readonly kind: 'ollama'; readonly line: string; readonly ref: OllamaRef }

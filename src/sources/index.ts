@@ -1,11 +1,11 @@
 import type { Source } from '../plan.js';
-import type { HfRef } from '../refs/hf.js';
-import type { OllamaRef } from '../refs/ollama.js';
-import type { UrlRef } from '../refs/url.js';
 import type { Settings } from '../settings/settings.js';
+import type { HfRef } from './hf/ref.js';
 import { createHfSource } from './hf/source.js';
+import type { OllamaRef } from './ollama/ref.js';
 import { createOllamaSource } from './ollama/source.js';
-import { createUrlSource } from './url.js';
+import type { UrlRef } from './url/ref.js';
+import { createUrlSource } from './url/source.js';
 
 export interface Sources {
   readonly ollama: Source<OllamaRef>;

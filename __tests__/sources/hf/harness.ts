@@ -4,9 +4,9 @@ import { HttpClient } from '../../../src/http/client.js';
 import type { RetryPolicy } from '../../../src/http/retry.js';
 import type { LinkOps } from '../../../src/layouts/hf.js';
 import type { Identity, PlanEntry, SourceContext } from '../../../src/plan.js';
-import { parseHfRef } from '../../../src/refs/hf.js';
 import { splitLine } from '../../../src/refs/line.js';
 import { MemoryLogger } from '../../../src/report/logger.js';
+import { parseHfRef } from '../../../src/sources/hf/ref.js';
 import { createHfSource } from '../../../src/sources/hf/source.js';
 
 /** Tiny delays so retries cost milliseconds; a server-named wait is still honoured up to 5 s. */

@@ -4,8 +4,8 @@ import { type Credentials, networkError } from '../../http/client.js';
 import { withRetries } from '../../http/retry.js';
 import { repoPathProblem } from '../../layouts/hf.js';
 import type { SourceContext } from '../../plan.js';
-import type { HfRepoType } from '../../refs/hf.js';
 import { type HubSubject, hubError } from './errors.js';
+import type { HfRepoType } from './ref.js';
 
 /** The Hub (or a mirror) and the token bound to its origin. */
 export interface HubEndpoint {

@@ -1,9 +1,9 @@
 import { formatDigest, sha256Hex } from '../../digest.js';
 import { ModelPullError } from '../../errors.js';
 import type { Identity } from '../../plan.js';
-import { type HfRef, type HfRepoType, isCommitId, repoIdProblem, revisionProblem } from '../../refs/hf.js';
 import type { HubFile } from './api.js';
 import { checkedFile } from './record.js';
+import { type HfRef, type HfRepoType, isCommitId, repoIdProblem, revisionProblem } from './ref.js';
 
 /** What an HF identity carries in `detail`: enough to plan without any request (lock files too). */
 export interface HfDetail {

@@ -2,8 +2,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatDigest, isSha1Hex, parseDigest, sha256Hex } from '../../digest.js';
 import { blobPath, type HfRepoPaths, repoPathProblem } from '../../layouts/hf.js';
-import type { HfRepoType } from '../../refs/hf.js';
 import type { HubFile } from './api.js';
+import type { HfRepoType } from './ref.js';
 
 /**
  * The record of a complete pull: the filtered listing at a commit, written last by commit().

@@ -12,7 +12,6 @@ import {
   snapshotFilePath,
 } from '../../layouts/hf.js';
 import type { Identity, PlanEntry, Source, SourceContext } from '../../plan.js';
-import { type HfRef, isCommitId } from '../../refs/hf.js';
 import {
   type HubEndpoint,
   type HubFile,
@@ -26,6 +25,7 @@ import type { HubSubject } from './errors.js';
 import { fileFilter } from './glob.js';
 import { type HfDetail, hfDetail, hfIdentity } from './identity.js';
 import { blobsPresent, type RecordKey, readRecord, readRef, recordContent, recordPath } from './record.js';
+import { type HfRef, isCommitId } from './ref.js';
 
 export interface HfSourceOptions {
   /** The Hugging Face cache root (hf-cache). */

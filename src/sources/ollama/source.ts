@@ -4,16 +4,10 @@ import { ModelPullError } from '../../errors.js';
 import { blobPath, commitOllamaModel, ingestDir, readStoredManifest } from '../../layouts/ollama.js';
 import type { Identity, PlanEntry, Source, SourceContext } from '../../plan.js';
 import { splitLine } from '../../refs/line.js';
-import {
-  type OllamaRef,
-  ollamaName,
-  parseOllamaRef,
-  registryOrigin,
-  repositoryOf,
-} from '../../refs/ollama.js';
-import type { BasicAuth } from './auth.js';
+import type { BasicAuth } from '../../registry/auth.js';
+import { RegistrySession } from '../../registry/session.js';
 import { type Descriptor, layerKind, type OllamaManifest, parseManifest, weightsLayer } from './manifest.js';
-import { RegistrySession } from './registry.js';
+import { type OllamaRef, ollamaName, parseOllamaRef, registryOrigin, repositoryOf } from './ref.js';
 
 export interface OllamaSourceOptions {
   /** The Ollama store root (`ollama-models`). */

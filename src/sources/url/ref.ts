@@ -1,5 +1,5 @@
-import { isSha256Hex } from '../digest.js';
-import { badLine, type LineParts, onlyOptions } from './line.js';
+import { isSha256Hex } from '../../digest.js';
+import { badLine, type LineParts, onlyOptions } from '../../refs/line.js';
 
 /** A plain file: `https://host/path/file.gguf sha256=<64 hex>`. */
 export interface UrlRef {

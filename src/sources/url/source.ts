@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { redactUrl } from '../errors.js';
-import type { Source } from '../plan.js';
-import { splitLine } from '../refs/line.js';
-import { parseUrlRef, type UrlRef } from '../refs/url.js';
+import { redactUrl } from '../../errors.js';
+import type { Source } from '../../plan.js';
+import { splitLine } from '../../refs/line.js';
+import { parseUrlRef, type UrlRef } from './ref.js';
 
 /**
  * The plain-URL source: the line carries its sha256, so identifying it needs no request. The

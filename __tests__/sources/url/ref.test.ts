@@ -1,4 +1,4 @@
-import { parseLine, parseLines } from '../../src/refs/index.js';
+import { parseLine, parseLines } from '../../../src/refs/index.js';
 
 const hex = 'ab'.repeat(32);
 

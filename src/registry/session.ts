@@ -1,6 +1,6 @@
-import { sha256Hex } from '../../digest.js';
-import type { BlobLocation } from '../../download/types.js';
-import { ModelPullError, redactUrl } from '../../errors.js';
+import { sha256Hex } from '../digest.js';
+import type { BlobLocation } from '../download/types.js';
+import { ModelPullError, redactUrl } from '../errors.js';
 import {
   type Credentials,
   type HttpClient,
@@ -8,9 +8,10 @@ import {
   networkError,
   type RequestOptions,
   statusError,
-} from '../../http/client.js';
-import { type RetryPolicy, withRetries } from '../../http/retry.js';
-import type { Logger } from '../../report/logger.js';
+} from '../http/client.js';
+import { type RetryPolicy, withRetries } from '../http/retry.js';
+import type { Logger } from '../report/logger.js';
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../sources/ollama/manifest.js';
 import {
   type AuthPolicy,
   authError,
@@ -19,7 +20,6 @@ import {
   fetchToken,
   parseChallenges,
 } from './auth.js';
-import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './manifest.js';
 
 /** What the session knows about how this repository wants to be asked. */
 type AuthState =

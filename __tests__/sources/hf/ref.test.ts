@@ -1,6 +1,6 @@
-import { isModelPullError } from '../../src/errors.js';
-import { isCommitId, parseHfRef } from '../../src/refs/hf.js';
-import { splitLine } from '../../src/refs/line.js';
+import { isModelPullError } from '../../../src/errors.js';
+import { splitLine } from '../../../src/refs/line.js';
+import { isCommitId, parseHfRef } from '../../../src/sources/hf/ref.js';
 
 const COMMIT = '7ae557604adf67be50417f59c2c2f167def9a775';
 

@@ -1,6 +1,6 @@
-import { isModelPullError } from '../../src/errors.js';
-import { splitLine } from '../../src/refs/line.js';
-import { ollamaName, parseOllamaRef, registryOrigin, repositoryOf } from '../../src/refs/ollama.js';
+import { isModelPullError } from '../../../src/errors.js';
+import { splitLine } from '../../../src/refs/line.js';
+import { ollamaName, parseOllamaRef, registryOrigin, repositoryOf } from '../../../src/sources/ollama/ref.js';
 
 const parse = (line: string) => parseOllamaRef(splitLine(line));
 const HEX = 'a'.repeat(38) + '0123456789abcdef0123456789';

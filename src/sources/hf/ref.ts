@@ -1,4 +1,4 @@
-import { badLine, type LineParts, onlyOptions } from './line.js';
+import { badLine, type LineParts, onlyOptions } from '../../refs/line.js';
 
 /** The kinds of Hugging Face repository; each has its own API path and cache folder prefix. */
 export type HfRepoType = 'model' | 'dataset' | 'space';

@@ -1,5 +1,5 @@
-import { isModelPullError } from '../../../src/errors.js';
-import { type AuthPolicy, checkRealm, parseChallenges } from '../../../src/sources/ollama/auth.js';
+import { isModelPullError } from '../../src/errors.js';
+import { type AuthPolicy, checkRealm, parseChallenges } from '../../src/registry/auth.js';
 
 describe('parseChallenges', () => {
   test.each<[string, string | string[], ReturnType<typeof parseChallenges>]>([

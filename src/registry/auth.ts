@@ -1,6 +1,6 @@
-import { ModelPullError } from '../../errors.js';
-import type { Credentials, HttpClient } from '../../http/client.js';
-import { statusError } from '../../http/client.js';
+import { ModelPullError } from '../errors.js';
+import type { Credentials, HttpClient } from '../http/client.js';
+import { statusError } from '../http/client.js';
 
 /** One challenge of a `WWW-Authenticate` header: `Bearer realm="…",service="…",scope="…"`. */
 export interface Challenge {

@@ -1,4 +1,4 @@
-import { badLine, type LineParts, onlyOptions } from './line.js';
+import { badLine, type LineParts, onlyOptions } from '../../refs/line.js';
 
 /**
  * An `ollama:` reference, with Ollama's defaults applied. `tag` is always set: Ollama merges the
