@@ -19,6 +19,7 @@ export const Inputs = {
   OllamaVersion: 'ollama-version',
   OllamaServe: 'ollama-serve',
   OllamaDownloadUrl: 'ollama-download-url',
+  OllamaSha256: 'ollama-sha256',
   StallTimeout: 'stall-timeout',
   Retries: 'retries',
   RegistryHost: 'registry-host',

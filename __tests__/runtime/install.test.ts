@@ -1,12 +1,13 @@
 import { execFile } from 'node:child_process';
-import { cp, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as toolCache from '@actions/tool-cache';
 import { HttpClient } from '../../src/http/client.js';
+import { DEFAULT_RETRY_POLICY } from '../../src/http/retry.js';
 import { MemoryLogger } from '../../src/report/logger.js';
 import { type InstallOllamaOptions, installOllama, type RuntimeCache } from '../../src/runtime/install.js';
-import { tempDir } from '../helpers/http.js';
+import { startServer, type TestServer, tempDir } from '../helpers/http.js';
 import {
   buildOllamaArchive,
   type ReleaseServer,
@@ -30,6 +31,13 @@ class FolderCache implements RuntimeCache {
     if (!dir) return false;
     for (const [i, path] of paths.entries()) await cp(join(dir, String(i)), path, { recursive: true });
     return true;
+  }
+  /** Puts `files` under `key` as if a job had saved them (the cache scope is writable by others). */
+  async plant(key: string, files: Buffer[]): Promise<void> {
+    const dir = join(this.root, key);
+    await mkdir(dir, { recursive: true });
+    for (const [i, bytes] of files.entries()) await writeFile(join(dir, String(i)), bytes);
+    this.entries.set(key, dir);
   }
   async save(paths: string[], key: string): Promise<number> {
     this.calls.push(`save ${key} ${paths.length}`);
@@ -142,6 +150,8 @@ describe('installOllama', () => {
       `/releases/download/v0.14.2/${LINUX_ZST}`,
       `/cdn/v0.14.2/${LINUX_ZST}?signature=abc`,
     ]);
+    // The archive comes through the engine and this client (User-Agent), not a client of its own.
+    expect(server.requests.at(-1)?.headers['user-agent']).toBe('test');
     expect(await readdir(runnerTemp)).toEqual([]);
 
     const after = server.requests.length;
@@ -172,6 +182,63 @@ describe('installOllama', () => {
     expect(result.executable).toBe(join(toolRoot, 'ollama', '0.14.2', 'x64', name));
     expect(result.binDir).toBe(join(toolRoot, 'ollama', '0.14.2', 'x64'));
     expect(sha256(await readFile(result.executable))).toBe(sha256(standInOllama('0.14.2')));
+  });
+
+  test('a pinned sha256 replaces sha256sum.txt; a wrong pin is refused', async () => {
+    const before = server.requests.length;
+    const pinned = await installOllama(options({ sha256: `sha256:${sha256(archives['0.14.2']!)}` }));
+    expect(pinned.source).toBe('download');
+    expect(server.requests.slice(before).some((r) => r.url.includes('sha256sum.txt'))).toBe(false);
+    await rm(toolRoot, { recursive: true, force: true });
+    await expect(installOllama(options({ sha256: WRONG }))).rejects.toMatchObject({
+      code: 'ERR_DIGEST_MISMATCH',
+    });
+    await expect(installOllama(options({ sha256: 'abc' }))).rejects.toMatchObject({
+      code: 'ERR_BAD_INPUT',
+      message: 'ollama-sha256 "abc" is not a sha256 hex digest',
+    });
+  });
+
+  test('the release download goes through the configured client: its proxy and its retries', async () => {
+    const { proxy, seen } = await startForwardProxy();
+    let failures = 1;
+    const flaky = await startServer(async (req, res) => {
+      // The CDN fails once with 503; the run's retry policy (not another client's) gets past it.
+      if (req.url?.includes(LINUX_ZST) && failures-- > 0) return void res.writeHead(503).end('busy');
+      const upstream = await fetch(`${server.url}${req.url}`, { redirect: 'manual' });
+      const location = upstream.headers.get('location');
+      const headers: Record<string, string> = {};
+      if (location) headers['location'] = location.replace(server.url, flaky.url);
+      res.writeHead(upstream.status, headers).end(Buffer.from(await upstream.arrayBuffer()));
+    });
+    const proxied = new HttpClient({
+      connections: 2,
+      insecure: false,
+      stallTimeoutMs: 5000,
+      userAgent: 'test',
+      proxy: { httpProxy: proxy.url },
+    });
+    try {
+      const fast = { retries: 3, baseDelayMs: 1, maxDelayMs: 2 };
+      const result = await installOllama(
+        options({
+          baseUrl: `${flaky.url}/releases`,
+          http: proxied,
+          retry: { ...DEFAULT_RETRY_POLICY, ...fast },
+        }),
+      );
+      expect((await run(result.executable, ['--version'])).stdout).toBe('ollama version is 0.14.2\n');
+      expect(seen.filter((url) => url.includes(LINUX_ZST))).toEqual([
+        `${flaky.url}/releases/download/v0.14.2/${LINUX_ZST}`,
+        `${flaky.url}/releases/download/v0.14.2/${LINUX_ZST}`,
+        `${flaky.url}/cdn/v0.14.2/${LINUX_ZST}?signature=abc`,
+      ]);
+      expect(seen).toContain(`${flaky.url}/releases/download/v0.14.2/sha256sum.txt`);
+    } finally {
+      await proxied.close();
+      await flaky.close();
+      await proxy.close();
+    }
   });
 
   test('a checksum mismatch is refused and leaves nothing in the tool cache', async () => {
@@ -224,15 +291,14 @@ describe('installOllama', () => {
 });
 
 describe('installOllama with the Actions cache', () => {
-  test('saves after a download; a runner with an empty tool cache restores it with no request', async () => {
+  const KEY = (prefix: string) => `${prefix}-ollama-0.14.2-linux-x64-sha256-${sha256(archives['0.14.2']!)}`;
+
+  test('saves the verified archive; a runner with an empty tool cache restores it, checked against sha256sum.txt', async () => {
     const cache = new FolderCache(join(work.path, 'actions-cache'));
     const extra = { actionsCache: cache, toolCacheRoot: toolRoot, cacheKeyPrefix: 'ci' };
     const first = await installOllama(options(extra));
     expect(first.source).toBe('download');
-    expect(cache.calls).toEqual([
-      'restore ci-ollama-0.14.2-linux-x64 2',
-      'save ci-ollama-0.14.2-linux-x64 2',
-    ]);
+    expect(cache.calls).toEqual([`restore ${KEY('ci')} 1`, `save ${KEY('ci')} 1`]);
 
     // A fresh hosted runner: empty tool cache.
     await rm(toolRoot, { recursive: true, force: true });
@@ -240,10 +306,36 @@ describe('installOllama with the Actions cache', () => {
     const before = server.requests.length;
     const second = await installOllama(options(extra));
     expect(second).toEqual({ ...first, source: 'actions-cache' });
-    expect(server.requests.length).toBe(before);
-    expect(cache.calls.slice(2)).toEqual(['restore ci-ollama-0.14.2-linux-x64 2']);
+    // Only the checksums: the digest the restored bytes are checked against never comes from the cache.
+    expect(server.requests.slice(before).map((r) => r.url)).toEqual([
+      '/releases/download/v0.14.2/sha256sum.txt',
+      '/cdn/v0.14.2/sha256sum.txt?signature=abc',
+    ]);
+    expect(cache.calls.slice(2)).toEqual([`restore ${KEY('ci')} 1`]);
     expect((await run(second.executable, ['--version'])).stdout).toBe('ollama version is 0.14.2\n');
     expect(toolCache.find('ollama', '0.14.2', 'x64')).toBe(join(toolRoot, 'ollama', '0.14.2', 'x64'));
+  });
+
+  test('a poisoned entry under the key is never executed: reinstalled from the release with a warning', async () => {
+    const marker = join(work.path, `poisoned-${Math.random().toString(36).slice(2)}`);
+    // What an attacker with write access to the cache scope would plant: an archive of the same
+    // name whose `ollama` runs their code (here: writes a marker file).
+    const evil = await buildEvilArchive(marker);
+    const cache = new FolderCache(join(work.path, 'poisoned-cache'));
+    await cache.plant(KEY('model-pull'), [evil]);
+    const opts = options({ actionsCache: cache, toolCacheRoot: toolRoot });
+    const result = await installOllama(opts);
+    expect(result.source).toBe('download');
+    expect(opts.log.lines.filter((l) => l.startsWith('warning:'))).toEqual([
+      `warning: Actions cache entry ${KEY('model-pull')} did not hold the Ollama 0.14.2 release archive ` +
+        `(sha256:${sha256(evil)}, the release says sha256:${sha256(archives['0.14.2']!)}); reinstalling from the release`,
+    ]);
+    // The installed executable is the release's; running it (as ollama-serve does) runs no planted code.
+    expect(sha256(await readFile(result.executable))).toBe(sha256(standInOllama('0.14.2')));
+    expect((await run(result.executable, ['--version'])).stdout).toBe('ollama version is 0.14.2\n');
+    await expect(readFile(marker)).rejects.toMatchObject({ code: 'ENOENT' });
+    // A poisoned entry is never saved over (entries are immutable): the install just was not from it.
+    expect(cache.calls).toEqual([`restore ${KEY('model-pull')} 1`, `save ${KEY('model-pull')} 1`]);
   });
 
   test('a failing cache service only warns', async () => {
@@ -259,8 +351,8 @@ describe('installOllama with the Actions cache', () => {
     const result = await installOllama(opts);
     expect(result.source).toBe('download');
     expect(opts.log.lines.filter((l) => l.startsWith('warning:'))).toEqual([
-      'warning: Actions cache restore of model-pull-ollama-0.14.2-linux-x64 failed: cache service unavailable',
-      'warning: Actions cache save of model-pull-ollama-0.14.2-linux-x64 failed: reserve failed',
+      `warning: Actions cache restore of ${KEY('model-pull')} failed: cache service unavailable`,
+      `warning: Actions cache save of ${KEY('model-pull')} failed: reserve failed`,
     ]);
   });
 
@@ -274,13 +366,46 @@ describe('installOllama with the Actions cache', () => {
     );
   });
 
-  test('a hit that restored nothing usable falls back to the download', async () => {
+  test('a hit that restored nothing falls back to the download', async () => {
     const empty: RuntimeCache = { restore: async () => true, save: async () => 0 };
     const opts = options({ actionsCache: empty, toolCacheRoot: toolRoot });
     const result = await installOllama(opts);
     expect(result.source).toBe('download');
     expect(opts.log.lines).toContain(
-      'warning: Actions cache entry model-pull-ollama-0.14.2-linux-x64 did not hold a complete Ollama install; downloading',
+      `warning: Actions cache entry ${KEY('model-pull')} did not hold the Ollama 0.14.2 release archive ` +
+        `(no ${LINUX_ZST}); reinstalling from the release`,
     );
   });
 });
+
+/** A .tar.zst laid out like the release, whose `bin/ollama` writes `marker` when run. */
+async function buildEvilArchive(marker: string): Promise<Buffer> {
+  const dir = await tempDir('model-pull-evil-');
+  try {
+    await mkdir(join(dir.path, 'bin'));
+    const script = `#!/bin/sh\necho pwned > ${JSON.stringify(marker)}\necho 'ollama version is 0.14.2'\n`;
+    await writeFile(join(dir.path, 'bin', 'ollama'), script, { mode: 0o755 });
+    const out = join(dir.path, 'evil.tar.zst');
+    await run('tar', ['--use-compress-program=zstd', '-cf', out, '-C', dir.path, 'bin']);
+    return await readFile(out);
+  } finally {
+    await dir.remove();
+  }
+}
+
+/** A plain-http forward proxy (absolute-URI requests), recording every URL it forwarded. */
+async function startForwardProxy(): Promise<{ proxy: TestServer; seen: string[] }> {
+  const seen: string[] = [];
+  const proxy = await startServer(async (req, res) => {
+    const url = req.url ?? '';
+    seen.push(url);
+    const upstream = await fetch(url, { redirect: 'manual', headers: { range: req.headers.range ?? '' } });
+    const headers: Record<string, string> = {};
+    for (const name of ['location', 'content-range', 'content-type']) {
+      const value = upstream.headers.get(name);
+      if (value) headers[name] = value;
+    }
+    res.writeHead(upstream.status, headers).end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  return { proxy, seen };
+}

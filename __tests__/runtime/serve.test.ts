@@ -2,6 +2,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import * as toolCache from '@actions/tool-cache';
+import { HttpClient } from '../../src/http/client.js';
 import { MemoryLogger } from '../../src/report/logger.js';
 import { installOllama } from '../../src/runtime/install.js';
 import { parseHost, type ServeOptions, startOllamaServe, stopOllamaServe } from '../../src/runtime/serve.js';
@@ -97,6 +98,7 @@ describe('startOllamaServe', () => {
     const saved = process.env['RUNNER_TOOL_CACHE'];
     process.env['RUNNER_TOOL_CACHE'] = join(work.path, 'tools');
     let installed: Awaited<ReturnType<typeof installOllama>>;
+    const http = new HttpClient({ connections: 2, insecure: false, stallTimeoutMs: 5000, userAgent: 'test' });
     try {
       installed = await installOllama({
         version: '0.14.2',
@@ -106,8 +108,10 @@ describe('startOllamaServe', () => {
         toolCache,
         tempDir: work.path,
         log: new MemoryLogger(),
+        http,
       });
     } finally {
+      await http.close();
       if (saved === undefined) delete process.env['RUNNER_TOOL_CACHE'];
       else process.env['RUNNER_TOOL_CACHE'] = saved;
       await releases.close();

@@ -99,6 +99,10 @@ describe('buildSettings', () => {
       { models: 'x', 'ollama-serve': 'true' },
       'input "ollama-serve" needs input "ollama-version" (the version to install, or latest)',
     ],
+    [
+      { models: 'x', 'ollama-version': '0.14.2', 'ollama-sha256': 'sha256:abc' },
+      'input "ollama-sha256" must be a sha256 hex digest (64 hex characters), not "abc"',
+    ],
     [{ models: 'x', 'ca-cert': '/nonexistent/ca.pem' }, 'input "ca-cert": cannot read /nonexistent/ca.pem'],
   ])('refuses %j', (raw, message) => {
     expect(() => buildSettings(raw, ctx())).toThrow(message);

@@ -4,6 +4,7 @@ import { createActionsCache } from '../cache/actions-cache.js';
 import { createNoCache } from '../cache/client.js';
 import { EnvNames, Outputs } from '../constants.js';
 import { describeError } from '../errors.js';
+import { HttpClient } from '../http/client.js';
 import { type PullReport, pull } from '../pull.js';
 import { coreLogger } from '../report/core-logger.js';
 import { formatBytes, formatDuration } from '../report/format.js';
@@ -46,6 +47,8 @@ export async function runAction(env: Env): Promise<string | undefined> {
     return `${failed.length} of ${report.models.length} models could not be pulled and verified`;
 
   if (settings.ollamaVersion) {
+    // The run's own client, so HTTPS_PROXY, ca-cert and retries apply to the release download too.
+    const http = new HttpClient(settings.http);
     const installed = await installOllama({
       version: settings.ollamaVersion,
       baseUrl: settings.ollamaDownloadUrl,
@@ -56,8 +59,12 @@ export async function runAction(env: Env): Promise<string | undefined> {
       ...(settings.runner.toolCache ? { toolCacheRoot: settings.runner.toolCache } : {}),
       ...(settings.runner.temp ? { tempDir: settings.runner.temp } : {}),
       cacheKeyPrefix: settings.cacheKeyPrefix,
+      ...(settings.ollamaSha256 ? { sha256: settings.ollamaSha256 } : {}),
       log,
-    });
+      http,
+      retry: settings.retry,
+      connections: settings.connections,
+    }).finally(() => http.close());
     core.addPath(installed.binDir);
     core.setOutput(Outputs.OllamaVersion, installed.version);
     core.info(`Ollama ${installed.version} installed from the ${installed.source}`);

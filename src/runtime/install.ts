@@ -1,17 +1,18 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hashFile } from '../digest.js';
+import { hashFile, isSha256Hex } from '../digest.js';
+import { fetchBlobs } from '../download/engine.js';
+import type { BlobSpec } from '../download/types.js';
 import { describeError, ModelPullError, redactUrl } from '../errors.js';
 import { pathExists } from '../fs-dirs.js';
-import { HttpClient } from '../http/client.js';
+import type { HttpClient } from '../http/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from '../http/retry.js';
 import type { Logger } from '../report/logger.js';
 import { type OllamaRelease, parseChecksums, resolveOllamaRelease } from './release.js';
 
 /** The part of `@actions/tool-cache` used here; the module itself satisfies it. */
 export interface ToolCache {
-  downloadTool(url: string, dest?: string): Promise<string>;
   extractTar(file: string, dest?: string, flags?: string | string[]): Promise<string>;
   extractZip(file: string, dest?: string): Promise<string>;
   cacheDir(sourceDir: string, tool: string, version: string, arch?: string): Promise<string>;
@@ -44,9 +45,14 @@ export interface InstallOllamaOptions {
   readonly cacheKeyPrefix?: string;
   /** Where the archive is downloaded and unpacked (RUNNER_TEMP); defaults to the OS temp folder. */
   readonly tempDir?: string;
+  /** The sha256 hex of the release archive, when the user pins it (else sha256sum.txt decides). */
+  readonly sha256?: string;
   readonly log: Logger;
-  readonly http?: HttpClient;
+  /** The run's one configured client (proxy, ca-cert), so the release download honours them. */
+  readonly http: HttpClient;
   readonly retry?: RetryPolicy;
+  /** Parallel range requests for the archive (the `connections` input). */
+  readonly connections?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -62,34 +68,47 @@ export interface InstalledOllama {
 const TOOL = 'ollama';
 
 /**
- * Installs the Ollama CLI for this runner: tool cache, then Actions cache, then the release
- * archive, verified against the release's `sha256sum.txt` before anything is extracted.
- * Adding `binDir` to PATH is the entry point's job.
+ * Installs the Ollama CLI for this runner: the tool cache (this machine's own disk), else the
+ * release archive, from the Actions cache or from the release, and verified against the
+ * release's `sha256sum.txt` (or a pinned digest) before anything is extracted. The Actions
+ * cache holds the archive itself, never an extracted install: what is restored is untrusted
+ * until its digest matches one that did not come from the cache, and nothing unverified is
+ * ever executed. Adding `binDir` to PATH is the entry point's job.
  */
 export async function installOllama(options: InstallOllamaOptions): Promise<InstalledOllama> {
-  const ownHttp = options.http === undefined;
-  const http = options.http ?? defaultHttpClient();
+  const http = options.http;
+  const release = await resolveOllamaRelease(options.version, options.platform, options.arch, {
+    http,
+    ...(options.baseUrl ? { baseUrl: options.baseUrl } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const cached = options.toolCache.find(TOOL, release.version, release.toolArch);
+  if (cached && (await pathExists(join(cached, release.executable)))) {
+    options.log.info(`Ollama ${release.version}: found in the tool cache at ${cached}`);
+    return installed(release, cached, 'tool-cache');
+  }
+  const expected =
+    options.sha256 !== undefined
+      ? pinnedSha256(options.sha256)
+      : await expectedSha256(release, http, options);
+  const work = await mkdtemp(join(options.tempDir ?? tmpdir(), 'model-pull-ollama-'));
   try {
-    const release = await resolveOllamaRelease(options.version, options.platform, options.arch, {
-      http,
-      ...(options.baseUrl ? { baseUrl: options.baseUrl } : {}),
-      ...(options.retry ? { retry: options.retry } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    const cached = options.toolCache.find(TOOL, release.version, release.toolArch);
-    if (cached && (await pathExists(join(cached, release.executable)))) {
-      options.log.info(`Ollama ${release.version}: found in the tool cache at ${cached}`);
-      return installed(release, cached, 'tool-cache');
+    const entry = actionsCacheEntry(options, release, expected);
+    const archive = entry?.archive ?? join(work, release.asset);
+    let source: InstalledOllama['source'] = 'download';
+    if (entry && (await restoreEntry(options, release, entry, expected))) source = 'actions-cache';
+    else await downloadArchive(options, release, archive, expected);
+    const extracted = await extract(options.toolCache, release, archive, join(work, 'extracted'));
+    if (!(await pathExists(join(extracted, release.executable)))) {
+      throw new ModelPullError('ERR_RUNTIME_INSTALL', `${release.asset} has no ${release.executable} inside`);
     }
-    const entry = actionsCacheEntry(options, release);
-    if (entry && (await restoreEntry(options, release, entry))) {
-      return installed(release, entry.dir, 'actions-cache');
-    }
-    const dir = await downloadAndCache(options, release, http);
-    if (entry) await saveEntry(options, entry, dir);
-    return installed(release, dir, 'download');
+    const dir = await options.toolCache.cacheDir(extracted, TOOL, release.version, release.toolArch);
+    options.log.info(`Ollama ${release.version}: verified sha256:${expected}, installed at ${dir}`);
+    if (entry && source === 'download') await saveEntry(options, entry);
+    return installed(release, dir, source);
   } finally {
-    if (ownHttp) await http.close();
+    await rm(work, { recursive: true, force: true });
   }
 }
 
@@ -98,93 +117,138 @@ function installed(release: OllamaRelease, dir: string, source: InstalledOllama[
   return { version: release.version, binDir: join(executable, '..'), executable, source };
 }
 
-function defaultHttpClient(): HttpClient {
-  return new HttpClient({ connections: 2, insecure: false, stallTimeoutMs: 30_000, userAgent: 'model-pull' });
+function pinnedSha256(text: string): string {
+  const hex = text
+    .trim()
+    .toLowerCase()
+    .replace(/^sha256:/, '');
+  if (!isSha256Hex(hex)) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `ollama-sha256 "${text.slice(0, 80)}" is not a sha256 hex digest`,
+    );
+  }
+  return hex;
 }
 
 interface CacheEntry {
   readonly cache: RuntimeCache;
   readonly key: string;
-  /** The tool cache folder and its `.complete` marker: restoring both makes `find` hit again. */
-  readonly paths: string[];
-  readonly dir: string;
+  /** The verified release archive: the entry's only path, the same on save and restore. */
+  readonly archive: string;
 }
 
-function actionsCacheEntry(options: InstallOllamaOptions, release: OllamaRelease): CacheEntry | undefined {
+function actionsCacheEntry(
+  options: InstallOllamaOptions,
+  release: OllamaRelease,
+  sha256: string,
+): CacheEntry | undefined {
   if (!options.actionsCache) return undefined;
   if (!options.toolCacheRoot) {
-    // The cache is an optimisation: without the folder's name there is no path to save.
+    // The cache is an optimisation: without a stable folder there is no path to save.
     options.log.warning(
       'the tool cache folder is unknown, so the Ollama install is not kept in the Actions cache',
     );
     return undefined;
   }
-  // The tool cache files a tool under <root>/<tool>/<version>/<arch> with a sibling
-  // `<arch>.complete`; the same two paths are used on save and restore, as the cache requires.
-  const dir = join(options.toolCacheRoot, TOOL, release.version, release.toolArch);
+  // The key names the archive's digest: an entry under it can only ever be used if its bytes
+  // hash to that digest, and a new release build (another digest) never meets an old entry.
+  const archive = join(
+    options.toolCacheRoot,
+    '.model-pull',
+    `ollama-${release.version}-${release.toolArch}`,
+    release.asset,
+  );
   const prefix = options.cacheKeyPrefix ?? 'model-pull';
-  const key = `${prefix}-ollama-${release.version}-${options.platform}-${release.toolArch}`;
-  return { cache: options.actionsCache, key, paths: [dir, `${dir}.complete`], dir };
+  const key = `${prefix}-ollama-${release.version}-${options.platform}-${release.toolArch}-sha256-${sha256}`;
+  return { cache: options.actionsCache, key, archive };
 }
 
-async function restoreEntry(options: InstallOllamaOptions, release: OllamaRelease, entry: CacheEntry) {
+/** True when the entry put the release archive, matching `sha256`, at its path. */
+async function restoreEntry(
+  options: InstallOllamaOptions,
+  release: OllamaRelease,
+  entry: CacheEntry,
+  sha256: string,
+): Promise<boolean> {
   let hit = false;
   try {
-    hit = await entry.cache.restore([...entry.paths], entry.key);
+    hit = await entry.cache.restore([entry.archive], entry.key);
   } catch (error) {
     // A missing or failing cache service only warns (interface.md): download instead.
     options.log.warning(`Actions cache restore of ${entry.key} failed: ${describeError(error)}`);
     return false;
   }
   if (!hit) return false;
-  const found = options.toolCache.find(TOOL, release.version, release.toolArch);
-  if (found && (await pathExists(join(found, release.executable)))) {
-    options.log.info(`Ollama ${release.version}: restored from the Actions cache (${entry.key})`);
+  const actual = (await pathExists(entry.archive)) ? await hashFile(entry.archive, 'sha256') : undefined;
+  if (actual === sha256) {
+    options.log.info(
+      `Ollama ${release.version}: restored from the Actions cache (${entry.key}), sha256 verified`,
+    );
     return true;
   }
-  options.log.warning(`Actions cache entry ${entry.key} did not hold a complete Ollama install; downloading`);
+  await rm(entry.archive, { force: true });
+  options.log.warning(
+    `Actions cache entry ${entry.key} did not hold the Ollama ${release.version} release archive ` +
+      `(${actual === undefined ? `no ${release.asset}` : `sha256:${actual}, the release says sha256:${sha256}`}); reinstalling from the release`,
+  );
   return false;
 }
 
-async function saveEntry(options: InstallOllamaOptions, entry: CacheEntry, dir: string): Promise<void> {
-  if (dir !== entry.dir) {
-    options.log.warning(
-      `the tool cache put Ollama at ${dir}, not ${entry.dir}; not saving it to the Actions cache`,
-    );
-    return;
-  }
+async function saveEntry(options: InstallOllamaOptions, entry: CacheEntry): Promise<void> {
   try {
-    await entry.cache.save([...entry.paths], entry.key);
+    await entry.cache.save([entry.archive], entry.key);
     options.log.info(`Ollama saved to the Actions cache as ${entry.key}`);
   } catch (error) {
     options.log.warning(`Actions cache save of ${entry.key} failed: ${describeError(error)}`);
   }
 }
 
-/** Checksum first (fail before a large download), then archive, verify, extract, cache. */
-async function downloadAndCache(options: InstallOllamaOptions, release: OllamaRelease, http: HttpClient) {
-  const expected = await expectedSha256(release, http, options);
-  const work = await mkdtemp(join(options.tempDir ?? tmpdir(), 'model-pull-ollama-'));
+/**
+ * The archive through the download engine and the run's HTTP client: proxy, ca-cert and retries
+ * apply, ranges run in parallel, and the bytes reach `archive` only once their sha256 matches.
+ */
+async function downloadArchive(
+  options: InstallOllamaOptions,
+  release: OllamaRelease,
+  archive: string,
+  sha256: string,
+): Promise<void> {
+  options.log.info(`Ollama ${release.version}: downloading ${redactUrl(release.url)}`);
+  const blob: BlobSpec = {
+    digest: { algorithm: 'sha256', hex: sha256 },
+    label: `Ollama ${release.version} ${release.asset}`,
+    target: archive,
+    ingestDir: join(archive, '..', '.ingest'),
+    locate: async () => ({ url: release.url }),
+  };
   try {
-    options.log.info(`Ollama ${release.version}: downloading ${redactUrl(release.url)}`);
-    const archive = await download(options.toolCache, release, join(work, release.asset));
-    const actual = await hashFile(archive, 'sha256');
-    if (actual !== expected) {
+    await fetchBlobs([blob], {
+      http: options.http,
+      concurrency: 1,
+      connections: options.connections ?? 4,
+      verify: 'full',
+      retry: options.retry ?? DEFAULT_RETRY_POLICY,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (error) {
+    if (error instanceof ModelPullError && error.code === 'ERR_DIGEST_MISMATCH') {
+      const got = /got ([0-9a-f]{64})/.exec(error.message)?.[1];
       throw new ModelPullError(
         'ERR_DIGEST_MISMATCH',
         `${release.asset} of Ollama ${release.version} does not match the release's sha256sum.txt: ` +
-          `expected sha256:${expected}, got sha256:${actual}; refusing to install it`,
+          `expected sha256:${sha256}, got ${got ? `sha256:${got}` : 'other bytes'}; refusing to install it`,
+        { cause: error },
       );
     }
-    const extracted = await extract(options.toolCache, release, archive, join(work, 'extracted'));
-    if (!(await pathExists(join(extracted, release.executable)))) {
-      throw new ModelPullError('ERR_RUNTIME_INSTALL', `${release.asset} has no ${release.executable} inside`);
-    }
-    const dir = await options.toolCache.cacheDir(extracted, TOOL, release.version, release.toolArch);
-    options.log.info(`Ollama ${release.version}: verified sha256:${actual}, installed at ${dir}`);
-    return dir;
-  } finally {
-    await rm(work, { recursive: true, force: true });
+    const status = error instanceof ModelPullError ? error.status : undefined;
+    const detail =
+      status === 404 ? `release ${release.tag} has no asset ${release.asset}` : describeError(error);
+    throw new ModelPullError(
+      'ERR_RUNTIME_INSTALL',
+      `could not download Ollama ${release.version} from ${redactUrl(release.url)}: ${detail}`,
+      status === undefined ? { cause: error } : { cause: error, status },
+    );
   }
 }
 
@@ -224,21 +288,6 @@ async function expectedSha256(release: OllamaRelease, http: HttpClient, options:
     );
   }
   return hex;
-}
-
-async function download(toolCache: ToolCache, release: OllamaRelease, dest: string): Promise<string> {
-  try {
-    return await toolCache.downloadTool(release.url, dest);
-  } catch (error) {
-    const status = (error as { httpStatusCode?: number }).httpStatusCode;
-    const detail =
-      status === 404 ? `release ${release.tag} has no asset ${release.asset}` : describeError(error);
-    throw new ModelPullError(
-      'ERR_RUNTIME_INSTALL',
-      `could not download Ollama ${release.version} from ${redactUrl(release.url)}: ${detail}`,
-      status === undefined ? { cause: error } : { cause: error, status },
-    );
-  }
 }
 
 async function extract(toolCache: ToolCache, release: OllamaRelease, archive: string, dest: string) {

@@ -38,6 +38,8 @@ export interface Settings {
   readonly ollamaServe: boolean;
   /** Release page the Ollama archive comes from (a mirror of GitHub's releases). */
   readonly ollamaDownloadUrl: string;
+  /** The release archive's sha256, pinned by the user; else the release's sha256sum.txt decides. */
+  readonly ollamaSha256: string | undefined;
   /** The runner's tool cache and temp folders (RUNNER_TOOL_CACHE, RUNNER_TEMP). */
   readonly runner: { readonly toolCache: string | undefined; readonly temp: string | undefined };
   /** Basic credentials for one private OCI registry (`host`), sent only to its token realm. */
@@ -137,6 +139,15 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
       `${ctx.nameOf(Inputs.OllamaServe)} needs ${ctx.nameOf(Inputs.OllamaVersion)} (the version to install, or latest)`,
     );
   }
+  const ollamaSha256 = value(Inputs.OllamaSha256)
+    ?.toLowerCase()
+    .replace(/^sha256:/, '');
+  if (ollamaSha256 !== undefined && !/^[0-9a-f]{64}$/.test(ollamaSha256)) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `${ctx.nameOf(Inputs.OllamaSha256)} must be a sha256 hex digest (64 hex characters), not "${ollamaSha256.slice(0, 80)}"`,
+    );
+  }
   const secrets = [hfToken, password].filter((s): s is string => s !== undefined);
   return {
     lines,
@@ -158,6 +169,7 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
     ollamaDownloadUrl: (
       value(Inputs.OllamaDownloadUrl) ?? 'https://github.com/ollama/ollama/releases'
     ).replace(/\/+$/, ''),
+    ollamaSha256,
     runner: { toolCache: nonEmpty(env.RUNNER_TOOL_CACHE), temp: nonEmpty(env.RUNNER_TEMP) },
     registryAuth:
       username && password && registryHost ? { host: registryHost, username, password } : undefined,
