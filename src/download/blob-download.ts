@@ -25,6 +25,33 @@ export interface DownloadTuning {
   readonly onBytes?: (bytes: number) => void;
   /** Called once when a blob of unknown size learns it from the server. */
   readonly onSize?: (size: number) => void;
+  /**
+   * What follows the contiguous written prefix; by default the digest's hasher. A caller that
+   * does not know the digest in advance (a cache archive) reads the bytes in order instead.
+   */
+  readonly follow?: (staged: StagedFile) => PrefixFollower;
+}
+
+/** The staging file as a follower sees it while ranges land. */
+export interface StagedFile {
+  readonly file: FileHandle;
+  readonly path: string;
+  /** The blob's size, once known. */
+  size(): number | undefined;
+  /** Bytes [0, n) are written to the file. */
+  prefix(): number;
+}
+
+/**
+ * Follows the contiguous written prefix of a staging file: told of every write, it takes the
+ * bytes in file order (from memory or read back), and `finish` resolves once it has taken
+ * `total` bytes, with the digest when it computes one.
+ */
+export interface PrefixFollower {
+  written(offset: number, chunk: Uint8Array): void;
+  catchUp(): void;
+  finish(total: number): Promise<{ readonly hex: string }>;
+  dispose(): Promise<void>;
 }
 
 /** A staged blob whose every byte arrived, with the digest computed while it streamed. */
@@ -83,7 +110,7 @@ export async function downloadToStaging(blob: BlobSpec, tuning: DownloadTuning):
 
 class BlobRun {
   private readonly plan: RangePlan;
-  private readonly hasher: PrefixHasher;
+  private readonly hasher: PrefixFollower;
   private readonly locator: Locator;
   private readonly abort = new AbortController();
   private readonly workers = new Set<Promise<void>>();
@@ -104,13 +131,15 @@ class BlobRun {
   ) {
     const connections = singleStream ? 1 : tuning.connections;
     this.plan = new RangePlan(blob.size ?? size, tuning.minSplit, saved, connections);
-    this.hasher = new PrefixHasher(
-      blob.digest.algorithm,
+    const staged: StagedFile = {
       file,
-      paths.data,
-      () => this.plan.size,
-      () => this.plan.contiguousPrefix(),
-    );
+      path: paths.data,
+      size: () => this.plan.size,
+      prefix: () => this.plan.contiguousPrefix(),
+    };
+    this.hasher = tuning.follow
+      ? tuning.follow(staged)
+      : new PrefixHasher(blob.digest.algorithm, file, paths.data, staged.size, staged.prefix);
     this.locator = new Locator(blob, this.abort.signal);
     // A blob that starts after Ctrl-C must stop at once, not download in full.
     if (tuning.signal?.aborted) this.abort.abort(tuning.signal.reason);
