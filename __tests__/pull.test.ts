@@ -5,6 +5,7 @@ import { sha256Hex } from '../src/digest.js';
 import { pull } from '../src/pull.js';
 import { MemoryLogger } from '../src/report/logger.js';
 import { buildSettings } from '../src/settings/settings.js';
+import { DEFAULT_SOURCES } from '../src/sources/index.js';
 import { startBlobServer } from './helpers/blob-server.js';
 import { randomBlob } from './helpers/engine.js';
 import { tempDir } from './helpers/http.js';
@@ -27,7 +28,11 @@ describe('pull (library) with plain URLs', () => {
         { models: `${good}\n${bad}`, 'files-dir': join(dir.path, 'files'), cache: 'false', retries: '0' },
         { env: {}, home: dir.path, nameOf: (n) => n },
       );
-      const report = await pull(settings, { log: new MemoryLogger(), cache: createNoCache() });
+      const report = await pull(settings, {
+        sources: DEFAULT_SOURCES,
+        log: new MemoryLogger(),
+        cache: createNoCache(),
+      });
       expect(report.ok).toBe(false);
       expect(report.downloadedBytes).toBe(data.length);
       const [first, second] = report.models;

@@ -1,9 +1,14 @@
 import type { BlobSpec } from './download/types.js';
+import { ModelPullError } from './errors.js';
 import type { HttpClient } from './http/client.js';
 import type { RetryPolicy } from './http/retry.js';
 import type { Logger } from './report/logger.js';
 
-export type SourceKind = 'ollama' | 'hf' | 'url';
+/**
+ * A source's name (`ollama`, `hf`, `url`, …): the `source` of its lock entries, cache keys and
+ * `models` output objects. The list of sources is open (sources/index.ts), so this is a string.
+ */
+export type SourceKind = string;
 
 /** One file a consumer sees, as reported in the `models` output. */
 export interface ModelFile {
@@ -59,10 +64,23 @@ export interface SourceContext {
 /**
  * A source turns a parsed reference into an identity (network allowed, but none when the
  * reference is pinned and the data is already complete on disk), then an identity into a plan.
- * The split lets the action derive cache keys, restore, and only then plan against what is
- * on disk; a lock file supplies identities without any lookup.
+ * The split lets a lock file supply identities without any lookup, and the pipeline name each
+ * model's cache entry before anything is fetched.
  */
 export interface Source<Ref> {
   identify(ref: Ref, ctx: SourceContext): Promise<Identity>;
-  plan(identity: Identity, ctx: SourceContext): Promise<PlanEntry>;
+  /**
+   * `ref` is the line parsed again; `identity` came from identify() or from a lock file that
+   * anyone may have edited, so the plan checks that it names what `ref` names (same model,
+   * revision, filters, pin) and refuses it otherwise with `recordedIdentityError`.
+   */
+  plan(ref: Ref, identity: Identity, ctx: SourceContext): Promise<PlanEntry>;
+}
+
+/**
+ * The one error for an identity that does not fit its line (edited or stale lock entry, an
+ * entry copied under another line): ERR_LOCKFILE whichever source finds it.
+ */
+export function recordedIdentityError(identity: Pick<Identity, 'ref'>, why: string): ModelPullError {
+  return new ModelPullError('ERR_LOCKFILE', `the recorded identity of "${identity.ref}" is invalid: ${why}`);
 }

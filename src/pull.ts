@@ -2,14 +2,17 @@ import type { CacheClient, SaveResult } from './cache/client.js';
 import { cacheKey } from './cache/key.js';
 import { fetchBlobsSettled } from './download/engine.js';
 import type { BlobResult, ProgressListener } from './download/types.js';
-import { describeError, type ModelPullError } from './errors.js';
+import { describeError, isModelPullError, ModelPullError } from './errors.js';
 import { HttpClient } from './http/client.js';
 import { lockedIdentity, readLock, writeLock } from './lock/lockfile.js';
-import type { Identity, ModelFile, PlanEntry, SourceContext } from './plan.js';
+import type { Identity, ModelFile, PlanEntry, Source, SourceContext, SourceKind } from './plan.js';
 import { type ModelRef, parseLines } from './refs/index.js';
 import type { Logger } from './report/logger.js';
 import type { Settings } from './settings/settings.js';
-import { createSources, type Sources } from './sources/index.js';
+import { checkSourceList, createSources, type SourceList } from './sources/descriptor.js';
+
+/** The run's source instances, by kind. */
+export type Sources = ReadonlyMap<SourceKind, Source<unknown>>;
 
 export type CacheState = 'hit' | 'miss' | 'partial' | 'off';
 
@@ -46,6 +49,8 @@ export interface PullReport {
 }
 
 export interface PullDeps {
+  /** The kinds of line this run accepts (the action and the CLI pass DEFAULT_SOURCES). */
+  readonly sources: SourceList;
   readonly log: Logger;
   readonly cache: CacheClient;
   readonly onProgress?: ProgressListener;
@@ -59,12 +64,13 @@ export interface PullDeps {
  * the report says which failed and why.
  */
 export async function pull(settings: Settings, deps: PullDeps): Promise<PullReport> {
-  const refs = parseLines(settings.lines);
+  checkSourceList(deps.sources);
+  const refs = parseLines(settings.lines, deps.sources);
   const lock = settings.lockfile ? await readLock(settings.lockfile) : undefined;
   const http = new HttpClient(settings.http);
   try {
     const ctx: SourceContext = { http, retry: settings.retry, log: deps.log, signal: deps.signal };
-    const sources = createSources(settings);
+    const sources = createSources(deps.sources, settings);
     const started = Date.now();
     const identities = await Promise.allSettled(
       // async: a line the lock does not cover rejects its own promise instead of throwing out of
@@ -85,7 +91,9 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
     const runDeps = { ...deps, cache: oncePerEntry(deps.cache) };
     const models = await Promise.all(
       refs.map(async (ref, i) =>
-        new ModelRun(ref, identities[i]!, sources, ctx, settings, runDeps).prepare(),
+        new ModelRun(ref, identities[i]!, sources, ctx, settings, runDeps).prepare(
+          lock ? settings.lockfile : undefined,
+        ),
       ),
     );
     const blobs = models.flatMap((m) => m.plan?.blobs ?? []);
@@ -126,14 +134,14 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
 }
 
 export function identifyRef(sources: Sources, ref: ModelRef, ctx: SourceContext): Promise<Identity> {
-  switch (ref.kind) {
-    case 'ollama':
-      return sources.ollama.identify(ref.ref, ctx);
-    case 'hf':
-      return sources.hf.identify(ref.ref, ctx);
-    case 'url':
-      return sources.url.identify(ref.ref, ctx);
-  }
+  return sourceOf(sources, ref).identify(ref.ref, ctx);
+}
+
+function sourceOf(sources: Sources, ref: ModelRef): Source<unknown> {
+  const source = sources.get(ref.kind);
+  // parseLines only returns kinds of the same list, so this is a programming error.
+  if (!source) throw new Error(`no source of kind ${ref.kind} for "${ref.line}"`);
+  return source;
 }
 
 /** One model through the pipeline: plan and cache restore before the engine, commit and save after. */
@@ -152,14 +160,15 @@ class ModelRun {
     private readonly deps: PullDeps,
   ) {}
 
-  async prepare(): Promise<this> {
+  /** `lockPath`: the identity came from this lock file, so a misfit is the file's fault. */
+  async prepare(lockPath: string | undefined): Promise<this> {
     if (this.identity.status === 'rejected') {
       this.error = asError(this.identity.reason);
       return this;
     }
     const identity = this.identity.value;
     try {
-      this.plan = await this.sources[identity.source].plan(identity, this.ctx);
+      this.plan = await sourceOf(this.sources, this.ref).plan(this.ref.ref, identity, this.ctx);
       if (this.settings.cache) {
         this.key = cacheKey(this.settings.cacheKeyPrefix, identity);
         this.restored = await this.deps.cache.restore(this.plan.cachePaths, this.key);
@@ -167,7 +176,10 @@ class ModelRun {
           this.deps.log.info(`${this.ref.line}: restored from the Actions cache (${this.key})`);
       }
     } catch (error) {
-      this.error = asError(error);
+      this.error =
+        lockPath && isModelPullError(error, 'ERR_LOCKFILE')
+          ? new ModelPullError('ERR_LOCKFILE', `lock file ${lockPath}: ${error.message}`, { cause: error })
+          : asError(error);
       this.plan = undefined;
     }
     return this;

@@ -1,4 +1,6 @@
 import { Inputs, Outputs } from '../../src/constants.js';
+import { sourceOptions } from '../../src/sources/descriptor.js';
+import { DEFAULT_SOURCES } from '../../src/sources/index.js';
 import {
   actionDefaults,
   actionMetadata,
@@ -48,7 +50,9 @@ describe('action.yml and the runner emulation', () => {
   test('action.yml declares every input and output of interface.md, and constants.ts mirrors it', () => {
     const meta = actionMetadata();
     expect([...meta.inputs.keys()]).toEqual(expect.arrayContaining(INTERFACE_INPUTS));
-    expect([...meta.inputs.keys()].sort()).toEqual(Object.values(Inputs).sort());
+    // The shared inputs, plus those the sources declare for themselves.
+    const sourceInputs = sourceOptions(DEFAULT_SOURCES).map((o) => o.name);
+    expect([...meta.inputs.keys()].sort()).toEqual([...Object.values(Inputs), ...sourceInputs].sort());
     expect([...meta.outputs].sort()).toEqual(Object.values(Outputs).sort());
     expect([...meta.outputs].sort()).toEqual([...INTERFACE_OUTPUTS].sort());
   });

@@ -14,16 +14,22 @@ import { installOllama } from '../runtime/install.js';
 import { startOllamaServe } from '../runtime/serve.js';
 import { settingsFromInputs } from '../settings/action-inputs.js';
 import type { Env } from '../settings/settings.js';
+import type { SourceList } from '../sources/descriptor.js';
+import { DEFAULT_SOURCES } from '../sources/index.js';
 
 /**
  * The action's main step: settings → pull → outputs, env, summary → optional Ollama runtime.
  * Returns the failure message, if any, for the entry point to report.
  */
-export async function runAction(env: Env): Promise<string | undefined> {
-  const settings = settingsFromInputs(env);
+export async function runAction(
+  env: Env,
+  sources: SourceList = DEFAULT_SOURCES,
+): Promise<string | undefined> {
+  const settings = settingsFromInputs(env, sources);
   const log = coreLogger();
   const cache = settings.cache ? createActionsCache(log) : createNoCache();
-  const report = await pull(settings, { log, cache, onProgress: progressLines((line) => core.info(line)) });
+  const onProgress = progressLines((line) => core.info(line));
+  const report = await pull(settings, { sources, log, cache, onProgress });
   await logModels(report);
 
   core.setOutput(Outputs.CacheHit, String(report.cacheHit));

@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { Inputs } from '../constants.js';
 import { ModelPullError } from '../errors.js';
+import { type SourceList, sourceOptions } from '../sources/descriptor.js';
+import { DEFAULT_SOURCES } from '../sources/index.js';
 
 /** Flags shared with the action's inputs (same names, same defaults, same validation). */
 export const SETTING_FLAGS = [
@@ -29,23 +31,32 @@ const stringFlags = (names: readonly string[]): Record<string, OptionSpec> =>
 
 const HELP_FLAG: Record<string, OptionSpec> = { help: { type: 'boolean', short: 'h' } };
 
-const PULL_FLAGS: Record<string, OptionSpec> = {
-  ...stringFlags(SETTING_FLAGS),
-  insecure: { type: 'boolean' },
-  file: { type: 'string', short: 'f' },
-  ...HELP_FLAG,
-};
-
 /**
  * Each command accepts only the flags it uses, so a flag given to the wrong command is a usage
- * error instead of being silently ignored.
+ * error instead of being silently ignored. `pull` and `lock` also take the sources' own options.
  */
-export const COMMAND_FLAGS: Readonly<Record<string, Record<string, OptionSpec>>> = {
-  pull: { ...PULL_FLAGS, json: { type: 'boolean' } },
-  lock: PULL_FLAGS,
-  verify: { ...stringFlags([Inputs.OllamaModels, Inputs.HfCache]), json: { type: 'boolean' }, ...HELP_FLAG },
-  demo: { keep: { type: 'boolean' }, ...HELP_FLAG },
-};
+export function commandFlags(sources: SourceList): Readonly<Record<string, Record<string, OptionSpec>>> {
+  const pullFlags: Record<string, OptionSpec> = {
+    ...stringFlags(SETTING_FLAGS),
+    ...stringFlags(sourceOptions(sources).map((o) => o.name)),
+    insecure: { type: 'boolean' },
+    file: { type: 'string', short: 'f' },
+    ...HELP_FLAG,
+  };
+  return {
+    pull: { ...pullFlags, json: { type: 'boolean' } },
+    lock: pullFlags,
+    verify: {
+      ...stringFlags([Inputs.OllamaModels, Inputs.HfCache]),
+      json: { type: 'boolean' },
+      ...HELP_FLAG,
+    },
+    demo: { keep: { type: 'boolean' }, ...HELP_FLAG },
+  };
+}
+
+/** The flags of the CLI as shipped (the default sources). */
+export const COMMAND_FLAGS = commandFlags(DEFAULT_SOURCES);
 
 /** Commands whose positionals are model lines; the others take none. */
 const TAKES_LINES = new Set(['pull', 'lock']);
@@ -57,8 +68,12 @@ export interface ParsedArgs {
 }
 
 /** Parses one command's arguments; every problem is an ERR_BAD_INPUT (exit 2) on one line. */
-export function parseCommandArgs(command: string, args: readonly string[]): ParsedArgs {
-  const options = COMMAND_FLAGS[command] ?? HELP_FLAG;
+export function parseCommandArgs(
+  command: string,
+  args: readonly string[],
+  sources: SourceList = DEFAULT_SOURCES,
+): ParsedArgs {
+  const options = commandFlags(sources)[command] ?? HELP_FLAG;
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });

@@ -10,6 +10,7 @@ import { formatBytes, formatDuration } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
 import { progressLines } from '../report/progress-log.js';
 import { buildSettings } from '../settings/settings.js';
+import { DEFAULT_SOURCES } from '../sources/index.js';
 import type { CliIo } from './main.js';
 
 const ROUNDS = [
@@ -42,6 +43,7 @@ export async function demoCommand(io: CliIo, options: { keep?: boolean } = {}): 
     io.stdout.write(`lines:\n  ${servers.ollamaLine}\n  ${servers.hfLine}\n`);
     for (const round of ROUNDS) {
       const report = await pull(settings, {
+        sources: DEFAULT_SOURCES,
         log,
         cache: createNoCache(),
         onProgress: progressLines(log.info, 1000),

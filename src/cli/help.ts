@@ -1,4 +1,5 @@
 import { isModelPullError } from '../errors.js';
+import { type SourceList, sourceOptions } from '../sources/descriptor.js';
 
 const COMMON_OPTIONS = `Options (environment defaults as in the action):
   --ollama-models DIR     Ollama store root ($OLLAMA_MODELS or ~/.ollama/models)
@@ -84,6 +85,16 @@ downloads nothing), and prints the result. Needs no internet.
   -h, --help              this help
 `,
 } as const;
+
+/** The help of a command, with the options the sources add to `pull` and `lock`. */
+export function helpFor(command: keyof typeof HELP, sources: SourceList): string {
+  const options = sourceOptions(sources);
+  if ((command !== 'pull' && command !== 'lock') || options.length === 0) return HELP[command];
+  const rows = options.map(
+    (o) => `  --${`${o.name} ${o.type === 'path' ? 'DIR' : 'VALUE'}`.padEnd(22)}${o.help}`,
+  );
+  return `${HELP[command]}\nOptions of the sources:\n${rows.join('\n')}\n`;
+}
 
 /** Bad lines and bad flags are usage errors (exit 2); the rest, an uncovered lock line too, are failures. */
 export function usageError(error: unknown): boolean {

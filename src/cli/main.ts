@@ -14,10 +14,11 @@ import type { Logger } from '../report/logger.js';
 import { progressLines } from '../report/progress-log.js';
 import { modelsJson } from '../report/summary.js';
 import { buildSettings, type Env, type RawInputs, type Settings } from '../settings/settings.js';
-import { createSources } from '../sources/index.js';
+import { createSources, type SourceList, sourceOptions } from '../sources/descriptor.js';
+import { DEFAULT_SOURCES } from '../sources/index.js';
 import { verifyHfCache, verifyOllamaStore } from '../verify/stores.js';
 import { parseCommandArgs, SETTING_FLAGS } from './args.js';
-import { HELP, usageError } from './help.js';
+import { HELP, helpFor, usageError } from './help.js';
 import { progressBars } from './progress-bars.js';
 
 export interface CliIo {
@@ -28,6 +29,8 @@ export interface CliIo {
   readonly signal?: AbortSignal;
   /** Folder relative paths are resolved against (defaults to the process's). */
   readonly cwd?: string;
+  /** The kinds of line accepted (defaults to DEFAULT_SOURCES). */
+  readonly sources?: SourceList;
 }
 
 /** Seconds between plain progress batches when stderr is not a terminal (a CI log). */
@@ -53,13 +56,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.stderr.write(`model-pull: unknown command "${command}" (try model-pull --help)\n`);
     return 2;
   }
+  const sources = io.sources ?? DEFAULT_SOURCES;
   try {
-    const { values, lines } = parseCommandArgs(command, rest);
+    const { values, lines } = parseCommandArgs(command, rest, sources);
     if (values.help) {
-      io.stdout.write(HELP[command as keyof typeof HELP]);
+      io.stdout.write(helpFor(command as keyof typeof HELP, sources));
       return 0;
     }
-    return await handler({ values, lines, io, command });
+    return await handler({ values, lines, io, command, sources });
   } catch (error) {
     io.stderr.write(`model-pull ${command}: ${describeError(error)}\n`);
     return usageError(error) ? 2 : 1;
@@ -71,6 +75,7 @@ interface Invocation {
   readonly values: Readonly<Record<string, string | boolean | undefined>>;
   readonly lines: readonly string[];
   readonly io: CliIo;
+  readonly sources: SourceList;
 }
 
 const COMMANDS: Record<string, (inv: Invocation) => Promise<number>> = {
@@ -91,13 +96,16 @@ async function settingsOf(inv: Invocation, requireModels = true): Promise<Settin
     [Inputs.Models]: lines.join('\n'),
     [Inputs.Cache]: 'false',
   };
-  for (const name of SETTING_FLAGS) raw[name] = inv.values[name] as string | undefined;
+  const options = sourceOptions(inv.sources);
+  for (const name of [...SETTING_FLAGS, ...options.map((o) => o.name)])
+    raw[name] = inv.values[name] as string | undefined;
   if (inv.values.insecure) raw[Inputs.Insecure] = 'true';
   return buildSettings(raw as RawInputs, {
     env: inv.io.env,
     cwd: inv.io.cwd,
     nameOf: (name) => `--${name}`,
     requireModels,
+    sourceOptions: options,
   });
 }
 
@@ -144,12 +152,11 @@ async function pullCommand(inv: Invocation): Promise<number> {
   const plain = toStream(io.stderr);
   const log = lineLogger((line) => (barsLive ? bars!.log(line) : plain(line)), settings.secrets);
   const onProgress = bars?.listener ?? progressLines((line) => log.info(line), PLAIN_PROGRESS_MS);
-  const report = await pull(settings, { log, cache: createNoCache(), onProgress, signal: io.signal }).finally(
-    () => {
-      bars?.stop();
-      barsLive = false;
-    },
-  );
+  const deps = { sources: inv.sources, log, cache: createNoCache(), onProgress, signal: io.signal };
+  const report = await pull(settings, deps).finally(() => {
+    bars?.stop();
+    barsLive = false;
+  });
   for (const model of report.models) {
     if (model.error || !model.output) {
       log.error(failureLine(model.line, model.error ?? 'failed'));
@@ -191,13 +198,13 @@ async function verifyCommand(inv: Invocation): Promise<number> {
 async function lockCommand(inv: Invocation): Promise<number> {
   const settings = await settingsOf(inv);
   const path = settings.lockfile ?? resolve(inv.io.cwd ?? process.cwd(), 'model-pull.lock');
-  const refs = parseLines(settings.lines);
+  const refs = parseLines(settings.lines, inv.sources);
   const previous = await readLock(path);
   const http = new HttpClient(settings.http);
   const log = lineLogger(toStream(inv.io.stderr), settings.secrets);
   try {
     const ctx = { http, retry: settings.retry, log, signal: inv.io.signal };
-    const sources = createSources(settings);
+    const sources = createSources(inv.sources, settings);
     const identities: Identity[] = [];
     let failed = 0;
     for (const ref of refs) {

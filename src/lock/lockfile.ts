@@ -42,6 +42,10 @@ export async function readLock(path: string): Promise<LockFile | undefined> {
   return parsed;
 }
 
+/**
+ * The entry for a line, when it is of the line's kind. Whether it names what the line names is
+ * for the line's source to check (Source.plan), since only the source knows what that means.
+ */
 export function lockedIdentity(lock: LockFile, path: string, line: string, kind: SourceKind): Identity {
   const identity = lock.models[line];
   if (!identity) {
@@ -79,7 +83,7 @@ function checkIdentity(path: string, line: string, identity: Identity): void {
     identity &&
     typeof identity === 'object' &&
     identity.ref === line &&
-    ['ollama', 'hf', 'url'].includes(identity.source) &&
+    typeof identity.source === 'string' &&
     typeof identity.name === 'string' &&
     typeof identity.digest === 'string' &&
     /^[0-9a-f]{64}$/.test(identity.contentDigest);

@@ -1,38 +1,32 @@
-import { type HfRef, parseHfRef } from '../sources/hf/ref.js';
-import { type OllamaRef, parseOllamaRef } from '../sources/ollama/ref.js';
-import { parseUrlRef, type UrlRef } from '../sources/url/ref.js';
+import type { SourceKind } from '../plan.js';
+import { type SourceList, sourceFor } from '../sources/descriptor.js';
 import { badLine, splitLine } from './line.js';
 
-export type ModelRef =
-  | { readonly kind: 'ollama'; readonly line: string; readonly ref: OllamaRef }
-  | { readonly kind: 'hf'; readonly line: string; readonly ref: HfRef }
-  | { readonly kind: 'url'; readonly line: string; readonly ref: UrlRef };
+/** A model line parsed by the source that claims it; `ref` is that source's own type. */
+export interface ModelRef {
+  readonly kind: SourceKind;
+  readonly line: string;
+  readonly ref: unknown;
+}
 
 /** Parses one model line; a malformed line fails here, before any request. */
-export function parseLine(text: string): ModelRef {
+export function parseLine(text: string, sources: SourceList): ModelRef {
   const parts = splitLine(text);
-  const { line, reference } = parts;
-  if (reference.startsWith('ollama:')) return { kind: 'ollama', line, ref: parseOllamaRef(parts) };
-  if (reference.startsWith('hf:')) return { kind: 'hf', line, ref: parseHfRef(parts) };
-  if (/^https?:\/\//i.test(reference)) return { kind: 'url', line, ref: parseUrlRef(parts) };
-  throw badLine(line, 'expected ollama:NAME, hf:OWNER/REPO or an https:// URL with sha256=');
+  const source = sourceFor(sources, parts.reference);
+  if (!source) throw badLine(parts.line, `expected ${alternatives(sources.map((s) => s.syntax))}`);
+  return { kind: source.kind, line: parts.line, ref: source.parse(parts) };
 }
 
 /** Parses every line first, so one bad line stops the run before anything is fetched. */
-export function parseLines(lines: readonly string[]): ModelRef[] {
-  const refs = lines.map(parseLine);
-  // URL lines land as <files-dir>/<file name>: two different files may not share one.
-  const byName = new Map<string, UrlRef>();
-  for (const r of refs) {
-    if (r.kind !== 'url') continue;
-    const first = byName.get(r.ref.fileName);
-    if (first && first.sha256 !== r.ref.sha256) {
-      throw badLine(
-        r.line,
-        `its file name "${r.ref.fileName}" is already used by "${first.line}" for other bytes`,
-      );
-    }
-    byName.set(r.ref.fileName, r.ref);
-  }
+export function parseLines(lines: readonly string[], sources: SourceList): ModelRef[] {
+  const refs = lines.map((line) => parseLine(line, sources));
+  for (const source of sources) source.checkLines?.(refs.filter((r) => r.kind === source.kind));
   return refs;
+}
+
+/** `a`, `a or b`, `a, b or c`. */
+function alternatives(words: readonly string[]): string {
+  return words.length <= 1
+    ? (words[0] ?? 'a model line')
+    : `${words.slice(0, -1).join(', ')} or ${words.at(-1)}`;
 }

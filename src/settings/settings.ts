@@ -6,6 +6,7 @@ import { ModelPullError } from '../errors.js';
 import type { HttpOptions } from '../http/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../http/retry.js';
 import { modelLines } from '../refs/line.js';
+import type { SourceOption } from '../sources/descriptor.js';
 
 /**
  * Everything a run needs, read once from action inputs or CLI flags and the environment.
@@ -48,14 +49,20 @@ export interface Settings {
     | undefined;
   /** Hosts other than the registry itself that may act as its token realm (https only). */
   readonly allowedRealmHosts: readonly string[];
+  /**
+   * The values of the options that sources declare (`SourceDescriptor.options`), by name:
+   * input or flag, else environment, else default; paths resolved. Absent when none applies.
+   */
+  readonly sourceOptions: Readonly<Record<string, string | undefined>>;
   readonly http: HttpOptions;
   readonly retry: RetryPolicy;
   /** Secrets the entry point must mask in every log line. */
   readonly secrets: readonly string[];
 }
 
-/** Raw values by input name (`undefined` or '' = not given). */
-export type RawInputs = Readonly<Partial<Record<(typeof Inputs)[keyof typeof Inputs], string>>>;
+/** Raw values by input name (`undefined` or '' = not given): the shared inputs and the sources' own. */
+export type RawInputs = Readonly<Partial<Record<(typeof Inputs)[keyof typeof Inputs], string>>> &
+  Readonly<Record<string, string | undefined>>;
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -67,6 +74,8 @@ export interface SettingsContext {
   readonly nameOf: (input: string) => string;
   /** Whether `models` must be non-empty (the `verify` command takes none). */
   readonly requireModels?: boolean;
+  /** Options the run's sources declare, read from `raw` like the shared inputs. */
+  readonly sourceOptions?: readonly SourceOption[];
 }
 
 export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
@@ -148,7 +157,19 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
       `${ctx.nameOf(Inputs.OllamaSha256)} must be a sha256 hex digest (64 hex characters), not "${ollamaSha256.slice(0, 80)}"`,
     );
   }
-  const secrets = [hfToken, password].filter((s): s is string => s !== undefined);
+  const sourceOptions: Record<string, string | undefined> = {};
+  for (const option of ctx.sourceOptions ?? []) {
+    const given =
+      nonEmpty(raw[option.name]) ??
+      (option.env ?? []).map((name) => nonEmpty(env[name])).find((v) => v !== undefined) ??
+      option.default;
+    sourceOptions[option.name] = given !== undefined && option.type === 'path' ? path(given) : given;
+  }
+  const secrets = [
+    hfToken,
+    password,
+    ...(ctx.sourceOptions ?? []).filter((o) => o.type === 'secret').map((o) => sourceOptions[o.name]),
+  ].filter((s): s is string => s !== undefined);
   return {
     lines,
     ollamaModels: path(value(Inputs.OllamaModels) ?? nonEmpty(env.OLLAMA_MODELS) ?? '~/.ollama/models'),
@@ -174,6 +195,7 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
     registryAuth:
       username && password && registryHost ? { host: registryHost, username, password } : undefined,
     allowedRealmHosts: (value(Inputs.AllowedRealmHosts) ?? '').split(/[\s,]+/).filter(Boolean),
+    sourceOptions,
     http: {
       // Each file may open `connections` ranges and `concurrency` files run at once.
       connections: connections * concurrency,

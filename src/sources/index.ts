@@ -1,30 +1,11 @@
-import type { Source } from '../plan.js';
-import type { Settings } from '../settings/settings.js';
-import type { HfRef } from './hf/ref.js';
-import { createHfSource } from './hf/source.js';
-import type { OllamaRef } from './ollama/ref.js';
-import { createOllamaSource } from './ollama/source.js';
-import type { UrlRef } from './url/ref.js';
-import { createUrlSource } from './url/source.js';
+import type { SourceList } from './descriptor.js';
+import { hfSource } from './hf/index.js';
+import { ollamaSource } from './ollama/index.js';
+import { urlSource } from './url/index.js';
 
-export interface Sources {
-  readonly ollama: Source<OllamaRef>;
-  readonly hf: Source<HfRef>;
-  readonly url: Source<UrlRef>;
-}
-
-export function createSources(settings: Settings): Sources {
-  return {
-    ollama: createOllamaSource({
-      modelsRoot: settings.ollamaModels,
-      allowedRealmHosts: settings.allowedRealmHosts,
-      ...(settings.registryAuth ? { basicAuth: settings.registryAuth } : {}),
-    }),
-    hf: createHfSource({
-      cacheRoot: settings.hfCache,
-      endpoint: settings.hfEndpoint,
-      ...(settings.hfToken ? { token: settings.hfToken } : {}),
-    }),
-    url: createUrlSource({ filesDir: settings.filesDir }),
-  };
-}
+/**
+ * The sources the action and the CLI pull with, one line each; a new source is its folder (with
+ * a descriptor in its index.ts) and one line here. Order only matters for the wording of the
+ * error on a line that no source claims.
+ */
+export const DEFAULT_SOURCES: SourceList = [ollamaSource, hfSource, urlSource];

@@ -40,6 +40,10 @@ export function context(http: HttpClient, log = new MemoryLogger()): SourceConte
   return { http, retry: FAST_RETRY, log };
 }
 
+export function hfRef(line: string) {
+  return parseHfRef(splitLine(line));
+}
+
 export async function identifyLine(
   http: HttpClient,
   line: string,
@@ -55,8 +59,9 @@ export async function pullLine(http: HttpClient, line: string, options: PullOpti
   const log = new MemoryLogger();
   const source = createHfSource(options);
   const ctx = context(http, log);
-  const identity = await source.identify(parseHfRef(splitLine(line)), ctx);
-  const entry = await source.plan(identity, ctx);
+  const ref = parseHfRef(splitLine(line));
+  const identity = await source.identify(ref, ctx);
+  const entry = await source.plan(ref, identity, ctx);
   const results = await fetchBlobs(entry.blobs, {
     http,
     concurrency: 4,

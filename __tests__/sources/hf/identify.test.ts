@@ -6,7 +6,7 @@ import { hubError } from '../../../src/sources/hf/errors.js';
 import { createHfSource } from '../../../src/sources/hf/source.js';
 import { startServer, tempDir } from '../../helpers/http.js';
 import { fileBytes, type LocalHub, randomCommit, startHub } from '../../helpers/hub.js';
-import { context, identifyLine, testHttp } from './harness.js';
+import { context, hfRef, identifyLine, testHttp } from './harness.js';
 
 const OPEN = randomCommit();
 const GOOD = 'hf_accepted';
@@ -157,7 +157,7 @@ describe('identify against a local hub', () => {
     });
     const identity = await identifyLine(http, 'hf:org/open', opts());
     hub.hub.requests.length = 0;
-    const entry = await source.plan(identity, context(http));
+    const entry = await source.plan(hfRef('hf:org/open'), identity, context(http));
     expect(hub.hub.requests).toHaveLength(0);
     expect(entry.files).toHaveLength(3);
     expect(entry.blobs).toHaveLength(2); // config.json and same.json hold the same bytes
@@ -175,7 +175,7 @@ describe('identify against a local hub', () => {
     ).toBe(true);
 
     const anonymous = createHfSource({ cacheRoot: cache.path, endpoint: hub.url });
-    const plain = await anonymous.plan(identity, context(http));
+    const plain = await anonymous.plan(hfRef('hf:org/open'), identity, context(http));
     expect(await plain.blobs[0]!.locate()).toEqual({ url: expect.stringContaining('/resolve/') });
 
     const detail = identity.detail as { files: { path: string; digest: string; size: number }[] };
@@ -186,6 +186,7 @@ describe('identify against a local hub', () => {
     };
     const outside = await failure(
       anonymous.plan(
+        hfRef('hf:org/open'),
         edited((f) => (f[0]!.path = '../../x')),
         context(http),
       ),
@@ -196,6 +197,7 @@ describe('identify against a local hub', () => {
     );
     const resized = await failure(
       anonymous.plan(
+        hfRef('hf:org/open'),
         edited((f) => (f[0]!.size += 1)),
         context(http),
       ),

@@ -75,7 +75,7 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
   test('pulls through the challenge; no credential reaches the CDN; expired URLs are re-located', async () => {
     const f = await front({ expireFirstUrl: true, expiresIn: 300 });
     const s = source();
-    const entry = await s.plan(await s.identify(refOn(f), ctx()), ctx());
+    const entry = await s.plan(refOn(f), await s.identify(refOn(f), ctx()), ctx());
     const results = await fetchBlobs(entry.blobs, {
       http,
       concurrency: 4,
@@ -123,7 +123,7 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
     const f = await front({ accessTokenField: true });
     const s = source({ basicAuth: { host: hostOf(f), username: 'ci', password: 's3cret' } });
     const identity = await s.identify(refOn(f), ctx());
-    const entry = await s.plan(identity, ctx());
+    const entry = await s.plan(refOn(f), identity, ctx());
     const location = await entry.blobs[0]!.locate();
     const basic = `Basic ${Buffer.from('ci:s3cret').toString('base64')}`;
     const withBasic = f.registry.requests.filter((r) => r.headers.authorization === basic).map((r) => r.url);
@@ -140,7 +140,7 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
     const identity = await source().identify(refOn(f), ctx());
     const fresh = source(); // a new process: the identity carries the manifest, no session yet
     const count = f.registry.requests.length;
-    const entry = await fresh.plan(identity, ctx());
+    const entry = await fresh.plan(refOn(f), identity, ctx());
     expect(f.registry.requests.length).toBe(count);
     const location = await entry.blobs[2]!.locate();
     const hex = sha256(model.layers[1]!.bytes);
@@ -157,7 +157,7 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
     let now = 1_000_000;
     const f = await front({ expiresIn: 60 });
     const s = source({ now: () => now });
-    const entry = await s.plan(await s.identify(refOn(f), ctx()), ctx());
+    const entry = await s.plan(refOn(f), await s.identify(refOn(f), ctx()), ctx());
     const first = await entry.blobs[1]!.locate();
     expect(first.credentials?.headers.authorization).toBe(`Bearer ${f.tokens[0]}`);
     now += 61_000;
@@ -259,7 +259,7 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
     const s = source();
     const identity = await s.identify(refOn(f), ctx());
     const forged = { ...identity, detail: { manifest: `${identity.detail!.manifest as string} ` } };
-    const message = await failure(s.plan(forged, ctx()), 'ERR_DIGEST_MISMATCH');
+    const message = await failure(s.plan(refOn(f), forged, ctx()), 'ERR_DIGEST_MISMATCH');
     expect(message).toBe(
       `the recorded manifest of ${hostOf(f)}/${REPO}:v1 hashes to sha256:${sha256(`${model.manifest.toString()} `)}, not its recorded digest ${identity.digest}`,
     );

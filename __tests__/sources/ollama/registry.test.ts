@@ -68,7 +68,7 @@ describe('ollama source against the real distribution registry', () => {
     expect(identity.digest).toBe(pushedDigest);
 
     const before = proxy.requests.length;
-    const entry = await source.plan(identity, ctx());
+    const entry = await source.plan(ref(':v1'), identity, ctx());
     expect(proxy.requests.length).toBe(before); // the manifest text rode along in the identity
     const all = [model.config, ...model.layers];
     const blobPath = (b: { bytes: Buffer }) => join(store.path, 'blobs', `sha256-${sha256(b.bytes)}`);
@@ -102,7 +102,7 @@ describe('ollama source against the real distribution registry', () => {
   test('a second run downloads nothing: every blob reused, no blob GET reaches the registry', async () => {
     const source = createOllamaSource({ modelsRoot: store.path });
     const gets = blobGets(proxy);
-    const entry = await source.plan(await source.identify(ref(':v1'), ctx()), ctx());
+    const entry = await source.plan(ref(':v1'), await source.identify(ref(':v1'), ctx()), ctx());
     const results = await fetchBlobs(entry.blobs, engine());
     expect(results.map((r) => [r.reused, r.downloadedBytes])).toEqual(entry.blobs.map(() => [true, 0]));
     await entry.commit();
@@ -112,8 +112,9 @@ describe('ollama source against the real distribution registry', () => {
   test('a pinned reference whose manifest is in the store makes no request at all', async () => {
     const source = createOllamaSource({ modelsRoot: store.path });
     const count = proxy.requests.length;
-    const identity = await source.identify(ref(`:v1@sha256:${sha256(model.manifest)}`), ctx());
-    const entry = await source.plan(identity, ctx());
+    const pinned = ref(`:v1@sha256:${sha256(model.manifest)}`);
+    const identity = await source.identify(pinned, ctx());
+    const entry = await source.plan(pinned, identity, ctx());
     const results = await fetchBlobs(entry.blobs, engine());
     await entry.commit();
     expect(identity.digest).toBe(pushedDigest);
@@ -125,7 +126,11 @@ describe('ollama source against the real distribution registry', () => {
     const source = createOllamaSource({ modelsRoot: store.path });
     const hex = sha256(model.manifest);
     const count = proxy.requests.length;
-    const entry = await source.plan(await source.identify(ref(`@sha256:${hex}`), ctx()), ctx());
+    const entry = await source.plan(
+      ref(`@sha256:${hex}`),
+      await source.identify(ref(`@sha256:${hex}`), ctx()),
+      ctx(),
+    );
     expect(proxy.requests.slice(count).map((r) => `${r.method} ${r.url}`)).toEqual([
       `GET /v2/${REPO}/manifests/sha256:${hex}`,
     ]);
@@ -150,7 +155,7 @@ describe('ollama source against the real distribution registry', () => {
         contentDigest: hex,
       };
       const count = proxy.requests.length;
-      const entry = await source.plan(identity, ctx());
+      const entry = await source.plan(ref(':v1'), identity, ctx());
       const results = await fetchBlobs(entry.blobs, engine());
       await entry.commit();
       const asked = proxy.requests

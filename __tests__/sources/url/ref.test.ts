@@ -1,4 +1,8 @@
-import { parseLine, parseLines } from '../../../src/refs/index.js';
+import { parseLines as parseAllWith, parseLine as parseWith } from '../../../src/refs/index.js';
+import { DEFAULT_SOURCES } from '../../../src/sources/index.js';
+
+const parseLine = (line: string) => parseWith(line, DEFAULT_SOURCES);
+const parseLines = (lines: string[]) => parseAllWith(lines, DEFAULT_SOURCES);
 
 const hex = 'ab'.repeat(32);
 

@@ -1,6 +1,5 @@
 import { formatDigest, sha256Hex } from '../../digest.js';
-import { ModelPullError } from '../../errors.js';
-import type { Identity } from '../../plan.js';
+import { type Identity, recordedIdentityError } from '../../plan.js';
 import type { HubFile } from './api.js';
 import { checkedFile } from './record.js';
 import { type HfRef, type HfRepoType, isCommitId, repoIdProblem, revisionProblem } from './ref.js';
@@ -52,12 +51,12 @@ export function hfIdentity(ref: HfRef, commit: string, files: readonly HubFile[]
 }
 
 /**
- * Reads `detail` back, checking everything that will reach a path or URL: an identity may come
- * from a lock file that someone edited.
+ * Reads `detail` back, checking everything that will reach a path or URL, and that it names what
+ * the line names: an identity may come from a lock file that someone edited, or from the entry
+ * of another line.
  */
-export function hfDetail(identity: Identity): HfDetail {
-  const bad = (why: string) =>
-    new ModelPullError('ERR_LOCKFILE', `the recorded identity of "${identity.ref}" is invalid: ${why}`);
+export function hfDetail(identity: Identity, ref: HfRef): HfDetail {
+  const bad = (why: string) => recordedIdentityError(identity, why);
   const d = (identity.detail ?? {}) as Record<string, unknown>;
   if (identity.source !== 'hf') throw bad(`source is ${identity.source}, not hf`);
   const type = d.type;
@@ -90,7 +89,19 @@ export function hfDetail(identity: Identity): HfDetail {
   }
   if (contentDigestOf(commit, files) !== identity.contentDigest)
     throw bad('contentDigest does not match the files');
+  const named = displayName(type, repo);
+  const wanted = displayName(ref.type, ref.repo);
+  if (identity.name !== named || named !== wanted) throw bad(`it names ${identity.name}, not ${wanted}`);
+  if (revision !== ref.revision) throw bad(`it is for revision ${revision}, not ${ref.revision}`);
+  if (isCommitId(ref.revision) && commit !== ref.revision)
+    throw bad(`it pins commit ${commit}, not the line's ${ref.revision}`);
+  if (!sameList(include, ref.include) || !sameList(exclude, ref.exclude))
+    throw bad("its include= / exclude= filters are not the line's");
   return { type, repo, revision, commit, include, exclude, files };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function stringList(value: unknown): string[] | undefined {

@@ -43,7 +43,7 @@ export function createHfSource(options: HfSourceOptions): Source<HfRef> {
   const env: SourceEnv = { ...options, ep: hubEndpoint(options.endpoint, options.token) };
   return {
     identify: (ref, ctx) => identify(env, ref, ctx),
-    plan: async (identity, _ctx) => plan(env, identity),
+    plan: async (ref, identity, _ctx) => plan(env, ref, identity),
   };
 }
 
@@ -133,8 +133,8 @@ async function selectedFiles(
 }
 
 /** Blobs, files and the commit step for an identity; no request (the engine fetches, later). */
-function plan(env: SourceEnv, identity: Identity): PlanEntry {
-  const d = hfDetail(identity);
+function plan(env: SourceEnv, ref: HfRef, identity: Identity): PlanEntry {
+  const d = hfDetail(identity, ref);
   const paths = hfRepoPaths(env.cacheRoot, d.type, d.repo);
   const blobs = new Map<string, BlobSpec>();
   for (const file of d.files) {

@@ -2,12 +2,17 @@ import { sha256Hex } from '../../digest.js';
 import type { BlobSpec } from '../../download/types.js';
 import { ModelPullError } from '../../errors.js';
 import { blobPath, commitOllamaModel, ingestDir, readStoredManifest } from '../../layouts/ollama.js';
-import type { Identity, PlanEntry, Source, SourceContext } from '../../plan.js';
-import { splitLine } from '../../refs/line.js';
+import {
+  type Identity,
+  type PlanEntry,
+  recordedIdentityError,
+  type Source,
+  type SourceContext,
+} from '../../plan.js';
 import type { BasicAuth } from '../../registry/auth.js';
 import { RegistrySession } from '../../registry/session.js';
 import { type Descriptor, layerKind, type OllamaManifest, parseManifest, weightsLayer } from './manifest.js';
-import { type OllamaRef, ollamaName, parseOllamaRef, registryOrigin, repositoryOf } from './ref.js';
+import { type OllamaRef, ollamaName, registryOrigin, repositoryOf } from './ref.js';
 
 export interface OllamaSourceOptions {
   /** The Ollama store root (`ollama-models`). */
@@ -57,9 +62,8 @@ export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaR
       return identityOf(ref, parseManifest(bytes, ollamaName(ref)), sha256Hex(bytes));
     },
 
-    async plan(identity, ctx) {
-      const ref = refOf(identity);
-      const hex = digestHex(identity);
+    async plan(ref, identity, ctx) {
+      const hex = recordedHex(ref, identity);
       const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, () =>
         sessionFor(ref).getManifest(ctx.http, `sha256:${hex}`, {
           expectHex: hex,
@@ -88,22 +92,21 @@ function identityOf(ref: OllamaRef, manifest: OllamaManifest, hex: string): Iden
   };
 }
 
-/** Identities come from identify() or a lock file: re-parse the line, re-check the digest. */
-function refOf(identity: Identity): OllamaRef {
-  if (identity.source !== 'ollama') {
-    throw new ModelPullError('ERR_BAD_INPUT', `not an ollama identity: ${identity.source} ${identity.ref}`);
-  }
-  return parseOllamaRef(splitLine(identity.ref));
-}
-
-function digestHex(identity: Identity): string {
+/**
+ * The manifest digest of an identity from identify() or a lock file, once it is known to name
+ * the line's model (and its pin, if the line has one). A name left empty is taken from the line.
+ */
+function recordedHex(ref: OllamaRef, identity: Identity): string {
+  if (identity.name !== '' && identity.name !== ollamaName(ref))
+    throw recordedIdentityError(identity, `it names ${identity.name}, not ${ollamaName(ref)}`);
   const m = /^sha256:([0-9a-f]{64})$/.exec(identity.digest);
-  if (!m || identity.contentDigest !== m[1]) {
-    throw new ModelPullError(
-      'ERR_BAD_INPUT',
-      `the recorded digest of ${identity.ref} is not a manifest digest: "${identity.digest.slice(0, 80)}"`,
+  if (!m || identity.contentDigest !== m[1])
+    throw recordedIdentityError(identity, `"${identity.digest.slice(0, 80)}" is not a manifest digest`);
+  if (ref.pin !== undefined && m[1] !== ref.pin)
+    throw recordedIdentityError(
+      identity,
+      `it is pinned to ${identity.digest}, the line to sha256:${ref.pin}`,
     );
-  }
   return m[1]!;
 }
 
@@ -148,7 +151,7 @@ function planEntry(
   const files = all.map((d) => ({ path: blobPath(root, d.hex), digest: `sha256:${d.hex}`, size: d.size }));
   const bytes = Buffer.from(manifest.text, 'utf8');
   return {
-    identity: { ...identity, detail: { ...identity.detail, manifest: manifest.text } },
+    identity: { ...identity, name: ollamaName(ref), detail: { ...identity.detail, manifest: manifest.text } },
     path: blobPath(root, weightsLayer(manifest).hex),
     size: manifest.totalSize,
     files,

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import { redactUrl } from '../../errors.js';
-import type { Source } from '../../plan.js';
-import { splitLine } from '../../refs/line.js';
-import { parseUrlRef, type UrlRef } from './ref.js';
+import { type Identity, recordedIdentityError, type Source } from '../../plan.js';
+import type { UrlRef } from './ref.js';
 
 /**
  * The plain-URL source: the line carries its sha256, so identifying it needs no request. The
@@ -11,23 +10,25 @@ import { parseUrlRef, type UrlRef } from './ref.js';
 export function createUrlSource(options: { readonly filesDir: string }): Source<UrlRef> {
   return {
     async identify(ref) {
-      return {
-        source: 'url',
-        ref: ref.line,
-        name: redactUrl(ref.url),
-        digest: `sha256:${ref.sha256}`,
-        contentDigest: ref.sha256,
-      };
+      return identityOf(ref);
     },
-    async plan(identity) {
-      // The line itself is the whole identity (a lock file adds nothing to it).
-      const ref = parseUrlRef(splitLine(identity.ref));
+    async plan(ref, identity) {
+      // The line itself is the whole identity: a recorded one must say the same (a name left
+      // empty is taken from the line).
+      const expected = identityOf(ref);
+      if ((identity.name !== '' && identity.name !== expected.name) || identity.digest !== expected.digest)
+        throw recordedIdentityError(
+          identity,
+          `it names ${identity.name} ${identity.digest}, not the line's file`,
+        );
+      if (identity.contentDigest !== expected.contentDigest)
+        throw recordedIdentityError(identity, 'contentDigest is not the sha256 of the file');
       const target = join(options.filesDir, ref.fileName);
       return {
-        identity,
+        identity: expected,
         path: target,
         size: 0,
-        files: [{ path: target, digest: identity.digest, size: 0 }],
+        files: [{ path: target, digest: expected.digest, size: 0 }],
         blobs: [
           {
             digest: { algorithm: 'sha256', hex: ref.sha256 },
@@ -41,5 +42,15 @@ export function createUrlSource(options: { readonly filesDir: string }): Source<
         commit: async () => undefined,
       };
     },
+  };
+}
+
+function identityOf(ref: UrlRef): Identity {
+  return {
+    source: 'url',
+    ref: ref.line,
+    name: redactUrl(ref.url),
+    digest: `sha256:${ref.sha256}`,
+    contentDigest: ref.sha256,
   };
 }

@@ -1,0 +1,148 @@
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createNoCache } from '../../src/cache/client.js';
+import { pull } from '../../src/pull.js';
+import { MemoryLogger } from '../../src/report/logger.js';
+import { buildSettings } from '../../src/settings/settings.js';
+import { DEFAULT_SOURCES } from '../../src/sources/index.js';
+import { tempDir } from '../helpers/http.js';
+import { fileBytes, type LocalHub, randomCommit, startHub } from '../helpers/hub.js';
+
+// Issue 10, item 16: a lock entry is looked up by its line, but what it names must be what the
+// line names. An entry keyed `hf:acme/tiny` that records `datasets/acme/data` once pulled the
+// dataset for that line; now every source re-derives its reference from the line and refuses it.
+
+const TINY = randomCommit();
+const DATA = randomCommit();
+const hex = (c: string) => c.repeat(64);
+
+let hub: LocalHub;
+let dir: Awaited<ReturnType<typeof tempDir>>;
+
+beforeAll(async () => {
+  hub = await startHub([
+    {
+      id: 'acme/tiny',
+      refs: { main: TINY },
+      commits: { [TINY]: [{ path: 'a.json', content: fileBytes('{}') }] },
+    },
+    {
+      id: 'acme/data',
+      type: 'dataset',
+      refs: { main: DATA },
+      commits: { [DATA]: [{ path: 'rows.csv', content: fileBytes('x,y\n') }] },
+    },
+  ]);
+  dir = await tempDir();
+});
+afterAll(async () => {
+  await hub.close();
+  await dir.remove();
+});
+
+function settingsFor(lines: string[], lockfile: string) {
+  return buildSettings(
+    {
+      models: lines.join('\n'),
+      lockfile,
+      'hf-cache': join(dir.path, 'hf'),
+      'ollama-models': join(dir.path, 'ollama'),
+      'files-dir': join(dir.path, 'files'),
+      'hf-endpoint': hub.url,
+      cache: 'false',
+      retries: '0',
+    },
+    { env: {}, home: dir.path, nameOf: (n) => n },
+  );
+}
+
+const run = (lines: string[], lockfile: string) =>
+  pull(settingsFor(lines, lockfile), {
+    sources: DEFAULT_SOURCES,
+    log: new MemoryLogger(),
+    cache: createNoCache(),
+  });
+
+type LockJson = { version: 1; models: Record<string, Record<string, unknown>> };
+
+test('an hf: entry that records another repository is refused before any request', async () => {
+  const lockfile = join(dir.path, 'hf.lock');
+  const written = await run(['hf:datasets/acme/data'], lockfile);
+  expect(written.ok).toBe(true);
+  const lock = JSON.parse(await readFile(lockfile, 'utf8')) as LockJson;
+  // The dataset's entry, copied under the model's line (as a hand edit or a bad merge would).
+  lock.models['hf:acme/tiny'] = { ...lock.models['hf:datasets/acme/data']!, ref: 'hf:acme/tiny' };
+  await writeFile(lockfile, JSON.stringify(lock));
+
+  const before = hub.requestCount();
+  const report = await run(['hf:acme/tiny'], lockfile);
+  expect(report.ok).toBe(false);
+  const error = report.models[0]!.error as Error & { code?: string };
+  expect(error.code).toBe('ERR_LOCKFILE');
+  expect(error.message).toBe(
+    `lock file ${lockfile}: the recorded identity of "hf:acme/tiny" is invalid: it names datasets/acme/data, not acme/tiny`,
+  );
+  expect(hub.requestCount()).toBe(before);
+  await expect(stat(join(dir.path, 'hf', 'models--acme--tiny'))).rejects.toThrow('ENOENT');
+});
+
+test.each([
+  [
+    'an hf: entry for another revision',
+    'hf:acme/tiny@v2',
+    (e: Record<string, unknown>) => e,
+    'it is for revision main, not v2',
+  ],
+  [
+    'an hf: entry with other filters',
+    'hf:acme/tiny include=*.json',
+    (e: Record<string, unknown>) => e,
+    "its include= / exclude= filters are not the line's",
+  ],
+])('%s is refused', async (_what, line, edit, why) => {
+  const lockfile = join(dir.path, `hf-${line.length}.lock`);
+  expect((await run(['hf:acme/tiny'], lockfile)).ok).toBe(true);
+  const lock = JSON.parse(await readFile(lockfile, 'utf8')) as LockJson;
+  lock.models[line] = { ...edit(lock.models['hf:acme/tiny']!), ref: line };
+  await writeFile(lockfile, JSON.stringify(lock));
+  const report = await run([line], lockfile);
+  expect((report.models[0]!.error as { code?: string }).code).toBe('ERR_LOCKFILE');
+  expect(report.models[0]!.error!.message).toBe(
+    `lock file ${lockfile}: the recorded identity of "${line}" is invalid: ${why}`,
+  );
+});
+
+// These never reach a server: the refusal comes from the line and the entry alone (port 9 on
+// loopback has no listener, so a request would fail with another message).
+test.each([
+  [
+    'an ollama: entry for another model',
+    'ollama:http://127.0.0.1:9/team/a:v1',
+    { name: '127.0.0.1:9/team/b:v1', digest: `sha256:${hex('1')}`, contentDigest: hex('1') },
+    'it names 127.0.0.1:9/team/b:v1, not 127.0.0.1:9/team/a:v1',
+  ],
+  [
+    'an ollama: entry that breaks the line pin',
+    `ollama:http://127.0.0.1:9/team/a:v1@sha256:${hex('2')}`,
+    { name: '127.0.0.1:9/team/a:v1', digest: `sha256:${hex('1')}`, contentDigest: hex('1') },
+    `it is pinned to sha256:${hex('1')}, the line to sha256:${hex('2')}`,
+  ],
+  [
+    'a URL entry with other bytes',
+    `http://127.0.0.1:9/m.gguf sha256=${hex('3')}`,
+    { name: 'http://127.0.0.1:9/m.gguf', digest: `sha256:${hex('4')}`, contentDigest: hex('4') },
+    `it names http://127.0.0.1:9/m.gguf sha256:${hex('4')}, not the line's file`,
+  ],
+])('%s is refused', async (_what, line, entry, why) => {
+  const lockfile = join(dir.path, `other-${line.length}-${entry.digest.slice(7, 9)}.lock`);
+  const source = line.startsWith('ollama:') ? 'ollama' : 'url';
+  await writeFile(
+    lockfile,
+    JSON.stringify({ version: 1, models: { [line]: { source, ref: line, ...entry } } }),
+  );
+  const report = await run([line], lockfile);
+  expect((report.models[0]!.error as { code?: string }).code).toBe('ERR_LOCKFILE');
+  expect(report.models[0]!.error!.message).toBe(
+    `lock file ${lockfile}: the recorded identity of "${line}" is invalid: ${why}`,
+  );
+});

@@ -1,0 +1,17 @@
+import type { SourceDescriptor } from '../descriptor.js';
+import { HF_PREFIX, type HfRef, parseHfRef } from './ref.js';
+import { createHfSource } from './source.js';
+
+/** `hf:[datasets/|spaces/]owner/repo[@revision] [include=…] [exclude=…]`: the Hub into the HF cache. */
+export const hfSource: SourceDescriptor<HfRef> = {
+  kind: 'hf',
+  prefixes: [HF_PREFIX],
+  syntax: 'hf:OWNER/REPO',
+  parse: parseHfRef,
+  create: (settings) =>
+    createHfSource({
+      cacheRoot: settings.hfCache,
+      endpoint: settings.hfEndpoint,
+      ...(settings.hfToken ? { token: settings.hfToken } : {}),
+    }),
+};

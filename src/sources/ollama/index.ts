@@ -1,0 +1,17 @@
+import type { SourceDescriptor } from '../descriptor.js';
+import { OLLAMA_PREFIX, type OllamaRef, parseOllamaRef } from './ref.js';
+import { createOllamaSource } from './source.js';
+
+/** `ollama:[scheme://][host/][namespace/]model[:tag][@sha256:…]`: Ollama's registry or any OCI registry. */
+export const ollamaSource: SourceDescriptor<OllamaRef> = {
+  kind: 'ollama',
+  prefixes: [OLLAMA_PREFIX],
+  syntax: 'ollama:NAME',
+  parse: parseOllamaRef,
+  create: (settings) =>
+    createOllamaSource({
+      modelsRoot: settings.ollamaModels,
+      allowedRealmHosts: settings.allowedRealmHosts,
+      ...(settings.registryAuth ? { basicAuth: settings.registryAuth } : {}),
+    }),
+};
