@@ -151,7 +151,10 @@ var format = __webpack_require__(2011);
 var progress_log = __webpack_require__(8340);
 // EXTERNAL MODULE: ./src/settings/settings.ts
 var settings_settings = __webpack_require__(7100);
+// EXTERNAL MODULE: ./src/sources/index.ts + 17 modules
+var sources = __webpack_require__(4350);
 ;// CONCATENATED MODULE: ./src/cli/demo.ts
+
 
 
 
@@ -188,6 +191,7 @@ async function demoCommand(io, options = {}) {
         io.stdout.write(`lines:\n  ${servers.ollamaLine}\n  ${servers.hfLine}\n`);
         for (const round of ROUNDS) {
             const report = await (0,pull/* pull */.J)(settings, {
+                sources: sources/* DEFAULT_SOURCES */.h,
                 log,
                 cache: (0,client/* createNoCache */.m)(),
                 onProgress: (0,progress_log/* progressLines */.L)(log.info, 1000),
