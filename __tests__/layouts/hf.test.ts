@@ -7,6 +7,7 @@ import {
   commitSnapshot,
   type HfRepoPaths,
   hfRepoPaths,
+  pathConflict,
   repoFolderName,
   repoPathProblem,
   type SnapshotFile,
@@ -196,6 +197,84 @@ describe('HF cache layout', () => {
       `cannot link b.json: blob ${'f'.repeat(40)} should have 3 bytes but it is missing`,
     );
     await expect(stat(join(paths.refs, 'main'))).rejects.toThrow(/ENOENT/);
+  });
+
+  test('a commit that fails half-way leaves no snapshot folder, no ref and nothing aside', async () => {
+    const paths = hfRepoPaths(root.path, 'model', 'o/half');
+    const commit = randomCommit();
+    const files = await blobs(paths, { 'a.json': 'A', 'b.json': 'B', 'c/d.json': 'D' });
+    let links = 0;
+    const ops = {
+      symlink: async (target: string, path: string) => {
+        links += 1;
+        if (links === 3) throw Object.assign(new Error('simulated EIO'), { code: 'EIO' });
+        await symlink(target, path);
+      },
+    };
+    const error = await commitSnapshot({ paths, commit, revision: 'main', files, ops }).catch(
+      (e: unknown) => e,
+    );
+    expect((error as Error).message).toBe('simulated EIO');
+    expect(links).toBe(3);
+    await expect(lstat(join(paths.snapshots, commit))).rejects.toThrow(/ENOENT/);
+    await expect(lstat(join(paths.refs, 'main'))).rejects.toThrow(/ENOENT/);
+    expect(await readdir(paths.private)).toEqual([]);
+
+    // The same commit then succeeds, and a later failure on an existing snapshot keeps what it had.
+    await commitSnapshot({ paths, commit, revision: 'main', files: files.slice(0, 2) });
+    const more = await blobs(paths, { 'e.json': 'E' });
+    const failed = await commitSnapshot({
+      paths,
+      commit,
+      files: [...files, ...more],
+      ops: { symlink: failing('EIO'), link: failing('EIO') },
+    }).catch((e: unknown) => e);
+    expect((failed as Error).message).toBe('simulated EIO');
+    const left = await readdir(join(paths.snapshots, commit), { recursive: true, withFileTypes: true });
+    expect(
+      left
+        .filter((e) => !e.isDirectory())
+        .map((e) => e.name)
+        .sort(),
+    ).toEqual(['a.json', 'b.json']);
+  });
+
+  test('a file list naming both "a" and "a/b.json" is refused before anything is written', async () => {
+    const paths = hfRepoPaths(root.path, 'model', 'o/clash');
+    const commit = randomCommit();
+    const files = await blobs(paths, { a: 'file', 'a/b.json': 'under it' });
+    const error = await commitSnapshot({ paths, commit, revision: 'main', files }).catch((e: unknown) => e);
+    expect(isModelPullError(error, 'ERR_BAD_MANIFEST')).toBe(true);
+    expect((error as Error).message).toBe(
+      `the snapshot of ${commit} names both a file "a" and a file under it ("a/b.json"); no snapshot can hold both`,
+    );
+    await expect(lstat(paths.snapshots)).rejects.toThrow(/ENOENT/);
+  });
+
+  test.each([
+    [
+      ['a', 'a/b.json'],
+      ['a', 'a/b.json'],
+    ],
+    [
+      ['a/b/c.json', 'a/b'],
+      ['a/b', 'a/b/c.json'],
+    ],
+    [
+      ['x/y', 'a', 'x'],
+      ['x', 'x/y'],
+    ],
+    [['a-b', 'a/b', 'a.b', 'ab'], undefined],
+    [['a/b', 'a/c', 'b/a'], undefined],
+  ])('pathConflict(%j) → %j', (list, expected) => {
+    expect(pathConflict(list)).toEqual(expected);
+  });
+
+  test('pathConflict stays linear on deep hostile paths', () => {
+    const deep = 'a/'.repeat(2000);
+    const list = Array.from({ length: 500 }, (_, i) => `${deep}${i}`);
+    expect(pathConflict(list)).toBeUndefined();
+    expect(pathConflict([...list, `${deep}7/x`])).toEqual([`${deep}7`, `${deep}7/x`]);
   });
 
   test('our private folder is invisible to scanCacheDir; a sibling of the repo folders is not', async () => {

@@ -106,23 +106,95 @@ export interface SnapshotCommit {
 /**
  * Writes the snapshot entries for verified blobs, then `refs/<revision>`, then our record. The
  * order matters to offline readers: a ref that exists names a snapshot whose files are there.
+ *
+ * A snapshot folder that does not exist yet is built aside (in our private folder, at the same
+ * depth so relative links read the same) and renamed into place whole: a commit that fails
+ * half-way leaves no `snapshots/<commit>` behind (issue 10). An existing snapshot (another
+ * `include=` of the same commit) only gains entries, each placed atomically.
  */
 export async function commitSnapshot(spec: SnapshotCommit): Promise<void> {
   const ops: LinkOps = { ...DEFAULT_OPS, ...spec.ops };
   const { paths, commit } = spec;
+  const conflict = pathConflict(spec.files.map((f) => f.path));
+  if (conflict) throw conflictError(conflict, `the snapshot of ${commit}`);
+  for (const file of spec.files) await checkBlob(blobPath(paths, file.etag), file);
   // @huggingface/hub's scanCacheDir fails on a repo without refs/ (a pinned pull writes no ref).
   await ensureDirs(paths.refs);
-  await ensureDirs(join(paths.snapshots, commit));
-  const mode = { symlinks: true };
-  for (const file of spec.files) {
-    const blob = blobPath(paths, file.etag);
-    await checkBlob(blob, file);
-    await placeEntry(blob, snapshotFilePath(paths, commit, file.path), ops, mode);
-  }
+  const snapshot = join(paths.snapshots, commit);
+  const built = !(await lstat(snapshot).catch(() => undefined)) && (await buildSnapshotAside(spec, ops));
+  if (!built) await placeEntries(spec, snapshot, ops);
   if (spec.revision !== undefined && spec.revision !== commit) {
     await writeAtomic(join(paths.refs, ...spec.revision.split('/')), commit);
   }
   if (spec.record) await writeAtomic(spec.record.path, spec.record.content);
+}
+
+async function placeEntries(spec: SnapshotCommit, folder: string, ops: LinkOps): Promise<void> {
+  await ensureDirs(folder);
+  const mode = { symlinks: true };
+  for (const file of spec.files) {
+    await placeEntry(blobPath(spec.paths, file.etag), join(folder, ...file.path.split('/')), ops, mode);
+  }
+}
+
+/**
+ * The whole snapshot in a private folder, then one rename; a failure removes the folder aside.
+ * False when another process renamed its snapshot in first: that one then gains our entries.
+ */
+async function buildSnapshotAside(spec: SnapshotCommit, ops: LinkOps): Promise<boolean> {
+  // `.model-pull/<name>` sits as deep as `snapshots/<commit>`, so link texts are the final ones.
+  const aside = join(spec.paths.private, tempName(`snapshot-${spec.commit}`));
+  try {
+    await placeEntries(spec, aside, ops);
+    await ensureDirs(spec.paths.snapshots);
+    await rename(aside, join(spec.paths.snapshots, spec.commit));
+    return true;
+  } catch (error) {
+    if (errorCode(error) !== 'ENOTEMPTY' && errorCode(error) !== 'EEXIST') throw error;
+    return false;
+  } finally {
+    await rm(aside, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A path that is also a folder of another path (`a` and `a/b.json`), which no snapshot (and no
+ * git tree) can hold. A trie of path segments keeps this linear in the total path length.
+ */
+export function pathConflict(paths: Iterable<string>): readonly [string, string] | undefined {
+  interface Node {
+    file?: string;
+    readonly children: Map<string, Node>;
+  }
+  const root: Node = { children: new Map() };
+  for (const path of paths) {
+    let node = root;
+    for (const segment of path.split('/')) {
+      if (node.file !== undefined) return [node.file, path];
+      let child = node.children.get(segment);
+      if (!child) {
+        child = { children: new Map() };
+        node.children.set(segment, child);
+      }
+      node = child;
+    }
+    if (node.children.size > 0) return [path, firstFileUnder(node)];
+    node.file = path;
+  }
+  return undefined;
+}
+
+function firstFileUnder(node: { file?: string; children: Map<string, typeof node> }): string {
+  let current = node;
+  while (current.file === undefined) current = current.children.values().next().value!;
+  return current.file;
+}
+
+export function conflictError([file, under]: readonly [string, string], where: string): ModelPullError {
+  return new ModelPullError(
+    'ERR_BAD_MANIFEST',
+    `${where} names both a file "${file}" and a file under it ("${under}"); no snapshot can hold both`,
+  );
 }
 
 async function checkBlob(blob: string, file: SnapshotFile): Promise<void> {

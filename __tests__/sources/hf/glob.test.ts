@@ -52,3 +52,32 @@ describe('fileFilter: include and exclude', () => {
     expect(paths.filter(keep)).toEqual(expected);
   });
 });
+
+// Issue 10: repository owners choose the paths. As a regular expression, `*-*-*.gguf` took 33 s on
+// a 4,000-character path (cubic backtracking). The matcher counts its character comparisons: at
+// most one per pattern character per path character, however the stars fall.
+describe('compileGlob: hostile paths take linear time', () => {
+  const dashes = '-'.repeat(4000);
+  test.each([
+    ['*-*-*.gguf', '4,000 dashes', dashes, false],
+    ['*-*-*.gguf', 'dashes then .gguf', `${dashes}.gguf`, true],
+    ['*-*-*-*-*-*-*-*-x', '4,000 dashes', dashes, false],
+    ['*/*/*/*.json', '2,000 folders', 'a/'.repeat(2000), false],
+    ['*/*/*/*.json', '2,000 folders then b.json', `${'a/'.repeat(2000)}b.json`, true],
+    ['*a*a*a*a*a*a*b', '100,000 a', 'a'.repeat(100_000), false],
+    ['*[!a]*[!a]*?*b', '100,000 a', 'a'.repeat(100_000), false],
+    ['*aaaaaaaaab*', '100,000 a', 'a'.repeat(100_000), false],
+  ])('%s on %s', (pattern, _label, path, expected) => {
+    const meter = { comparisons: 0 };
+    expect(compileGlob(pattern, meter)(path)).toBe(expected);
+    expect(meter.comparisons).toBeGreaterThan(0);
+    expect(meter.comparisons).toBeLessThanOrEqual(Array.from(pattern).length * path.length);
+  });
+
+  test('a listing of hostile names is filtered at once', () => {
+    const names = Array.from({ length: 200 }, (_, i) => `${'-'.repeat(4000)}${i}`);
+    const keep = fileFilter(['*-*-*.gguf', '*/*/*/*.json'], ['*a*b*c*d*']);
+    expect(names.filter(keep)).toEqual([]);
+    expect(keep(`${'-'.repeat(4000)}.gguf`)).toBe(true);
+  });
+});

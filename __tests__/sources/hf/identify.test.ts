@@ -232,6 +232,37 @@ describe('Hub protocol pieces', () => {
     }
   });
 
+  test('a listing with both a file "a" and "a/b.json" is refused, whatever include= selects', async () => {
+    const commit = randomCommit();
+    const server = await startServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify([
+          { type: 'file', path: 'a', oid: 'a'.repeat(40), size: 1 },
+          { type: 'file', path: 'c.json', oid: 'c'.repeat(40), size: 1 },
+          { type: 'file', path: 'a/b.json', oid: 'b'.repeat(40), size: 1 },
+        ]),
+      );
+    });
+    const http = testHttp();
+    const cache = await tempDir();
+    try {
+      for (const filter of ['', ' include=*.json']) {
+        const error = await failure(
+          identifyLine(http, `hf:o/r@${commit}${filter}`, { cacheRoot: cache.path, endpoint: server.url }),
+        );
+        expect(isModelPullError(error, 'ERR_BAD_MANIFEST')).toBe(true);
+        expect(error.message).toBe(
+          'the file listing of Hugging Face model o/r names both a file "a" and a file under it ("a/b.json"); no snapshot can hold both',
+        );
+      }
+    } finally {
+      await http.close();
+      await server.close();
+      await cache.remove();
+    }
+  });
+
   const SHA1 = 'b'.repeat(40);
   const SHA256 = 'c'.repeat(64);
   test.each([

@@ -2,7 +2,7 @@ import { type Digest, isSha1Hex, isSha256Hex } from '../../digest.js';
 import { ModelPullError, redactUrl } from '../../errors.js';
 import { type Credentials, networkError } from '../../http/client.js';
 import { withRetries } from '../../http/retry.js';
-import { repoPathProblem } from '../../layouts/hf.js';
+import { conflictError, pathConflict, repoPathProblem } from '../../layouts/hf.js';
 import type { SourceContext } from '../../plan.js';
 import { type HubSubject, hubError } from './errors.js';
 import type { HfRepoType } from './ref.js';
@@ -179,6 +179,8 @@ export async function listTree(
     }
     url = page.next;
   }
+  const conflict = pathConflict(seenPaths);
+  if (conflict) throw conflictError(conflict, `the file listing of ${subject.label}`);
   return files;
 }
 

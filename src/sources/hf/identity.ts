@@ -1,4 +1,5 @@
 import { formatDigest, sha256Hex } from '../../digest.js';
+import { conflictError, pathConflict } from '../../layouts/hf.js';
 import { type Identity, recordedIdentityError } from '../../plan.js';
 import type { HubFile } from './api.js';
 import { checkedFile } from './record.js';
@@ -87,6 +88,8 @@ export function hfDetail(identity: Identity, ref: HfRef): HfDetail {
     seen.add(file.path);
     files.push(file);
   }
+  const conflict = pathConflict(seen);
+  if (conflict) throw bad(conflictError(conflict, 'the file list').message);
   if (contentDigestOf(commit, files) !== identity.contentDigest)
     throw bad('contentDigest does not match the files');
   const named = displayName(type, repo);
