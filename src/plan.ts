@@ -1,3 +1,4 @@
+import type { Clock } from './clock.js';
 import type { BlobSpec } from './download/types.js';
 import { ModelPullError } from './errors.js';
 import type { HttpClient } from './http/client.js';
@@ -53,11 +54,15 @@ export interface PlanEntry {
   commit(): Promise<void>;
 }
 
-/** What every source gets to work with; no source reads settings or the environment itself. */
+/**
+ * What every source gets to work with; no source reads settings, the environment or the wall
+ * clock itself (waits between retries and token expiry go through `clock`).
+ */
 export interface SourceContext {
   readonly http: HttpClient;
   readonly retry: RetryPolicy;
   readonly log: Logger;
+  readonly clock: Clock;
   readonly signal?: AbortSignal;
 }
 

@@ -1,5 +1,6 @@
 import type { CacheClient, SaveResult } from './cache/client.js';
 import { cacheKey } from './cache/key.js';
+import { type Clock, systemClock } from './clock.js';
 import { fetchBlobsSettled } from './download/engine.js';
 import type { BlobResult, ProgressListener } from './download/types.js';
 import { describeError, isModelPullError, ModelPullError } from './errors.js';
@@ -55,6 +56,8 @@ export interface PullDeps {
   readonly cache: CacheClient;
   readonly onProgress?: ProgressListener;
   readonly signal?: AbortSignal;
+  /** The wall clock unless a test gives its own (retry waits, token expiry, durations). */
+  readonly clock?: Clock;
 }
 
 /**
@@ -69,9 +72,10 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
   const lock = settings.lockfile ? await readLock(settings.lockfile) : undefined;
   const http = new HttpClient(settings.http);
   try {
-    const ctx: SourceContext = { http, retry: settings.retry, log: deps.log, signal: deps.signal };
+    const clock = deps.clock ?? systemClock;
+    const ctx: SourceContext = { http, retry: settings.retry, log: deps.log, clock, signal: deps.signal };
     const sources = createSources(deps.sources, settings);
-    const started = Date.now();
+    const started = clock.now();
     const identities = await Promise.allSettled(
       // async: a line the lock does not cover rejects its own promise instead of throwing out of
       // map(), so it fails as that model's error and the other lines still land.
@@ -106,7 +110,7 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
       retry: settings.retry,
       signal: deps.signal,
       onProgress: deps.onProgress,
-      onSettled: (blob) => settledAt.set(blob.target, Date.now()),
+      onSettled: (blob) => settledAt.set(blob.target, clock.now()),
     }).catch((error: unknown) => blobs.map(() => ({ status: 'rejected' as const, reason: error })));
     const byTarget = new Map(blobs.map((b, i) => [b.target, outcomes[i]!]));
     // A blob two lines share is fetched (or restored) once; its bytes count for the first line

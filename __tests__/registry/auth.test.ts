@@ -58,7 +58,7 @@ describe('parseChallenges', () => {
 
 describe('checkRealm', () => {
   const registry = new URL('http://127.0.0.1:5000/');
-  const policy = (allowed: string[]): AuthPolicy => ({ allowedRealmHosts: allowed, now: Date.now });
+  const policy = (allowed: string[]): AuthPolicy => ({ allowedRealmHosts: allowed });
   const refused = (realm: string | undefined, allowed: string[]): string => {
     try {
       checkRealm(realm, registry, policy(allowed));

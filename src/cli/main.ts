@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createNoCache } from '../cache/client.js';
+import { systemClock } from '../clock.js';
 import { Inputs } from '../constants.js';
 import { describeError, ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
@@ -203,7 +204,7 @@ async function lockCommand(inv: Invocation): Promise<number> {
   const http = new HttpClient(settings.http);
   const log = lineLogger(toStream(inv.io.stderr), settings.secrets);
   try {
-    const ctx = { http, retry: settings.retry, log, signal: inv.io.signal };
+    const ctx = { http, retry: settings.retry, log, clock: systemClock, signal: inv.io.signal };
     const sources = createSources(inv.sources, settings);
     const identities: Identity[] = [];
     let failed = 0;

@@ -19,7 +19,6 @@ export interface AuthPolicy {
   readonly allowedRealmHosts: readonly string[];
   /** Sent to the token realm only (never to the registry, never along a redirect). */
   readonly basicAuth?: BasicAuth;
-  readonly now: () => number;
 }
 
 export interface Token {
@@ -84,25 +83,28 @@ export function checkRealm(realm: string | undefined, registry: URL, policy: Aut
 
 /**
  * Gets a token from the realm: `GET realm?service=…&scope=…`, anonymous or with the configured
- * basic credentials (bound to the realm's origin), answer `token` or `access_token`. The token
- * spec says a missing `expires_in` means 60 seconds.
+ * basic credentials (bound to the realm's origin), answer `token` or `access_token`. The scope is
+ * the challenge's when it names one, else ours (one `scope` parameter each, as for a push that
+ * mounts from another repository). The token spec says a missing `expires_in` means 60 seconds.
  */
 export async function fetchToken(
   http: HttpClient,
   challenge: Challenge,
   registry: URL,
-  defaultScope: string,
+  scopes: readonly string[],
   policy: AuthPolicy,
+  now: () => number,
   signal?: AbortSignal,
 ): Promise<Token> {
   const realm = checkRealm(challenge.params.realm, registry, policy);
   if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
-  realm.searchParams.set('scope', challenge.params.scope || defaultScope);
+  for (const scope of challenge.params.scope ? [challenge.params.scope] : scopes)
+    realm.searchParams.append('scope', scope);
   const credentials: Credentials | undefined = policy.basicAuth && {
     origin: realm.origin,
     headers: { authorization: basicHeader(policy.basicAuth) },
   };
-  const started = policy.now();
+  const started = now();
   const response = await http.request(realm.toString(), {
     headers: { accept: 'application/json' },
     ...(credentials ? { credentials } : {}),

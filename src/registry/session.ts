@@ -3,15 +3,12 @@ import type { BlobLocation } from '../download/types.js';
 import { ModelPullError, redactUrl } from '../errors.js';
 import {
   type Credentials,
-  type HttpClient,
   type HttpResponse,
   networkError,
   type RequestOptions,
   statusError,
 } from '../http/client.js';
-import { type RetryPolicy, withRetries } from '../http/retry.js';
-import type { Logger } from '../report/logger.js';
-import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../sources/ollama/manifest.js';
+import { withRetries } from '../http/retry.js';
 import {
   type AuthPolicy,
   authError,
@@ -20,6 +17,8 @@ import {
   fetchToken,
   parseChallenges,
 } from './auth.js';
+import type { RegistryCall } from './client.js';
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './manifest.js';
 
 /** What the session knows about how this repository wants to be asked. */
 type AuthState =
@@ -36,43 +35,57 @@ type AuthState =
 /** Refresh a token this long before the expiry the realm announced. */
 const EXPIRY_MARGIN_MS = 10_000;
 
+/** What a session may do in its repository; the token it asks for covers exactly these. */
+export type RepositoryAction = 'pull' | 'push';
+
 /**
- * One repository on one registry (`scheme://host`, `namespace/model`): the distribution API
- * calls, with anonymous-first auth. Tokens live only here, in a `Credentials` bound to the
- * registry's origin, so the HTTP client never sends them to a CDN a blob redirects to.
+ * One repository on one registry (`scheme://host`, `namespace/name`): the distribution API calls,
+ * with anonymous-first auth (docs/registries.md, "Authentication"). Tokens live only here, in a
+ * `Credentials` bound to the registry's origin, so the HTTP client never sends them to a CDN a
+ * blob redirects to. Knows nothing of what the artifacts hold.
  */
 export class RegistrySession {
   private auth: AuthState = { kind: 'unknown' };
   /** Bumped on every new token, so blobs re-located at once share one refresh. */
   private generation = 0;
   private pending: Promise<void> | undefined;
+  private readonly scopes: readonly string[];
 
   constructor(
     readonly registry: URL,
     readonly repository: string,
     private readonly policy: AuthPolicy,
-  ) {}
+    actions: readonly RepositoryAction[] = ['pull'],
+  ) {
+    this.scopes = [`repository:${repository}:${actions.join(',')}`];
+  }
 
-  /** GET a manifest by tag or `sha256:` digest; when `expectHex` is given the bytes must hash to it. */
+  /** `{origin}/v2/{repository}/{path}`: where every call of this repository goes. */
+  url(path: string): string {
+    return `${this.registry.origin}/v2/${this.repository}/${path}`;
+  }
+
+  /**
+   * GET a manifest (or, with an `accept` that lists index types, an index) by tag or `sha256:`
+   * digest, at most 4 MiB, with retries; when `expectHex` is given the bytes must hash to it.
+   */
   async getManifest(
-    http: HttpClient,
+    call: RegistryCall,
     reference: string,
     options: {
-      /** `host/ns/model:tag`, for messages. */
+      /** The artifact as users name it (`host/ns/model:tag`), for messages. */
       name: string;
       expectHex?: string;
-      retry: RetryPolicy;
-      log: Logger;
-      signal?: AbortSignal;
+      /** Media types to ask for; MANIFEST_ACCEPT (single images) by default. */
+      accept?: string;
     },
   ): Promise<Buffer> {
     const { name } = options;
-    const url = `${this.registry.origin}/v2/${this.repository}/manifests/${reference}`;
+    const url = this.url(`manifests/${reference}`);
     const bytes = await withRetries(
       async () => {
-        const response = await this.send(http, url, {
-          headers: { accept: MANIFEST_ACCEPT },
-          signal: options.signal,
+        const response = await this.send(call, url, {
+          headers: { accept: options.accept ?? MANIFEST_ACCEPT },
         });
         if (response.status === 404) {
           await response.body.dump().catch(() => undefined);
@@ -87,8 +100,11 @@ export class RegistrySession {
         if (response.status !== 200) throw await statusError(response, `${this.registry.host} for ${name}`);
         return readLimited(response, MAX_MANIFEST_BYTES, `the manifest of ${name}`);
       },
-      options.retry,
-      options.signal ? { signal: options.signal } : {},
+      call.retry,
+      {
+        sleep: (ms, signal) => call.clock.sleep(ms, signal),
+        ...(call.signal ? { signal: call.signal } : {}),
+      },
     );
     const hex = sha256Hex(bytes);
     if (options.expectHex !== undefined && hex !== options.expectHex) {
@@ -97,7 +113,7 @@ export class RegistrySession {
         `the manifest served for ${name} has digest sha256:${hex}, not the requested sha256:${options.expectHex}`,
       );
     }
-    options.log.debug(`manifest of ${name}: sha256:${hex} (${bytes.length} bytes)`);
+    call.log.debug(`manifest of ${name}: sha256:${hex} (${bytes.length} bytes)`);
     return bytes;
   }
 
@@ -108,23 +124,34 @@ export class RegistrySession {
    * has not changed since is refreshed once for everyone.
    */
   async blobLocation(
-    http: HttpClient,
+    call: RegistryCall,
     hex: string,
     previous: number | undefined,
-    signal?: AbortSignal,
   ): Promise<{ location: BlobLocation; generation: number }> {
-    const url = `${this.registry.origin}/v2/${this.repository}/blobs/sha256:${hex}`;
-    if (this.auth.kind === 'unknown') await this.probe(http, url, hex, signal);
+    const url = this.url(`blobs/sha256:${hex}`);
+    if (this.auth.kind === 'unknown') await this.probe(call, url, hex);
     if (this.auth.kind === 'bearer' && previous === this.generation) {
-      await this.refresh(http, this.auth.challenge, signal);
+      await this.refresh(call, this.auth.challenge);
     }
-    const credentials = await this.credentials(http, signal);
+    const credentials = await this.credentials(call);
     return { location: { url, ...(credentials ? { credentials } : {}) }, generation: this.generation };
   }
 
+  /**
+   * Any other call on this repository (`HEAD blobs/…`, an upload), with the session's
+   * credentials: anonymous first, a 401 answered once. The caller reads or dumps the body.
+   */
+  request(
+    call: RegistryCall,
+    path: string,
+    options: Pick<RequestOptions, 'headers' | 'method' | 'maxRedirects'> = {},
+  ): Promise<HttpResponse> {
+    return this.send(call, this.url(path), options);
+  }
+
   /** Learns the auth state with a HEAD that stops at the first answer (no CDN round trip). */
-  private async probe(http: HttpClient, url: string, hex: string, signal?: AbortSignal): Promise<void> {
-    const response = await this.send(http, url, { method: 'HEAD', maxRedirects: 0, signal });
+  private async probe(call: RegistryCall, url: string, hex: string): Promise<void> {
+    const response = await this.send(call, url, { method: 'HEAD', maxRedirects: 0 });
     await response.body.dump().catch(() => undefined);
     if (response.status === 404) {
       throw new ModelPullError(
@@ -139,19 +166,16 @@ export class RegistrySession {
 
   /** A request with the current credentials; on 401, answer the challenge and retry once. */
   private async send(
-    http: HttpClient,
+    call: RegistryCall,
     url: string,
-    options: Pick<RequestOptions, 'headers' | 'method' | 'maxRedirects'> & {
-      signal: AbortSignal | undefined;
-    },
+    options: Pick<RequestOptions, 'headers' | 'method' | 'maxRedirects'>,
   ): Promise<HttpResponse> {
-    const { signal, ...rest } = options;
     const attempt = async () => {
-      const credentials = await this.credentials(http, signal);
-      return http.request(url, {
-        ...rest,
+      const credentials = await this.credentials(call);
+      return call.http.request(url, {
+        ...options,
         ...(credentials ? { credentials } : {}),
-        ...(signal ? { signal } : {}),
+        ...(call.signal ? { signal: call.signal } : {}),
       });
     };
     let response = await attempt();
@@ -161,7 +185,7 @@ export class RegistrySession {
     }
     const challenges = parseChallenges(response.headers['www-authenticate']);
     await response.body.dump().catch(() => undefined);
-    await this.answer(http, challenges, signal);
+    await this.answer(call, challenges);
     response = await attempt();
     if (response.status === 401) {
       await response.body.dump().catch(() => undefined);
@@ -174,9 +198,9 @@ export class RegistrySession {
     return response;
   }
 
-  private async answer(http: HttpClient, challenges: Challenge[], signal?: AbortSignal): Promise<void> {
+  private async answer(call: RegistryCall, challenges: Challenge[]): Promise<void> {
     const bearer = challenges.find((c) => c.scheme === 'bearer');
-    if (bearer) return this.refresh(http, bearer, signal);
+    if (bearer) return this.refresh(call, bearer);
     if (challenges.some((c) => c.scheme === 'basic') && this.policy.basicAuth) {
       // A Basic challenge names no separate realm: the registry itself is where the password goes.
       this.auth = { kind: 'basic' };
@@ -191,11 +215,18 @@ export class RegistrySession {
   }
 
   /** One token request at a time; callers that arrive meanwhile share its result. */
-  private refresh(http: HttpClient, challenge: Challenge, signal?: AbortSignal): Promise<void> {
+  private refresh(call: RegistryCall, challenge: Challenge): Promise<void> {
     this.pending ??= (async () => {
       try {
-        const scope = `repository:${this.repository}:pull`;
-        const token = await fetchToken(http, challenge, this.registry, scope, this.policy, signal);
+        const token = await fetchToken(
+          call.http,
+          challenge,
+          this.registry,
+          this.scopes,
+          this.policy,
+          () => call.clock.now(),
+          call.signal,
+        );
         this.auth = { kind: 'bearer', challenge, token: token.value, expiresAt: token.expiresAt };
         this.generation++;
       } finally {
@@ -205,14 +236,14 @@ export class RegistrySession {
     return this.pending;
   }
 
-  private async credentials(http: HttpClient, signal?: AbortSignal): Promise<Credentials | undefined> {
+  private async credentials(call: RegistryCall): Promise<Credentials | undefined> {
     if (this.pending) await this.pending;
     if (this.auth.kind === 'basic' && this.policy.basicAuth) {
       return { origin: this.registry.origin, headers: { authorization: basicHeader(this.policy.basicAuth) } };
     }
     if (this.auth.kind !== 'bearer') return undefined;
-    if (this.policy.now() >= this.auth.expiresAt - EXPIRY_MARGIN_MS)
-      await this.refresh(http, this.auth.challenge, signal);
+    if (call.clock.now() >= this.auth.expiresAt - EXPIRY_MARGIN_MS)
+      await this.refresh(call, this.auth.challenge);
     if (this.auth.kind !== 'bearer') return undefined;
     return { origin: this.registry.origin, headers: { authorization: `Bearer ${this.auth.token}` } };
   }

@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '../../../src/clock.js';
 import { fetchBlobs } from '../../../src/download/engine.js';
 import type { BlobResult } from '../../../src/download/types.js';
 import { HttpClient } from '../../../src/http/client.js';
@@ -36,8 +37,12 @@ export interface Pulled {
   readonly log: MemoryLogger;
 }
 
-export function context(http: HttpClient, log = new MemoryLogger()): SourceContext {
-  return { http, retry: FAST_RETRY, log };
+export function context(
+  http: HttpClient,
+  log = new MemoryLogger(),
+  clock: Clock = systemClock,
+): SourceContext {
+  return { http, retry: FAST_RETRY, log, clock };
 }
 
 export function hfRef(line: string) {
@@ -49,9 +54,10 @@ export async function identifyLine(
   line: string,
   options: PullOptions,
   log = new MemoryLogger(),
+  clock: Clock = systemClock,
 ) {
   const source = createHfSource(options);
-  return source.identify(parseHfRef(splitLine(line)), context(http, log));
+  return source.identify(parseHfRef(splitLine(line)), context(http, log, clock));
 }
 
 /** The whole path a line takes: identify → plan → engine → commit. */

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type Clock, systemClock } from '../../../src/clock.js';
 import { fetchBlobs } from '../../../src/download/engine.js';
 import { isModelPullError } from '../../../src/errors.js';
 import type { HttpClient } from '../../../src/http/client.js';
@@ -49,10 +50,10 @@ async function front(options: Partial<FrontOptions> = {}): Promise<Front> {
   return f;
 }
 
-function ctx(): SourceContext {
+function ctx(clock: Clock = systemClock): SourceContext {
   const log = new MemoryLogger();
   logs.push(log);
-  return { http, retry: FAST_RETRY, log };
+  return { http, retry: FAST_RETRY, log, clock };
 }
 
 const refOn = (f: Front, suffix = ':v1') =>
@@ -156,8 +157,9 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
   test('an expired token is renewed before locate() hands it out', async () => {
     let now = 1_000_000;
     const f = await front({ expiresIn: 60 });
-    const s = source({ now: () => now });
-    const entry = await s.plan(refOn(f), await s.identify(refOn(f), ctx()), ctx());
+    const s = source();
+    const clock = { now: () => now, sleep: systemClock.sleep };
+    const entry = await s.plan(refOn(f), await s.identify(refOn(f), ctx(clock)), ctx(clock));
     const first = await entry.blobs[1]!.locate();
     expect(first.credentials?.headers.authorization).toBe(`Bearer ${f.tokens[0]}`);
     now += 61_000;

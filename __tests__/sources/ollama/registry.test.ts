@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { systemClock } from '../../../src/clock.js';
 import { fetchBlobs } from '../../../src/download/engine.js';
 import { isModelPullError } from '../../../src/errors.js';
 import type { HttpClient } from '../../../src/http/client.js';
@@ -32,7 +33,7 @@ let store: { path: string; remove(): Promise<void> };
 
 const REPO = 'team/tiny';
 const ref = (suffix: string) => parseOllamaRef(splitLine(`ollama:${proxy.url}/${REPO}${suffix}`));
-const ctx = (): SourceContext => ({ http, retry: FAST_RETRY, log: new MemoryLogger() });
+const ctx = (): SourceContext => ({ http, retry: FAST_RETRY, log: new MemoryLogger(), clock: systemClock });
 const engine = () => ({ http, concurrency: 4, connections: 4, verify: 'full' as const, retry: FAST_RETRY });
 const host = () => new URL(proxy.url).host;
 

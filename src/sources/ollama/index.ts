@@ -1,3 +1,4 @@
+import { registryOptions } from '../../registry/client.js';
 import type { SourceDescriptor } from '../descriptor.js';
 import { OLLAMA_PREFIX, type OllamaRef, parseOllamaRef } from './ref.js';
 import { createOllamaSource } from './source.js';
@@ -9,9 +10,5 @@ export const ollamaSource: SourceDescriptor<OllamaRef> = {
   syntax: 'ollama:NAME',
   parse: parseOllamaRef,
   create: (settings) =>
-    createOllamaSource({
-      modelsRoot: settings.ollamaModels,
-      allowedRealmHosts: settings.allowedRealmHosts,
-      ...(settings.registryAuth ? { basicAuth: settings.registryAuth } : {}),
-    }),
+    createOllamaSource({ modelsRoot: settings.ollamaModels, ...registryOptions(settings) }),
 };

@@ -9,43 +9,21 @@ import {
   type Source,
   type SourceContext,
 } from '../../plan.js';
-import type { BasicAuth } from '../../registry/auth.js';
-import { RegistrySession } from '../../registry/session.js';
+import { RegistryClient, type RegistryOptions } from '../../registry/client.js';
+import type { RegistrySession } from '../../registry/session.js';
 import { type Descriptor, layerKind, type OllamaManifest, parseManifest, weightsLayer } from './manifest.js';
 import { type OllamaRef, ollamaName, registryOrigin, repositoryOf } from './ref.js';
 
-export interface OllamaSourceOptions {
+export interface OllamaSourceOptions extends RegistryOptions {
   /** The Ollama store root (`ollama-models`). */
   readonly modelsRoot: string;
-  /** Hosts a token realm may live on besides the registry itself (https only). */
-  readonly allowedRealmHosts?: readonly string[];
-  /**
-   * For one private registry (`host`, as written in the lines); sent only to that registry's
-   * token realm (or to that registry when it asks for Basic itself).
-   */
-  readonly basicAuth?: BasicAuth & { readonly host: string };
-  /** Clock for token expiry; injected by tests. */
-  readonly now?: () => number;
 }
 
 /** Resolves `ollama:` references against Ollama's registry or any OCI-distribution registry. */
 export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaRef> {
-  const sessions = new Map<string, RegistrySession>();
-  const policy = { allowedRealmHosts: options.allowedRealmHosts ?? [], now: options.now ?? Date.now };
-  // Basic credentials belong to one registry: a session for any other host never sees them,
-  // even if that registry's challenge names a realm on its own host.
-  const withCredentials = options.basicAuth ? { ...policy, basicAuth: options.basicAuth } : policy;
-  const sessionFor = (ref: OllamaRef): RegistrySession => {
-    const registry = new URL(registryOrigin(ref));
-    const key = `${registry.origin}/${repositoryOf(ref)}`;
-    let session = sessions.get(key);
-    if (!session) {
-      const own = options.basicAuth?.host === ref.host;
-      session = new RegistrySession(registry, repositoryOf(ref), own ? withCredentials : policy);
-      sessions.set(key, session);
-    }
-    return session;
-  };
+  const registry = new RegistryClient(options);
+  const sessionFor = (ref: OllamaRef): RegistrySession =>
+    registry.session({ origin: registryOrigin(ref), host: ref.host, repository: repositoryOf(ref) });
 
   return {
     async identify(ref, ctx) {
@@ -55,9 +33,9 @@ export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaR
         if (stored && sha256Hex(stored) === ref.pin)
           return identityOf(ref, parseManifest(stored, ollamaName(ref)), ref.pin);
       }
-      const bytes = await sessionFor(ref).getManifest(ctx.http, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
+      const bytes = await sessionFor(ref).getManifest(ctx, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
+        name: ollamaName(ref),
         ...(ref.pin ? { expectHex: ref.pin } : {}),
-        ...requestOptions(ref, ctx),
       });
       return identityOf(ref, parseManifest(bytes, ollamaName(ref)), sha256Hex(bytes));
     },
@@ -65,19 +43,11 @@ export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaR
     async plan(ref, identity, ctx) {
       const hex = recordedHex(ref, identity);
       const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, () =>
-        sessionFor(ref).getManifest(ctx.http, `sha256:${hex}`, {
-          expectHex: hex,
-          ...requestOptions(ref, ctx),
-        }),
+        sessionFor(ref).getManifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }),
       );
       return planEntry(ref, identity, manifest, options.modelsRoot, sessionFor(ref), ctx);
     },
   };
-}
-
-function requestOptions(ref: OllamaRef, ctx: SourceContext) {
-  const signal = ctx.signal ? { signal: ctx.signal } : {};
-  return { name: ollamaName(ref), retry: ctx.retry, log: ctx.log, ...signal };
 }
 
 function identityOf(ref: OllamaRef, manifest: OllamaManifest, hex: string): Identity {
@@ -180,12 +150,8 @@ function blobSpec(
     target: blobPath(root, d.hex),
     ingestDir: ingestDir(root),
     async locate(signal) {
-      const { location, generation } = await session.blobLocation(
-        ctx.http,
-        d.hex,
-        seen,
-        signal ?? ctx.signal,
-      );
+      const call = signal ? { ...ctx, signal } : ctx;
+      const { location, generation } = await session.blobLocation(call, d.hex, seen);
       seen = generation;
       return location;
     },
