@@ -5,15 +5,15 @@ import { systemClock } from '../clock.js';
 import { Inputs } from '../constants.js';
 import { describeError, ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
-import { readLock, writeLock } from '../lock/lockfile.js';
-import type { Identity } from '../plan.js';
-import { identifyRef, pull } from '../pull.js';
+import { readLock } from '../lock/lockfile.js';
+import { pull } from '../pull.js';
 import { parseLines } from '../refs/index.js';
 import { modelLines } from '../refs/line.js';
 import { formatBytes, formatDuration } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
 import { progressLines } from '../report/progress-log.js';
 import { modelsJson } from '../report/summary.js';
+import { lockLines } from '../resolve.js';
 import { buildSettings, type Env, type RawInputs, type Settings } from '../settings/settings.js';
 import { createSources, type SourceList, sourceOptions } from '../sources/descriptor.js';
 import { DEFAULT_SOURCES } from '../sources/index.js';
@@ -206,25 +206,18 @@ async function lockCommand(inv: Invocation): Promise<number> {
   try {
     const ctx = { http, retry: settings.retry, log, clock: systemClock, signal: inv.io.signal };
     const sources = createSources(inv.sources, settings);
-    const identities: Identity[] = [];
-    let failed = 0;
-    for (const ref of refs) {
-      try {
-        const identity = await identifyRef(sources, ref, ctx);
-        identities.push(identity);
-        log.info(`${ref.line}: ${identity.digest}`);
-      } catch (error) {
-        failed++;
-        log.error(failureLine(ref.line, error));
-      }
-    }
-    // All or nothing: a lock that pins only some of the lines asked for would surprise later.
-    if (failed) {
+    const { results, written } = await lockLines(path, refs, sources, ctx, previous);
+    results.forEach((result, i) => {
+      const line = refs[i]!.line;
+      if (result.status === 'fulfilled') log.info(`${line}: ${result.value.digest}`);
+      else log.error(failureLine(line, result.reason));
+    });
+    if (!written) {
+      const failed = results.filter((r) => r.status === 'rejected').length;
       log.error(`${path} left unchanged: ${failed} of ${refs.length} lines could not be resolved`);
       return 1;
     }
-    await writeLock(path, identities, previous);
-    const n = identities.length;
+    const n = refs.length;
     log.info(`${previous ? 'updated' : 'wrote'} ${path} (${n} line${n === 1 ? '' : 's'})`);
     return 0;
   } finally {

@@ -1,5 +1,5 @@
 import type { SourceKind } from '../plan.js';
-import { type SourceList, sourceFor } from '../sources/descriptor.js';
+import { claimingSource, type SourceList } from '../sources/descriptor.js';
 import { badLine, splitLine } from './line.js';
 
 /** A model line parsed by the source that claims it; `ref` is that source's own type. */
@@ -12,7 +12,7 @@ export interface ModelRef {
 /** Parses one model line; a malformed line fails here, before any request. */
 export function parseLine(text: string, sources: SourceList): ModelRef {
   const parts = splitLine(text);
-  const source = sourceFor(sources, parts.reference);
+  const source = claimingSource(sources, parts.reference);
   if (!source) throw badLine(parts.line, `expected ${alternatives(sources.map((s) => s.syntax))}`);
   return { kind: source.kind, line: parts.line, ref: source.parse(parts) };
 }

@@ -1,6 +1,6 @@
 import { describeError } from '../errors.js';
-import type { ModelOutput, PullReport } from '../pull.js';
 import { formatBytes, formatDuration, formatRate } from './format.js';
+import type { ModelOutput, PullReport } from './types.js';
 
 /** A line that could not be pulled: its place in the `models` output says why. */
 export interface FailedModelOutput {

@@ -53,7 +53,7 @@ export interface SourceDescriptor<Ref = unknown> {
 export type SourceList = readonly SourceDescriptor[];
 
 /** The source that claims a reference (the first word of a line), if any. */
-export function sourceFor(sources: SourceList, reference: string): SourceDescriptor | undefined {
+export function claimingSource(sources: SourceList, reference: string): SourceDescriptor | undefined {
   const lower = reference.toLowerCase();
   return sources.find((s) => s.prefixes.some((p) => lower.startsWith(p.toLowerCase())));
 }
@@ -91,10 +91,20 @@ export function sourceOptions(sources: SourceList): SourceOption[] {
   return sources.flatMap((s) => s.options ?? []);
 }
 
+/** A run's source instances, by kind. */
+export type Sources = ReadonlyMap<SourceKind, Source<unknown>>;
+
 /** One source instance per kind for a run. */
-export function createSources(
-  sources: SourceList,
-  settings: Settings,
-): ReadonlyMap<SourceKind, Source<unknown>> {
+export function createSources(sources: SourceList, settings: Settings): Sources {
   return new Map(sources.map((s) => [s.kind, s.create(settings)]));
+}
+
+/** The instance for a parsed line (parseLines only yields kinds of the run's list). */
+export function sourceOf(
+  sources: Sources,
+  ref: { readonly kind: SourceKind; readonly line: string },
+): Source<unknown> {
+  const source = sources.get(ref.kind);
+  if (!source) throw new Error(`no source of kind ${ref.kind} for "${ref.line}"`);
+  return source;
 }

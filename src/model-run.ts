@@ -1,0 +1,179 @@
+import type { CacheClient } from './cache/client.js';
+import { cacheKey } from './cache/key.js';
+import type { BlobResult } from './download/types.js';
+import { describeError, isModelPullError, ModelPullError } from './errors.js';
+import type { Identity, PlanEntry, SourceContext } from './plan.js';
+import type { ModelRef } from './refs/index.js';
+import type { Logger } from './report/logger.js';
+import type { CacheState, ModelOutput, ModelReport } from './report/types.js';
+import { type Sources, sourceOf } from './sources/descriptor.js';
+
+/** What every model of a run shares. */
+export interface RunContext {
+  readonly sources: Sources;
+  readonly ctx: SourceContext;
+  /** Undefined when the Actions cache is off for this run. */
+  readonly cache: { readonly client: CacheClient; readonly keyPrefix: string } | undefined;
+  readonly log: Logger;
+}
+
+/** How the engine's work ended, for every blob of the run (by target). */
+export interface FetchOutcome {
+  readonly results: ReadonlyMap<string, PromiseSettledResult<BlobResult>>;
+  /** When each blob settled, on the run's clock. */
+  readonly settledAt: ReadonlyMap<string, number>;
+  readonly started: number;
+}
+
+/**
+ * Which model a shared blob's bytes count for: a blob two lines share is fetched (or restored)
+ * once, and its bytes count for the first line that lists it, so totals are real traffic.
+ */
+export interface BlobOwners {
+  fetched(target: string): boolean;
+  restored(target: string): boolean;
+}
+
+/**
+ * One model through the pipeline: before the engine, `prepare` (plan, then restore from the
+ * Actions cache, which needs the plan's paths); after it, `finish` (count the bytes, commit the
+ * layout, tell the cache state, save a missed entry, build the output).
+ */
+export class ModelRun {
+  plan: PlanEntry | undefined;
+  restored = false;
+  private error: Error | undefined;
+  private key: string | undefined;
+
+  constructor(
+    readonly ref: ModelRef,
+    private readonly run: RunContext,
+  ) {}
+
+  /** `lockPath`: the identity came from this lock file, so a misfit is the file's fault. */
+  async prepare(identity: PromiseSettledResult<Identity>, lockPath: string | undefined): Promise<this> {
+    if (identity.status === 'rejected') {
+      this.error = asError(identity.reason);
+      return this;
+    }
+    try {
+      this.plan = await sourceOf(this.run.sources, this.ref).plan(this.ref.ref, identity.value, this.run.ctx);
+      await this.restore(this.plan);
+    } catch (error) {
+      this.error =
+        lockPath && isModelPullError(error, 'ERR_LOCKFILE')
+          ? new ModelPullError('ERR_LOCKFILE', `lock file ${lockPath}: ${error.message}`, { cause: error })
+          : asError(error);
+      this.plan = undefined;
+    }
+    return this;
+  }
+
+  /** The model's Actions cache entry, named by its content, restored onto the plan's paths. */
+  private async restore(plan: PlanEntry): Promise<void> {
+    const cache = this.run.cache;
+    if (!cache) return;
+    this.key = cacheKey(cache.keyPrefix, plan.identity);
+    this.restored = await cache.client.restore(plan.cachePaths, this.key);
+    if (this.restored) this.run.log.info(`${this.ref.line}: restored from the Actions cache (${this.key})`);
+  }
+
+  async finish(fetched: FetchOutcome, owns: BlobOwners): Promise<ModelReport> {
+    const plan = this.plan;
+    if (!plan || this.error) return this.failed(this.error, zeroTraffic);
+    const results = plan.blobs.map((b) => fetched.results.get(b.target)!);
+    const traffic = this.traffic(plan, results, fetched, owns);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) return this.failed(failed.reason, traffic);
+    const done = results.map((r) => (r as PromiseFulfilledResult<BlobResult>).value);
+    try {
+      await plan.commit();
+    } catch (error) {
+      return this.failed(error, traffic);
+    }
+    const cache = this.cacheState(done);
+    this.warnRepaired(done);
+    await this.save(plan, cache);
+    return { ...this.base(), output: output(this.ref.line, plan, done, cache), ...traffic };
+  }
+
+  /** Bytes fetched and restored for this model, and how long its blobs took. */
+  private traffic(
+    plan: PlanEntry,
+    results: readonly PromiseSettledResult<BlobResult>[],
+    fetched: FetchOutcome,
+    owns: BlobOwners,
+  ): Traffic {
+    const durationMs = Math.max(
+      0,
+      ...plan.blobs.map((b) => (fetched.settledAt.get(b.target) ?? fetched.started) - fetched.started),
+    );
+    let downloadedBytes = 0;
+    let cachedBytes = 0;
+    for (const r of results) {
+      if (r.status !== 'fulfilled') continue;
+      if (owns.fetched(r.value.target)) downloadedBytes += r.value.downloadedBytes;
+      if (this.restored && r.value.reused && owns.restored(r.value.target)) cachedBytes += r.value.size;
+    }
+    // Restored bytes count only for a model that ends in place (a failed one restored nothing usable).
+    const anyFailed = results.some((r) => r.status === 'rejected');
+    return { downloadedBytes, cachedBytes: anyFailed ? 0 : cachedBytes, durationMs };
+  }
+
+  private cacheState(done: readonly BlobResult[]): CacheState {
+    if (!this.run.cache) return 'off';
+    if (!this.restored) return 'miss';
+    return done.some((r) => r.downloadedBytes > 0 || r.replaced) ? 'partial' : 'hit';
+  }
+
+  private warnRepaired(done: readonly BlobResult[]): void {
+    const repaired = done.filter((r) => r.replaced).length;
+    if (repaired > 0 && this.key) {
+      this.run.log.warning(
+        `${this.ref.line}: ${repaired} file(s) restored from the Actions cache entry ${this.key} failed verification and were downloaded again`,
+      );
+    }
+  }
+
+  /**
+   * Only a miss is saved: a restored entry that needed repair keeps its key (entries are
+   * immutable), and the repaired files are on disk for this run anyway.
+   */
+  private async save(plan: PlanEntry, cache: CacheState): Promise<void> {
+    if (cache !== 'miss' || !this.key || !this.run.cache) return;
+    const saved = await this.run.cache.client.save(plan.cachePaths, this.key);
+    if (saved === 'saved') this.run.log.info(`${this.ref.line}: saved to the Actions cache (${this.key})`);
+  }
+
+  private base(): Pick<ModelReport, 'line' | 'source'> {
+    return { line: this.ref.line, source: this.ref.kind };
+  }
+
+  private failed(reason: unknown, traffic: Traffic): ModelReport {
+    return { ...this.base(), error: reason === undefined ? undefined : asError(reason), ...traffic };
+  }
+}
+
+type Traffic = Pick<ModelReport, 'downloadedBytes' | 'cachedBytes' | 'durationMs'>;
+const zeroTraffic: Traffic = { downloadedBytes: 0, cachedBytes: 0, durationMs: 0 };
+
+/** The `models` output object; file sizes the plan did not know come from the engine. */
+function output(line: string, plan: PlanEntry, done: readonly BlobResult[], cache: CacheState): ModelOutput {
+  const sizes = new Map(done.map((r) => [r.target, r.size]));
+  const files = plan.files.map((f) => (f.size > 0 ? f : { ...f, size: sizes.get(f.path) ?? f.size }));
+  const identity = plan.identity;
+  return {
+    ref: line,
+    source: identity.source,
+    name: identity.name,
+    digest: identity.digest,
+    path: plan.path,
+    size: plan.size > 0 ? plan.size : files.reduce((s, f) => s + f.size, 0),
+    cache,
+    files,
+  };
+}
+
+export function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(describeError(reason));
+}

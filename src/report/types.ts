@@ -1,0 +1,41 @@
+import type { ModelPullError } from '../errors.js';
+import type { ModelFile, SourceKind } from '../plan.js';
+
+/** Where a model's files came from, as the `models` output says (docs/outputs.md). */
+export type CacheState = 'hit' | 'miss' | 'partial' | 'off';
+
+/** One object of the `models` output: the field names are the action's public interface. */
+export interface ModelOutput {
+  /** The line as written (trimmed, comment removed). */
+  readonly ref: string;
+  readonly source: SourceKind;
+  readonly name: string;
+  /** What the line is pinned to: manifest digest, HF commit, file sha256 (`Identity.pin`). */
+  readonly digest: string;
+  readonly path: string;
+  readonly size: number;
+  readonly cache: CacheState;
+  readonly files: readonly ModelFile[];
+}
+
+/** What happened to one line in a run. */
+export interface ModelReport {
+  readonly line: string;
+  readonly source: SourceKind;
+  /** Present when the model is in place and verified. */
+  readonly output?: ModelOutput;
+  readonly error?: ModelPullError | Error;
+  readonly downloadedBytes: number;
+  readonly cachedBytes: number;
+  readonly durationMs: number;
+}
+
+/** What happened in a run: one report per line, in line order, and the totals. */
+export interface PullReport {
+  readonly models: readonly ModelReport[];
+  readonly downloadedBytes: number;
+  readonly cachedBytes: number;
+  /** True when every model came from the cache with no download. */
+  readonly cacheHit: boolean;
+  readonly ok: boolean;
+}
