@@ -143,16 +143,16 @@ async function listen(handler) {
     };
 }
 
-// EXTERNAL MODULE: ./src/pull.ts + 11 modules
-var pull = __webpack_require__(9161);
+// EXTERNAL MODULE: ./src/pull.ts + 12 modules
+var pull = __webpack_require__(6783);
 // EXTERNAL MODULE: ./src/report/format.ts
 var format = __webpack_require__(2011);
 // EXTERNAL MODULE: ./src/report/progress-log.ts
 var progress_log = __webpack_require__(8340);
 // EXTERNAL MODULE: ./src/settings/settings.ts
 var settings_settings = __webpack_require__(7100);
-// EXTERNAL MODULE: ./src/sources/index.ts + 17 modules
-var sources = __webpack_require__(4350);
+// EXTERNAL MODULE: ./src/sources/index.ts + 18 modules
+var sources = __webpack_require__(2484);
 ;// CONCATENATED MODULE: ./src/cli/demo.ts
 
 
@@ -190,7 +190,7 @@ async function demoCommand(io, options = {}) {
         io.stdout.write(`registry ${servers.registry} and hub ${servers.hub} serve a generated model\n`);
         io.stdout.write(`lines:\n  ${servers.ollamaLine}\n  ${servers.hfLine}\n`);
         for (const round of ROUNDS) {
-            const report = await (0,pull/* pull */.J)(settings, {
+            const report = await (0,pull/* pull */.a)(settings, {
                 sources: sources/* DEFAULT_SOURCES */.h,
                 log,
                 cache: (0,client/* createNoCache */.m)(),
