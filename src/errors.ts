@@ -9,14 +9,32 @@ export type ErrorCode =
   | 'ERR_SIZE_MISMATCH'
   | 'ERR_RANGE_IGNORED'
   | 'ERR_RANGE_NOT_SATISFIABLE'
+  /** A 206 whose Content-Range is not the range asked for: retried, it is the server's fault. */
+  | 'ERR_BAD_RANGE'
   | 'ERR_HTTP_STATUS'
   | 'ERR_NETWORK'
+  /** The host name does not resolve: retrying cannot help. */
+  | 'ERR_DNS'
+  /** Nothing listens there: retried a few times only (a restarting server), then given up. */
+  | 'ERR_CONNECTION_REFUSED'
+  /** The certificate was refused (unknown CA, wrong name, expired): retrying cannot help. */
+  | 'ERR_TLS'
+  /** A body read into memory passed the limit for its purpose. */
+  | 'ERR_TOO_LARGE'
+  /** No byte (or no headers) within the stall timeout. */
   | 'ERR_STALLED'
+  /** Bytes trickle in below the minimum rate, or a small answer missed its deadline. */
+  | 'ERR_TOO_SLOW'
   | 'ERR_TRUNCATED'
+  /** A signed URL answered 401/403: the engine asks the source for a fresh one. */
   | 'ERR_URL_EXPIRED'
+  /** Fresh URLs kept being refused without any byte landing: the engine gives up. */
+  | 'ERR_URL_REFRESH_LIMIT'
   | 'ERR_INSECURE_URL'
   | 'ERR_REDIRECT'
   | 'ERR_DISK_SPACE'
+  /** A file in a store could not be read or written (permissions, a folder where a file goes). */
+  | 'ERR_FILESYSTEM'
   | 'ERR_RETRIES_EXHAUSTED'
   | 'ERR_AUTH'
   | 'ERR_BAD_MANIFEST'
@@ -28,7 +46,9 @@ export type ErrorCode =
   | 'ERR_RUNTIME_INSTALL'
   | 'ERR_RUNTIME_SERVE'
   | 'ERR_UNSUPPORTED_PLATFORM'
-  | 'ERR_ABORTED';
+  | 'ERR_ABORTED'
+  /** Another process held a staging lease past the longest wait, or took ours over. */
+  | 'ERR_STAGING_LOCK';
 
 export class ModelPullError extends Error {
   override readonly name = 'ModelPullError';
@@ -37,17 +57,29 @@ export class ModelPullError extends Error {
   readonly status: number | undefined;
   /** Seconds the server asked us to wait (Retry-After / RateLimit t=). */
   readonly retryAfterSeconds: number | undefined;
+  /** The host (`name[:port]`) that failed, when the error came from one: retry events name it. */
+  readonly host: string | undefined;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    options: { cause?: unknown; status?: number; retryAfterSeconds?: number } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, options: ModelPullErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = options.status;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.host = options.host;
   }
+
+  /** The same error with another message (a prefix naming the blob or model), facts kept. */
+  withMessage(message: string): ModelPullError {
+    const { status, retryAfterSeconds, host } = this;
+    return new ModelPullError(this.code, message, { cause: this, status, retryAfterSeconds, host });
+  }
+}
+
+export interface ModelPullErrorOptions {
+  readonly cause?: unknown;
+  readonly status?: number;
+  readonly retryAfterSeconds?: number;
+  readonly host?: string;
 }
 
 export function isModelPullError(error: unknown, code?: ErrorCode): error is ModelPullError {

@@ -3,6 +3,7 @@ import { type Clock, systemClock } from './clock.js';
 import { fetchBlobsSettled } from './download/engine.js';
 import type { BlobResult, ProgressListener } from './download/types.js';
 import { HttpClient } from './http/client.js';
+import { describeRetry, type RetryEvent, type RetryListener } from './http/retry.js';
 import { readLock } from './lock/lockfile.js';
 import { type BlobOwners, type FetchOutcome, ModelRun, type RunContext } from './model-run.js';
 import type { SourceContext } from './plan.js';
@@ -19,6 +20,8 @@ export interface PullDeps {
   readonly log: Logger;
   readonly cache: CacheClient;
   readonly onProgress?: ProgressListener;
+  /** Hears every retry (host, cause, attempt, wait); default: an info line on `log`. */
+  readonly onRetry?: RetryListener;
   readonly signal?: AbortSignal;
   /** The wall clock unless a test gives its own (retry waits, token expiry, durations). */
   readonly clock?: Clock;
@@ -39,7 +42,9 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
   const http = new HttpClient(settings.http);
   try {
     const clock = deps.clock ?? systemClock;
-    const ctx: SourceContext = { http, retry: settings.retry, log: deps.log, clock, signal: deps.signal };
+    const onRetry = deps.onRetry ?? ((event: RetryEvent) => deps.log.info(describeRetry(event)));
+    const retry = { ...settings.retry, onRetry };
+    const ctx: SourceContext = { http, retry, log: deps.log, clock, signal: deps.signal };
     const sources = createSources(deps.sources, settings);
     const started = clock.now();
     const { identities, wroteLock } = await resolveIdentities(refs, sources, ctx, lockfile);
@@ -80,7 +85,9 @@ async function fetchAll(
     concurrency: settings.concurrency,
     connections: settings.connections,
     verify: settings.verify,
-    retry: settings.retry,
+    retry: ctx.retry,
+    clock: ctx.clock,
+    log: deps.log,
     signal: deps.signal,
     onProgress: deps.onProgress,
     onSettled: (blob) => settledAt.set(blob.target, ctx.clock.now()),

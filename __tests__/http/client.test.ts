@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { isModelPullError } from '../../src/errors.js';
 import { HttpClient } from '../../src/http/client.js';
+import { DEFAULT_RETRY_POLICY, type RetryEvent, withRetries } from '../../src/http/retry.js';
 import { startServer, type TestServer, tempDir } from '../helpers/http.js';
 
 const base = { connections: 4, insecure: false, stallTimeoutMs: 5000, userAgent: 'test' };
@@ -90,6 +92,25 @@ describe('HttpClient', () => {
     const response = await trusting.request(url);
     expect(await response.body.json()).toEqual({ path: '/x', authorization: null });
     await trusting.close();
+  });
+
+  it('fails at once on a certificate it cannot verify, pointing at ca-cert (issue 11)', async () => {
+    const url = `https://127.0.0.1:${httpsPort}/x`;
+    const strict = new HttpClient(base);
+    const events: RetryEvent[] = [];
+    try {
+      const error = await withRetries(() => strict.request(url), {
+        ...DEFAULT_RETRY_POLICY,
+        onRetry: (e) => events.push(e),
+      }).catch((e: unknown) => e);
+      expect(isModelPullError(error, 'ERR_TLS')).toBe(true);
+      expect((error as Error).message).toBe(
+        `network error from ${url}: its certificate was refused (DEPTH_ZERO_SELF_SIGNED_CERT); if the server uses a private or self-signed CA, trust it with ca-cert (--ca-cert)`,
+      );
+      expect(events).toEqual([]);
+    } finally {
+      await strict.close();
+    }
   });
 
   it('goes through HTTPS_PROXY unless NO_PROXY names the host', async () => {

@@ -1,13 +1,26 @@
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { isModelPullError, ModelPullError } from '../errors.js';
-import { pathExists } from '../fs-dirs.js';
-import { type HttpClient, type HttpResponse, networkError, statusError } from '../http/client.js';
-import { isRetryable, type RetryPolicy, realSleep, retryDelayMs } from '../http/retry.js';
+import { discardBody, statusError } from '../http/body.js';
+import type { HttpClient, HttpResponse } from '../http/client.js';
+import type { Clock } from '../http/clock.js';
+import { hostOf, networkError } from '../http/errors.js';
+import { RateGuard } from '../http/rate-guard.js';
+import { isRetryable, nextRetry, type RetryPolicy, retryEvent } from '../http/retry.js';
+import { formatBytes } from '../report/format.js';
+import type { Logger } from '../report/logger.js';
 import { writeBody } from './body-writer.js';
+import { checkDiskSpace } from './disk.js';
 import { Locator } from './locator.js';
 import { PrefixHasher } from './prefix-hasher.js';
 import { RangePlan, type Segment } from './range-plan.js';
-import { loadProgress, type StagingPaths, saveProgress, stagingPaths } from './staging.js';
+import {
+  discardStaging,
+  loadProgress,
+  openStagingData,
+  type StagingPaths,
+  saveProgress,
+  stagingPaths,
+} from './staging.js';
 import type { BlobSpec } from './types.js';
 
 export interface DownloadTuning {
@@ -20,7 +33,9 @@ export interface DownloadTuning {
   readonly flushBytes: number;
   readonly flushIntervalMs: number;
   readonly signal?: AbortSignal;
-  readonly sleep?: typeof realSleep;
+  readonly clock: Clock;
+  /** Hears what goes wrong quietly (a progress record that could not be saved). */
+  readonly log?: Pick<Logger, 'debug'>;
   /** Called with every batch of bytes written, for progress. */
   readonly onBytes?: (bytes: number) => void;
   /** Called once when a blob of unknown size learns it from the server. */
@@ -77,10 +92,10 @@ const RATE_WINDOW_MS = 250;
  */
 export async function downloadToStaging(blob: BlobSpec, tuning: DownloadTuning): Promise<StagedBlob> {
   const paths = stagingPaths(blob.ingestDir, blob.digest);
-  const saved = (await pathExists(paths.data))
-    ? await loadProgress(paths, blob.digest, blob.size)
-    : undefined;
-  const file = await open(paths.data, saved ? 'r+' : 'w+');
+  const recorded = await loadProgress(paths, blob.digest, blob.size);
+  // The record is only worth something with its own data file (not a link planted in its place).
+  const { file, resumed } = await openStagingData(paths, recorded !== undefined);
+  const saved = resumed ? recorded : undefined;
   try {
     const run = new BlobRun(blob, tuning, paths, file, saved?.segments, saved?.size, false);
     try {
@@ -103,6 +118,10 @@ export async function downloadToStaging(blob: BlobSpec, tuning: DownloadTuning):
       'ERR_RANGE_IGNORED',
       `${blob.label}: the server ignores Range and its connection kept breaking; gave up after ${tuning.retry.retries + 1} full restarts`,
     );
+  } catch (error) {
+    // Refused for lack of room before its first byte: leave no empty staging file behind.
+    if (isModelPullError(error, 'ERR_DISK_SPACE') && !saved) await discardStaging(paths);
+    throw error;
   } finally {
     await file.close();
   }
@@ -117,7 +136,7 @@ class BlobRun {
   private failure: unknown;
   private fetched = 0;
   private unflushed = 0;
-  private lastFlush = Date.now();
+  private lastFlush: number;
   private flushing: Promise<void> | undefined;
   constructor(
     private readonly blob: BlobSpec,
@@ -141,6 +160,7 @@ class BlobRun {
       ? tuning.follow(staged)
       : new PrefixHasher(blob.digest.algorithm, file, paths.data, staged.size, staged.prefix);
     this.locator = new Locator(blob, this.abort.signal);
+    this.lastFlush = tuning.clock.now();
     // A blob that starts after Ctrl-C must stop at once, not download in full.
     if (tuning.signal?.aborted) this.abort.abort(tuning.signal.reason);
     else tuning.signal?.addEventListener('abort', this.onAbort, { once: true });
@@ -166,8 +186,7 @@ class BlobRun {
       }
       const size = this.plan.size ?? 0;
       const { hex } = await this.hasher.finish(size);
-      const host = this.locator.lastUrl ? new URL(this.locator.lastUrl).host : 'unknown host';
-      return { paths: this.paths, size, hex, fetched: this.fetched, host };
+      return { paths: this.paths, size, hex, fetched: this.fetched, host: this.host() ?? 'unknown host' };
     } finally {
       this.tuning.signal?.removeEventListener('abort', this.onAbort);
       await this.hasher.dispose();
@@ -202,8 +221,17 @@ class BlobRun {
     }
   }
 
-  /** Retries one segment until it is complete, giving up after `retries` attempts without progress. */
+  /** Where the bytes come from now, for messages. */
+  private host(): string | undefined {
+    return this.locator.lastUrl ? hostOf(this.locator.lastUrl) : undefined;
+  }
+
+  /**
+   * Retries one segment until it is complete, giving up after the policy's retries without
+   * progress (fewer for a refused connection). Each retry is announced with its cause and wait.
+   */
   private async fetchSegment(segment: Segment): Promise<void> {
+    const { retry, clock } = this.tuning;
     let failures = 0;
     while (segment.pos < segment.end && !this.abort.signal.aborted) {
       const before = segment.pos;
@@ -211,21 +239,23 @@ class BlobRun {
         await this.stream(segment);
       } catch (error) {
         if (this.abort.signal.aborted || error instanceof RangesIgnored) throw error;
-        if (isModelPullError(error, 'ERR_URL_EXPIRED') && error.status !== undefined) continue;
+        // The locator has already asked the source for a fresh URL: go again at once.
+        if (isModelPullError(error, 'ERR_URL_EXPIRED')) continue;
         if (!isRetryable(error)) throw error;
-        failures = segment.pos > before ? 1 : failures + 1;
-        const delay =
-          failures > this.tuning.retry.retries
-            ? undefined
-            : retryDelayMs(failures, this.tuning.retry, (error as ModelPullError).retryAfterSeconds);
-        if (delay === undefined) {
+        // Bytes that landed restore the budget, unless they came too slowly to count: a
+        // server trickling a byte at a time would otherwise be retried forever.
+        const progressed = segment.pos > before && !isModelPullError(error, 'ERR_TOO_SLOW');
+        failures = progressed ? 1 : failures + 1;
+        const plan = nextRetry(error, failures, retry);
+        if (!plan) {
           throw new ModelPullError(
             'ERR_RETRIES_EXHAUSTED',
-            `${this.blob.label}: giving up after ${failures} failed attempts: ${(error as Error).message}`,
-            { cause: error },
+            `${this.blob.label}: giving up after ${failures} failed attempts: ${error.message}`,
+            { cause: error, host: error.host ?? this.host() },
           );
         }
-        await (this.tuning.sleep ?? realSleep)(delay, this.abort.signal);
+        retry.onRetry?.(retryEvent(error, failures, plan, { host: this.host(), subject: this.blob.label }));
+        await clock.sleep(plan.delayMs, this.abort.signal);
       }
     }
   }
@@ -241,6 +271,7 @@ class BlobRun {
       },
       credentials: target.location.credentials,
       signal: this.abort.signal,
+      stream: true,
     });
     this.locator.learn(response.url, target.url);
     // A signed CDN URL reached through a redirect has expired, or the registry's own token has
@@ -250,36 +281,63 @@ class BlobRun {
         (target.redirected || response.crossedOrigin)) ||
       (response.status === 401 && target.location.credentials !== undefined);
     if (expired) {
-      await response.body.dump().catch(() => undefined);
+      discardBody(response.body);
       this.locator.expire(target.generation, this.plan.written());
       throw new ModelPullError('ERR_URL_EXPIRED', `${this.blob.label}: download URL expired`, {
         status: response.status,
+        host: hostOf(response.url),
       });
     }
     if (response.status === 416) return this.rangeNotSatisfiable(segment, response);
     if (response.status === 200) {
       if (segment.pos !== 0 || this.plan.records().length > 1) {
-        response.body.destroy();
+        discardBody(response.body);
         this.singleStream = true;
         throw new RangesIgnored();
       }
       this.singleStream = true;
       this.plan.streamWhole();
       const length = Number(response.headers['content-length']);
-      if (this.plan.size === undefined && Number.isFinite(length)) this.setSize(length, segment);
+      if (this.plan.size === undefined && Number.isFinite(length))
+        await this.learnSize(length, segment, response);
       return this.consume(segment, response, this.plan.size);
     }
     if (response.status !== 206) throw await statusError(response);
-    const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(response.headers['content-range'] ?? ''));
-    if (!range || Number(range[1]) !== segment.pos) {
-      response.body.destroy();
+    const contentRange = String(response.headers['content-range'] ?? '');
+    const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange);
+    if (!range || Number(range[1]) !== segment.pos || Number(range[2]) < segment.pos) {
+      // Not the bytes we asked for: never written, and the answer is dropped without a trace.
+      discardBody(response.body);
+      const host = hostOf(response.url);
       throw new ModelPullError(
-        'ERR_NETWORK',
-        `${this.blob.label}: unexpected Content-Range "${response.headers['content-range']}" for bytes from ${segment.pos}`,
+        'ERR_BAD_RANGE',
+        `${host} answered Content-Range "${contentRange.slice(0, 100)}" to a request for bytes from ${segment.pos}`,
+        { host },
       );
     }
-    if (range[3] !== '*') this.setSize(Number(range[3]), segment);
+    if (range[3] !== '*') await this.learnSize(Number(range[3]), segment, response);
     return this.consume(segment, response, Number(range[2]) + 1);
+  }
+
+  /**
+   * The server states the blob's size. A blob whose source did not know it (a URL line) gets
+   * its disk-space check here, before its first byte is written.
+   */
+  private async learnSize(total: number, segment: Segment, response: HttpResponse): Promise<void> {
+    if (this.plan.size === undefined && this.blob.size === undefined) {
+      try {
+        await checkDiskSpace(new Map([[this.blob.ingestDir, total - this.plan.written()]]));
+      } catch (error) {
+        discardBody(response.body);
+        throw error;
+      }
+    }
+    try {
+      this.setSize(total, segment);
+    } catch (error) {
+      discardBody(response.body);
+      throw error;
+    }
   }
 
   private setSize(total: number, segment: Segment): void {
@@ -299,7 +357,7 @@ class BlobRun {
   }
 
   private async rangeNotSatisfiable(segment: Segment, response: HttpResponse): Promise<void> {
-    await response.body.dump().catch(() => undefined);
+    discardBody(response.body);
     const total = /^bytes \*\/(\d+)$/.exec(String(response.headers['content-range'] ?? ''));
     // Asking for the bytes after the last one (a resumed blob that had all its bytes) is the
     // one 416 that means "done"; any other says the file is not the size we expect.
@@ -321,9 +379,10 @@ class BlobRun {
     response: HttpResponse,
     declaredEnd: number | undefined,
   ): Promise<void> {
-    let windowStart = Date.now();
+    const { clock } = this.tuning;
+    let windowStart = clock.now();
     let windowBytes = 0;
-    await writeBody(response.body, {
+    const writing = writeBody(response.body, {
       file: this.file,
       segment,
       bodyEnd: declaredEnd,
@@ -333,7 +392,7 @@ class BlobRun {
         this.hasher.written(offset, bytes);
         this.tuning.onBytes?.(bytes.length);
         windowBytes += bytes.length;
-        const now = Date.now();
+        const now = clock.now();
         if (now - windowStart >= RATE_WINDOW_MS) {
           const instant = (windowBytes * 1000) / (now - windowStart);
           segment.rate = segment.rate ? (segment.rate + instant) / 2 : instant;
@@ -343,6 +402,9 @@ class BlobRun {
         this.noteProgress(bytes.length);
       },
     });
+    // After the writer's listeners: this one must not start the flow before they hear it.
+    this.guardRate(response);
+    await writing;
     if (segment.pos >= segment.end) return;
     if (!Number.isFinite(segment.end) && declaredEnd === undefined) {
       this.setSize(segment.pos, segment);
@@ -357,11 +419,31 @@ class BlobRun {
     }
   }
 
+  /** A body trickling below the minimum rate is cut like a stall (ERR_TOO_SLOW, retried). */
+  private guardRate(response: HttpResponse): void {
+    const min = this.tuning.http.minRate;
+    const guard = new RateGuard(min, this.tuning.clock.now);
+    const onData = (chunk: Buffer) => {
+      const seen = guard.add(chunk.length);
+      if (seen === undefined) return;
+      response.body.off('data', onData);
+      const host = hostOf(response.url);
+      response.body.destroy(
+        new ModelPullError(
+          'ERR_TOO_SLOW',
+          `${host} sent ${formatBytes(seen)} in ${min.windowMs / 1000} s, below the minimum of ${formatBytes(min.bytes)}`,
+          { host },
+        ),
+      );
+    };
+    response.body.on('data', onData);
+  }
+
   private noteProgress(bytes: number): void {
     this.unflushed += bytes;
     if (
       this.unflushed >= this.tuning.flushBytes ||
-      Date.now() - this.lastFlush >= this.tuning.flushIntervalMs
+      this.tuning.clock.now() - this.lastFlush >= this.tuning.flushIntervalMs
     ) {
       void this.flush(false);
     }
@@ -374,9 +456,12 @@ class BlobRun {
       await this.flushing;
     }
     this.unflushed = 0;
-    this.lastFlush = Date.now();
+    this.lastFlush = this.tuning.clock.now();
     this.flushing = saveProgress(this.paths, this.blob.digest, this.plan.size, this.plan.records())
-      .catch(() => undefined)
+      // Losing one record costs only resume distance, never correctness: the digest checks all.
+      .catch((error: unknown) =>
+        this.tuning.log?.debug(`${this.blob.label}: could not save download progress: ${String(error)}`),
+      )
       .finally(() => {
         this.flushing = undefined;
       });

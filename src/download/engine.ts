@@ -1,13 +1,16 @@
-import { rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { hashFile } from '../digest.js';
-import { ModelPullError } from '../errors.js';
+import { describeError, ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
 import type { HttpClient } from '../http/client.js';
-import type { RetryPolicy, realSleep } from '../http/retry.js';
+import { type Clock, realClock } from '../http/clock.js';
+import type { RetryPolicy } from '../http/retry.js';
+import type { Logger } from '../report/logger.js';
 import { downloadToStaging } from './blob-download.js';
 import { checkDiskSpace } from './disk.js';
+import { acquireLease, describeHolder, type Lease, type LeaseTiming } from './lease.js';
 import { ProgressTracker } from './progress.js';
-import { commitStaged, discardStaging, loadProgress, lockStaging, stagingPaths } from './staging.js';
+import { commitStaged, discardStaging, loadProgress, stagingPaths, targetInfo } from './staging.js';
 import type { BlobResult, BlobSpec, ProgressListener } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -20,6 +23,7 @@ export interface EngineOptions {
   readonly connections: number;
   /** How an existing target is trusted: `full` re-hashes it, `size` checks its length. */
   readonly verify: 'full' | 'size';
+  /** Retry budget and delays; its `onRetry` hears every retry with its cause and wait. */
   readonly retry: RetryPolicy;
   readonly signal?: AbortSignal;
   readonly onProgress?: ProgressListener;
@@ -28,7 +32,12 @@ export interface EngineOptions {
   readonly minSplit?: number;
   /** Progress is recorded at least every this many bytes per blob (default 8 MiB). */
   readonly flushBytes?: number;
-  readonly sleep?: typeof realSleep;
+  /** Time for retries, lease waits and rates (tests pass a fake one); default: real time. */
+  readonly clock?: Clock;
+  /** Waits for another process are said here (info); quiet failures go to debug. */
+  readonly log?: Logger;
+  /** Heartbeat, staleness and longest wait of staging leases (lease.ts has the defaults). */
+  readonly lease?: Partial<LeaseTiming>;
   /** Told as each blob ends, downloaded or reused, so callers can time their models. */
   readonly onSettled?: (blob: BlobSpec, outcome: PromiseSettledResult<BlobResult>) => void;
 }
@@ -56,40 +65,49 @@ export async function fetchBlobsSettled(
   return blobs.map((b) => byTarget.get(b.target)!);
 }
 
+type Progress = ReturnType<ProgressTracker['add']>;
+
 async function fetchUnique(
   blobs: readonly BlobSpec[],
   options: EngineOptions,
 ): Promise<PromiseSettledResult<BlobResult>[]> {
-  const tracker = new ProgressTracker(options.onProgress, options.progressIntervalMs ?? 1000);
+  const clock = options.clock ?? realClock;
+  const tracker = new ProgressTracker(options.onProgress, options.progressIntervalMs ?? 1000, clock);
   try {
     const entries = blobs.map((blob) => ({
       blob,
       progress: tracker.add(blob.label, blob.target, blob.size),
     }));
-    const existing = await pool(entries, options.concurrency, async ({ blob, progress }) => {
+    // Each target is checked on its own: one that cannot be read fails its blob, not the run.
+    const checks = await poolSettled(entries, options.concurrency, async ({ blob, progress }) => {
       progress.state = 'checking';
       const verdict = await checkExisting(blob, options.verify);
-      if (verdict.ok) {
-        progress.state = 'done';
-        progress.total = verdict.size;
-        progress.done = verdict.size;
-      }
+      if (verdict.ok) finished(progress, verdict.size);
       return verdict;
     });
-    const reusedOutcomes = entries.map(({ blob }, i): PromiseSettledResult<BlobResult> | undefined => {
-      const verdict = existing[i]!;
-      if (!verdict.ok) return undefined;
-      const value = { target: blob.target, digest: blob.digest, size: verdict.size, downloadedBytes: 0 };
-      const outcome = { status: 'fulfilled' as const, value: { ...value, reused: true, replaced: false } };
+    const early = entries.map(({ blob, progress }, i): PromiseSettledResult<BlobResult> | undefined => {
+      const check = checks[i]!;
+      let outcome: PromiseSettledResult<BlobResult>;
+      if (check.status === 'rejected') {
+        outcome = { status: 'rejected', reason: labelled(blob, check.reason) };
+        progress.state = 'failed';
+      } else if (check.value.ok) {
+        outcome = { status: 'fulfilled', value: reusedResult(blob, check.value.size) };
+      } else {
+        return undefined;
+      }
       options.onSettled?.(blob, outcome);
       return outcome;
     });
-    const missing = entries.filter((_, i) => !existing[i]?.ok);
+    const missing = entries.flatMap((entry, i) => {
+      const check = checks[i]!;
+      return check.status === 'fulfilled' && !check.value.ok ? [{ ...entry, verdict: check.value }] : [];
+    });
     await checkDiskSpace(await bytesToFetch(missing.map((e) => e.blob)));
-    const fetched = await poolSettled(missing, options.concurrency, async ({ blob, progress }) => {
+    const fetched = await poolSettled(missing, options.concurrency, async ({ blob, progress, verdict }) => {
       tracker.start(progress);
       try {
-        const result = await fetchVerified(blob, options, {
+        const result = await fetchVerified(blob, options, verdict, {
           onBytes: (n) => {
             progress.done += n;
           },
@@ -97,14 +115,9 @@ async function fetchUnique(
             progress.total = size;
           },
         });
-        progress.state = 'done';
-        progress.total = result.size;
-        progress.done = result.size;
-        // A target that was there but failed verification has just been replaced.
-        const replaced = existing[entries.findIndex((e) => e.blob === blob)]!.present;
-        const value = { ...result, replaced };
-        options.onSettled?.(blob, { status: 'fulfilled', value });
-        return value;
+        finished(progress, result.size);
+        options.onSettled?.(blob, { status: 'fulfilled', value: result });
+        return result;
       } catch (caught) {
         const error = labelled(blob, caught);
         progress.state = 'failed';
@@ -113,36 +126,87 @@ async function fetchUnique(
       }
     });
     const byBlob = new Map(missing.map((e, i) => [e.blob, fetched[i]!]));
-    return entries.map(({ blob }, i) => reusedOutcomes[i] ?? byBlob.get(blob)!);
+    return entries.map(({ blob }, i) => early[i] ?? byBlob.get(blob)!);
   } finally {
     tracker.stop();
   }
 }
 
-/** Downloads, compares the streamed digest, commits; one fresh try after a mismatch. */
+function finished(progress: Progress, size: number): void {
+  progress.state = 'done';
+  progress.total = size;
+  progress.done = size;
+}
+
+function reusedResult(blob: BlobSpec, size: number): BlobResult {
+  return {
+    target: blob.target,
+    digest: blob.digest,
+    size,
+    downloadedBytes: 0,
+    reused: true,
+    replaced: false,
+  };
+}
+
+/**
+ * Downloads, compares the streamed digest, commits; one fresh try after a mismatch. The lease
+ * spans download, verification and the rename: nobody else may touch the staged file. Another
+ * process pulling the same blob waits for it, then finds the blob committed and reuses it.
+ */
 async function fetchVerified(
   blob: BlobSpec,
   options: EngineOptions,
+  verdict: Missing,
   progress: { onBytes(n: number): void; onSize(size: number): void },
 ): Promise<BlobResult> {
   if (options.signal?.aborted) {
     throw new ModelPullError('ERR_ABORTED', `${blob.label}: not started, stopped by the user`);
   }
-  // The lock spans download, verification and the rename: nobody else may touch the staged file.
   // The ingest folder may be the first thing created in a new store: its parents must be 0755.
   await ensureDirs(blob.ingestDir);
-  const release = await lockStaging(stagingPaths(blob.ingestDir, blob.digest), options.signal);
+  const paths = stagingPaths(blob.ingestDir, blob.digest);
+  const lease = await acquireLease(paths.lease, blob.label, {
+    clock: options.clock ?? realClock,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.lease ? { timing: options.lease } : {}),
+    onWait: (holder) => options.log?.info(`waiting for ${describeHolder(holder)} to finish ${blob.label}`),
+  });
   try {
-    return await fetchVerifiedLocked(blob, options, progress);
+    const committed = await committedMeanwhile(blob, options.verify, verdict);
+    if (committed) return committed;
+    const result = await fetchVerifiedLocked(blob, options, progress, lease);
+    // A target that was there but failed verification has just been replaced.
+    return { ...result, replaced: verdict.present };
   } finally {
-    await release();
+    await lease.release();
   }
+}
+
+/**
+ * The target as another process may have left it while this blob queued or waited for the
+ * lease: unchanged since the first check (absent, or the same wrong file) means fetch; anything
+ * new is checked like any existing target and reused when verified.
+ */
+async function committedMeanwhile(
+  blob: BlobSpec,
+  verify: 'full' | 'size',
+  before: Missing,
+): Promise<BlobResult | undefined> {
+  const now = await targetInfo(blob.target);
+  if (!now) return undefined;
+  const seen = before.seen;
+  if (seen && seen.ino === now.ino && seen.mtimeMs === now.mtimeMs && seen.size === now.size)
+    return undefined;
+  const verdict = await checkExisting(blob, verify);
+  return verdict.ok ? reusedResult(blob, verdict.size) : undefined;
 }
 
 async function fetchVerifiedLocked(
   blob: BlobSpec,
   options: EngineOptions,
   progress: { onBytes(n: number): void; onSize(size: number): void },
+  lease: Lease,
 ): Promise<BlobResult> {
   let downloaded = 0;
   for (let attempt = 1; ; attempt++) {
@@ -154,7 +218,8 @@ async function fetchVerifiedLocked(
       flushBytes: options.flushBytes ?? 8 * MiB,
       flushIntervalMs: 1000,
       signal: options.signal,
-      sleep: options.sleep,
+      clock: options.clock ?? realClock,
+      log: options.log,
       onBytes: progress.onBytes,
       onSize: progress.onSize,
     });
@@ -163,6 +228,12 @@ async function fetchVerifiedLocked(
     const onDisk = (await stat(staged.paths.data)).size;
     const sizeOk = onDisk === staged.size && (blob.size === undefined || staged.size === blob.size);
     if (sizeOk && staged.hex === blob.digest.hex) {
+      if (!(await lease.held())) {
+        throw new ModelPullError(
+          'ERR_STAGING_LOCK',
+          `another process took over the download of ${blob.label} (it judged this one stalled)`,
+        );
+      }
       await commitStaged(staged.paths, blob.target);
       return {
         target: blob.target,
@@ -184,25 +255,34 @@ async function fetchVerifiedLocked(
   }
 }
 
-type Verdict = { ok: true; present: true; size: number } | { ok: false; present: boolean };
+type TargetSeen = NonNullable<Awaited<ReturnType<typeof targetInfo>>>;
+type Missing = { ok: false; present: boolean; seen?: TargetSeen };
+type Verdict = { ok: true; present: true; size: number } | Missing;
 
-/** Is the target already the right bytes? A wrong file is left to be replaced by the rename. */
+/**
+ * Is the target already the right bytes? Never follows a link there, and never deletes a wrong
+ * file: the commit's rename replaces it atomically, so a failed download leaves the old file,
+ * and a target another process has just committed is not removed under it.
+ */
 async function checkExisting(blob: BlobSpec, verify: 'full' | 'size'): Promise<Verdict> {
-  let size: number;
+  let seen: TargetSeen | undefined;
   try {
-    const info = await stat(blob.target);
-    if (!info.isFile()) return { ok: false, present: true };
-    size = info.size;
-  } catch {
-    return { ok: false, present: false };
+    seen = await targetInfo(blob.target);
+    if (!seen) return { ok: false, present: false };
+    if (seen.kind !== 'file') return { ok: false, present: true, seen };
+    if (blob.size !== undefined && seen.size !== blob.size) return { ok: false, present: true, seen };
+    // Without a known size only the hash can tell; a git-sha1 always comes with its size.
+    if (verify === 'size' && blob.size !== undefined) return { ok: true, present: true, size: seen.size };
+    const hex = await hashFile(blob.target, blob.digest.algorithm, seen.size);
+    if (hex === blob.digest.hex) return { ok: true, present: true, size: seen.size };
+    return { ok: false, present: true, seen };
+  } catch (error) {
+    throw new ModelPullError(
+      'ERR_FILESYSTEM',
+      `cannot check the existing file ${blob.target}: ${describeError(error)}`,
+      { cause: error },
+    );
   }
-  if (blob.size !== undefined && size !== blob.size) return { ok: false, present: true };
-  // Without a known size only the hash can tell; a git-sha1 always comes with its size.
-  if (verify === 'size' && blob.size !== undefined) return { ok: true, present: true, size };
-  const hex = await hashFile(blob.target, blob.digest.algorithm, size);
-  if (hex === blob.digest.hex) return { ok: true, present: true, size };
-  await rm(blob.target, { force: true });
-  return { ok: false, present: true };
 }
 
 /** Bytes still to land per ingest folder: expected size minus what a previous run staged. */
@@ -215,13 +295,6 @@ async function bytesToFetch(blobs: readonly BlobSpec[]): Promise<Map<string, num
     needs.set(blob.ingestDir, (needs.get(blob.ingestDir) ?? 0) + blob.size - staged);
   }
   return needs;
-}
-
-async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const settled = await poolSettled(items, limit, fn);
-  const failed = settled.find((s) => s.status === 'rejected');
-  if (failed) throw failed.reason;
-  return settled.map((s) => (s as PromiseFulfilledResult<R>).value);
 }
 
 async function poolSettled<T, R>(
@@ -248,9 +321,5 @@ async function poolSettled<T, R>(
 /** Every blob error names its blob first, once. */
 function labelled(blob: BlobSpec, error: unknown): unknown {
   if (!(error instanceof ModelPullError) || error.message.startsWith(`${blob.label}: `)) return error;
-  return new ModelPullError(error.code, `${blob.label}: ${error.message}`, {
-    cause: error,
-    ...(error.status !== undefined ? { status: error.status } : {}),
-    ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
-  });
+  return error.withMessage(`${blob.label}: ${error.message}`);
 }

@@ -1,13 +1,15 @@
-import { constants } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { sha256Hex } from '../digest.js';
 import { ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
 import type { HttpClient } from '../http/client.js';
-import type { RetryPolicy, realSleep } from '../http/retry.js';
+import { type Clock, realClock } from '../http/clock.js';
+import type { RetryPolicy } from '../http/retry.js';
 import { downloadToStaging, type PrefixFollower, type StagedFile } from './blob-download.js';
+import { acquireLease } from './lease.js';
 import { PrefixHasher } from './prefix-hasher.js';
-import { commitStaged, discardStaging, lockStaging, stagingPaths } from './staging.js';
+import { createExclusive } from './safe-fs.js';
+import { commitStaged, discardStaging, stagingPaths } from './staging.js';
 import type { BlobLocation, BlobSpec } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -30,7 +32,8 @@ export interface StreamOptions {
   readonly connections: number;
   readonly retry: RetryPolicy;
   readonly signal?: AbortSignal;
-  readonly sleep?: typeof realSleep;
+  /** Time for retries and lease waits (default: real time). */
+  readonly clock?: Clock;
   /** Smallest range worth a request of its own (default 4 MiB). */
   readonly minSplit?: number;
   readonly onBytes?: (bytes: number) => void;
@@ -69,7 +72,9 @@ export async function streamBlob(
   };
   await ensureDirs(spec.ingestDir);
   const paths = stagingPaths(spec.ingestDir, digest);
-  const release = await lockStaging(paths, options.signal);
+  const clock = options.clock ?? realClock;
+  const lease = await acquireLease(paths.lease, spec.label, { clock, signal: options.signal });
+  const release = () => lease.release();
   const stop = new AbortController();
   const onAbort = () => stop.abort(options.signal?.reason);
   if (options.signal?.aborted) onAbort();
@@ -85,7 +90,7 @@ export async function streamBlob(
       flushBytes: 8 * MiB,
       flushIntervalMs: 1000,
       signal: stop.signal,
-      ...(options.sleep ? { sleep: options.sleep } : {}),
+      clock,
       ...(options.onBytes ? { onBytes: options.onBytes } : {}),
       ...(options.onSize ? { onSize: options.onSize } : {}),
       follow: (file) =>
@@ -190,12 +195,12 @@ export async function openLocalBlob(
 ): Promise<LocalBlobWriter> {
   await ensureDirs(blob.ingestDir);
   const paths = stagingPaths(blob.ingestDir, blob.digest);
-  const release = await lockStaging(paths, signal);
+  const lease = await acquireLease(paths.lease, blob.label, { clock: realClock, signal });
+  const release = () => lease.release();
   let file: FileHandle;
   try {
     await discardStaging(paths);
-    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-    file = await open(paths.data, flags, 0o644);
+    file = await createExclusive(paths.data, 0o644, true);
   } catch (error) {
     await release();
     throw error;

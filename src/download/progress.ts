@@ -1,3 +1,4 @@
+import type { Clock } from '../http/clock.js';
 import type { BlobProgress, ProgressListener, ProgressSnapshot } from './types.js';
 
 const RATE_WINDOW_MS = 5000;
@@ -14,13 +15,15 @@ interface Entry {
 /** Counts bytes per blob and hands snapshots (with rates over the last seconds) to a listener. */
 export class ProgressTracker {
   private readonly entries: Entry[] = [];
-  private readonly started = Date.now();
+  private readonly started: number;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly listener: ProgressListener | undefined,
     intervalMs: number,
+    private readonly clock: Pick<Clock, 'now'>,
   ) {
+    this.started = clock.now();
     if (listener) {
       this.timer = setInterval(() => this.emit(), intervalMs);
       this.timer.unref();
@@ -36,11 +39,11 @@ export class ProgressTracker {
   /** The blob starts downloading now: its rate counts from here, not from when it was queued. */
   start(entry: Entry): void {
     entry.state = 'downloading';
-    entry.samples = [{ at: Date.now(), done: entry.done }];
+    entry.samples = [{ at: this.clock.now(), done: entry.done }];
   }
 
   snapshot(): ProgressSnapshot {
-    const now = Date.now();
+    const now = this.clock.now();
     const blobs = this.entries.map((e) => ({
       label: e.label,
       target: e.target,

@@ -4,7 +4,11 @@ import type { Readable } from 'node:stream';
 import { getCACertificates } from 'node:tls';
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
 import { ModelPullError, redactUrl } from '../errors.js';
-import { parseRetryAfter } from './retry.js';
+import { BODY_LIMITS, readJson, statusError } from './body.js';
+import { hostOf, networkError } from './errors.js';
+
+export { discardBody, statusError } from './body.js';
+export { networkError } from './errors.js';
 
 /** How the client reaches the network; built by the settings module. */
 export interface HttpOptions {
@@ -18,6 +22,18 @@ export interface HttpOptions {
   readonly proxy?: { readonly httpProxy?: string; readonly httpsProxy?: string; readonly noProxy?: string };
   /** No headers or no body bytes for this long aborts the request as stalled. */
   readonly stallTimeoutMs: number;
+  /**
+   * Longest time for a whole request that is not a stream (metadata: manifests, listings,
+   * tokens), from the first byte sent to the last byte of the body: a server trickling a JSON
+   * answer a byte at a time never trips the stall timeout. Default: twice the stall timeout,
+   * at least 60 s.
+   */
+  readonly requestDeadlineMs?: number;
+  /**
+   * Streams (model bytes) slower than `bytes` per `windowMs` count as stalled: a trickle keeps
+   * the stall timeout from firing. Default: 32 KiB per stall timeout.
+   */
+  readonly minRate?: { readonly bytes: number; readonly windowMs: number };
   readonly userAgent: string;
 }
 
@@ -35,6 +51,11 @@ export interface RequestOptions {
   readonly signal?: AbortSignal;
   /** 0 returns the redirect response itself. */
   readonly maxRedirects?: number;
+  /**
+   * The body is a stream of model bytes, read at its own pace (the engine guards its rate):
+   * no whole-request deadline. Everything else must be complete within `requestDeadlineMs`.
+   */
+  readonly stream?: boolean;
 }
 
 export interface HttpResponse {
@@ -103,7 +124,24 @@ export class HttpClient {
     );
   }
 
+  /** The minimum rate of model-byte streams (see HttpOptions.minRate). */
+  get minRate(): { readonly bytes: number; readonly windowMs: number } {
+    return this.options.minRate ?? { bytes: 32 * 1024, windowMs: this.options.stallTimeoutMs };
+  }
+
   async request(url: string, options: RequestOptions = {}): Promise<HttpResponse> {
+    const deadline = options.stream ? undefined : this.deadline(url, options.signal);
+    try {
+      const response = await this.follow(url, options, deadline?.signal ?? options.signal);
+      deadline?.until(response.body);
+      return response;
+    } catch (error) {
+      deadline?.cancel();
+      throw error;
+    }
+  }
+
+  private async follow(url: string, options: RequestOptions, signal: AbortSignal | undefined) {
     const maxRedirects = options.maxRedirects ?? 5;
     const firstOrigin = new URL(url).origin;
     let current = url;
@@ -113,6 +151,7 @@ export class HttpClient {
       if (options.credentials && options.credentials.origin === target.origin) {
         Object.assign(headers, options.credentials.headers);
       }
+      checkHeaders(headers, current);
       let res: Dispatcher.ResponseData;
       try {
         res = await this.dispatcher.request({
@@ -120,10 +159,10 @@ export class HttpClient {
           path: target.pathname + target.search,
           method: options.method ?? 'GET',
           headers,
-          signal: options.signal,
+          signal,
         });
       } catch (error) {
-        throw networkError(error, current);
+        throw networkError(signal?.aborted ? (signal.reason ?? error) : error, current);
       }
       const location = res.headers.location;
       if (res.statusCode >= 300 && res.statusCode < 400 && location && maxRedirects > 0) {
@@ -146,6 +185,34 @@ export class HttpClient {
     }
   }
 
+  /**
+   * A whole-request deadline: aborts the request (and its body, once returned) with
+   * ERR_TOO_SLOW, which callers retry like a stall. Cleared when the body closes.
+   */
+  private deadline(url: string, outer: AbortSignal | undefined) {
+    const ms = this.options.requestDeadlineMs ?? Math.max(60_000, 2 * this.options.stallTimeoutMs);
+    const controller = new AbortController();
+    const timer = setTimeout(() => {
+      controller.abort(
+        new ModelPullError(
+          'ERR_TOO_SLOW',
+          `no complete answer from ${redactUrl(url)} within ${ms / 1000} s`,
+          { host: hostOf(url) },
+        ),
+      );
+    }, ms);
+    timer.unref();
+    const cancel = () => clearTimeout(timer);
+    return {
+      signal: outer ? AbortSignal.any([outer, controller.signal]) : controller.signal,
+      cancel,
+      until: (body: Readable) => {
+        if (body.closed) cancel();
+        else body.once('close', cancel);
+      },
+    };
+  }
+
   /** GET a JSON document; non-2xx becomes a status error (see `statusError`). */
   async getJson(
     url: string,
@@ -156,11 +223,7 @@ export class HttpClient {
       headers: { accept: 'application/json', ...options.headers },
     });
     if (response.status < 200 || response.status >= 300) throw await statusError(response);
-    try {
-      return { json: await response.body.json(), response };
-    } catch (error) {
-      throw networkError(error, url);
-    }
+    return { json: await readJson(response, BODY_LIMITS.json, 'the answer'), response };
   }
 
   async close(): Promise<void> {
@@ -168,41 +231,19 @@ export class HttpClient {
   }
 }
 
-/** Maps a thrown undici/socket error to our codes: stalls and resets are retryable. */
-export function networkError(error: unknown, url: string): ModelPullError {
-  if (error instanceof ModelPullError) return error;
-  const code = (error as { code?: string })?.code ?? '';
-  const name = (error as { name?: string })?.name ?? '';
-  if (name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') {
-    return new ModelPullError('ERR_ABORTED', `request to ${redactUrl(url)} was aborted`, { cause: error });
+/**
+ * Header values with control characters (a token pasted with its newline) are refused before
+ * anything is sent: undici would throw on every attempt, and the error looked like a network
+ * fault worth a minute of retries. The value itself is never quoted: it is usually a secret.
+ */
+function checkHeaders(headers: Readonly<Record<string, string>>, url: string): void {
+  for (const [name, value] of Object.entries(headers)) {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: exactly what is refused
+    if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) {
+      throw new ModelPullError(
+        'ERR_BAD_INPUT',
+        `the ${name} header for ${redactUrl(url)} contains a line break or control character (a token copied with its newline?)`,
+      );
+    }
   }
-  if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
-    return new ModelPullError('ERR_STALLED', `no data from ${redactUrl(url)} within the stall timeout`, {
-      cause: error,
-    });
-  }
-  const detail = error instanceof Error ? error.message : String(error);
-  return new ModelPullError('ERR_NETWORK', `network error from ${redactUrl(url)}: ${detail}`, {
-    cause: error,
-  });
-}
-
-/** Drains the body and turns a non-2xx answer into an error; 429 carries the server's wait. */
-export async function statusError(response: HttpResponse, what?: string): Promise<ModelPullError> {
-  let detail = '';
-  try {
-    detail = (await response.body.text()).slice(0, 200).replace(/\s+/g, ' ').trim();
-  } catch {
-    // the status alone is the message
-  }
-  const retryAfterSeconds = parseRetryAfter(response.headers);
-  const subject = what ?? redactUrl(response.url);
-  const code = response.status === 429 ? 'ERR_RATE_LIMITED' : 'ERR_HTTP_STATUS';
-  return new ModelPullError(
-    code,
-    `HTTP ${response.status} from ${subject}${detail ? `: ${detail}` : ''}`,
-    retryAfterSeconds === undefined
-      ? { status: response.status }
-      : { status: response.status, retryAfterSeconds },
-  );
 }

@@ -236,7 +236,7 @@ describe('a branch when the hub cannot be reached', () => {
       ]);
 
       const error = await identifyLine(http, 'hf:o/r include=*.md', options).catch((e: unknown) => e);
-      expect(isModelPullError(error, 'ERR_NETWORK')).toBe(true);
+      expect(isModelPullError(error, 'ERR_CONNECTION_REFUSED')).toBe(true);
     } finally {
       await http.close();
       await hub.close();

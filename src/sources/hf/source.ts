@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { formatDigest } from '../../digest.js';
 import type { BlobLocation, BlobSpec } from '../../download/types.js';
 import { describeError, ModelPullError } from '../../errors.js';
-import { isRetryable } from '../../http/retry.js';
+import { isUnreachable } from '../../http/retry.js';
 import {
   blobPath,
   commitSnapshot,
@@ -76,9 +76,10 @@ async function identify(env: SourceEnv, ref: HfRef, ctx: SourceContext): Promise
     commit = await resolveRevision(env.ep, ref.type, ref.repo, ref.revision, ctx, subjectOf(env, ref));
     return hfIdentity(ref, commit, await selectedFiles(env, ref, commit, ctx));
   } catch (error) {
-    // Only when the Hub could not be reached (network, 5xx, 429 past the retry budget): a branch
-    // whose `refs/` entry names a complete local snapshot is used, with a warning.
-    if (!isRetryable(error)) throw error;
+    // Only when the Hub could not be reached (no such host, refused, network, 5xx, 429 past the
+    // retry budget): a branch whose `refs/` entry names a complete local snapshot is used, with a
+    // warning.
+    if (!isUnreachable(error)) throw error;
     const fallback = commit ?? (await readRef(paths, ref.revision));
     const local = fallback === undefined ? undefined : await completeLocally(paths, ref, fallback);
     if (fallback === undefined || !local) throw error;
