@@ -1,4 +1,4 @@
-import type { Clock } from '../../src/http/clock.js';
+import type { Clock } from '../../src/clock.js';
 
 export interface SkippingClock extends Clock {
   /** Every wait asked for, in order (ms). */

@@ -5,6 +5,7 @@ import { systemClock } from '../clock.js';
 import { Inputs } from '../constants.js';
 import { describeError, ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
+import { describeRetry, type RetryEvent } from '../http/retry.js';
 import { readLock } from '../lock/lockfile.js';
 import { pull } from '../pull.js';
 import { parseLines } from '../refs/index.js';
@@ -204,7 +205,8 @@ async function lockCommand(inv: Invocation): Promise<number> {
   const http = new HttpClient(settings.http);
   const log = lineLogger(toStream(inv.io.stderr), settings.secrets);
   try {
-    const ctx = { http, retry: settings.retry, log, clock: systemClock, signal: inv.io.signal };
+    const retry = { ...settings.retry, onRetry: (event: RetryEvent) => log.info(describeRetry(event)) };
+    const ctx = { http, retry, log, clock: systemClock, signal: inv.io.signal };
     const sources = createSources(inv.sources, settings);
     const { results, written } = await lockLines(path, refs, sources, ctx, previous);
     results.forEach((result, i) => {

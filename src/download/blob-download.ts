@@ -1,8 +1,8 @@
 import type { FileHandle } from 'node:fs/promises';
+import type { Clock } from '../clock.js';
 import { isModelPullError, ModelPullError } from '../errors.js';
 import { discardBody, statusError } from '../http/body.js';
 import type { HttpClient, HttpResponse } from '../http/client.js';
-import type { Clock } from '../http/clock.js';
 import { hostOf, networkError } from '../http/errors.js';
 import { RateGuard } from '../http/rate-guard.js';
 import { isRetryable, nextRetry, type RetryPolicy, retryEvent } from '../http/retry.js';

@@ -1,9 +1,9 @@
 import { stat } from 'node:fs/promises';
+import { type Clock, systemClock } from '../clock.js';
 import { hashFile } from '../digest.js';
 import { describeError, ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
 import type { HttpClient } from '../http/client.js';
-import { type Clock, realClock } from '../http/clock.js';
 import type { RetryPolicy } from '../http/retry.js';
 import type { Logger } from '../report/logger.js';
 import { downloadToStaging } from './blob-download.js';
@@ -71,7 +71,7 @@ async function fetchUnique(
   blobs: readonly BlobSpec[],
   options: EngineOptions,
 ): Promise<PromiseSettledResult<BlobResult>[]> {
-  const clock = options.clock ?? realClock;
+  const clock = options.clock ?? systemClock;
   const tracker = new ProgressTracker(options.onProgress, options.progressIntervalMs ?? 1000, clock);
   try {
     const entries = blobs.map((blob) => ({
@@ -167,7 +167,7 @@ async function fetchVerified(
   await ensureDirs(blob.ingestDir);
   const paths = stagingPaths(blob.ingestDir, blob.digest);
   const lease = await acquireLease(paths.lease, blob.label, {
-    clock: options.clock ?? realClock,
+    clock: options.clock ?? systemClock,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.lease ? { timing: options.lease } : {}),
     onWait: (holder) => options.log?.info(`waiting for ${describeHolder(holder)} to finish ${blob.label}`),
@@ -218,7 +218,7 @@ async function fetchVerifiedLocked(
       flushBytes: options.flushBytes ?? 8 * MiB,
       flushIntervalMs: 1000,
       signal: options.signal,
-      clock: options.clock ?? realClock,
+      clock: options.clock ?? systemClock,
       log: options.log,
       onBytes: progress.onBytes,
       onSize: progress.onSize,

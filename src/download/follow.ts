@@ -1,9 +1,9 @@
 import type { FileHandle } from 'node:fs/promises';
+import { type Clock, systemClock } from '../clock.js';
 import { sha256Hex } from '../digest.js';
 import { ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
 import type { HttpClient } from '../http/client.js';
-import { type Clock, realClock } from '../http/clock.js';
 import type { RetryPolicy } from '../http/retry.js';
 import { downloadToStaging, type PrefixFollower, type StagedFile } from './blob-download.js';
 import { acquireLease } from './lease.js';
@@ -72,7 +72,7 @@ export async function streamBlob(
   };
   await ensureDirs(spec.ingestDir);
   const paths = stagingPaths(spec.ingestDir, digest);
-  const clock = options.clock ?? realClock;
+  const clock = options.clock ?? systemClock;
   const lease = await acquireLease(paths.lease, spec.label, { clock, signal: options.signal });
   const release = () => lease.release();
   const stop = new AbortController();
@@ -195,7 +195,7 @@ export async function openLocalBlob(
 ): Promise<LocalBlobWriter> {
   await ensureDirs(blob.ingestDir);
   const paths = stagingPaths(blob.ingestDir, blob.digest);
-  const lease = await acquireLease(paths.lease, blob.label, { clock: realClock, signal });
+  const lease = await acquireLease(paths.lease, blob.label, { clock: systemClock, signal });
   const release = () => lease.release();
   let file: FileHandle;
   try {

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { constants, lstat, lutimes, open, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import type { Clock } from '../clock.js';
 import { ModelPullError } from '../errors.js';
-import type { Clock } from '../http/clock.js';
 import { readSmall } from './safe-fs.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { Clock } from '../http/clock.js';
+import type { Clock } from '../clock.js';
 import type { BlobProgress, ProgressListener, ProgressSnapshot } from './types.js';
 
 const RATE_WINDOW_MS = 5000;

@@ -1,5 +1,5 @@
+import { type Clock, realSleep, systemClock } from '../clock.js';
 import { type ErrorCode, isModelPullError, type ModelPullError } from '../errors.js';
-import { type Clock, realClock, realSleep } from './clock.js';
 
 export { realSleep };
 
@@ -209,7 +209,7 @@ export async function withRetries<T>(
     subject?: string;
   } = {},
 ): Promise<T> {
-  const clock = options.clock ?? realClock;
+  const clock = options.clock ?? systemClock;
   for (let n = 1; ; n++) {
     try {
       return await attempt();

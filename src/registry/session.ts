@@ -102,7 +102,7 @@ export class RegistrySession {
       },
       call.retry,
       {
-        sleep: (ms, signal) => call.clock.sleep(ms, signal),
+        clock: call.clock,
         ...(call.signal ? { signal: call.signal } : {}),
       },
     );

@@ -88,7 +88,7 @@ async function hubJson(
       return { json, next: nextLink(Array.isArray(link) ? link.join(',') : link, response.url) };
     },
     ctx.retry,
-    { sleep: (ms, signal) => ctx.clock.sleep(ms, signal), ...(ctx.signal ? { signal: ctx.signal } : {}) },
+    { clock: ctx.clock, ...(ctx.signal ? { signal: ctx.signal } : {}) },
   );
 }
 
