@@ -143,8 +143,8 @@ async function listen(handler) {
     };
 }
 
-// EXTERNAL MODULE: ./src/pull.ts + 12 modules
-var pull = __webpack_require__(6783);
+// EXTERNAL MODULE: ./src/pull.ts + 15 modules
+var pull = __webpack_require__(2088);
 // EXTERNAL MODULE: ./src/report/format.ts
 var format = __webpack_require__(2011);
 // EXTERNAL MODULE: ./src/report/progress-log.ts
