@@ -63,8 +63,24 @@ export function fileBytes(text: string | number): Uint8Array {
 
 interface Indexed {
   readonly spec: HubFileSpec;
+  /** The git object id the tree lists: of the content, or of the LFS pointer for LFS files. */
   readonly sha1: string;
   readonly sha256: string;
+  readonly pointerSize?: number;
+}
+
+/** The git-lfs pointer file that git stores in place of an LFS file's content. */
+export function lfsPointer(content: Uint8Array): Uint8Array {
+  return fileBytes(
+    `version https://git-lfs.github.com/spec/v1\noid sha256:${sha256Hex(content)}\nsize ${content.length}\n`,
+  );
+}
+
+function indexed(spec: HubFileSpec): Indexed {
+  const sha256 = sha256Hex(spec.content);
+  if (!spec.lfs) return { spec, sha1: gitBlobSha1Hex(spec.content), sha256 };
+  const pointer = lfsPointer(spec.content);
+  return { spec, sha1: gitBlobSha1Hex(pointer), sha256, pointerSize: pointer.length };
 }
 
 export async function startHub(
@@ -80,7 +96,7 @@ export async function startHub(
     for (const [commit, files] of Object.entries(repo.commits)) {
       const byPath = new Map<string, Indexed>();
       for (const spec of files) {
-        const entry = { spec, sha1: gitBlobSha1Hex(spec.content), sha256: sha256Hex(spec.content) };
+        const entry = indexed(spec);
         byPath.set(spec.path, entry);
         if (spec.lfs) lfsBlobs.set(entry.sha256, spec.content);
       }
@@ -199,7 +215,9 @@ function serveTree(res: ServerResponse, url: URL, state: HubState, repo: HubRepo
       oid: f.sha1,
       size: f.spec.content.length,
       path: f.spec.path,
-      ...(f.spec.lfs ? { lfs: { oid: f.sha256, size: f.spec.content.length, pointerSize: 134 } } : {}),
+      ...(f.spec.lfs
+        ? { lfs: { oid: f.sha256, size: f.spec.content.length, pointerSize: f.pointerSize } }
+        : {}),
     })),
   ];
   const cursor = Number(url.searchParams.get('cursor') ?? '0');

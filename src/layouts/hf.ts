@@ -98,13 +98,19 @@ export interface SnapshotCommit {
   /** Branch, tag or `refs/pr/N` to point at the commit; omitted (or equal) for a pinned commit. */
   readonly revision?: string;
   readonly files: readonly SnapshotFile[];
+  /**
+   * The commit's file listing for huggingface_hub (`trees/<commit>.json`, see hf-trees.ts),
+   * written with mode 0600 as it writes it, after the entries and before the ref.
+   */
+  readonly listing?: { readonly path: string; readonly content: string };
   /** Written after the snapshot entries and the ref, so it only exists for a complete snapshot. */
   readonly record?: { readonly path: string; readonly content: string };
   readonly ops?: Partial<LinkOps>;
 }
 
 /**
- * Writes the snapshot entries for verified blobs, then `refs/<revision>`, then our record. The
+ * Writes the snapshot entries for verified blobs, the commit's listing, then `refs/<revision>`,
+ * then our record. The
  * order matters to offline readers: a ref that exists names a snapshot whose files are there.
  *
  * A snapshot folder that does not exist yet is built aside (in our private folder, at the same
@@ -123,6 +129,7 @@ export async function commitSnapshot(spec: SnapshotCommit): Promise<void> {
   const snapshot = join(paths.snapshots, commit);
   const built = !(await lstat(snapshot).catch(() => undefined)) && (await buildSnapshotAside(spec, ops));
   if (!built) await placeEntries(spec, snapshot, ops);
+  if (spec.listing) await writeAtomic(spec.listing.path, spec.listing.content, { mode: 0o600 });
   if (spec.revision !== undefined && spec.revision !== commit) {
     await writeAtomic(join(paths.refs, ...spec.revision.split('/')), commit);
   }
@@ -268,10 +275,18 @@ async function replace(temp: string, entry: string): Promise<void> {
 }
 
 /** Temporary name, then rename: a reader never sees a half-written ref or record. */
-export async function writeAtomic(path: string, content: string): Promise<void> {
+export async function writeAtomic(
+  path: string,
+  content: string,
+  options: { mode?: number } = {},
+): Promise<void> {
   await ensureDirs(dirname(path));
   const temp = tempName(path);
-  await writeFile(temp, content);
+  // Exclusive creation: a link planted at the temporary name is never followed.
+  await writeFile(temp, content, {
+    flag: 'wx',
+    ...(options.mode === undefined ? {} : { mode: options.mode }),
+  });
   await replace(temp, path);
 }
 

@@ -62,11 +62,21 @@ export async function identifyLine(
 
 /** The whole path a line takes: identify → plan → engine → commit. */
 export async function pullLine(http: HttpClient, line: string, options: PullOptions): Promise<Pulled> {
+  return pullIdentity(http, line, undefined, options);
+}
+
+/** The same with a recorded identity (as from a lock file) when one is given: no identify step. */
+export async function pullIdentity(
+  http: HttpClient,
+  line: string,
+  recorded: Identity | undefined,
+  options: PullOptions,
+): Promise<Pulled> {
   const log = new MemoryLogger();
   const source = createHfSource(options);
   const ctx = context(http, log);
   const ref = parseHfRef(splitLine(line));
-  const identity = await source.identify(ref, ctx);
+  const identity = recorded ?? (await source.identify(ref, ctx));
   const entry = await source.plan(ref, identity, ctx);
   const results = await fetchBlobs(entry.blobs, {
     http,

@@ -271,11 +271,11 @@ describe('Hub protocol pieces', () => {
     [{ type: 'directory', path: 'd', oid: SHA1, size: 0 }, undefined],
     [
       { type: 'file', path: 'a.json', oid: SHA1, size: 5 },
-      { path: 'a.json', digest: { algorithm: 'git-sha1', hex: SHA1 }, size: 5 },
+      { path: 'a.json', digest: { algorithm: 'git-sha1', hex: SHA1 }, size: 5, blobId: SHA1 },
     ],
     [
       { type: 'file', path: 'w.bin', oid: SHA1, size: 9, lfs: { oid: SHA256, size: 9 } },
-      { path: 'w.bin', digest: { algorithm: 'sha256', hex: SHA256 }, size: 9 },
+      { path: 'w.bin', digest: { algorithm: 'sha256', hex: SHA256 }, size: 9, blobId: SHA1 },
     ],
     [
       { type: 'file', path: 'w.bin', oid: SHA1, size: 9, lfs: { oid: SHA256, size: 8 } },

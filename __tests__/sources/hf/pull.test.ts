@@ -1,4 +1,4 @@
-import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { scanCacheDir } from '@huggingface/hub';
 import { gitBlobSha1Hex, sha256Hex } from '../../../src/digest.js';
@@ -6,7 +6,14 @@ import { isModelPullError } from '../../../src/errors.js';
 import type { HttpClient } from '../../../src/http/client.js';
 import { MemoryLogger } from '../../../src/report/logger.js';
 import { tempDir } from '../../helpers/http.js';
-import { fileBytes, type HubFileSpec, type LocalHub, randomCommit, startHub } from '../../helpers/hub.js';
+import {
+  fileBytes,
+  type HubFileSpec,
+  type LocalHub,
+  lfsPointer,
+  randomCommit,
+  startHub,
+} from '../../helpers/hub.js';
 import { identifyLine, pullLine, testHttp } from './harness.js';
 
 const TOKEN = 'hf_test_token_123';
@@ -25,6 +32,18 @@ const FILES: HubFileSpec[] = [
 const BIG: HubFileSpec = { path: 'big.safetensors', content: fileBytes(1024 * 1024), lfs: true };
 
 const etag = (f: HubFileSpec) => (f.lfs ? sha256Hex(f.content) : gitBlobSha1Hex(f.content));
+
+/** trees/<commit>.json as huggingface_hub writes it (json.dump, indent=1, sorted paths, ASCII). */
+function expectedTrees(files: readonly HubFileSpec[]): string {
+  const entries = [...files]
+    .sort((a, b) => (a.path < b.path ? -1 : 1))
+    .map((f) => {
+      const size = f.content.length;
+      const lfs = f.lfs ? { lfs_sha256: sha256Hex(f.content), lfs_size: size } : {};
+      return [f.path, { size, blob_id: gitBlobSha1Hex(f.lfs ? lfsPointer(f.content) : f.content), ...lfs }];
+    });
+  return JSON.stringify({ format_version: 1, files: Object.fromEntries(entries) }, null, 1);
+}
 
 describe('hf source end to end against a local hub and CDN', () => {
   let hub: LocalHub;
@@ -87,9 +106,13 @@ describe('hf source end to end against a local hub and CDN', () => {
       });
     }
     expect(await readFile(join(folder, 'refs', 'main'), 'utf8')).toBe(MAIN);
-    // No trees/<commit>.json or anything else a reader would have to trust.
-    expect((await readdir(folder)).sort()).toEqual(['.model-pull', 'blobs', 'refs', 'snapshots']);
+    expect((await readdir(folder)).sort()).toEqual(['.model-pull', 'blobs', 'refs', 'snapshots', 'trees']);
     expect((await readdir(join(folder, 'snapshots'))).sort()).toEqual([MAIN]);
+    // The commit's listing as huggingface_hub caches it: every file, sorted, git ids from the tree.
+    expect(await readdir(join(folder, 'trees'))).toEqual([`${MAIN}.json`]);
+    const trees = join(folder, 'trees', `${MAIN}.json`);
+    expect((await stat(trees)).mode & 0o777).toBe(0o600);
+    expect(await readFile(trees, 'utf8')).toBe(expectedTrees(FILES));
 
     const scan = await scanCacheDir(cache.path);
     expect(scan.warnings).toEqual([]);

@@ -3,6 +3,7 @@ import { ModelPullError, redactUrl } from '../../errors.js';
 import { type Credentials, networkError } from '../../http/client.js';
 import { withRetries } from '../../http/retry.js';
 import { conflictError, pathConflict, repoPathProblem } from '../../layouts/hf.js';
+import { isXetHash } from '../../layouts/hf-trees.js';
 import type { SourceContext } from '../../plan.js';
 import { type HubSubject, hubError } from './errors.js';
 import type { HfRepoType } from './ref.js';
@@ -135,6 +136,13 @@ export interface HubFile {
   readonly size: number;
 }
 
+/** A file of the tree listing, with what huggingface_hub caches of it (`trees/<commit>.json`). */
+export interface TreeEntry extends HubFile {
+  /** The git object id (for an LFS file, the pointer's sha1; otherwise the digest itself). */
+  readonly blobId: string;
+  readonly xetHash?: string;
+}
+
 const MAX_PAGES = 100_000;
 
 /** Every file at `commit`, following `Link: <…>; rel="next"` pages (1,000 entries each on the Hub). */
@@ -145,8 +153,8 @@ export async function listTree(
   commit: string,
   ctx: SourceContext,
   subject: HubSubject,
-): Promise<HubFile[]> {
-  const files: HubFile[] = [];
+): Promise<TreeEntry[]> {
+  const files: TreeEntry[] = [];
   const seenPaths = new Set<string>();
   const seenPages = new Set<string>();
   let url: string | undefined = `${apiRepoUrl(ep, type, repo)}/tree/${commit}?recursive=true`;
@@ -185,17 +193,19 @@ export async function listTree(
 }
 
 /**
- * A tree entry `{type, path, size, oid, lfs?:{oid, size}}` checked before any part of it reaches
- * a path or URL: LFS files are verified by sha256 (`lfs.oid`), others by git blob sha1 (`oid`).
- * Folders and anything that is not a file (submodules) are skipped.
+ * A tree entry `{type, path, size, oid, lfs?:{oid, size}, xetHash?}` checked before any part of
+ * it reaches a path or URL: LFS files are verified by sha256 (`lfs.oid`), others by git blob sha1
+ * (`oid`). Folders and anything that is not a file (submodules) are skipped. A Xet hash that
+ * huggingface_hub would not accept is dropped (it is only passed on in `trees/`).
  */
-export function treeFile(raw: unknown, label: string): HubFile | undefined {
+export function treeFile(raw: unknown, label: string): TreeEntry | undefined {
   const entry = raw as {
     type?: unknown;
     path?: unknown;
     size?: unknown;
     oid?: unknown;
     lfs?: unknown;
+    xetHash?: unknown;
   } | null;
   if (entry === null || typeof entry !== 'object' || entry.type !== 'file') return undefined;
   const bad = (why: string) =>
@@ -204,14 +214,20 @@ export function treeFile(raw: unknown, label: string): HubFile | undefined {
   if (pathProblem) throw bad(`${pathProblem} (${JSON.stringify(String(entry.path).slice(0, 100))})`);
   const path = entry.path as string;
   if (!isSize(entry.size)) throw bad(`"${path}" has no valid size`);
+  if (typeof entry.oid !== 'string' || !isSha1Hex(entry.oid)) throw bad(`"${path}" has no valid git blob id`);
+  const common = {
+    path,
+    size: entry.size,
+    blobId: entry.oid,
+    ...(isXetHash(entry.xetHash) ? { xetHash: entry.xetHash } : {}),
+  };
   const lfs = entry.lfs as { oid?: unknown; size?: unknown } | undefined | null;
   if (lfs !== undefined && lfs !== null) {
     if (typeof lfs.oid !== 'string' || !isSha256Hex(lfs.oid)) throw bad(`"${path}" has no valid LFS sha256`);
     if (lfs.size !== undefined && lfs.size !== entry.size) throw bad(`"${path}" has two different sizes`);
-    return { path, digest: { algorithm: 'sha256', hex: lfs.oid }, size: entry.size };
+    return { ...common, digest: { algorithm: 'sha256', hex: lfs.oid } };
   }
-  if (typeof entry.oid !== 'string' || !isSha1Hex(entry.oid)) throw bad(`"${path}" has no valid git blob id`);
-  return { path, digest: { algorithm: 'git-sha1', hex: entry.oid }, size: entry.size };
+  return { ...common, digest: { algorithm: 'git-sha1', hex: entry.oid } };
 }
 
 function isSize(value: unknown): value is number {

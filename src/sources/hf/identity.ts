@@ -1,7 +1,8 @@
 import { formatDigest, sha256Hex } from '../../digest.js';
 import { conflictError, pathConflict } from '../../layouts/hf.js';
 import { type Identity, recordedIdentityError } from '../../plan.js';
-import type { HubFile } from './api.js';
+import type { HubFile, TreeEntry } from './api.js';
+import { checkedTree, treeJson, treeMismatch } from './listing.js';
 import { checkedFile } from './record.js';
 import { type HfRef, type HfRepoType, isCommitId, repoIdProblem, revisionProblem } from './ref.js';
 
@@ -14,6 +15,11 @@ export interface HfDetail {
   readonly include: readonly string[];
   readonly exclude: readonly string[];
   readonly files: readonly HubFile[];
+  /**
+   * The commit's whole listing, for `trees/<commit>.json`; absent in identities recorded before
+   * model-pull wrote that file (older lock files).
+   */
+  readonly tree?: readonly TreeEntry[];
 }
 
 /** `owner/repo` for models, `datasets/owner/repo` and `spaces/owner/repo` otherwise. */
@@ -32,7 +38,12 @@ export function contentDigestOf(commit: string, files: readonly HubFile[]): stri
   return sha256Hex(JSON.stringify(['hf', commit, rows]));
 }
 
-export function hfIdentity(ref: HfRef, commit: string, files: readonly HubFile[]): Identity {
+export function hfIdentity(
+  ref: HfRef,
+  commit: string,
+  files: readonly HubFile[],
+  tree?: readonly TreeEntry[],
+): Identity {
   return {
     source: 'hf',
     ref: ref.line,
@@ -47,6 +58,7 @@ export function hfIdentity(ref: HfRef, commit: string, files: readonly HubFile[]
       include: [...ref.include],
       exclude: [...ref.exclude],
       files: files.map((f) => ({ path: f.path, digest: formatDigest(f.digest), size: f.size })),
+      ...(tree ? { tree: treeJson(tree) } : {}),
     },
   };
 }
@@ -100,7 +112,16 @@ export function hfDetail(identity: Identity, ref: HfRef): HfDetail {
     throw bad(`it pins commit ${commit}, not the line's ${ref.revision}`);
   if (!sameList(include, ref.include) || !sameList(exclude, ref.exclude))
     throw bad("its include= / exclude= filters are not the line's");
-  return { type, repo, revision, commit, include, exclude, files };
+  if (d.tree === undefined) return { type, repo, revision, commit, include, exclude, files };
+  let tree: TreeEntry[];
+  try {
+    tree = checkedTree(d.tree);
+  } catch (error) {
+    throw bad((error as Error).message);
+  }
+  const mismatch = treeMismatch(tree, files, include, exclude);
+  if (mismatch) throw bad(mismatch);
+  return { type, repo, revision, commit, include, exclude, files, tree };
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

@@ -11,6 +11,7 @@ import {
   type LinkOps,
   snapshotFilePath,
 } from '../../layouts/hf.js';
+import { readTrees, treesContent, treesPath } from '../../layouts/hf-trees.js';
 import type { Identity, PlanEntry, Source, SourceContext } from '../../plan.js';
 import {
   type HubEndpoint,
@@ -20,10 +21,12 @@ import {
   repoPageUrl,
   resolveRevision,
   resolveUrl,
+  type TreeEntry,
 } from './api.js';
 import type { HubSubject } from './errors.js';
 import { fileFilter } from './glob.js';
 import { type HfDetail, hfDetail, hfIdentity } from './identity.js';
+import { treeCacheFiles, treeEntries, treeMismatch } from './listing.js';
 import { blobsPresent, type RecordKey, readRecord, readRef, recordContent, recordPath } from './record.js';
 import { type HfRef, isCommitId } from './ref.js';
 
@@ -43,7 +46,7 @@ export function createHfSource(options: HfSourceOptions): Source<HfRef> {
   const env: SourceEnv = { ...options, ep: hubEndpoint(options.endpoint, options.token) };
   return {
     identify: (ref, ctx) => identify(env, ref, ctx),
-    plan: async (ref, identity, _ctx) => plan(env, ref, identity),
+    plan: async (ref, identity, ctx) => plan(env, ref, identity, ctx),
   };
 }
 
@@ -63,18 +66,21 @@ function subjectOf(env: SourceEnv, ref: Pick<HfRef, 'type' | 'repo' | 'revision'
 async function identify(env: SourceEnv, ref: HfRef, ctx: SourceContext): Promise<Identity> {
   const paths = hfRepoPaths(env.cacheRoot, ref.type, ref.repo);
   if (isCommitId(ref.revision)) {
-    // A commit's tree never changes: a complete earlier pull answers without a request.
+    // A commit's tree never changes: a complete earlier pull (with the commit's whole listing in
+    // trees/) answers without a request.
     const local = await completeLocally(paths, ref, ref.revision);
-    if (local) {
+    if (local?.tree) {
       ctx.log.debug(`${ref.line}: complete in the cache at ${ref.revision}, no request made`);
-      return hfIdentity(ref, ref.revision, local);
+      return hfIdentity(ref, ref.revision, local.files, local.tree);
     }
-    return hfIdentity(ref, ref.revision, await selectedFiles(env, ref, ref.revision, ctx));
+    const listed = await listFiles(env, ref, ref.revision, ctx);
+    return hfIdentity(ref, ref.revision, listed.files, listed.tree);
   }
   let commit: string | undefined;
   try {
     commit = await resolveRevision(env.ep, ref.type, ref.repo, ref.revision, ctx, subjectOf(env, ref));
-    return hfIdentity(ref, commit, await selectedFiles(env, ref, commit, ctx));
+    const listed = await listFiles(env, ref, commit, ctx);
+    return hfIdentity(ref, commit, listed.files, listed.tree);
   } catch (error) {
     // Only when the Hub could not be reached (no such host, refused, network, 5xx, 429 past the
     // retry budget): a branch whose `refs/` entry names a complete local snapshot is used, with a
@@ -87,7 +93,7 @@ async function identify(env: SourceEnv, ref: HfRef, ctx: SourceContext): Promise
       `${ref.line}: ${describeError(error)}; using ${ref.revision} = ${fallback} from the local cache, ` +
         'which may be behind the Hub',
     );
-    return hfIdentity(ref, fallback, local);
+    return hfIdentity(ref, fallback, local.files, local.tree);
   }
 }
 
@@ -96,7 +102,8 @@ function recordKey(ref: Pick<HfRef, 'type' | 'repo' | 'include' | 'exclude'>, co
 }
 
 /**
- * The recorded listing when our record exists and every blob it names is on disk at its size.
+ * The recorded listing when our record exists and every blob it names is on disk at its size,
+ * with the commit's whole listing when `trees/<commit>.json` fits it (ours or huggingface_hub's).
  * Sizes are enough here: the engine hashes every blob before it is used (verify: full), so
  * hashing here too would read every file twice on each cache hit; a damaged blob is then
  * caught and fetched by the engine.
@@ -105,36 +112,50 @@ async function completeLocally(
   paths: HfRepoPaths,
   ref: HfRef,
   commit: string,
-): Promise<HubFile[] | undefined> {
+): Promise<{ files: HubFile[]; tree?: TreeEntry[] } | undefined> {
   const key = recordKey(ref, commit);
   const files = await readRecord(recordPath(paths, key), key);
   if (!files || !(await blobsPresent(paths, files))) return undefined;
-  return files;
+  const tree = await localTree(paths, commit, files, ref);
+  return tree ? { files, tree } : { files };
 }
 
-async function selectedFiles(
+/** The listing in `trees/<commit>.json` when it is the whole tree these files were selected from. */
+async function localTree(
+  paths: HfRepoPaths,
+  commit: string,
+  files: readonly HubFile[],
+  filters: Pick<HfRef, 'include' | 'exclude'>,
+): Promise<TreeEntry[] | undefined> {
+  const cached = await readTrees(paths, commit);
+  const tree = cached && treeEntries(cached);
+  return tree && !treeMismatch(tree, files, filters.include, filters.exclude) ? tree : undefined;
+}
+
+/** The commit's whole listing and the files the filters select from it (at least one). */
+async function listFiles(
   env: SourceEnv,
   ref: HfRef,
   commit: string,
   ctx: SourceContext,
-): Promise<HubFile[]> {
+): Promise<{ files: TreeEntry[]; tree: TreeEntry[] }> {
   const subject = subjectOf(env, ref);
-  const all = await listTree(env.ep, ref.type, ref.repo, commit, ctx, subject);
+  const tree = await listTree(env.ep, ref.type, ref.repo, commit, ctx, subject);
   const keep = fileFilter(ref.include, ref.exclude);
-  const selected = all.filter((f) => keep(f.path));
-  if (selected.length === 0) {
+  const files = tree.filter((f) => keep(f.path));
+  if (files.length === 0) {
     const filters = [
       ref.include.length ? `include=${ref.include.join(',')}` : '',
       ref.exclude.length ? `exclude=${ref.exclude.join(',')}` : '',
     ].filter(Boolean);
-    const why = all.length === 0 ? 'has no files' : `has no file matching ${filters.join(' ')}`;
+    const why = tree.length === 0 ? 'has no files' : `has no file matching ${filters.join(' ')}`;
     throw new ModelPullError('ERR_NOT_FOUND', `${subject.label} ${why} at commit ${commit}`);
   }
-  return selected;
+  return { files, tree };
 }
 
 /** Blobs, files and the commit step for an identity; no request (the engine fetches, later). */
-function plan(env: SourceEnv, ref: HfRef, identity: Identity): PlanEntry {
+function plan(env: SourceEnv, ref: HfRef, identity: Identity, ctx: SourceContext): PlanEntry {
   const d = hfDetail(identity, ref);
   const paths = hfRepoPaths(env.cacheRoot, d.type, d.repo);
   const blobs = new Map<string, BlobSpec>();
@@ -153,17 +174,54 @@ function plan(env: SourceEnv, ref: HfRef, identity: Identity): PlanEntry {
       size: f.size,
     })),
     blobs: [...blobs.values()],
+    // trees/<commit>.json is not part of the entry: commit() writes it from the identity (the
+    // Hub's listing or the lock), so a cache archive can never supply it.
     cachePaths: [...[...blobs.values()].map((b) => b.target), record],
-    commit: () =>
-      commitSnapshot({
+    commit: async () => {
+      const tree = d.tree ?? (await recoverTree(env, d, paths, ctx, ref.line));
+      await commitSnapshot({
         paths,
         commit: d.commit,
         revision: d.revision,
         files: d.files.map((f) => ({ path: f.path, etag: f.digest.hex, size: f.size })),
+        ...(tree
+          ? { listing: { path: treesPath(paths, d.commit), content: treesContent(treeCacheFiles(tree)) } }
+          : {}),
         record: { path: record, content: recordContent(recordKey(d, d.commit), d.files) },
         ...(env.linkOps ? { ops: env.linkOps } : {}),
-      }),
+      });
+    },
   };
+}
+
+/**
+ * An identity recorded by an older model-pull (lock file) has no listing: a fitting
+ * `trees/<commit>.json` already on disk stays, else the Hub is asked once. Without either, the
+ * snapshot is still written, with a warning that huggingface_hub cannot load it offline by commit.
+ */
+async function recoverTree(
+  env: SourceEnv,
+  d: HfDetail,
+  paths: HfRepoPaths,
+  ctx: SourceContext,
+  line: string,
+): Promise<TreeEntry[] | undefined> {
+  if (await localTree(paths, d.commit, d.files, d)) return undefined;
+  try {
+    const tree = await listTree(env.ep, d.type, d.repo, d.commit, ctx, subjectOf(env, d));
+    const mismatch = treeMismatch(tree, d.files, d.include, d.exclude);
+    if (mismatch)
+      throw new ModelPullError('ERR_BAD_MANIFEST', `the Hub's listing does not fit the lock: ${mismatch}`);
+    ctx.log.info(
+      `${line}: the recorded identity has no file listing (written by an older model-pull); listed commit ${d.commit} once. Refresh the lock file to skip this request`,
+    );
+    return tree;
+  } catch (error) {
+    ctx.log.warning(
+      `${line}: trees/${d.commit}.json not written (${describeError(error)}): huggingface_hub will not load this snapshot offline by its commit. Refresh the lock file with this model-pull to record the listing`,
+    );
+    return undefined;
+  }
 }
 
 function blobSpec(env: SourceEnv, d: HfDetail, paths: HfRepoPaths, name: string, file: HubFile): BlobSpec {
