@@ -45,6 +45,7 @@ export type ErrorCode =
   | 'ERR_LOCKFILE'
   | 'ERR_RUNTIME_INSTALL'
   | 'ERR_RUNTIME_SERVE'
+  | 'ERR_CACHE_SERVICE'
   | 'ERR_UNSUPPORTED_PLATFORM'
   | 'ERR_ABORTED'
   /** Another process held a staging lease past the longest wait, or took ours over. */

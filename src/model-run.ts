@@ -1,4 +1,4 @@
-import type { CacheClient } from './cache/client.js';
+import type { CacheClient, RestoreResult } from './cache/client.js';
 import { cacheKey } from './cache/key.js';
 import type { BlobResult } from './download/types.js';
 import { describeError, isModelPullError, ModelPullError } from './errors.js';
@@ -41,7 +41,10 @@ export interface BlobOwners {
  */
 export class ModelRun {
   plan: PlanEntry | undefined;
+  /** The cache named an entry for this model (restored in whole, in part, or refused). */
   restored = false;
+  /** What the restore placed (verified) and what it refused. */
+  restoreResult: RestoreResult | undefined;
   private error: Error | undefined;
   private key: string | undefined;
 
@@ -74,8 +77,16 @@ export class ModelRun {
     const cache = this.run.cache;
     if (!cache) return;
     this.key = cacheKey(cache.keyPrefix, plan.identity);
-    this.restored = await cache.client.restore(plan.cachePaths, this.key);
-    if (this.restored) this.run.log.info(`${this.ref.line}: restored from the Actions cache (${this.key})`);
+    this.restoreResult = await cache.client.restore({
+      key: this.key,
+      paths: plan.cachePaths,
+      blobs: plan.blobs,
+    });
+    this.restored = this.restoreResult.state !== 'miss';
+    if (this.restored)
+      this.run.log.info(
+        `${this.ref.line}: restored ${this.restoreResult.restored.size} of ${plan.blobs.length} files from the Actions cache (${this.key})`,
+      );
   }
 
   async finish(fetched: FetchOutcome, owns: BlobOwners): Promise<ModelReport> {
@@ -92,7 +103,6 @@ export class ModelRun {
       return this.failed(error, traffic);
     }
     const cache = this.cacheState(done);
-    this.warnRepaired(done);
     await this.save(plan, cache);
     return { ...this.base(), output: output(this.ref.line, plan, done, cache), ...traffic };
   }
@@ -123,21 +133,15 @@ export class ModelRun {
   private cacheState(done: readonly BlobResult[]): CacheState {
     if (!this.run.cache) return 'off';
     if (!this.restored) return 'miss';
-    return done.some((r) => r.downloadedBytes > 0 || r.replaced) ? 'partial' : 'hit';
-  }
-
-  private warnRepaired(done: readonly BlobResult[]): void {
-    const repaired = done.filter((r) => r.replaced).length;
-    if (repaired > 0 && this.key) {
-      this.run.log.warning(
-        `${this.ref.line}: ${repaired} file(s) restored from the Actions cache entry ${this.key} failed verification and were downloaded again`,
-      );
-    }
+    // A refused member (the restore warned) or any file from the origin makes it partial.
+    const fetched = done.some((r) => r.downloadedBytes > 0 || r.replaced);
+    return this.restoreResult?.state === 'partial' || fetched ? 'partial' : 'hit';
   }
 
   /**
    * Only a miss is saved: a restored entry that needed repair keeps its key (entries are
-   * immutable), and the repaired files are on disk for this run anyway.
+   * immutable), and the repaired files are on disk for this run anyway. (The client also knows
+   * an entry it found but could not read, and does not save that one again.)
    */
   private async save(plan: PlanEntry, cache: CacheState): Promise<void> {
     if (cache !== 'miss' || !this.key || !this.run.cache) return;

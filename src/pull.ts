@@ -1,4 +1,4 @@
-import type { CacheClient, SaveResult } from './cache/client.js';
+import type { CacheClient, RestoreResult, SaveResult } from './cache/client.js';
 import { type Clock, systemClock } from './clock.js';
 import { fetchBlobsSettled } from './download/engine.js';
 import type { BlobResult, ProgressListener } from './download/types.js';
@@ -79,8 +79,11 @@ async function fetchAll(
   started: number,
 ): Promise<FetchOutcome> {
   const blobs = models.flatMap((m) => m.plan?.blobs ?? []);
+  // Files a cache restore placed were verified as they were written: the engine skips them.
+  const restored = new Map(models.flatMap((m) => [...(m.restoreResult?.restored ?? [])]));
+  const pending = blobs.filter((b) => !restored.has(b.target));
   const settledAt = new Map<string, number>();
-  const outcomes = await fetchBlobsSettled(blobs, {
+  const outcomes = await fetchBlobsSettled(pending, {
     http: ctx.http,
     concurrency: settings.concurrency,
     connections: settings.connections,
@@ -92,9 +95,23 @@ async function fetchAll(
     onProgress: deps.onProgress,
     onSettled: (blob) => settledAt.set(blob.target, ctx.clock.now()),
   }).catch((error: unknown) =>
-    blobs.map((): PromiseSettledResult<BlobResult> => ({ status: 'rejected', reason: error })),
+    pending.map((): PromiseSettledResult<BlobResult> => ({ status: 'rejected', reason: error })),
   );
-  return { results: new Map(blobs.map((b, i) => [b.target, outcomes[i]!])), settledAt, started };
+  const results = new Map(pending.map((b, i) => [b.target, outcomes[i]!]));
+  for (const blob of blobs) {
+    const size = restored.get(blob.target);
+    if (size === undefined) continue;
+    const value = {
+      target: blob.target,
+      digest: blob.digest,
+      size,
+      downloadedBytes: 0,
+      reused: true,
+      replaced: false,
+    };
+    results.set(blob.target, { status: 'fulfilled', value });
+  }
+  return { results, settledAt, started };
 }
 
 /**
@@ -139,7 +156,7 @@ function summarise(reports: readonly ModelReport[]): PullReport {
  * content would otherwise extract one archive twice at once and meet their own reserve conflict.
  */
 function oncePerEntry(cache: CacheClient): CacheClient {
-  const restores = new Map<string, Promise<boolean>>();
+  const restores = new Map<string, Promise<RestoreResult>>();
   const saves = new Map<string, Promise<SaveResult>>();
   const id = (paths: readonly string[], key: string) => [key, ...[...paths].sort()].join('\0');
   const once = <T>(calls: Map<string, Promise<T>>, entry: string, call: () => Promise<T>): Promise<T> => {
@@ -151,7 +168,7 @@ function oncePerEntry(cache: CacheClient): CacheClient {
     return pending;
   };
   return {
-    restore: (paths, key) => once(restores, id(paths, key), () => cache.restore(paths, key)),
+    restore: (entry) => once(restores, id(entry.paths, entry.key), () => cache.restore(entry)),
     save: (paths, key) => once(saves, id(paths, key), () => cache.save(paths, key)),
   };
 }

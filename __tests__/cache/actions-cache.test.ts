@@ -1,9 +1,12 @@
-import { lstat, mkdir, readlink, rm, stat, symlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { lstat, mkdir, rm, stat, symlink } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
 import { createActionsCache } from '../../src/cache/actions-cache.js';
-import { type CacheClient, createNoCache } from '../../src/cache/client.js';
+import { type CacheClient, createNoCache, type RestoreEntry } from '../../src/cache/client.js';
+import type { HttpClient } from '../../src/http/client.js';
 import { MemoryLogger } from '../../src/report/logger.js';
+import { cacheService } from '../../src/settings/settings.js';
 import { type CacheService, startCacheService } from '../helpers/cache-service.js';
+import { FAST_RETRY, testClient } from '../helpers/engine.js';
 import { startServer } from '../helpers/http.js';
 import {
   fakeRunner,
@@ -24,6 +27,7 @@ let runner: Runner;
 let stdout: ReturnType<typeof recordStdout>;
 let log: MemoryLogger;
 let client: CacheClient;
+let http: HttpClient;
 
 beforeAll(async () => {
   service = await startCacheService();
@@ -37,10 +41,22 @@ beforeEach(async () => {
   runner = await fakeRunner(service);
   stdout = recordStdout();
   log = new CoreLikeLogger();
-  client = createActionsCache(log);
+  http = testClient();
+  // The client is made lazily: tests change the runner's variables first, as a job's would be.
+  let real: CacheClient | undefined;
+  const made = () =>
+    (real ??= createActionsCache({
+      log,
+      service: cacheService(process.env).cacheService,
+      http,
+      retry: FAST_RETRY,
+      connections: 4,
+    }));
+  client = { restore: (entry) => made().restore(entry), save: (paths, key) => made().save(paths, key) };
 });
 afterEach(async () => {
   stdout.restore();
+  await http.close();
   await runner.dispose();
 });
 
@@ -62,12 +78,28 @@ async function model(
   files: Record<string, number> = { 'blobs/a.bin': 200_000, 'config.json': 300 },
 ) {
   const hashed = await writeModel(join(runner.root, name), files);
-  return { paths: [...hashed.keys()], hashed };
+  const sizes = new Map(Object.entries(files).map(([file, size]) => [join(runner.root, name, file), size]));
+  const paths = [...hashed.keys()];
+  const ingestDir = join(runner.root, name, '.ingest');
+  /** The entry as a plan would ask for it: these paths, each file with its digest and size. */
+  const entry = (key: string, list: readonly string[] = paths): RestoreEntry => ({
+    key,
+    paths: list,
+    blobs: list.map((path) => ({
+      digest: { algorithm: 'sha256' as const, hex: hashed.get(path)! },
+      size: sizes.get(path)!,
+      label: path,
+      target: path,
+      ingestDir,
+      locate: async () => ({ url: 'http://127.0.0.1:9/unused' }),
+    })),
+  });
+  return { paths, hashed, entry };
 }
 
 describe('createActionsCache against a local cache service v2', () => {
   test('saves a model then restores it byte for byte, signatures masked, nothing annotated', async () => {
-    const { paths, hashed } = await model('m1', {
+    const { paths, hashed, entry } = await model('m1', {
       'blobs/w.bin': 300_000,
       'snap/a[1].json': 100,
       'x?.txt': 10,
@@ -77,17 +109,21 @@ describe('createActionsCache against a local cache service v2', () => {
     const sizes = await Promise.all(paths.map(async (p) => (await stat(p)).size));
     await removeAll(paths);
 
-    expect(await client.restore(paths, 'k-roundtrip')).toBe(true);
+    expect(await client.restore(entry('k-roundtrip'))).toMatchObject({ state: 'hit', missing: 0 });
     expect(await hashes(paths)).toEqual(hashed);
     expect(await Promise.all(paths.map(async (p) => (await stat(p)).size))).toEqual(sizes);
-    expect(service.calls.slice(3).map((c) => c.call)).toEqual([GET, 'GET archive']);
-    // The library masks the signed URLs' `sig`; that command must still reach the runner.
+    // One lookup, then the archive in ranges (its first request learns the size).
+    expect(service.calls.slice(3, 4).map((c) => c.call)).toEqual([GET]);
+    expect(service.calls.slice(4).every((c) => c.call === 'GET archive' && c.status === 206)).toBe(true);
+    expect(service.calls[3]?.body).toEqual({
+      key: 'k-roundtrip',
+      restore_keys: [],
+      version: service.calls[0]?.body?.['version'],
+    });
+    // The library masks the signed upload URL's `sig`; that command must still reach the runner.
     expect(stdout.lines.some((l) => l.startsWith('::add-mask::'))).toBe(true);
     expect(annotations()).toEqual(ours());
     expect(warnings()).toEqual([]);
-    expect(
-      log.lines.some((l) => l.startsWith('debug: cache k-roundtrip: info: Cache hit for: k-roundtrip')),
-    ).toBe(true);
   });
 
   test('restores several entries in parallel, each its own files', async () => {
@@ -95,15 +131,15 @@ describe('createActionsCache against a local cache service v2', () => {
     const saved = await Promise.all(models.map((m, i) => client.save(m.paths, `k-par-${i}`)));
     expect(saved).toEqual(['saved', 'saved', 'saved']);
     for (const m of models) await removeAll(m.paths);
-    const restored = await Promise.all(models.map((m, i) => client.restore(m.paths, `k-par-${i}`)));
-    expect(restored).toEqual([true, true, true]);
+    const restored = await Promise.all(models.map((m, i) => client.restore(m.entry(`k-par-${i}`))));
+    expect(restored.map((r) => r.state)).toEqual(['hit', 'hit', 'hit']);
     for (const m of models) expect(await hashes(m.paths)).toEqual(m.hashed);
     expect(annotations()).toEqual(ours());
   });
 
   test('a key never saved is a quiet miss', async () => {
-    const { paths, hashed } = await model('miss');
-    expect(await client.restore(paths, 'k-never-saved')).toBe(false);
+    const { paths, hashed, entry } = await model('miss');
+    expect(await client.restore(entry('k-never-saved'))).toMatchObject({ state: 'miss' });
     expect(service.calls.map((c) => [c.call, c.body?.['key']])).toEqual([[GET, 'k-never-saved']]);
     expect(await hashes(paths)).toEqual(hashed);
     expect(warnings()).toEqual([]);
@@ -111,17 +147,17 @@ describe('createActionsCache against a local cache service v2', () => {
   });
 
   test('another path list is another version: a miss; the same list in another order still hits', async () => {
-    const { paths, hashed } = await model('ver', { 'a.bin': 1000, 'b.bin': 1000 });
+    const { paths, hashed, entry } = await model('ver', { 'a.bin': 1000, 'b.bin': 1000 });
     expect(await client.save(paths, 'k-version')).toBe('saved');
     await removeAll(paths);
-    expect(await client.restore(paths.slice(0, 1), 'k-version')).toBe(false);
+    expect(await client.restore(entry('k-version', paths.slice(0, 1)))).toMatchObject({ state: 'miss' });
     const versions = service.calls
       .filter((c) => c.body?.['key'] === 'k-version')
       .map((c) => c.body?.['version']);
     expect(versions[0]).toBe(versions[1]); // create and finalize
     expect(versions[2]).not.toBe(versions[0]);
     expect(service.count('GET archive')).toBe(0);
-    expect(await client.restore([...paths].reverse(), 'k-version')).toBe(true);
+    expect(await client.restore(entry('k-version', [...paths].reverse()))).toMatchObject({ state: 'hit' });
     expect(await hashes(paths)).toEqual(hashed);
   });
 
@@ -143,9 +179,9 @@ describe('createActionsCache against a local cache service v2', () => {
 
   test('no service configured: one warning, no request, restore false, save unavailable', async () => {
     delete process.env['ACTIONS_RESULTS_URL'];
-    const { paths } = await model('absent');
-    expect(await client.restore(paths, 'k-a')).toBe(false);
-    expect(await client.restore(paths, 'k-b')).toBe(false);
+    const { paths, entry } = await model('absent');
+    expect(await client.restore(entry('k-a'))).toMatchObject({ state: 'miss' });
+    expect(await client.restore(entry('k-b'))).toMatchObject({ state: 'miss' });
     expect(await client.save(paths, 'k-a')).toBe('unavailable');
     expect(await client.save(paths, 'k-b')).toBe('unavailable');
     expect(warnings()).toEqual([
@@ -158,12 +194,12 @@ describe('createActionsCache against a local cache service v2', () => {
 
   test('no runtime token: one warning naming it, then no more attempts', async () => {
     delete process.env['ACTIONS_RUNTIME_TOKEN'];
-    const { paths } = await model('token');
-    expect(await client.restore(paths, 'k-t1')).toBe(false);
-    expect(await client.restore(paths, 'k-t2')).toBe(false);
+    const { paths, entry } = await model('token');
+    expect(await client.restore(entry('k-t1'))).toMatchObject({ state: 'miss' });
+    expect(await client.restore(entry('k-t2'))).toMatchObject({ state: 'miss' });
     expect(await client.save(paths, 'k-t1')).toBe('unavailable');
     expect(warnings()).toEqual([
-      'warning: Actions cache service failing (Unable to get the ACTIONS_RUNTIME_TOKEN env variable); ' +
+      'warning: Actions cache service failing (ACTIONS_RUNTIME_TOKEN is not set); ' +
         'continuing without the cache for the rest of this run.',
     ]);
     expect(service.calls).toEqual([]);
@@ -176,8 +212,13 @@ describe('createActionsCache against a local cache service v2', () => {
     });
     await gone.close();
     process.env['ACTIONS_RESULTS_URL'] = `${gone.url}/`;
-    const { paths } = await model('refused');
-    expect(await client.restore(paths, 'k-refused')).toBe(false);
+    const { paths, entry } = await model('refused');
+    const restoreSleeps = shrinkLongSleeps();
+    try {
+      expect(await client.restore(entry('k-refused'))).toMatchObject({ state: 'miss' });
+    } finally {
+      restoreSleeps();
+    }
     expect(await client.save(paths, 'k-refused')).toBe('unavailable');
     expect(warnings()).toHaveLength(1);
     expect(warnings()[0]).toMatch(/^warning: Actions cache service failing \(.*ECONNREFUSED.*\); continuing/);
@@ -187,50 +228,49 @@ describe('createActionsCache against a local cache service v2', () => {
 
   test('429: the first call fails without retry, one warning, later calls skip the service', async () => {
     service.setFault({ kind: 'status', status: 429, retryAfterSeconds: 60 });
-    const { paths } = await model('limited');
-    const results = await Promise.all([client.restore(paths, 'k-r1'), client.restore(paths, 'k-r2')]);
-    expect(results).toEqual([false, false]);
+    const { paths, entry } = await model('limited');
+    const results = await Promise.all([client.restore(entry('k-r1')), client.restore(entry('k-r2'))]);
+    expect(results.map((r) => r.state)).toEqual(['miss', 'miss']);
     expect(service.count(GET)).toBe(2); // both were in flight; neither retried
-    expect(await client.restore(paths, 'k-r3')).toBe(false);
+    expect(await client.restore(entry('k-r3'))).toMatchObject({ state: 'miss' });
     expect(await client.save(paths, 'k-r3')).toBe('unavailable');
     expect(service.calls).toHaveLength(2);
     expect(warnings()).toHaveLength(1);
     expect(warnings()[0]).toMatch(
-      /^warning: Actions cache service failing \(.*\(429\).*\); continuing without/,
+      /^warning: Actions cache service failing \(GetCacheEntryDownloadURL answered HTTP 429: .*injected 429.*\); continuing without/,
     );
     expect(annotations()).toEqual(ours()); // not the library's own "You've hit a rate limit" nor its errors
   });
 
-  test('500: the client retries five times, then one warning and no more requests', async () => {
+  test('500: retried a few times, then one warning and no more requests', async () => {
     service.setFault({ kind: 'status', status: 500 });
-    const { paths } = await model('broken');
+    const { paths, entry } = await model('broken');
     const restoreSleeps = shrinkLongSleeps();
-    let first: boolean;
+    let first: Awaited<ReturnType<CacheClient['restore']>>;
     try {
-      first = await client.restore(paths, 'k-500');
+      first = await client.restore(entry('k-500'));
     } finally {
       restoreSleeps();
     }
-    expect(first).toBe(false);
-    expect(service.count(GET)).toBe(5);
-    expect(await client.restore(paths, 'k-500b')).toBe(false);
+    expect(first.state).toBe('miss');
+    expect(service.count(GET)).toBe(4); // three retries, as the client caps them for the service
+    expect(await client.restore(entry('k-500b'))).toMatchObject({ state: 'miss' });
     expect(await client.save(paths, 'k-500')).toBe('unavailable');
-    expect(service.calls).toHaveLength(5);
+    expect(service.calls).toHaveLength(4);
     expect(warnings()).toEqual([
-      'warning: Actions cache service failing (Failed to GetCacheEntryDownloadURL: Failed to make request after ' +
-        '5 attempts: Failed request: (500) Internal Server Error: injected 500); ' +
-        'continuing without the cache for the rest of this run.',
+      'warning: Actions cache service failing (GetCacheEntryDownloadURL answered HTTP 500: ' +
+        '{"code":"internal","msg":"injected 500"}); continuing without the cache for the rest of this run.',
     ]);
     expect(annotations()).toEqual(ours());
   });
 
   test('a failing CreateCacheEntry is a failing service, not a conflict', async () => {
-    const { paths } = await model('create-429');
-    expect(await client.restore(paths, 'k-c')).toBe(false); // a plain miss first
+    const { paths, entry } = await model('create-429');
+    expect(await client.restore(entry('k-c'))).toMatchObject({ state: 'miss' }); // a plain miss first
     service.setFault({ kind: 'status', status: 429, methods: [CREATE] });
     expect(await client.save(paths, 'k-c')).toBe('failed');
     expect(await client.save(paths, 'k-d')).toBe('unavailable');
-    expect(await client.restore(paths, 'k-c')).toBe(false);
+    expect(await client.restore(entry('k-c'))).toMatchObject({ state: 'miss' });
     expect(service.calls.map((c) => c.call)).toEqual([GET, CREATE]);
     expect(warnings()).toHaveLength(1);
     expect(warnings()[0]).toMatch(
@@ -252,29 +292,29 @@ describe('createActionsCache against a local cache service v2', () => {
   });
 
   test('an archive that cannot be read is a miss for that entry only', async () => {
-    const { paths, hashed } = await model('unreadable');
+    const { paths, hashed, entry } = await model('unreadable');
     expect(await client.save(paths, 'k-bad')).toBe('saved');
     await removeAll(paths);
     service.setFault({ kind: 'blob-status', status: 404, methods: ['GET'] });
-    expect(await client.restore(paths, 'k-bad')).toBe(false);
+    expect(await client.restore(entry('k-bad'))).toMatchObject({ state: 'miss', found: true, missing: 2 });
     expect(warnings()).toHaveLength(1);
     expect(warnings()[0]).toMatch(
-      /^warning: Could not restore cache entry k-bad \(.*\); its files are downloaded instead\.$/,
+      /^warning: Could not restore cache entry k-bad \(.*HTTP 404.*\); its files are downloaded instead\.$/,
     );
     service.setFault(undefined);
-    expect(await client.restore(paths, 'k-bad')).toBe(true);
+    expect(await client.restore(entry('k-bad'))).toMatchObject({ state: 'hit' });
     expect(await hashes(paths)).toEqual(hashed);
     expect(annotations()).toEqual(ours());
   });
 
   test('a read-only cache mode skips saves with one notice, no warning; restores still work', async () => {
-    const { paths, hashed } = await model('read-only');
+    const { paths, hashed, entry } = await model('read-only');
     expect(await client.save(paths, 'k-ro')).toBe('saved');
     await removeAll(paths);
     process.env['ACTIONS_CACHE_MODE'] = 'read';
     expect(await client.save(paths, 'k-ro2')).toBe('unavailable');
     expect(await client.save(paths, 'k-ro3')).toBe('unavailable');
-    expect(await client.restore(paths, 'k-ro')).toBe(true);
+    expect(await client.restore(entry('k-ro'))).toMatchObject({ state: 'hit' });
     expect(await hashes(paths)).toEqual(hashed);
     expect(service.count(CREATE)).toBe(1);
     expect(warnings()).toEqual([]);
@@ -284,41 +324,49 @@ describe('createActionsCache against a local cache service v2', () => {
     ]);
   });
 
-  test('relative symlinks (Hugging Face snapshots) come back as the same links', async () => {
+  test('a symlink member is refused: nothing is linked, the planned file still restores', async () => {
     const root = join(runner.root, 'hf');
-    const { paths, hashed } = await model('hf', { 'blobs/abc': 4000 });
+    const { paths, hashed, entry } = await model('hf', { 'blobs/abc': 4000 });
     const link = join(root, 'snapshots', 'c0ffee', 'model.bin');
     await mkdir(dirname(link), { recursive: true });
     await symlink('../../blobs/abc', link);
     expect(await client.save([...paths, link], 'k-link')).toBe('saved');
     await rm(root, { recursive: true });
-    expect(await client.restore([link, ...paths], 'k-link')).toBe(true);
-    expect((await lstat(link)).isSymbolicLink()).toBe(true);
-    expect(await readlink(link)).toBe('../../blobs/abc');
-    expect(await hashes([link])).toEqual(new Map([[link, hashed.get(paths[0]!)]]));
+    // The plan names the link's path, but only as a blob it would fill with verified bytes.
+    const asked = entry('k-link');
+    const result = await client.restore({ ...asked, paths: [link, ...paths] });
+    expect(result).toMatchObject({ state: 'partial', missing: 0 });
+    await expect(lstat(link)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await hashes(paths)).toEqual(hashed);
+    expect(warnings()).toEqual([
+      `warning: Cache entry k-link: refused 1 archive member: 1 × a symlink (${JSON.stringify(relative(runner.workspace, link))}); ` +
+        '0 of 1 files are downloaded from the origin instead.',
+    ]);
   });
 
-  test('a tampered entry restores with the same sizes but other bytes (for the caller to catch)', async () => {
-    const { paths, hashed } = await model('tamper', { 'blobs/w.bin': 50_000, 'config.json': 200 });
+  test('a tampered entry: the changed file never reaches its path, the others restore, one warning', async () => {
+    const { paths, hashed, entry } = await model('tamper', { 'blobs/w.bin': 50_000, 'config.json': 200 });
     expect(await client.save(paths, 'k-tamper')).toBe('saved');
     const changed = service.tamper('k-tamper', (name) => name.endsWith('/w.bin'));
     expect(changed).toHaveLength(1);
     await removeAll(paths);
-    expect(await client.restore(paths, 'k-tamper')).toBe(true);
-    const after = await hashes(paths);
+    expect(await client.restore(entry('k-tamper'))).toMatchObject({ state: 'partial', missing: 1 });
     const weights = paths.find((p) => p.endsWith('w.bin'))!;
     const config = paths.find((p) => p.endsWith('config.json'))!;
-    expect(after.get(weights)).not.toBe(hashed.get(weights));
-    expect((await stat(weights)).size).toBe(50_000);
-    expect(after.get(config)).toBe(hashed.get(config));
+    await expect(stat(weights)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await hashes([config])).get(config)).toBe(hashed.get(config));
+    expect(warnings()).toEqual([
+      `warning: Cache entry k-tamper: refused 1 archive member: 1 × not the planned bytes (${JSON.stringify(changed[0])}); ` +
+        '1 of 2 files are downloaded from the origin instead.',
+    ]);
   });
 });
 
 describe('createNoCache', () => {
   test('restores nothing, saves nothing, says nothing', async () => {
     const none = createNoCache();
-    const { paths } = await model('none');
-    expect(await none.restore(paths, 'k')).toBe(false);
+    const { paths, entry } = await model('none');
+    expect(await none.restore(entry('k'))).toMatchObject({ state: 'miss', missing: 2 });
     expect(await none.save(paths, 'k')).toBe('unavailable');
     expect(service.calls).toEqual([]);
     expect(log.lines).toEqual([]);

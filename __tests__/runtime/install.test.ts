@@ -1,12 +1,17 @@
 import { execFile } from 'node:child_process';
-import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import * as toolCache from '@actions/tool-cache';
+import { createActionsCache } from '../../src/cache/actions-cache.js';
+import type { CacheClient } from '../../src/cache/client.js';
 import { HttpClient } from '../../src/http/client.js';
 import { DEFAULT_RETRY_POLICY } from '../../src/http/retry.js';
 import { MemoryLogger } from '../../src/report/logger.js';
 import { type InstallOllamaOptions, installOllama, type RuntimeCache } from '../../src/runtime/install.js';
+import { cacheService } from '../../src/settings/settings.js';
+import { type Runner as CacheRunner, fakeRunner, recordStdout } from '../cache/env.js';
+import { type CacheService, startCacheService } from '../helpers/cache-service.js';
 import { startServer, type TestServer, tempDir } from '../helpers/http.js';
 import {
   buildOllamaArchive,
@@ -18,35 +23,8 @@ import {
 
 const run = promisify(execFile);
 const LINUX_ZST = 'ollama-linux-amd64.tar.zst';
+const FAST_RETRY_POLICY = { ...DEFAULT_RETRY_POLICY, baseDelayMs: 1, maxDelayMs: 2 };
 const WRONG = 'f'.repeat(64);
-
-/** A stand-in for the Actions cache that copies the paths into a folder per key. */
-class FolderCache implements RuntimeCache {
-  readonly calls: string[] = [];
-  private readonly entries = new Map<string, string>();
-  constructor(private readonly root: string) {}
-  async restore(paths: string[], key: string): Promise<boolean> {
-    this.calls.push(`restore ${key} ${paths.length}`);
-    const dir = this.entries.get(key);
-    if (!dir) return false;
-    for (const [i, path] of paths.entries()) await cp(join(dir, String(i)), path, { recursive: true });
-    return true;
-  }
-  /** Puts `files` under `key` as if a job had saved them (the cache scope is writable by others). */
-  async plant(key: string, files: Buffer[]): Promise<void> {
-    const dir = join(this.root, key);
-    await mkdir(dir, { recursive: true });
-    for (const [i, bytes] of files.entries()) await writeFile(join(dir, String(i)), bytes);
-    this.entries.set(key, dir);
-  }
-  async save(paths: string[], key: string): Promise<number> {
-    this.calls.push(`save ${key} ${paths.length}`);
-    const dir = join(this.root, key);
-    for (const [i, path] of paths.entries()) await cp(path, join(dir, String(i)), { recursive: true });
-    this.entries.set(key, dir);
-    return 1;
-  }
-}
 
 let server: ReleaseServer;
 let work: { path: string; remove(): Promise<void> };
@@ -290,52 +268,93 @@ describe('installOllama', () => {
   });
 });
 
-describe('installOllama with the Actions cache', () => {
+describe('installOllama with the Actions cache (the real client against a local cache service)', () => {
   const KEY = (prefix: string) => `${prefix}-ollama-0.14.2-linux-x64-sha256-${sha256(archives['0.14.2']!)}`;
+  let service: CacheService;
+  let runner: CacheRunner;
+  let stdout: ReturnType<typeof recordStdout>;
+  let cache: CacheClient;
+  let log: MemoryLogger;
+  beforeAll(async () => {
+    service = await startCacheService();
+  });
+  afterAll(() => service.close());
+  beforeEach(async () => {
+    service.calls.length = 0;
+    runner = await fakeRunner(service);
+    stdout = recordStdout();
+    log = new MemoryLogger();
+    cache = createActionsCache({
+      log,
+      service: cacheService(process.env).cacheService,
+      http,
+      retry: FAST_RETRY_POLICY,
+      connections: 4,
+    });
+  });
+  afterEach(async () => {
+    stdout.restore();
+    await runner.dispose();
+  });
+  const archivePath = () => join(toolRoot, '.model-pull', 'ollama-0.14.2-x64', LINUX_ZST);
+  const warnings = (...logs: MemoryLogger[]) =>
+    logs.flatMap((l) => l.lines.filter((x) => x.startsWith('warning:')));
 
   test('saves the verified archive; a runner with an empty tool cache restores it, checked against sha256sum.txt', async () => {
-    const cache = new FolderCache(join(work.path, 'actions-cache'));
     const extra = { actionsCache: cache, toolCacheRoot: toolRoot, cacheKeyPrefix: 'ci' };
     const first = await installOllama(options(extra));
     expect(first.source).toBe('download');
-    expect(cache.calls).toEqual([`restore ${KEY('ci')} 1`, `save ${KEY('ci')} 1`]);
+    expect(service.entry(KEY('ci'))).toBeDefined();
 
     // A fresh hosted runner: empty tool cache.
     await rm(toolRoot, { recursive: true, force: true });
     await mkdir(toolRoot);
     const before = server.requests.length;
-    const second = await installOllama(options(extra));
+    const mark = service.calls.length;
+    const opts = options(extra);
+    const second = await installOllama(opts);
     expect(second).toEqual({ ...first, source: 'actions-cache' });
     // Only the checksums: the digest the restored bytes are checked against never comes from the cache.
     expect(server.requests.slice(before).map((r) => r.url)).toEqual([
       '/releases/download/v0.14.2/sha256sum.txt',
       '/cdn/v0.14.2/sha256sum.txt?signature=abc',
     ]);
-    expect(cache.calls.slice(2)).toEqual([`restore ${KEY('ci')} 1`]);
+    expect(service.calls.slice(mark).map((c) => c.call)).toEqual(['GetCacheEntryDownloadURL', 'GET archive']);
+    expect(warnings(opts.log, log)).toEqual([]);
     expect((await run(second.executable, ['--version'])).stdout).toBe('ollama version is 0.14.2\n');
     expect(toolCache.find('ollama', '0.14.2', 'x64')).toBe(join(toolRoot, 'ollama', '0.14.2', 'x64'));
   });
 
-  test('a poisoned entry under the key is never executed: reinstalled from the release with a warning', async () => {
+  test('a poisoned entry under the key is never executed: reinstalled from the release with one warning', async () => {
     const marker = join(work.path, `poisoned-${Math.random().toString(36).slice(2)}`);
-    // What an attacker with write access to the cache scope would plant: an archive of the same
-    // name whose `ollama` runs their code (here: writes a marker file).
+    // An attacker with write access to the cache scope computes the key and version (both
+    // public) and saves their own archive under them, with the same client.
     const evil = await buildEvilArchive(marker);
-    const cache = new FolderCache(join(work.path, 'poisoned-cache'));
-    await cache.plant(KEY('model-pull'), [evil]);
-    const opts = options({ actionsCache: cache, toolCacheRoot: toolRoot });
+    await mkdir(join(archivePath(), '..'), { recursive: true });
+    await writeFile(archivePath(), evil);
+    expect(await cache.save([archivePath()], KEY('model-pull'))).toBe('saved');
+    await rm(toolRoot, { recursive: true, force: true });
+    await mkdir(toolRoot);
+
+    const fresh = createActionsCache({
+      log,
+      service: cacheService(process.env).cacheService,
+      http,
+      retry: FAST_RETRY_POLICY,
+      connections: 4,
+    });
+    const opts = options({ actionsCache: fresh, toolCacheRoot: toolRoot });
     const result = await installOllama(opts);
     expect(result.source).toBe('download');
-    expect(opts.log.lines.filter((l) => l.startsWith('warning:'))).toEqual([
-      `warning: Actions cache entry ${KEY('model-pull')} did not hold the Ollama 0.14.2 release archive ` +
-        `(sha256:${sha256(evil)}, the release says sha256:${sha256(archives['0.14.2']!)}); reinstalling from the release`,
+    expect(warnings(opts.log, log)).toEqual([
+      `warning: Cache entry ${KEY('model-pull')}: refused 1 archive member: 1 × not the planned bytes ` +
+        `(${JSON.stringify(relative(runner.workspace, archivePath()))}); 1 of 1 files are downloaded from the origin instead.`,
     ]);
     // The installed executable is the release's; running it (as ollama-serve does) runs no planted code.
     expect(sha256(await readFile(result.executable))).toBe(sha256(standInOllama('0.14.2')));
     expect((await run(result.executable, ['--version'])).stdout).toBe('ollama version is 0.14.2\n');
     await expect(readFile(marker)).rejects.toMatchObject({ code: 'ENOENT' });
-    // A poisoned entry is never saved over (entries are immutable): the install just was not from it.
-    expect(cache.calls).toEqual([`restore ${KEY('model-pull')} 1`, `save ${KEY('model-pull')} 1`]);
+    expect(sha256(await readFile(archivePath()))).toBe(sha256(archives['0.14.2']!));
   });
 
   test('a failing cache service only warns', async () => {
@@ -357,23 +376,25 @@ describe('installOllama with the Actions cache', () => {
   });
 
   test('without the tool cache folder the Actions cache is skipped with a warning', async () => {
-    const cache = new FolderCache(join(work.path, 'unused-cache'));
     const opts = options({ actionsCache: cache });
     expect((await installOllama(opts)).source).toBe('download');
-    expect(cache.calls).toEqual([]);
+    expect(service.calls).toEqual([]);
     expect(opts.log.lines).toContain(
       'warning: the tool cache folder is unknown, so the Ollama install is not kept in the Actions cache',
     );
   });
 
-  test('a hit that restored nothing falls back to the download', async () => {
-    const empty: RuntimeCache = { restore: async () => true, save: async () => 0 };
+  test('an entry without the archive falls back to the download with a warning', async () => {
+    const empty: RuntimeCache = {
+      restore: async () => ({ state: 'partial', found: true, restored: new Map(), fetched: 0, missing: 1 }),
+      save: async () => 'exists',
+    };
     const opts = options({ actionsCache: empty, toolCacheRoot: toolRoot });
     const result = await installOllama(opts);
     expect(result.source).toBe('download');
     expect(opts.log.lines).toContain(
       `warning: Actions cache entry ${KEY('model-pull')} did not hold the Ollama 0.14.2 release archive ` +
-        `(no ${LINUX_ZST}); reinstalling from the release`,
+        `with sha256:${sha256(archives['0.14.2']!)}; reinstalling from the release`,
     );
   });
 });

@@ -5,16 +5,17 @@ import { createActionsCache } from '../../src/cache/actions-cache.js';
 import { LAYOUT_VERSION } from '../../src/cache/key.js';
 import { runCli } from '../../src/cli/main.js';
 import { isSha256Hex, sha256Hex } from '../../src/digest.js';
+import type { HttpClient } from '../../src/http/client.js';
 import { type Identity, recordedIdentityError } from '../../src/plan.js';
 import { pull } from '../../src/pull.js';
 import { badLine, onlyOptions } from '../../src/refs/line.js';
 import { MemoryLogger } from '../../src/report/logger.js';
-import { buildSettings } from '../../src/settings/settings.js';
+import { buildSettings, cacheService } from '../../src/settings/settings.js';
 import { type SourceDescriptor, type SourceList, sourceOptions } from '../../src/sources/descriptor.js';
 import { DEFAULT_SOURCES } from '../../src/sources/index.js';
 import { fakeRunner, type Runner, recordStdout } from '../cache/env.js';
 import { type CacheService, startCacheService } from '../helpers/cache-service.js';
-import { randomBlob } from '../helpers/engine.js';
+import { FAST_RETRY, randomBlob, testClient } from '../helpers/engine.js';
 import { parseRange, startServer, type TestServer, tempDir } from '../helpers/http.js';
 
 // Issue 14's proof: a source that no file in src/ knows, defined here, added to the default
@@ -142,12 +143,15 @@ afterAll(async () => {
   await service.close();
   await dir.remove();
 });
+let http: HttpClient;
 beforeEach(async () => {
   runner = await fakeRunner(service);
   stdout = recordStdout();
+  http = testClient();
 });
 afterEach(async () => {
   stdout.restore();
+  await http.close();
   await runner.dispose();
 });
 
@@ -170,7 +174,15 @@ test('a file: source defined in a test pulls through lock, cache key, plan, engi
     files: [{ path: target, digest: `sha256:${hex}`, size: data.length }],
   };
   const log = new MemoryLogger();
-  const run = () => pull(settings, { sources, log, cache: createActionsCache(log) });
+  const cache = () =>
+    createActionsCache({
+      log,
+      service: cacheService(process.env).cacheService,
+      http,
+      retry: FAST_RETRY,
+      connections: 4,
+    });
+  const run = () => pull(settings, { sources, log, cache: cache() });
 
   const first = await run();
   expect(first.models[0]!.error).toBeUndefined();

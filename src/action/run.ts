@@ -14,7 +14,7 @@ import type { PullReport } from '../report/types.js';
 import { installOllama } from '../runtime/install.js';
 import { startOllamaServe } from '../runtime/serve.js';
 import { settingsFromInputs } from '../settings/action-inputs.js';
-import type { Env } from '../settings/settings.js';
+import type { Env, Settings } from '../settings/settings.js';
 import type { SourceList } from '../sources/descriptor.js';
 import { DEFAULT_SOURCES } from '../sources/index.js';
 
@@ -27,8 +27,31 @@ export async function runAction(
   sources: SourceList = DEFAULT_SOURCES,
 ): Promise<string | undefined> {
   const settings = settingsFromInputs(env, sources);
+  // The run's configured client (proxy, ca-cert): cache lookups and archives, the Ollama release.
+  const http = new HttpClient(settings.http);
+  try {
+    return await runWith(settings, sources, http, env);
+  } finally {
+    await http.close();
+  }
+}
+
+async function runWith(
+  settings: Settings,
+  sources: SourceList,
+  http: HttpClient,
+  env: Env,
+): Promise<string | undefined> {
   const log = coreLogger();
-  const cache = settings.cache ? createActionsCache(log) : createNoCache();
+  const cache = settings.cache
+    ? createActionsCache({
+        log,
+        service: settings.runner.cacheService,
+        http,
+        retry: settings.retry,
+        connections: settings.connections,
+      })
+    : createNoCache();
   const onProgress = progressLines((line) => core.info(line));
   const report = await pull(settings, { sources, log, cache, onProgress });
   await logModels(report);
@@ -54,8 +77,6 @@ export async function runAction(
     return `${failed.length} of ${report.models.length} models could not be pulled and verified`;
 
   if (settings.ollamaVersion) {
-    // The run's own client, so HTTPS_PROXY, ca-cert and retries apply to the release download too.
-    const http = new HttpClient(settings.http);
     const installed = await installOllama({
       version: settings.ollamaVersion,
       baseUrl: settings.ollamaDownloadUrl,
@@ -71,7 +92,7 @@ export async function runAction(
       http,
       retry: settings.retry,
       connections: settings.connections,
-    }).finally(() => http.close());
+    });
     core.addPath(installed.binDir);
     core.setOutput(Outputs.OllamaVersion, installed.version);
     core.info(`Ollama ${installed.version} installed from the ${installed.source}`);

@@ -1,21 +1,53 @@
 import * as cache from '@actions/cache';
+import { describeError, isModelPullError } from '../errors.js';
+import type { HttpClient } from '../http/client.js';
+import type { RetryPolicy } from '../http/retry.js';
 import type { Logger } from '../report/logger.js';
 import { type CoreLine, CoreOutputCapture } from './capture.js';
-import type { CacheClient, SaveResult } from './client.js';
-import { type Problem, restoreProblem, saveProblem } from './outcome.js';
+import {
+  type CacheClient,
+  missed,
+  type RestoreEntry,
+  type RestoreResult,
+  type SaveResult,
+} from './client.js';
+import { type Problem, saveProblem } from './outcome.js';
+import { restoreEntry } from './restore.js';
+import { type CacheServiceConfig, savedPathList } from './service.js';
 
 // Kept apart from client.ts so the CLI, which never uses the Actions cache, does not load
 // @actions/cache and the Azure SDK behind it (tens of MiB of resident memory).
 
-/** The real client: @actions/cache 6, reporting through `log`, one warning per kind of problem. */
-export function createActionsCache(log: Logger): CacheClient {
-  // @actions/core writes to this process's stdout; the capture reads the library's reports there.
-  return new ActionsCache(log, new CoreOutputCapture(process.stdout));
+export interface ActionsCacheOptions {
+  readonly log: Logger;
+  /** The runner's cache service; undefined when the job has none. */
+  readonly service: CacheServiceConfig | undefined;
+  /** The run's configured client (proxy, ca-cert): lookups and archive downloads go through it. */
+  readonly http: HttpClient;
+  readonly retry: RetryPolicy;
+  /** Parallel ranges per archive. */
+  readonly connections: number;
+  readonly signal?: AbortSignal;
 }
+
+/**
+ * The real client. Restoring is ours (restore.ts): the entry is looked up with the key and
+ * version @actions/cache saves it under and read member by member, because the library's own
+ * restore runs `tar -P`, which writes wherever the archive says. Saving is @actions/cache's
+ * saveCache (it only reads our files), reporting through `log`, one warning per kind of problem.
+ */
+export function createActionsCache(options: ActionsCacheOptions): CacheClient {
+  // @actions/core writes to this process's stdout; the capture reads the library's reports there.
+  return new ActionsCache(options, new CoreOutputCapture(process.stdout));
+}
+
+/** The service's 5xx are retried a few times with short waits; a cache is not worth a long wait. */
+const SERVICE_RETRY_CAP = { retries: 3, baseDelayMs: 1000, maxDelayMs: 5000, maxRetryAfterMs: 10_000 };
 
 type Direction = 'restore' | 'save';
 
 class ActionsCache implements CacheClient {
+  readonly #options: ActionsCacheOptions;
   readonly #log: Logger;
   readonly #capture: CoreOutputCapture;
   /** Why a direction is off for the rest of the run; set once, never cleared. */
@@ -25,20 +57,48 @@ class ActionsCache implements CacheClient {
   readonly #found = new Set<string>();
   #checked = false;
 
-  constructor(log: Logger, capture: CoreOutputCapture) {
-    this.#log = log;
+  constructor(options: ActionsCacheOptions, capture: CoreOutputCapture) {
+    this.#options = options;
+    this.#log = options.log;
     this.#capture = capture;
   }
 
-  async restore(paths: readonly string[], key: string): Promise<boolean> {
-    if (!this.#usable('restore')) return false;
-    const result = await this.#capture.run(() => cache.restoreCache(patterns(paths), key));
-    this.#replay(key, result.lines);
-    const problem = restoreProblem(result, key);
-    if (problem !== undefined) this.#report('restore', key, problem);
-    if (problem?.kind === 'entry' && result.lines.some((l) => l.message.startsWith('Cache hit for: ')))
-      this.#found.add(key);
-    return problem === undefined && result.ok && result.value === key;
+  async restore(entry: RestoreEntry): Promise<RestoreResult> {
+    const miss = missed(entry);
+    const service = this.#options.service;
+    if (!this.#usable('restore') || !service) return miss;
+    if (!service.readable) {
+      this.#report('restore', entry.key, {
+        kind: 'disabled',
+        reason: `the effective cache-mode '${service.mode}' does not permit reads`,
+      });
+      return miss;
+    }
+    let result: RestoreResult;
+    try {
+      const retry = { ...this.#options.retry, ...SERVICE_RETRY_CAP };
+      result = await restoreEntry(entry, { ...this.#options, service, retry });
+    } catch (error) {
+      // Only the lookup throws: the service itself is failing (or refuses this job).
+      const reason = describeError(error);
+      const denied = /cache read denied:/.test(reason);
+      this.#report('restore', entry.key, { kind: denied ? 'disabled' : 'service', reason });
+      if (!isModelPullError(error)) this.#log.debug(`cache ${entry.key}: ${String(error)}`);
+      return miss;
+    }
+    // Entries are immutable: one found here is never saved again, whatever it held.
+    if (result.found) this.#found.add(entry.key);
+    if (result.refused !== undefined) {
+      // Refused members mean someone wrote this entry to do harm: always said, once per entry.
+      const failure = result.failure !== undefined ? `; then ${result.failure}` : '';
+      this.#log.warning(
+        `Cache entry ${entry.key}: ${result.refused}${failure}; ` +
+          `${result.missing} of ${entry.blobs.length} files are downloaded from the origin instead.`,
+      );
+    } else if (result.failure !== undefined) {
+      this.#report('restore', entry.key, { kind: 'entry', reason: result.failure });
+    }
+    return result;
   }
 
   async save(paths: readonly string[], key: string): Promise<SaveResult> {
@@ -48,7 +108,7 @@ class ActionsCache implements CacheClient {
       this.#log.info(`Cache entry ${key} exists (its restore failed above); not saved again.`);
       return 'exists';
     }
-    const result = await this.#capture.run(() => cache.saveCache(patterns(paths), key));
+    const result = await this.#capture.run(() => cache.saveCache(savedPathList(paths), key));
     this.#replay(key, result.lines);
     const problem = saveProblem(result);
     if (problem === undefined) return 'saved';
@@ -57,11 +117,11 @@ class ActionsCache implements CacheClient {
     return problem.kind === 'disabled' ? 'unavailable' : 'failed';
   }
 
-  /** Asks the library once whether a service is configured (it reads the runner's variables). */
+  /** Whether the job has a cache service (the settings module read the runner's variables). */
   #usable(direction: Direction): boolean {
     if (!this.#checked) {
       this.#checked = true;
-      if (!cache.isFeatureAvailable()) {
+      if (!this.#options.service) {
         const reason = 'no Actions cache service is configured for this job';
         this.#off.restore = reason;
         this.#off.save = reason;
@@ -122,16 +182,4 @@ class ActionsCache implements CacheClient {
   #replay(key: string, lines: readonly CoreLine[]): void {
     for (const line of lines) this.#log.debug(`cache ${key}: ${line.command ?? 'info'}: ${line.message}`);
   }
-}
-
-/**
- * @actions/cache treats each path as a glob (@actions/glob); escape `\`, `[`, `?` and `*` so a file
- * named `model[1].bin` is taken literally. Sorted and deduplicated so the version, which hashes
- * the list, does not depend on the caller's order.
- */
-function patterns(paths: readonly string[]): string[] {
-  const escaped = paths.map((p) =>
-    p.replace(/\\/g, '\\\\').replace(/\[/g, '[[]').replace(/\?/g, '[?]').replace(/\*/g, '[*]'),
-  );
-  return [...new Set(escaped)].sort();
 }

@@ -1,3 +1,7 @@
+import type { RestoreEntry, RestoreResult } from './restore.js';
+
+export type { RestoreEntry, RestoreResult } from './restore.js';
+
 /**
  * `saved`: a new entry exists under the key. `exists`: another job holds (or is writing) that key.
  * `failed`: this save did not work (already warned). `unavailable`: no cache service in this run.
@@ -12,19 +16,27 @@ export type SaveResult = 'saved' | 'exists' | 'failed' | 'unavailable';
  * under a `version` that hashes the path strings (plus compression method and OS), so any
  * difference, even `a/../b` for `b`, is a miss. The client sorts the list, so order does not
  * matter, and escapes glob characters, so paths are taken literally. Give absolute paths: the
- * archive stores them relative to `GITHUB_WORKSPACE` (else the working directory) and restore
- * writes them back relative to it, so both runs need the same workspace folder.
+ * archive stores them relative to `GITHUB_WORKSPACE` (else the working directory); restore
+ * maps each member back to a planned file whatever the workspace, and writes nothing else.
  */
 export interface CacheClient {
-  /** True only when the entry with exactly this key was restored; false on a miss or any problem. */
-  restore(paths: readonly string[], key: string): Promise<boolean>;
+  /**
+   * Fills the entry's planned files that its archive holds, each verified before it reaches its
+   * target; a miss, or any problem (after its one warning), is `miss` or `partial`.
+   */
+  restore(entry: RestoreEntry): Promise<RestoreResult>;
   save(paths: readonly string[], key: string): Promise<SaveResult>;
+}
+
+/** Nothing restored: every planned file comes from the origin. */
+export function missed(entry: RestoreEntry, found = false): RestoreResult {
+  return { state: 'miss', found, restored: new Map(), fetched: 0, missing: entry.blobs.length };
 }
 
 /** For `cache: false`: nothing is restored or saved, and nothing is logged. */
 export function createNoCache(): CacheClient {
   return {
-    restore: async () => false,
+    restore: async (entry) => missed(entry),
     save: async () => 'unavailable',
   };
 }

@@ -2,7 +2,7 @@ import { describeError, redactUrl } from '../errors.js';
 import type { Captured, CoreLine } from './capture.js';
 
 /**
- * Why a cache call did not do its job, read from what @actions/cache 6.3 logged (it reports
+ * Why a save did not do its job, read from what @actions/cache 6.3 logged (it reports
  * failures only that way, see capture.ts). The message texts matched here are the library's; the
  * tests drive the real library against a local cache service, so a change in them shows up there.
  *
@@ -20,16 +20,6 @@ export type Problem =
 const SERVICE_FAILURE =
   /Failed to (?:GetCacheEntryDownloadURL|CreateCacheEntry|FinalizeCacheEntryUpload):|ACTIONS_RUNTIME_TOKEN|Cache storage quota/;
 const POLICY = /cache (?:read|write) denied:|effective cache-mode/;
-
-export function restoreProblem(result: Captured<unknown>, key: string): Problem {
-  if (result.ok && result.value === key) return undefined;
-  if (!result.ok) return { kind: 'entry', reason: clean(describeError(result.error)) };
-  const skipped = find(result.lines, undefined, 'Cache restore skipped:');
-  if (skipped) return { kind: 'disabled', reason: clean(skipped) };
-  const failure = find(result.lines, 'any', 'Failed to restore: ');
-  if (failure === undefined) return undefined; // a plain miss
-  return { kind: failureKind(failure), reason: clean(failure) };
-}
 
 export function saveProblem(result: Captured<number>): Problem {
   if (!result.ok) return { kind: 'entry', reason: clean(describeError(result.error)) };

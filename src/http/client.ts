@@ -44,7 +44,9 @@ export interface Credentials {
 }
 
 export interface RequestOptions {
-  readonly method?: 'GET' | 'HEAD';
+  readonly method?: 'GET' | 'HEAD' | 'POST';
+  /** A POST's body (small JSON, e.g. a Twirp call); a POST is never redirected. */
+  readonly body?: string;
   /** Sent on every hop (Accept, Range). Never put a secret here. */
   readonly headers?: Readonly<Record<string, string>>;
   readonly credentials?: Credentials;
@@ -159,13 +161,15 @@ export class HttpClient {
           path: target.pathname + target.search,
           method: options.method ?? 'GET',
           headers,
+          ...(options.body !== undefined ? { body: options.body } : {}),
           signal,
         });
       } catch (error) {
         throw networkError(signal?.aborted ? (signal.reason ?? error) : error, current);
       }
       const location = res.headers.location;
-      if (res.statusCode >= 300 && res.statusCode < 400 && location && maxRedirects > 0) {
+      const follows = maxRedirects > 0 && options.method !== 'POST';
+      if (res.statusCode >= 300 && res.statusCode < 400 && location && follows) {
         await res.body.dump().catch(() => undefined);
         if (hop >= maxRedirects) {
           throw new ModelPullError('ERR_REDIRECT', `too many redirects from ${redactUrl(url)}`);

@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hashFile, isSha256Hex } from '../digest.js';
+import type { CacheClient } from '../cache/client.js';
+import { isSha256Hex } from '../digest.js';
 import { fetchBlobs } from '../download/engine.js';
 import type { BlobSpec } from '../download/types.js';
 import { describeError, ModelPullError, redactUrl } from '../errors.js';
@@ -20,13 +21,11 @@ export interface ToolCache {
 }
 
 /**
- * The Actions cache as far as the runtime needs it (restore → hit?, save); the pipeline's
- * CacheClient satisfies it. Either may throw: that only warns here.
+ * The Actions cache as far as the runtime needs it; the pipeline's CacheClient is one. Restore
+ * places a planned file only once its bytes match the planned digest. Either may throw: that
+ * only warns here.
  */
-export interface RuntimeCache {
-  restore(paths: readonly string[], key: string): Promise<boolean>;
-  save(paths: readonly string[], key: string): Promise<unknown>;
-}
+export type RuntimeCache = Pick<CacheClient, 'restore' | 'save'>;
 
 export interface InstallOllamaOptions {
   /** `latest`, `0.14.2` or `v0.14.2`. */
@@ -164,35 +163,50 @@ function actionsCacheEntry(
   return { cache: options.actionsCache, key, archive };
 }
 
-/** True when the entry put the release archive, matching `sha256`, at its path. */
+/**
+ * True when the entry put the release archive at its path; the restore verified it against
+ * `sha256` (which did not come from the cache) while writing it, so nothing else ever lands there.
+ */
 async function restoreEntry(
   options: InstallOllamaOptions,
   release: OllamaRelease,
   entry: CacheEntry,
   sha256: string,
 ): Promise<boolean> {
-  let hit = false;
+  const blob = archiveBlob(release, entry.archive, sha256);
+  let result: Awaited<ReturnType<RuntimeCache['restore']>>;
   try {
-    hit = await entry.cache.restore([entry.archive], entry.key);
+    result = await entry.cache.restore({ key: entry.key, paths: [entry.archive], blobs: [blob] });
   } catch (error) {
     // A missing or failing cache service only warns (interface.md): download instead.
     options.log.warning(`Actions cache restore of ${entry.key} failed: ${describeError(error)}`);
     return false;
   }
-  if (!hit) return false;
-  const actual = (await pathExists(entry.archive)) ? await hashFile(entry.archive, 'sha256') : undefined;
-  if (actual === sha256) {
+  if (result.restored.has(entry.archive)) {
     options.log.info(
       `Ollama ${release.version}: restored from the Actions cache (${entry.key}), sha256 verified`,
     );
     return true;
   }
-  await rm(entry.archive, { force: true });
-  options.log.warning(
-    `Actions cache entry ${entry.key} did not hold the Ollama ${release.version} release archive ` +
-      `(${actual === undefined ? `no ${release.asset}` : `sha256:${actual}, the release says sha256:${sha256}`}); reinstalling from the release`,
-  );
+  if (result.state !== 'miss') {
+    // What it held instead was refused (and said so); a plain absence is worth its own warning.
+    const said = result.refused !== undefined || result.failure !== undefined;
+    const message = `Actions cache entry ${entry.key} did not hold the Ollama ${release.version} release archive with sha256:${sha256}; reinstalling from the release`;
+    if (said) options.log.info(message);
+    else options.log.warning(message);
+  }
   return false;
+}
+
+/** The release archive as the engine places it: at `target`, only once it hashes to `sha256`. */
+function archiveBlob(release: OllamaRelease, target: string, sha256: string): BlobSpec {
+  return {
+    digest: { algorithm: 'sha256', hex: sha256 },
+    label: `Ollama ${release.version} ${release.asset}`,
+    target,
+    ingestDir: join(target, '..', '.ingest'),
+    locate: async () => ({ url: release.url }),
+  };
 }
 
 async function saveEntry(options: InstallOllamaOptions, entry: CacheEntry): Promise<void> {
@@ -215,15 +229,8 @@ async function downloadArchive(
   sha256: string,
 ): Promise<void> {
   options.log.info(`Ollama ${release.version}: downloading ${redactUrl(release.url)}`);
-  const blob: BlobSpec = {
-    digest: { algorithm: 'sha256', hex: sha256 },
-    label: `Ollama ${release.version} ${release.asset}`,
-    target: archive,
-    ingestDir: join(archive, '..', '.ingest'),
-    locate: async () => ({ url: release.url }),
-  };
   try {
-    await fetchBlobs([blob], {
+    await fetchBlobs([archiveBlob(release, archive, sha256)], {
       http: options.http,
       concurrency: 1,
       connections: options.connections ?? 4,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { CacheServiceConfig } from '../cache/service.js';
 import { Inputs, USER_AGENT } from '../constants.js';
 import { ModelPullError } from '../errors.js';
 import type { HttpOptions } from '../http/client.js';
@@ -42,7 +43,12 @@ export interface Settings {
   /** The release archive's sha256, pinned by the user; else the release's sha256sum.txt decides. */
   readonly ollamaSha256: string | undefined;
   /** The runner's tool cache and temp folders (RUNNER_TOOL_CACHE, RUNNER_TEMP). */
-  readonly runner: { readonly toolCache: string | undefined; readonly temp: string | undefined };
+  readonly runner: {
+    readonly toolCache: string | undefined;
+    readonly temp: string | undefined;
+    /** The job's Actions cache service; undefined when it has none. */
+    readonly cacheService?: CacheServiceConfig;
+  };
   /** Basic credentials for one private OCI registry (`host`), sent only to its token realm. */
   readonly registryAuth:
     | { readonly host: string; readonly username: string; readonly password: string }
@@ -191,7 +197,11 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
       value(Inputs.OllamaDownloadUrl) ?? 'https://github.com/ollama/ollama/releases'
     ).replace(/\/+$/, ''),
     ollamaSha256,
-    runner: { toolCache: nonEmpty(env.RUNNER_TOOL_CACHE), temp: nonEmpty(env.RUNNER_TEMP) },
+    runner: {
+      toolCache: nonEmpty(env.RUNNER_TOOL_CACHE),
+      temp: nonEmpty(env.RUNNER_TEMP),
+      ...cacheService(env),
+    },
     registryAuth:
       username && password && registryHost ? { host: registryHost, username, password } : undefined,
     allowedRealmHosts: (value(Inputs.AllowedRealmHosts) ?? '').split(/[\s,]+/).filter(Boolean),
@@ -267,4 +277,30 @@ export function parseInteger(
     );
   }
   return Number(v);
+}
+
+/**
+ * The runner's cache service, read the way @actions/cache 6.3 reads it (internal/config.js): v2
+ * when ACTIONS_CACHE_SERVICE_V2 is set on github.com or GHE.com (ACTIONS_RESULTS_URL), else the
+ * legacy v1 service (ACTIONS_CACHE_URL), which GitHub Enterprise Server always uses. An unset or
+ * unknown ACTIONS_CACHE_MODE permits reads, as there.
+ */
+export function cacheService(env: Env): { cacheService?: CacheServiceConfig } {
+  let ghes = true;
+  try {
+    const host = new URL(nonEmpty(env.GITHUB_SERVER_URL) ?? 'https://github.com').hostname.toUpperCase();
+    ghes = !(host === 'GITHUB.COM' || host.endsWith('.GHE.COM') || host.endsWith('.LOCALHOST'));
+  } catch {
+    // an unparsable server URL is treated as GHES, which is what the library's URL() would throw on
+  }
+  const protocol = !ghes && nonEmpty(env.ACTIONS_CACHE_SERVICE_V2) ? 'v2' : 'v1';
+  const url =
+    protocol === 'v2'
+      ? nonEmpty(env.ACTIONS_RESULTS_URL)
+      : (nonEmpty(env.ACTIONS_CACHE_URL) ?? nonEmpty(env.ACTIONS_RESULTS_URL));
+  if (!url) return {};
+  const mode = (env.ACTIONS_CACHE_MODE ?? '').trim().toLowerCase();
+  const readable =
+    !['none', 'read', 'write', 'write-only'].includes(mode) || mode === 'read' || mode === 'write';
+  return { cacheService: { protocol, url, token: nonEmpty(env.ACTIONS_RUNTIME_TOKEN), readable, mode } };
 }

@@ -1,0 +1,272 @@
+import { sha256Hex } from '../digest.js';
+import { type LocalBlobWriter, openLocalBlob, streamBlob } from '../download/follow.js';
+import type { BlobSpec } from '../download/types.js';
+import { describeError } from '../errors.js';
+import type { HttpClient } from '../http/client.js';
+import type { RetryPolicy } from '../http/retry.js';
+import { ArchiveReader } from './archive.js';
+import { missed } from './client.js';
+import {
+  type CacheServiceConfig,
+  cacheVersion,
+  compressionMethod,
+  lookupEntry,
+  savedPathList,
+} from './service.js';
+import type { MemberSink, TarMember } from './tar-reader.js';
+
+const MiB = 1024 * 1024;
+
+/** One entry to restore: its key, the paths it was saved under, the files it may fill. */
+export interface RestoreEntry {
+  readonly key: string;
+  /** Exactly the strings given to saveCache: the service's `version` hashes them. */
+  readonly paths: readonly string[];
+  /**
+   * The files a restore may write, each at its own target and only once its bytes match its
+   * digest. Members for the entry's other paths (records a commit rewrites anyway) are passed
+   * over; every other member is refused.
+   */
+  readonly blobs: readonly BlobSpec[];
+}
+
+export interface RestoreResult {
+  /**
+   * `miss`: no entry, or one whose archive gave nothing at all. `hit`: every file came verified
+   * from it. `partial`: some did not, or a member was refused.
+   */
+  readonly state: 'miss' | 'hit' | 'partial';
+  /** The service named an entry under the key (whatever its archive held). */
+  readonly found: boolean;
+  /** Targets placed from the archive, verified, with their sizes. */
+  readonly restored: ReadonlyMap<string, number>;
+  /** Bytes fetched from the cache's storage. */
+  readonly fetched: number;
+  /** Why reading the archive stopped early (it could not be fetched, is truncated, is not zstd…). */
+  readonly failure?: string;
+  /** What was refused, by reason, with a few names each: for the entry's one warning. */
+  readonly refused?: string;
+  /** Planned files the entry did not fill (they come from the origin). */
+  readonly missing: number;
+}
+
+export interface RestoreDeps {
+  readonly http: HttpClient;
+  readonly retry: RetryPolicy;
+  readonly connections: number;
+  readonly service: CacheServiceConfig;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Restores one entry without trusting it: looks it up with the key and version @actions/cache
+ * saved it under, fetches the archive through the engine (parallel ranges, retries) and reads it
+ * as it lands. Only regular files whose names map to a planned file are taken, and each goes
+ * through the download path's staging, hash and atomic commit; paths come from the plan, never
+ * from the archive, so nothing is written anywhere else, whatever the archive says.
+ * Throws only when the service itself cannot be used (the caller warns and stops using it).
+ */
+export async function restoreEntry(entry: RestoreEntry, deps: RestoreDeps): Promise<RestoreResult> {
+  const version = cacheVersion(savedPathList(entry.paths), await compressionMethod());
+  const found = await lookupEntry(deps.http, deps.retry, deps.service, entry.key, version, deps.signal);
+  if (!found || entry.blobs.length === 0) return missed(entry, found !== undefined);
+
+  const plan = new PlannedFiles(entry.blobs, entry.paths);
+  const refused = new Refusals();
+  const restored = new Map<string, number>();
+  let current: LocalBlobWriter | undefined;
+  let archiveSize: number | undefined;
+  const known = entry.blobs.reduce((sum, b) => sum + (b.size ?? 0), 0);
+  const unknown = entry.blobs.some((b) => b.size === undefined);
+  // Model files hardly compress: the archive expands to their sizes plus headers. A file whose
+  // size the plan does not know may take up to 8 times the archive's own size.
+  const maxBytes = () => known + 64 * MiB + (unknown ? 8 * (archiveSize ?? 64 * MiB) : 0);
+  const reader = new ArchiveReader(async (member) => {
+    const blob = plan.take(member, refused);
+    if (!blob) return undefined;
+    const writer = await openLocalBlob(blob, member.size, deps.signal);
+    current = writer;
+    return sink(writer, async () => {
+      current = undefined;
+      const outcome = await writer.commit();
+      if (outcome.ok) restored.set(blob.target, outcome.size);
+      else refused.add('not the planned bytes', member.name);
+    });
+  }, maxBytes);
+
+  let failure: string | undefined;
+  let fetched = 0;
+  const ingestDir = entry.blobs[0]!.ingestDir;
+  try {
+    const result = await streamBlob(
+      {
+        id: sha256Hex(`${entry.key}\0${version}`),
+        label: `cache entry ${entry.key}`,
+        ingestDir,
+        locate: async () => ({ url: found.url }),
+      },
+      {
+        http: deps.http,
+        connections: deps.connections,
+        retry: deps.retry,
+        ...(deps.signal ? { signal: deps.signal } : {}),
+        onSize: (size) => {
+          archiveSize = size;
+        },
+      },
+      (chunk) => reader.write(chunk),
+    );
+    fetched = result.size;
+    await reader.end();
+  } catch (error) {
+    reader.destroy();
+    failure = describeError(error);
+  } finally {
+    await current?.abort();
+  }
+  const missing = entry.blobs.filter((b) => !restored.has(b.target)).length;
+  // An archive that could not be read at all gave nothing: a miss. Anything refused, or some
+  // files but not all, is partial.
+  const state =
+    missing === 0 && refused.count === 0 && failure === undefined
+      ? 'hit'
+      : restored.size === 0 && refused.count === 0
+        ? 'miss'
+        : 'partial';
+  const described = refused.describe();
+  return {
+    state,
+    found: true,
+    restored,
+    fetched,
+    missing,
+    ...(failure !== undefined ? { failure } : {}),
+    ...(described !== undefined ? { refused: described } : {}),
+  };
+}
+
+function sink(writer: LocalBlobWriter, end: () => Promise<void>): MemberSink {
+  return { write: (chunk) => writer.write(chunk), end };
+}
+
+/**
+ * Maps archive member names to planned files. @actions/cache names members relative to the
+ * saving job's workspace (`../../home/runner/.ollama/models/blobs/sha256-…` when the store is
+ * outside it), and the workspace's depth differs between runners, so a name maps to the planned
+ * file whose path ends with the name's segments once its leading `../` are set aside. Any other
+ * `.`, `..` or empty segment, an absolute name, or a name no planned path ends with maps to
+ * nothing. The name only ever selects a planned file; it is never joined into a path.
+ */
+class PlannedFiles {
+  readonly #blobs = new Map<string, BlobSpec[]>();
+  readonly #others = new Map<string, number>();
+  readonly #seen = new Set<string>();
+
+  constructor(blobs: readonly BlobSpec[], paths: readonly string[]) {
+    const targets = new Set(blobs.map((b) => b.target));
+    for (const blob of blobs) for (const suffix of suffixes(blob.target)) push(this.#blobs, suffix, blob);
+    for (const path of paths) {
+      if (targets.has(path)) continue;
+      for (const suffix of suffixes(path)) this.#others.set(suffix, (this.#others.get(suffix) ?? 0) + 1);
+    }
+  }
+
+  /** The planned blob this member fills, or undefined (refused, or a record passed over). */
+  take(member: TarMember, refused: Refusals): BlobSpec | undefined {
+    if (member.problem) return void refused.add(member.problem, member.name);
+    const key = relativeKey(member.name);
+    if (key === undefined) return void refused.add('a path outside the planned files', member.name);
+    const kind = typeName(member.type);
+    const matches = this.#blobs.get(key) ?? [];
+    if (matches.length === 0) {
+      // Our own saves hold records a commit writes again; they are not the cache's to restore.
+      if (kind === undefined && this.#others.get(key) === 1) return undefined;
+      return void refused.add(kind ?? 'a file not in the plan', member.name);
+    }
+    if (kind !== undefined) return void refused.add(kind, member.name);
+    if (matches.length > 1) return void refused.add('an ambiguous name', member.name);
+    const blob = matches[0]!;
+    if (this.#seen.has(blob.target)) return void refused.add('a duplicate', member.name);
+    this.#seen.add(blob.target);
+    if (blob.size !== undefined && member.size !== blob.size) {
+      return void refused.add(
+        `a size other than planned (${member.size} bytes, not ${blob.size})`,
+        member.name,
+      );
+    }
+    return blob;
+  }
+}
+
+/** Every trailing run of segments of an absolute path: `a/b/c` → `c`, `b/c`, `a/b/c`. */
+function suffixes(path: string): string[] {
+  const parts = path.split('/').filter((p) => p !== '');
+  return parts.map((_, i) => parts.slice(i).join('/'));
+}
+
+/** The member name without its leading `../` segments; undefined for anything else unusual. */
+function relativeKey(name: string): string | undefined {
+  if (name === '' || name.startsWith('/') || name.includes('\\') || name.includes('\0')) return undefined;
+  const parts = name.split('/');
+  let i = 0;
+  while (parts[i] === '..') i++;
+  const rest = parts.slice(i);
+  if (rest.length === 0 || rest.some((p) => p === '' || p === '.' || p === '..')) return undefined;
+  return rest.join('/');
+}
+
+/** Why a member of this type is refused; undefined for a regular file. */
+function typeName(type: string): string | undefined {
+  switch (type) {
+    case '0':
+      return undefined;
+    case '1':
+      return 'a hard link';
+    case '2':
+      return 'a symlink';
+    case '3':
+    case '4':
+      return 'a device';
+    case '5':
+      return 'a folder';
+    case '6':
+      return 'a FIFO';
+    default:
+      return `a member of type ${JSON.stringify(type)}`;
+  }
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+/** Refused members by reason, with a few names each, for the one warning. */
+class Refusals {
+  readonly #byReason = new Map<string, string[]>();
+  count = 0;
+
+  add(reason: string, name: string): void {
+    this.count++;
+    const names = this.#byReason.get(reason) ?? [];
+    names.push(name);
+    this.#byReason.set(reason, names);
+  }
+
+  describe(): string | undefined {
+    if (this.count === 0) return undefined;
+    const parts = [...this.#byReason].map(([reason, names]) => {
+      const shown = names.slice(0, 3).map(quote).join(', ');
+      const more = names.length > 3 ? ` and ${names.length - 3} more` : '';
+      return `${names.length} × ${reason} (${shown}${more})`;
+    });
+    return `refused ${this.count} archive member${this.count === 1 ? '' : 's'}: ${parts.join(', ')}`;
+  }
+}
+
+/** A member name as a short, printable, quoted string: it is attacker-controlled text. */
+function quote(name: string): string {
+  const short = name.length > 120 ? `${name.slice(0, 117)}...` : name;
+  return JSON.stringify(short.replace(/[\p{Cc}\p{Cf}]/gu, '?'));
+}
