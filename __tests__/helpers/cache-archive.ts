@@ -90,3 +90,87 @@ function isZeroBlock(tar: Buffer, at: number): boolean {
   for (let i = at; i < at + BLOCK; i++) if (tar[i] !== 0) return false;
   return true;
 }
+
+/** A member to write with `buildTar`: any name, any type flag, any bytes, any declared size. */
+export interface CraftedMember {
+  readonly name: string;
+  /** '0' file (default), '1' hard link, '2' symlink, '3' char device, '5' folder, … */
+  readonly type?: string;
+  readonly data?: Buffer;
+  /** The size the header declares (default: the data's length). */
+  readonly size?: number;
+  readonly linkname?: string;
+  /** Extra pax records for this member (a `path` record is added for names over 100 bytes). */
+  readonly pax?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Writes a tar the way GNU tar `--posix` does (ustar headers, a pax header for long names),
+ * ending with two zero blocks, so tests can hand the reader exactly what an attacker would.
+ */
+export function buildTar(members: readonly CraftedMember[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const m of members) {
+    const data = m.data ?? Buffer.alloc(0);
+    const pax: Record<string, string> = { ...(m.pax ?? {}) };
+    if (Buffer.byteLength(m.name) > 100) pax['path'] = m.name;
+    if (Object.keys(pax).length > 0) {
+      const body = Buffer.from(
+        Object.entries(pax)
+          .map(([k, v]) => paxRecord(k, v))
+          .join(''),
+        'utf8',
+      );
+      parts.push(header('PaxHeaders/x', 'x', body.length, ''), pad(body));
+    }
+    parts.push(
+      header(m.name.slice(0, 100), m.type ?? '0', m.size ?? data.length, m.linkname ?? ''),
+      pad(data),
+    );
+  }
+  parts.push(Buffer.alloc(BLOCK * 2));
+  return Buffer.concat(parts);
+}
+
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  let length = Buffer.byteLength(body) + 1;
+  while (String(length).length + Buffer.byteLength(body) !== length) length++;
+  return `${length}${body}`;
+}
+
+function header(name: string, type: string, size: number, linkname: string): Buffer {
+  const h = Buffer.alloc(BLOCK);
+  h.write(name, 0, 100, 'utf8');
+  h.write('0000644\0', 100, 'latin1');
+  h.write('0000000\0', 108, 'latin1');
+  h.write('0000000\0', 116, 'latin1');
+  h.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+  h.write('00000000000\0', 136, 'latin1');
+  h.write(type, 156, 'latin1');
+  h.write(linkname, 157, 100, 'utf8');
+  h.write('ustar\0', 257, 'latin1');
+  h.write('00', 263, 'latin1');
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of h) sum += byte;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return h;
+}
+
+function pad(data: Buffer): Buffer {
+  const rest = (BLOCK - (data.length % BLOCK)) % BLOCK;
+  return rest === 0 ? data : Buffer.concat([data, Buffer.alloc(rest)]);
+}
+
+/** The regular members of a saved archive with their bytes, to rebuild it with additions. */
+export function membersOf(archive: Buffer): CraftedMember[] {
+  const tar = untar(archive);
+  return listMembers(tar)
+    .filter((m) => m.type === '0')
+    .map((m) => ({ name: m.name, data: Buffer.from(tar.subarray(m.offset, m.offset + m.size)) }));
+}
+
+export function zstd(tar: Buffer): Buffer {
+  return zstdCompressSync(tar);
+}

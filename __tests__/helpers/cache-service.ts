@@ -61,6 +61,11 @@ export interface CacheService {
   setFault(fault: CacheFault | undefined): void;
   /** Flips the bytes of the matching files inside a finalized entry's archive; returns their names. */
   tamper(key: string, pick: (memberName: string) => boolean): string[];
+  /**
+   * Replaces a finalized entry's archive with other bytes: what a job with write access to the
+   * scope can do by saving first under the same (public) key and version.
+   */
+  replaceArchive(key: string, archive: Buffer): void;
   close(): Promise<void>;
 }
 
@@ -93,6 +98,11 @@ export async function startCacheService(): Promise<CacheService> {
       const { archive, changed } = tamperArchive(entry.archive, pick);
       entry.archive = archive;
       return changed;
+    },
+    replaceArchive: (key, archive) => {
+      const entry = [...state.entries.values()].find((e) => e.key === key && e.finalized && e.archive);
+      if (!entry) throw new Error(`no stored archive for ${key}`);
+      entry.archive = archive;
     },
     close: () => server.close(),
   };
