@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import ts from 'typescript';
@@ -14,7 +15,9 @@ import ts from 'typescript';
 export async function buildChild(root: string, outDir: string): Promise<string> {
   await mkdir(outDir, { recursive: true });
   await writeFile(join(outDir, 'package.json'), '{ "type": "module", "private": true }\n');
-  const files = [...(await tsFiles(join(root, 'src'))), join(root, 'bench', 'ours.ts')];
+  // The measured children: a download (ours.ts) and, where the checkout has it, a restore.
+  const children = ['ours.ts', 'restore-child.ts'].map((name) => join(root, 'bench', name));
+  const files = [...(await tsFiles(join(root, 'src'))), ...children.filter((file) => existsSync(file))];
   for (const file of files) {
     const { outputText } = ts.transpileModule(await readFile(file, 'utf8'), {
       fileName: file,

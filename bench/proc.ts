@@ -71,9 +71,11 @@ export async function startServerProcess(
   script: string,
   blobPath: string,
   trace = false,
+  archive?: { readonly path: string; readonly rate: number },
 ): Promise<ServerProcess> {
   const args = ['--experimental-transform-types', '--no-warnings', script, blobPath];
   if (trace) args.push('--trace');
+  if (archive) args.push('--archive', archive.path, '--archive-rate', String(archive.rate));
   const child = spawn(process.execPath, args, {
     stdio: ['pipe', 'pipe', 'inherit'],
   });

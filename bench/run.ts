@@ -3,16 +3,19 @@
 // each. Prints the table and which targets were met. Exits non-zero only when the harness
 // itself fails (a tool errors, a digest is wrong); a missed target is reported, not fatal.
 //
-// Options: --runs N (default 3), --size MiB (default 1024), --cases capped,stuck,uncapped
-// (and stuck-socket: every request on the stuck connection crawls, not only the first),
+// Options: --runs N (default 3), --size MiB (default 1024), --cases capped,stuck,uncapped,restore
+// (and stuck-socket: every request on the stuck connection crawls, not only the first;
+// restore: issue 9's warm restore of a cache entry, see restore.ts),
 // --no-rivals (ours only, while tuning), --trace (the server logs every request to stderr),
 // --engine-root DIR (measure the src/ of another checkout, e.g. before/after a change).
 import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildChild } from './build.js';
 import { ensureBlob } from './data.js';
 import { startServerProcess } from './proc.js';
 import { type CaseId, type CaseResult, evaluate, table, targetTable } from './report.js';
+import { baselineRestore, oursRestore, type RestoreResults, restoreReport, savedEntry } from './restore.js';
 import { aria2c, curlThenSha256sum, type Measurement, ours, type Tool } from './tools.js';
 
 const MiB = 1024 * 1024;
@@ -62,9 +65,7 @@ const { values } = parseArgs({
     size: { type: 'string', default: '1024' },
     cases: {
       type: 'string',
-      default: CASES.filter((c) => !c.extra)
-        .map((c) => c.id)
-        .join(','),
+      default: [...CASES.filter((c) => !c.extra).map((c) => c.id), 'restore'].join(','),
     },
     rivals: { type: 'boolean', default: true },
     'engine-root': { type: 'string', default: `${here}..` },
@@ -79,17 +80,25 @@ const cases = CASES.filter((c) => wanted.has(c.id));
 
 const began = performance.now();
 const blob = await ensureBlob(`${here}.data`, size);
-const server = await startServerProcess(`${here}server.ts`, blob.path, values.trace);
+const entry = wanted.has('restore') ? await savedEntry(`${here}.data`, blob) : undefined;
+const server = await startServerProcess(
+  `${here}server.ts`,
+  blob.path,
+  values.trace,
+  entry ? { path: entry.archive, rate: 16 * MiB } : undefined,
+);
 const results: CaseResult[] = [];
+let restored: RestoreResults | undefined;
 try {
   const build = `${here}../node_modules/.cache/model-pull-bench`;
-  const mine = ours(16, await buildChild(values['engine-root'], build));
+  const script = await buildChild(values['engine-root'], build);
+  const mine = { script, tool: ours(16, script) };
   for (const c of cases) {
     const measured = { ours: [] as Measurement[], rival: [] as Measurement[] };
     for (let n = 0; n < runs; n++) {
       // Alternate who goes first, so drift (page cache, thermal) does not favour one side.
       const order: ['ours' | 'rival', Tool][] = [
-        ['ours', mine],
+        ['ours', mine.tool],
         ['rival', c.rival],
       ];
       if (n % 2) order.reverse();
@@ -109,6 +118,30 @@ try {
     }
     results.push({ id: c.id, title: c.title, rivalName: c.rivalName, ...measured });
   }
+  if (entry) {
+    const tools = {
+      ours: oursRestore(join(dirname(mine.script), 'restore-child.js'), server.url, entry, blob),
+      cold: () => mine.tool(`${server.url}/blob?${CAP}`, blob),
+      baseline: baselineRestore(
+        `${here}restore-baseline.ts`,
+        `${here}../__tests__/helpers/ts-hooks.mjs`,
+        server.url,
+        entry,
+        blob,
+      ),
+    };
+    const measured = { ours: [] as Measurement[], cold: [] as Measurement[], baseline: [] as Measurement[] };
+    for (let n = 0; n < runs; n++) {
+      // The baseline streams over one capped connection (over a minute per GiB): two runs at most.
+      const order = (['ours', 'cold', 'baseline'] as const).filter((w) => w !== 'baseline' || n < 2);
+      for (const who of n % 2 ? [...order].reverse() : order) {
+        const m = await tools[who]();
+        measured[who].push(m);
+        process.stderr.write(`restore ${who}: ${(m.wallMs / 1000).toFixed(2)} s\n`);
+      }
+    }
+    restored = measured;
+  }
 } finally {
   await server.stop();
 }
@@ -120,13 +153,18 @@ process.stdout.write(
     `model-pull bench: ${(size / MiB).toFixed(0)} MiB blob, ${runs} runs per tool and case (median shown), ` +
       `${cpus().length} × ${cpu}, Node ${process.version}`,
     '',
-    table(results),
-    '',
-    "* rivals' RSS is polled from /proc every 50 ms (a lower bound); ours is the child's own maxRSS.",
-    '  "engine only" is the time inside fetchBlobs, without Node start-up and exit.',
-    '',
-    targetTable(evaluate(results, size)),
-    '',
+    ...(results.length > 0
+      ? [
+          table(results),
+          '',
+          "* rivals' RSS is polled from /proc every 50 ms (a lower bound); ours is the child's own maxRSS.",
+          '  "engine only" is the time inside fetchBlobs, without Node start-up and exit.',
+          '',
+          targetTable(evaluate(results, size)),
+          '',
+        ]
+      : []),
+    ...(restored && entry ? [restoreReport(restored, entry), ''] : []),
     `bench took ${((performance.now() - began) / 1000).toFixed(0)} s`,
     '',
   ].join('\n'),

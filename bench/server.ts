@@ -1,11 +1,16 @@
 // The benchmark's blob server. It runs in a process of its own (spawned by run.ts) so that
 // serving bytes does not share the measured client's event loop.
 //
-// argv: <blob file>. Prints {"port":N} once listening; exits when its stdin closes.
+// argv: <blob file> [--archive FILE --archive-rate R]. Prints {"port":N} once listening; exits
+// when its stdin closes.
 //
 // GET /blob?rate=R&slow=TOKEN&slowRate=S
 //   rate      cap in bytes/s for each TCP connection (a token bucket per socket, so keep-alive
 //             requests on one socket share it); absent = uncapped
+// GET /archive  the same, for a cache entry's archive (the restore case)
+// POST /twirp/github.actions.results.api.v1.CacheService/GetCacheEntryDownloadURL
+//             the Actions cache service's lookup: any key is found, its signed URL is /archive
+//             capped at --archive-rate per connection (what @actions/cache and our restore ask)
 //   slow      the first request of this TOKEN whose Range starts after byte 0 crawls at
 //             slowRate (default 1 MiB/s) for as long as the client keeps reading it: one
 //             "stuck" connection, the tail that a fixed split waits for
@@ -69,9 +74,11 @@ function parseRange(header: string | undefined, size: number): { start: number; 
   return start <= end ? { start, end } : { start: -1, end: -1 };
 }
 
-async function serve(data: Buffer, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://bench');
-  if (url.pathname !== '/blob') return void res.writeHead(404).end();
+  if (req.method === 'POST' && url.pathname.endsWith('/GetCacheEntryDownloadURL')) return lookup(req, res);
+  const data = url.pathname === '/blob' ? blob : url.pathname === '/archive' ? archive : undefined;
+  if (!data) return void res.writeHead(404).end();
   const range = parseRange(req.headers.range, data.length);
   if (range && range.start < 0) {
     return void res.writeHead(416, { 'content-range': `bytes */${data.length}` }).end();
@@ -131,14 +138,37 @@ async function send(
   res.end();
 }
 
+async function lookup(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let body = '';
+  for await (const chunk of req) body += String(chunk);
+  const key = (JSON.parse(body || '{}') as { key?: string }).key ?? '';
+  const port = (server.address() as AddressInfo).port;
+  const rate = archiveRate > 0 ? `?rate=${archiveRate}` : '';
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(
+    JSON.stringify({
+      ok: true,
+      signed_download_url: `http://127.0.0.1:${port}/archive${rate}`,
+      matched_key: key,
+    }),
+  );
+}
+
 const blobPath = process.argv[2];
 /** `--trace` logs every request (start, duration, client port, range) to stderr. */
 const trace = process.argv.includes('--trace');
+const option = (name: string) => {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? process.argv[at + 1] : undefined;
+};
+const archivePath = option('--archive');
+const archiveRate = Number(option('--archive-rate') ?? 0);
 const t0 = performance.now();
-if (!blobPath) throw new Error('usage: server.ts <blob file>');
-const data = await readFile(blobPath);
+if (!blobPath) throw new Error('usage: server.ts <blob file> [--archive FILE --archive-rate R]');
+const blob = await readFile(blobPath);
+const archive = archivePath ? await readFile(archivePath) : undefined;
 const server = createServer((req, res) => {
-  serve(data, req, res).catch(() => res.destroy());
+  serve(req, res).catch(() => res.destroy());
 });
 server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () => {

@@ -152,7 +152,16 @@ describe('the action when the Actions cache is missing or failing', () => {
     // The service named both entries; saving them again could only meet a conflict.
     // The two restores run in parallel, so their calls interleave in either order.
     const calls = service.calls.slice(mark).map((c) => `${c.call} ${c.status}`);
-    expect(calls.sort()).toEqual([`${GET} 200`, `${GET} 200`, 'GET archive 404', 'GET archive 404'].sort());
+    expect(calls.sort()).toEqual(
+      [
+        `${GET} 200`,
+        `${GET} 200`,
+        'HEAD archive 404',
+        'HEAD archive 404',
+        'GET archive 404',
+        'GET archive 404',
+      ].sort(),
+    );
   });
 
   test('cache=false: no service call, no warning, cache "off"', async () => {

@@ -112,9 +112,9 @@ describe('createActionsCache against a local cache service v2', () => {
     expect(await client.restore(entry('k-roundtrip'))).toMatchObject({ state: 'hit', missing: 0 });
     expect(await hashes(paths)).toEqual(hashed);
     expect(await Promise.all(paths.map(async (p) => (await stat(p)).size))).toEqual(sizes);
-    // One lookup, then the archive in ranges (its first request learns the size).
-    expect(service.calls.slice(3, 4).map((c) => c.call)).toEqual([GET]);
-    expect(service.calls.slice(4).every((c) => c.call === 'GET archive' && c.status === 206)).toBe(true);
+    // One lookup, the archive's size, then the archive in ranges.
+    expect(service.calls.slice(3, 5).map((c) => c.call)).toEqual([GET, 'HEAD archive']);
+    expect(service.calls.slice(5).every((c) => c.call === 'GET archive' && c.status === 206)).toBe(true);
     expect(service.calls[3]?.body).toEqual({
       key: 'k-roundtrip',
       restore_keys: [],
@@ -359,6 +359,52 @@ describe('createActionsCache against a local cache service v2', () => {
       `warning: Cache entry k-tamper: refused 1 archive member: 1 × not the planned bytes (${JSON.stringify(changed[0])}); ` +
         '1 of 2 files are downloaded from the origin instead.',
     ]);
+  });
+});
+
+describe('the legacy v1 service (GitHub Enterprise Server)', () => {
+  test('looks the entry up with the same version @actions/cache files it under, and restores it', async () => {
+    const { paths, hashed, entry } = await model('ghes');
+    expect(await client.save(paths, 'k-ghes')).toBe('saved');
+    const saved = service.entry('k-ghes')!;
+    await removeAll(paths);
+    const asked: string[] = [];
+    // GHES's artifact cache: GET {ACTIONS_CACHE_URL}_apis/artifactcache/cache?keys=…&version=…,
+    // 204 on a miss, else the entry with its archive's location.
+    const ghes = await startServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname === '/archive') return void res.writeHead(200).end(saved.archive);
+      asked.push(`${req.headers.authorization} ${req.headers.accept} ${url.pathname}?${url.searchParams}`);
+      const hit =
+        url.searchParams.get('keys') === 'k-ghes' && url.searchParams.get('version') === saved.version;
+      if (!hit) return void res.writeHead(204).end();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ cacheKey: 'k-ghes', archiveLocation: `${ghesUrl()}/archive?sig=x` }));
+    });
+    const ghesUrl = () => ghes.url;
+    try {
+      process.env['GITHUB_SERVER_URL'] = 'https://ghes.example.com';
+      process.env['ACTIONS_CACHE_URL'] = `${ghes.url}/`;
+      const config = cacheService(process.env).cacheService;
+      expect(config?.protocol).toBe('v1');
+      const ghesClient = createActionsCache({
+        log,
+        service: config,
+        http,
+        retry: FAST_RETRY,
+        connections: 4,
+      });
+      expect(await ghesClient.restore(entry('k-ghes'))).toMatchObject({ state: 'hit' });
+      expect(await hashes(paths)).toEqual(hashed);
+      expect(await ghesClient.restore(entry('k-other'))).toMatchObject({ state: 'miss', found: false });
+      expect(asked).toEqual([
+        `Bearer ${service.token} application/json;api-version=6.0-preview.1 /_apis/artifactcache/cache?keys=k-ghes&version=${saved.version}`,
+        `Bearer ${service.token} application/json;api-version=6.0-preview.1 /_apis/artifactcache/cache?keys=k-other&version=${saved.version}`,
+      ]);
+      expect(warnings()).toEqual([]);
+    } finally {
+      await ghes.close();
+    }
   });
 });
 

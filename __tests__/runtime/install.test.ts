@@ -319,7 +319,11 @@ describe('installOllama with the Actions cache (the real client against a local 
       '/releases/download/v0.14.2/sha256sum.txt',
       '/cdn/v0.14.2/sha256sum.txt?signature=abc',
     ]);
-    expect(service.calls.slice(mark).map((c) => c.call)).toEqual(['GetCacheEntryDownloadURL', 'GET archive']);
+    expect(service.calls.slice(mark).map((c) => c.call)).toEqual([
+      'GetCacheEntryDownloadURL',
+      'HEAD archive',
+      'GET archive',
+    ]);
     expect(warnings(opts.log, log)).toEqual([]);
     expect((await run(second.executable, ['--version'])).stdout).toBe('ollama version is 0.14.2\n');
     expect(toolCache.find('ollama', '0.14.2', 'x64')).toBe(join(toolRoot, 'ollama', '0.14.2', 'x64'));

@@ -98,12 +98,15 @@ export async function restoreEntry(entry: RestoreEntry, deps: RestoreDeps): Prom
   let fetched = 0;
   const ingestDir = entry.blobs[0]!.ingestDir;
   try {
+    // Knowing the size up front lets every connection start at once (else the first one learns it).
+    archiveSize = await sizeOf(deps.http, found.url, deps.signal);
     const result = await streamBlob(
       {
         id: sha256Hex(`${entry.key}\0${version}`),
         label: `cache entry ${entry.key}`,
         ingestDir,
         locate: async () => ({ url: found.url }),
+        ...(archiveSize !== undefined ? { size: archiveSize } : {}),
       },
       {
         http: deps.http,
@@ -143,6 +146,22 @@ export async function restoreEntry(entry: RestoreEntry, deps: RestoreDeps): Prom
     ...(failure !== undefined ? { failure } : {}),
     ...(described !== undefined ? { refused: described } : {}),
   };
+}
+
+/** The archive's size from a HEAD of its signed URL (Azure answers it); undefined if it will not say. */
+async function sizeOf(
+  http: HttpClient,
+  url: string,
+  signal: AbortSignal | undefined,
+): Promise<number | undefined> {
+  try {
+    const response = await http.request(url, { method: 'HEAD', ...(signal ? { signal } : {}) });
+    await response.body.dump().catch(() => undefined);
+    const length = Number(response.headers['content-length']);
+    return response.status === 200 && Number.isSafeInteger(length) && length > 0 ? length : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function sink(writer: LocalBlobWriter, end: () => Promise<void>): MemberSink {

@@ -24,6 +24,8 @@ export interface StreamSpec {
   readonly label: string;
   /** Staging folder (the bytes live there only while they are read). */
   readonly ingestDir: string;
+  /** The size, when known (ranges are then planned from the start); else learned from the server. */
+  readonly size?: number;
   locate(signal?: AbortSignal): Promise<BlobLocation>;
 }
 
@@ -69,6 +71,7 @@ export async function streamBlob(
     target: '',
     ingestDir: spec.ingestDir,
     locate: spec.locate,
+    ...(spec.size !== undefined ? { size: spec.size } : {}),
   };
   await ensureDirs(spec.ingestDir);
   const paths = stagingPaths(spec.ingestDir, digest);
