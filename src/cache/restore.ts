@@ -217,9 +217,12 @@ class PlannedFiles {
   }
 }
 
-/** Every trailing run of segments of an absolute path: `a/b/c` → `c`, `b/c`, `a/b/c`. */
+/**
+ * Every trailing run of segments of an absolute path: `a/b/c` → `c`, `b/c`, `a/b/c` (Windows
+ * separators too: the library writes member names with `/` there).
+ */
 function suffixes(path: string): string[] {
-  const parts = path.split('/').filter((p) => p !== '');
+  const parts = path.split(/[\\/]/).filter((p) => p !== '');
   return parts.map((_, i) => parts.slice(i).join('/'));
 }
 
