@@ -4,6 +4,7 @@ import type { RetryPolicy } from '../http/retry.js';
 import type { Logger } from '../report/logger.js';
 import type { Settings } from '../settings/settings.js';
 import type { AuthPolicy, BasicAuth } from './auth.js';
+import { knownRealmHosts, type RegistryName, registryOrigin } from './endpoint.js';
 import { RegistrySession, type RepositoryAction } from './session.js';
 
 /** What each registry call needs from its caller (a source's context has all of it). */
@@ -51,10 +52,32 @@ export interface RepositoryAddress {
  */
 export class RegistryClient {
   private readonly sessions = new Map<string, RegistrySession>();
+  /** Origins by registry name, settled once per run (a probe may be needed). */
+  private readonly origins = new Map<string, Promise<string>>();
   private readonly policy: AuthPolicy;
 
   constructor(private readonly options: RegistryOptions = {}) {
     this.policy = { allowedRealmHosts: options.allowedRealmHosts ?? [] };
+  }
+
+  /**
+   * The session of a repository named as users write it (`host[:port]`, a scheme only if one
+   * was written): its origin is settled first (registryOrigin), once per registry and run.
+   */
+  async resolve(
+    call: RegistryCall,
+    name: RegistryName & { readonly repository: string },
+    actions: readonly RepositoryAction[] = ['pull'],
+  ): Promise<RegistrySession> {
+    const key = `${name.scheme ?? ''}://${name.host}`;
+    let origin = this.origins.get(key);
+    if (!origin) {
+      origin = registryOrigin(call, name);
+      this.origins.set(key, origin);
+      // A failed probe is not remembered: the next model of the run asks again.
+      origin.catch(() => this.origins.delete(key));
+    }
+    return this.session({ origin: await origin, host: name.host, repository: name.repository }, actions);
   }
 
   session(address: RepositoryAddress, actions: readonly RepositoryAction[] = ['pull']): RegistrySession {
@@ -64,7 +87,10 @@ export class RegistryClient {
     if (!session) {
       const basicAuth = this.options.basicAuth;
       const own = basicAuth !== undefined && basicAuth.host === address.host;
-      const policy = own ? { ...this.policy, basicAuth } : this.policy;
+      // A well-known registry's own realm (Docker Hub's auth.docker.io) needs no listing.
+      const known = knownRealmHosts(address.host);
+      const realms = known.length ? { allowedRealmHosts: [...this.policy.allowedRealmHosts, ...known] } : {};
+      const policy = { ...this.policy, ...realms, ...(own ? { basicAuth } : {}) };
       session = new RegistrySession(registry, address.repository, policy, actions);
       this.sessions.set(key, session);
     }

@@ -54,7 +54,7 @@ export class RegistrySession {
   constructor(
     readonly registry: URL,
     readonly repository: string,
-    private readonly policy: AuthPolicy,
+    readonly policy: AuthPolicy,
     actions: readonly RepositoryAction[] = ['pull'],
   ) {
     this.scopes = [`repository:${repository}:${actions.join(',')}`];
