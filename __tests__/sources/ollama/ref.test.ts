@@ -1,6 +1,6 @@
 import { isModelPullError } from '../../../src/errors.js';
 import { splitLine } from '../../../src/refs/line.js';
-import { ollamaName, parseOllamaRef, registryOrigin, repositoryOf } from '../../../src/sources/ollama/ref.js';
+import { ollamaName, parseOllamaRef, repositoryOf } from '../../../src/sources/ollama/ref.js';
 
 const parse = (line: string) => parseOllamaRef(splitLine(line));
 const HEX = 'a'.repeat(38) + '0123456789abcdef0123456789';
@@ -9,14 +9,14 @@ const P350 = 'h'.repeat(350);
 
 describe('parseOllamaRef: names Ollama accepts', () => {
   test.each([
-    // [line, scheme, host, namespace, model, tag]
-    ['ollama:llama3.2', 'https', 'registry.ollama.ai', 'library', 'llama3.2', 'latest'],
-    ['ollama:llama3.2:1b', 'https', 'registry.ollama.ai', 'library', 'llama3.2', '1b'],
-    ['ollama:library/llama3.2:1b', 'https', 'registry.ollama.ai', 'library', 'llama3.2', '1b'],
-    ['ollama:team/model', 'https', 'registry.ollama.ai', 'team', 'model', 'latest'],
+    // [line, scheme (only when written), host, namespace, model, tag]
+    ['ollama:llama3.2', undefined, 'registry.ollama.ai', 'library', 'llama3.2', 'latest'],
+    ['ollama:llama3.2:1b', undefined, 'registry.ollama.ai', 'library', 'llama3.2', '1b'],
+    ['ollama:library/llama3.2:1b', undefined, 'registry.ollama.ai', 'library', 'llama3.2', '1b'],
+    ['ollama:team/model', undefined, 'registry.ollama.ai', 'team', 'model', 'latest'],
     [
       'ollama:registry.example.com:5000/team/model:tag',
-      'https',
+      undefined,
       'registry.example.com:5000',
       'team',
       'model',
@@ -25,7 +25,7 @@ describe('parseOllamaRef: names Ollama accepts', () => {
     // the last ':' is before the last '/': it is the port, not a tag
     [
       'ollama:registry.example.com:5000/team/model',
-      'https',
+      undefined,
       'registry.example.com:5000',
       'team',
       'model',
@@ -35,16 +35,16 @@ describe('parseOllamaRef: names Ollama accepts', () => {
     ['ollama:HTTPS://h/n/m', 'https', 'h', 'n', 'm', 'latest'],
     [
       'ollama:registry.ollama.ai/library/dolphin-mistral:7b-v2.6-dpo-laser-q6_K',
-      'https',
+      undefined,
       'registry.ollama.ai',
       'library',
       'dolphin-mistral',
       '7b-v2.6-dpo-laser-q6_K',
     ],
-    ['ollama:_why/_the/_lucky:_stiff', 'https', '_why', '_the', '_lucky', '_stiff'],
-    ['ollama:h/n/m:t', 'https', 'h', 'n', 'm', 't'],
-    ['ollama:a./n/m', 'https', 'a.', 'n', 'm', 'latest'],
-    [`ollama:${P350}/${P80}/${P80}:${P80}`, 'https', P350, P80, P80, P80],
+    ['ollama:_why/_the/_lucky:_stiff', undefined, '_why', '_the', '_lucky', '_stiff'],
+    ['ollama:h/n/m:t', undefined, 'h', 'n', 'm', 't'],
+    ['ollama:a./n/m', undefined, 'a.', 'n', 'm', 'latest'],
+    [`ollama:${P350}/${P80}/${P80}:${P80}`, undefined, P350, P80, P80, P80],
   ])('%s', (line, scheme, host, namespace, model, tag) => {
     const ref = parse(line);
     expect(ref).toEqual({ line, scheme, host, namespace, model, tag });
@@ -69,11 +69,11 @@ describe('parseOllamaRef: names Ollama accepts', () => {
     ]);
   });
 
-  test('registry origin and repository path', () => {
+  test('a written scheme is kept; without one the registry client chooses; repository path', () => {
     const ref = parse('ollama:http://127.0.0.1:5000/team/model:tag');
-    expect(registryOrigin(ref)).toBe('http://127.0.0.1:5000');
+    expect(ref.scheme).toBe('http');
     expect(repositoryOf(ref)).toBe('team/model');
-    expect(registryOrigin(parse('ollama:llama3.2'))).toBe('https://registry.ollama.ai');
+    expect(parse('ollama:llama3.2').scheme).toBeUndefined();
   });
 });
 

@@ -179,4 +179,22 @@ describe('ollama source against the real distribution registry', () => {
     expect(isModelPullError(error, 'ERR_NOT_FOUND')).toBe(true);
     expect((error as Error).message).toBe(`${host()}/${REPO}:nope was not found on ${host()} (HTTP 404)`);
   });
+
+  test('a loopback registry written without a scheme: https is tried, then plain http', async () => {
+    const fresh = await tempDir('model-pull-ollama-noscheme-');
+    try {
+      const source = createOllamaSource({ modelsRoot: fresh.path });
+      const bare = parseOllamaRef(splitLine(`ollama:${host()}/${REPO}:v1`));
+      expect(bare.scheme).toBeUndefined();
+      const count = proxy.requests.length;
+      const entry = await source.plan(bare, await source.identify(bare, ctx()), ctx());
+      await fetchBlobs(entry.blobs, engine());
+      await entry.commit();
+      // The https probe reached no HTTP request; everything after it went over http.
+      expect(proxy.requests[count]).toMatchObject({ method: 'GET', url: `/v2/${REPO}/manifests/v1` });
+      expect(sha256(await readFile(entry.path))).toBe(sha256(model.layers[0]!.bytes));
+    } finally {
+      await fresh.remove();
+    }
+  });
 });

@@ -8,7 +8,11 @@ import { badLine, type LineParts, onlyOptions } from '../../refs/line.js';
 export interface OllamaRef {
   /** The line as written, trimmed (quoted in errors, the lock file's key). */
   readonly line: string;
-  readonly scheme: 'http' | 'https';
+  /**
+   * Only when the line writes one; otherwise the registry client applies Docker's rule (https,
+   * with plain http only where https cannot be spoken, on loopback or with `insecure`).
+   */
+  readonly scheme?: 'http' | 'https';
   /** `host` or `host:port`, as written (it is also a folder name under `manifests/`). */
   readonly host: string;
   readonly namespace: string;
@@ -21,7 +25,6 @@ export interface OllamaRef {
 export const OLLAMA_PREFIX = 'ollama:';
 
 const DEFAULTS = {
-  scheme: 'https',
   host: 'registry.ollama.ai',
   namespace: 'library',
   tag: 'latest',
@@ -78,7 +81,7 @@ export function parseOllamaRef(parts: LineParts): OllamaRef {
 
   const ref: OllamaRef = {
     line,
-    scheme: scheme ?? DEFAULTS.scheme,
+    ...(scheme ? { scheme } : {}),
     host: host ?? DEFAULTS.host,
     namespace: namespace ?? DEFAULTS.namespace,
     model,
@@ -130,7 +133,7 @@ function checkPart(line: string, kind: PartKind, value: string): void {
  */
 function checkAddress(line: string, ref: OllamaRef): void {
   try {
-    new URL(`${ref.scheme}://${ref.host}/`);
+    new URL(`${ref.scheme ?? 'https'}://${ref.host}/`);
   } catch {
     throw badLine(line, `host "${clip(ref.host)}" is not a network address (expected host or host:port)`);
   }
@@ -139,11 +142,6 @@ function checkAddress(line: string, ref: OllamaRef): void {
 /** `host/namespace/model:tag`, the name Ollama lists and the `name` of the model's report. */
 export function ollamaName(ref: OllamaRef): string {
   return `${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`;
-}
-
-/** `scheme://host`, the registry's origin, where `/v2/…` requests go. */
-export function registryOrigin(ref: OllamaRef): string {
-  return new URL(`${ref.scheme}://${ref.host}/`).origin;
 }
 
 /** `namespace/model`, the repository path of the distribution API. */

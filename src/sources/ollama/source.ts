@@ -12,7 +12,7 @@ import {
 import { RegistryClient, type RegistryOptions } from '../../registry/client.js';
 import type { RegistrySession } from '../../registry/session.js';
 import { type Descriptor, layerKind, type OllamaManifest, parseManifest, weightsLayer } from './manifest.js';
-import { type OllamaRef, ollamaName, registryOrigin, repositoryOf } from './ref.js';
+import { type OllamaRef, ollamaName, repositoryOf } from './ref.js';
 
 export interface OllamaSourceOptions extends RegistryOptions {
   /** The Ollama store root (`ollama-models`). */
@@ -22,8 +22,12 @@ export interface OllamaSourceOptions extends RegistryOptions {
 /** Resolves `ollama:` references against Ollama's registry or any OCI-distribution registry. */
 export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaRef> {
   const registry = new RegistryClient(options);
-  const sessionFor = (ref: OllamaRef): RegistrySession =>
-    registry.session({ origin: registryOrigin(ref), host: ref.host, repository: repositoryOf(ref) });
+  const sessionFor = (ref: OllamaRef, ctx: SourceContext): Promise<RegistrySession> =>
+    registry.resolve(ctx, {
+      host: ref.host,
+      ...(ref.scheme ? { scheme: ref.scheme } : {}),
+      repository: repositoryOf(ref),
+    });
 
   return {
     async identify(ref, ctx) {
@@ -33,7 +37,8 @@ export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaR
         if (stored && sha256Hex(stored) === ref.pin)
           return identityOf(ref, parseManifest(stored, ollamaName(ref)), ref.pin);
       }
-      const bytes = await sessionFor(ref).getManifest(ctx, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
+      const session = await sessionFor(ref, ctx);
+      const bytes = await session.getManifest(ctx, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
         name: ollamaName(ref),
         ...(ref.pin ? { expectHex: ref.pin } : {}),
       });
@@ -42,10 +47,12 @@ export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaR
 
     async plan(ref, identity, ctx) {
       const hex = recordedHex(ref, identity);
-      const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, () =>
-        sessionFor(ref).getManifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }),
+      // Settled only when a request is made: a pinned model complete on disk asks nothing.
+      const session = () => sessionFor(ref, ctx);
+      const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, async () =>
+        (await session()).getManifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }),
       );
-      return planEntry(ref, identity, manifest, options.modelsRoot, sessionFor(ref), ctx);
+      return planEntry(ref, identity, manifest, options.modelsRoot, session, ctx);
     },
   };
 }
@@ -111,7 +118,7 @@ function planEntry(
   identity: Identity,
   manifest: OllamaManifest,
   root: string,
-  session: RegistrySession,
+  session: () => Promise<RegistrySession>,
   ctx: SourceContext,
 ): PlanEntry {
   const all: readonly Descriptor[] = [manifest.config, ...manifest.layers];
@@ -138,7 +145,7 @@ function blobSpec(
   d: Descriptor,
   kind: string,
   root: string,
-  session: RegistrySession,
+  session: () => Promise<RegistrySession>,
   ctx: SourceContext,
 ): BlobSpec {
   // The token generation this blob last saw: a second locate() means its URL stopped working.
@@ -151,7 +158,7 @@ function blobSpec(
     ingestDir: ingestDir(root),
     async locate(signal) {
       const call = signal ? { ...ctx, signal } : ctx;
-      const { location, generation } = await session.blobLocation(call, d.hex, seen);
+      const { location, generation } = await (await session()).blobLocation(call, d.hex, seen);
       seen = generation;
       return location;
     },
