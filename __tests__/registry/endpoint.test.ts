@@ -76,12 +76,8 @@ describe('registryOrigin', () => {
     const untrusting = testClient();
     try {
       const error = await registryOrigin(callWith(untrusting), { host: httpsHost }).catch((e: unknown) => e);
-      expect(isModelPullError(error, 'ERR_INSECURE_URL')).toBe(true);
-      expect((error as Error).message).toMatch(
-        new RegExp(
-          `^registry ${httpsHost} speaks https with a certificate this machine does not trust \\(.+\\); give its CA in ca-cert`,
-        ),
-      );
+      expect(isModelPullError(error, 'ERR_TLS')).toBe(true);
+      expect((error as Error).message).toContain('trust it with ca-cert');
     } finally {
       await untrusting.close();
     }
@@ -113,7 +109,7 @@ describe('registryOrigin', () => {
         { ...callWith(insecure), retry: { ...FAST_RETRY, retries: 0 } },
         { host: 'registry.invalid' },
       ).catch((e: unknown) => e);
-      expect(isModelPullError(error, 'ERR_NETWORK')).toBe(true);
+      expect(isModelPullError(error, 'ERR_DNS')).toBe(true);
       expect((error as Error).message).toContain('https://registry.invalid/v2/');
     } finally {
       await insecure.close();

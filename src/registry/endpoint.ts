@@ -1,4 +1,4 @@
-import { isModelPullError, ModelPullError } from '../errors.js';
+import { isModelPullError } from '../errors.js';
 import { isLoopbackHost } from '../http/client.js';
 import { withRetries } from '../http/retry.js';
 import type { RegistryCall } from './client.js';
@@ -30,12 +30,13 @@ export function knownRealmHosts(host: string): readonly string[] {
 }
 
 /**
- * Error codes that mean "nothing speaks TLS there": a plain-http server answering a ClientHello
- * (OpenSSL's `wrong version number`, `packet length too long`…), or no listener on the https
- * port. Certificate failures are not among them: https was spoken, and a bad certificate is a
- * reason to stop (or to pass `ca-cert`), never to drop to plain http.
+ * Socket codes that mean "nothing speaks TLS there": a plain-http server answering a ClientHello
+ * (OpenSSL's `wrong version number`, `packet length too long`…) or hanging up on it. With a
+ * refused connection (no listener on the https port) they are the only reasons to try http.
+ * Certificate failures (ERR_TLS) are not: https was spoken, and a bad certificate is a reason to
+ * stop (or to pass `ca-cert`), never to drop to plain http.
  */
-const NO_TLS_CODES = /^(?:ERR_SSL_(?!.*CERT).*|EPROTO|ECONNREFUSED|ECONNRESET)$/;
+const NO_TLS_CODES = /^(?:ERR_SSL_(?!.*CERT).*|EPROTO|ECONNRESET)$/;
 
 /**
  * The origin (`scheme://host[:port]`) of a registry's API. A written scheme is obeyed. Without
@@ -59,24 +60,19 @@ export async function registryOrigin(call: RegistryCall, name: RegistryName): Pr
         await answer.body.dump().catch(() => undefined);
         return 'https';
       } catch (error) {
+        // A refused certificate (ERR_TLS) is thrown as it is: https was spoken.
         if (speaksNoTls(error)) return 'http';
-        if (isCertificateError(error)) {
-          throw new ModelPullError(
-            'ERR_INSECURE_URL',
-            `registry ${name.host} speaks https with a certificate this machine does not trust (${describe(error)}); give its CA in ca-cert (plain http is only tried where https is not spoken)`,
-            { cause: error },
-          );
-        }
         throw error;
       }
     },
     call.retry,
-    { sleep: (ms, signal) => call.clock.sleep(ms, signal), ...(call.signal ? { signal: call.signal } : {}) },
+    { clock: call.clock, subject: `registry ${name.host}`, ...(call.signal ? { signal: call.signal } : {}) },
   );
   call.log.debug(`registry ${name.host}: ${scheme}`);
   return scheme === 'https' ? https : new URL(`http://${host}/`).origin;
 }
 
+/** The codes along an error's cause chain. */
 function codes(error: unknown): string[] {
   const out: string[] = [];
   for (let e: unknown = error; e; e = (e as { cause?: unknown }).cause) {
@@ -87,16 +83,7 @@ function codes(error: unknown): string[] {
 }
 
 function speaksNoTls(error: unknown): boolean {
-  if (isModelPullError(error) && error.code !== 'ERR_NETWORK') return false;
+  if (isModelPullError(error, 'ERR_CONNECTION_REFUSED')) return true;
+  if (!isModelPullError(error, 'ERR_NETWORK')) return false;
   return codes(error).some((c) => NO_TLS_CODES.test(c));
-}
-
-/** Node's names for verification failures: `DEPTH_ZERO_SELF_SIGNED_CERT`, `CERT_HAS_EXPIRED`, … */
-function isCertificateError(error: unknown): boolean {
-  return codes(error).some((c) => /CERT|UNABLE_TO_(GET|VERIFY)|SELF_SIGNED/.test(c));
-}
-
-function describe(error: unknown): string {
-  const root = (error as { cause?: unknown }).cause ?? error;
-  return root instanceof Error ? root.message : String(root);
 }
