@@ -151,8 +151,8 @@ var format = __webpack_require__(2011);
 var progress_log = __webpack_require__(8340);
 // EXTERNAL MODULE: ./src/settings/settings.ts
 var settings_settings = __webpack_require__(7100);
-// EXTERNAL MODULE: ./src/sources/index.ts + 20 modules
-var sources = __webpack_require__(8777);
+// EXTERNAL MODULE: ./src/sources/index.ts + 21 modules
+var sources = __webpack_require__(5785);
 ;// CONCATENATED MODULE: ./src/cli/demo.ts
 
 
