@@ -2,9 +2,18 @@ import * as core from '@actions/core';
 import { runAction } from './action/run.js';
 import { describeError } from './errors.js';
 
-// The action's entry point: the only place that sets the step's outcome.
+// The action's entry point: the only place that sets the step's outcome. A cancelled job gets
+// SIGINT, then SIGTERM: either stops the downloads cleanly (progress kept, staging leases
+// released) and the step still reports what happened to each model.
+const controller = new AbortController();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    core.info(`stopping (${signal}): progress is kept for the next run`);
+    controller.abort(new Error(`stopped by ${signal}`));
+  });
+}
 try {
-  const failure = await runAction(process.env);
+  const failure = await runAction(process.env, undefined, controller.signal);
   if (failure) core.setFailed(failure);
 } catch (error) {
   core.setFailed(describeError(error));

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from '../../src/digest.js';
 import { formatBytes } from '../../src/report/format.js';
@@ -73,6 +73,45 @@ it('Ctrl-C stops cleanly keeping progress; the rerun fetches only the rest', asy
     expect(served).toBeLessThanOrEqual(SIZE - kept + 4 * MiB);
     expect(sha256Hex(await readFile(join(dir.path, 'files', 'big.gguf')))).toBe(hex);
     await expect(stat(record)).rejects.toThrow(); // staging is cleaned up after the commit
+  } finally {
+    await server.close();
+    await dir.remove();
+  }
+});
+
+it('SIGTERM (a CI cancel) stops like Ctrl-C: progress kept, no staging lease left behind', async () => {
+  const data = randomBytes(SIZE);
+  const hex = sha256Hex(data);
+  const server = await startBlobServer(data, () => ({ rate: 2 * MiB }));
+  const dir = await tempDir('model-pull-cli-term-');
+  try {
+    const run = startCli(
+      [
+        'pull',
+        '--files-dir',
+        join(dir.path, 'files'),
+        '--connections',
+        '2',
+        `${server.url}/big.gguf`,
+        `sha256=${hex}`,
+      ],
+      { env: { HOME: dir.path } },
+    );
+    const deadline = Date.now() + 8000;
+    while (server.sentBytes() < 4 * MiB) {
+      if (Date.now() > deadline) throw new Error(`no progress: ${run.stderr()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    run.child.kill('SIGTERM');
+    const stopped = await run.done;
+    expect([stopped.code, stopped.signal]).toEqual([1, null]);
+    const err = lines(stopped.stderr);
+    expect(err).toContain('stopping: progress is kept for the next run (Ctrl-C again to quit at once)');
+    expect(err[err.length - 1]).toBe(
+      'error: interrupted: progress is kept, run the same command again to resume',
+    );
+    const ingest = join(dir.path, 'files', '.model-pull-ingest');
+    expect((await readdir(ingest)).sort()).toEqual([`sha256-${hex}.partial`, `sha256-${hex}.progress.json`]);
   } finally {
     await server.close();
     await dir.remove();

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type CacheService, startCacheService } from './cache-service.js';
@@ -116,6 +116,11 @@ export interface Runner {
   readonly temp: string;
   /** Runs one step; `env` adds variables (the cache service's, HF_TOKEN, …). */
   run(inputs: Readonly<Record<string, string>>, env?: Readonly<Record<string, string>>): Promise<ActionRun>;
+  /** Starts one step and hands over its process (to signal it); `result` settles when it ends. */
+  start(
+    inputs: Readonly<Record<string, string>>,
+    env?: Readonly<Record<string, string>>,
+  ): { child: ChildProcess; stdout(): string; result: Promise<ActionRun> };
   /** Empties HOME but keeps its path: a fresh machine whose cache paths are the same strings. */
   emptyHome(): Promise<void>;
   dispose(): Promise<void>;
@@ -167,26 +172,29 @@ export async function createRunner(options: { timeoutMs?: number } = {}): Promis
     await mkdir(d, { recursive: true });
   const defaults = actionDefaults();
   let step = 0;
+  const start: Runner['start'] = (inputs, env = {}) => {
+    step += 1;
+    const paths = {
+      output: join(files, `output-${step}`),
+      env: join(files, `env-${step}`),
+      state: join(files, `state-${step}`),
+      summary: join(files, `summary-${step}`),
+      path: join(files, `path-${step}`),
+    };
+    for (const p of Object.values(paths)) writeFileSync(p, '');
+    const folders = { home, workspace, temp, toolCache: join(dir.path, 'tool-cache') };
+    const childEnv = stepEnvironment(folders, paths, { ...defaults, ...inputs }, env);
+    const node = spawnNode(distEntry(), childEnv, workspace, options.timeoutMs);
+    const result = node.done.then(({ code, stdout, stderr }) => collect(code, stdout, stderr, paths));
+    return { child: node.child, stdout: node.stdout, result };
+  };
   return {
     root: dir.path,
     home,
     workspace,
     temp,
-    async run(inputs, env = {}) {
-      step += 1;
-      const paths = {
-        output: join(files, `output-${step}`),
-        env: join(files, `env-${step}`),
-        state: join(files, `state-${step}`),
-        summary: join(files, `summary-${step}`),
-        path: join(files, `path-${step}`),
-      };
-      for (const p of Object.values(paths)) await writeFile(p, '');
-      const folders = { home, workspace, temp, toolCache: join(dir.path, 'tool-cache') };
-      const childEnv = stepEnvironment(folders, paths, { ...defaults, ...inputs }, env);
-      const { code, stdout, stderr } = await spawnNode(distEntry(), childEnv, workspace, options.timeoutMs);
-      return collect(code, stdout, stderr, paths);
-    },
+    run: (inputs, env = {}) => start(inputs, env).result,
+    start,
     async emptyHome() {
       for (const entry of await readdir(home)) await rm(join(home, entry), { recursive: true, force: true });
     },
@@ -199,11 +207,15 @@ function spawnNode(
   env: Record<string, string>,
   cwd: string,
   timeoutMs = 20_000,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [entry], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
+): {
+  child: ChildProcess;
+  stdout(): string;
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+} {
+  const child = spawn(process.execPath, [entry], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
     child.stdout.on('data', (c: Buffer) => {
       stdout += c.toString('utf8');
     });
@@ -223,6 +235,7 @@ function spawnNode(
       else done({ code, stdout, stderr });
     });
   });
+  return { child, stdout: () => stdout, done };
 }
 
 async function collect(

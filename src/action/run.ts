@@ -25,12 +25,13 @@ import { DEFAULT_SOURCES } from '../sources/index.js';
 export async function runAction(
   env: Env,
   sources: SourceList = DEFAULT_SOURCES,
+  signal?: AbortSignal,
 ): Promise<string | undefined> {
   const settings = settingsFromInputs(env, sources);
   // The run's configured client (proxy, ca-cert): cache lookups and archives, the Ollama release.
   const http = new HttpClient(settings.http);
   try {
-    return await runWith(settings, sources, http, env);
+    return await runWith(settings, sources, http, env, signal);
   } finally {
     await http.close();
   }
@@ -41,6 +42,7 @@ async function runWith(
   sources: SourceList,
   http: HttpClient,
   env: Env,
+  signal: AbortSignal | undefined,
 ): Promise<string | undefined> {
   const log = coreLogger();
   const cache = settings.cache
@@ -53,7 +55,7 @@ async function runWith(
       })
     : createNoCache();
   const onProgress = progressLines((line) => core.info(line));
-  const report = await pull(settings, { sources, log, cache, onProgress });
+  const report = await pull(settings, { sources, log, cache, onProgress, signal });
   await logModels(report);
 
   core.setOutput(Outputs.CacheHit, String(report.cacheHit));
@@ -92,6 +94,7 @@ async function runWith(
       http,
       retry: settings.retry,
       connections: settings.connections,
+      signal,
     });
     core.addPath(installed.binDir);
     core.setOutput(Outputs.OllamaVersion, installed.version);

@@ -1,0 +1,50 @@
+import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256Hex } from '../../src/digest.js';
+import { createRunner, type Runner } from '../helpers/action.js';
+import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
+import { waitFor } from '../helpers/child.js';
+
+/**
+ * A cancelled job: the runner sends SIGINT, then SIGTERM. Either stops the downloads cleanly:
+ * the step fails with one error per model, writes its outputs, keeps the progress for the next
+ * run and leaves no staging lease behind for another job to wait on (issue 10 item 3).
+ */
+const MiB = 1024 * 1024;
+const SIZE = 24 * MiB;
+const weights = randomBytes(SIZE);
+let server: BlobServer;
+let runner: Runner;
+
+beforeAll(async () => {
+  // 2 MiB/s per connection: the file would take seconds; the signal comes after 4 MiB.
+  server = await startBlobServer(weights, () => ({ rate: 2 * MiB }));
+});
+afterAll(() => server.close());
+beforeEach(async () => {
+  runner = await createRunner();
+});
+afterEach(() => runner.dispose());
+
+it.each(['SIGTERM', 'SIGINT'] as const)(
+  '%s stops the step cleanly and keeps the progress',
+  async (signal) => {
+    const line = `${server.url}/w/big.gguf sha256=${sha256Hex(weights)}`;
+    const sentBefore = server.sentBytes();
+    const step = runner.start({ models: line, cache: 'false', connections: '2' });
+    await waitFor(() => server.sentBytes() - sentBefore >= 4 * MiB, 'the download to start');
+    step.child.kill(signal);
+    const run = await step.result;
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(`stopping (${signal}): progress is kept for the next run`);
+    expect(run.errors()).toEqual([
+      expect.stringMatching(new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `)),
+      '1 of 1 models could not be pulled and verified',
+    ]);
+    expect(JSON.parse(run.outputs.models!)).toHaveLength(1);
+    const ingest = join(runner.home, '.cache', 'model-pull', 'files', '.model-pull-ingest');
+    const hex = sha256Hex(weights);
+    expect((await readdir(ingest)).sort()).toEqual([`sha256-${hex}.partial`, `sha256-${hex}.progress.json`]);
+  },
+);
