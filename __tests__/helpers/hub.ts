@@ -255,6 +255,9 @@ function serveResolve(req: IncomingMessage, res: ServerResponse, state: HubState
       'x-repo-commit': commit,
       'x-linked-etag': `"${file.sha256}"`,
       'x-linked-size': String(size),
+      // As the Hub does: the git id (the pointer's) as ETag, the content's digest as X-Linked-Etag.
+      etag: `"${file.sha1}"`,
+      'content-length': '0',
     });
     res.end();
     return;
