@@ -14,6 +14,7 @@ import { fileBytes, type HubFileSpec, type LocalHub, randomCommit, startHub } fr
 const KiB = 1024;
 const COMMIT = randomCommit();
 const TOKEN = `hf_${randomBytes(16).toString('hex')}`;
+const MIRROR_PASSWORD = `pw-${randomBytes(12).toString('hex')}`;
 const FILES: HubFileSpec[] = [
   { path: 'config.json', content: fileBytes('{"model_type":"tiny","hidden_size":8}') },
   { path: 'model.safetensors', content: fileBytes(1536 * KiB), lfs: true },
@@ -29,6 +30,8 @@ beforeAll(async () => {
   hub = await startHub([
     { id: 'org/tiny', ...repo },
     { id: 'org/secret', private: true, acceptedTokens: [TOKEN], ...repo },
+    { id: 'org/behind-login', private: true, acceptedBasic: [`mirror-user:${MIRROR_PASSWORD}`], ...repo },
+    { id: 'org/gated', gated: true, ...repo },
   ]);
 });
 afterAll(async () => {
@@ -151,5 +154,35 @@ describe('the action with a Hugging Face model', () => {
       .filter((l) => !l.startsWith('::add-mask::'))
       .join('\n');
     for (const text of [unmasked, run.stderr, ...Object.values(run.files)]) expect(text).not.toContain(TOKEN);
+  });
+
+  // Issue 10 item 13: the password used to reach the error annotation, `models` and the summary.
+  test('an hf-endpoint with user:pass@ is sent as Basic auth to that origin only, its password nowhere', async () => {
+    const endpoint = hub.url.replace('http://', `http://mirror-user:${MIRROR_PASSWORD}@`);
+    const run = await runner.run(
+      { models: 'hf:org/behind-login\nhf:org/gated', 'hf-endpoint': endpoint },
+      service.env,
+    );
+    expect(run.code).toBe(1);
+    const models = JSON.parse(run.outputs.models!) as { ref: string; path?: string; error?: string }[];
+    expect(models[0]).toMatchObject({ ref: 'hf:org/behind-login', path: snapshot('behind-login') });
+    expect(models[1]!.ref).toBe('hf:org/gated');
+    // The failure names the model page on the endpoint, printed without the credentials.
+    expect(run.errors().join('\n')).toContain(`accept the terms on the model page (${hub.url}/org/gated)`);
+
+    const basic = `Basic ${Buffer.from(`mirror-user:${MIRROR_PASSWORD}`).toString('base64')}`;
+    const sent = hub.hub.requests.map((r) => r.headers.authorization);
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.every((a) => a === basic)).toBe(true);
+    expect(hub.cdnAuthorizations()).toEqual([]);
+    expect(run.masks).toContain(MIRROR_PASSWORD);
+    const unmasked = run.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('::add-mask::'))
+      .join('\n');
+    for (const text of [unmasked, run.stderr, ...Object.values(run.files)]) {
+      expect(text).not.toContain(MIRROR_PASSWORD);
+      expect(text).not.toContain(basic.slice(6));
+    }
   });
 });

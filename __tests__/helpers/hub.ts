@@ -29,6 +29,8 @@ export interface HubRepoSpec {
   /** Invisible (401/404 RepoNotFound) without an accepted token. */
   readonly private?: boolean;
   readonly acceptedTokens?: readonly string[];
+  /** `user:password` pairs accepted as Basic auth (a mirror behind a login). */
+  readonly acceptedBasic?: readonly string[];
 }
 
 export interface HubFaults {
@@ -184,7 +186,10 @@ function findRepo(state: HubState, types: string, id: string): HubRepoSpec | und
 function access(req: IncomingMessage, res: ServerResponse, repo: HubRepoSpec | undefined): boolean {
   const auth = req.headers.authorization;
   const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-  const accepted = token !== undefined && (repo?.acceptedTokens ?? []).includes(token);
+  const basic = auth?.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : undefined;
+  const accepted =
+    (token !== undefined && (repo?.acceptedTokens ?? []).includes(token)) ||
+    (basic !== undefined && (repo?.acceptedBasic ?? []).includes(basic));
   if (!repo || (repo.private && !accepted)) {
     fail(res, token ? 404 : 401, 'RepoNotFound', 'Repository not found');
     return false;

@@ -63,6 +63,23 @@ describe('buildSettings', () => {
     });
   });
 
+  // Issue 10 item 13: a mirror behind Basic auth, written into the URL as user:pass@.
+  it.each([
+    ['https://user:p%40ss@mirror.corp/hf/', 'https://mirror.corp/hf', 'user', 'p@ss', ['p@ss', 'p%40ss']],
+    ['http://u:pw@127.0.0.1:8080', 'http://127.0.0.1:8080', 'u', 'pw', ['pw']],
+    ['https://token@mirror.corp', 'https://mirror.corp', 'token', '', []],
+  ])(
+    'takes the credentials out of hf-endpoint %s and masks the password',
+    (given, url, username, password, masked) => {
+      const s = buildSettings({ models: 'hf:o/r', 'hf-endpoint': given }, ctx());
+      expect(s.hfEndpoint).toBe(url);
+      expect(s.hfEndpointAuth).toEqual({ username, password });
+      const header = Buffer.from(`${username}:${password}`).toString('base64');
+      expect(s.secrets).toEqual(password ? [...masked, header] : []);
+      expect(JSON.stringify({ ...s, hfEndpointAuth: undefined, secrets: [] })).not.toContain(`:${password}@`);
+    },
+  );
+
   it('lets inputs win over the environment and resolves relative paths', () => {
     const s = buildSettings(
       { models: 'hf:o/r', 'hf-token': 'hf_input', 'ollama-models': 'store', lockfile: '~/m.lock' },
@@ -83,6 +100,18 @@ describe('buildSettings', () => {
     ],
     [{ models: 'x', cache: 'maybe' }, 'input "cache" must be true or false, got "maybe"'],
     [{ models: 'x', 'hf-endpoint': 'huggingface.co' }, 'input "hf-endpoint" is not a URL: "huggingface.co"'],
+    [
+      { models: 'x', 'hf-endpoint': 'ftp://mirror.corp' },
+      'input "hf-endpoint" is not a URL: "ftp://mirror.corp"',
+    ],
+    [
+      { models: 'x', 'hf-endpoint': 'https://u:s3cret@mirror corp/hf' },
+      'input "hf-endpoint" is not a URL: "https://***@mirror corp/hf"',
+    ],
+    [
+      { models: 'x', 'hf-endpoint': 'https://u:%E0%A4%A@mirror.corp' },
+      'input "hf-endpoint" is not a URL: "https://***@mirror.corp"',
+    ],
     [
       { models: 'x', 'cache-key-prefix': 'a,b' },
       'input "cache-key-prefix" must be at most 200 characters without commas or spaces',

@@ -22,7 +22,13 @@ export interface Settings {
   readonly hfCache: string;
   /** Where `https:` references land. */
   readonly filesDir: string;
+  /** The Hub or a mirror, without a trailing `/` and without any `user:pass@` (see hfEndpointAuth). */
   readonly hfEndpoint: string;
+  /**
+   * Credentials written into hf-endpoint as `user:pass@` (a mirror behind Basic auth): taken out of
+   * the URL so it can be printed, sent as Basic auth to that origin only, the password masked.
+   */
+  readonly hfEndpointAuth: { readonly username: string; readonly password: string } | undefined;
   /** Sent only to the hub's origin; masked by the entry point. */
   readonly hfToken: string | undefined;
   readonly cache: boolean;
@@ -109,17 +115,14 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
       `${ctx.nameOf(Inputs.Verify)} must be full or size, got "${verify}"`,
     );
   }
-  const hfEndpoint = (
-    value(Inputs.HfEndpoint) ??
-    nonEmpty(env.HF_ENDPOINT) ??
-    'https://huggingface.co'
-  ).replace(/\/+$/, '');
-  if (!/^https?:\/\/[^/]+/.test(hfEndpoint)) {
-    throw new ModelPullError(
-      'ERR_BAD_INPUT',
-      `${ctx.nameOf(Inputs.HfEndpoint)} is not a URL: "${hfEndpoint}"`,
-    );
-  }
+  const {
+    url: hfEndpoint,
+    auth: hfEndpointAuth,
+    secrets: endpointSecrets,
+  } = hubEndpointSetting(
+    value(Inputs.HfEndpoint) ?? nonEmpty(env.HF_ENDPOINT) ?? 'https://huggingface.co',
+    ctx.nameOf(Inputs.HfEndpoint),
+  );
   const hfToken = value(Inputs.HfToken) ?? nonEmpty(env.HF_TOKEN) ?? nonEmpty(env.HUGGING_FACE_HUB_TOKEN);
   const username = value(Inputs.RegistryUsername);
   const password = value(Inputs.RegistryPassword);
@@ -174,6 +177,7 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
   const secrets = [
     hfToken,
     password,
+    ...endpointSecrets,
     ...(ctx.sourceOptions ?? []).filter((o) => o.type === 'secret').map((o) => sourceOptions[o.name]),
   ].filter((s): s is string => s !== undefined);
   return {
@@ -182,6 +186,7 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
     hfCache: path(value(Inputs.HfCache) ?? defaultHfCache(env)),
     filesDir: path(value(Inputs.FilesDir) ?? '~/.cache/model-pull/files'),
     hfEndpoint,
+    hfEndpointAuth,
     hfToken,
     cache: flag(Inputs.Cache, true),
     cacheKeyPrefix: prefix,
@@ -218,6 +223,40 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
     retry: { ...DEFAULT_RETRY_POLICY, retries: int(Inputs.Retries, DEFAULT_RETRY_POLICY.retries, 0, 50) },
     secrets,
   };
+}
+
+/**
+ * hf-endpoint split into a printable URL and the `user:pass@` it may carry (issue 10: the password
+ * reached the error annotation, the `models` output and the summary). Errors never echo userinfo.
+ */
+function hubEndpointSetting(
+  given: string,
+  name: string,
+): { url: string; auth: Settings['hfEndpointAuth']; secrets: string[] } {
+  const bad = () =>
+    new ModelPullError('ERR_BAD_INPUT', `${name} is not a URL: "${given.replace(/\/\/[^/]*@/, '//***@')}"`);
+  let url: URL;
+  try {
+    url = new URL(given);
+  } catch {
+    throw bad();
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || !/^https?:\/\/[^/]+/i.test(given))
+    throw bad();
+  if (!url.username && !url.password)
+    return { url: url.toString().replace(/\/+$/, ''), auth: undefined, secrets: [] };
+  let auth: NonNullable<Settings['hfEndpointAuth']>;
+  try {
+    auth = { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+  } catch {
+    throw bad();
+  }
+  // Masked as decoded, as written (percent-encoded) and as sent (the Basic header's base64).
+  const header = Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
+  const secrets = auth.password ? [...new Set([auth.password, url.password, header])] : [];
+  url.username = '';
+  url.password = '';
+  return { url: url.toString().replace(/\/+$/, ''), auth, secrets };
 }
 
 /** huggingface_hub's order: HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME, ~/.cache. */

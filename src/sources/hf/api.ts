@@ -8,26 +8,43 @@ import type { SourceContext } from '../../plan.js';
 import { type HubSubject, hubError } from './errors.js';
 import type { HfRepoType } from './ref.js';
 
-/** The Hub (or a mirror) and the token bound to its origin. */
+/** The Hub (or a mirror) and the credentials bound to its origin. */
 export interface HubEndpoint {
-  /** Base URL without a trailing `/`; a mirror may live under a path. */
+  /** Base URL without a trailing `/` or userinfo; a mirror may live under a path. */
   readonly base: string;
   readonly credentials?: Credentials;
 }
 
-export function hubEndpoint(endpoint: string, token?: string): HubEndpoint {
+/** Basic credentials for a mirror (hf-endpoint written as `https://user:pass@host`). */
+export interface BasicAuth {
+  readonly username: string;
+  readonly password: string;
+}
+
+/**
+ * Credentials go to the endpoint's origin only (HttpClient drops them on any other host, the CDN
+ * included). A mirror's own Basic credentials win over the Hub token: they name that server.
+ */
+export function hubEndpoint(endpoint: string, token?: string, basic?: BasicAuth): HubEndpoint {
   let url: URL;
   try {
     url = new URL(endpoint);
   } catch {
     throw new ModelPullError('ERR_BAD_INPUT', `hf-endpoint is not a valid URL: ${redactUrl(endpoint)}`);
   }
+  if (url.username || url.password) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `hf-endpoint must carry no credentials here: ${redactUrl(endpoint)}`,
+    );
+  }
   const base = endpoint.replace(/\/+$/, '');
-  // The token goes to the endpoint's origin only; HttpClient drops it on any other host.
-  const credentials = token
-    ? { origin: url.origin, headers: { authorization: `Bearer ${token}` } }
-    : undefined;
-  return credentials ? { base, credentials } : { base };
+  const authorization = basic
+    ? `Basic ${Buffer.from(`${basic.username}:${basic.password}`).toString('base64')}`
+    : token
+      ? `Bearer ${token}`
+      : undefined;
+  return authorization ? { base, credentials: { origin: url.origin, headers: { authorization } } } : { base };
 }
 
 /** `datasets/` and `spaces/` prefix web and resolve URLs; models have none. */

@@ -13,5 +13,6 @@ export const hfSource: SourceDescriptor<HfRef> = {
       cacheRoot: settings.hfCache,
       endpoint: settings.hfEndpoint,
       ...(settings.hfToken ? { token: settings.hfToken } : {}),
+      ...(settings.hfEndpointAuth ? { endpointAuth: settings.hfEndpointAuth } : {}),
     }),
 };

@@ -14,6 +14,7 @@ import {
 import { readTrees, treesContent, treesPath } from '../../layouts/hf-trees.js';
 import type { Identity, PlanEntry, Source, SourceContext } from '../../plan.js';
 import {
+  type BasicAuth,
   type HubEndpoint,
   type HubFile,
   hubEndpoint,
@@ -37,13 +38,18 @@ export interface HfSourceOptions {
   readonly endpoint: string;
   /** Sent as `Authorization: Bearer` to the endpoint's origin only. */
   readonly token?: string;
+  /** A mirror's Basic credentials (instead of the token), to the endpoint's origin only. */
+  readonly endpointAuth?: BasicAuth;
   /** Filesystem seam for snapshot entries (tests take symlinks away). */
   readonly linkOps?: Partial<LinkOps>;
 }
 
 /** The `hf:` source: Hub revision → commit → filtered listing → blobs and the HF cache layout. */
 export function createHfSource(options: HfSourceOptions): Source<HfRef> {
-  const env: SourceEnv = { ...options, ep: hubEndpoint(options.endpoint, options.token) };
+  const env: SourceEnv = {
+    ...options,
+    ep: hubEndpoint(options.endpoint, options.token, options.endpointAuth),
+  };
   return {
     identify: (ref, ctx) => identify(env, ref, ctx),
     plan: async (ref, identity, ctx) => plan(env, ref, identity, ctx),
