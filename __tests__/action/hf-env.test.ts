@@ -159,6 +159,8 @@ describe('the action with a Hugging Face model', () => {
   // Issue 10 item 13: the password used to reach the error annotation, `models` and the summary.
   test('an hf-endpoint with user:pass@ is sent as Basic auth to that origin only, its password nowhere', async () => {
     const endpoint = hub.url.replace('http://', `http://mirror-user:${MIRROR_PASSWORD}@`);
+    hub.hub.requests.length = 0;
+    hub.cdn.requests.length = 0;
     const run = await runner.run(
       { models: 'hf:org/behind-login\nhf:org/gated', 'hf-endpoint': endpoint },
       service.env,
