@@ -1,6 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
@@ -8,12 +8,6 @@ import { startServer, type TestServer, tempDir } from './http.js';
 
 /** The CNCF distribution registry from the Debian package `docker-registry`. */
 export const REGISTRY_BINARY = '/usr/bin/docker-registry';
-
-export interface RealRegistry {
-  /** `http://127.0.0.1:<port>` */
-  readonly url: string;
-  close(): Promise<void>;
-}
 
 export const sha256 = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex');
 
@@ -46,14 +40,30 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+export interface RealRegistry {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  /** The storage root (`docker/registry/v2/…` below it), to count what the registry holds. */
+  readonly storage: string;
+  close(): Promise<void>;
+}
+
+export interface RegistryOptions {
+  /** Basic auth from an htpasswd file (bcrypt, written with apache2-utils' htpasswd). */
+  readonly htpasswd?: { readonly username: string; readonly password: string };
+  /** Pull-through cache of this upstream (`proxy.remoteurl`): the registry is then read-only. */
+  readonly proxyOf?: string;
+}
+
 /**
- * Starts the real registry on loopback with filesystem storage in a temp folder and no auth,
- * waits until `GET /v2/` answers, and returns it with a close() that stops the process and
+ * Starts the real registry on loopback with filesystem storage in a temp folder (no auth unless
+ * asked), waits until `/v2/` answers, and returns it with a close() that stops the process and
  * removes the folder.
  */
-export async function startRegistry(): Promise<RealRegistry> {
+export async function startRegistry(options: RegistryOptions = {}): Promise<RealRegistry> {
   const dir = await tempDir('model-pull-registry-');
   const port = await freePort();
+  const storage = join(dir.path, 'data');
   const config = [
     'version: 0.1',
     'log:',
@@ -62,11 +72,18 @@ export async function startRegistry(): Promise<RealRegistry> {
     '    disabled: true',
     'storage:',
     '  filesystem:',
-    `    rootdirectory: ${join(dir.path, 'data')}`,
+    `    rootdirectory: ${storage}`,
     'http:',
     `  addr: 127.0.0.1:${port}`,
-  ].join('\n');
-  await writeFile(join(dir.path, 'config.yml'), `${config}\n`);
+  ];
+  if (options.htpasswd) {
+    const file = join(dir.path, 'htpasswd');
+    const { username, password } = options.htpasswd;
+    execFileSync('htpasswd', ['-Bbc', file, username, password], { stdio: 'ignore' });
+    config.push('auth:', '  htpasswd:', '    realm: model-pull-test', `    path: ${file}`);
+  }
+  if (options.proxyOf) config.push('proxy:', `  remoteurl: ${options.proxyOf}`);
+  await writeFile(join(dir.path, 'config.yml'), `${config.join('\n')}\n`);
   const child: ChildProcess = spawn(REGISTRY_BINARY, ['serve', join(dir.path, 'config.yml')], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -84,7 +101,8 @@ export async function startRegistry(): Promise<RealRegistry> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
-      if ((await send('GET', `${url}/v2/`)).status === 200) return { url, close };
+      const status = (await send('GET', `${url}/v2/`)).status;
+      if (status === 200 || (status === 401 && options.htpasswd)) return { url, storage, close };
     } catch {
       // not listening yet
     }
@@ -94,6 +112,27 @@ export async function startRegistry(): Promise<RealRegistry> {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Blob files the registry stores (one per digest) and uploads it still holds open (`repo:id`). */
+export async function storedBlobs(registry: RealRegistry): Promise<{ blobs: string[]; uploads: string[] }> {
+  const root = join(registry.storage, 'docker', 'registry', 'v2');
+  const list = async (dir: string) => readdir(dir).catch(() => [] as string[]);
+  const blobs: string[] = [];
+  for (const prefix of await list(join(root, 'blobs', 'sha256')))
+    for (const hex of await list(join(root, 'blobs', 'sha256', prefix))) blobs.push(hex);
+  const uploads: string[] = [];
+  const walk = async (dir: string, repository: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (!entry.isDirectory()) continue;
+      if (entry.name === '_uploads')
+        uploads.push(...(await list(join(dir, entry.name))).map((id) => `${repository}:${id}`));
+      else if (!entry.name.startsWith('_'))
+        await walk(join(dir, entry.name), repository ? `${repository}/${entry.name}` : entry.name);
+    }
+  };
+  await walk(join(root, 'repositories'), '');
+  return { blobs: blobs.sort(), uploads };
 }
 
 export interface Blob {

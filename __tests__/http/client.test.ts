@@ -1,5 +1,6 @@
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { type AddressInfo, connect, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { isModelPullError } from '../../src/errors.js';
 import { HttpClient } from '../../src/http/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryEvent, withRetries } from '../../src/http/retry.js';
@@ -153,5 +154,65 @@ describe('HttpClient', () => {
     expect(new HttpClient({ ...base, insecure: true }).checkUrl('http://example.com/').host).toBe(
       'example.com',
     );
+  });
+});
+
+describe('uploads', () => {
+  const chunks = (n: number, size: number) =>
+    Readable.from(
+      (function* () {
+        for (let i = 0; i < n; i++) yield Buffer.alloc(size, i);
+      })(),
+    );
+
+  test('an upload that takes longer than the stall timeout goes through while the server reads', async () => {
+    // The server takes the body in 64 KiB steps 60 ms apart: the whole upload lasts several
+    // stall timeouts, which undici's own headers timeout would have cut.
+    const server = await startServer(async (req, res) => {
+      let n = 0;
+      for await (const c of req) {
+        n += (c as Buffer).length;
+        req.pause();
+        await new Promise((r) => setTimeout(r, 60));
+        req.resume();
+      }
+      res.writeHead(201).end(String(n));
+    });
+    const client = new HttpClient({ ...base, stallTimeoutMs: 250 });
+    try {
+      const answer = await client.request(`${server.url}/up`, {
+        method: 'PUT',
+        headers: { 'content-length': String(16 * 64 * 1024) },
+        body: chunks(16, 64 * 1024),
+      });
+      expect([answer.status, await answer.body.text()]).toEqual([201, String(16 * 64 * 1024)]);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  test('a server that stops taking bytes is a stall (ERR_STALLED), and a body is never redirected', async () => {
+    const server = await startServer((req, res) => {
+      if (req.url === '/moved') return void res.writeHead(307, { location: '/elsewhere' }).end();
+      // Reads nothing, answers nothing.
+      req.pause();
+    });
+    const client = new HttpClient({ ...base, stallTimeoutMs: 200 });
+    try {
+      const stalled = client.request(`${server.url}/up`, {
+        method: 'PATCH',
+        headers: { 'content-length': String(64 * 1024 * 1024) },
+        body: chunks(64, 1024 * 1024),
+      });
+      await expect(stalled).rejects.toMatchObject({ code: 'ERR_STALLED' });
+      const moved = await client.request(`${server.url}/moved`, { method: 'PUT', body: 'x' });
+      expect([moved.status, moved.url]).toEqual([307, `${server.url}/moved`]);
+      await moved.body.dump();
+      expect(server.requests.map((r) => r.url)).toEqual(['/up', '/moved']);
+    } finally {
+      await client.close();
+      await server.close();
+    }
   });
 });

@@ -56,9 +56,9 @@ export async function openOwnFile(path: string): Promise<FileHandle | undefined>
 }
 
 /** Writes `data` to a fresh file next to `path`, then renames it over `path` (atomic, no link followed). */
-export async function replaceFile(path: string, data: string | Buffer): Promise<void> {
+export async function replaceFile(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
   const tmp = `${path}.tmp`;
-  const file = await createExclusive(tmp);
+  const file = await createExclusive(tmp, mode);
   try {
     await file.writeFile(data);
   } finally {

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { getCACertificates } from 'node:tls';
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
 import { ModelPullError, redactUrl } from '../errors.js';
@@ -44,9 +44,17 @@ export interface Credentials {
 }
 
 export interface RequestOptions {
-  readonly method?: 'GET' | 'HEAD' | 'POST';
-  /** A POST's body (small JSON, e.g. a Twirp call); a POST is never redirected. */
-  readonly body?: string;
+  readonly method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /**
+   * A small body (JSON, a manifest) or an upload stream (a registry blob). Only GET and HEAD
+   * follow redirects: a body is sent once, to the URL it was meant for.
+   */
+  readonly body?: string | Uint8Array | Readable;
+  /**
+   * For an upload stream: how long the server may take to answer once the last byte is sent
+   * (a registry checks the digest of the whole blob then); default the request deadline.
+   */
+  readonly answerTimeoutMs?: number;
   /** Sent on every hop (Accept, Range). Never put a secret here. */
   readonly headers?: Readonly<Record<string, string>>;
   readonly credentials?: Credentials;
@@ -132,6 +140,7 @@ export class HttpClient {
   }
 
   async request(url: string, options: RequestOptions = {}): Promise<HttpResponse> {
+    if (isStream(options.body)) return this.upload(url, options, options.body);
     const deadline = options.stream ? undefined : this.deadline(url, options.signal);
     try {
       const response = await this.follow(url, options, deadline?.signal ?? options.signal);
@@ -140,6 +149,48 @@ export class HttpClient {
     } catch (error) {
       deadline?.cancel();
       throw error;
+    }
+  }
+
+  /**
+   * A request whose body is a stream of model bytes. undici's headers timeout runs from the
+   * first byte sent, so it would cut any upload longer than the stall timeout; instead the
+   * upload stalls when the server takes no byte for the stall timeout, and the answer must come
+   * within `answerTimeoutMs` of the last byte.
+   */
+  private async upload(url: string, options: RequestOptions, body: Readable): Promise<HttpResponse> {
+    const stall = this.options.stallTimeoutMs;
+    const answerDefault = this.options.requestDeadlineMs ?? Math.max(60_000, 2 * stall);
+    const host = hostOf(url);
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number, why: string) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => controller.abort(new ModelPullError('ERR_STALLED', why, { host })), ms);
+      timer.unref();
+    };
+    const where = redactUrl(url);
+    arm(stall, `${where} took no upload bytes within the stall timeout`);
+    const watched = body.pipe(
+      new Transform({
+        transform(chunk, _encoding, done) {
+          arm(stall, `${where} took no upload bytes within the stall timeout`);
+          done(null, chunk);
+        },
+        flush(done) {
+          // The last bytes may still sit in socket buffers: the answer gets the metadata deadline.
+          arm(options.answerTimeoutMs ?? answerDefault, `no answer from ${where} after the upload`);
+          done();
+        },
+      }),
+    );
+    body.once('error', (error) => watched.destroy(error));
+    const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
+    try {
+      return await this.follow(url, { ...options, body: watched }, signal);
+    } finally {
+      clearTimeout(timer);
+      if (!body.destroyed) body.destroy();
     }
   }
 
@@ -155,20 +206,23 @@ export class HttpClient {
       }
       checkHeaders(headers, current);
       let res: Dispatcher.ResponseData;
+      const method = options.method ?? 'GET';
       try {
         res = await this.dispatcher.request({
           origin: target.origin,
           path: target.pathname + target.search,
-          method: options.method ?? 'GET',
+          method,
           headers,
           ...(options.body !== undefined ? { body: options.body } : {}),
+          // An upload guards its own time (see upload()).
+          ...(isStream(options.body) ? { headersTimeout: 0 } : {}),
           signal,
         });
       } catch (error) {
         throw networkError(signal?.aborted ? (signal.reason ?? error) : error, current);
       }
       const location = res.headers.location;
-      const follows = maxRedirects > 0 && options.method !== 'POST';
+      const follows = maxRedirects > 0 && (method === 'GET' || method === 'HEAD');
       if (res.statusCode >= 300 && res.statusCode < 400 && location && follows) {
         await res.body.dump().catch(() => undefined);
         if (hop >= maxRedirects) {
@@ -233,6 +287,10 @@ export class HttpClient {
   async close(): Promise<void> {
     await this.dispatcher.close();
   }
+}
+
+function isStream(body: RequestOptions['body']): body is Readable {
+  return typeof body === 'object' && body !== null && typeof (body as Readable).pipe === 'function';
 }
 
 /**

@@ -20,6 +20,14 @@ import {
 import type { RegistryCall } from './client.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './manifest.js';
 
+/** A call of a session: a request's options, with the body made anew for each attempt. */
+export type SessionRequest = Pick<
+  RequestOptions,
+  'headers' | 'method' | 'maxRedirects' | 'answerTimeoutMs' | 'stream'
+> & {
+  readonly body?: () => NonNullable<RequestOptions['body']>;
+};
+
 /** What the session knows about how this repository wants to be asked. */
 type AuthState =
   | { readonly kind: 'unknown' }
@@ -139,14 +147,12 @@ export class RegistrySession {
 
   /**
    * Any other call on this repository (`HEAD blobs/…`, an upload), with the session's
-   * credentials: anonymous first, a 401 answered once. The caller reads or dumps the body.
+   * credentials: anonymous first, a 401 answered once. `path` is relative to the repository
+   * (`blobs/uploads/`), or an absolute URL the registry gave (an upload's Location). The caller
+   * reads or dumps the body.
    */
-  request(
-    call: RegistryCall,
-    path: string,
-    options: Pick<RequestOptions, 'headers' | 'method' | 'maxRedirects'> = {},
-  ): Promise<HttpResponse> {
-    return this.send(call, this.url(path), options);
+  request(call: RegistryCall, path: string, options: SessionRequest = {}): Promise<HttpResponse> {
+    return this.send(call, /^https?:\/\//.test(path) ? path : this.url(path), options);
   }
 
   /** Learns the auth state with a HEAD that stops at the first answer (no CDN round trip). */
@@ -165,15 +171,14 @@ export class RegistrySession {
   }
 
   /** A request with the current credentials; on 401, answer the challenge and retry once. */
-  private async send(
-    call: RegistryCall,
-    url: string,
-    options: Pick<RequestOptions, 'headers' | 'method' | 'maxRedirects'>,
-  ): Promise<HttpResponse> {
+  private async send(call: RegistryCall, url: string, options: SessionRequest): Promise<HttpResponse> {
+    const { body, ...rest } = options;
     const attempt = async () => {
       const credentials = await this.credentials(call);
       return call.http.request(url, {
-        ...options,
+        ...rest,
+        // A fresh body for each attempt: a stream sent before the 401 is spent.
+        ...(body ? { body: body() } : {}),
         ...(credentials ? { credentials } : {}),
         ...(call.signal ? { signal: call.signal } : {}),
       });
