@@ -11,6 +11,21 @@ const MiB = 1024 * 1024;
 const SIZE = 96 * MiB;
 const here = new URL('.', import.meta.url).pathname;
 
+/**
+ * Bytes the killed child had written into its staging file: the blob is random, so a 4 KiB block
+ * that is all zeros was never written (the file is sparse until the data lands).
+ */
+async function writtenBytes(dir: string, hex: string): Promise<number> {
+  const data = await readFile(join(dir, 'ingest', `sha256-${hex}.partial`));
+  const zero = Buffer.alloc(4096);
+  let written = 0;
+  for (let at = 0; at < data.length; at += 4096) {
+    const block = data.subarray(at, at + 4096);
+    if (!block.equals(zero.subarray(0, block.length))) written += block.length;
+  }
+  return written;
+}
+
 /** Sum of written bytes in the child's progress record (what a rerun may skip). */
 async function recorded(dir: string, hex: string): Promise<number> {
   try {
@@ -58,9 +73,14 @@ it('resumes after kill -9 losing at most a few tens of MiB, and verifies the who
     }
     child.kill('SIGKILL');
     await new Promise((r) => child!.once('exit', r));
-    const sentBeforeKill = server.sentBytes();
     const kept = await recorded(dir.path, hex);
     expect(kept).toBeGreaterThan(16 * MiB);
+    // What reached the disk but not the record is what a kill loses: the record follows every
+    // 8 MiB (or second). Measured on disk, not as bytes the server sent: on a loaded machine
+    // several MiB per connection can sit in socket buffers, never received by the child.
+    const lost = (await writtenBytes(dir.path, hex)) - kept;
+    expect(lost).toBeGreaterThanOrEqual(0);
+    expect(lost).toBeLessThanOrEqual(12 * MiB);
 
     server.setFault(undefined);
     const http = testClient();
@@ -77,11 +97,8 @@ it('resumes after kill -9 losing at most a few tens of MiB, and verifies the who
         retry: FAST_RETRY,
       });
       expect(sha256Hex(await readFile(result!.target))).toBe(hex);
-      // The rerun fetched only what the record did not cover...
+      // The rerun fetched only what the record did not cover.
       expect(result!.downloadedBytes).toBe(SIZE - kept);
-      // ...and what arrived before the kill but was not yet recorded is small.
-      const refetched = sentBeforeKill + result!.downloadedBytes - SIZE;
-      expect(refetched).toBeLessThanOrEqual(24 * MiB);
     } finally {
       await http.close();
     }
