@@ -70,7 +70,7 @@ describe('small answers are bounded in size and time (issue 10)', () => {
       const error = await fast.getJson(`${server.url}/tree`).catch((e: unknown) => e);
       expect(isModelPullError(error, 'ERR_TOO_LARGE')).toBe(true);
       expect((error as Error).message).toBe(
-        `the answer from ${server.url}/tree is larger than 32.0 MiB; refusing to read it`,
+        `the answer from ${server.url}/tree is larger than 16.0 MiB; refusing to read it`,
       );
     } finally {
       await fast.close();

@@ -41,6 +41,12 @@ describe('buildSettings', () => {
     expect(buildSettings({ models: 'hf:o/r' }, ctx(env)).hfCache).toBe(expected);
   });
 
+  it('refuses an HF_TOKEN with a line break inside (it would fail every request)', () => {
+    expect(() => buildSettings({ models: 'x' }, ctx({ HF_TOKEN: 'hf_abc\r\ndef' }))).toThrow(
+      'input "hf-token" (or HF_TOKEN) contains a line break or control character',
+    );
+  });
+
   it('takes environment defaults for the store, endpoint, token and proxy', () => {
     const s = buildSettings(
       { models: 'hf:o/r' },
@@ -133,6 +139,15 @@ describe('buildSettings', () => {
       'input "ollama-sha256" must be a sha256 hex digest (64 hex characters), not "abc"',
     ],
     [{ models: 'x', 'ca-cert': '/nonexistent/ca.pem' }, 'input "ca-cert": cannot read /nonexistent/ca.pem'],
+    // issue 10 item 15: a secret with a line break fails here, before any request, unquoted
+    [
+      { models: 'x', 'hf-token': 'hf_abc\ndef' },
+      'input "hf-token" (or HF_TOKEN) contains a line break or control character',
+    ],
+    [
+      { models: 'x', 'registry-host': 'r.io', 'registry-username': 'u', 'registry-password': 'p\r\nq' },
+      'input "registry-password" contains a line break or control character',
+    ],
   ])('refuses %j', (raw, message) => {
     expect(() => buildSettings(raw, ctx())).toThrow(message);
   });

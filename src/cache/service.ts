@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { ModelPullError, redactUrl } from '../errors.js';
+import { readText } from '../http/body.js';
 import type { HttpClient } from '../http/client.js';
 import { type RetryPolicy, withRetries } from '../http/retry.js';
 
@@ -107,7 +108,7 @@ export async function lookupEntry(
           ...(init.body !== undefined ? { body: init.body } : {}),
           ...(signal ? { signal } : {}),
         });
-        const text = await boundedText(response.body, MAX_ANSWER, url);
+        const text = await readText(response, MAX_ANSWER, "the cache service's answer");
         // 500, 502, 503, 504 are retried (briefly, by the caller's policy), as @actions/cache
         // does; any other failure, 429 above all, is not: the service is left alone.
         if ([500, 502, 503, 504].includes(response.status)) {
@@ -169,22 +170,4 @@ function entryOf(url: unknown, matched: unknown, key: string): FoundEntry | unde
   // Only the exact key is ever asked for; an answer naming another is not ours to use.
   if (typeof url !== 'string' || url === '' || (matched !== undefined && matched !== key)) return undefined;
   return { url, key };
-}
-
-async function boundedText(body: AsyncIterable<unknown>, limit: number, url: string): Promise<string> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const bytes = chunk as Buffer;
-    size += bytes.length;
-    if (size > limit) {
-      (body as { destroy?: () => void }).destroy?.();
-      throw new ModelPullError(
-        'ERR_CACHE_SERVICE',
-        `the answer from ${redactUrl(url)} is larger than ${limit} bytes`,
-      );
-    }
-    parts.push(bytes);
-  }
-  return Buffer.concat(parts).toString('utf8');
 }

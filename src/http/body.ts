@@ -15,11 +15,9 @@ const MiB = 1024 * KiB;
  */
 export const BODY_LIMITS = {
   /** API documents: Hub revision and tree pages (1,000 entries a page), Ollama's local API. */
-  json: 32 * MiB,
+  json: 16 * MiB,
   /** A registry token realm's answer (a JWT of a few KiB). */
   token: 1 * MiB,
-  /** An OCI or Ollama manifest. */
-  manifest: 4 * MiB,
   /** A release's sha256sum.txt (one line per asset). */
   checksums: 1 * MiB,
   /** What an error message quotes from an error body. */

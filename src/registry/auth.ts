@@ -1,4 +1,5 @@
-import { ModelPullError } from '../errors.js';
+import { isModelPullError, ModelPullError } from '../errors.js';
+import { BODY_LIMITS, readJson } from '../http/body.js';
 import type { Credentials, HttpClient } from '../http/client.js';
 import { statusError } from '../http/client.js';
 
@@ -124,8 +125,10 @@ export async function fetchToken(
   if (response.status !== 200) throw await statusError(response, `the token service at ${realm.host}`);
   let body: unknown;
   try {
-    body = await response.body.json();
-  } catch {
+    body = await readJson(response, BODY_LIMITS.token, 'the token answer');
+  } catch (error) {
+    // Junk is "no token" below; an answer past the limit is refused as such.
+    if (isModelPullError(error, 'ERR_TOO_LARGE')) throw error;
     body = undefined;
   }
   const doc = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;

@@ -1,13 +1,8 @@
 import { sha256Hex } from '../digest.js';
 import type { BlobLocation } from '../download/types.js';
-import { ModelPullError, redactUrl } from '../errors.js';
-import {
-  type Credentials,
-  type HttpResponse,
-  networkError,
-  type RequestOptions,
-  statusError,
-} from '../http/client.js';
+import { ModelPullError } from '../errors.js';
+import { readBody } from '../http/body.js';
+import { type Credentials, type HttpResponse, type RequestOptions, statusError } from '../http/client.js';
 import { withRetries } from '../http/retry.js';
 import {
   type AuthPolicy,
@@ -106,7 +101,7 @@ export class RegistrySession {
           );
         }
         if (response.status !== 200) throw await statusError(response, `${this.registry.host} for ${name}`);
-        return readLimited(response, MAX_MANIFEST_BYTES, `the manifest of ${name}`);
+        return readBody(response, MAX_MANIFEST_BYTES, `the manifest of ${name}`);
       },
       call.retry,
       {
@@ -252,31 +247,4 @@ export class RegistrySession {
     if (this.auth.kind !== 'bearer') return undefined;
     return { origin: this.registry.origin, headers: { authorization: `Bearer ${this.auth.token}` } };
   }
-}
-
-/** Reads a small body whole, refusing more than `max` bytes (a manifest, not a blob). */
-async function readLimited(response: HttpResponse, max: number, what: string): Promise<Buffer> {
-  const declared = Number(response.headers['content-length']);
-  const tooLarge = () =>
-    new ModelPullError('ERR_BAD_MANIFEST', `${what} is larger than ${max} bytes; refusing to read it`);
-  if (Number.isFinite(declared) && declared > max) {
-    response.body.destroy();
-    throw tooLarge();
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  try {
-    for await (const chunk of response.body) {
-      total += (chunk as Buffer).length;
-      if (total > max) {
-        response.body.destroy();
-        throw tooLarge();
-      }
-      chunks.push(chunk as Buffer);
-    }
-  } catch (error) {
-    if (error instanceof ModelPullError) throw error;
-    throw networkError(error, redactUrl(response.url));
-  }
-  return Buffer.concat(chunks);
 }

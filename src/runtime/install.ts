@@ -7,6 +7,7 @@ import { fetchBlobs } from '../download/engine.js';
 import type { BlobSpec } from '../download/types.js';
 import { describeError, ModelPullError, redactUrl } from '../errors.js';
 import { pathExists } from '../fs-dirs.js';
+import { BODY_LIMITS, readText } from '../http/body.js';
 import type { HttpClient } from '../http/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from '../http/retry.js';
 import type { Logger } from '../report/logger.js';
@@ -280,7 +281,7 @@ async function expectedSha256(release: OllamaRelease, http: HttpClient, options:
           },
         );
       }
-      return response.body.text();
+      return readText(response, BODY_LIMITS.checksums, 'sha256sum.txt');
     },
     options.retry ?? DEFAULT_RETRY_POLICY,
     options.signal ? { signal: options.signal } : {},

@@ -127,6 +127,18 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
   const username = value(Inputs.RegistryUsername);
   const password = value(Inputs.RegistryPassword);
   const registryHost = value(Inputs.RegistryHost);
+  // A credential goes into a header: a line break inside it (a secret pasted with its newline)
+  // would fail every request, so it fails here, before any, without quoting the secret.
+  for (const [name, secret] of [
+    [`${ctx.nameOf(Inputs.HfToken)} (or HF_TOKEN)`, hfToken],
+    [ctx.nameOf(Inputs.RegistryUsername), username],
+    [ctx.nameOf(Inputs.RegistryPassword), password],
+  ] as const) {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: exactly what is refused
+    if (secret !== undefined && /[\u0000-\u001f\u007f]/.test(secret)) {
+      throw new ModelPullError('ERR_BAD_INPUT', `${name} contains a line break or control character`);
+    }
+  }
   if (username !== undefined && registryHost === undefined) {
     throw new ModelPullError(
       'ERR_BAD_INPUT',

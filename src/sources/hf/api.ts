@@ -1,6 +1,7 @@
 import { type Digest, isSha1Hex, isSha256Hex } from '../../digest.js';
 import { ModelPullError, redactUrl } from '../../errors.js';
-import { type Credentials, networkError } from '../../http/client.js';
+import { BODY_LIMITS, readJson } from '../../http/body.js';
+import type { Credentials } from '../../http/client.js';
 import { withRetries } from '../../http/retry.js';
 import { conflictError, pathConflict, repoPathProblem } from '../../layouts/hf.js';
 import { isXetHash } from '../../layouts/hf-trees.js';
@@ -96,12 +97,7 @@ async function hubJson(
         ...(ctx.signal ? { signal: ctx.signal } : {}),
       });
       if (response.status < 200 || response.status >= 300) throw await hubError(response, subject);
-      let json: unknown;
-      try {
-        json = await response.body.json();
-      } catch (error) {
-        throw networkError(error, url);
-      }
+      const json = await readJson(response, BODY_LIMITS.json, 'the Hub answer');
       const link = response.headers.link;
       return { json, next: nextLink(Array.isArray(link) ? link.join(',') : link, response.url) };
     },
