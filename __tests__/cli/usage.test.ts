@@ -1,8 +1,8 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { COMMAND_FLAGS } from '../../src/cli/args.js';
 import { tempDir } from '../helpers/http.js';
-import { lines, requireBuiltCli, runCli } from './run.js';
+import { lines, requireBuiltCli, runCli, startCli } from './run.js';
 
 // Usage errors are found before any request, so none of these needs a server: exit 2, one line
 // on stderr that says what is wrong, nothing on stdout.
@@ -62,6 +62,40 @@ describe('bad usage exits 2 with one line on stderr', () => {
       ['pull', '-f', '/nonexistent/lines.txt'],
       'model-pull pull: cannot read -f /nonexistent/lines.txt: no such file',
     ],
+    // A flag that needs a number does not swallow the model line after it (issue 11).
+    [
+      ['pull', '--concurrency', 'ollama:qwen2.5:0.5b'],
+      'model-pull pull: --concurrency needs a number, got "ollama:qwen2.5:0.5b" (a model line? it needs a number first)',
+    ],
+    [['pull', '--retries', 'many', 'ollama:x'], 'model-pull pull: --retries needs a number, got "many"'],
+    // `sha256:` as digests are written elsewhere: the line as typed, and the fix.
+    [
+      ['pull', 'https://example.com/m.gguf', `sha256:${HEX}`],
+      `model-pull pull: invalid model line "https://example.com/m.gguf sha256:${HEX}": did you mean sha256=${HEX}? (options are key=value)`,
+    ],
+    [
+      ['pull', `https://example.com/m.gguf sha256:${HEX}`],
+      `model-pull pull: invalid model line "https://example.com/m.gguf sha256:${HEX}": did you mean sha256=${HEX}? (options are key=value)`,
+    ],
+    // Plain http to another machine needs --insecure: a usage error before any request.
+    [
+      ['pull', 'http://models.example.com/m.gguf', `sha256=${HEX}`],
+      `model-pull pull: model line "http://models.example.com/m.gguf sha256=${HEX}": plain http to models.example.com needs --insecure (or use https)`,
+    ],
+    [
+      ['pull', 'ollama:http://registry.example.com:5000/team/m:1'],
+      'model-pull pull: model line "ollama:http://registry.example.com:5000/team/m:1": plain http to registry.example.com needs --insecure (or use https)',
+    ],
+    [
+      ['lock', '--hf-endpoint', 'http://mirror.example.com', 'hf:a/b'],
+      'model-pull lock: --hf-endpoint http://mirror.example.com: plain http to mirror.example.com needs --insecure (or use https)',
+    ],
+    // lock resolves lines: the download flags are not its own.
+    [
+      ['lock', '--concurrency', '4', 'ollama:x'],
+      'model-pull lock: unknown option --concurrency (see model-pull lock --help)',
+    ],
+    [['help', 'bogus'], 'model-pull: unknown command "bogus" (try model-pull --help)'],
   ])('%j', async (args, message) => {
     const result = await runCli(args, { env: env() });
     expect(result.code).toBe(2);
@@ -110,9 +144,51 @@ describe('--help', () => {
     expect(result.stderr).toBe('');
   });
 
+  it("model-pull help COMMAND prints that command's help", async () => {
+    for (const command of Object.keys(COMMAND_FLAGS)) {
+      const [viaHelp, viaFlag] = await Promise.all([
+        runCli(['help', command], { env: env() }),
+        runCli([command, '--help'], { env: env() }),
+      ]);
+      expect(viaHelp.code).toBe(0);
+      expect(viaHelp.stdout.startsWith(`Usage: model-pull ${command} `)).toBe(true);
+      expect(viaHelp.stdout).toBe(viaFlag.stdout);
+    }
+  });
+
+  it('lock --help lists only what lock uses', async () => {
+    const result = await runCli(['lock', '--help'], { env: env() });
+    for (const unused of ['--concurrency', '--connections', '--verify', '--files-dir', '--json'])
+      expect(result.stdout).not.toContain(unused);
+    for (const used of [
+      '--lockfile',
+      '--hf-endpoint',
+      '--hf-token',
+      '--ollama-models',
+      '--hf-cache',
+      '--retries',
+    ])
+      expect(result.stdout).toContain(used);
+  });
+
   it('wins over other arguments, even bad lines', async () => {
     const result = await runCli(['pull', 'ollama:BAD!!name', '-h'], { env: env() });
     expect(result.code).toBe(0);
     expect(result.stdout.startsWith('Usage: model-pull pull ')).toBe(true);
+  });
+});
+
+describe('a closed stdout', () => {
+  it('`verify | head -1`: the reader goes away, the CLI ends quietly', async () => {
+    const folders = [join(home.path, 'epipe-ollama'), join(home.path, 'epipe-hf')];
+    await Promise.all(folders.map((f) => mkdir(f, { recursive: true })));
+    const cli = startCli(['verify', '--ollama-models', folders[0]!, '--hf-cache', folders[1]!], {
+      env: env(),
+    });
+    // Closed before the CLI has written anything: every write it makes meets EPIPE.
+    cli.child.stdout!.destroy();
+    const result = await cli.done;
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { Inputs } from '../constants.js';
 import { ModelPullError } from '../errors.js';
-import { type SourceList, sourceOptions } from '../sources/descriptor.js';
+import { claimingSource, type SourceList, sourceOptions } from '../sources/descriptor.js';
 import { DEFAULT_SOURCES } from '../sources/index.js';
 
 /** Flags shared with the action's inputs (same names, same defaults, same validation). */
@@ -26,6 +26,22 @@ export const SETTING_FLAGS = [
 
 type OptionSpec = { type: 'string' | 'boolean'; short?: string };
 
+/** Flags whose value is a count or seconds: a value that is not digits is refused at once. */
+const NUMBER_FLAGS: ReadonlySet<string> = new Set([
+  Inputs.Concurrency,
+  Inputs.Connections,
+  Inputs.StallTimeout,
+  Inputs.Retries,
+]);
+
+/** What `lock` reads: it resolves lines (stores answer pinned lines offline) and writes no model. */
+const LOCK_UNUSED: ReadonlySet<string> = new Set([
+  Inputs.FilesDir,
+  Inputs.Concurrency,
+  Inputs.Connections,
+  Inputs.Verify,
+]);
+
 const stringFlags = (names: readonly string[]): Record<string, OptionSpec> =>
   Object.fromEntries(names.map((name) => [name, { type: 'string' }]));
 
@@ -45,7 +61,7 @@ export function commandFlags(sources: SourceList): Readonly<Record<string, Recor
   };
   return {
     pull: { ...pullFlags, json: { type: 'boolean' } },
-    lock: pullFlags,
+    lock: Object.fromEntries(Object.entries(pullFlags).filter(([name]) => !LOCK_UNUSED.has(name))),
     verify: {
       ...stringFlags([Inputs.OllamaModels, Inputs.HfCache]),
       json: { type: 'boolean' },
@@ -80,6 +96,14 @@ export function parseCommandArgs(
   } catch (error) {
     throw new ModelPullError('ERR_BAD_INPUT', parseProblem(command, error));
   }
+  for (const [name, value] of Object.entries(parsed.values)) {
+    // `pull --concurrency ollama:x` would otherwise take the line as the number and then
+    // complain that no line was given.
+    if (NUMBER_FLAGS.has(name) && typeof value === 'string' && !/^\s*\d+\s*$/.test(value)) {
+      const line = claimingSource(sources, value) ? ' (a model line? it needs a number first)' : '';
+      throw new ModelPullError('ERR_BAD_INPUT', `--${name} needs a number, got "${value}"${line}`);
+    }
+  }
   const positionals = parsed.positionals;
   if (!TAKES_LINES.has(command) && positionals.length > 0 && !parsed.values.help) {
     throw new ModelPullError(
@@ -88,18 +112,22 @@ export function parseCommandArgs(
     );
   }
   // No option is declared `multiple`, so every value is a single string or boolean.
-  return { values: parsed.values as ParsedArgs['values'], lines: joinOptionWords(positionals) };
+  return { values: parsed.values as ParsedArgs['values'], lines: joinOptionWords(positionals, sources) };
 }
 
 /**
  * `model-pull pull https://host/f.gguf sha256=…` without quotes arrives as two words; a word
  * that is only `key=value` belongs to the line before it (a reference never looks like that).
+ * So does a `key:value` word no source claims (`sha256:<hex>`, a slip for `sha256=`), so the
+ * line's own error quotes it as typed and suggests the `=`.
  */
-export function joinOptionWords(words: readonly string[]): string[] {
+export function joinOptionWords(words: readonly string[], sources: SourceList = DEFAULT_SOURCES): string[] {
   const lines: string[] = [];
   for (const word of words) {
     const last = lines.length - 1;
-    if (last >= 0 && /^[a-z0-9_-]+=/i.test(word) && !word.includes(':')) lines[last] += ` ${word}`;
+    const option = /^[a-z0-9_-]+=/i.test(word) && !word.includes(':');
+    const slip = /^[a-z0-9_-]+:[^/]/i.test(word) && !claimingSource(sources, word);
+    if (last >= 0 && (option || slip)) lines[last] += ` ${word}`;
     else lines.push(word);
   }
   return lines;

@@ -1,5 +1,6 @@
 import { isModelPullError } from '../errors.js';
 import { type SourceList, sourceOptions } from '../sources/descriptor.js';
+import { COMMAND_FLAGS } from './args.js';
 
 const COMMON_OPTIONS = `Options (environment defaults as in the action):
   --ollama-models DIR     Ollama store root ($OLLAMA_MODELS or ~/.ollama/models)
@@ -26,7 +27,7 @@ const PULL_OPTIONS = `${COMMON_OPTIONS}  --lockfile FILE         obey this lock 
   -h, --help              this help
 `;
 
-const LOCK_OPTIONS = `${COMMON_OPTIONS}  --lockfile FILE         the lock file to write or update (./model-pull.lock)
+const LOCK_OPTIONS = `${onlyAcceptedBy('lock', COMMON_OPTIONS)}  --lockfile FILE         the lock file to write or update (./model-pull.lock)
   -h, --help              this help
 `;
 
@@ -85,6 +86,18 @@ downloads nothing), and prints the result. Needs no internet.
   -h, --help              this help
 `,
 } as const;
+
+/** The option rows of `text` that `command` accepts (lock does not take the download flags). */
+function onlyAcceptedBy(command: string, text: string): string {
+  const accepted = COMMAND_FLAGS[command] ?? {};
+  return text
+    .split('\n')
+    .filter((row) => {
+      const flag = /^ {2}(?:-\w, )?--([a-z0-9-]+)/.exec(row)?.[1];
+      return flag === undefined || Object.hasOwn(accepted, flag);
+    })
+    .join('\n');
+}
 
 /** The help of a command, with the options the sources add to `pull` and `lock`. */
 export function helpFor(command: keyof typeof HELP, sources: SourceList): string {

@@ -42,7 +42,13 @@ const PLAIN_PROGRESS_MS = 3000;
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
   if (command === '--help' || command === '-h' || command === 'help') {
-    io.stdout.write(HELP.main);
+    // `model-pull help pull` is `model-pull pull --help`.
+    const topic = command === 'help' ? rest[0] : undefined;
+    if (topic !== undefined && !Object.hasOwn(COMMANDS, topic)) {
+      io.stderr.write(`model-pull: unknown command "${topic}" (try model-pull --help)\n`);
+      return 2;
+    }
+    io.stdout.write(topic ? helpFor(topic as keyof typeof HELP, io.sources ?? DEFAULT_SOURCES) : HELP.main);
     return 0;
   }
   if (!command) {

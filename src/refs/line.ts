@@ -19,7 +19,12 @@ export function splitLine(line: string): LineParts {
   const options = new Map<string, string>();
   for (const word of rest) {
     const eq = word.indexOf('=');
-    if (eq <= 0) throw badLine(trimmed, `expected key=value after the reference, got "${word}"`);
+    if (eq <= 0) {
+      // `sha256:<hex>` is how digests are written elsewhere; here options take `=`.
+      const colon = /^([a-z0-9_-]+):(.+)$/i.exec(word);
+      if (colon) throw badLine(trimmed, `did you mean ${colon[1]}=${colon[2]}? (options are key=value)`);
+      throw badLine(trimmed, `expected key=value after the reference, got "${word}"`);
+    }
     const key = word.slice(0, eq);
     if (options.has(key)) throw badLine(trimmed, `option ${key}= given twice`);
     options.set(key, word.slice(eq + 1));

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { CacheServiceConfig } from '../cache/service.js';
 import { Inputs, USER_AGENT } from '../constants.js';
 import { ModelPullError } from '../errors.js';
-import type { HttpOptions } from '../http/client.js';
+import { type HttpOptions, isLoopbackHost } from '../http/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../http/retry.js';
 import { modelLines } from '../refs/line.js';
 import type { SourceOption } from '../sources/descriptor.js';
@@ -123,6 +123,8 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
     value(Inputs.HfEndpoint) ?? nonEmpty(env.HF_ENDPOINT) ?? 'https://huggingface.co',
     ctx.nameOf(Inputs.HfEndpoint),
   );
+  const insecure = flag(Inputs.Insecure, false);
+  if (!insecure) refusePlainHttp(lines, hfEndpoint, ctx.nameOf);
   const hfToken = value(Inputs.HfToken) ?? nonEmpty(env.HF_TOKEN) ?? nonEmpty(env.HUGGING_FACE_HUB_TOKEN);
   const username = value(Inputs.RegistryUsername);
   const password = value(Inputs.RegistryPassword);
@@ -226,7 +228,7 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
     http: {
       // Each file may open `connections` ranges and `concurrency` files run at once.
       connections: connections * concurrency,
-      insecure: flag(Inputs.Insecure, false),
+      insecure,
       extraCa: caFile ? readCa(path(caFile), ctx.nameOf(Inputs.CaCert)) : undefined,
       proxy: proxyFrom(env),
       stallTimeoutMs: int(Inputs.StallTimeout, 30, 1, 3600) * 1000,
@@ -269,6 +271,37 @@ function hubEndpointSetting(
   url.username = '';
   url.password = '';
   return { url: url.toString().replace(/\/+$/, ''), auth, secrets };
+}
+
+/**
+ * Plain http to a host other than loopback needs `insecure` (interface.md): said before any
+ * request, naming the option, instead of as a download failure. A reference may carry its
+ * source's prefix before the URL (`ollama:http://…`).
+ */
+function refusePlainHttp(lines: readonly string[], hfEndpoint: string, nameOf: (input: string) => string) {
+  const plainHost = (text: string) => {
+    const host = /^(?:[a-z][a-z0-9-]*:)?http:\/\/([^/\s?#]+)/i.exec(text)?.[1];
+    if (host === undefined) return undefined;
+    let hostname: string;
+    try {
+      hostname = new URL(`http://${host}`).hostname;
+    } catch {
+      return undefined; // the line's own parser says what is wrong with it
+    }
+    return isLoopbackHost(hostname) ? undefined : hostname;
+  };
+  const fix = `needs ${nameOf(Inputs.Insecure)} (or use https)`;
+  for (const line of lines) {
+    const host = plainHost(line);
+    if (host) throw new ModelPullError('ERR_BAD_INPUT', `model line "${line}": plain http to ${host} ${fix}`);
+  }
+  const hub = plainHost(hfEndpoint);
+  if (hub) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `${nameOf(Inputs.HfEndpoint)} ${hfEndpoint}: plain http to ${hub} ${fix}`,
+    );
+  }
 }
 
 /** huggingface_hub's order: HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME, ~/.cache. */

@@ -1,0 +1,6077 @@
+export const id = 550;
+export const ids = [550];
+export const modules = {
+
+/***/ 9439:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   m: () => (/* binding */ createNoCache)
+/* harmony export */ });
+/** For `cache: false`: nothing is restored or saved, and nothing is logged. */
+function createNoCache() {
+    return {
+        restore: async () => false,
+        save: async () => 'unavailable',
+    };
+}
+
+
+/***/ }),
+
+/***/ 9550:
+/***/ ((module, __webpack_exports__, __webpack_require__) => {
+
+__webpack_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+__webpack_require__.r(__webpack_exports__);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(2260);
+
+// The CLI proper, loaded by src/cli.ts once Node is new enough: the only place that touches
+// argv, signals and the exit code.
+const controller = new AbortController();
+process.once('SIGINT', () => {
+    process.stderr.write('\nstopping: progress is kept for the next run (Ctrl-C again to quit at once)\n');
+    controller.abort(new Error('interrupted'));
+    process.once('SIGINT', () => {
+        // The progress bars hide the cursor; a forced quit skips their cleanup, so show it here.
+        if (process.stderr.isTTY)
+            process.stderr.write('\u001b[?25h\n');
+        process.exit(130);
+    });
+});
+// `model-pull verify | head -1`: the reader has gone, so there is nobody left to tell anything;
+// end quietly instead of crashing on the unhandled EPIPE (and hashing on for nobody).
+for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error) => {
+        if (error.code !== 'EPIPE')
+            throw error;
+        controller.abort(new Error('output closed'));
+        process.exit(process.exitCode ?? 0);
+    });
+}
+process.exitCode = await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2), {
+    env: process.env,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    signal: controller.signal,
+});
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 2260:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+
+// EXPORTS
+__webpack_require__.d(__webpack_exports__, {
+  a: () => (/* binding */ runCli)
+});
+
+// UNUSED EXPORTS: failureLine
+
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __webpack_require__(1455);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __webpack_require__(6760);
+// EXTERNAL MODULE: ./src/cache/client.ts
+var client = __webpack_require__(9439);
+// EXTERNAL MODULE: ./src/clock.ts
+var clock = __webpack_require__(9373);
+// EXTERNAL MODULE: ./src/constants.ts
+var constants = __webpack_require__(7242);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __webpack_require__(3916);
+// EXTERNAL MODULE: ./src/http/client.ts
+var http_client = __webpack_require__(3329);
+// EXTERNAL MODULE: ./src/lock/lockfile.ts
+var lockfile = __webpack_require__(8606);
+// EXTERNAL MODULE: ./src/pull.ts + 12 modules
+var pull = __webpack_require__(6783);
+// EXTERNAL MODULE: ./src/refs/index.ts
+var src_refs = __webpack_require__(8674);
+// EXTERNAL MODULE: ./src/refs/line.ts
+var line = __webpack_require__(9534);
+// EXTERNAL MODULE: ./src/report/format.ts
+var format = __webpack_require__(2011);
+// EXTERNAL MODULE: ./src/report/progress-log.ts
+var progress_log = __webpack_require__(8340);
+;// CONCATENATED MODULE: ./src/report/summary.ts
+
+
+/**
+ * The `models` output: one object per line, in input order (interface.md), so index i is
+ * always line i; a failed line has only `ref`, `source` and `error`.
+ */
+function modelsJson(report) {
+    return report.models.map((m) => m.output ?? { ref: m.line, source: m.source, error: (0,errors/* describeError */.Uc)(m.error ?? 'failed') });
+}
+/** A Markdown job summary: a row per model with source, size, cache, bytes, time, throughput. */
+function summaryMarkdown(report) {
+    const rows = report.models.map((m) => {
+        const o = m.output;
+        const rate = m.downloadedBytes > 0 && m.durationMs > 0 ? formatRate((m.downloadedBytes * 1000) / m.durationMs) : '–';
+        if (!o)
+            return `| \`${cell(m.line)}\` | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – |`;
+        return `| \`${cell(m.line)}\` | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} |`;
+    });
+    const failures = report.models
+        .filter((m) => m.error)
+        .map((m) => `- \`${cell(m.line)}\`: ${cell(describeError(m.error))}`);
+    return [
+        '### model-pull',
+        '',
+        '| model | source | size | cache | downloaded | time | throughput |',
+        '| --- | --- | --- | --- | --- | --- | --- |',
+        ...rows,
+        '',
+        `Downloaded ${formatBytes(report.downloadedBytes)}, restored ${formatBytes(report.cachedBytes)} from the Actions cache.`,
+        ...(failures.length ? ['', '**Failed**', '', ...failures] : []),
+        '',
+    ].join('\n');
+}
+function cell(text) {
+    return text.replace(/\|/g, '\\|').replace(/`/g, "'");
+}
+
+// EXTERNAL MODULE: ./src/resolve.ts
+var resolve = __webpack_require__(1259);
+// EXTERNAL MODULE: ./src/settings/settings.ts
+var settings = __webpack_require__(7100);
+// EXTERNAL MODULE: ./src/sources/descriptor.ts
+var descriptor = __webpack_require__(6541);
+// EXTERNAL MODULE: ./src/sources/index.ts + 18 modules
+var src_sources = __webpack_require__(2484);
+// EXTERNAL MODULE: ./src/sources/ollama/manifest.ts
+var ollama_manifest = __webpack_require__(3340);
+// EXTERNAL MODULE: ./src/digest.ts
+var src_digest = __webpack_require__(2187);
+;// CONCATENATED MODULE: ./src/verify/files.ts
+
+
+
+/** Counts what was hashed; a file reached twice (a blob shared by two models) is hashed once. */
+class Checker {
+    checkedFiles = 0;
+    checkedBytes = 0;
+    damaged = [];
+    verdicts = new Map();
+    /** Why `path` does not hold `digest` in `size` bytes, or undefined when it does. */
+    problem(path, digest, size) {
+        const key = `${path}\0${digest.algorithm}:${digest.hex}\0${size}`;
+        let verdict = this.verdicts.get(key);
+        if (!verdict) {
+            verdict = this.check(path, digest, size);
+            this.verdicts.set(key, verdict);
+        }
+        return verdict;
+    }
+    report() {
+        return { checkedFiles: this.checkedFiles, checkedBytes: this.checkedBytes, damaged: this.damaged };
+    }
+    async check(path, digest, size) {
+        let actual;
+        try {
+            const info = await (0,promises_.stat)(path);
+            if (!info.isFile())
+                return 'not a file';
+            actual = info.size;
+        }
+        catch {
+            return 'missing';
+        }
+        this.checkedFiles++;
+        this.checkedBytes += actual;
+        if (size !== undefined && actual !== size)
+            return `size ${actual}, expected ${size}`;
+        const hex = await (0,src_digest/* hashFile */.DC)(path, digest.algorithm, actual);
+        return hex === digest.hex ? undefined : `${digest.algorithm} ${hex}, expected ${digest.hex}`;
+    }
+}
+/** Names of the sub-folders of `path` (none when it does not exist). */
+async function dirs(path) {
+    return (await entries(path)).filter((e) => e.isDirectory()).map((e) => e.name);
+}
+/** Every file or symlink below `path`, depth first, sorted by name. */
+async function walk(path) {
+    const out = [];
+    for (const e of await entries(path)) {
+        const full = (0,external_node_path_.join)(path, e.name);
+        if (e.isDirectory())
+            out.push(...(await walk(full)));
+        else if (e.isFile() || e.isSymbolicLink())
+            out.push(full);
+    }
+    return out;
+}
+async function entries(path) {
+    try {
+        const list = await (0,promises_.readdir)(path, { withFileTypes: true });
+        return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+    catch {
+        return [];
+    }
+}
+
+// EXTERNAL MODULE: ./src/sources/hf/record.ts
+var record = __webpack_require__(932);
+;// CONCATENATED MODULE: ./src/verify/hf.ts
+
+
+
+
+
+const REPO_FOLDER = /^(models|datasets|spaces)--(.+)$/;
+/**
+ * Re-hashes a Hugging Face cache (protocols.md, "Hugging Face cache layout"):
+ * - a snapshot model-pull wrote has a record (`<repo>/.model-pull/<commit>.*.json`) listing every
+ *   file with its digest and size, so a file missing from the snapshot is found too;
+ * - any other snapshot entry is checked against the blob its symlink names (the ETag: sha256 for
+ *   LFS files, git blob sha1 otherwise), or for a hard link, the blob that shares its inode; a
+ *   real file with no blob to compare with (huggingface_hub moves the blob where symlinks are
+ *   missing) cannot be checked and is skipped;
+ * - a ref must name a commit that has a snapshot.
+ */
+async function verifyHfCache(root) {
+    const checker = new Checker();
+    for (const folder of await dirs(root)) {
+        const m = REPO_FOLDER.exec(folder);
+        if (!m)
+            continue;
+        const repo = `hf:${m[1] === 'models' ? '' : `${m[1]}/`}${m[2].split('--').join('/')}`;
+        await verifyRepo((0,external_node_path_.join)(root, folder), repo, checker);
+    }
+    // Records list files in the Hub's order; a report sorted by path is easier to read and diff.
+    checker.damaged.sort((a, b) => (a.model === b.model ? compare(a.path, b.path) : compare(a.model, b.model)));
+    return checker.report();
+}
+async function verifyRepo(folder, repo, checker) {
+    const commits = await dirs((0,external_node_path_.join)(folder, 'snapshots'));
+    for (const ref of await walk((0,external_node_path_.join)(folder, 'refs'))) {
+        const commit = (await (0,promises_.readFile)(ref, 'utf8').catch(() => '')).trim();
+        if (!commits.includes(commit)) {
+            const named = (0,src_digest/* isSha1Hex */.PV)(commit) ? `commit ${commit}, which has no snapshot` : 'no commit';
+            checker.damaged.push({ model: repo, path: ref, problem: `the ref names ${named}` });
+        }
+    }
+    const records = await readRecords((0,external_node_path_.join)(folder, '.model-pull'));
+    const inodes = new BlobInodes((0,external_node_path_.join)(folder, 'blobs'));
+    for (const commit of commits) {
+        const model = `${repo}@${commit}`;
+        const snapshot = (0,external_node_path_.join)(folder, 'snapshots', commit);
+        const expected = records.get(commit) ?? new Map();
+        for (const [path, want] of expected) {
+            const file = (0,external_node_path_.join)(snapshot, ...path.split('/'));
+            const present = await (0,promises_.lstat)(file).then(() => true, () => false);
+            const problem = present
+                ? await checker.problem(file, want.digest, want.size)
+                : 'missing from the snapshot';
+            if (problem)
+                checker.damaged.push({ model, path: file, problem: linkProblem(problem, want.digest) });
+        }
+        for (const file of await walk(snapshot)) {
+            if (expected.has((0,external_node_path_.relative)(snapshot, file).split(external_node_path_.sep).join('/')))
+                continue;
+            const etag = await etagOf(file, inodes);
+            if (!etag)
+                continue;
+            const digest = (0,src_digest/* isSha256Hex */.P4)(etag)
+                ? { algorithm: 'sha256', hex: etag }
+                : { algorithm: 'git-sha1', hex: etag };
+            const problem = await checker.problem(file, digest, undefined);
+            if (problem)
+                checker.damaged.push({ model, path: file, problem: linkProblem(problem, digest) });
+        }
+    }
+}
+function compare(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+/** A snapshot entry whose link target is gone is a missing blob, and says which. */
+function linkProblem(problem, digest) {
+    return problem === 'missing' ? `missing blob ${digest.hex}` : problem;
+}
+/** What model-pull's records say each complete snapshot holds, by commit then path. */
+async function readRecords(folder) {
+    const byCommit = new Map();
+    let names;
+    try {
+        names = (await (0,promises_.readdir)(folder)).filter((n) => n.endsWith('.json')).sort();
+    }
+    catch {
+        return byCommit;
+    }
+    for (const name of names) {
+        try {
+            const data = JSON.parse(await (0,promises_.readFile)((0,external_node_path_.join)(folder, name), 'utf8'));
+            if (typeof data.commit !== 'string' || !(0,src_digest/* isSha1Hex */.PV)(data.commit) || !Array.isArray(data.files))
+                continue;
+            const files = byCommit.get(data.commit) ?? new Map();
+            for (const raw of data.files) {
+                const file = (0,record/* checkedFile */.y0)(raw);
+                files.set(file.path, { digest: file.digest, size: file.size });
+            }
+            byCommit.set(data.commit, files);
+        }
+        catch {
+            // Not a record of ours (or a damaged one): the symlink check below still covers its files.
+        }
+    }
+    return byCommit;
+}
+/** The ETag a snapshot entry stands for: its symlink target's name, or a blob with its inode. */
+async function etagOf(file, inodes) {
+    let name;
+    try {
+        name = (0,external_node_path_.basename)(await (0,promises_.readlink)(file));
+    }
+    catch {
+        name = (await inodes.nameOf(file)) ?? '';
+    }
+    return (0,src_digest/* isSha256Hex */.P4)(name) || (0,src_digest/* isSha1Hex */.PV)(name) ? name : undefined;
+}
+/** Blob names by inode, read once per repo, to recognise hard-linked snapshot files. */
+class BlobInodes {
+    blobs;
+    map;
+    constructor(blobs) {
+        this.blobs = blobs;
+    }
+    async nameOf(file) {
+        this.map ??= this.read();
+        const info = await (0,promises_.stat)(file).catch(() => undefined);
+        return info ? (await this.map).get(`${info.dev}:${info.ino}`) : undefined;
+    }
+    async read() {
+        const map = new Map();
+        for (const name of await (0,promises_.readdir)(this.blobs).catch(() => [])) {
+            const info = await (0,promises_.stat)((0,external_node_path_.join)(this.blobs, name)).catch(() => undefined);
+            if (info?.isFile())
+                map.set(`${info.dev}:${info.ino}`, name);
+        }
+        return map;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/verify/stores.ts
+
+
+
+
+
+
+/**
+ * Re-hashes an Ollama store against its manifests: every manifest under `manifests/` must parse
+ * and every blob it names (config included) must be `blobs/sha256-<hex>` with its size and
+ * sha256, which is what `ollama run` trusts without checking (protocols.md, Ollama store).
+ */
+async function verifyOllamaStore(root) {
+    const checker = new Checker();
+    const manifests = (0,external_node_path_.join)(root, 'manifests');
+    for (const file of await walk(manifests)) {
+        const model = ollamaName((0,external_node_path_.relative)(manifests, file));
+        let manifest;
+        try {
+            manifest = (0,ollama_manifest/* parseManifest */.Ng)(await (0,promises_.readFile)(file), model);
+        }
+        catch (error) {
+            checker.damaged.push({ model, path: file, problem: (0,errors/* describeError */.Uc)(error) });
+            continue;
+        }
+        for (const blob of [manifest.config, ...manifest.layers]) {
+            const path = (0,external_node_path_.join)(root, 'blobs', `sha256-${blob.hex}`);
+            const problem = await checker.problem(path, { algorithm: 'sha256', hex: blob.hex }, blob.size);
+            if (problem)
+                checker.damaged.push({ model, path, problem });
+        }
+    }
+    return checker.report();
+}
+/** `host/namespace/name/tag` (the manifest's path in the store) as `host/namespace/name:tag`. */
+function ollamaName(path) {
+    const parts = path.split(external_node_path_.sep);
+    const tag = parts.pop();
+    return parts.length ? `${parts.join('/')}:${tag}` : (tag ?? path);
+}
+
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __webpack_require__(7975);
+;// CONCATENATED MODULE: ./src/cli/args.ts
+
+
+
+
+
+/** Flags shared with the action's inputs (same names, same defaults, same validation). */
+const SETTING_FLAGS = [
+    constants/* Inputs */.G0.OllamaModels,
+    constants/* Inputs */.G0.HfCache,
+    constants/* Inputs */.G0.FilesDir,
+    constants/* Inputs */.G0.HfEndpoint,
+    constants/* Inputs */.G0.HfToken,
+    constants/* Inputs */.G0.Concurrency,
+    constants/* Inputs */.G0.Connections,
+    constants/* Inputs */.G0.Verify,
+    constants/* Inputs */.G0.CaCert,
+    constants/* Inputs */.G0.Lockfile,
+    constants/* Inputs */.G0.StallTimeout,
+    constants/* Inputs */.G0.Retries,
+    constants/* Inputs */.G0.RegistryHost,
+    constants/* Inputs */.G0.RegistryUsername,
+    constants/* Inputs */.G0.RegistryPassword,
+    constants/* Inputs */.G0.AllowedRealmHosts,
+];
+/** Flags whose value is a count or seconds: a value that is not digits is refused at once. */
+const NUMBER_FLAGS = new Set([
+    constants/* Inputs */.G0.Concurrency,
+    constants/* Inputs */.G0.Connections,
+    constants/* Inputs */.G0.StallTimeout,
+    constants/* Inputs */.G0.Retries,
+]);
+/** What `lock` reads: it resolves lines (stores answer pinned lines offline) and writes no model. */
+const LOCK_UNUSED = new Set([
+    constants/* Inputs */.G0.FilesDir,
+    constants/* Inputs */.G0.Concurrency,
+    constants/* Inputs */.G0.Connections,
+    constants/* Inputs */.G0.Verify,
+]);
+const stringFlags = (names) => Object.fromEntries(names.map((name) => [name, { type: 'string' }]));
+const HELP_FLAG = { help: { type: 'boolean', short: 'h' } };
+/**
+ * Each command accepts only the flags it uses, so a flag given to the wrong command is a usage
+ * error instead of being silently ignored. `pull` and `lock` also take the sources' own options.
+ */
+function commandFlags(sources) {
+    const pullFlags = {
+        ...stringFlags(SETTING_FLAGS),
+        ...stringFlags((0,descriptor/* sourceOptions */.k0)(sources).map((o) => o.name)),
+        insecure: { type: 'boolean' },
+        file: { type: 'string', short: 'f' },
+        ...HELP_FLAG,
+    };
+    return {
+        pull: { ...pullFlags, json: { type: 'boolean' } },
+        lock: Object.fromEntries(Object.entries(pullFlags).filter(([name]) => !LOCK_UNUSED.has(name))),
+        verify: {
+            ...stringFlags([constants/* Inputs */.G0.OllamaModels, constants/* Inputs */.G0.HfCache]),
+            json: { type: 'boolean' },
+            ...HELP_FLAG,
+        },
+        demo: { keep: { type: 'boolean' }, ...HELP_FLAG },
+    };
+}
+/** The flags of the CLI as shipped (the default sources). */
+const COMMAND_FLAGS = commandFlags(src_sources/* DEFAULT_SOURCES */.h);
+/** Commands whose positionals are model lines; the others take none. */
+const TAKES_LINES = new Set(['pull', 'lock']);
+/** Parses one command's arguments; every problem is an ERR_BAD_INPUT (exit 2) on one line. */
+function parseCommandArgs(command, args, sources = src_sources/* DEFAULT_SOURCES */.h) {
+    const options = commandFlags(sources)[command] ?? HELP_FLAG;
+    let parsed;
+    try {
+        parsed = (0,external_node_util_.parseArgs)({ args: [...args], options, allowPositionals: true, strict: true });
+    }
+    catch (error) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', parseProblem(command, error));
+    }
+    for (const [name, value] of Object.entries(parsed.values)) {
+        // `pull --concurrency ollama:x` would otherwise take the line as the number and then
+        // complain that no line was given.
+        if (NUMBER_FLAGS.has(name) && typeof value === 'string' && !/^\s*\d+\s*$/.test(value)) {
+            const line = (0,descriptor/* claimingSource */._u)(sources, value) ? ' (a model line? it needs a number first)' : '';
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `--${name} needs a number, got "${value}"${line}`);
+        }
+    }
+    const positionals = parsed.positionals;
+    if (!TAKES_LINES.has(command) && positionals.length > 0 && !parsed.values.help) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `takes no model lines, got "${positionals[0]}" (see model-pull ${command} --help)`);
+    }
+    // No option is declared `multiple`, so every value is a single string or boolean.
+    return { values: parsed.values, lines: joinOptionWords(positionals, sources) };
+}
+/**
+ * `model-pull pull https://host/f.gguf sha256=…` without quotes arrives as two words; a word
+ * that is only `key=value` belongs to the line before it (a reference never looks like that).
+ * So does a `key:value` word no source claims (`sha256:<hex>`, a slip for `sha256=`), so the
+ * line's own error quotes it as typed and suggests the `=`.
+ */
+function joinOptionWords(words, sources = src_sources/* DEFAULT_SOURCES */.h) {
+    const lines = [];
+    for (const word of words) {
+        const last = lines.length - 1;
+        const option = /^[a-z0-9_-]+=/i.test(word) && !word.includes(':');
+        const slip = /^[a-z0-9_-]+:[^/]/i.test(word) && !(0,descriptor/* claimingSource */._u)(sources, word);
+        if (last >= 0 && (option || slip))
+            lines[last] += ` ${word}`;
+        else
+            lines.push(word);
+    }
+    return lines;
+}
+/** node:util parseArgs errors, rewritten as one short line that points at the help. */
+function parseProblem(command, error) {
+    const code = error.code;
+    const message = error instanceof Error ? error.message : String(error);
+    const quoted = /'([^']+)'/.exec(message)?.[1] ?? '';
+    const flag = quoted.split(' ')[0];
+    const hint = `(see model-pull ${command} --help)`;
+    switch (code) {
+        case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+            return `unknown option ${flag} ${hint}`;
+        case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+            return message.includes('does not take')
+                ? `option ${flag} takes no value ${hint}`
+                : `option ${flag} needs a value ${hint}`;
+        default:
+            return `${message.split('. ')[0]} ${hint}`;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/cli/help.ts
+
+
+
+const COMMON_OPTIONS = `Options (environment defaults as in the action):
+  --ollama-models DIR     Ollama store root ($OLLAMA_MODELS or ~/.ollama/models)
+  --hf-cache DIR          Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)
+  --files-dir DIR         where https:// files land (~/.cache/model-pull/files)
+  --hf-endpoint URL       Hub or mirror ($HF_ENDPOINT or https://huggingface.co)
+  --hf-token TOKEN        Hub token ($HF_TOKEN); sent only to the hub's own origin
+  --concurrency N         files at once (4)
+  --connections N         parallel ranges per large file (16)
+  --verify full|size      how files already on disk are trusted (full)
+  --insecure              allow plain http to non-loopback hosts
+  --ca-cert FILE          extra PEM certificates to trust
+  --stall-timeout SEC     seconds without a byte before a retry (30)
+  --retries N             retries without progress before giving up (6)
+  --registry-host HOST    the private OCI registry (host[:port]) the credentials are for
+  --registry-username U   basic credentials for --registry-host,
+  --registry-password P   sent only to its token service
+  --allowed-realm-hosts H hosts besides the registry that may issue its tokens
+  -f, --file FILE         read model lines from FILE too (one per line, # comments)
+`;
+const PULL_OPTIONS = `${COMMON_OPTIONS}  --lockfile FILE         obey this lock file (written when absent)
+  --json                  print the models JSON on stdout (progress goes to stderr)
+  -h, --help              this help
+`;
+const LOCK_OPTIONS = `${onlyAcceptedBy('lock', COMMON_OPTIONS)}  --lockfile FILE         the lock file to write or update (./model-pull.lock)
+  -h, --help              this help
+`;
+const HELP = {
+    main: `model-pull: fast, verified, resumable model downloads into the layouts Ollama and Hugging Face read
+
+Usage:
+  model-pull pull [options] LINE...     pull into the same layouts as the action
+  model-pull verify [options]           re-hash what is on disk against manifests / snapshots
+  model-pull lock [options] LINE...     write or update the lock file
+  model-pull demo [--keep]              pull a generated model from local servers (no internet)
+
+Lines: ollama:NAME[:TAG][@sha256:HEX] | hf:OWNER/REPO[@REV] [include=GLOB,..] [exclude=GLOB,..]
+       | https://HOST/PATH/FILE sha256=HEX
+Run model-pull COMMAND --help for its options. Exit codes: 0 ok, 1 failed, 2 bad usage.
+`,
+    pull: `Usage: model-pull pull [options] LINE...
+
+Pulls each model line into its layout: ollama: lines into the Ollama store, hf: lines into the
+Hugging Face cache, URLs into --files-dir. Quote a line with options, or write its key=value
+words right after the reference. Ctrl-C stops cleanly; the next run resumes.
+
+Examples:
+  model-pull pull ollama:qwen2.5:0.5b
+  model-pull pull --json 'hf:Qwen/Qwen2.5-0.5B-Instruct include=*.json,*.safetensors'
+  model-pull pull https://host/model.gguf sha256=<64 hex> --files-dir ./models
+
+${PULL_OPTIONS}`,
+    verify: `Usage: model-pull verify [--ollama-models DIR] [--hf-cache DIR] [--json]
+
+Re-hashes every blob of every manifest in the Ollama store and every file of every snapshot in
+the Hugging Face cache, and lists what is damaged (missing, wrong size, wrong digest). Exit 1
+when anything is.
+
+Options (environment defaults as for pull):
+  --ollama-models DIR     Ollama store root ($OLLAMA_MODELS or ~/.ollama/models)
+  --hf-cache DIR          Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)
+  --json                  print {"damaged": [{model, path, problem}]} on stdout
+  -h, --help              this help
+`,
+    lock: `Usage: model-pull lock [--lockfile FILE] [options] LINE... | -f FILE
+
+Resolves each line (Ollama manifest digest, HF commit and files, URL sha256) and writes it into
+the lock file (default ./model-pull.lock), keeping the entries of other lines. The action's
+lockfile input (and pull --lockfile) then pulls exactly these, with no tag or branch lookup.
+When a line cannot be resolved, the file is left unchanged.
+
+${LOCK_OPTIONS}`,
+    demo: `Usage: model-pull demo [--keep]
+
+Starts a local OCI registry and a local Hugging Face hub on 127.0.0.1 serving a small generated
+model, pulls both through the real pipeline into a temporary folder twice (the second pull
+downloads nothing), and prints the result. Needs no internet.
+
+  --keep                  keep the temporary folder (printed) instead of removing it
+  -h, --help              this help
+`,
+};
+/** The option rows of `text` that `command` accepts (lock does not take the download flags). */
+function onlyAcceptedBy(command, text) {
+    const accepted = COMMAND_FLAGS[command] ?? {};
+    return text
+        .split('\n')
+        .filter((row) => {
+        const flag = /^ {2}(?:-\w, )?--([a-z0-9-]+)/.exec(row)?.[1];
+        return flag === undefined || Object.hasOwn(accepted, flag);
+    })
+        .join('\n');
+}
+/** The help of a command, with the options the sources add to `pull` and `lock`. */
+function helpFor(command, sources) {
+    const options = (0,descriptor/* sourceOptions */.k0)(sources);
+    if ((command !== 'pull' && command !== 'lock') || options.length === 0)
+        return HELP[command];
+    const rows = options.map((o) => `  --${`${o.name} ${o.type === 'path' ? 'DIR' : 'VALUE'}`.padEnd(22)}${o.help}`);
+    return `${HELP[command]}\nOptions of the sources:\n${rows.join('\n')}\n`;
+}
+/** Bad lines and bad flags are usage errors (exit 2); the rest, an uncovered lock line too, are failures. */
+function usageError(error) {
+    return (0,errors/* isModelPullError */.pq)(error, 'ERR_BAD_REFERENCE') || (0,errors/* isModelPullError */.pq)(error, 'ERR_BAD_INPUT');
+}
+
+// EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
+var cli_progress = __webpack_require__(8502);
+var cli_progress_default = /*#__PURE__*/__webpack_require__.n(cli_progress);
+;// CONCATENATED MODULE: ./src/cli/progress-bars.ts
+
+
+/**
+ * Live bars for a terminal: a total (rate, ETA) on top and one bar per file being fetched below
+ * it; a file's bar goes away when the file is done, so a repo of many files stays readable.
+ * cli-progress does the redrawing (cursor moves, clipping to the terminal width); we only feed it.
+ */
+function progressBars(stream) {
+    const columns = stream.columns || 80;
+    // " {bar} 100% {label} 123.4 MiB/123.4 MiB 123.4 MiB/s ETA 12m34s": everything but the label
+    // takes about 50 columns plus the bar; the label gets what is left of the line.
+    const barsize = columns >= 100 ? 20 : 10;
+    const labelWidth = Math.max(12, Math.min(40, columns - barsize - 52));
+    const multi = new (cli_progress_default()).MultiBar({
+        stream,
+        hideCursor: true,
+        clearOnComplete: false,
+        format: ' {bar} {pctText} {labelText} {amountText} {rateText} {etaText}',
+        barsize,
+        fps: 5,
+    }, (cli_progress_default()).Presets.shades_classic);
+    const total = multi.create(1, 0, fields('total', 0, undefined, 0, labelWidth));
+    const bars = new Map();
+    const listener = (snapshot) => {
+        for (const blob of snapshot.blobs)
+            updateFile(blob);
+        // The snapshot counts an unknown size as what has arrived so far; the total is then unknown.
+        const known = snapshot.total > 0 && snapshot.blobs.every((b) => b.total !== undefined || b.state === 'done');
+        draw(total, 'total', snapshot.done, known ? snapshot.total : undefined, snapshot.rate);
+    };
+    const updateFile = (blob) => {
+        let bar = bars.get(blob.target);
+        if (blob.state === 'done' || blob.state === 'failed') {
+            if (bar)
+                multi.remove(bar);
+            bars.delete(blob.target);
+            return;
+        }
+        if (blob.state !== 'downloading' && blob.state !== 'verifying')
+            return;
+        if (!bar) {
+            bar = multi.create(1, 0, fields(blob.label, 0, blob.total, 0, labelWidth));
+            bars.set(blob.target, bar);
+        }
+        draw(bar, blob.label, blob.done, blob.total, blob.rate);
+    };
+    const draw = (bar, label, done, all, rate) => {
+        // An unknown size (a plain URL before its first response) shows an empty bar, not a full one.
+        bar.setTotal(all ?? 1);
+        bar.update(all === undefined ? 0 : Math.min(done, all), fields(label, done, all, rate, labelWidth));
+    };
+    let stopped = false;
+    return {
+        listener,
+        log: (line) => multi.log(`${line}\n`),
+        stop: () => {
+            if (stopped)
+                return;
+            stopped = true;
+            multi.update(); // flushes lines logged since the last redraw
+            multi.stop();
+        },
+    };
+}
+/** The payload of one bar line, each field padded to a fixed width so columns line up. */
+function fields(label, done, all, rate, labelWidth) {
+    const pct = all ? `${Math.min(100, Math.floor((done / all) * 100))}%` : '?%';
+    const remaining = all === undefined ? undefined : all - done;
+    // Own names: cli-progress fills `eta`, `percentage`, `value`… itself and would win.
+    return {
+        pctText: pct.padStart(4),
+        labelText: shorten(label, labelWidth).padEnd(labelWidth),
+        amountText: `${(0,format/* formatBytes */.z3)(done)}/${all === undefined ? '?' : (0,format/* formatBytes */.z3)(all)}`.padStart(19),
+        rateText: (0,format/* formatRate */.CE)(rate).padStart(11),
+        etaText: `ETA ${remaining !== undefined && rate > 0 ? formatEta(remaining / rate) : '?'}`,
+    };
+}
+/**
+ * What identifies a file in little room: the reference without its `key=value` options (a
+ * URL's sha256 says nothing to a reader), then its end, where file and layer names are.
+ */
+function shorten(label, width) {
+    const words = label.split(/\s+/).filter((w) => !/^[a-z0-9_-]+=/i.test(w));
+    const text = words.join(' ');
+    return text.length > width ? `…${text.slice(-(width - 1))}` : text;
+}
+function formatEta(seconds) {
+    const s = Math.ceil(seconds);
+    if (s < 60)
+        return `${s}s`;
+    if (s < 3600)
+        return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+    return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+;// CONCATENATED MODULE: ./src/cli/main.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Seconds between plain progress batches when stderr is not a terminal (a CI log). */
+const PLAIN_PROGRESS_MS = 3000;
+/** Runs one CLI command; returns the exit code (0 ok, 1 failed, 2 bad usage). */
+async function runCli(argv, io) {
+    const [command, ...rest] = argv;
+    if (command === '--help' || command === '-h' || command === 'help') {
+        // `model-pull help pull` is `model-pull pull --help`.
+        const topic = command === 'help' ? rest[0] : undefined;
+        if (topic !== undefined && !Object.hasOwn(COMMANDS, topic)) {
+            io.stderr.write(`model-pull: unknown command "${topic}" (try model-pull --help)\n`);
+            return 2;
+        }
+        io.stdout.write(topic ? helpFor(topic, io.sources ?? src_sources/* DEFAULT_SOURCES */.h) : HELP.main);
+        return 0;
+    }
+    if (!command) {
+        io.stderr.write(HELP.main);
+        return 2;
+    }
+    if (command === '--version' || command === '-V') {
+        io.stdout.write('model-pull 0.1.0\n');
+        return 0;
+    }
+    const handler = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+    if (!handler) {
+        io.stderr.write(`model-pull: unknown command "${command}" (try model-pull --help)\n`);
+        return 2;
+    }
+    const sources = io.sources ?? src_sources/* DEFAULT_SOURCES */.h;
+    try {
+        const { values, lines } = parseCommandArgs(command, rest, sources);
+        if (values.help) {
+            io.stdout.write(helpFor(command, sources));
+            return 0;
+        }
+        return await handler({ values, lines, io, command, sources });
+    }
+    catch (error) {
+        io.stderr.write(`model-pull ${command}: ${(0,errors/* describeError */.Uc)(error)}\n`);
+        return usageError(error) ? 2 : 1;
+    }
+}
+const COMMANDS = {
+    pull: pullCommand,
+    verify: verifyCommand,
+    lock: lockCommand,
+    demo: async (inv) => (await __webpack_require__.e(/* import() */ 57).then(__webpack_require__.bind(__webpack_require__, 3057))).demoCommand(inv.io, { keep: inv.values.keep === true }),
+};
+async function settingsOf(inv, requireModels = true) {
+    const lines = [...inv.lines];
+    const file = inv.values.file;
+    if (typeof file === 'string')
+        lines.push(...(0,line/* modelLines */.tG)(await readLinesFile(file)));
+    if (requireModels && (0,line/* modelLines */.tG)(lines.join('\n')).length === 0) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', 'no model line given: pass LINE... or -f FILE');
+    }
+    const raw = {
+        [constants/* Inputs */.G0.Models]: lines.join('\n'),
+        [constants/* Inputs */.G0.Cache]: 'false',
+    };
+    const options = (0,descriptor/* sourceOptions */.k0)(inv.sources);
+    for (const name of [...SETTING_FLAGS, ...options.map((o) => o.name)])
+        raw[name] = inv.values[name];
+    if (inv.values.insecure)
+        raw[constants/* Inputs */.G0.Insecure] = 'true';
+    return (0,settings/* buildSettings */.E6)(raw, {
+        env: inv.io.env,
+        cwd: inv.io.cwd,
+        nameOf: (name) => `--${name}`,
+        requireModels,
+        sourceOptions: options,
+    });
+}
+async function readLinesFile(file) {
+    try {
+        return await (0,promises_.readFile)(file, 'utf8');
+    }
+    catch (error) {
+        const reason = error.code === 'ENOENT' ? 'no such file' : (0,errors/* describeError */.Uc)(error);
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `cannot read -f ${file}: ${reason}`);
+    }
+}
+/** Log lines for stderr, secrets masked; `write` takes one line without its newline. */
+function lineLogger(write, secrets) {
+    const mask = (m) => secrets.reduce((text, s) => text.split(s).join('***'), m);
+    const out = (m) => write(mask(m));
+    return {
+        debug: () => undefined,
+        info: out,
+        warning: (m) => out(`warning: ${m}`),
+        error: (m) => out(`error: ${m}`),
+        group: async (title, fn) => {
+            out(title);
+            return fn();
+        },
+    };
+}
+const toStream = (stream) => (line) => void stream.write(`${line}\n`);
+/** `<line>: <why>`, without repeating the line when the engine's message already starts with it. */
+function failureLine(line, error) {
+    const why = (0,errors/* describeError */.Uc)(error);
+    return why.startsWith(`${line}:`) ? why : `${line}: ${why}`;
+}
+async function pullCommand(inv) {
+    const settings = await settingsOf(inv);
+    const { io } = inv;
+    // A terminal gets live bars (log lines printed above them while they run); a log (CI, a pipe)
+    // gets a plain batch of progress lines every few seconds.
+    const bars = io.stderr.isTTY ? progressBars(io.stderr) : undefined;
+    let barsLive = bars !== undefined;
+    const plain = toStream(io.stderr);
+    const log = lineLogger((line) => (barsLive ? bars.log(line) : plain(line)), settings.secrets);
+    const onProgress = bars?.listener ?? (0,progress_log/* progressLines */.L)((line) => log.info(line), PLAIN_PROGRESS_MS);
+    const deps = { sources: inv.sources, log, cache: (0,client/* createNoCache */.m)(), onProgress, signal: io.signal };
+    const report = await (0,pull/* pull */.a)(settings, deps).finally(() => {
+        bars?.stop();
+        barsLive = false;
+    });
+    for (const model of report.models) {
+        if (model.error || !model.output) {
+            log.error(failureLine(model.line, model.error ?? 'failed'));
+            continue;
+        }
+        const o = model.output;
+        log.info(`${o.name}: ${(0,format/* formatBytes */.z3)(o.size)} at ${o.path} (downloaded ${(0,format/* formatBytes */.z3)(model.downloadedBytes)} in ${(0,format/* formatDuration */.a3)(model.durationMs)})`);
+    }
+    if (inv.values.json)
+        io.stdout.write(`${JSON.stringify(modelsJson(report), null, 2)}\n`);
+    if (io.signal?.aborted) {
+        log.error('interrupted: progress is kept, run the same command again to resume');
+        return 1;
+    }
+    return report.ok ? 0 : 1;
+}
+async function verifyCommand(inv) {
+    const settings = await settingsOf(inv, false);
+    const reports = [
+        { what: `Ollama store ${settings.ollamaModels}`, ...(await verifyOllamaStore(settings.ollamaModels)) },
+        { what: `Hugging Face cache ${settings.hfCache}`, ...(await verifyHfCache(settings.hfCache)) },
+    ];
+    const damaged = reports.flatMap((r) => r.damaged);
+    if (inv.values.json) {
+        inv.io.stdout.write(`${JSON.stringify({ damaged }, null, 2)}\n`);
+    }
+    else {
+        for (const r of reports) {
+            inv.io.stdout.write(`${r.what}: ${r.checkedFiles} files, ${(0,format/* formatBytes */.z3)(r.checkedBytes)} checked, ${r.damaged.length} damaged\n`);
+            for (const d of r.damaged)
+                inv.io.stdout.write(`  ${d.model}: ${d.path}: ${d.problem}\n`);
+        }
+    }
+    return damaged.length ? 1 : 0;
+}
+async function lockCommand(inv) {
+    const settings = await settingsOf(inv);
+    const path = settings.lockfile ?? (0,external_node_path_.resolve)(inv.io.cwd ?? process.cwd(), 'model-pull.lock');
+    const refs = (0,src_refs/* parseLines */.L)(settings.lines, inv.sources);
+    const previous = await (0,lockfile/* readLock */.mF)(path);
+    const http = new http_client/* HttpClient */.Qq(settings.http);
+    const log = lineLogger(toStream(inv.io.stderr), settings.secrets);
+    try {
+        const ctx = { http, retry: settings.retry, log, clock: clock/* systemClock */.m, signal: inv.io.signal };
+        const sources = (0,descriptor/* createSources */.LH)(inv.sources, settings);
+        const { results, written } = await (0,resolve/* lockLines */.l)(path, refs, sources, ctx, previous);
+        results.forEach((result, i) => {
+            const line = refs[i].line;
+            if (result.status === 'fulfilled')
+                log.info(`${line}: ${result.value.digest}`);
+            else
+                log.error(failureLine(line, result.reason));
+        });
+        if (!written) {
+            const failed = results.filter((r) => r.status === 'rejected').length;
+            log.error(`${path} left unchanged: ${failed} of ${refs.length} lines could not be resolved`);
+            return 1;
+        }
+        const n = refs.length;
+        log.info(`${previous ? 'updated' : 'wrote'} ${path} (${n} line${n === 1 ? '' : 's'})`);
+        return 0;
+    }
+    finally {
+        await http.close();
+    }
+}
+
+
+/***/ }),
+
+/***/ 9373:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   m: () => (/* binding */ systemClock)
+/* harmony export */ });
+/* harmony import */ var _http_retry_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(8902);
+
+const systemClock = { now: () => Date.now(), sleep: _http_retry_js__WEBPACK_IMPORTED_MODULE_0__/* .realSleep */ .uk };
+
+
+/***/ }),
+
+/***/ 7242:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   G0: () => (/* binding */ Inputs),
+/* harmony export */   _O: () => (/* binding */ USER_AGENT)
+/* harmony export */ });
+/* unused harmony exports Outputs, EnvNames */
+/** Names of the action's inputs, outputs and exported variables; they mirror action.yml. */
+const Inputs = {
+    Models: 'models',
+    OllamaModels: 'ollama-models',
+    HfCache: 'hf-cache',
+    FilesDir: 'files-dir',
+    HfEndpoint: 'hf-endpoint',
+    HfToken: 'hf-token',
+    Cache: 'cache',
+    CacheKeyPrefix: 'cache-key-prefix',
+    Concurrency: 'concurrency',
+    Connections: 'connections',
+    Verify: 'verify',
+    Insecure: 'insecure',
+    CaCert: 'ca-cert',
+    Lockfile: 'lockfile',
+    ExportEnv: 'export-env',
+    HfOffline: 'hf-offline',
+    OllamaVersion: 'ollama-version',
+    OllamaServe: 'ollama-serve',
+    OllamaDownloadUrl: 'ollama-download-url',
+    OllamaSha256: 'ollama-sha256',
+    StallTimeout: 'stall-timeout',
+    Retries: 'retries',
+    RegistryHost: 'registry-host',
+    RegistryUsername: 'registry-username',
+    RegistryPassword: 'registry-password',
+    AllowedRealmHosts: 'allowed-realm-hosts',
+};
+const Outputs = {
+    CacheHit: 'cache-hit',
+    Models: 'models',
+    OllamaModels: 'ollama-models',
+    HfCache: 'hf-cache',
+    DownloadedBytes: 'downloaded-bytes',
+    CachedBytes: 'cached-bytes',
+    OllamaVersion: 'ollama-version',
+    OllamaHost: 'ollama-host',
+};
+const EnvNames = {
+    OllamaModels: 'OLLAMA_MODELS',
+    HfHubCache: 'HF_HUB_CACHE',
+    HfHubOffline: 'HF_HUB_OFFLINE',
+    OllamaHost: 'OLLAMA_HOST',
+};
+const USER_AGENT = 'model-pull/0.1';
+
+
+/***/ }),
+
+/***/ 2187:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   DC: () => (/* binding */ hashFile),
+/* harmony export */   MO: () => (/* binding */ formatDigest),
+/* harmony export */   P4: () => (/* binding */ isSha256Hex),
+/* harmony export */   PV: () => (/* binding */ isSha1Hex),
+/* harmony export */   ce: () => (/* binding */ gitBlobSha1Hex),
+/* harmony export */   d4: () => (/* binding */ createDigestHash),
+/* harmony export */   fg: () => (/* binding */ sha256Hex),
+/* harmony export */   m: () => (/* binding */ parseDigest)
+/* harmony export */ });
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(3916);
+
+
+
+const HEX_LENGTH = { sha256: 64, 'git-sha1': 40 };
+function formatDigest(d) {
+    return `${d.algorithm}:${d.hex}`;
+}
+/** Parses `sha256:<64 hex>` or `git-sha1:<40 hex>`; anything else is refused before use in a path. */
+function parseDigest(text, what = 'digest') {
+    const m = /^(sha256|git-sha1):([0-9a-f]+)$/.exec(text);
+    if (m) {
+        const algorithm = m[1];
+        if (m[2].length === HEX_LENGTH[algorithm])
+            return { algorithm, hex: m[2] };
+    }
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_BAD_MANIFEST', `invalid ${what} "${text.slice(0, 100)}"`);
+}
+function isSha256Hex(hex) {
+    return /^[0-9a-f]{64}$/.test(hex);
+}
+function isSha1Hex(hex) {
+    return /^[0-9a-f]{40}$/.test(hex);
+}
+/** A hasher for the digest's algorithm; git-sha1 needs the size up front for its header. */
+function createDigestHash(algorithm, size) {
+    if (algorithm === 'sha256')
+        return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256');
+    if (size === undefined) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', 'a git-sha1 digest needs the size of the file');
+    }
+    const hash = (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha1');
+    hash.update(`blob ${size}\0`);
+    return hash;
+}
+function sha256Hex(data) {
+    return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(data).digest('hex');
+}
+function gitBlobSha1Hex(data) {
+    return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
+}
+/** Hex digest of a file on disk, read in 1 MiB blocks (the size is git-sha1's header). */
+async function hashFile(path, algorithm, size) {
+    const hash = createDigestHash(algorithm, size);
+    for await (const chunk of (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.createReadStream)(path, { highWaterMark: 1 << 20 }))
+        hash.update(chunk);
+    return hash.digest('hex');
+}
+
+
+/***/ }),
+
+/***/ 3916:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   BO: () => (/* binding */ redactUrl),
+/* harmony export */   Uc: () => (/* binding */ describeError),
+/* harmony export */   Vy: () => (/* binding */ ModelPullError),
+/* harmony export */   pq: () => (/* binding */ isModelPullError)
+/* harmony export */ });
+class ModelPullError extends Error {
+    name = 'ModelPullError';
+    code;
+    /** HTTP status when the error came from a response. */
+    status;
+    /** Seconds the server asked us to wait (Retry-After / RateLimit t=). */
+    retryAfterSeconds;
+    constructor(code, message, options = {}) {
+        super(message, options.cause === undefined ? undefined : { cause: options.cause });
+        this.code = code;
+        this.status = options.status;
+        this.retryAfterSeconds = options.retryAfterSeconds;
+    }
+}
+function isModelPullError(error, code) {
+    return error instanceof ModelPullError && (code === undefined || error.code === code);
+}
+/** Strips userinfo and the query (signed URLs carry their signature there) for messages. */
+function redactUrl(url) {
+    try {
+        const u = new URL(url);
+        u.username = '';
+        u.password = '';
+        const query = u.search ? '?…' : '';
+        u.search = '';
+        u.hash = '';
+        return u.toString() + query;
+    }
+    catch {
+        return '<invalid URL>';
+    }
+}
+/** A one-line description of any thrown value, for logs and CLI stderr. */
+function describeError(error) {
+    if (error instanceof Error)
+        return error.message.replace(/\s*\n\s*/g, ' ');
+    return String(error);
+}
+
+
+/***/ }),
+
+/***/ 3341:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   J: () => (/* binding */ ensureDirs),
+/* harmony export */   s: () => (/* binding */ pathExists)
+/* harmony export */ });
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+
+
+/**
+ * mkdir -p, then 0755 on the folders this call created (never on the user's existing ones).
+ * mkdir's mode passes through the umask, and a strict umask would hide the store from a
+ * consumer running as another user (the Linux install runs Ollama as user `ollama`).
+ */
+async function ensureDirs(path) {
+    const first = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)(path, { recursive: true, mode: 0o755 });
+    if (first === undefined)
+        return;
+    const rel = (0,node_path__WEBPACK_IMPORTED_MODULE_1__.relative)(first, path);
+    const created = [
+        first,
+        ...(rel ? rel.split(node_path__WEBPACK_IMPORTED_MODULE_1__.sep) : []).map((_, i, all) => (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(first, ...all.slice(0, i + 1))),
+    ];
+    for (const dir of created)
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.chmod)(dir, 0o755);
+}
+async function pathExists(path) {
+    try {
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.access)(path);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+
+
+/***/ }),
+
+/***/ 3329:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   $C: () => (/* binding */ statusError),
+/* harmony export */   Qq: () => (/* binding */ HttpClient),
+/* harmony export */   cW: () => (/* binding */ isLoopbackHost),
+/* harmony export */   x6: () => (/* binding */ networkError)
+/* harmony export */ });
+/* harmony import */ var node_net__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7030);
+/* harmony import */ var node_net__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_net__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_tls__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(1692);
+/* harmony import */ var node_tls__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_tls__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var undici__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(6752);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(3916);
+/* harmony import */ var _retry_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(8902);
+
+
+
+
+
+function isLoopbackHost(hostname) {
+    const host = hostname.replace(/^\[|\]$/g, '');
+    if (host === 'localhost' || host.endsWith('.localhost'))
+        return true;
+    if ((0,node_net__WEBPACK_IMPORTED_MODULE_0__.isIP)(host) === 4)
+        return host.startsWith('127.');
+    return host === '::1';
+}
+/** A thin layer over undici: URL policy, origin-bound credentials, manual redirects, error codes. */
+class HttpClient {
+    options;
+    dispatcher;
+    constructor(options) {
+        this.options = options;
+        const ca = options.extraCa ? [...(0,node_tls__WEBPACK_IMPORTED_MODULE_1__.getCACertificates)('default'), options.extraCa] : undefined;
+        const common = {
+            connections: options.connections,
+            // One TCP flow per range is the point of parallel ranges; h2 would multiplex them all.
+            allowH2: false,
+            headersTimeout: options.stallTimeoutMs,
+            bodyTimeout: options.stallTimeoutMs,
+            connect: ca ? { ca } : {},
+        };
+        const proxy = options.proxy;
+        this.dispatcher =
+            proxy && (proxy.httpProxy || proxy.httpsProxy)
+                ? new undici__WEBPACK_IMPORTED_MODULE_2__/* .EnvHttpProxyAgent */ .J2({
+                    ...common,
+                    httpProxy: proxy.httpProxy,
+                    httpsProxy: proxy.httpsProxy,
+                    noProxy: proxy.noProxy,
+                    ...(ca ? { requestTls: { ca } } : {}),
+                })
+                : new undici__WEBPACK_IMPORTED_MODULE_2__/* .Agent */ .g6(common);
+    }
+    /** Throws unless the URL is https, or http to loopback, or http with `insecure`. */
+    checkUrl(url) {
+        let parsed;
+        try {
+            parsed = new URL(url);
+        }
+        catch {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `not a valid URL: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}`);
+        }
+        if (parsed.protocol === 'https:')
+            return parsed;
+        if (parsed.protocol === 'http:') {
+            if (this.options.insecure || isLoopbackHost(parsed.hostname))
+                return parsed;
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_INSECURE_URL', `refusing plain http to ${parsed.host} (${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}); use https or set insecure`);
+        }
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_INSECURE_URL', `unsupported URL scheme ${parsed.protocol} in ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}`);
+    }
+    async request(url, options = {}) {
+        const maxRedirects = options.maxRedirects ?? 5;
+        const firstOrigin = new URL(url).origin;
+        let current = url;
+        for (let hop = 0;; hop++) {
+            const target = this.checkUrl(current);
+            const headers = { 'user-agent': this.options.userAgent, ...options.headers };
+            if (options.credentials && options.credentials.origin === target.origin) {
+                Object.assign(headers, options.credentials.headers);
+            }
+            let res;
+            try {
+                res = await this.dispatcher.request({
+                    origin: target.origin,
+                    path: target.pathname + target.search,
+                    method: options.method ?? 'GET',
+                    headers,
+                    signal: options.signal,
+                });
+            }
+            catch (error) {
+                throw networkError(error, current);
+            }
+            const location = res.headers.location;
+            if (res.statusCode >= 300 && res.statusCode < 400 && location && maxRedirects > 0) {
+                await res.body.dump().catch(() => undefined);
+                if (hop >= maxRedirects) {
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_REDIRECT', `too many redirects from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}`);
+                }
+                current = new URL(String(location), current).toString();
+                continue;
+            }
+            const body = res.body;
+            // Errors while streaming the body get the same codes as errors before it.
+            return {
+                status: res.statusCode,
+                headers: res.headers,
+                body,
+                url: current,
+                crossedOrigin: new URL(current).origin !== firstOrigin,
+            };
+        }
+    }
+    /** GET a JSON document; non-2xx becomes a status error (see `statusError`). */
+    async getJson(url, options = {}) {
+        const response = await this.request(url, {
+            ...options,
+            headers: { accept: 'application/json', ...options.headers },
+        });
+        if (response.status < 200 || response.status >= 300)
+            throw await statusError(response);
+        try {
+            return { json: await response.body.json(), response };
+        }
+        catch (error) {
+            throw networkError(error, url);
+        }
+    }
+    async close() {
+        await this.dispatcher.close();
+    }
+}
+/** Maps a thrown undici/socket error to our codes: stalls and resets are retryable. */
+function networkError(error, url) {
+    if (error instanceof _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy)
+        return error;
+    const code = error?.code ?? '';
+    const name = error?.name ?? '';
+    if (name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') {
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_ABORTED', `request to ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)} was aborted`, { cause: error });
+    }
+    if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_STALLED', `no data from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)} within the stall timeout`, {
+            cause: error,
+        });
+    }
+    const detail = error instanceof Error ? error.message : String(error);
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_NETWORK', `network error from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}: ${detail}`, {
+        cause: error,
+    });
+}
+/** Drains the body and turns a non-2xx answer into an error; 429 carries the server's wait. */
+async function statusError(response, what) {
+    let detail = '';
+    try {
+        detail = (await response.body.text()).slice(0, 200).replace(/\s+/g, ' ').trim();
+    }
+    catch {
+        // the status alone is the message
+    }
+    const retryAfterSeconds = (0,_retry_js__WEBPACK_IMPORTED_MODULE_4__/* .parseRetryAfter */ .mu)(response.headers);
+    const subject = what ?? (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(response.url);
+    const code = response.status === 429 ? 'ERR_RATE_LIMITED' : 'ERR_HTTP_STATUS';
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy(code, `HTTP ${response.status} from ${subject}${detail ? `: ${detail}` : ''}`, retryAfterSeconds === undefined
+        ? { status: response.status }
+        : { status: response.status, retryAfterSeconds });
+}
+
+
+/***/ }),
+
+/***/ 8902:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   LH: () => (/* binding */ withRetries),
+/* harmony export */   cO: () => (/* binding */ DEFAULT_RETRY_POLICY),
+/* harmony export */   mu: () => (/* binding */ parseRetryAfter),
+/* harmony export */   qO: () => (/* binding */ retryDelayMs),
+/* harmony export */   r3: () => (/* binding */ isRetryable),
+/* harmony export */   uk: () => (/* binding */ realSleep)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
+
+const DEFAULT_RETRY_POLICY = {
+    retries: 6,
+    baseDelayMs: 1000,
+    maxDelayMs: 30_000,
+    maxRetryAfterMs: 120_000,
+};
+const RETRYABLE = new Set([
+    'ERR_NETWORK',
+    'ERR_STALLED',
+    'ERR_TRUNCATED',
+    'ERR_RATE_LIMITED',
+]);
+/** The code, never the message, decides: network faults, stalls, 429 and 5xx are worth another try. */
+function isRetryable(error) {
+    if (!(0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .isModelPullError */ .pq)(error))
+        return false;
+    if (RETRYABLE.has(error.code))
+        return true;
+    return error.code === 'ERR_HTTP_STATUS' && error.status !== undefined && error.status >= 500;
+}
+/**
+ * Delay before attempt `attempt` (1 = first retry): exponential with full jitter, unless the
+ * server named a wait, which is honoured (plus a little jitter so a fleet does not stampede).
+ * Returns undefined when the server's wait is longer than the policy accepts.
+ */
+function retryDelayMs(attempt, policy, retryAfterSeconds, random = Math.random) {
+    if (retryAfterSeconds !== undefined) {
+        const wait = retryAfterSeconds * 1000;
+        if (wait > policy.maxRetryAfterMs)
+            return undefined;
+        return wait + Math.floor(random() * Math.min(1000, policy.baseDelayMs));
+    }
+    const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+    return Math.floor(ceiling / 2 + (random() * ceiling) / 2);
+}
+/**
+ * Seconds to wait from `Retry-After` (seconds or an HTTP date) or the IETF `RateLimit` header
+ * the Hugging Face Hub sends (`"api";r=0;t=55`).
+ */
+function parseRetryAfter(headers, now = Date.now()) {
+    const retryAfter = first(headers['retry-after']);
+    if (retryAfter !== undefined) {
+        if (/^\d+$/.test(retryAfter.trim()))
+            return Number(retryAfter.trim());
+        const at = Date.parse(retryAfter);
+        if (!Number.isNaN(at))
+            return Math.max(0, Math.ceil((at - now) / 1000));
+    }
+    const rateLimit = first(headers['ratelimit']);
+    const t = rateLimit ? /(?:^|;)\s*t=(\d+)/.exec(rateLimit) : null;
+    if (t)
+        return Number(t[1]);
+    return undefined;
+}
+function first(value) {
+    return Array.isArray(value) ? value[0] : value;
+}
+const realSleep = (ms, signal) => new Promise((resolve, reject) => {
+    if (signal?.aborted)
+        return reject(signal.reason);
+    const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+    }, ms);
+    const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+});
+/**
+ * Runs `attempt` until it succeeds, fails with a non-retryable error, or the policy is spent.
+ * For small requests (manifests, listings); the engine keeps its own per-range loop.
+ */
+async function withRetries(attempt, policy, options = {}) {
+    const sleep = options.sleep ?? realSleep;
+    for (let n = 1;; n++) {
+        try {
+            return await attempt();
+        }
+        catch (error) {
+            if (!isRetryable(error) || n > policy.retries)
+                throw error;
+            const after = (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .isModelPullError */ .pq)(error) ? error.retryAfterSeconds : undefined;
+            const delay = retryDelayMs(n, policy, after, options.random);
+            if (delay === undefined)
+                throw error;
+            await sleep(delay, options.signal);
+        }
+    }
+}
+
+
+/***/ }),
+
+/***/ 9445:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   AF: () => (/* binding */ snapshotFilePath),
+/* harmony export */   Ge: () => (/* binding */ commitSnapshot),
+/* harmony export */   Js: () => (/* binding */ repoPathProblem),
+/* harmony export */   Rs: () => (/* binding */ hfRepoPaths),
+/* harmony export */   jU: () => (/* binding */ conflictError),
+/* harmony export */   nD: () => (/* binding */ blobPath),
+/* harmony export */   w1: () => (/* binding */ pathConflict)
+/* harmony export */ });
+/* unused harmony exports repoFolderName, writeAtomic */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(3916);
+/* harmony import */ var _fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(3341);
+
+
+
+
+
+function repoFolderName(type, repo) {
+    return [`${type}s`, ...repo.split('/')].join('--');
+}
+function hfRepoPaths(cacheRoot, type, repo) {
+    const folder = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(cacheRoot, repoFolderName(type, repo));
+    const priv = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, '.model-pull');
+    return {
+        folder,
+        blobs: (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, 'blobs'),
+        snapshots: (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, 'snapshots'),
+        refs: (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, 'refs'),
+        private: priv,
+        ingest: (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(priv, 'ingest'),
+    };
+}
+function blobPath(paths, etag) {
+    return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(paths.blobs, etag);
+}
+/** `path` uses `/` and has been checked by `repoPathProblem`. */
+function snapshotFilePath(paths, commit, path) {
+    return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(paths.snapshots, commit, ...path.split('/'));
+}
+/**
+ * Why a path from the Hub (or a lock file) may not be joined under `snapshots/<commit>/`: it must
+ * be relative, use `/`, and have no empty, `.` or `..` segment, or it could land outside the folder.
+ */
+function repoPathProblem(path) {
+    if (typeof path !== 'string' || path === '')
+        return 'an empty path';
+    if (path.length > 4096)
+        return 'a path longer than 4096 characters';
+    if (path.includes('\\'))
+        return 'a path with a backslash';
+    if ([...path].some((c) => c < ' ' || c === '\x7f'))
+        return 'a path with a control character';
+    if (path.startsWith('/'))
+        return 'an absolute path';
+    if (path.split('/').some((s) => s === '' || s === '.' || s === '..'))
+        return 'a path with an empty, "." or ".." part';
+    return undefined;
+}
+const DEFAULT_OPS = {
+    symlink: (target, path) => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.symlink)(target, path),
+    link: (existing, path) => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.link)(existing, path),
+    copyFile: (source, dest) => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.copyFile)(source, dest, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.COPYFILE_FICLONE),
+};
+/**
+ * Writes the snapshot entries for verified blobs, then `refs/<revision>`, then our record. The
+ * order matters to offline readers: a ref that exists names a snapshot whose files are there.
+ *
+ * A snapshot folder that does not exist yet is built aside (in our private folder, at the same
+ * depth so relative links read the same) and renamed into place whole: a commit that fails
+ * half-way leaves no `snapshots/<commit>` behind (issue 10). An existing snapshot (another
+ * `include=` of the same commit) only gains entries, each placed atomically.
+ */
+async function commitSnapshot(spec) {
+    const ops = { ...DEFAULT_OPS, ...spec.ops };
+    const { paths, commit } = spec;
+    const conflict = pathConflict(spec.files.map((f) => f.path));
+    if (conflict)
+        throw conflictError(conflict, `the snapshot of ${commit}`);
+    for (const file of spec.files)
+        await checkBlob(blobPath(paths, file.etag), file);
+    // @huggingface/hub's scanCacheDir fails on a repo without refs/ (a pinned pull writes no ref).
+    await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)(paths.refs);
+    const snapshot = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(paths.snapshots, commit);
+    const built = !(await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.lstat)(snapshot).catch(() => undefined)) && (await buildSnapshotAside(spec, ops));
+    if (!built)
+        await placeEntries(spec, snapshot, ops);
+    if (spec.revision !== undefined && spec.revision !== commit) {
+        await writeAtomic((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(paths.refs, ...spec.revision.split('/')), commit);
+    }
+    if (spec.record)
+        await writeAtomic(spec.record.path, spec.record.content);
+}
+async function placeEntries(spec, folder, ops) {
+    await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)(folder);
+    const mode = { symlinks: true };
+    for (const file of spec.files) {
+        await placeEntry(blobPath(spec.paths, file.etag), (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, ...file.path.split('/')), ops, mode);
+    }
+}
+/**
+ * The whole snapshot in a private folder, then one rename; a failure removes the folder aside.
+ * False when another process renamed its snapshot in first: that one then gains our entries.
+ */
+async function buildSnapshotAside(spec, ops) {
+    // `.model-pull/<name>` sits as deep as `snapshots/<commit>`, so link texts are the final ones.
+    const aside = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(spec.paths.private, tempName(`snapshot-${spec.commit}`));
+    try {
+        await placeEntries(spec, aside, ops);
+        await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)(spec.paths.snapshots);
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rename)(aside, (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(spec.paths.snapshots, spec.commit));
+        return true;
+    }
+    catch (error) {
+        if (errorCode(error) !== 'ENOTEMPTY' && errorCode(error) !== 'EEXIST')
+            throw error;
+        return false;
+    }
+    finally {
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(aside, { recursive: true, force: true });
+    }
+}
+/**
+ * A path that is also a folder of another path (`a` and `a/b.json`), which no snapshot (and no
+ * git tree) can hold. A trie of path segments keeps this linear in the total path length.
+ */
+function pathConflict(paths) {
+    const root = { children: new Map() };
+    for (const path of paths) {
+        let node = root;
+        for (const segment of path.split('/')) {
+            if (node.file !== undefined)
+                return [node.file, path];
+            let child = node.children.get(segment);
+            if (!child) {
+                child = { children: new Map() };
+                node.children.set(segment, child);
+            }
+            node = child;
+        }
+        if (node.children.size > 0)
+            return [path, firstFileUnder(node)];
+        node.file = path;
+    }
+    return undefined;
+}
+function firstFileUnder(node) {
+    let current = node;
+    while (current.file === undefined)
+        current = current.children.values().next().value;
+    return current.file;
+}
+function conflictError([file, under], where) {
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_BAD_MANIFEST', `${where} names both a file "${file}" and a file under it ("${under}"); no snapshot can hold both`);
+}
+async function checkBlob(blob, file) {
+    const size = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.stat)(blob).then((s) => s.size, () => undefined);
+    if (size !== file.size) {
+        const found = size === undefined ? 'it is missing' : `it has ${size} bytes`;
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_SIZE_MISMATCH', `cannot link ${file.path}: blob ${file.etag} should have ${file.size} bytes but ${found}`);
+    }
+}
+/**
+ * One snapshot entry: a relative symlink when the filesystem has them (what huggingface_hub
+ * writes), else a hard link, else a copy (real files are what huggingface_hub falls back to as
+ * well). Once a symlink fails with EPERM/ENOTSUP, the rest of the snapshot skips straight to links.
+ */
+async function placeEntry(blob, entry, ops, mode) {
+    const target = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.relative)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(entry), blob).split(node_path__WEBPACK_IMPORTED_MODULE_2__.sep).join('/');
+    if (await entryIsCurrent(entry, blob, target))
+        return;
+    await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(entry));
+    const temp = tempName(entry);
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(temp, { force: true });
+    if (mode.symlinks) {
+        try {
+            await ops.symlink(target, temp);
+            return await replace(temp, entry);
+        }
+        catch (error) {
+            if (!isUnsupported(error))
+                throw error;
+            mode.symlinks = false;
+        }
+    }
+    try {
+        await ops.link(blob, temp);
+    }
+    catch (error) {
+        if (!isUnsupported(error) && errorCode(error) !== 'EXDEV' && errorCode(error) !== 'EMLINK')
+            throw error;
+        await ops.copyFile(blob, temp);
+    }
+    await replace(temp, entry);
+}
+async function entryIsCurrent(entry, blob, target) {
+    const info = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.lstat)(entry).catch(() => undefined);
+    if (!info)
+        return false;
+    if (info.isSymbolicLink())
+        return (await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readlink)(entry)) === target;
+    if (!info.isFile())
+        return false;
+    const blobInfo = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.stat)(blob);
+    return info.ino === blobInfo.ino && info.dev === blobInfo.dev;
+}
+/** rename() replaces a stale file or link atomically; a stale folder in the way is removed first. */
+async function replace(temp, entry) {
+    const info = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.lstat)(entry).catch(() => undefined);
+    if (info?.isDirectory())
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(entry, { recursive: true, force: true });
+    try {
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rename)(temp, entry);
+    }
+    catch (error) {
+        // A temp name left beside the entry would look like one more file or ref to HF readers.
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(temp, { force: true });
+        throw error;
+    }
+}
+/** Temporary name, then rename: a reader never sees a half-written ref or record. */
+async function writeAtomic(path, content) {
+    await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path));
+    const temp = tempName(path);
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.writeFile)(temp, content);
+    await replace(temp, path);
+}
+let tempCounter = 0;
+/** Unique per call: two lines of one run may commit the same snapshot entry at the same time. */
+function tempName(path) {
+    tempCounter += 1;
+    return `${path}.model-pull-${process.pid}-${tempCounter}.tmp`;
+}
+function errorCode(error) {
+    return error?.code ?? '';
+}
+function isUnsupported(error) {
+    const code = errorCode(error);
+    return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS';
+}
+
+
+/***/ }),
+
+/***/ 8606:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   be: () => (/* binding */ writeLock),
+/* harmony export */   mF: () => (/* binding */ readLock),
+/* harmony export */   t2: () => (/* binding */ lockedIdentity)
+/* harmony export */ });
+/* unused harmony exports LOCK_VERSION, stableStringify */
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(3916);
+
+
+
+/**
+ * The lock file pins every line to the identity it resolved to (Ollama manifest digest and
+ * bytes, HF commit and file list, URL sha256), so a run that reads it makes no tag or branch
+ * lookup and knows its cache keys before any request. Sorted JSON, one model per key: stable
+ * and reviewable in a diff.
+ */
+const LOCK_VERSION = 1;
+/** The lock, or undefined when the file does not exist. */
+async function readLock(path) {
+    let text;
+    try {
+        text = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)(path, 'utf8');
+    }
+    catch (error) {
+        if (error.code === 'ENOENT')
+            return undefined;
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `cannot read lock file ${path}: ${error.message}`);
+    }
+    let parsed;
+    try {
+        parsed = JSON.parse(text);
+    }
+    catch {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} is not valid JSON`);
+    }
+    if (parsed?.version !== LOCK_VERSION || typeof parsed.models !== 'object' || parsed.models === null) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} is not a version ${LOCK_VERSION} model-pull lock`);
+    }
+    for (const [line, identity] of Object.entries(parsed.models))
+        checkIdentity(path, line, identity);
+    return parsed;
+}
+/**
+ * The entry for a line, when it is of the line's kind. Whether it names what the line names is
+ * for the line's source to check (Source.plan), since only the source knows what that means.
+ */
+function lockedIdentity(lock, path, line, kind) {
+    const identity = lock.models[line];
+    if (!identity) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} does not cover "${line}": update it with \`model-pull lock --lockfile ${path} <lines>\` or delete it to re-create it`);
+    }
+    if (identity.source !== kind) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} has a ${identity.source} entry for the ${kind} line "${line}"`);
+    }
+    return identity;
+}
+/** Writes atomically (temp file + rename) with sorted keys and a final newline. */
+async function writeLock(path, identities, previous) {
+    const models = { ...(previous?.models ?? {}) };
+    for (const identity of identities)
+        models[identity.ref] = identity;
+    const text = `${stableStringify({ version: LOCK_VERSION, models })}\n`;
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)((0,node_path__WEBPACK_IMPORTED_MODULE_1__.dirname)(path), { recursive: true });
+    const tmp = `${path}.tmp-${process.pid}`;
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.writeFile)(tmp, text);
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rename)(tmp, path);
+}
+function checkIdentity(path, line, identity) {
+    const ok = identity &&
+        typeof identity === 'object' &&
+        identity.ref === line &&
+        typeof identity.source === 'string' &&
+        typeof identity.name === 'string' &&
+        typeof identity.digest === 'string' &&
+        /^[0-9a-f]{64}$/.test(identity.contentDigest);
+    if (!ok)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path}: the entry for "${line}" is malformed`);
+}
+/** JSON with object keys sorted at every level, two-space indented. */
+function stableStringify(value) {
+    return JSON.stringify(sortKeys(value), null, 2);
+}
+function sortKeys(value) {
+    if (Array.isArray(value))
+        return value.map(sortKeys);
+    if (value && typeof value === 'object') {
+        return Object.fromEntries(Object.keys(value)
+            .sort()
+            .map((k) => [k, sortKeys(value[k])]));
+    }
+    return value;
+}
+
+
+/***/ }),
+
+/***/ 6783:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+
+// EXPORTS
+__webpack_require__.d(__webpack_exports__, {
+  a: () => (/* binding */ pull)
+});
+
+// EXTERNAL MODULE: ./src/clock.ts
+var src_clock = __webpack_require__(9373);
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __webpack_require__(1455);
+// EXTERNAL MODULE: ./src/digest.ts
+var src_digest = __webpack_require__(2187);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __webpack_require__(3916);
+// EXTERNAL MODULE: ./src/fs-dirs.ts
+var fs_dirs = __webpack_require__(3341);
+// EXTERNAL MODULE: ./src/http/client.ts
+var client = __webpack_require__(3329);
+// EXTERNAL MODULE: ./src/http/retry.ts
+var retry = __webpack_require__(8902);
+;// CONCATENATED MODULE: ./src/download/body-writer.ts
+
+/** Bytes handed to the file system and not yet written, per connection, before we pause. */
+const HIGH_WATER = 1024 * 1024;
+const LOW_WATER = HIGH_WATER / 4;
+/**
+ * Streams a response body into the staging file at its segment, until the body ends or a thief
+ * has moved `segment.end` below what arrived. Writes are issued as chunks arrive, several at
+ * once, and retired in order: awaiting each write before reading the next chunk paused the
+ * parser on every chunk, and undici then re-joins the socket's buffered reads into new buffers
+ * (a second copy of every byte, and twice the garbage).
+ */
+function writeBody(body, target) {
+    return new Promise((resolve, reject) => {
+        new BodyWriter(body, target, resolve, reject).start();
+    });
+}
+class BodyWriter {
+    body;
+    target;
+    resolve;
+    reject;
+    queue = [];
+    segment;
+    /** Offset of the next byte that arrives (writes in flight lie between pos and next). */
+    next;
+    inFlight = 0;
+    ended = false;
+    settled = false;
+    /** The segment ends before the body does (a thief took the rest): we stop reading. */
+    cut = false;
+    /** A reset or stall: bytes that arrived before it are still good once their writes land. */
+    failure;
+    constructor(body, target, resolve, reject) {
+        this.body = body;
+        this.target = target;
+        this.resolve = resolve;
+        this.reject = reject;
+        this.segment = target.segment;
+        this.next = this.segment.pos;
+    }
+    start() {
+        if (this.next >= this.segment.end) {
+            this.settle();
+            return;
+        }
+        this.body
+            .on('data', this.onData)
+            .on('end', this.onEnd)
+            .on('error', this.onError)
+            .on('close', this.onClose);
+    }
+    onData = (chunk) => {
+        if (this.failure)
+            return;
+        const room = this.segment.end - this.next;
+        if (room <= 0) {
+            this.cut = true;
+            this.body.pause();
+            this.retire();
+            return;
+        }
+        const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        const write = { offset: this.next, piece, done: false };
+        this.queue.push(write);
+        this.next += piece.length;
+        this.inFlight += piece.length;
+        this.target.file.write(piece, 0, piece.length, write.offset).then(({ bytesWritten }) => {
+            // A short write means bytes we would count but never wrote: fail, never skip them.
+            if (bytesWritten !== piece.length) {
+                this.settle(writeError(Object.assign(new Error('short write'), { code: 'ENOSPC' })));
+                return;
+            }
+            write.done = true;
+            this.inFlight -= piece.length;
+            try {
+                this.retire();
+            }
+            catch (error) {
+                this.settle(error instanceof Error ? error : new Error(String(error)));
+            }
+        }, (error) => this.settle(writeError(error)));
+        this.noteCut();
+        if (this.inFlight >= HIGH_WATER || this.cut)
+            this.body.pause();
+    };
+    onEnd = () => {
+        this.ended = true;
+        this.retire();
+    };
+    onError = (error) => {
+        this.failure ??= this.target.bodyError(error);
+        this.retire();
+    };
+    onClose = () => {
+        if (!this.body.readableEnded)
+            this.onError(new Error('the response body closed early'));
+    };
+    /** Reports written pieces in file order, then resumes, waits, or finishes. */
+    retire() {
+        const { segment } = this;
+        while (this.queue[0]?.done && !this.settled) {
+            const { offset, piece } = this.queue.shift();
+            // A thief may have moved `end` below this piece while it was being written; the
+            // overlap holds the same bytes the thief writes, but only our share counts as ours.
+            const ours = Math.max(0, Math.min(piece.length, segment.end - offset));
+            if (ours > 0) {
+                segment.pos = offset + ours;
+                this.target.landed(offset, ours === piece.length ? piece : piece.subarray(0, ours));
+            }
+            release(piece);
+        }
+        this.noteCut();
+        if (this.inFlight <= LOW_WATER && this.body.isPaused() && !this.cut)
+            this.body.resume();
+        // The body's own end keeps the connection reusable; we cut it only when it has more.
+        if (this.queue.length === 0 && (this.ended || this.cut || this.failure))
+            this.settle(this.failure);
+    }
+    noteCut() {
+        const bodyEnd = this.target.bodyEnd ?? Number.POSITIVE_INFINITY;
+        if (this.next >= this.segment.end && this.segment.end < bodyEnd)
+            this.cut = true;
+    }
+    settle(error) {
+        if (this.settled)
+            return;
+        this.settled = true;
+        const { body } = this;
+        body
+            .off('data', this.onData)
+            .off('end', this.onEnd)
+            .off('error', this.onError)
+            .off('close', this.onClose);
+        // A body we stop reading early would hold its socket, so it goes (undici reports that as
+        // an abort, which is expected here and ignored).
+        if (!body.readableEnded)
+            body.on('error', () => undefined).destroy();
+        if (error)
+            this.reject(error);
+        else
+            this.resolve();
+    }
+}
+/**
+ * Frees a chunk's memory now instead of at the garbage collector's next major pass. Socket
+ * reads are 64 KiB buffers that V8 only reclaims once ~64 MiB of them have piled up, which was
+ * a third of our peak RSS. Only a buffer this view spans entirely is detached: no other view
+ * can then depend on it (undici's parser copies each read into its own memory and keeps no
+ * reference once the body chunk is delivered).
+ */
+function release(piece) {
+    const buffer = piece.buffer;
+    if (piece.byteOffset !== 0 || piece.byteLength !== buffer.byteLength || !buffer.transfer)
+        return;
+    try {
+        buffer.transfer(0);
+    }
+    catch {
+        // Not detachable (a pooled or external buffer): the collector frees it later.
+    }
+}
+function writeError(error) {
+    if (error.code === 'ENOSPC') {
+        return new errors/* ModelPullError */.Vy('ERR_DISK_SPACE', 'the disk filled up while writing the download', {
+            cause: error,
+        });
+    }
+    return error instanceof Error ? error : new Error(String(error));
+}
+
+;// CONCATENATED MODULE: ./src/download/locator.ts
+
+/** How often one blob may ask its source for a fresh URL before we call it broken. */
+const MAX_REFRESHES = 5;
+/**
+ * Where the connections of one blob fetch from. The first connection asks the source; the URL
+ * a redirect lands on (a signed CDN URL) is shared with the others, so sixteen ranges cost the
+ * registry one request, not sixteen. When that URL expires, one refresh serves every connection.
+ */
+class Locator {
+    blob;
+    signal;
+    current;
+    learned;
+    refreshes = 0;
+    writtenAtRefresh = 0;
+    generation = 0;
+    lastUrl;
+    constructor(blob, signal) {
+        this.blob = blob;
+        this.signal = signal;
+    }
+    async get() {
+        if (!this.current) {
+            // A failed locate (a token service hiccup) is forgotten, so the retry asks again.
+            const pending = this.blob.locate(this.signal);
+            this.current = pending;
+            pending.catch(() => {
+                if (this.current === pending)
+                    this.current = undefined;
+            });
+        }
+        const location = await this.current;
+        const url = this.learned ?? location.url;
+        this.lastUrl = url;
+        return { url, location, redirected: this.learned !== undefined, generation: this.generation };
+    }
+    /** Remembers where a redirect led, for the other connections. */
+    learn(finalUrl, requested) {
+        if (finalUrl !== requested)
+            this.learned = finalUrl;
+        this.lastUrl = finalUrl;
+    }
+    /**
+     * The signed URL expired: ask the source again (once for all connections that saw it).
+     * `written` is the blob's progress: refreshes only count against the limit while no bytes
+     * land between them, so a long download through short-lived URLs is not cut off.
+     */
+    expire(generation, written) {
+        if (generation !== this.generation)
+            return;
+        if (written > this.writtenAtRefresh)
+            this.refreshes = 0;
+        this.writtenAtRefresh = written;
+        if (++this.refreshes > MAX_REFRESHES) {
+            throw new errors/* ModelPullError */.Vy('ERR_URL_EXPIRED', `${this.blob.label}: the download URL kept expiring (${MAX_REFRESHES} fresh URLs refused)`);
+        }
+        this.generation++;
+        this.learned = undefined;
+        this.current = undefined;
+    }
+}
+
+// EXTERNAL MODULE: external "node:worker_threads"
+var external_node_worker_threads_ = __webpack_require__(5919);
+;// CONCATENATED MODULE: ./src/download/hash-thread.ts
+
+/**
+ * sha256 of a staged file's written prefix, computed on a worker thread shared by every blob
+ * of the process. Hashing 1 GiB costs ~0.5 s of CPU; on the main thread it competed with
+ * receiving, parsing (and for https decrypting) the very bytes it hashes, and the benchmark's
+ * uncapped case spent a third of its time there. The worker reads the bytes back from the
+ * page cache, moments after they were written, so nothing is copied between threads.
+ *
+ * The worker is plain JavaScript evaluated from a string, so the bundle needs no extra file;
+ * `process.getBuiltinModule` works whether the host treats it as a CommonJS or an ES module.
+ */
+const WORKER_SOURCE = `
+const { parentPort } = process.getBuiltinModule('node:worker_threads');
+const { openSync, readSync, closeSync } = process.getBuiltinModule('node:fs');
+const { createHash } = process.getBuiltinModule('node:crypto');
+const buffer = Buffer.allocUnsafe(1 << 20);
+const jobs = new Map();
+function drop(id) {
+  const job = jobs.get(id);
+  if (job && job.fd !== undefined) closeSync(job.fd);
+  jobs.delete(id);
+}
+parentPort.on('message', (m) => {
+  const job = jobs.get(m.id);
+  try {
+    if (m.type === 'open') {
+      jobs.set(m.id, { hash: createHash('sha256'), at: 0 });
+      jobs.get(m.id).fd = openSync(m.path, 'r');
+      return;
+    }
+    if (m.type === 'close') {
+      drop(m.id);
+      return parentPort.postMessage({ id: m.id });
+    }
+    if (!job) throw new Error('no such hash job');
+    if (job.error) throw job.error;
+    while (job.at < m.upTo) {
+      const n = readSync(job.fd, buffer, 0, Math.min(buffer.length, m.upTo - job.at), job.at);
+      if (n === 0) throw new Error('staged file ended at ' + job.at + ' bytes');
+      job.hash.update(buffer.subarray(0, n));
+      job.at += n;
+    }
+    if (m.type === 'finish') {
+      drop(m.id);
+      parentPort.postMessage({ id: m.id, hex: job.hash.digest('hex'), hashed: job.at });
+    }
+  } catch (error) {
+    const failed = jobs.get(m.id);
+    if (failed) failed.error = error;
+    if (m.type === 'finish') {
+      drop(m.id);
+      parentPort.postMessage({ id: m.id, error: String((error && error.message) || error) });
+    }
+  }
+});
+`;
+let worker;
+let users = 0;
+let nextId = 1;
+const waiting = new Map();
+function acquire() {
+    users++;
+    if (!worker) {
+        const w = new external_node_worker_threads_.Worker(WORKER_SOURCE, { eval: true });
+        // Only a pending answer keeps the process alive; a job nobody waits on never does.
+        w.unref();
+        w.on('message', (reply) => {
+            const resolve = waiting.get(reply.id);
+            waiting.delete(reply.id);
+            if (waiting.size === 0)
+                w.unref();
+            resolve?.(reply);
+        });
+        w.on('error', (error) => {
+            if (worker === w)
+                worker = undefined;
+            for (const resolve of waiting.values())
+                resolve({ id: 0, error: error.message });
+            waiting.clear();
+        });
+        worker = w;
+    }
+    return worker;
+}
+function hash_thread_release() {
+    if (--users > 0 || !worker)
+        return;
+    // The last user is gone: no idle thread is left behind.
+    void worker.terminate();
+    worker = undefined;
+}
+/** One file's hash job on the shared thread. */
+class ThreadHash {
+    id = nextId++;
+    worker = acquire();
+    sent = 0;
+    open = true;
+    constructor(path) {
+        this.worker.postMessage({ type: 'open', id: this.id, path });
+    }
+    /** Bytes [0, upTo) are in the file; the thread may hash them. */
+    advance(upTo) {
+        if (!this.open || upTo <= this.sent)
+            return;
+        this.sent = upTo;
+        this.worker.postMessage({ type: 'advance', id: this.id, upTo });
+    }
+    /** Hashes up to `total` bytes, then closes the job (and its file) and returns the digest. */
+    async finish(total) {
+        const reply = await this.ask({ type: 'finish', id: this.id, upTo: total });
+        if (reply.error !== undefined || reply.hex === undefined) {
+            throw new Error(`hashing the staged file failed: ${reply.error ?? 'no digest'}`);
+        }
+        return { hex: reply.hex, hashed: reply.hashed ?? 0 };
+    }
+    /** Gives up the job (its file is closed before this resolves); safe to call twice. */
+    async dispose() {
+        if (!this.open)
+            return;
+        await this.ask({ type: 'close', id: this.id });
+    }
+    async ask(message) {
+        if (!this.open)
+            throw new Error('hash job already closed');
+        this.open = false;
+        try {
+            // A thread that died took the job with it.
+            if (this.worker !== worker)
+                return { id: this.id, error: 'the hashing thread stopped' };
+            return await new Promise((resolve) => {
+                waiting.set(this.id, resolve);
+                this.worker.ref();
+                this.worker.postMessage(message);
+            });
+        }
+        finally {
+            hash_thread_release();
+        }
+    }
+}
+/** Jobs open on the shared thread (0 when none is running); for tests of clean shutdown. */
+function hashThreadUsers() {
+    return users;
+}
+
+;// CONCATENATED MODULE: ./src/download/prefix-hasher.ts
+
+
+const MiB = 1024 * 1024;
+const READ_BLOCK = MiB;
+/** From this size a blob is hashed on the shared thread; below, a thread costs more than it saves. */
+const THREAD_MIN_SIZE = 64 * MiB;
+/** The thread hears about the written prefix in steps of this much (a message each). */
+const THREAD_STEP = 4 * MiB;
+/**
+ * Hashes a blob while it downloads. Ranges land out of order, so the hash follows the
+ * contiguous written prefix; the range plan hands out work in file order so that prefix keeps
+ * up. A large sha256 blob is hashed on a worker thread (hash-thread.ts) that reads the prefix
+ * back from the page cache. A small one, or a git-sha1, is hashed here: a chunk that lands
+ * exactly at the frontier from memory, anything beyond read back once the gap before it closes.
+ * Either way the digest is ready right after the last byte, with no second pass over the file.
+ */
+class PrefixHasher {
+    algorithm;
+    file;
+    path;
+    sizeOf;
+    writtenPrefix;
+    thread;
+    hash;
+    frontier = 0;
+    catchingUp;
+    failure;
+    /** One read buffer for the blob's whole life (a fresh one per catch-up was garbage). */
+    buffer;
+    constructor(algorithm, file, path, 
+    /** The blob's size, once known (a plain URL's is learned from the first response). */
+    sizeOf, 
+    /** Bytes [0, n) are written to the file. */
+    writtenPrefix) {
+        this.algorithm = algorithm;
+        this.file = file;
+        this.path = path;
+        this.sizeOf = sizeOf;
+        this.writtenPrefix = writtenPrefix;
+    }
+    /** Picks where to hash once the size is known, or once there are bytes to hash. */
+    start() {
+        if (this.thread || this.hash)
+            return;
+        const size = this.sizeOf();
+        if (this.algorithm === 'sha256' && size !== undefined && size >= THREAD_MIN_SIZE) {
+            this.thread = new ThreadHash(this.path);
+        }
+        else {
+            this.hash = (0,src_digest/* createDigestHash */.d4)(this.algorithm, size);
+        }
+    }
+    /** Called after `chunk` was written at `offset`. */
+    written(offset, chunk) {
+        this.start();
+        if (this.hash && !this.catchingUp && offset === this.frontier) {
+            this.hash.update(chunk);
+            this.frontier += chunk.length;
+            return;
+        }
+        this.catchUp();
+    }
+    /** Hashes (or lets the thread hash) whatever written prefix it has not seen yet. */
+    catchUp() {
+        const prefix = this.writtenPrefix();
+        if (this.sizeOf() !== undefined || prefix > 0)
+            this.start();
+        if (this.thread) {
+            if (prefix - this.frontier >= THREAD_STEP) {
+                this.frontier = prefix;
+                this.thread.advance(prefix);
+            }
+            return;
+        }
+        if (!this.hash || this.catchingUp || this.frontier >= prefix)
+            return;
+        this.catchingUp = this.readForward()
+            .catch((error) => {
+            this.failure = error;
+        })
+            .finally(() => {
+            this.catchingUp = undefined;
+        });
+    }
+    async readForward() {
+        this.buffer ??= Buffer.allocUnsafe(READ_BLOCK);
+        const buffer = this.buffer;
+        for (;;) {
+            const target = this.writtenPrefix();
+            if (this.frontier >= target)
+                return;
+            const want = Math.min(READ_BLOCK, target - this.frontier);
+            const { bytesRead } = await this.file.read(buffer, 0, want, this.frontier);
+            if (bytesRead === 0)
+                throw new Error(`staged file ended at ${this.frontier} bytes`);
+            this.hash.update(buffer.subarray(0, bytesRead));
+            this.frontier += bytesRead;
+        }
+    }
+    /** Hashes any remaining prefix up to `total` bytes and returns the hex digest. */
+    async finish(total) {
+        this.start();
+        if (this.thread)
+            return this.thread.finish(total);
+        await this.catchingUp;
+        if (this.failure)
+            throw this.failure;
+        if (this.frontier < total) {
+            await this.readForward();
+        }
+        return { hex: this.hash.digest('hex'), hashed: this.frontier };
+    }
+    /** Lets go of the thread's job (and its handle on the file) when the run ends early. */
+    async dispose() {
+        await this.thread?.dispose();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/download/range-plan.ts
+const range_plan_MiB = 1024 * 1024;
+/** Largest piece: bounds how far ahead of the hash any range lands (and is read back). */
+const MAX_PIECE = 64 * range_plan_MiB;
+/** A steal must save at least this much time, or the new request is not worth it. */
+const MIN_STEAL_GAIN_S = 0.05;
+class RangePlan {
+    minSplit;
+    connections;
+    segments;
+    constructor(size, 
+    /** Smallest piece worth a request of its own. */
+    minSplit, saved, 
+    /** Connections sharing the blob; pieces are sized so each gets several. */
+    connections = 1) {
+        this.minSplit = minSplit;
+        this.connections = connections;
+        if (saved && saved.length > 0) {
+            this.segments = saved.map((s) => ({ ...s, taken: false, rate: 0 }));
+        }
+        else {
+            this.segments = [{ start: 0, pos: 0, end: size ?? Number.POSITIVE_INFINITY, taken: false, rate: 0 }];
+        }
+        this.sort();
+    }
+    get size() {
+        const last = this.segments[this.segments.length - 1];
+        return Number.isFinite(last.end) ? last.end : undefined;
+    }
+    /**
+     * Learns the size (from Content-Range or Content-Length) when it was unknown. The open-ended
+     * segment keeps one piece; the rest becomes untaken work for the other connections.
+     */
+    setSize(size) {
+        const last = this.segments[this.segments.length - 1];
+        if (Number.isFinite(last.end))
+            return;
+        last.end = size;
+        if (!last.taken || this.connections <= 1)
+            return;
+        const cut = last.pos + this.pieceSize(size - last.pos);
+        if (cut < size - this.minSplit / 2) {
+            last.end = cut;
+            this.segments.push({ start: cut, pos: cut, end: size, taken: false, rate: 0 });
+        }
+    }
+    /** The server ignores Range: from now on one connection streams everything, unsplit. */
+    streamWhole() {
+        this.connections = 1;
+    }
+    /**
+     * Work for an idle connection: the next piece of untaken bytes in file order, else a stolen
+     * share of a taken segment, else undefined (nothing left worth a request).
+     */
+    take(thiefRate) {
+        const free = this.segments.find((s) => !s.taken && s.pos < s.end);
+        if (!free)
+            return this.steal(this.victim(), thiefRate);
+        // A connection far slower than the rest would finish long after them, and the hash waits
+        // at its range: split it now rather than at the end.
+        const straggler = this.straggler(thiefRate);
+        if (straggler) {
+            const stolen = this.steal(straggler, thiefRate);
+            if (stolen)
+                return stolen;
+        }
+        const piece = this.pieceSize(this.untaken());
+        // A single connection streams all it can in one request.
+        if (this.connections > 1 &&
+            Number.isFinite(free.end) &&
+            free.end - free.pos > piece + this.minSplit / 2) {
+            const cut = free.pos + piece;
+            this.segments.push({ start: cut, pos: cut, end: free.end, taken: false, rate: 0 });
+            free.end = cut;
+            this.sort();
+        }
+        free.taken = true;
+        free.rate = thiefRate ?? 0;
+        return free;
+    }
+    untaken() {
+        let sum = 0;
+        for (const s of this.segments)
+            if (!s.taken)
+                sum += s.end - s.pos;
+        return sum;
+    }
+    pieceSize(left) {
+        if (!Number.isFinite(left))
+            return MAX_PIECE;
+        const share = Math.ceil(left / (2 * this.connections));
+        return Math.min(MAX_PIECE, Math.max(this.minSplit, share));
+    }
+    /** Mean measured rate of the connections at work (0 before any measurement). */
+    meanRate() {
+        let sum = 0;
+        let n = 0;
+        for (const s of this.segments) {
+            if (s.taken && s.rate > 0) {
+                sum += s.rate;
+                n++;
+            }
+        }
+        return n ? sum / n : 0;
+    }
+    /** The taken segment that will finish last; unmeasured ones count at the mean rate. */
+    victim() {
+        const mean = this.meanRate();
+        let victim;
+        let worst = 0;
+        for (const s of this.segments) {
+            const left = s.end - s.pos;
+            if (!s.taken || !Number.isFinite(left) || left <= 0)
+                continue;
+            const eta = left / (s.rate || mean || 1);
+            if (eta > worst) {
+                worst = eta;
+                victim = s;
+            }
+        }
+        return victim;
+    }
+    /** A measured segment due more than twice as late as the whole blob at the current rates. */
+    straggler(thiefRate) {
+        const mean = this.meanRate();
+        if (!mean || !Number.isFinite(this.size ?? Number.POSITIVE_INFINITY))
+            return undefined;
+        let left = 0;
+        let rate = thiefRate || mean;
+        for (const s of this.segments) {
+            left += s.end - s.pos;
+            if (s.taken)
+                rate += s.rate || mean;
+        }
+        const blobEta = left / rate;
+        let straggler;
+        let worst = 2 * blobEta;
+        for (const s of this.segments) {
+            if (!s.taken || !s.rate)
+                continue;
+            const eta = (s.end - s.pos) / s.rate;
+            if (eta > worst) {
+                worst = eta;
+                straggler = s;
+            }
+        }
+        return straggler;
+    }
+    steal(victim, thiefRate) {
+        if (!victim)
+            return undefined;
+        const left = victim.end - victim.pos;
+        const mean = this.meanRate();
+        const victimRate = victim.rate || mean;
+        const thief = thiefRate || mean;
+        const measured = victimRate > 0 && thief > 0;
+        // The victim keeps what it fetches in the time the thief needs for the rest.
+        const stolen = measured ? Math.floor((left * thief) / (victimRate + thief)) : Math.floor(left / 2);
+        // A steal costs a request and cuts the victim's. Blind (no rates yet), both halves must be
+        // worth a request; with rates, it must save real time (so equal connections near the end
+        // are left alone), and may then leave a crawling victim less than minSplit.
+        if (!measured && stolen < this.minSplit)
+            return undefined;
+        if (measured &&
+            (stolen < Math.min(this.minSplit, range_plan_MiB) || left / victimRate - stolen / thief < MIN_STEAL_GAIN_S)) {
+            return undefined;
+        }
+        const mid = victim.end - stolen;
+        const segment = { start: mid, pos: mid, end: victim.end, taken: true, rate: thiefRate ?? 0 };
+        victim.end = mid;
+        this.segments.push(segment);
+        this.sort();
+        return segment;
+    }
+    /** The connection is done with the segment (complete, or failed and to be taken again). */
+    release(segment) {
+        segment.taken = false;
+        this.coalesce();
+    }
+    /** Bytes [0, n) are all written. */
+    contiguousPrefix() {
+        let p = 0;
+        for (const s of this.segments) {
+            if (s.start !== p)
+                break;
+            p = s.pos;
+            if (s.pos < s.end)
+                break;
+        }
+        return p;
+    }
+    written() {
+        return this.segments.reduce((sum, s) => sum + (s.pos - s.start), 0);
+    }
+    complete() {
+        return this.size !== undefined && this.segments.every((s) => s.pos >= s.end);
+    }
+    records() {
+        return this.segments.map(({ start, pos, end }) => ({ start, pos, end }));
+    }
+    /** Merges neighbouring finished segments, so the record and the prefix scan stay short. */
+    coalesce() {
+        const merged = [];
+        for (const s of this.segments) {
+            const prev = merged[merged.length - 1];
+            const done = (x) => !x.taken && x.pos >= x.end;
+            if (prev && done(prev) && done(s) && prev.end === s.start) {
+                merged[merged.length - 1] = { start: prev.start, pos: s.end, end: s.end, taken: false, rate: 0 };
+            }
+            else {
+                merged.push(s);
+            }
+        }
+        this.segments = merged;
+    }
+    sort() {
+        this.segments.sort((a, b) => a.start - b.start);
+    }
+}
+
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __webpack_require__(6760);
+;// CONCATENATED MODULE: ./src/download/staging.ts
+
+
+
+
+
+function stagingPaths(ingestDir, digest) {
+    const base = (0,external_node_path_.join)(ingestDir, `${digest.algorithm}-${digest.hex}`);
+    return { data: `${base}.partial`, record: `${base}.progress.json` };
+}
+/** The saved progress, when it belongs to this digest and size; anything odd means start over. */
+async function loadProgress(paths, digest, size) {
+    let record;
+    try {
+        record = JSON.parse(await (0,promises_.readFile)(paths.record, 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+    if (record.version !== 1 || record.digest !== (0,src_digest/* formatDigest */.MO)(digest))
+        return undefined;
+    if (size !== undefined && record.size !== null && record.size !== size)
+        return undefined;
+    const segments = record.segments.map((s) => ({
+        start: s.start,
+        pos: s.pos,
+        end: s.end ?? Number.POSITIVE_INFINITY,
+    }));
+    const sane = segments.every((s, i) => s.start <= s.pos && s.pos <= s.end && (i === 0 ? s.start === 0 : true));
+    if (!sane)
+        return undefined;
+    return { size: record.size ?? undefined, segments };
+}
+/** Written to a temporary name and renamed, so a kill mid-write leaves the previous record. */
+async function saveProgress(paths, digest, size, segments) {
+    const record = {
+        version: 1,
+        digest: (0,src_digest/* formatDigest */.MO)(digest),
+        size: size ?? null,
+        segments: segments.map((s) => ({
+            start: s.start,
+            pos: s.pos,
+            end: Number.isFinite(s.end) ? s.end : null,
+        })),
+    };
+    const tmp = `${paths.record}.tmp`;
+    await (0,promises_.writeFile)(tmp, JSON.stringify(record));
+    await (0,promises_.rename)(tmp, paths.record);
+}
+async function discardStaging(paths) {
+    await Promise.all([(0,promises_.rm)(paths.data, { force: true }), (0,promises_.rm)(paths.record, { force: true })]);
+}
+/** Moves verified bytes onto the target: 0644, parent folders 0755, then the record goes. */
+async function commitStaged(paths, target) {
+    await (0,fs_dirs/* ensureDirs */.J)((0,external_node_path_.dirname)(target));
+    await (0,promises_.chmod)(paths.data, 0o644);
+    await (0,promises_.rename)(paths.data, target);
+    await (0,promises_.rm)(paths.record, { force: true });
+}
+/** In-process holders of staging locks: two blobs of one run with the same digest take turns. */
+const holders = new Map();
+/**
+ * One writer per staging entry. Two downloads of one digest into one ingest folder (two lines
+ * naming the same bytes, two processes sharing a store) would otherwise truncate each other's
+ * file while each hashes its own bytes from memory. In this process the second waits for the
+ * first; across processes a `.lock` file holds the owner's pid, and the second waits while
+ * that process lives (a lock left by a killed process is taken over).
+ */
+async function lockStaging(paths, signal) {
+    const lockPath = paths.data.replace(/\.partial$/, '.lock');
+    const previous = holders.get(lockPath);
+    let releaseLocal;
+    const mine = new Promise((resolve) => {
+        releaseLocal = resolve;
+    });
+    const turn = (previous ?? Promise.resolve()).then(() => mine);
+    holders.set(lockPath, turn);
+    const done = () => {
+        releaseLocal();
+        if (holders.get(lockPath) === turn)
+            holders.delete(lockPath);
+    };
+    try {
+        await previous;
+        await takeFileLock(lockPath, signal);
+    }
+    catch (error) {
+        done();
+        throw error;
+    }
+    return async () => {
+        await (0,promises_.rm)(lockPath, { force: true });
+        done();
+    };
+}
+async function takeFileLock(lockPath, signal) {
+    for (;;) {
+        try {
+            await (0,promises_.writeFile)(lockPath, String(process.pid), { flag: 'wx' });
+            return;
+        }
+        catch (error) {
+            if (error.code !== 'EEXIST')
+                throw error;
+        }
+        const owner = Number((await (0,promises_.readFile)(lockPath, 'utf8').catch(() => '')).trim());
+        if (owner && owner !== process.pid && isAlive(owner)) {
+            await (0,retry/* realSleep */.uk)(500, signal);
+            continue;
+        }
+        await (0,promises_.rm)(lockPath, { force: true });
+    }
+}
+function isAlive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (error) {
+        return error.code === 'EPERM';
+    }
+}
+
+;// CONCATENATED MODULE: ./src/download/blob-download.ts
+
+
+
+
+
+
+
+
+
+
+/** Thrown inside a download when a server answered a range request with the whole body. */
+class RangesIgnored extends Error {
+}
+const RATE_WINDOW_MS = 250;
+/**
+ * Downloads one blob into its staging file (the caller holds its staging lock) over up to `connections` ranges with work
+ * stealing, hashing the contiguous prefix as it lands and recording progress so that a killed
+ * process resumes. Returns once every byte is staged; the caller compares the digest.
+ */
+async function downloadToStaging(blob, tuning) {
+    const paths = stagingPaths(blob.ingestDir, blob.digest);
+    const saved = (await (0,fs_dirs/* pathExists */.s)(paths.data))
+        ? await loadProgress(paths, blob.digest, blob.size)
+        : undefined;
+    const file = await (0,promises_.open)(paths.data, saved ? 'r+' : 'w+');
+    try {
+        const run = new BlobRun(blob, tuning, paths, file, saved?.segments, saved?.size, false);
+        try {
+            return await run.execute();
+        }
+        catch (error) {
+            if (!(error instanceof RangesIgnored))
+                throw error;
+        }
+        // The server sends whole bodies only: start over as one stream (undici's rule: a 200 to a
+        // range request means "restart", never "append"). A stream cut short cannot resume
+        // there either, so each cut restarts from byte 0, within the retry budget.
+        for (let attempt = 0; attempt <= tuning.retry.retries; attempt++) {
+            const single = new BlobRun(blob, tuning, paths, file, undefined, blob.size, true);
+            try {
+                return await single.execute();
+            }
+            catch (error) {
+                if (!(error instanceof RangesIgnored))
+                    throw error;
+            }
+        }
+        throw new errors/* ModelPullError */.Vy('ERR_RANGE_IGNORED', `${blob.label}: the server ignores Range and its connection kept breaking; gave up after ${tuning.retry.retries + 1} full restarts`);
+    }
+    finally {
+        await file.close();
+    }
+}
+class BlobRun {
+    blob;
+    tuning;
+    paths;
+    file;
+    singleStream;
+    plan;
+    hasher;
+    locator;
+    abort = new AbortController();
+    workers = new Set();
+    failure;
+    fetched = 0;
+    unflushed = 0;
+    lastFlush = Date.now();
+    flushing;
+    constructor(blob, tuning, paths, file, saved, size, 
+    /** One request for the whole blob: the server ignores Range. */
+    singleStream) {
+        this.blob = blob;
+        this.tuning = tuning;
+        this.paths = paths;
+        this.file = file;
+        this.singleStream = singleStream;
+        const connections = singleStream ? 1 : tuning.connections;
+        this.plan = new RangePlan(blob.size ?? size, tuning.minSplit, saved, connections);
+        const staged = {
+            file,
+            path: paths.data,
+            size: () => this.plan.size,
+            prefix: () => this.plan.contiguousPrefix(),
+        };
+        this.hasher = tuning.follow
+            ? tuning.follow(staged)
+            : new PrefixHasher(blob.digest.algorithm, file, paths.data, staged.size, staged.prefix);
+        this.locator = new Locator(blob, this.abort.signal);
+        // A blob that starts after Ctrl-C must stop at once, not download in full.
+        if (tuning.signal?.aborted)
+            this.abort.abort(tuning.signal.reason);
+        else
+            tuning.signal?.addEventListener('abort', this.onAbort, { once: true });
+    }
+    onAbort = () => this.abort.abort(this.tuning.signal?.reason);
+    async execute() {
+        try {
+            this.hasher.catchUp();
+            this.spawnWorkers();
+            while (this.workers.size > 0)
+                await Promise.race(this.workers);
+            await this.flush(true);
+            if (this.failure)
+                throw this.failure;
+            if (this.tuning.signal?.aborted) {
+                throw new errors/* ModelPullError */.Vy('ERR_ABORTED', `${this.blob.label}: stopped; progress kept for the next run`);
+            }
+            if (!this.plan.complete()) {
+                throw new errors/* ModelPullError */.Vy('ERR_TRUNCATED', `${this.blob.label}: download ended with bytes missing`);
+            }
+            const size = this.plan.size ?? 0;
+            const { hex } = await this.hasher.finish(size);
+            const host = this.locator.lastUrl ? new URL(this.locator.lastUrl).host : 'unknown host';
+            return { paths: this.paths, size, hex, fetched: this.fetched, host };
+        }
+        finally {
+            this.tuning.signal?.removeEventListener('abort', this.onAbort);
+            await this.hasher.dispose();
+        }
+    }
+    spawnWorkers() {
+        const wanted = this.singleStream || this.plan.size === undefined ? 1 : this.tuning.connections;
+        while (this.workers.size < wanted && !this.abort.signal.aborted) {
+            const segment = this.plan.take();
+            if (!segment)
+                return;
+            const worker = this.work(segment).finally(() => this.workers.delete(worker));
+            this.workers.add(worker);
+        }
+    }
+    /** One connection: streams its segment, then steals more until nothing is left. */
+    async work(first) {
+        let segment = first;
+        let rate = 0;
+        try {
+            while (segment && !this.abort.signal.aborted) {
+                await this.fetchSegment(segment);
+                rate = segment.rate;
+                this.plan.release(segment);
+                segment = this.singleStream ? undefined : this.plan.take(rate);
+            }
+        }
+        catch (error) {
+            if (segment)
+                this.plan.release(segment);
+            if (!this.failure && !this.abort.signal.aborted)
+                this.failure = error;
+            this.abort.abort(error);
+        }
+    }
+    /** Retries one segment until it is complete, giving up after `retries` attempts without progress. */
+    async fetchSegment(segment) {
+        let failures = 0;
+        while (segment.pos < segment.end && !this.abort.signal.aborted) {
+            const before = segment.pos;
+            try {
+                await this.stream(segment);
+            }
+            catch (error) {
+                if (this.abort.signal.aborted || error instanceof RangesIgnored)
+                    throw error;
+                if ((0,errors/* isModelPullError */.pq)(error, 'ERR_URL_EXPIRED') && error.status !== undefined)
+                    continue;
+                if (!(0,retry/* isRetryable */.r3)(error))
+                    throw error;
+                failures = segment.pos > before ? 1 : failures + 1;
+                const delay = failures > this.tuning.retry.retries
+                    ? undefined
+                    : (0,retry/* retryDelayMs */.qO)(failures, this.tuning.retry, error.retryAfterSeconds);
+                if (delay === undefined) {
+                    throw new errors/* ModelPullError */.Vy('ERR_RETRIES_EXHAUSTED', `${this.blob.label}: giving up after ${failures} failed attempts: ${error.message}`, { cause: error });
+                }
+                await (this.tuning.sleep ?? retry/* realSleep */.uk)(delay, this.abort.signal);
+            }
+        }
+    }
+    async stream(segment) {
+        const target = await this.locator.get();
+        const last = Number.isFinite(segment.end) ? String(segment.end - 1) : '';
+        const response = await this.tuning.http.request(target.url, {
+            headers: {
+                ...target.location.headers,
+                range: `bytes=${segment.pos}-${last}`,
+                'accept-encoding': 'identity',
+            },
+            credentials: target.location.credentials,
+            signal: this.abort.signal,
+        });
+        this.locator.learn(response.url, target.url);
+        // A signed CDN URL reached through a redirect has expired, or the registry's own token has
+        // (a plain registry serves the bytes itself): either way the source mints a new location.
+        const expired = ((response.status === 401 || response.status === 403) &&
+            (target.redirected || response.crossedOrigin)) ||
+            (response.status === 401 && target.location.credentials !== undefined);
+        if (expired) {
+            await response.body.dump().catch(() => undefined);
+            this.locator.expire(target.generation, this.plan.written());
+            throw new errors/* ModelPullError */.Vy('ERR_URL_EXPIRED', `${this.blob.label}: download URL expired`, {
+                status: response.status,
+            });
+        }
+        if (response.status === 416)
+            return this.rangeNotSatisfiable(segment, response);
+        if (response.status === 200) {
+            if (segment.pos !== 0 || this.plan.records().length > 1) {
+                response.body.destroy();
+                this.singleStream = true;
+                throw new RangesIgnored();
+            }
+            this.singleStream = true;
+            this.plan.streamWhole();
+            const length = Number(response.headers['content-length']);
+            if (this.plan.size === undefined && Number.isFinite(length))
+                this.setSize(length, segment);
+            return this.consume(segment, response, this.plan.size);
+        }
+        if (response.status !== 206)
+            throw await (0,client/* statusError */.$C)(response);
+        const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(response.headers['content-range'] ?? ''));
+        if (!range || Number(range[1]) !== segment.pos) {
+            response.body.destroy();
+            throw new errors/* ModelPullError */.Vy('ERR_NETWORK', `${this.blob.label}: unexpected Content-Range "${response.headers['content-range']}" for bytes from ${segment.pos}`);
+        }
+        if (range[3] !== '*')
+            this.setSize(Number(range[3]), segment);
+        return this.consume(segment, response, Number(range[2]) + 1);
+    }
+    setSize(total, segment) {
+        const expected = this.blob.size ?? this.plan.size;
+        if (expected !== undefined && expected !== total) {
+            throw new errors/* ModelPullError */.Vy('ERR_SIZE_MISMATCH', `${this.blob.label}: the server has ${total} bytes, expected ${expected}`);
+        }
+        if (this.plan.size === undefined) {
+            this.tuning.onSize?.(total);
+            this.plan.setSize(total);
+            if (!Number.isFinite(segment.end))
+                segment.end = total;
+            this.spawnWorkers();
+        }
+    }
+    async rangeNotSatisfiable(segment, response) {
+        await response.body.dump().catch(() => undefined);
+        const total = /^bytes \*\/(\d+)$/.exec(String(response.headers['content-range'] ?? ''));
+        // Asking for the bytes after the last one (a resumed blob that had all its bytes) is the
+        // one 416 that means "done"; any other says the file is not the size we expect.
+        if (total && Number(total[1]) === segment.pos) {
+            this.setSize(segment.pos, segment);
+            segment.end = segment.pos;
+            return;
+        }
+        throw new errors/* ModelPullError */.Vy('ERR_RANGE_NOT_SATISFIABLE', `${this.blob.label}: the server cannot serve bytes from ${segment.pos} (it reports ${response.headers['content-range'] ?? 'no size'})`, { status: 416 });
+    }
+    /** Writes the body into the segment until it ends or a thief has taken the rest. */
+    async consume(segment, response, declaredEnd) {
+        let windowStart = Date.now();
+        let windowBytes = 0;
+        await writeBody(response.body, {
+            file: this.file,
+            segment,
+            bodyEnd: declaredEnd,
+            bodyError: (error) => (0,client/* networkError */.x6)(error, response.url),
+            landed: (offset, bytes) => {
+                this.fetched += bytes.length;
+                this.hasher.written(offset, bytes);
+                this.tuning.onBytes?.(bytes.length);
+                windowBytes += bytes.length;
+                const now = Date.now();
+                if (now - windowStart >= RATE_WINDOW_MS) {
+                    const instant = (windowBytes * 1000) / (now - windowStart);
+                    segment.rate = segment.rate ? (segment.rate + instant) / 2 : instant;
+                    windowStart = now;
+                    windowBytes = 0;
+                }
+                this.noteProgress(bytes.length);
+            },
+        });
+        if (segment.pos >= segment.end)
+            return;
+        if (!Number.isFinite(segment.end) && declaredEnd === undefined) {
+            this.setSize(segment.pos, segment);
+            return;
+        }
+        const expectedEnd = Math.min(declaredEnd ?? segment.end, segment.end);
+        if (segment.pos < expectedEnd) {
+            throw new errors/* ModelPullError */.Vy('ERR_TRUNCATED', `${this.blob.label}: the connection ended at byte ${segment.pos} of ${expectedEnd}`);
+        }
+    }
+    noteProgress(bytes) {
+        this.unflushed += bytes;
+        if (this.unflushed >= this.tuning.flushBytes ||
+            Date.now() - this.lastFlush >= this.tuning.flushIntervalMs) {
+            void this.flush(false);
+        }
+    }
+    /** Records which ranges are written; skipped while a record is being written, except at the end. */
+    async flush(final) {
+        if (this.flushing) {
+            if (!final)
+                return;
+            await this.flushing;
+        }
+        this.unflushed = 0;
+        this.lastFlush = Date.now();
+        this.flushing = saveProgress(this.paths, this.blob.digest, this.plan.size, this.plan.records())
+            .catch(() => undefined)
+            .finally(() => {
+            this.flushing = undefined;
+        });
+        await this.flushing;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/download/disk.ts
+
+
+
+const disk_MiB = 1024 * 1024;
+/** Free bytes for an unprivileged writer on the filesystem holding `dir` (or its nearest parent). */
+async function freeBytes(dir) {
+    let at = dir;
+    for (;;) {
+        try {
+            const [s, st] = await Promise.all([(0,promises_.statfs)(at), (0,promises_.stat)(at)]);
+            return { free: Number(s.bavail) * Number(s.bsize), at, device: st.dev };
+        }
+        catch (error) {
+            const parent = (0,external_node_path_.dirname)(at);
+            if (parent === at)
+                throw error;
+            at = parent;
+        }
+    }
+}
+/**
+ * Fails before the first byte when the missing bytes cannot fit (Ollama has no such check and
+ * fills the disk, ollama#1731). `needs` maps a folder to the bytes still to land under it;
+ * folders on the same filesystem are summed.
+ */
+async function checkDiskSpace(needs) {
+    const byFs = new Map();
+    for (const [dir, need] of needs) {
+        if (need <= 0)
+            continue;
+        const { free, at, device } = await freeBytes(dir);
+        const entry = byFs.get(device) ?? { need: 0, free, at };
+        entry.need += need;
+        byFs.set(device, entry);
+    }
+    for (const { need, free, at } of byFs.values()) {
+        if (need > free) {
+            throw new errors/* ModelPullError */.Vy('ERR_DISK_SPACE', `not enough disk space under ${at}: ${(need / disk_MiB).toFixed(1)} MiB to download, ${(free / disk_MiB).toFixed(1)} MiB free`);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/download/progress.ts
+const progress_RATE_WINDOW_MS = 5000;
+/** Counts bytes per blob and hands snapshots (with rates over the last seconds) to a listener. */
+class ProgressTracker {
+    listener;
+    entries = [];
+    started = Date.now();
+    timer;
+    constructor(listener, intervalMs) {
+        this.listener = listener;
+        if (listener) {
+            this.timer = setInterval(() => this.emit(), intervalMs);
+            this.timer.unref();
+        }
+    }
+    add(label, target, total) {
+        const entry = { label, target, done: 0, total, state: 'queued', samples: [] };
+        this.entries.push(entry);
+        return entry;
+    }
+    /** The blob starts downloading now: its rate counts from here, not from when it was queued. */
+    start(entry) {
+        entry.state = 'downloading';
+        entry.samples = [{ at: Date.now(), done: entry.done }];
+    }
+    snapshot() {
+        const now = Date.now();
+        const blobs = this.entries.map((e) => ({
+            label: e.label,
+            target: e.target,
+            done: e.done,
+            total: e.total,
+            state: e.state,
+            rate: rateOf(e, now),
+        }));
+        return {
+            blobs,
+            done: blobs.reduce((sum, b) => sum + b.done, 0),
+            total: blobs.reduce((sum, b) => sum + (b.total ?? b.done), 0),
+            rate: blobs.reduce((sum, b) => sum + b.rate, 0),
+            elapsedMs: now - this.started,
+        };
+    }
+    /** Stops the ticker and sends a last snapshot. */
+    stop() {
+        if (this.timer)
+            clearInterval(this.timer);
+        this.timer = undefined;
+        this.emit();
+    }
+    emit() {
+        this.listener?.(this.snapshot());
+    }
+}
+function rateOf(entry, now) {
+    entry.samples.push({ at: now, done: entry.done });
+    while (entry.samples.length > 2 && now - entry.samples[0].at > progress_RATE_WINDOW_MS)
+        entry.samples.shift();
+    const first = entry.samples[0];
+    const span = now - first.at;
+    return span > 0 ? ((entry.done - first.done) * 1000) / span : 0;
+}
+
+;// CONCATENATED MODULE: ./src/download/engine.ts
+
+
+
+
+
+
+
+
+const engine_MiB = 1024 * 1024;
+/** Places every blob, verified, at its target (reusing verified ones), or throws the first error. */
+async function fetchBlobs(blobs, options) {
+    const settled = await fetchBlobsSettled(blobs, options);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed)
+        throw failed.reason;
+    return settled.map((s) => s.value);
+}
+/**
+ * Like fetchBlobs, but every blob gets its own outcome, so one broken model does not stop the
+ * others. The disk check covers all of them together, before the first byte.
+ */
+async function fetchBlobsSettled(blobs, options) {
+    // Two specs for one target (one blob shared by two models) are fetched once.
+    const unique = [...new Map(blobs.map((b) => [b.target, b])).values()];
+    const outcomes = await fetchUnique(unique, options);
+    const byTarget = new Map(unique.map((b, i) => [b.target, outcomes[i]]));
+    return blobs.map((b) => byTarget.get(b.target));
+}
+async function fetchUnique(blobs, options) {
+    const tracker = new ProgressTracker(options.onProgress, options.progressIntervalMs ?? 1000);
+    try {
+        const entries = blobs.map((blob) => ({
+            blob,
+            progress: tracker.add(blob.label, blob.target, blob.size),
+        }));
+        const existing = await pool(entries, options.concurrency, async ({ blob, progress }) => {
+            progress.state = 'checking';
+            const verdict = await checkExisting(blob, options.verify);
+            if (verdict.ok) {
+                progress.state = 'done';
+                progress.total = verdict.size;
+                progress.done = verdict.size;
+            }
+            return verdict;
+        });
+        const reusedOutcomes = entries.map(({ blob }, i) => {
+            const verdict = existing[i];
+            if (!verdict.ok)
+                return undefined;
+            const value = { target: blob.target, digest: blob.digest, size: verdict.size, downloadedBytes: 0 };
+            const outcome = { status: 'fulfilled', value: { ...value, reused: true, replaced: false } };
+            options.onSettled?.(blob, outcome);
+            return outcome;
+        });
+        const missing = entries.filter((_, i) => !existing[i]?.ok);
+        await checkDiskSpace(await bytesToFetch(missing.map((e) => e.blob)));
+        const fetched = await poolSettled(missing, options.concurrency, async ({ blob, progress }) => {
+            tracker.start(progress);
+            try {
+                const result = await fetchVerified(blob, options, {
+                    onBytes: (n) => {
+                        progress.done += n;
+                    },
+                    onSize: (size) => {
+                        progress.total = size;
+                    },
+                });
+                progress.state = 'done';
+                progress.total = result.size;
+                progress.done = result.size;
+                // A target that was there but failed verification has just been replaced.
+                const replaced = existing[entries.findIndex((e) => e.blob === blob)].present;
+                const value = { ...result, replaced };
+                options.onSettled?.(blob, { status: 'fulfilled', value });
+                return value;
+            }
+            catch (caught) {
+                const error = labelled(blob, caught);
+                progress.state = 'failed';
+                options.onSettled?.(blob, { status: 'rejected', reason: error });
+                throw error;
+            }
+        });
+        const byBlob = new Map(missing.map((e, i) => [e.blob, fetched[i]]));
+        return entries.map(({ blob }, i) => reusedOutcomes[i] ?? byBlob.get(blob));
+    }
+    finally {
+        tracker.stop();
+    }
+}
+/** Downloads, compares the streamed digest, commits; one fresh try after a mismatch. */
+async function fetchVerified(blob, options, progress) {
+    if (options.signal?.aborted) {
+        throw new errors/* ModelPullError */.Vy('ERR_ABORTED', `${blob.label}: not started, stopped by the user`);
+    }
+    // The lock spans download, verification and the rename: nobody else may touch the staged file.
+    // The ingest folder may be the first thing created in a new store: its parents must be 0755.
+    await (0,fs_dirs/* ensureDirs */.J)(blob.ingestDir);
+    const release = await lockStaging(stagingPaths(blob.ingestDir, blob.digest), options.signal);
+    try {
+        return await fetchVerifiedLocked(blob, options, progress);
+    }
+    finally {
+        await release();
+    }
+}
+async function fetchVerifiedLocked(blob, options, progress) {
+    let downloaded = 0;
+    for (let attempt = 1;; attempt++) {
+        const staged = await downloadToStaging(blob, {
+            http: options.http,
+            connections: options.connections,
+            retry: options.retry,
+            minSplit: options.minSplit ?? 4 * engine_MiB,
+            flushBytes: options.flushBytes ?? 8 * engine_MiB,
+            flushIntervalMs: 1000,
+            signal: options.signal,
+            sleep: options.sleep,
+            onBytes: progress.onBytes,
+            onSize: progress.onSize,
+        });
+        downloaded += staged.fetched;
+        // The file itself must hold as many bytes as were hashed (the hash saw them in memory).
+        const onDisk = (await (0,promises_.stat)(staged.paths.data)).size;
+        const sizeOk = onDisk === staged.size && (blob.size === undefined || staged.size === blob.size);
+        if (sizeOk && staged.hex === blob.digest.hex) {
+            await commitStaged(staged.paths, blob.target);
+            return {
+                target: blob.target,
+                digest: blob.digest,
+                size: staged.size,
+                downloadedBytes: downloaded,
+                reused: false,
+                replaced: false,
+            };
+        }
+        // Staged bytes that do not match are never kept: the next try starts from byte 0.
+        await discardStaging(staged.paths);
+        if (attempt >= 2) {
+            throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `${blob.label}: ${blob.digest.algorithm} mismatch from ${staged.host}: expected ${blob.digest.hex}, got ${staged.hex}`);
+        }
+    }
+}
+/** Is the target already the right bytes? A wrong file is left to be replaced by the rename. */
+async function checkExisting(blob, verify) {
+    let size;
+    try {
+        const info = await (0,promises_.stat)(blob.target);
+        if (!info.isFile())
+            return { ok: false, present: true };
+        size = info.size;
+    }
+    catch {
+        return { ok: false, present: false };
+    }
+    if (blob.size !== undefined && size !== blob.size)
+        return { ok: false, present: true };
+    // Without a known size only the hash can tell; a git-sha1 always comes with its size.
+    if (verify === 'size' && blob.size !== undefined)
+        return { ok: true, present: true, size };
+    const hex = await (0,src_digest/* hashFile */.DC)(blob.target, blob.digest.algorithm, size);
+    if (hex === blob.digest.hex)
+        return { ok: true, present: true, size };
+    await (0,promises_.rm)(blob.target, { force: true });
+    return { ok: false, present: true };
+}
+/** Bytes still to land per ingest folder: expected size minus what a previous run staged. */
+async function bytesToFetch(blobs) {
+    const needs = new Map();
+    for (const blob of blobs) {
+        if (blob.size === undefined)
+            continue;
+        const saved = await loadProgress(stagingPaths(blob.ingestDir, blob.digest), blob.digest, blob.size);
+        const staged = saved ? saved.segments.reduce((sum, s) => sum + (s.pos - s.start), 0) : 0;
+        needs.set(blob.ingestDir, (needs.get(blob.ingestDir) ?? 0) + blob.size - staged);
+    }
+    return needs;
+}
+async function pool(items, limit, fn) {
+    const settled = await poolSettled(items, limit, fn);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed)
+        throw failed.reason;
+    return settled.map((s) => s.value);
+}
+async function poolSettled(items, limit, fn) {
+    const results = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length) {
+            const i = next++;
+            try {
+                results[i] = { status: 'fulfilled', value: await fn(items[i]) };
+            }
+            catch (reason) {
+                results[i] = { status: 'rejected', reason };
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+    return results;
+}
+/** Every blob error names its blob first, once. */
+function labelled(blob, error) {
+    if (!(error instanceof errors/* ModelPullError */.Vy) || error.message.startsWith(`${blob.label}: `))
+        return error;
+    return new errors/* ModelPullError */.Vy(error.code, `${blob.label}: ${error.message}`, {
+        cause: error,
+        ...(error.status !== undefined ? { status: error.status } : {}),
+        ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+    });
+}
+
+// EXTERNAL MODULE: ./src/lock/lockfile.ts
+var lock_lockfile = __webpack_require__(8606);
+;// CONCATENATED MODULE: ./src/cache/key.ts
+
+/**
+ * Version of the on-disk layouts an entry holds. Bump it when what a cache entry contains for
+ * the same content changes (another layout, other files), so old entries are never restored
+ * into a layout that no longer expects them.
+ */
+const LAYOUT_VERSION = 'v1';
+/** The Actions cache refuses longer keys (protocols.md, GitHub Actions cache). */
+const MAX_KEY_LENGTH = 512;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+// The service splits key lists on commas; control characters would break log lines and annotations.
+const FORBIDDEN = /[,\p{Cc}]/u;
+/**
+ * `<prefix>-<LAYOUT_VERSION>-<source>-<contentDigest>`: one entry per model, named by the bytes it
+ * holds, so every workflow and branch pulling the same content shares it, and a different file
+ * selection (another include filter) is a different entry.
+ */
+function cacheKey(prefix, identity) {
+    checkPrefix(prefix);
+    const digest = contentHex(identity);
+    const key = `${prefix}-${LAYOUT_VERSION}-${identity.source}-${digest}`;
+    if (key.length > MAX_KEY_LENGTH) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `cache-key-prefix: the cache key would be ${key.length} characters, more than the ${MAX_KEY_LENGTH} ` +
+            `the Actions cache accepts; use a prefix of at most ${MAX_KEY_LENGTH - (key.length - prefix.length)} characters`);
+    }
+    return key;
+}
+function checkPrefix(prefix) {
+    if (prefix.trim() === '') {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', 'cache-key-prefix: must not be empty');
+    }
+    if (FORBIDDEN.test(prefix)) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `cache-key-prefix: ${JSON.stringify(prefix)} contains a comma or a control character, ` +
+            'which Actions cache keys cannot hold');
+    }
+}
+/** Accepts the hex or `sha256:<hex>`; the key always carries the bare hex so it never changes form. */
+function contentHex(identity) {
+    const hex = identity.contentDigest.replace(/^sha256:/, '');
+    if (!SHA256_HEX.test(hex)) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${identity.ref}: cannot name its cache entry, the content digest ${JSON.stringify(identity.contentDigest)} ` +
+            'is not a sha256 hex digest');
+    }
+    return hex;
+}
+
+// EXTERNAL MODULE: ./src/sources/descriptor.ts
+var descriptor = __webpack_require__(6541);
+;// CONCATENATED MODULE: ./src/model-run.ts
+
+
+
+/**
+ * One model through the pipeline: before the engine, `prepare` (plan, then restore from the
+ * Actions cache, which needs the plan's paths); after it, `finish` (count the bytes, commit the
+ * layout, tell the cache state, save a missed entry, build the output).
+ */
+class ModelRun {
+    ref;
+    run;
+    plan;
+    restored = false;
+    error;
+    key;
+    constructor(ref, run) {
+        this.ref = ref;
+        this.run = run;
+    }
+    /** `lockPath`: the identity came from this lock file, so a misfit is the file's fault. */
+    async prepare(identity, lockPath) {
+        if (identity.status === 'rejected') {
+            this.error = asError(identity.reason);
+            return this;
+        }
+        try {
+            this.plan = await (0,descriptor/* sourceOf */.vz)(this.run.sources, this.ref).plan(this.ref.ref, identity.value, this.run.ctx);
+            await this.restore(this.plan);
+        }
+        catch (error) {
+            this.error =
+                lockPath && (0,errors/* isModelPullError */.pq)(error, 'ERR_LOCKFILE')
+                    ? new errors/* ModelPullError */.Vy('ERR_LOCKFILE', `lock file ${lockPath}: ${error.message}`, { cause: error })
+                    : asError(error);
+            this.plan = undefined;
+        }
+        return this;
+    }
+    /** The model's Actions cache entry, named by its content, restored onto the plan's paths. */
+    async restore(plan) {
+        const cache = this.run.cache;
+        if (!cache)
+            return;
+        this.key = cacheKey(cache.keyPrefix, plan.identity);
+        this.restored = await cache.client.restore(plan.cachePaths, this.key);
+        if (this.restored)
+            this.run.log.info(`${this.ref.line}: restored from the Actions cache (${this.key})`);
+    }
+    async finish(fetched, owns) {
+        const plan = this.plan;
+        if (!plan || this.error)
+            return this.failed(this.error, zeroTraffic);
+        const results = plan.blobs.map((b) => fetched.results.get(b.target));
+        const traffic = this.traffic(plan, results, fetched, owns);
+        const failed = results.find((r) => r.status === 'rejected');
+        if (failed)
+            return this.failed(failed.reason, traffic);
+        const done = results.map((r) => r.value);
+        try {
+            await plan.commit();
+        }
+        catch (error) {
+            return this.failed(error, traffic);
+        }
+        const cache = this.cacheState(done);
+        this.warnRepaired(done);
+        await this.save(plan, cache);
+        return { ...this.base(), output: output(this.ref.line, plan, done, cache), ...traffic };
+    }
+    /** Bytes fetched and restored for this model, and how long its blobs took. */
+    traffic(plan, results, fetched, owns) {
+        const durationMs = Math.max(0, ...plan.blobs.map((b) => (fetched.settledAt.get(b.target) ?? fetched.started) - fetched.started));
+        let downloadedBytes = 0;
+        let cachedBytes = 0;
+        for (const r of results) {
+            if (r.status !== 'fulfilled')
+                continue;
+            if (owns.fetched(r.value.target))
+                downloadedBytes += r.value.downloadedBytes;
+            if (this.restored && r.value.reused && owns.restored(r.value.target))
+                cachedBytes += r.value.size;
+        }
+        // Restored bytes count only for a model that ends in place (a failed one restored nothing usable).
+        const anyFailed = results.some((r) => r.status === 'rejected');
+        return { downloadedBytes, cachedBytes: anyFailed ? 0 : cachedBytes, durationMs };
+    }
+    cacheState(done) {
+        if (!this.run.cache)
+            return 'off';
+        if (!this.restored)
+            return 'miss';
+        return done.some((r) => r.downloadedBytes > 0 || r.replaced) ? 'partial' : 'hit';
+    }
+    warnRepaired(done) {
+        const repaired = done.filter((r) => r.replaced).length;
+        if (repaired > 0 && this.key) {
+            this.run.log.warning(`${this.ref.line}: ${repaired} file(s) restored from the Actions cache entry ${this.key} failed verification and were downloaded again`);
+        }
+    }
+    /**
+     * Only a miss is saved: a restored entry that needed repair keeps its key (entries are
+     * immutable), and the repaired files are on disk for this run anyway.
+     */
+    async save(plan, cache) {
+        if (cache !== 'miss' || !this.key || !this.run.cache)
+            return;
+        const saved = await this.run.cache.client.save(plan.cachePaths, this.key);
+        if (saved === 'saved')
+            this.run.log.info(`${this.ref.line}: saved to the Actions cache (${this.key})`);
+    }
+    base() {
+        return { line: this.ref.line, source: this.ref.kind };
+    }
+    failed(reason, traffic) {
+        return { ...this.base(), error: reason === undefined ? undefined : asError(reason), ...traffic };
+    }
+}
+const zeroTraffic = { downloadedBytes: 0, cachedBytes: 0, durationMs: 0 };
+/** The `models` output object; file sizes the plan did not know come from the engine. */
+function output(line, plan, done, cache) {
+    const sizes = new Map(done.map((r) => [r.target, r.size]));
+    const files = plan.files.map((f) => (f.size > 0 ? f : { ...f, size: sizes.get(f.path) ?? f.size }));
+    const identity = plan.identity;
+    return {
+        ref: line,
+        source: identity.source,
+        name: identity.name,
+        digest: identity.digest,
+        path: plan.path,
+        size: plan.size > 0 ? plan.size : files.reduce((s, f) => s + f.size, 0),
+        cache,
+        files,
+    };
+}
+function asError(reason) {
+    return reason instanceof Error ? reason : new Error((0,errors/* describeError */.Uc)(reason));
+}
+
+// EXTERNAL MODULE: ./src/refs/index.ts
+var src_refs = __webpack_require__(8674);
+// EXTERNAL MODULE: ./src/resolve.ts
+var resolve = __webpack_require__(1259);
+;// CONCATENATED MODULE: ./src/pull.ts
+
+
+
+
+
+
+
+
+/**
+ * The whole pipeline for a list of model lines: parse (every line, before any request),
+ * identify (or read the lock), plan, restore from the Actions cache, fetch what is missing,
+ * commit the layouts, save new cache entries. One model's failure does not stop the others;
+ * the report says which failed and why.
+ */
+async function pull(settings, deps) {
+    (0,descriptor/* checkSourceList */.EA)(deps.sources);
+    const refs = (0,src_refs/* parseLines */.L)(settings.lines, deps.sources);
+    const lockfile = settings.lockfile
+        ? { path: settings.lockfile, lock: await (0,lock_lockfile/* readLock */.mF)(settings.lockfile) }
+        : undefined;
+    const http = new client/* HttpClient */.Qq(settings.http);
+    try {
+        const clock = deps.clock ?? src_clock/* systemClock */.m;
+        const ctx = { http, retry: settings.retry, log: deps.log, clock, signal: deps.signal };
+        const sources = (0,descriptor/* createSources */.LH)(deps.sources, settings);
+        const started = clock.now();
+        const { identities, wroteLock } = await (0,resolve/* resolveIdentities */.hA)(refs, sources, ctx, lockfile);
+        if (wroteLock)
+            deps.log.info(`wrote lock file ${settings.lockfile}`);
+        const run = {
+            sources,
+            ctx,
+            log: deps.log,
+            cache: settings.cache
+                ? { client: oncePerEntry(deps.cache), keyPrefix: settings.cacheKeyPrefix }
+                : undefined,
+        };
+        const lockPath = lockfile?.lock ? lockfile.path : undefined;
+        const models = await Promise.all(refs.map((ref, i) => new ModelRun(ref, run).prepare(identities[i], lockPath)));
+        const fetched = await fetchAll(models, settings, ctx, deps, started);
+        const reports = [];
+        for (const [model, owns] of ownership(models))
+            reports.push(await model.finish(fetched, owns));
+        return summarise(reports);
+    }
+    finally {
+        await http.close();
+    }
+}
+/** Every planned blob of every model through the engine at once; a blob's failure is its own. */
+async function fetchAll(models, settings, ctx, deps, started) {
+    const blobs = models.flatMap((m) => m.plan?.blobs ?? []);
+    const settledAt = new Map();
+    const outcomes = await fetchBlobsSettled(blobs, {
+        http: ctx.http,
+        concurrency: settings.concurrency,
+        connections: settings.connections,
+        verify: settings.verify,
+        retry: settings.retry,
+        signal: deps.signal,
+        onProgress: deps.onProgress,
+        onSettled: (blob) => settledAt.set(blob.target, ctx.clock.now()),
+    }).catch((error) => blobs.map(() => ({ status: 'rejected', reason: error })));
+    return { results: new Map(blobs.map((b, i) => [b.target, outcomes[i]])), settledAt, started };
+}
+/**
+ * Each model with the blobs its bytes count for: a blob two lines share is fetched (or
+ * restored) once, and counts for the first line that lists it (among the restored lines, for
+ * restored bytes), so totals are real traffic.
+ */
+function ownership(models) {
+    const fetchedBy = firstLister(models, () => true);
+    const restoredBy = firstLister(models, (m) => m.restored);
+    return models.map((model) => [
+        model,
+        {
+            fetched: (target) => fetchedBy.get(target) === model,
+            restored: (target) => restoredBy.get(target) === model,
+        },
+    ]);
+}
+/** For each blob target, the first model (in line order) that lists it and passes `filter`. */
+function firstLister(models, filter) {
+    const owners = new Map();
+    for (const model of models) {
+        if (!filter(model))
+            continue;
+        for (const blob of model.plan?.blobs ?? [])
+            if (!owners.has(blob.target))
+                owners.set(blob.target, model);
+    }
+    return owners;
+}
+function summarise(reports) {
+    return {
+        models: reports,
+        downloadedBytes: reports.reduce((sum, r) => sum + r.downloadedBytes, 0),
+        cachedBytes: reports.reduce((sum, r) => sum + r.cachedBytes, 0),
+        cacheHit: reports.every((r) => r.output?.cache === 'hit'),
+        ok: reports.every((r) => r.output !== undefined),
+    };
+}
+/**
+ * One restore and one save per entry (key and path list) in a run: two lines naming the same
+ * content would otherwise extract one archive twice at once and meet their own reserve conflict.
+ */
+function oncePerEntry(cache) {
+    const restores = new Map();
+    const saves = new Map();
+    const id = (paths, key) => [key, ...[...paths].sort()].join('\0');
+    const once = (calls, entry, call) => {
+        let pending = calls.get(entry);
+        if (!pending) {
+            pending = call();
+            calls.set(entry, pending);
+        }
+        return pending;
+    };
+    return {
+        restore: (paths, key) => once(restores, id(paths, key), () => cache.restore(paths, key)),
+        save: (paths, key) => once(saves, id(paths, key), () => cache.save(paths, key)),
+    };
+}
+
+
+/***/ }),
+
+/***/ 8674:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   L: () => (/* binding */ parseLines)
+/* harmony export */ });
+/* unused harmony export parseLine */
+/* harmony import */ var _sources_descriptor_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(6541);
+/* harmony import */ var _line_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(9534);
+
+
+/** Parses one model line; a malformed line fails here, before any request. */
+function parseLine(text, sources) {
+    const parts = (0,_line_js__WEBPACK_IMPORTED_MODULE_1__/* .splitLine */ .ho)(text);
+    const source = (0,_sources_descriptor_js__WEBPACK_IMPORTED_MODULE_0__/* .claimingSource */ ._u)(sources, parts.reference);
+    if (!source)
+        throw (0,_line_js__WEBPACK_IMPORTED_MODULE_1__/* .badLine */ .mV)(parts.line, `expected ${alternatives(sources.map((s) => s.syntax))}`);
+    return { kind: source.kind, line: parts.line, ref: source.parse(parts) };
+}
+/** Parses every line first, so one bad line stops the run before anything is fetched. */
+function parseLines(lines, sources) {
+    const refs = lines.map((line) => parseLine(line, sources));
+    for (const source of sources)
+        source.checkLines?.(refs.filter((r) => r.kind === source.kind));
+    return refs;
+}
+/** `a`, `a or b`, `a, b or c`. */
+function alternatives(words) {
+    return words.length <= 1
+        ? (words[0] ?? 'a model line')
+        : `${words.slice(0, -1).join(', ')} or ${words.at(-1)}`;
+}
+
+
+/***/ }),
+
+/***/ 9534:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   Lg: () => (/* binding */ onlyOptions),
+/* harmony export */   ho: () => (/* binding */ splitLine),
+/* harmony export */   mV: () => (/* binding */ badLine),
+/* harmony export */   tG: () => (/* binding */ modelLines)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
+
+/** The error every malformed line gets: it quotes the line and says what is wrong. */
+function badLine(line, reason) {
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_BAD_REFERENCE', `invalid model line "${line.trim()}": ${reason}`);
+}
+function splitLine(line) {
+    const trimmed = line.trim();
+    const [reference = '', ...rest] = trimmed.split(/\s+/);
+    const options = new Map();
+    for (const word of rest) {
+        const eq = word.indexOf('=');
+        if (eq <= 0) {
+            // `sha256:<hex>` is how digests are written elsewhere; here options take `=`.
+            const colon = /^([a-z0-9_-]+):(.+)$/i.exec(word);
+            if (colon)
+                throw badLine(trimmed, `did you mean ${colon[1]}=${colon[2]}? (options are key=value)`);
+            throw badLine(trimmed, `expected key=value after the reference, got "${word}"`);
+        }
+        const key = word.slice(0, eq);
+        if (options.has(key))
+            throw badLine(trimmed, `option ${key}= given twice`);
+        options.set(key, word.slice(eq + 1));
+    }
+    return { line: trimmed, reference, options };
+}
+/** Refuses options a source does not know, naming them. */
+function onlyOptions(parts, allowed) {
+    for (const key of parts.options.keys()) {
+        if (!allowed.includes(key)) {
+            const hint = allowed.length ? ` (allowed here: ${allowed.map((k) => `${k}=`).join(', ')})` : '';
+            throw badLine(parts.line, `unknown option ${key}=${hint}`);
+        }
+    }
+}
+/** Blank lines and `#` comments are skipped; returns the lines that name models. */
+function modelLines(text) {
+    const lines = typeof text === 'string' ? text.split(/\r?\n/) : text;
+    return lines.map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('#'));
+}
+
+
+/***/ }),
+
+/***/ 506:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   FC: () => (/* binding */ badManifest),
+/* harmony export */   Sw: () => (/* binding */ parseImageManifest),
+/* harmony export */   ZJ: () => (/* binding */ MAX_MANIFEST_BYTES),
+/* harmony export */   dY: () => (/* binding */ MANIFEST_ACCEPT)
+/* harmony export */ });
+/* unused harmony exports MediaTypes, MANIFEST_OR_INDEX_ACCEPT, MAX_BLOB_SIZE, parseManifestOrIndex */
+/* harmony import */ var _digest_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(2187);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(3916);
+
+
+/**
+ * OCI image manifests and indexes, as the distribution API serves them (docs/registries.md,
+ * "Manifests"). Nothing here knows what the layers hold: Ollama, ModelPack and Docker Model
+ * Runner artifacts are all a config plus layers of their own media types.
+ */
+const MediaTypes = {
+    DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+    OciManifest: 'application/vnd.oci.image.manifest.v1+json',
+    OciIndex: 'application/vnd.oci.image.index.v1+json',
+    DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+};
+const MANIFEST_TYPES = new Set([MediaTypes.DockerManifest, MediaTypes.OciManifest]);
+const INDEX_TYPES = new Set([MediaTypes.OciIndex, MediaTypes.DockerManifestList]);
+/** `Accept` for a manifest that must be a single image (config + layers). */
+const MANIFEST_ACCEPT = [...MANIFEST_TYPES].join(', ');
+/** `Accept` for a reference that may name an index (per-platform or per-variant manifests). */
+const MANIFEST_OR_INDEX_ACCEPT = [...MANIFEST_TYPES, ...INDEX_TYPES].join(', ');
+/**
+ * Far beyond any model (1 PiB) yet small enough that sums stay exact in a double: a size above
+ * it is a broken or hostile manifest, not a download to plan disk space for.
+ */
+const MAX_BLOB_SIZE = 2 ** 50;
+/** OCI registries must accept manifests up to 4 MiB; anything larger is not a model manifest. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+function badManifest(name, reason) {
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ModelPullError */ .Vy('ERR_BAD_MANIFEST', `manifest of ${name} is invalid: ${reason}`);
+}
+/**
+ * Parses and validates a manifest or an index before anything in it reaches a path or a URL:
+ * UTF-8 JSON, schemaVersion 2, a known media type, every descriptor with a `sha256:<64 hex>`
+ * digest and a whole size in [0, 2^50]. `name` only labels the errors.
+ */
+function parseManifestOrIndex(bytes, name) {
+    const { text, doc } = decode(bytes, name);
+    const mediaType = doc.mediaType;
+    return isIndex(doc, name) ? index(text, doc, mediaType, name) : manifest(text, doc, mediaType, name);
+}
+/** An image manifest only: an index here is refused (the caller asked for one image). */
+function parseImageManifest(bytes, name) {
+    const { text, doc } = decode(bytes, name);
+    const mediaType = doc.mediaType;
+    if (isIndex(doc, name))
+        throw badManifest(name, `it is an image index (${mediaType ?? 'no mediaType'}), not a model manifest`);
+    return manifest(text, doc, mediaType, name);
+}
+/** By its media type; one written without any is an index when it lists manifests and no layers. */
+function isIndex(doc, name) {
+    const mediaType = doc.mediaType;
+    if (mediaType === undefined)
+        return doc.manifests !== undefined && doc.layers === undefined;
+    if (typeof mediaType === 'string' && INDEX_TYPES.has(mediaType))
+        return true;
+    if (typeof mediaType === 'string' && MANIFEST_TYPES.has(mediaType))
+        return false;
+    throw badManifest(name, `unsupported mediaType ${short(mediaType)}`);
+}
+function decode(bytes, name) {
+    let text;
+    let doc;
+    try {
+        // ignoreBOM keeps a BOM in the text, so the text always re-encodes to the served bytes.
+        text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+        doc = JSON.parse(text);
+    }
+    catch {
+        throw badManifest(name, 'it is not UTF-8 JSON');
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+        throw badManifest(name, 'it is not a JSON object');
+    const m = doc;
+    if (m.schemaVersion !== 2)
+        throw badManifest(name, `unsupported schemaVersion ${short(m.schemaVersion)} (expected 2)`);
+    return { text, doc: m };
+}
+function manifest(text, m, mediaType, name) {
+    const config = descriptor(name, 'config', m.config);
+    if (!Array.isArray(m.layers) || m.layers.length === 0)
+        throw badManifest(name, 'it lists no layers');
+    const layers = m.layers.map((l, i) => descriptor(name, `layer ${i + 1}`, l));
+    const totalSize = layers.reduce((sum, l) => sum + l.size, config.size);
+    if (totalSize > MAX_BLOB_SIZE)
+        throw badManifest(name, `its blobs add up to ${totalSize} bytes, over the 2^50 limit`);
+    const annotations = annotationsOf(name, 'it', m.annotations);
+    return {
+        kind: 'manifest',
+        text,
+        mediaType,
+        ...(typeof m.artifactType === 'string' ? { artifactType: m.artifactType } : {}),
+        config,
+        layers,
+        ...(annotations ? { annotations } : {}),
+        totalSize,
+    };
+}
+function index(text, m, mediaType, name) {
+    if (!Array.isArray(m.manifests))
+        throw badManifest(name, 'the index lists no manifests');
+    const manifests = m.manifests.map((d, i) => descriptor(name, `index entry ${i + 1}`, d));
+    const annotations = annotationsOf(name, 'it', m.annotations);
+    return { kind: 'index', text, mediaType, manifests, ...(annotations ? { annotations } : {}) };
+}
+function descriptor(name, what, value) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        throw badManifest(name, `${what} is missing or not an object`);
+    }
+    const d = value;
+    if (typeof d.mediaType !== 'string' || d.mediaType === '')
+        throw badManifest(name, `${what} has no mediaType`);
+    const digest = d.digest;
+    if (typeof digest !== 'string' || !digest.startsWith('sha256:') || !(0,_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isSha256Hex */ .P4)(digest.slice(7))) {
+        throw badManifest(name, `${what} has an invalid digest ${short(digest)} (expected sha256: and 64 lowercase hex)`);
+    }
+    const size = d.size;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+        throw badManifest(name, `${what} has an invalid size ${short(size)}`);
+    }
+    if (size > MAX_BLOB_SIZE)
+        throw badManifest(name, `${what} has an absurd size ${size} (over 2^50 bytes)`);
+    const annotations = annotationsOf(name, what, d.annotations);
+    const platform = d.platform;
+    if (platform !== undefined &&
+        (typeof platform !== 'object' || platform === null || Array.isArray(platform)))
+        throw badManifest(name, `${what} has a platform that is not an object`);
+    return {
+        mediaType: d.mediaType,
+        hex: digest.slice(7),
+        size,
+        ...(annotations ? { annotations } : {}),
+        ...(typeof d.artifactType === 'string' ? { artifactType: d.artifactType } : {}),
+        ...(platform ? { platform: platform } : {}),
+    };
+}
+function annotationsOf(name, what, value) {
+    if (value === undefined)
+        return undefined;
+    const ok = typeof value === 'object' &&
+        value !== null &&
+        !Array.isArray(value) &&
+        Object.values(value).every((v) => typeof v === 'string');
+    if (!ok)
+        throw badManifest(name, `${what} has annotations that are not string pairs`);
+    return value;
+}
+function short(value) {
+    const text = JSON.stringify(value) ?? String(value);
+    return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
+
+/***/ }),
+
+/***/ 2011:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   CE: () => (/* binding */ formatRate),
+/* harmony export */   KN: () => (/* binding */ percent),
+/* harmony export */   a3: () => (/* binding */ formatDuration),
+/* harmony export */   z3: () => (/* binding */ formatBytes)
+/* harmony export */ });
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+function formatBytes(bytes) {
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1024 && unit < UNITS.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
+}
+function formatRate(bytesPerSecond) {
+    return `${formatBytes(Math.round(bytesPerSecond))}/s`;
+}
+function formatDuration(ms) {
+    if (ms < 1000)
+        return `${Math.round(ms)} ms`;
+    const s = ms / 1000;
+    if (s < 60)
+        return `${s.toFixed(1)} s`;
+    return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+function percent(done, total) {
+    return total ? `${Math.floor((done / total) * 100)}%` : '?%';
+}
+
+
+/***/ }),
+
+/***/ 8340:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   L: () => (/* binding */ progressLines)
+/* harmony export */ });
+/* unused harmony export describe */
+/* harmony import */ var _format_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(2011);
+
+/**
+ * Progress as plain lines for logs (the action, a CLI without a terminal): at most one batch
+ * every `intervalMs`, a line per file being fetched and a total, never a line per chunk.
+ */
+function progressLines(write, intervalMs = 5000) {
+    let last = 0;
+    return (snapshot) => {
+        const now = Date.now();
+        const active = snapshot.blobs.filter((b) => b.state === 'downloading');
+        if (active.length === 0 || now - last < intervalMs)
+            return;
+        last = now;
+        for (const line of describe(snapshot))
+            write(line);
+    };
+}
+function describe(snapshot) {
+    const active = snapshot.blobs.filter((b) => b.state === 'downloading');
+    const lines = active.map((b) => `  ${b.label}: ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatBytes */ .z3)(b.done)} of ${b.total === undefined ? '?' : (0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatBytes */ .z3)(b.total)} (${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .percent */ .KN)(b.done, b.total)}) at ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatRate */ .CE)(b.rate)}`);
+    const eta = snapshot.rate > 0 ? Math.ceil((snapshot.total - snapshot.done) / snapshot.rate) : undefined;
+    lines.push(`downloading: ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatBytes */ .z3)(snapshot.done)} of ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatBytes */ .z3)(snapshot.total)} (${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .percent */ .KN)(snapshot.done, snapshot.total)}) at ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatRate */ .CE)(snapshot.rate)}${eta !== undefined ? `, about ${eta} s left` : ''}`);
+    return lines;
+}
+
+
+/***/ }),
+
+/***/ 1259:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   hA: () => (/* binding */ resolveIdentities),
+/* harmony export */   l: () => (/* binding */ lockLines)
+/* harmony export */ });
+/* unused harmony export identifyLines */
+/* harmony import */ var _lock_lockfile_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(8606);
+/* harmony import */ var _sources_descriptor_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6541);
+
+
+/**
+ * The identity of every line, settled one by one (a line that fails is that model's failure):
+ * from the lock file when it exists, with no lookup at all; else looked up by each line's
+ * source, and when a lock file is configured but absent, written there once every line resolved.
+ */
+async function resolveIdentities(refs, sources, ctx, lockfile) {
+    const lock = lockfile?.lock;
+    if (lockfile && lock) {
+        const identities = refs.map((ref) => settle(() => (0,_lock_lockfile_js__WEBPACK_IMPORTED_MODULE_0__/* .lockedIdentity */ .t2)(lock, lockfile.path, ref.line, ref.kind)));
+        return { identities, wroteLock: false };
+    }
+    if (lockfile) {
+        const { results, written } = await lockLines(lockfile.path, refs, sources, ctx);
+        return { identities: results, wroteLock: written };
+    }
+    return { identities: await identifyLines(refs, sources, ctx), wroteLock: false };
+}
+/** Asks each line's source, all at once; one result per line, in line order. */
+function identifyLines(refs, sources, ctx) {
+    return Promise.allSettled(refs.map(async (ref) => (0,_sources_descriptor_js__WEBPACK_IMPORTED_MODULE_1__/* .sourceOf */ .vz)(sources, ref).identify(ref.ref, ctx)));
+}
+/**
+ * Looks every line up and writes them all into the lock file, keeping `previous`'s other lines;
+ * writes nothing when any line failed: a lock that pins only some of the lines asked for would
+ * surprise later.
+ */
+async function lockLines(path, refs, sources, ctx, previous) {
+    const results = await identifyLines(refs, sources, ctx);
+    const identities = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (identities.length < results.length)
+        return { results, written: false };
+    await (0,_lock_lockfile_js__WEBPACK_IMPORTED_MODULE_0__/* .writeLock */ .be)(path, identities, previous);
+    return { results, written: true };
+}
+function settle(fn) {
+    try {
+        return { status: 'fulfilled', value: fn() };
+    }
+    catch (reason) {
+        return { status: 'rejected', reason };
+    }
+}
+
+
+/***/ }),
+
+/***/ 7100:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   E6: () => (/* binding */ buildSettings)
+/* harmony export */ });
+/* unused harmony exports parseBoolean, parseInteger */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(7242);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(3916);
+/* harmony import */ var _http_client_js__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(3329);
+/* harmony import */ var _http_retry_js__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(8902);
+/* harmony import */ var _refs_line_js__WEBPACK_IMPORTED_MODULE_7__ = __webpack_require__(9534);
+
+
+
+
+
+
+
+
+function buildSettings(raw, ctx) {
+    const env = ctx.env;
+    const home = ctx.home ?? (0,node_os__WEBPACK_IMPORTED_MODULE_1__.homedir)();
+    const cwd = ctx.cwd ?? process.cwd();
+    const value = (name) => {
+        const v = raw[name]?.trim();
+        return v ? v : undefined;
+    };
+    const path = (p) => (0,node_path__WEBPACK_IMPORTED_MODULE_2__.resolve)(cwd, p.startsWith('~/') ? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(home, p.slice(2)) : p);
+    const flag = (name, fallback) => parseBoolean(value(name), fallback, ctx.nameOf(name));
+    const int = (name, fallback, min, max) => parseInteger(value(name), fallback, min, max, ctx.nameOf(name));
+    const lines = (0,_refs_line_js__WEBPACK_IMPORTED_MODULE_7__/* .modelLines */ .tG)(raw.models ?? '');
+    if (ctx.requireModels !== false && lines.length === 0) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Models)} names no model`);
+    }
+    const verify = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Verify) ?? 'full';
+    if (verify !== 'full' && verify !== 'size') {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Verify)} must be full or size, got "${verify}"`);
+    }
+    const hfEndpoint = (value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfEndpoint) ??
+        nonEmpty(env.HF_ENDPOINT) ??
+        'https://huggingface.co').replace(/\/+$/, '');
+    if (!/^https?:\/\/[^/]+/.test(hfEndpoint)) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfEndpoint)} is not a URL: "${hfEndpoint}"`);
+    }
+    const insecure = flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Insecure, false);
+    if (!insecure)
+        refusePlainHttp(lines, hfEndpoint, ctx.nameOf);
+    const hfToken = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfToken) ?? nonEmpty(env.HF_TOKEN) ?? nonEmpty(env.HUGGING_FACE_HUB_TOKEN);
+    const username = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryUsername);
+    const password = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryPassword);
+    const registryHost = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryHost);
+    if (username !== undefined && registryHost === undefined) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryUsername)} needs ${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryHost)}: the registry (host[:port]) the credentials belong to`);
+    }
+    if ((username === undefined) !== (password === undefined)) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryUsername)} and ${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryPassword)} go together`);
+    }
+    const prefix = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.CacheKeyPrefix) ?? 'model-pull';
+    if (/[,\s]/.test(prefix) || prefix.length > 200) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.CacheKeyPrefix)} must be at most 200 characters without commas or spaces`);
+    }
+    const concurrency = int(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Concurrency, 4, 1, 64);
+    const connections = int(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Connections, 16, 1, 64);
+    const caFile = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.CaCert);
+    const ollamaServe = flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaServe, false);
+    const ollamaVersion = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaVersion);
+    if (ollamaServe && !ollamaVersion) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaServe)} needs ${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaVersion)} (the version to install, or latest)`);
+    }
+    const ollamaSha256 = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaSha256)
+        ?.toLowerCase()
+        .replace(/^sha256:/, '');
+    if (ollamaSha256 !== undefined && !/^[0-9a-f]{64}$/.test(ollamaSha256)) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaSha256)} must be a sha256 hex digest (64 hex characters), not "${ollamaSha256.slice(0, 80)}"`);
+    }
+    const sourceOptions = {};
+    for (const option of ctx.sourceOptions ?? []) {
+        const given = nonEmpty(raw[option.name]) ??
+            (option.env ?? []).map((name) => nonEmpty(env[name])).find((v) => v !== undefined) ??
+            option.default;
+        sourceOptions[option.name] = given !== undefined && option.type === 'path' ? path(given) : given;
+    }
+    const secrets = [
+        hfToken,
+        password,
+        ...(ctx.sourceOptions ?? []).filter((o) => o.type === 'secret').map((o) => sourceOptions[o.name]),
+    ].filter((s) => s !== undefined);
+    return {
+        lines,
+        ollamaModels: path(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaModels) ?? nonEmpty(env.OLLAMA_MODELS) ?? '~/.ollama/models'),
+        hfCache: path(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfCache) ?? defaultHfCache(env)),
+        filesDir: path(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.FilesDir) ?? '~/.cache/model-pull/files'),
+        hfEndpoint,
+        hfToken,
+        cache: flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Cache, true),
+        cacheKeyPrefix: prefix,
+        concurrency,
+        connections,
+        verify,
+        lockfile: value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Lockfile) ? path(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Lockfile)) : undefined,
+        exportEnv: flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.ExportEnv, true),
+        hfOffline: flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfOffline, false),
+        ollamaVersion,
+        ollamaServe,
+        ollamaDownloadUrl: (value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaDownloadUrl) ?? 'https://github.com/ollama/ollama/releases').replace(/\/+$/, ''),
+        ollamaSha256,
+        runner: { toolCache: nonEmpty(env.RUNNER_TOOL_CACHE), temp: nonEmpty(env.RUNNER_TEMP) },
+        registryAuth: username && password && registryHost ? { host: registryHost, username, password } : undefined,
+        allowedRealmHosts: (value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.AllowedRealmHosts) ?? '').split(/[\s,]+/).filter(Boolean),
+        sourceOptions,
+        http: {
+            // Each file may open `connections` ranges and `concurrency` files run at once.
+            connections: connections * concurrency,
+            insecure,
+            extraCa: caFile ? readCa(path(caFile), ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.CaCert)) : undefined,
+            proxy: proxyFrom(env),
+            stallTimeoutMs: int(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.StallTimeout, 30, 1, 3600) * 1000,
+            userAgent: _constants_js__WEBPACK_IMPORTED_MODULE_3__/* .USER_AGENT */ ._O,
+        },
+        retry: { ..._http_retry_js__WEBPACK_IMPORTED_MODULE_6__/* .DEFAULT_RETRY_POLICY */ .cO, retries: int(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Retries, _http_retry_js__WEBPACK_IMPORTED_MODULE_6__/* .DEFAULT_RETRY_POLICY */ .cO.retries, 0, 50) },
+        secrets,
+    };
+}
+/**
+ * Plain http to a host other than loopback needs `insecure` (interface.md): said before any
+ * request, naming the option, instead of as a download failure. A reference may carry its
+ * source's prefix before the URL (`ollama:http://…`).
+ */
+function refusePlainHttp(lines, hfEndpoint, nameOf) {
+    const plainHost = (text) => {
+        const host = /^(?:[a-z][a-z0-9-]*:)?http:\/\/([^/\s?#]+)/i.exec(text)?.[1];
+        if (host === undefined)
+            return undefined;
+        let hostname;
+        try {
+            hostname = new URL(`http://${host}`).hostname;
+        }
+        catch {
+            return undefined; // the line's own parser says what is wrong with it
+        }
+        return (0,_http_client_js__WEBPACK_IMPORTED_MODULE_5__/* .isLoopbackHost */ .cW)(hostname) ? undefined : hostname;
+    };
+    const fix = `needs ${nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Insecure)} (or use https)`;
+    for (const line of lines) {
+        const host = plainHost(line);
+        if (host)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `model line "${line}": plain http to ${host} ${fix}`);
+    }
+    const hub = plainHost(hfEndpoint);
+    if (hub) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfEndpoint)} ${hfEndpoint}: plain http to ${hub} ${fix}`);
+    }
+}
+/** huggingface_hub's order: HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME, ~/.cache. */
+function defaultHfCache(env) {
+    return (nonEmpty(env.HF_HUB_CACHE) ??
+        nonEmpty(env.HUGGINGFACE_HUB_CACHE) ??
+        (nonEmpty(env.HF_HOME) ? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(env.HF_HOME, 'hub') : undefined) ??
+        (nonEmpty(env.XDG_CACHE_HOME) ? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(env.XDG_CACHE_HOME, 'huggingface', 'hub') : undefined) ??
+        '~/.cache/huggingface/hub');
+}
+function proxyFrom(env) {
+    const httpsProxy = nonEmpty(env.HTTPS_PROXY) ?? nonEmpty(env.https_proxy);
+    const httpProxy = nonEmpty(env.HTTP_PROXY) ?? nonEmpty(env.http_proxy);
+    if (!httpsProxy && !httpProxy)
+        return undefined;
+    return { httpsProxy, httpProxy, noProxy: nonEmpty(env.NO_PROXY) ?? nonEmpty(env.no_proxy) };
+}
+function readCa(file, name) {
+    let pem;
+    try {
+        pem = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(file, 'utf8');
+    }
+    catch (error) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name}: cannot read ${file} (${error.message})`);
+    }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name}: ${file} holds no PEM certificate`);
+    }
+    return pem;
+}
+function nonEmpty(v) {
+    return v?.trim() ? v.trim() : undefined;
+}
+function parseBoolean(v, fallback, name) {
+    if (v === undefined)
+        return fallback;
+    if (/^(true|yes|1|on)$/i.test(v))
+        return true;
+    if (/^(false|no|0|off)$/i.test(v))
+        return false;
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name} must be true or false, got "${v}"`);
+}
+function parseInteger(v, fallback, min, max, name) {
+    if (v === undefined)
+        return fallback;
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name} must be a whole number from ${min} to ${max}, got "${v}"`);
+    }
+    return Number(v);
+}
+
+
+/***/ }),
+
+/***/ 6541:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   EA: () => (/* binding */ checkSourceList),
+/* harmony export */   LH: () => (/* binding */ createSources),
+/* harmony export */   _u: () => (/* binding */ claimingSource),
+/* harmony export */   k0: () => (/* binding */ sourceOptions),
+/* harmony export */   vz: () => (/* binding */ sourceOf)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
+
+/** The source that claims a reference (the first word of a line), if any. */
+function claimingSource(sources, reference) {
+    const lower = reference.toLowerCase();
+    return sources.find((s) => s.prefixes.some((p) => lower.startsWith(p.toLowerCase())));
+}
+/**
+ * Refuses a list that would make lines, lock entries or cache keys ambiguous: kinds must be
+ * unique key-safe words, a line must belong to one source only, option names unique.
+ */
+function checkSourceList(sources, sharedInputs = []) {
+    const problem = (why) => new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `invalid list of sources: ${why}`);
+    const kinds = new Set();
+    const prefixes = [];
+    const options = new Set(sharedInputs);
+    for (const source of sources) {
+        if (!/^[a-z][a-z0-9-]*$/.test(source.kind))
+            throw problem(`kind "${source.kind}" is not [a-z][a-z0-9-]*`);
+        if (kinds.has(source.kind))
+            throw problem(`kind "${source.kind}" is listed twice`);
+        kinds.add(source.kind);
+        if (source.prefixes.length === 0)
+            throw problem(`${source.kind} claims no line prefix`);
+        for (const prefix of source.prefixes.map((p) => p.toLowerCase())) {
+            const clash = prefixes.find((p) => p.startsWith(prefix) || prefix.startsWith(p));
+            if (prefix === '' || clash !== undefined)
+                throw problem(`${source.kind}'s prefix "${prefix}" overlaps "${clash ?? ''}"`);
+            prefixes.push(prefix);
+        }
+        for (const option of source.options ?? []) {
+            if (!/^[a-z][a-z0-9-]*$/.test(option.name) || options.has(option.name))
+                throw problem(`${source.kind}'s option "${option.name}" is not a new [a-z][a-z0-9-]* name`);
+            options.add(option.name);
+        }
+    }
+}
+/** The options every listed source adds, in list order. */
+function sourceOptions(sources) {
+    return sources.flatMap((s) => s.options ?? []);
+}
+/** One source instance per kind for a run. */
+function createSources(sources, settings) {
+    return new Map(sources.map((s) => [s.kind, s.create(settings)]));
+}
+/** The instance for a parsed line (parseLines only yields kinds of the run's list). */
+function sourceOf(sources, ref) {
+    const source = sources.get(ref.kind);
+    if (!source)
+        throw new Error(`no source of kind ${ref.kind} for "${ref.line}"`);
+    return source;
+}
+
+
+/***/ }),
+
+/***/ 932:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   E: () => (/* binding */ blobsPresent),
+/* harmony export */   aE: () => (/* binding */ readRecord),
+/* harmony export */   lX: () => (/* binding */ recordPath),
+/* harmony export */   rh: () => (/* binding */ recordContent),
+/* harmony export */   sg: () => (/* binding */ readRef),
+/* harmony export */   y0: () => (/* binding */ checkedFile)
+/* harmony export */ });
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _digest_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(2187);
+/* harmony import */ var _layouts_hf_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(9445);
+
+
+
+
+const FORMAT = 'model-pull/hf-snapshot@1';
+/** Filters decide the listing, so they are part of the record's name (order and repeats do not matter). */
+function recordPath(paths, key) {
+    const filters = JSON.stringify([canonical(key.include), canonical(key.exclude)]);
+    return (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(paths.private, `${key.commit}.${(0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .sha256Hex */ .fg)(filters).slice(0, 16)}.json`);
+}
+function recordContent(key, files) {
+    return `${JSON.stringify({
+        format: FORMAT,
+        type: key.type,
+        repo: key.repo,
+        commit: key.commit,
+        include: canonical(key.include),
+        exclude: canonical(key.exclude),
+        files: files.map((f) => ({ path: f.path, digest: (0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDigest */ .MO)(f.digest), size: f.size })),
+    }, null, 1)}\n`;
+}
+/** The listing of a matching record, or undefined when absent, foreign or malformed in any way. */
+async function readRecord(path, key) {
+    let data;
+    try {
+        data = JSON.parse(await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)(path, 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+    const same = data.format === FORMAT &&
+        data.type === key.type &&
+        data.repo === key.repo &&
+        data.commit === key.commit &&
+        JSON.stringify(data.include) === JSON.stringify(canonical(key.include)) &&
+        JSON.stringify(data.exclude) === JSON.stringify(canonical(key.exclude));
+    if (!same || !Array.isArray(data.files))
+        return undefined;
+    try {
+        return data.files.map(checkedFile);
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Validates a `{path, digest, size}` from a record or a lock file before it names a path. */
+function checkedFile(raw) {
+    const f = raw;
+    const problem = (0,_layouts_hf_js__WEBPACK_IMPORTED_MODULE_3__/* .repoPathProblem */ .Js)(f?.path);
+    if (problem)
+        throw new Error(problem);
+    if (typeof f.size !== 'number' || !Number.isSafeInteger(f.size) || f.size < 0)
+        throw new Error('an invalid size');
+    if (typeof f.digest !== 'string' || !/^(sha256:[0-9a-f]{64}|git-sha1:[0-9a-f]{40})$/.test(f.digest)) {
+        throw new Error('an invalid digest');
+    }
+    return { path: f.path, digest: (0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .parseDigest */ .m)(f.digest), size: f.size };
+}
+/** The commit `refs/<revision>` names, when it holds exactly 40 hex (as huggingface_hub writes it). */
+async function readRef(paths, revision) {
+    try {
+        const text = (await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)((0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(paths.refs, ...revision.split('/')), 'utf8')).trim();
+        return (0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .isSha1Hex */ .PV)(text) ? text : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Every file's blob is present with its size (the engine hashes them before use). */
+async function blobsPresent(paths, files) {
+    for (const file of files) {
+        const size = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.stat)((0,_layouts_hf_js__WEBPACK_IMPORTED_MODULE_3__/* .blobPath */ .nD)(paths, file.digest.hex)).then((s) => (s.isFile() ? s.size : -1), () => -1);
+        if (size !== file.size)
+            return false;
+    }
+    return true;
+}
+function canonical(patterns) {
+    return [...new Set(patterns)].sort();
+}
+
+
+/***/ }),
+
+/***/ 2484:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+
+// EXPORTS
+__webpack_require__.d(__webpack_exports__, {
+  h: () => (/* binding */ DEFAULT_SOURCES)
+});
+
+// EXTERNAL MODULE: ./src/refs/line.ts
+var refs_line = __webpack_require__(9534);
+;// CONCATENATED MODULE: ./src/sources/hf/ref.ts
+
+const HF_PREFIX = 'hf:';
+const DEFAULT_REVISION = 'main';
+const TYPE_PREFIXES = [
+    ['datasets/', 'dataset'],
+    ['spaces/', 'space'],
+];
+/** Parses the reference and options of an `hf:` line; every failure quotes the line and says why. */
+function parseHfRef(parts) {
+    const { line } = parts;
+    (0,refs_line/* onlyOptions */.Lg)(parts, ['include', 'exclude']);
+    if (!parts.reference.startsWith(HF_PREFIX))
+        throw (0,refs_line/* badLine */.mV)(line, 'expected a reference starting with hf:');
+    let rest = parts.reference.slice(HF_PREFIX.length);
+    let type = 'model';
+    for (const [prefix, kind] of TYPE_PREFIXES) {
+        if (rest.startsWith(prefix)) {
+            type = kind;
+            rest = rest.slice(prefix.length);
+            break;
+        }
+    }
+    let revision = DEFAULT_REVISION;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        revision = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        const problem = revisionProblem(revision);
+        if (problem)
+            throw (0,refs_line/* badLine */.mV)(line, problem);
+    }
+    const problem = repoIdProblem(rest);
+    if (problem)
+        throw (0,refs_line/* badLine */.mV)(line, problem);
+    return {
+        line,
+        type,
+        repo: rest,
+        revision,
+        include: patternList(parts, 'include'),
+        exclude: patternList(parts, 'exclude'),
+    };
+}
+const MAX_NAME = 96;
+/**
+ * The Hub's repo id rules (as huggingface_hub validates them): `owner/name`, each part made of
+ * letters, digits, `_`, `-` and `.`, starting and ending with a letter, digit or `_`, no `--` or
+ * `..` anywhere (`--` is the cache's folder separator), the name at most 96 characters and not
+ * ending in `.git`.
+ */
+function repoIdProblem(repo) {
+    if (repo === '')
+        return 'the repository is missing: expected hf:owner/repo';
+    const parts = repo.split('/');
+    if (parts.length !== 2) {
+        return `"${clip(repo)}" is not owner/repo (for a dataset write hf:datasets/owner/repo)`;
+    }
+    for (const [index, part] of parts.entries()) {
+        const what = index === 0 ? 'owner' : 'repository name';
+        if (part === '')
+            return `the ${what} in "${clip(repo)}" is empty`;
+        if (part.length > MAX_NAME)
+            return `the ${what} "${clip(part)}" is longer than ${MAX_NAME} characters`;
+        if (!/^[A-Za-z0-9_.-]+$/.test(part)) {
+            return `the ${what} "${clip(part)}" may hold only letters, digits, "_", "-" and "."`;
+        }
+        if (!/^[A-Za-z0-9_]/.test(part) || !/[A-Za-z0-9_]$/.test(part)) {
+            return `the ${what} "${clip(part)}" must start and end with a letter, digit or "_"`;
+        }
+        if (part.includes('--') || part.includes('..'))
+            return `the ${what} "${clip(part)}" may not contain "--" or ".."`;
+    }
+    if (parts[1].endsWith('.git'))
+        return `the repository name "${clip(parts[1])}" may not end with ".git"`;
+    return undefined;
+}
+const MAX_REVISION = 255;
+/**
+ * A branch, tag, `refs/pr/N` or commit, checked with git's ref-name rules (no `..`, no spaces or
+ * control characters, none of `~^:?*[\`, no `@{`, no empty, `.`-led or `.lock` segment). It later
+ * becomes a file under `refs/` and a URL path segment, so a lax check here would be a path escape.
+ */
+function revisionProblem(revision) {
+    if (revision === '')
+        return 'the revision after "@" is empty';
+    if (revision.length > MAX_REVISION)
+        return `the revision is longer than ${MAX_REVISION} characters`;
+    if (!/^[A-Za-z0-9._/+-]+$/.test(revision)) {
+        return `the revision "${clip(revision)}" may hold only letters, digits, "/", "_", "-", "+" and "."`;
+    }
+    if (revision.includes('..'))
+        return `the revision "${clip(revision)}" may not contain ".."`;
+    const segments = revision.split('/');
+    for (const segment of segments) {
+        if (segment === '')
+            return `the revision "${clip(revision)}" has an empty part between "/"`;
+        if (segment.startsWith('.') || segment.endsWith('.lock') || segment.startsWith('-')) {
+            return `the revision "${clip(revision)}" has a part starting with "." or "-", or ending with ".lock"`;
+        }
+    }
+    if (revision.endsWith('.'))
+        return `the revision "${clip(revision)}" may not end with "."`;
+    if (segments[0] === 'refs' && segments[1] === 'pr' && !/^refs\/pr\/[1-9][0-9]*$/.test(revision)) {
+        return `"${clip(revision)}" is not a pull request revision: expected refs/pr/<number>`;
+    }
+    return undefined;
+}
+/** True for a full commit id, which needs no revision lookup. */
+function isCommitId(revision) {
+    return /^[0-9a-f]{40}$/.test(revision);
+}
+/** `include=a,b` → ['a','b']; empty patterns are refused rather than silently matching nothing. */
+function patternList(parts, key) {
+    const value = parts.options.get(key);
+    if (value === undefined)
+        return [];
+    const patterns = value.split(',');
+    if (patterns.some((p) => p === '')) {
+        throw (0,refs_line/* badLine */.mV)(parts.line, `${key}= holds an empty pattern (write ${key}=GLOB[,GLOB…])`);
+    }
+    return patterns;
+}
+function clip(text) {
+    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __webpack_require__(6760);
+// EXTERNAL MODULE: ./src/digest.ts
+var digest = __webpack_require__(2187);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __webpack_require__(3916);
+// EXTERNAL MODULE: ./src/http/retry.ts
+var retry = __webpack_require__(8902);
+// EXTERNAL MODULE: ./src/layouts/hf.ts
+var hf = __webpack_require__(9445);
+// EXTERNAL MODULE: ./src/http/client.ts
+var client = __webpack_require__(3329);
+;// CONCATENATED MODULE: ./src/sources/hf/errors.ts
+
+
+
+/**
+ * Turns a non-2xx Hub answer into an error a user can act on. The Hub names the cause in
+ * `X-Error-Code` (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo) and answers 401 for
+ * private, gated and missing repos alike when no token is sent (protocols.md, "Hugging Face Hub").
+ */
+async function hubError(response, subject) {
+    const status = response.status;
+    // 5xx keeps the generic, retryable status error (it carries the body's first words).
+    if (status >= 500)
+        return (0,client/* statusError */.$C)(response);
+    await response.body.dump().catch(() => undefined);
+    const host = new URL(response.url).host;
+    if (status === 429)
+        return rateLimited(response, host);
+    return (byErrorCode(header(response, 'x-error-code'), status, subject) ??
+        byStatus(status, host, subject, header(response, 'x-error-message')));
+}
+/** 429 carries the wait the Hub asked for (Retry-After, or `RateLimit: "api";r=0;t=55`). */
+function rateLimited(response, host) {
+    const status = response.status;
+    const after = (0,retry/* parseRetryAfter */.mu)(response.headers);
+    return new errors/* ModelPullError */.Vy('ERR_RATE_LIMITED', `${host} rate-limited this runner (HTTP 429${after === undefined ? '' : `, retry after ${after} s`}); ` +
+        'a token (hf-token or HF_TOKEN) raises the limit', after === undefined ? { status } : { status, retryAfterSeconds: after });
+}
+function byErrorCode(code, status, subject) {
+    const { label, tokenGiven } = subject;
+    const opts = { status };
+    if (code === 'GatedRepo') {
+        const how = tokenGiven
+            ? 'and check that the token (hf-token or HF_TOKEN) belongs to the account that accepted them'
+            : 'and provide a token (hf-token or HF_TOKEN)';
+        const message = `${label} is gated: accept the terms on the model page (${subject.pageUrl}) ${how}`;
+        return new errors/* ModelPullError */.Vy('ERR_GATED_REPO', message, opts);
+    }
+    if (code === 'RevisionNotFound') {
+        const message = `revision "${subject.revision ?? '?'}" not found in ${label}: check the branch, tag or commit`;
+        return new errors/* ModelPullError */.Vy('ERR_REVISION_NOT_FOUND', message, opts);
+    }
+    if (code === 'EntryNotFound') {
+        const what = subject.path === undefined ? 'a file' : `file "${subject.path}"`;
+        return new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `${what} not found in ${label}`, opts);
+    }
+    // Without a token the Hub cannot tell private from missing, and says 401 for both.
+    if (code === 'RepoNotFound' || ((status === 401 || status === 404) && !tokenGiven)) {
+        const how = tokenGiven
+            ? 'check the name, or that the token given has access'
+            : 'check the name, or provide a token with access (hf-token or HF_TOKEN)';
+        return new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `${label} not found, or private: ${how}`, opts);
+    }
+    return undefined;
+}
+function byStatus(status, host, subject, said) {
+    const detail = said ? `: ${said.replace(/\s+/g, ' ').slice(0, 200)}` : '';
+    const opts = { status };
+    if (status === 401) {
+        return new errors/* ModelPullError */.Vy('ERR_AUTH', `${host} refused the token (HTTP 401${detail}): check hf-token or HF_TOKEN`, opts);
+    }
+    if (status === 403) {
+        const message = `${host} denied access to ${subject.label} (HTTP 403${detail}): the token lacks permission for this repository`;
+        return new errors/* ModelPullError */.Vy('ERR_AUTH', message, opts);
+    }
+    if (status === 404) {
+        return new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `${subject.label}: not found on ${host} (HTTP 404${detail})`, opts);
+    }
+    return new errors/* ModelPullError */.Vy('ERR_HTTP_STATUS', `HTTP ${status} from ${host} for ${subject.label}${detail}`, opts);
+}
+function header(response, name) {
+    const value = response.headers[name];
+    return Array.isArray(value) ? value[0] : value;
+}
+
+;// CONCATENATED MODULE: ./src/sources/hf/api.ts
+
+
+
+
+
+
+function hubEndpoint(endpoint, token) {
+    let url;
+    try {
+        url = new URL(endpoint);
+    }
+    catch {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `hf-endpoint is not a valid URL: ${(0,errors/* redactUrl */.BO)(endpoint)}`);
+    }
+    const base = endpoint.replace(/\/+$/, '');
+    // The token goes to the endpoint's origin only; HttpClient drops it on any other host.
+    const credentials = token
+        ? { origin: url.origin, headers: { authorization: `Bearer ${token}` } }
+        : undefined;
+    return credentials ? { base, credentials } : { base };
+}
+/** `datasets/` and `spaces/` prefix web and resolve URLs; models have none. */
+function webPrefix(type) {
+    return type === 'model' ? '' : `${type}s/`;
+}
+function repoPageUrl(ep, type, repo) {
+    return `${ep.base}/${webPrefix(type)}${repo}`;
+}
+function apiRepoUrl(ep, type, repo) {
+    return `${ep.base}/api/${type}s/${repo}`;
+}
+/** Percent-encodes each segment like Python's `quote` (only letters, digits and `_.-~` stay). */
+function quotePath(path) {
+    return path
+        .split('/')
+        .map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`))
+        .join('/');
+}
+/** `{EP}/{""|datasets/|spaces/}{repo}/resolve/{commit}/{path}`: 200 for small files, 302 to a CDN for LFS. */
+function resolveUrl(ep, type, repo, commit, path) {
+    return `${ep.base}/${webPrefix(type)}${repo}/resolve/${commit}/${quotePath(path)}`;
+}
+/** GET a Hub JSON document with retries (429 waits as told); returns the body and the next page. */
+async function hubJson(url, ep, ctx, subject) {
+    return (0,retry/* withRetries */.LH)(async () => {
+        const response = await ctx.http.request(url, {
+            headers: { accept: 'application/json' },
+            ...(ep.credentials ? { credentials: ep.credentials } : {}),
+            ...(ctx.signal ? { signal: ctx.signal } : {}),
+        });
+        if (response.status < 200 || response.status >= 300)
+            throw await hubError(response, subject);
+        let json;
+        try {
+            json = await response.body.json();
+        }
+        catch (error) {
+            throw (0,client/* networkError */.x6)(error, url);
+        }
+        const link = response.headers.link;
+        return { json, next: nextLink(Array.isArray(link) ? link.join(',') : link, response.url) };
+    }, ctx.retry, { sleep: (ms, signal) => ctx.clock.sleep(ms, signal), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+}
+/** The `rel="next"` target of a `Link` header (RFC 8288), resolved against the page that carried it. */
+function nextLink(header, pageUrl) {
+    if (!header)
+        return undefined;
+    for (const part of header.split(/,(?=\s*<)/)) {
+        const m = /^\s*<([^>]*)>(.*)$/.exec(part);
+        if (!m)
+            continue;
+        const rels = m[2]
+            .split(';')
+            .map((p) => /^\s*rel\s*=\s*"?([^"]*)"?\s*$/i.exec(p)?.[1])
+            .find((r) => r !== undefined);
+        if (rels?.toLowerCase().split(/\s+/).includes('next'))
+            return new URL(m[1], pageUrl).toString();
+    }
+    return undefined;
+}
+/** `GET /api/{type}s/{repo}/revision/{rev}` → the 40-hex commit the revision names now. */
+async function resolveRevision(ep, type, repo, revision, ctx, subject) {
+    const url = `${apiRepoUrl(ep, type, repo)}/revision/${encodeURIComponent(revision)}`;
+    const { json } = await hubJson(url, ep, ctx, subject);
+    const sha = json?.sha;
+    if (typeof sha !== 'string' || !(0,digest/* isSha1Hex */.PV)(sha)) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `the Hub gave no valid commit for revision "${revision}" of ${subject.label}`);
+    }
+    return sha;
+}
+const MAX_PAGES = 100_000;
+/** Every file at `commit`, following `Link: <…>; rel="next"` pages (1,000 entries each on the Hub). */
+async function listTree(ep, type, repo, commit, ctx, subject) {
+    const files = [];
+    const seenPaths = new Set();
+    const seenPages = new Set();
+    let url = `${apiRepoUrl(ep, type, repo)}/tree/${commit}?recursive=true`;
+    while (url !== undefined) {
+        if (seenPages.has(url) || seenPages.size >= MAX_PAGES) {
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `the file listing of ${subject.label} does not end (page loop)`);
+        }
+        seenPages.add(url);
+        const page = await hubJson(url, ep, ctx, subject);
+        if (!Array.isArray(page.json)) {
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `the file listing of ${subject.label} is not a JSON array`);
+        }
+        for (const raw of page.json) {
+            const file = treeFile(raw, subject.label);
+            if (!file)
+                continue;
+            if (seenPaths.has(file.path)) {
+                throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `the file listing of ${subject.label} names "${file.path}" twice`);
+            }
+            seenPaths.add(file.path);
+            files.push(file);
+        }
+        url = page.next;
+    }
+    const conflict = (0,hf/* pathConflict */.w1)(seenPaths);
+    if (conflict)
+        throw (0,hf/* conflictError */.jU)(conflict, `the file listing of ${subject.label}`);
+    return files;
+}
+/**
+ * A tree entry `{type, path, size, oid, lfs?:{oid, size}}` checked before any part of it reaches
+ * a path or URL: LFS files are verified by sha256 (`lfs.oid`), others by git blob sha1 (`oid`).
+ * Folders and anything that is not a file (submodules) are skipped.
+ */
+function treeFile(raw, label) {
+    const entry = raw;
+    if (entry === null || typeof entry !== 'object' || entry.type !== 'file')
+        return undefined;
+    const bad = (why) => new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `the file listing of ${label} has an invalid entry: ${why}`);
+    const pathProblem = (0,hf/* repoPathProblem */.Js)(entry.path);
+    if (pathProblem)
+        throw bad(`${pathProblem} (${JSON.stringify(String(entry.path).slice(0, 100))})`);
+    const path = entry.path;
+    if (!isSize(entry.size))
+        throw bad(`"${path}" has no valid size`);
+    const lfs = entry.lfs;
+    if (lfs !== undefined && lfs !== null) {
+        if (typeof lfs.oid !== 'string' || !(0,digest/* isSha256Hex */.P4)(lfs.oid))
+            throw bad(`"${path}" has no valid LFS sha256`);
+        if (lfs.size !== undefined && lfs.size !== entry.size)
+            throw bad(`"${path}" has two different sizes`);
+        return { path, digest: { algorithm: 'sha256', hex: lfs.oid }, size: entry.size };
+    }
+    if (typeof entry.oid !== 'string' || !(0,digest/* isSha1Hex */.PV)(entry.oid))
+        throw bad(`"${path}" has no valid git blob id`);
+    return { path, digest: { algorithm: 'git-sha1', hex: entry.oid }, size: entry.size };
+}
+function isSize(value) {
+    return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+;// CONCATENATED MODULE: ./src/sources/hf/glob.ts
+/**
+ * File selection with huggingface_hub's semantics (`filter_repo_objects`): Python's `fnmatchcase`,
+ * so matching is case-sensitive and whole-path; `*` matches any run of characters, `/` included;
+ * `?` one character; `[seq]` / `[!seq]` a character class; no escapes (a backslash is taken as
+ * `/`, as huggingface_hub normalises it); a pattern ending in `/` selects everything below it.
+ *
+ * Repository owners choose the paths, so matching must not backtrack (issue 10: `*-*-*.gguf`
+ * against a 4,000-character path took 33 s as a regular expression). Because `*` matches every
+ * character, a pattern is a run of fixed-width pieces between stars: the first piece must sit at
+ * the start, the last at the end, and each middle piece at its leftmost place after the one
+ * before (any later place leaves less room and gains nothing). Every path character is then
+ * compared at most once per pattern character: linear in the path for a given pattern.
+ */
+/** Compiles one pattern into an anchored matcher. */
+function compileGlob(pattern, meter) {
+    let normalized = pattern.replace(/\\/g, '/');
+    if (normalized.endsWith('/'))
+        normalized += '*';
+    const pieces = parse(Array.from(normalized));
+    const count = meter ? (n) => (meter.comparisons += n) : () => 0;
+    return (path) => matchPieces(pieces, codePoints(path), count);
+}
+/**
+ * A file is selected when it matches some include pattern (or there are none) and no exclude
+ * pattern, the same precedence as `allow_patterns` / `ignore_patterns`.
+ */
+function fileFilter(include, exclude) {
+    const allow = include.map((p) => compileGlob(p));
+    const deny = exclude.map((p) => compileGlob(p));
+    return (path) => (allow.length === 0 || allow.some((m) => m(path))) && !deny.some((m) => m(path));
+}
+/** The pattern split at its stars (a run of stars is one star): n stars give n + 1 pieces. */
+function parse(chars) {
+    const pieces = [[]];
+    let i = 0;
+    while (i < chars.length) {
+        const c = chars[i];
+        i++;
+        if (c === '*') {
+            while (chars[i] === '*')
+                i++;
+            pieces.push([]);
+        }
+        else if (c === '?') {
+            pieces.at(-1).push('any');
+        }
+        else if (c === '[') {
+            const cls = characterClass(chars, i);
+            if (cls) {
+                pieces.at(-1).push(cls.test);
+                i = cls.next;
+            }
+            else {
+                pieces.at(-1).push(cp('['));
+            }
+        }
+        else {
+            pieces.at(-1).push(cp(c));
+        }
+    }
+    return pieces;
+}
+function matchPieces(pieces, path, count) {
+    const first = pieces[0];
+    if (pieces.length === 1)
+        return path.length === first.length && matchesAt(first, path, 0, count);
+    const last = pieces.at(-1);
+    const end = path.length - last.length;
+    if (end < first.length || !matchesAt(first, path, 0, count) || !matchesAt(last, path, end, count))
+        return false;
+    let from = first.length;
+    for (let p = 1; p < pieces.length - 1; p++) {
+        const piece = pieces[p];
+        const at = leftmost(piece, path, from, end, count);
+        if (at < 0)
+            return false;
+        from = at + piece.length;
+    }
+    return true;
+}
+/** The first position in [from, end - piece.length] where the piece matches, or -1. */
+function leftmost(piece, path, from, end, count) {
+    for (let at = from; at + piece.length <= end; at++)
+        if (matchesAt(piece, path, at, count))
+            return at;
+    return -1;
+}
+function matchesAt(piece, path, at, count) {
+    for (let k = 0; k < piece.length; k++) {
+        if (!charMatches(piece[k], path[at + k])) {
+            count(k + 1);
+            return false;
+        }
+    }
+    count(piece.length);
+    return true;
+}
+function charMatches(test, c) {
+    if (test === 'any')
+        return true;
+    if (typeof test === 'number')
+        return test === c;
+    return test.ranges.some(([lo, hi]) => lo <= c && c <= hi) !== test.negated;
+}
+/**
+ * fnmatch's class rules: `!` first negates; a `]` right after `[` or `[!` is a member; `a-z` is a
+ * range and a reversed range matches nothing; a `-` first or last is literal; without a closing
+ * `]` the `[` is an ordinary character (returns undefined).
+ */
+function characterClass(chars, start) {
+    let j = start;
+    const negated = chars[j] === '!';
+    if (negated)
+        j++;
+    if (chars[j] === ']')
+        j++;
+    while (j < chars.length && chars[j] !== ']')
+        j++;
+    if (j >= chars.length)
+        return undefined;
+    const members = chars.slice(negated ? start + 1 : start, j);
+    const ranges = [];
+    for (let k = 0; k < members.length;) {
+        const first = cp(members[k]);
+        if (members[k + 1] === '-' && k + 2 < members.length) {
+            const last = cp(members[k + 2]);
+            if (first <= last)
+                ranges.push([first, last]);
+            k += 3;
+        }
+        else {
+            ranges.push([first, first]);
+            k += 1;
+        }
+    }
+    return { test: { negated, ranges }, next: j + 1 };
+}
+function cp(c) {
+    return c.codePointAt(0);
+}
+function codePoints(text) {
+    const out = [];
+    for (const c of text)
+        out.push(cp(c));
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/plan.ts
+
+/**
+ * The one error for an identity that does not fit its line (edited or stale lock entry, an
+ * entry copied under another line): ERR_LOCKFILE whichever source finds it.
+ */
+function recordedIdentityError(identity, why) {
+    return new errors/* ModelPullError */.Vy('ERR_LOCKFILE', `the recorded identity of "${identity.ref}" is invalid: ${why}`);
+}
+
+// EXTERNAL MODULE: ./src/sources/hf/record.ts
+var hf_record = __webpack_require__(932);
+;// CONCATENATED MODULE: ./src/sources/hf/identity.ts
+
+
+
+
+
+/** `owner/repo` for models, `datasets/owner/repo` and `spaces/owner/repo` otherwise. */
+function displayName(type, repo) {
+    return type === 'model' ? repo : `${type}s/${repo}`;
+}
+/**
+ * The sha256 of a canonical JSON of the commit and the selected files sorted by path: two pulls
+ * with the same bytes at the same paths share it, whatever the filters that chose them.
+ */
+function contentDigestOf(commit, files) {
+    const rows = files
+        .map((f) => [f.path, (0,digest/* formatDigest */.MO)(f.digest), f.size])
+        .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return (0,digest/* sha256Hex */.fg)(JSON.stringify(['hf', commit, rows]));
+}
+function hfIdentity(ref, commit, files) {
+    return {
+        source: 'hf',
+        ref: ref.line,
+        name: displayName(ref.type, ref.repo),
+        digest: commit,
+        contentDigest: contentDigestOf(commit, files),
+        detail: {
+            type: ref.type,
+            repo: ref.repo,
+            revision: ref.revision,
+            commit,
+            include: [...ref.include],
+            exclude: [...ref.exclude],
+            files: files.map((f) => ({ path: f.path, digest: (0,digest/* formatDigest */.MO)(f.digest), size: f.size })),
+        },
+    };
+}
+/**
+ * Reads `detail` back, checking everything that will reach a path or URL, and that it names what
+ * the line names: an identity may come from a lock file that someone edited, or from the entry
+ * of another line.
+ */
+function hfDetail(identity, ref) {
+    const bad = (why) => recordedIdentityError(identity, why);
+    const d = (identity.detail ?? {});
+    if (identity.source !== 'hf')
+        throw bad(`source is ${identity.source}, not hf`);
+    const type = d.type;
+    if (type !== 'model' && type !== 'dataset' && type !== 'space')
+        throw bad('type must be model, dataset or space');
+    const repo = typeof d.repo === 'string' ? d.repo : '';
+    const repoProblem = repoIdProblem(repo);
+    if (repoProblem)
+        throw bad(repoProblem);
+    const revision = typeof d.revision === 'string' ? d.revision : '';
+    const revProblem = revisionProblem(revision);
+    if (revProblem)
+        throw bad(revProblem);
+    const commit = typeof d.commit === 'string' ? d.commit : '';
+    if (!isCommitId(commit) || identity.digest !== commit)
+        throw bad('the commit must be 40 lowercase hex, equal to digest');
+    const include = stringList(d.include);
+    const exclude = stringList(d.exclude);
+    if (!include || !exclude || !Array.isArray(d.files))
+        throw bad('include, exclude and files must be lists');
+    const files = [];
+    const seen = new Set();
+    for (const raw of d.files) {
+        let file;
+        try {
+            file = (0,hf_record/* checkedFile */.y0)(raw);
+        }
+        catch (error) {
+            throw bad(`a file entry has ${error.message}`);
+        }
+        if (seen.has(file.path))
+            throw bad(`"${file.path}" is listed twice`);
+        seen.add(file.path);
+        files.push(file);
+    }
+    const conflict = (0,hf/* pathConflict */.w1)(seen);
+    if (conflict)
+        throw bad((0,hf/* conflictError */.jU)(conflict, 'the file list').message);
+    if (contentDigestOf(commit, files) !== identity.contentDigest)
+        throw bad('contentDigest does not match the files');
+    const named = displayName(type, repo);
+    const wanted = displayName(ref.type, ref.repo);
+    if (identity.name !== named || named !== wanted)
+        throw bad(`it names ${identity.name}, not ${wanted}`);
+    if (revision !== ref.revision)
+        throw bad(`it is for revision ${revision}, not ${ref.revision}`);
+    if (isCommitId(ref.revision) && commit !== ref.revision)
+        throw bad(`it pins commit ${commit}, not the line's ${ref.revision}`);
+    if (!sameList(include, ref.include) || !sameList(exclude, ref.exclude))
+        throw bad("its include= / exclude= filters are not the line's");
+    return { type, repo, revision, commit, include, exclude, files };
+}
+function sameList(a, b) {
+    return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+function stringList(value) {
+    return Array.isArray(value) && value.every((v) => typeof v === 'string') ? [...value] : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/sources/hf/source.ts
+
+
+
+
+
+
+
+
+
+
+/** The `hf:` source: Hub revision → commit → filtered listing → blobs and the HF cache layout. */
+function createHfSource(options) {
+    const env = { ...options, ep: hubEndpoint(options.endpoint, options.token) };
+    return {
+        identify: (ref, ctx) => identify(env, ref, ctx),
+        plan: async (ref, identity, _ctx) => plan(env, ref, identity),
+    };
+}
+function subjectOf(env, ref) {
+    return {
+        label: `Hugging Face ${ref.type} ${ref.repo}`,
+        pageUrl: repoPageUrl(env.ep, ref.type, ref.repo),
+        revision: ref.revision,
+        tokenGiven: env.token !== undefined && env.token !== '',
+    };
+}
+async function identify(env, ref, ctx) {
+    const paths = (0,hf/* hfRepoPaths */.Rs)(env.cacheRoot, ref.type, ref.repo);
+    if (isCommitId(ref.revision)) {
+        // A commit's tree never changes: a complete earlier pull answers without a request.
+        const local = await completeLocally(paths, ref, ref.revision);
+        if (local) {
+            ctx.log.debug(`${ref.line}: complete in the cache at ${ref.revision}, no request made`);
+            return hfIdentity(ref, ref.revision, local);
+        }
+        return hfIdentity(ref, ref.revision, await selectedFiles(env, ref, ref.revision, ctx));
+    }
+    let commit;
+    try {
+        commit = await resolveRevision(env.ep, ref.type, ref.repo, ref.revision, ctx, subjectOf(env, ref));
+        return hfIdentity(ref, commit, await selectedFiles(env, ref, commit, ctx));
+    }
+    catch (error) {
+        // Only when the Hub could not be reached (network, 5xx, 429 past the retry budget): a branch
+        // whose `refs/` entry names a complete local snapshot is used, with a warning.
+        if (!(0,retry/* isRetryable */.r3)(error))
+            throw error;
+        const fallback = commit ?? (await (0,hf_record/* readRef */.sg)(paths, ref.revision));
+        const local = fallback === undefined ? undefined : await completeLocally(paths, ref, fallback);
+        if (fallback === undefined || !local)
+            throw error;
+        ctx.log.warning(`${ref.line}: ${(0,errors/* describeError */.Uc)(error)}; using ${ref.revision} = ${fallback} from the local cache, ` +
+            'which may be behind the Hub');
+        return hfIdentity(ref, fallback, local);
+    }
+}
+function recordKey(ref, commit) {
+    return { type: ref.type, repo: ref.repo, commit, include: ref.include, exclude: ref.exclude };
+}
+/**
+ * The recorded listing when our record exists and every blob it names is on disk at its size.
+ * Sizes are enough here: the engine hashes every blob before it is used (verify: full), so
+ * hashing here too would read every file twice on each cache hit; a damaged blob is then
+ * caught and fetched by the engine.
+ */
+async function completeLocally(paths, ref, commit) {
+    const key = recordKey(ref, commit);
+    const files = await (0,hf_record/* readRecord */.aE)((0,hf_record/* recordPath */.lX)(paths, key), key);
+    if (!files || !(await (0,hf_record/* blobsPresent */.E)(paths, files)))
+        return undefined;
+    return files;
+}
+async function selectedFiles(env, ref, commit, ctx) {
+    const subject = subjectOf(env, ref);
+    const all = await listTree(env.ep, ref.type, ref.repo, commit, ctx, subject);
+    const keep = fileFilter(ref.include, ref.exclude);
+    const selected = all.filter((f) => keep(f.path));
+    if (selected.length === 0) {
+        const filters = [
+            ref.include.length ? `include=${ref.include.join(',')}` : '',
+            ref.exclude.length ? `exclude=${ref.exclude.join(',')}` : '',
+        ].filter(Boolean);
+        const why = all.length === 0 ? 'has no files' : `has no file matching ${filters.join(' ')}`;
+        throw new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `${subject.label} ${why} at commit ${commit}`);
+    }
+    return selected;
+}
+/** Blobs, files and the commit step for an identity; no request (the engine fetches, later). */
+function plan(env, ref, identity) {
+    const d = hfDetail(identity, ref);
+    const paths = (0,hf/* hfRepoPaths */.Rs)(env.cacheRoot, d.type, d.repo);
+    const blobs = new Map();
+    for (const file of d.files) {
+        // Files with the same content share one blob, as in huggingface_hub's cache.
+        if (!blobs.has(file.digest.hex))
+            blobs.set(file.digest.hex, blobSpec(env, d, paths, identity.name, file));
+    }
+    const record = (0,hf_record/* recordPath */.lX)(paths, recordKey(d, d.commit));
+    return {
+        identity,
+        path: (0,external_node_path_.join)(paths.snapshots, d.commit),
+        size: d.files.reduce((sum, f) => sum + f.size, 0),
+        files: d.files.map((f) => ({
+            path: (0,hf/* snapshotFilePath */.AF)(paths, d.commit, f.path),
+            digest: (0,digest/* formatDigest */.MO)(f.digest),
+            size: f.size,
+        })),
+        blobs: [...blobs.values()],
+        cachePaths: [...[...blobs.values()].map((b) => b.target), record],
+        commit: () => (0,hf/* commitSnapshot */.Ge)({
+            paths,
+            commit: d.commit,
+            revision: d.revision,
+            files: d.files.map((f) => ({ path: f.path, etag: f.digest.hex, size: f.size })),
+            record: { path: record, content: (0,hf_record/* recordContent */.rh)(recordKey(d, d.commit), d.files) },
+            ...(env.linkOps ? { ops: env.linkOps } : {}),
+        }),
+    };
+}
+function blobSpec(env, d, paths, name, file) {
+    const url = resolveUrl(env.ep, d.type, d.repo, d.commit, file.path);
+    const location = env.ep.credentials ? { url, credentials: env.ep.credentials } : { url };
+    return {
+        digest: file.digest,
+        size: file.size,
+        label: `hf:${name} ${file.path}`,
+        target: (0,hf/* blobPath */.nD)(paths, file.digest.hex),
+        ingestDir: paths.ingest,
+        // The resolve URL answers 302 to a freshly signed CDN URL each time, so asking again after
+        // an expiry is just asking the Hub again.
+        locate: async () => location,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/sources/hf/index.ts
+
+
+/** `hf:[datasets/|spaces/]owner/repo[@revision] [include=…] [exclude=…]`: the Hub into the HF cache. */
+const hfSource = {
+    kind: 'hf',
+    prefixes: [HF_PREFIX],
+    syntax: 'hf:OWNER/REPO',
+    parse: parseHfRef,
+    create: (settings) => createHfSource({
+        cacheRoot: settings.hfCache,
+        endpoint: settings.hfEndpoint,
+        ...(settings.hfToken ? { token: settings.hfToken } : {}),
+    }),
+};
+
+;// CONCATENATED MODULE: ./src/registry/auth.ts
+
+
+/**
+ * Parses every challenge of one or more `WWW-Authenticate` values (RFC 7235): a scheme, then
+ * comma-separated `key=value` or `key="quoted, with \" escapes"` parameters. A bare word that
+ * is followed by a space starts the next challenge.
+ */
+function parseChallenges(header) {
+    const values = header === undefined ? [] : typeof header === 'string' ? [header] : header;
+    const out = [];
+    for (const value of values) {
+        const re = /\s*([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*)))?\s*,?/gy;
+        let current;
+        for (let m = re.exec(value); m && m[0] !== ''; m = re.exec(value)) {
+            const [, word, quoted, bare] = m;
+            if (quoted === undefined && bare === undefined) {
+                current = { scheme: word.toLowerCase(), params: {} };
+                out.push(current);
+            }
+            else if (current) {
+                current.params[word.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : bare;
+            }
+        }
+    }
+    return out;
+}
+/**
+ * The realm is where credentials go, so it is checked before any request: on the registry's own
+ * host it is trusted as the registry is; on another host only over https and only when the user
+ * listed that host. Ollama refuses every foreign realm (its fix for CVE-2025-51471, where a
+ * registry sent clients' credentials to an attacker's realm); GHCR-style registries keep the
+ * realm on the same host, Docker Hub's lives on auth.docker.io, hence the opt-in list.
+ */
+function checkRealm(realm, registry, policy) {
+    if (!realm)
+        throw authError(registry, 'asked for a Bearer token but named no realm');
+    let url;
+    try {
+        url = new URL(realm);
+    }
+    catch {
+        throw authError(registry, 'sent a token realm that is not a URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw authError(registry, `sent a token realm with the unsupported scheme ${url.protocol}`);
+    }
+    if (url.host === registry.host)
+        return url;
+    const listed = policy.allowedRealmHosts.some((h) => {
+        const allowed = h.trim().toLowerCase();
+        return allowed === url.host || allowed === url.hostname;
+    });
+    if (listed && url.protocol === 'https:')
+        return url;
+    const why = listed
+        ? 'it is listed in allowed-realm-hosts but is not https'
+        : 'add that host to allowed-realm-hosts if you trust it';
+    throw authError(registry, `sent a token realm on another host (${url.host}); refused: ${why}`);
+}
+/**
+ * Gets a token from the realm: `GET realm?service=…&scope=…`, anonymous or with the configured
+ * basic credentials (bound to the realm's origin), answer `token` or `access_token`. The scope is
+ * the challenge's when it names one, else ours (one `scope` parameter each, as for a push that
+ * mounts from another repository). The token spec says a missing `expires_in` means 60 seconds.
+ */
+async function fetchToken(http, challenge, registry, scopes, policy, now, signal) {
+    const realm = checkRealm(challenge.params.realm, registry, policy);
+    if (challenge.params.service)
+        realm.searchParams.set('service', challenge.params.service);
+    for (const scope of challenge.params.scope ? [challenge.params.scope] : scopes)
+        realm.searchParams.append('scope', scope);
+    const credentials = policy.basicAuth && {
+        origin: realm.origin,
+        headers: { authorization: basicHeader(policy.basicAuth) },
+    };
+    const started = now();
+    const response = await http.request(realm.toString(), {
+        headers: { accept: 'application/json' },
+        ...(credentials ? { credentials } : {}),
+        ...(signal ? { signal } : {}),
+        // A token endpoint has no reason to redirect; refusing keeps credentials on its origin.
+        maxRedirects: 0,
+    });
+    if (response.status === 401 || response.status === 403) {
+        await response.body.dump().catch(() => undefined);
+        const who = policy.basicAuth ? 'the configured credentials' : 'an anonymous request';
+        throw authError(registry, `its token service at ${realm.host} refused ${who} (HTTP ${response.status})`, 401);
+    }
+    if (response.status !== 200)
+        throw await (0,client/* statusError */.$C)(response, `the token service at ${realm.host}`);
+    let body;
+    try {
+        body = await response.body.json();
+    }
+    catch {
+        body = undefined;
+    }
+    const doc = (typeof body === 'object' && body !== null ? body : {});
+    const value = typeof doc.token === 'string' && doc.token ? doc.token : doc.access_token;
+    if (typeof value !== 'string' || value === '' || /[\r\n]/.test(value)) {
+        throw authError(registry, `its token service at ${realm.host} answered without a token`);
+    }
+    const lifetime = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : 60;
+    return { value, expiresAt: started + lifetime * 1000 };
+}
+function basicHeader(auth) {
+    return `Basic ${Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64')}`;
+}
+function authError(registry, reason, status) {
+    return new errors/* ModelPullError */.Vy('ERR_AUTH', `registry ${registry.host} ${reason}`, status === undefined ? {} : { status });
+}
+
+// EXTERNAL MODULE: ./src/registry/manifest.ts
+var manifest = __webpack_require__(506);
+;// CONCATENATED MODULE: ./src/registry/session.ts
+
+
+
+
+
+
+/** Refresh a token this long before the expiry the realm announced. */
+const EXPIRY_MARGIN_MS = 10_000;
+/**
+ * One repository on one registry (`scheme://host`, `namespace/name`): the distribution API calls,
+ * with anonymous-first auth (docs/registries.md, "Authentication"). Tokens live only here, in a
+ * `Credentials` bound to the registry's origin, so the HTTP client never sends them to a CDN a
+ * blob redirects to. Knows nothing of what the artifacts hold.
+ */
+class RegistrySession {
+    registry;
+    repository;
+    policy;
+    auth = { kind: 'unknown' };
+    /** Bumped on every new token, so blobs re-located at once share one refresh. */
+    generation = 0;
+    pending;
+    scopes;
+    constructor(registry, repository, policy, actions = ['pull']) {
+        this.registry = registry;
+        this.repository = repository;
+        this.policy = policy;
+        this.scopes = [`repository:${repository}:${actions.join(',')}`];
+    }
+    /** `{origin}/v2/{repository}/{path}`: where every call of this repository goes. */
+    url(path) {
+        return `${this.registry.origin}/v2/${this.repository}/${path}`;
+    }
+    /**
+     * GET a manifest (or, with an `accept` that lists index types, an index) by tag or `sha256:`
+     * digest, at most 4 MiB, with retries; when `expectHex` is given the bytes must hash to it.
+     */
+    async getManifest(call, reference, options) {
+        const { name } = options;
+        const url = this.url(`manifests/${reference}`);
+        const bytes = await (0,retry/* withRetries */.LH)(async () => {
+            const response = await this.send(call, url, {
+                headers: { accept: options.accept ?? manifest/* MANIFEST_ACCEPT */.dY },
+            });
+            if (response.status === 404) {
+                await response.body.dump().catch(() => undefined);
+                throw new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `${name} was not found on ${this.registry.host} (HTTP 404)`, {
+                    status: 404,
+                });
+            }
+            if (response.status !== 200)
+                throw await (0,client/* statusError */.$C)(response, `${this.registry.host} for ${name}`);
+            return readLimited(response, manifest/* MAX_MANIFEST_BYTES */.ZJ, `the manifest of ${name}`);
+        }, call.retry, {
+            sleep: (ms, signal) => call.clock.sleep(ms, signal),
+            ...(call.signal ? { signal: call.signal } : {}),
+        });
+        const hex = (0,digest/* sha256Hex */.fg)(bytes);
+        if (options.expectHex !== undefined && hex !== options.expectHex) {
+            throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `the manifest served for ${name} has digest sha256:${hex}, not the requested sha256:${options.expectHex}`);
+        }
+        call.log.debug(`manifest of ${name}: sha256:${hex} (${bytes.length} bytes)`);
+        return bytes;
+    }
+    /**
+     * Where a blob is fetched: the registry URL with the current token (the client follows a
+     * 307/302 to the CDN without it; a plain registry answers 200 itself). `previous` is the token
+     * generation a blob saw when it last asked: asking again means its URL failed, so a token that
+     * has not changed since is refreshed once for everyone.
+     */
+    async blobLocation(call, hex, previous) {
+        const url = this.url(`blobs/sha256:${hex}`);
+        if (this.auth.kind === 'unknown')
+            await this.probe(call, url, hex);
+        if (this.auth.kind === 'bearer' && previous === this.generation) {
+            await this.refresh(call, this.auth.challenge);
+        }
+        const credentials = await this.credentials(call);
+        return { location: { url, ...(credentials ? { credentials } : {}) }, generation: this.generation };
+    }
+    /**
+     * Any other call on this repository (`HEAD blobs/…`, an upload), with the session's
+     * credentials: anonymous first, a 401 answered once. The caller reads or dumps the body.
+     */
+    request(call, path, options = {}) {
+        return this.send(call, this.url(path), options);
+    }
+    /** Learns the auth state with a HEAD that stops at the first answer (no CDN round trip). */
+    async probe(call, url, hex) {
+        const response = await this.send(call, url, { method: 'HEAD', maxRedirects: 0 });
+        await response.body.dump().catch(() => undefined);
+        if (response.status === 404) {
+            throw new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `blob sha256:${hex} of ${this.repository} is missing on ${this.registry.host}`, {
+                status: 404,
+            });
+        }
+    }
+    /** A request with the current credentials; on 401, answer the challenge and retry once. */
+    async send(call, url, options) {
+        const attempt = async () => {
+            const credentials = await this.credentials(call);
+            return call.http.request(url, {
+                ...options,
+                ...(credentials ? { credentials } : {}),
+                ...(call.signal ? { signal: call.signal } : {}),
+            });
+        };
+        let response = await attempt();
+        if (response.status !== 401) {
+            if (this.auth.kind === 'unknown')
+                this.auth = { kind: 'anonymous' };
+            return response;
+        }
+        const challenges = parseChallenges(response.headers['www-authenticate']);
+        await response.body.dump().catch(() => undefined);
+        await this.answer(call, challenges);
+        response = await attempt();
+        if (response.status === 401) {
+            await response.body.dump().catch(() => undefined);
+            throw authError(this.registry, `refused access to ${this.repository} after authenticating (HTTP 401)`, 401);
+        }
+        return response;
+    }
+    async answer(call, challenges) {
+        const bearer = challenges.find((c) => c.scheme === 'bearer');
+        if (bearer)
+            return this.refresh(call, bearer);
+        if (challenges.some((c) => c.scheme === 'basic') && this.policy.basicAuth) {
+            // A Basic challenge names no separate realm: the registry itself is where the password goes.
+            this.auth = { kind: 'basic' };
+            return;
+        }
+        const offered = challenges.map((c) => c.scheme).join(', ') || 'no challenge';
+        throw authError(this.registry, `requires authentication for ${this.repository} (offered: ${offered})`, 401);
+    }
+    /** One token request at a time; callers that arrive meanwhile share its result. */
+    refresh(call, challenge) {
+        this.pending ??= (async () => {
+            try {
+                const token = await fetchToken(call.http, challenge, this.registry, this.scopes, this.policy, () => call.clock.now(), call.signal);
+                this.auth = { kind: 'bearer', challenge, token: token.value, expiresAt: token.expiresAt };
+                this.generation++;
+            }
+            finally {
+                this.pending = undefined;
+            }
+        })();
+        return this.pending;
+    }
+    async credentials(call) {
+        if (this.pending)
+            await this.pending;
+        if (this.auth.kind === 'basic' && this.policy.basicAuth) {
+            return { origin: this.registry.origin, headers: { authorization: basicHeader(this.policy.basicAuth) } };
+        }
+        if (this.auth.kind !== 'bearer')
+            return undefined;
+        if (call.clock.now() >= this.auth.expiresAt - EXPIRY_MARGIN_MS)
+            await this.refresh(call, this.auth.challenge);
+        if (this.auth.kind !== 'bearer')
+            return undefined;
+        return { origin: this.registry.origin, headers: { authorization: `Bearer ${this.auth.token}` } };
+    }
+}
+/** Reads a small body whole, refusing more than `max` bytes (a manifest, not a blob). */
+async function readLimited(response, max, what) {
+    const declared = Number(response.headers['content-length']);
+    const tooLarge = () => new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `${what} is larger than ${max} bytes; refusing to read it`);
+    if (Number.isFinite(declared) && declared > max) {
+        response.body.destroy();
+        throw tooLarge();
+    }
+    const chunks = [];
+    let total = 0;
+    try {
+        for await (const chunk of response.body) {
+            total += chunk.length;
+            if (total > max) {
+                response.body.destroy();
+                throw tooLarge();
+            }
+            chunks.push(chunk);
+        }
+    }
+    catch (error) {
+        if (error instanceof errors/* ModelPullError */.Vy)
+            throw error;
+        throw (0,client/* networkError */.x6)(error, (0,errors/* redactUrl */.BO)(response.url));
+    }
+    return Buffer.concat(chunks);
+}
+
+;// CONCATENATED MODULE: ./src/registry/client.ts
+
+function registryOptions(settings) {
+    return {
+        allowedRealmHosts: settings.allowedRealmHosts,
+        ...(settings.registryAuth ? { basicAuth: settings.registryAuth } : {}),
+    };
+}
+/**
+ * The OCI distribution client of a run: one session per repository and set of actions, so a
+ * token is fetched once and shared by every blob of that repository. Basic credentials belong
+ * to one registry: a session for any other host never sees them, even if that registry's
+ * challenge names a realm on its own host.
+ */
+class RegistryClient {
+    options;
+    sessions = new Map();
+    policy;
+    constructor(options = {}) {
+        this.options = options;
+        this.policy = { allowedRealmHosts: options.allowedRealmHosts ?? [] };
+    }
+    session(address, actions = ['pull']) {
+        const registry = new URL(address.origin);
+        const key = `${registry.origin}/${address.repository} ${actions.join(',')}`;
+        let session = this.sessions.get(key);
+        if (!session) {
+            const basicAuth = this.options.basicAuth;
+            const own = basicAuth !== undefined && basicAuth.host === address.host;
+            const policy = own ? { ...this.policy, basicAuth } : this.policy;
+            session = new RegistrySession(registry, address.repository, policy, actions);
+            this.sessions.set(key, session);
+        }
+        return session;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/sources/ollama/ref.ts
+
+const OLLAMA_PREFIX = 'ollama:';
+const DEFAULTS = {
+    scheme: 'https',
+    host: 'registry.ollama.ai',
+    namespace: 'library',
+    tag: 'latest',
+};
+/**
+ * Ollama's per-part rules (protocols.md, "Names"): every part starts with a letter, digit or `_`;
+ * the host may also hold `.`, `-`, `_`, `:` (a port) and be 350 long; a namespace holds no `.`;
+ * model and tag may hold `.`, `-`, `_`; namespace, model and tag are at most 80 long.
+ */
+const PARTS = {
+    host: { max: 350, rest: /^[A-Za-z0-9_.:-]*$/, allowed: 'letters, digits, _, -, . and :' },
+    namespace: { max: 80, rest: /^[A-Za-z0-9_-]*$/, allowed: 'letters, digits, _ and -' },
+    model: { max: 80, rest: /^[A-Za-z0-9_.-]*$/, allowed: 'letters, digits, _, - and .' },
+    tag: { max: 80, rest: /^[A-Za-z0-9_.-]*$/, allowed: 'letters, digits, _, - and .' },
+};
+/** Parses the reference of an `ollama:` line; every failure quotes the line and says why. */
+function parseOllamaRef(parts) {
+    const { line } = parts;
+    (0,refs_line/* onlyOptions */.Lg)(parts, []);
+    if (!parts.reference.startsWith(OLLAMA_PREFIX)) {
+        throw (0,refs_line/* badLine */.mV)(line, 'expected a reference starting with ollama:');
+    }
+    const name = parts.reference.slice(OLLAMA_PREFIX.length);
+    if (name === '')
+        throw (0,refs_line/* badLine */.mV)(line, 'the model name is missing after ollama:');
+    // '@' never appears in a name part, so the last one starts the pin; then the scheme, then the
+    // tag, which is split off only when the last ':' comes after the last '/' (so `host:port/ns/m`
+    // keeps its port: a '/' can never appear in a tag).
+    const [unpinned, pin] = cutPin(line, name);
+    const [path, scheme] = cutScheme(line, unpinned);
+    let rest = path;
+    let tag;
+    const colon = rest.lastIndexOf(':');
+    if (colon > rest.lastIndexOf('/')) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        if (tag === '')
+            throw (0,refs_line/* badLine */.mV)(line, 'the tag after ":" is empty');
+    }
+    const segments = rest.split('/');
+    if (segments.length > 3)
+        throw (0,refs_line/* badLine */.mV)(line, 'too many "/": expected [host/][namespace/]model[:tag]');
+    if (segments.some((p) => p === '')) {
+        throw (0,refs_line/* badLine */.mV)(line, 'empty part between "/": expected [host/][namespace/]model[:tag]');
+    }
+    const model = segments.pop();
+    const namespace = segments.pop();
+    const host = segments.pop();
+    if (scheme && host === undefined) {
+        throw (0,refs_line/* badLine */.mV)(line, 'an explicit scheme needs a host: scheme://host/namespace/model[:tag]');
+    }
+    const ref = {
+        line,
+        scheme: scheme ?? DEFAULTS.scheme,
+        host: host ?? DEFAULTS.host,
+        namespace: namespace ?? DEFAULTS.namespace,
+        model,
+        tag: tag ?? DEFAULTS.tag,
+        ...(pin === undefined ? {} : { pin }),
+    };
+    for (const kind of ['host', 'namespace', 'model', 'tag'])
+        checkPart(line, kind, ref[kind]);
+    checkAddress(line, ref);
+    return ref;
+}
+function cutPin(line, name) {
+    const at = name.lastIndexOf('@');
+    if (at < 0)
+        return [name, undefined];
+    const digest = name.slice(at + 1);
+    const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
+    if (!m) {
+        throw (0,refs_line/* badLine */.mV)(line, `a pin must be @sha256: followed by 64 lowercase hex digits, got "@${ref_clip(digest)}"`);
+    }
+    return [name.slice(0, at), m[1]];
+}
+function cutScheme(line, name) {
+    const s = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(name);
+    if (!s)
+        return [name, undefined];
+    const given = s[1].toLowerCase();
+    if (given !== 'http' && given !== 'https') {
+        throw (0,refs_line/* badLine */.mV)(line, `unsupported scheme "${s[1]}://" (use http:// or https://)`);
+    }
+    return [name.slice(s[0].length), given];
+}
+function checkPart(line, kind, value) {
+    const rule = PARTS[kind];
+    if (value.length > rule.max) {
+        throw (0,refs_line/* badLine */.mV)(line, `${kind} "${ref_clip(value)}" is longer than ${rule.max} characters`);
+    }
+    if (!/^[A-Za-z0-9_]/.test(value)) {
+        throw (0,refs_line/* badLine */.mV)(line, `${kind} "${ref_clip(value)}" must start with a letter, a digit or _`);
+    }
+    if (!rule.rest.test(value.slice(1))) {
+        throw (0,refs_line/* badLine */.mV)(line, `${kind} "${ref_clip(value)}" may only contain ${rule.allowed}`);
+    }
+}
+/**
+ * Ollama accepts names such as `host:https/ns/model` that no URL can reach; refusing them here
+ * keeps the promise that a bad line fails before any request.
+ */
+function checkAddress(line, ref) {
+    try {
+        new URL(`${ref.scheme}://${ref.host}/`);
+    }
+    catch {
+        throw (0,refs_line/* badLine */.mV)(line, `host "${ref_clip(ref.host)}" is not a network address (expected host or host:port)`);
+    }
+}
+/** `host/namespace/model:tag`, the name Ollama lists and the `name` of the model's report. */
+function ollamaName(ref) {
+    return `${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`;
+}
+/** `scheme://host`, the registry's origin, where `/v2/…` requests go. */
+function registryOrigin(ref) {
+    return new URL(`${ref.scheme}://${ref.host}/`).origin;
+}
+/** `namespace/model`, the repository path of the distribution API. */
+function repositoryOf(ref) {
+    return `${ref.namespace}/${ref.model}`;
+}
+function ref_clip(text) {
+    return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __webpack_require__(7598);
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __webpack_require__(1455);
+// EXTERNAL MODULE: ./src/fs-dirs.ts
+var fs_dirs = __webpack_require__(3341);
+;// CONCATENATED MODULE: ./src/layouts/ollama.ts
+
+
+
+
+
+
+/**
+ * Ollama's store (protocols.md, "Ollama on-disk layout"):
+ *   <root>/blobs/sha256-<hex>                          every layer and the config, 0644
+ *   <root>/manifests/<host>/<namespace>/<model>/<tag>  the manifest bytes exactly as served
+ * Folders are 0755. Partial data never goes inside `blobs/`, because the server deletes names
+ * there that are not digests; our staging folder sits beside it and Ollama never scans it.
+ */
+const INGEST_FOLDER = '.model-pull-ingest';
+function blobPath(root, hex) {
+    if (!(0,digest/* isSha256Hex */.P4)(hex))
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `not a sha256 digest: "${hex.slice(0, 80)}"`);
+    return (0,external_node_path_.join)(root, 'blobs', `sha256-${hex}`);
+}
+/** The manifest file; the name parts were validated by the reference parser (no `/`, no `..`). */
+function manifestPath(root, name) {
+    return (0,external_node_path_.join)(root, 'manifests', name.host, name.namespace, name.model, name.tag);
+}
+/** The engine's staging folder: same filesystem as `blobs/` (atomic rename), outside it. */
+function ingestDir(root) {
+    return (0,external_node_path_.join)(root, INGEST_FOLDER);
+}
+/** The stored manifest bytes, or undefined when there is none. */
+async function readStoredManifest(root, name) {
+    try {
+        return await (0,promises_.readFile)(manifestPath(root, name));
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * Makes verified blobs a model Ollama lists and runs: every blob present at its size, 0644, mtime
+ * now (Ollama prunes unreferenced blobs older than an hour at start; a blob restored from a cache
+ * carries an old mtime, and until the manifest lands it is unreferenced), then the manifest,
+ * last, through a temporary file and a rename, so a reader never sees half a manifest and a
+ * manifest never names a blob that is not there.
+ */
+async function commitOllamaModel(root, name, manifest, blobs, now = new Date()) {
+    await (0,fs_dirs/* ensureDirs */.J)((0,external_node_path_.join)(root, 'blobs'));
+    for (const blob of blobs) {
+        const path = blobPath(root, blob.hex);
+        let size;
+        try {
+            size = (await (0,promises_.stat)(path)).size;
+        }
+        catch {
+            throw new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `blob ${path} is missing; cannot write the manifest of ${label(name)}`);
+        }
+        if (size !== blob.size) {
+            throw new errors/* ModelPullError */.Vy('ERR_SIZE_MISMATCH', `blob ${path} has ${size} bytes, the manifest of ${label(name)} says ${blob.size}`);
+        }
+        await (0,promises_.chmod)(path, 0o644);
+        await (0,promises_.utimes)(path, now, now);
+    }
+    const target = manifestPath(root, name);
+    await (0,fs_dirs/* ensureDirs */.J)((0,external_node_path_.dirname)(target));
+    const staging = ingestDir(root);
+    await (0,fs_dirs/* ensureDirs */.J)(staging);
+    const temp = (0,external_node_path_.join)(staging, `manifest-${(0,external_node_crypto_.randomBytes)(8).toString('hex')}.tmp`);
+    try {
+        await (0,promises_.writeFile)(temp, manifest, { mode: 0o644 });
+        await (0,promises_.chmod)(temp, 0o644);
+        await (0,promises_.rename)(temp, target);
+    }
+    catch (error) {
+        await (0,promises_.rm)(temp, { force: true });
+        throw error;
+    }
+}
+function label(name) {
+    return `${name.host}/${name.namespace}/${name.model}:${name.tag}`;
+}
+
+// EXTERNAL MODULE: ./src/sources/ollama/manifest.ts
+var ollama_manifest = __webpack_require__(3340);
+;// CONCATENATED MODULE: ./src/sources/ollama/source.ts
+
+
+
+
+
+
+
+/** Resolves `ollama:` references against Ollama's registry or any OCI-distribution registry. */
+function createOllamaSource(options) {
+    const registry = new RegistryClient(options);
+    const sessionFor = (ref) => registry.session({ origin: registryOrigin(ref), host: ref.host, repository: repositoryOf(ref) });
+    return {
+        async identify(ref, ctx) {
+            // A pin whose manifest is already in the store needs no request at all (offline reruns).
+            if (ref.pin !== undefined) {
+                const stored = await readStoredManifest(options.modelsRoot, ref);
+                if (stored && (0,digest/* sha256Hex */.fg)(stored) === ref.pin)
+                    return identityOf(ref, (0,ollama_manifest/* parseManifest */.Ng)(stored, ollamaName(ref)), ref.pin);
+            }
+            const bytes = await sessionFor(ref).getManifest(ctx, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
+                name: ollamaName(ref),
+                ...(ref.pin ? { expectHex: ref.pin } : {}),
+            });
+            return identityOf(ref, (0,ollama_manifest/* parseManifest */.Ng)(bytes, ollamaName(ref)), (0,digest/* sha256Hex */.fg)(bytes));
+        },
+        async plan(ref, identity, ctx) {
+            const hex = recordedHex(ref, identity);
+            const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, () => sessionFor(ref).getManifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }));
+            return planEntry(ref, identity, manifest, options.modelsRoot, sessionFor(ref), ctx);
+        },
+    };
+}
+function identityOf(ref, manifest, hex) {
+    return {
+        source: 'ollama',
+        ref: ref.line,
+        name: ollamaName(ref),
+        digest: `sha256:${hex}`,
+        contentDigest: hex,
+        // The manifest text lets plan() and a lock file skip a second request; plan() re-hashes it.
+        detail: { manifest: manifest.text },
+    };
+}
+/**
+ * The manifest digest of an identity from identify() or a lock file, once it is known to name
+ * the line's model (and its pin, if the line has one). A name left empty is taken from the line.
+ */
+function recordedHex(ref, identity) {
+    if (identity.name !== '' && identity.name !== ollamaName(ref))
+        throw recordedIdentityError(identity, `it names ${identity.name}, not ${ollamaName(ref)}`);
+    const m = /^sha256:([0-9a-f]{64})$/.exec(identity.digest);
+    if (!m || identity.contentDigest !== m[1])
+        throw recordedIdentityError(identity, `"${identity.digest.slice(0, 80)}" is not a manifest digest`);
+    if (ref.pin !== undefined && m[1] !== ref.pin)
+        throw recordedIdentityError(identity, `it is pinned to ${identity.digest}, the line to sha256:${ref.pin}`);
+    return m[1];
+}
+/** The manifest bytes for a known digest: recorded text, else the store, else the registry. */
+async function manifestFor(ref, identity, hex, root, fetch) {
+    const name = ollamaName(ref);
+    const recorded = identity.detail?.manifest;
+    if (typeof recorded === 'string') {
+        const bytes = Buffer.from(recorded, 'utf8');
+        const actual = (0,digest/* sha256Hex */.fg)(bytes);
+        if (actual !== hex) {
+            throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `the recorded manifest of ${name} hashes to sha256:${actual}, not its recorded digest sha256:${hex}`);
+        }
+        return (0,ollama_manifest/* parseManifest */.Ng)(bytes, name);
+    }
+    const stored = await readStoredManifest(root, ref);
+    if (stored && (0,digest/* sha256Hex */.fg)(stored) === hex)
+        return (0,ollama_manifest/* parseManifest */.Ng)(stored, name);
+    return (0,ollama_manifest/* parseManifest */.Ng)(await fetch(), name);
+}
+function planEntry(ref, identity, manifest, root, session, ctx) {
+    const all = [manifest.config, ...manifest.layers];
+    const blobs = all.map((d) => source_blobSpec(ref, d, d === manifest.config ? 'config' : (0,ollama_manifest/* layerKind */.G0)(d.mediaType), root, session, ctx));
+    const files = all.map((d) => ({ path: blobPath(root, d.hex), digest: `sha256:${d.hex}`, size: d.size }));
+    const bytes = Buffer.from(manifest.text, 'utf8');
+    return {
+        identity: { ...identity, name: ollamaName(ref), detail: { ...identity.detail, manifest: manifest.text } },
+        path: blobPath(root, (0,ollama_manifest/* weightsLayer */.nI)(manifest).hex),
+        size: manifest.totalSize,
+        files,
+        blobs,
+        // Blobs only: a restored manifest would name blobs before they are verified (the manifest is
+        // written last, by commit(), from the identity's bytes).
+        cachePaths: files.map((f) => f.path),
+        commit: () => commitOllamaModel(root, ref, bytes, all),
+    };
+}
+function source_blobSpec(ref, d, kind, root, session, ctx) {
+    // The token generation this blob last saw: a second locate() means its URL stopped working.
+    let seen;
+    return {
+        digest: { algorithm: 'sha256', hex: d.hex },
+        size: d.size,
+        label: `${ref.line} ${kind}`,
+        target: blobPath(root, d.hex),
+        ingestDir: ingestDir(root),
+        async locate(signal) {
+            const call = signal ? { ...ctx, signal } : ctx;
+            const { location, generation } = await session.blobLocation(call, d.hex, seen);
+            seen = generation;
+            return location;
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/sources/ollama/index.ts
+
+
+
+/** `ollama:[scheme://][host/][namespace/]model[:tag][@sha256:…]`: Ollama's registry or any OCI registry. */
+const ollamaSource = {
+    kind: 'ollama',
+    prefixes: [OLLAMA_PREFIX],
+    syntax: 'ollama:NAME',
+    parse: parseOllamaRef,
+    create: (settings) => createOllamaSource({ modelsRoot: settings.ollamaModels, ...registryOptions(settings) }),
+};
+
+;// CONCATENATED MODULE: ./src/sources/url/ref.ts
+
+
+function parseUrlRef(parts) {
+    const { line } = parts;
+    (0,refs_line/* onlyOptions */.Lg)(parts, ['sha256']);
+    let url;
+    try {
+        url = new URL(parts.reference);
+    }
+    catch {
+        throw (0,refs_line/* badLine */.mV)(line, 'not a valid URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+        throw (0,refs_line/* badLine */.mV)(line, 'only http(s) URLs can be fetched');
+    const sha256 = parts.options.get('sha256')?.toLowerCase();
+    if (sha256 === undefined)
+        throw (0,refs_line/* badLine */.mV)(line, 'a URL needs sha256=<64 hex> so the file can be verified');
+    if (!(0,digest/* isSha256Hex */.P4)(sha256))
+        throw (0,refs_line/* badLine */.mV)(line, 'sha256= must be 64 hexadecimal characters');
+    // The line is echoed in logs, outputs and the lock file, so it must never carry a secret.
+    if (url.username || url.password) {
+        throw (0,refs_line/* badLine */.mV)(line, 'credentials in a URL would end up in logs, outputs and the lock file; remove user:password@');
+    }
+    url.hash = '';
+    const fileName = fileNameOf(url);
+    if (!fileName)
+        throw (0,refs_line/* badLine */.mV)(line, 'the URL path names no file');
+    return { line, url: url.toString(), sha256, fileName };
+}
+/** The last path segment, decoded, if it is a safe single file name. */
+function fileNameOf(url) {
+    const last = url.pathname.split('/').pop() ?? '';
+    let name;
+    try {
+        name = decodeURIComponent(last);
+    }
+    catch {
+        return undefined;
+    }
+    if (!name || name === '.' || name === '..' || /[/\\\0]/.test(name) || name.startsWith('.'))
+        return undefined;
+    return name;
+}
+
+;// CONCATENATED MODULE: ./src/sources/url/source.ts
+
+
+
+/**
+ * The plain-URL source: the line carries its sha256, so identifying it needs no request. The
+ * size is learned from the server; the file lands as `<files-dir>/<file name>`.
+ */
+function createUrlSource(options) {
+    return {
+        async identify(ref) {
+            return source_identityOf(ref);
+        },
+        async plan(ref, identity) {
+            // The line itself is the whole identity: a recorded one must say the same (a name left
+            // empty is taken from the line).
+            const expected = source_identityOf(ref);
+            if ((identity.name !== '' && identity.name !== expected.name) || identity.digest !== expected.digest)
+                throw recordedIdentityError(identity, `it names ${identity.name} ${identity.digest}, not the line's file`);
+            if (identity.contentDigest !== expected.contentDigest)
+                throw recordedIdentityError(identity, 'contentDigest is not the sha256 of the file');
+            const target = (0,external_node_path_.join)(options.filesDir, ref.fileName);
+            return {
+                identity: expected,
+                path: target,
+                size: 0,
+                files: [{ path: target, digest: expected.digest, size: 0 }],
+                blobs: [
+                    {
+                        digest: { algorithm: 'sha256', hex: ref.sha256 },
+                        label: ref.fileName,
+                        target,
+                        ingestDir: (0,external_node_path_.join)(options.filesDir, '.model-pull-ingest'),
+                        locate: async () => ({ url: ref.url }),
+                    },
+                ],
+                cachePaths: [target],
+                commit: async () => undefined,
+            };
+        },
+    };
+}
+function source_identityOf(ref) {
+    return {
+        source: 'url',
+        ref: ref.line,
+        name: (0,errors/* redactUrl */.BO)(ref.url),
+        digest: `sha256:${ref.sha256}`,
+        contentDigest: ref.sha256,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/sources/url/index.ts
+
+
+
+/** `https://host/path/file.gguf sha256=<64 hex>`: a plain file, landing in files-dir. */
+const urlSource = {
+    kind: 'url',
+    prefixes: ['https://', 'http://'],
+    syntax: 'an https:// URL with sha256=',
+    parse: parseUrlRef,
+    // URL lines land as <files-dir>/<file name>: two different files may not share one.
+    checkLines(refs) {
+        const byName = new Map();
+        for (const { line, ref } of refs) {
+            const first = byName.get(ref.fileName);
+            if (first && first.sha256 !== ref.sha256) {
+                throw (0,refs_line/* badLine */.mV)(line, `its file name "${ref.fileName}" is already used by "${first.line}" for other bytes`);
+            }
+            byName.set(ref.fileName, ref);
+        }
+    },
+    create: (settings) => createUrlSource({ filesDir: settings.filesDir }),
+};
+
+;// CONCATENATED MODULE: ./src/sources/index.ts
+
+
+
+/**
+ * The sources the action and the CLI pull with, one line each; a new source is its folder (with
+ * a descriptor in its index.ts) and one line here. Order only matters for the wording of the
+ * error on a line that no source claims.
+ */
+const DEFAULT_SOURCES = [ollamaSource, hfSource, urlSource];
+
+
+/***/ }),
+
+/***/ 3340:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   G0: () => (/* binding */ layerKind),
+/* harmony export */   Ng: () => (/* binding */ parseManifest),
+/* harmony export */   nI: () => (/* binding */ weightsLayer)
+/* harmony export */ });
+/* unused harmony export OLLAMA_MODEL_LAYER */
+/* harmony import */ var _registry_manifest_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(506);
+
+/** The layer that holds the GGUF weights (docs/registries.md, "Ollama's registry and names"). */
+const OLLAMA_MODEL_LAYER = 'application/vnd.ollama.image.model';
+/**
+ * An image manifest (not an index) with a config and at least one layer, validated before
+ * anything in it is used in a path or a URL, and with no digest listed twice: the store keeps one
+ * file per digest, so a repeat can only be a broken or hostile manifest.
+ */
+function parseManifest(bytes, name) {
+    const manifest = (0,_registry_manifest_js__WEBPACK_IMPORTED_MODULE_0__/* .parseImageManifest */ .Sw)(bytes, name);
+    const seen = new Map([[manifest.config.hex, 'the config']]);
+    manifest.layers.forEach((layer, i) => {
+        const earlier = seen.get(layer.hex);
+        if (earlier)
+            throw (0,_registry_manifest_js__WEBPACK_IMPORTED_MODULE_0__/* .badManifest */ .FC)(name, `layer ${i + 1} repeats the digest of ${earlier} (sha256:${layer.hex})`);
+        seen.set(layer.hex, `layer ${i + 1}`);
+    });
+    return manifest;
+}
+/** The weights: the `model` layer; a manifest without one (an adapter-only or OCI artifact) the largest. */
+function weightsLayer(manifest) {
+    const model = manifest.layers.find((l) => l.mediaType === OLLAMA_MODEL_LAYER);
+    if (model)
+        return model;
+    return manifest.layers.reduce((a, b) => (b.size > a.size ? b : a));
+}
+/** `model`, `template`, … for Ollama layers; the media type otherwise. For labels. */
+function layerKind(mediaType) {
+    const prefix = 'application/vnd.ollama.image.';
+    return mediaType.startsWith(prefix) ? mediaType.slice(prefix.length) : mediaType;
+}
+
+
+/***/ })
+
+};
