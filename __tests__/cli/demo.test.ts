@@ -56,5 +56,6 @@ it('--keep keeps a store and cache that verify finds intact', async () => {
   expect(lines(verify.stdout)).toEqual([
     expect.stringMatching(/: 4 files, 8\.0 MiB checked, 0 damaged$/),
     expect.stringMatching(/: 2 files, 8\.0 MiB checked, 0 damaged$/),
+    `files ${join(tmp.path, '.cache', 'model-pull', 'files')}: not there, nothing to check`,
   ]);
 });

@@ -41,8 +41,8 @@ describe('bad usage exits 2 with one line on stderr', () => {
       'model-pull verify: takes no model lines, got "ollama:x" (see model-pull verify --help)',
     ],
     [
-      ['verify', '--files-dir', '/tmp'],
-      'model-pull verify: unknown option --files-dir (see model-pull verify --help)',
+      ['verify', '--concurrency', '2'],
+      'model-pull verify: unknown option --concurrency (see model-pull verify --help)',
     ],
     [['demo', '--json'], 'model-pull demo: unknown option --json (see model-pull demo --help)'],
     [

@@ -24,7 +24,7 @@ function createNoCache() {
 
 __webpack_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 __webpack_require__.r(__webpack_exports__);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(2260);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7743);
 
 // The CLI proper, loaded by src/cli.ts once Node is new enough: the only place that touches
 // argv, signals and the exit code.
@@ -61,7 +61,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 2260:
+/***/ 7743:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -144,259 +144,6 @@ var settings = __webpack_require__(7100);
 var descriptor = __webpack_require__(6541);
 // EXTERNAL MODULE: ./src/sources/index.ts + 18 modules
 var src_sources = __webpack_require__(2484);
-// EXTERNAL MODULE: ./src/sources/ollama/manifest.ts
-var ollama_manifest = __webpack_require__(3340);
-// EXTERNAL MODULE: ./src/digest.ts
-var src_digest = __webpack_require__(2187);
-;// CONCATENATED MODULE: ./src/verify/files.ts
-
-
-
-/** Counts what was hashed; a file reached twice (a blob shared by two models) is hashed once. */
-class Checker {
-    checkedFiles = 0;
-    checkedBytes = 0;
-    damaged = [];
-    verdicts = new Map();
-    /** Why `path` does not hold `digest` in `size` bytes, or undefined when it does. */
-    problem(path, digest, size) {
-        const key = `${path}\0${digest.algorithm}:${digest.hex}\0${size}`;
-        let verdict = this.verdicts.get(key);
-        if (!verdict) {
-            verdict = this.check(path, digest, size);
-            this.verdicts.set(key, verdict);
-        }
-        return verdict;
-    }
-    report() {
-        return { checkedFiles: this.checkedFiles, checkedBytes: this.checkedBytes, damaged: this.damaged };
-    }
-    async check(path, digest, size) {
-        let actual;
-        try {
-            const info = await (0,promises_.stat)(path);
-            if (!info.isFile())
-                return 'not a file';
-            actual = info.size;
-        }
-        catch {
-            return 'missing';
-        }
-        this.checkedFiles++;
-        this.checkedBytes += actual;
-        if (size !== undefined && actual !== size)
-            return `size ${actual}, expected ${size}`;
-        const hex = await (0,src_digest/* hashFile */.DC)(path, digest.algorithm, actual);
-        return hex === digest.hex ? undefined : `${digest.algorithm} ${hex}, expected ${digest.hex}`;
-    }
-}
-/** Names of the sub-folders of `path` (none when it does not exist). */
-async function dirs(path) {
-    return (await entries(path)).filter((e) => e.isDirectory()).map((e) => e.name);
-}
-/** Every file or symlink below `path`, depth first, sorted by name. */
-async function walk(path) {
-    const out = [];
-    for (const e of await entries(path)) {
-        const full = (0,external_node_path_.join)(path, e.name);
-        if (e.isDirectory())
-            out.push(...(await walk(full)));
-        else if (e.isFile() || e.isSymbolicLink())
-            out.push(full);
-    }
-    return out;
-}
-async function entries(path) {
-    try {
-        const list = await (0,promises_.readdir)(path, { withFileTypes: true });
-        return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    }
-    catch {
-        return [];
-    }
-}
-
-// EXTERNAL MODULE: ./src/sources/hf/record.ts
-var record = __webpack_require__(932);
-;// CONCATENATED MODULE: ./src/verify/hf.ts
-
-
-
-
-
-const REPO_FOLDER = /^(models|datasets|spaces)--(.+)$/;
-/**
- * Re-hashes a Hugging Face cache (protocols.md, "Hugging Face cache layout"):
- * - a snapshot model-pull wrote has a record (`<repo>/.model-pull/<commit>.*.json`) listing every
- *   file with its digest and size, so a file missing from the snapshot is found too;
- * - any other snapshot entry is checked against the blob its symlink names (the ETag: sha256 for
- *   LFS files, git blob sha1 otherwise), or for a hard link, the blob that shares its inode; a
- *   real file with no blob to compare with (huggingface_hub moves the blob where symlinks are
- *   missing) cannot be checked and is skipped;
- * - a ref must name a commit that has a snapshot.
- */
-async function verifyHfCache(root) {
-    const checker = new Checker();
-    for (const folder of await dirs(root)) {
-        const m = REPO_FOLDER.exec(folder);
-        if (!m)
-            continue;
-        const repo = `hf:${m[1] === 'models' ? '' : `${m[1]}/`}${m[2].split('--').join('/')}`;
-        await verifyRepo((0,external_node_path_.join)(root, folder), repo, checker);
-    }
-    // Records list files in the Hub's order; a report sorted by path is easier to read and diff.
-    checker.damaged.sort((a, b) => (a.model === b.model ? compare(a.path, b.path) : compare(a.model, b.model)));
-    return checker.report();
-}
-async function verifyRepo(folder, repo, checker) {
-    const commits = await dirs((0,external_node_path_.join)(folder, 'snapshots'));
-    for (const ref of await walk((0,external_node_path_.join)(folder, 'refs'))) {
-        const commit = (await (0,promises_.readFile)(ref, 'utf8').catch(() => '')).trim();
-        if (!commits.includes(commit)) {
-            const named = (0,src_digest/* isSha1Hex */.PV)(commit) ? `commit ${commit}, which has no snapshot` : 'no commit';
-            checker.damaged.push({ model: repo, path: ref, problem: `the ref names ${named}` });
-        }
-    }
-    const records = await readRecords((0,external_node_path_.join)(folder, '.model-pull'));
-    const inodes = new BlobInodes((0,external_node_path_.join)(folder, 'blobs'));
-    for (const commit of commits) {
-        const model = `${repo}@${commit}`;
-        const snapshot = (0,external_node_path_.join)(folder, 'snapshots', commit);
-        const expected = records.get(commit) ?? new Map();
-        for (const [path, want] of expected) {
-            const file = (0,external_node_path_.join)(snapshot, ...path.split('/'));
-            const present = await (0,promises_.lstat)(file).then(() => true, () => false);
-            const problem = present
-                ? await checker.problem(file, want.digest, want.size)
-                : 'missing from the snapshot';
-            if (problem)
-                checker.damaged.push({ model, path: file, problem: linkProblem(problem, want.digest) });
-        }
-        for (const file of await walk(snapshot)) {
-            if (expected.has((0,external_node_path_.relative)(snapshot, file).split(external_node_path_.sep).join('/')))
-                continue;
-            const etag = await etagOf(file, inodes);
-            if (!etag)
-                continue;
-            const digest = (0,src_digest/* isSha256Hex */.P4)(etag)
-                ? { algorithm: 'sha256', hex: etag }
-                : { algorithm: 'git-sha1', hex: etag };
-            const problem = await checker.problem(file, digest, undefined);
-            if (problem)
-                checker.damaged.push({ model, path: file, problem: linkProblem(problem, digest) });
-        }
-    }
-}
-function compare(a, b) {
-    return a < b ? -1 : a > b ? 1 : 0;
-}
-/** A snapshot entry whose link target is gone is a missing blob, and says which. */
-function linkProblem(problem, digest) {
-    return problem === 'missing' ? `missing blob ${digest.hex}` : problem;
-}
-/** What model-pull's records say each complete snapshot holds, by commit then path. */
-async function readRecords(folder) {
-    const byCommit = new Map();
-    let names;
-    try {
-        names = (await (0,promises_.readdir)(folder)).filter((n) => n.endsWith('.json')).sort();
-    }
-    catch {
-        return byCommit;
-    }
-    for (const name of names) {
-        try {
-            const data = JSON.parse(await (0,promises_.readFile)((0,external_node_path_.join)(folder, name), 'utf8'));
-            if (typeof data.commit !== 'string' || !(0,src_digest/* isSha1Hex */.PV)(data.commit) || !Array.isArray(data.files))
-                continue;
-            const files = byCommit.get(data.commit) ?? new Map();
-            for (const raw of data.files) {
-                const file = (0,record/* checkedFile */.y0)(raw);
-                files.set(file.path, { digest: file.digest, size: file.size });
-            }
-            byCommit.set(data.commit, files);
-        }
-        catch {
-            // Not a record of ours (or a damaged one): the symlink check below still covers its files.
-        }
-    }
-    return byCommit;
-}
-/** The ETag a snapshot entry stands for: its symlink target's name, or a blob with its inode. */
-async function etagOf(file, inodes) {
-    let name;
-    try {
-        name = (0,external_node_path_.basename)(await (0,promises_.readlink)(file));
-    }
-    catch {
-        name = (await inodes.nameOf(file)) ?? '';
-    }
-    return (0,src_digest/* isSha256Hex */.P4)(name) || (0,src_digest/* isSha1Hex */.PV)(name) ? name : undefined;
-}
-/** Blob names by inode, read once per repo, to recognise hard-linked snapshot files. */
-class BlobInodes {
-    blobs;
-    map;
-    constructor(blobs) {
-        this.blobs = blobs;
-    }
-    async nameOf(file) {
-        this.map ??= this.read();
-        const info = await (0,promises_.stat)(file).catch(() => undefined);
-        return info ? (await this.map).get(`${info.dev}:${info.ino}`) : undefined;
-    }
-    async read() {
-        const map = new Map();
-        for (const name of await (0,promises_.readdir)(this.blobs).catch(() => [])) {
-            const info = await (0,promises_.stat)((0,external_node_path_.join)(this.blobs, name)).catch(() => undefined);
-            if (info?.isFile())
-                map.set(`${info.dev}:${info.ino}`, name);
-        }
-        return map;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/verify/stores.ts
-
-
-
-
-
-
-/**
- * Re-hashes an Ollama store against its manifests: every manifest under `manifests/` must parse
- * and every blob it names (config included) must be `blobs/sha256-<hex>` with its size and
- * sha256, which is what `ollama run` trusts without checking (protocols.md, Ollama store).
- */
-async function verifyOllamaStore(root) {
-    const checker = new Checker();
-    const manifests = (0,external_node_path_.join)(root, 'manifests');
-    for (const file of await walk(manifests)) {
-        const model = ollamaName((0,external_node_path_.relative)(manifests, file));
-        let manifest;
-        try {
-            manifest = (0,ollama_manifest/* parseManifest */.Ng)(await (0,promises_.readFile)(file), model);
-        }
-        catch (error) {
-            checker.damaged.push({ model, path: file, problem: (0,errors/* describeError */.Uc)(error) });
-            continue;
-        }
-        for (const blob of [manifest.config, ...manifest.layers]) {
-            const path = (0,external_node_path_.join)(root, 'blobs', `sha256-${blob.hex}`);
-            const problem = await checker.problem(path, { algorithm: 'sha256', hex: blob.hex }, blob.size);
-            if (problem)
-                checker.damaged.push({ model, path, problem });
-        }
-    }
-    return checker.report();
-}
-/** `host/namespace/name/tag` (the manifest's path in the store) as `host/namespace/name:tag`. */
-function ollamaName(path) {
-    const parts = path.split(external_node_path_.sep);
-    const tag = parts.pop();
-    return parts.length ? `${parts.join('/')}:${tag}` : (tag ?? path);
-}
-
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __webpack_require__(7975);
 ;// CONCATENATED MODULE: ./src/cli/args.ts
@@ -456,7 +203,7 @@ function commandFlags(sources) {
         pull: { ...pullFlags, json: { type: 'boolean' } },
         lock: Object.fromEntries(Object.entries(pullFlags).filter(([name]) => !LOCK_UNUSED.has(name))),
         verify: {
-            ...stringFlags([constants/* Inputs */.G0.OllamaModels, constants/* Inputs */.G0.HfCache]),
+            ...stringFlags([constants/* Inputs */.G0.OllamaModels, constants/* Inputs */.G0.HfCache, constants/* Inputs */.G0.FilesDir]),
             json: { type: 'boolean' },
             ...HELP_FLAG,
         },
@@ -585,16 +332,18 @@ Examples:
   model-pull pull https://host/model.gguf sha256=<64 hex> --files-dir ./models
 
 ${PULL_OPTIONS}`,
-    verify: `Usage: model-pull verify [--ollama-models DIR] [--hf-cache DIR] [--json]
+    verify: `Usage: model-pull verify [--ollama-models DIR] [--hf-cache DIR] [--files-dir DIR] [--json]
 
-Re-hashes every blob of every manifest in the Ollama store and every file of every snapshot in
-the Hugging Face cache, and lists what is damaged (missing, wrong size, wrong digest). Exit 1
-when anything is.
+Re-hashes every blob of every manifest in the Ollama store, every file of every snapshot in
+the Hugging Face cache and every file a URL line put in files-dir, and lists what is damaged
+(missing, wrong size, wrong digest) by model line, with the pull command that repairs it.
+Exit 1 when anything is damaged or a folder given here does not exist.
 
 Options (environment defaults as for pull):
   --ollama-models DIR     Ollama store root ($OLLAMA_MODELS or ~/.ollama/models)
   --hf-cache DIR          Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)
-  --json                  print {"damaged": [{model, path, problem}]} on stdout
+  --files-dir DIR         where https:// files land (~/.cache/model-pull/files)
+  --json                  print {"damaged": [{model, line, path, problem}], "missing": [folders]} on stdout
   -h, --help              this help
 `,
     lock: `Usage: model-pull lock [--lockfile FILE] [options] LINE... | -f FILE
@@ -738,6 +487,392 @@ function formatEta(seconds) {
     return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+// EXTERNAL MODULE: ./src/sources/url/record.ts
+var url_record = __webpack_require__(3063);
+// EXTERNAL MODULE: ./src/digest.ts
+var src_digest = __webpack_require__(2187);
+;// CONCATENATED MODULE: ./src/verify/files.ts
+
+
+
+/** Counts what was hashed; a file reached twice (a blob shared by two models) is hashed once. */
+class Checker {
+    checkedFiles = 0;
+    checkedBytes = 0;
+    damaged = [];
+    verdicts = new Map();
+    /** Why `path` does not hold `digest` in `size` bytes, or undefined when it does. */
+    problem(path, digest, size) {
+        const key = `${path}\0${digest.algorithm}:${digest.hex}\0${size}`;
+        let verdict = this.verdicts.get(key);
+        if (!verdict) {
+            verdict = this.check(path, digest, size);
+            this.verdicts.set(key, verdict);
+        }
+        return verdict;
+    }
+    report() {
+        return { checkedFiles: this.checkedFiles, checkedBytes: this.checkedBytes, damaged: this.damaged };
+    }
+    async check(path, digest, size) {
+        let actual;
+        try {
+            const info = await (0,promises_.stat)(path);
+            if (!info.isFile())
+                return 'not a file';
+            actual = info.size;
+        }
+        catch {
+            return 'missing';
+        }
+        this.checkedFiles++;
+        this.checkedBytes += actual;
+        if (size !== undefined && actual !== size)
+            return `size ${actual}, expected ${size}`;
+        const hex = await (0,src_digest/* hashFile */.DC)(path, digest.algorithm, actual);
+        return hex === digest.hex ? undefined : `${digest.algorithm} ${hex}, expected ${digest.hex}`;
+    }
+}
+/** Names of the sub-folders of `path` (none when it does not exist). */
+async function dirs(path) {
+    return (await entries(path)).filter((e) => e.isDirectory()).map((e) => e.name);
+}
+/** Every file or symlink below `path`, depth first, sorted by name. */
+async function walk(path) {
+    const out = [];
+    for (const e of await entries(path)) {
+        const full = (0,external_node_path_.join)(path, e.name);
+        if (e.isDirectory())
+            out.push(...(await walk(full)));
+        else if (e.isFile() || e.isSymbolicLink())
+            out.push(full);
+    }
+    return out;
+}
+async function entries(path) {
+    try {
+        const list = await (0,promises_.readdir)(path, { withFileTypes: true });
+        return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+    catch {
+        return [];
+    }
+}
+
+;// CONCATENATED MODULE: ./src/verify/files-dir.ts
+
+
+
+/**
+ * Re-hashes the files URL lines put in files-dir against the sha256 of their line, from the
+ * records model-pull keeps beside them. A file without a record (placed by hand, or by a
+ * version that kept none) has nothing to be compared with and is left alone.
+ */
+async function verifyFilesDir(root) {
+    const checker = new Checker();
+    for (const record of await (0,url_record/* readUrlRecords */.Kg)(root)) {
+        const path = (0,external_node_path_.join)(root, record.file);
+        const problem = await checker.problem(path, { algorithm: 'sha256', hex: record.sha256 }, undefined);
+        if (problem)
+            checker.damaged.push({ model: record.line, path, problem, line: record.line });
+    }
+    return checker.report();
+}
+
+// EXTERNAL MODULE: ./src/sources/ollama/manifest.ts
+var ollama_manifest = __webpack_require__(3340);
+// EXTERNAL MODULE: ./src/sources/hf/record.ts
+var record = __webpack_require__(932);
+;// CONCATENATED MODULE: ./src/verify/hf.ts
+
+
+
+
+
+const REPO_FOLDER = /^(models|datasets|spaces)--(.+)$/;
+/**
+ * Re-hashes a Hugging Face cache (protocols.md, "Hugging Face cache layout"):
+ * - a snapshot model-pull wrote has a record (`<repo>/.model-pull/<commit>.*.json`) listing every
+ *   file with its digest and size, so a file missing from the snapshot is found too;
+ * - any other snapshot entry is checked against the blob its symlink names (the ETag: sha256 for
+ *   LFS files, git blob sha1 otherwise), or for a hard link, the blob that shares its inode; a
+ *   real file with no blob to compare with (huggingface_hub moves the blob where symlinks are
+ *   missing) cannot be checked and is skipped;
+ * - a ref must name a commit that has a snapshot.
+ */
+async function verifyHfCache(root) {
+    const checker = new Checker();
+    for (const folder of await dirs(root)) {
+        const m = REPO_FOLDER.exec(folder);
+        if (!m)
+            continue;
+        const repo = `hf:${m[1] === 'models' ? '' : `${m[1]}/`}${m[2].split('--').join('/')}`;
+        await verifyRepo((0,external_node_path_.join)(root, folder), repo, checker);
+    }
+    // Records list files in the Hub's order; a report sorted by path is easier to read and diff.
+    checker.damaged.sort((a, b) => (a.model === b.model ? compare(a.path, b.path) : compare(a.model, b.model)));
+    return checker.report();
+}
+async function verifyRepo(folder, repo, checker) {
+    const commits = await dirs((0,external_node_path_.join)(folder, 'snapshots'));
+    for (const ref of await walk((0,external_node_path_.join)(folder, 'refs'))) {
+        const commit = (await (0,promises_.readFile)(ref, 'utf8').catch(() => '')).trim();
+        if (!commits.includes(commit)) {
+            const named = (0,src_digest/* isSha1Hex */.PV)(commit) ? `commit ${commit}, which has no snapshot` : 'no commit';
+            const line = `${repo}@${(0,external_node_path_.relative)((0,external_node_path_.join)(folder, 'refs'), ref).split(external_node_path_.sep).join('/')}`;
+            checker.damaged.push({ model: repo, path: ref, problem: `the ref names ${named}`, line });
+        }
+    }
+    const records = await readRecords((0,external_node_path_.join)(folder, '.model-pull'));
+    const inodes = new BlobInodes((0,external_node_path_.join)(folder, 'blobs'));
+    for (const commit of commits) {
+        const model = `${repo}@${commit}`;
+        const snapshot = (0,external_node_path_.join)(folder, 'snapshots', commit);
+        const expected = records.get(commit) ?? new Map();
+        for (const [path, want] of expected) {
+            const file = (0,external_node_path_.join)(snapshot, ...path.split('/'));
+            const present = await (0,promises_.lstat)(file).then(() => true, () => false);
+            const problem = present
+                ? await checker.problem(file, want.digest, want.size)
+                : 'missing from the snapshot';
+            if (problem)
+                checker.damaged.push({
+                    model,
+                    path: file,
+                    problem: linkProblem(problem, want.digest),
+                    line: `${model}${want.filters}`,
+                });
+        }
+        for (const file of await walk(snapshot)) {
+            if (expected.has((0,external_node_path_.relative)(snapshot, file).split(external_node_path_.sep).join('/')))
+                continue;
+            const etag = await etagOf(file, inodes);
+            if (!etag)
+                continue;
+            const digest = (0,src_digest/* isSha256Hex */.P4)(etag)
+                ? { algorithm: 'sha256', hex: etag }
+                : { algorithm: 'git-sha1', hex: etag };
+            const problem = await checker.problem(file, digest, undefined);
+            if (problem)
+                checker.damaged.push({ model, path: file, problem: linkProblem(problem, digest), line: model });
+        }
+    }
+}
+function compare(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+/** A snapshot entry whose link target is gone is a missing blob, and says which. */
+function linkProblem(problem, digest) {
+    return problem === 'missing' ? `missing blob ${digest.hex}` : problem;
+}
+/** What model-pull's records say each complete snapshot holds, by commit then path. */
+async function readRecords(folder) {
+    const byCommit = new Map();
+    let names;
+    try {
+        names = (await (0,promises_.readdir)(folder)).filter((n) => n.endsWith('.json')).sort();
+    }
+    catch {
+        return byCommit;
+    }
+    for (const name of names) {
+        try {
+            const data = JSON.parse(await (0,promises_.readFile)((0,external_node_path_.join)(folder, name), 'utf8'));
+            if (typeof data.commit !== 'string' || !(0,src_digest/* isSha1Hex */.PV)(data.commit) || !Array.isArray(data.files))
+                continue;
+            const files = byCommit.get(data.commit) ?? new Map();
+            const filters = [filterWord('include', data.include), filterWord('exclude', data.exclude)].join('');
+            for (const raw of data.files) {
+                const file = (0,record/* checkedFile */.y0)(raw);
+                if (!files.has(file.path))
+                    files.set(file.path, { digest: file.digest, size: file.size, filters });
+            }
+            byCommit.set(data.commit, files);
+        }
+        catch {
+            // Not a record of ours (or a damaged one): the symlink check below still covers its files.
+        }
+    }
+    return byCommit;
+}
+/** ` include=a,b` for a record's filter list (patterns never hold spaces or commas), '' when none. */
+function filterWord(key, patterns) {
+    if (!Array.isArray(patterns))
+        return '';
+    const words = patterns.filter((p) => typeof p === 'string' && /^[^\s,]+$/.test(p));
+    return words.length ? ` ${key}=${words.join(',')}` : '';
+}
+/** The ETag a snapshot entry stands for: its symlink target's name, or a blob with its inode. */
+async function etagOf(file, inodes) {
+    let name;
+    try {
+        name = (0,external_node_path_.basename)(await (0,promises_.readlink)(file));
+    }
+    catch {
+        name = (await inodes.nameOf(file)) ?? '';
+    }
+    return (0,src_digest/* isSha256Hex */.P4)(name) || (0,src_digest/* isSha1Hex */.PV)(name) ? name : undefined;
+}
+/** Blob names by inode, read once per repo, to recognise hard-linked snapshot files. */
+class BlobInodes {
+    blobs;
+    map;
+    constructor(blobs) {
+        this.blobs = blobs;
+    }
+    async nameOf(file) {
+        this.map ??= this.read();
+        const info = await (0,promises_.stat)(file).catch(() => undefined);
+        return info ? (await this.map).get(`${info.dev}:${info.ino}`) : undefined;
+    }
+    async read() {
+        const map = new Map();
+        for (const name of await (0,promises_.readdir)(this.blobs).catch(() => [])) {
+            const info = await (0,promises_.stat)((0,external_node_path_.join)(this.blobs, name)).catch(() => undefined);
+            if (info?.isFile())
+                map.set(`${info.dev}:${info.ino}`, name);
+        }
+        return map;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/verify/stores.ts
+
+
+
+
+
+
+
+/**
+ * Re-hashes an Ollama store against its manifests: every manifest under `manifests/` must parse
+ * and every blob it names (config included) must be `blobs/sha256-<hex>` with its size and
+ * sha256, which is what `ollama run` trusts without checking (protocols.md, Ollama store).
+ */
+async function verifyOllamaStore(root) {
+    const checker = new Checker();
+    const manifests = (0,external_node_path_.join)(root, 'manifests');
+    for (const file of await walk(manifests)) {
+        const model = ollamaName((0,external_node_path_.relative)(manifests, file));
+        const line = ollamaLine(model);
+        let manifest;
+        try {
+            manifest = (0,ollama_manifest/* parseManifest */.Ng)(await (0,promises_.readFile)(file), model);
+        }
+        catch (error) {
+            checker.damaged.push({ model, path: file, problem: (0,errors/* describeError */.Uc)(error), line });
+            continue;
+        }
+        for (const blob of [manifest.config, ...manifest.layers]) {
+            const path = (0,external_node_path_.join)(root, 'blobs', `sha256-${blob.hex}`);
+            const problem = await checker.problem(path, { algorithm: 'sha256', hex: blob.hex }, blob.size);
+            if (problem)
+                checker.damaged.push({ model, path, problem, line });
+        }
+    }
+    return checker.report();
+}
+/**
+ * The shortest line naming an Ollama model: Ollama's own defaults (its registry, `library/`) left
+ * out. The store does not keep the scheme; a registry on loopback is taken to be plain http (a
+ * local or test registry), anything else https.
+ */
+function ollamaLine(name) {
+    const short = name.replace(/^registry\.ollama\.ai\/(library\/)?/, '');
+    const host = short.split('/')[0];
+    const hostname = /^\[[^\]]*\]/.exec(host)?.[0] ?? host.replace(/:\d+$/, '');
+    const loopback = short.includes('/') && (0,http_client/* isLoopbackHost */.cW)(hostname);
+    return `ollama:${loopback ? 'http://' : ''}${short}`;
+}
+/** `host/namespace/name/tag` (the manifest's path in the store) as `host/namespace/name:tag`. */
+function ollamaName(path) {
+    const parts = path.split(external_node_path_.sep);
+    const tag = parts.pop();
+    return parts.length ? `${parts.join('/')}:${tag}` : (tag ?? path);
+}
+
+;// CONCATENATED MODULE: ./src/cli/verify.ts
+
+
+
+
+
+/** The folders verify checks, each with the flag that names it and how its content is checked. */
+const FOLDERS = [
+    {
+        what: 'Ollama store',
+        flag: constants/* Inputs */.G0.OllamaModels,
+        root: (s) => s.ollamaModels,
+        check: verifyOllamaStore,
+    },
+    {
+        what: 'Hugging Face cache',
+        flag: constants/* Inputs */.G0.HfCache,
+        root: (s) => s.hfCache,
+        check: verifyHfCache,
+    },
+    { what: 'files', flag: constants/* Inputs */.G0.FilesDir, root: (s) => s.filesDir, check: verifyFilesDir },
+];
+/**
+ * `model-pull verify`: re-hashes each folder against what model-pull recorded there, lists the
+ * damage by model line and prints the pull that repairs each damaged model. Exit 1 when
+ * anything is damaged, a folder named by a flag is absent, or there was nothing to check.
+ */
+async function verifyCommand(settings, values, io) {
+    const folders = [];
+    const missing = [];
+    for (const folder of FOLDERS) {
+        const root = folder.root(settings);
+        const present = await isFolder(root);
+        // A folder named on the command line must be there; a default one may not be (a machine
+        // that only uses Hugging Face has no Ollama store).
+        if (!present && values[folder.flag] !== undefined)
+            missing.push(`--${folder.flag} ${root}`);
+        else
+            folders.push({ ...folder, root, ...(present ? { report: await folder.check(root) } : {}) });
+    }
+    const checked = folders.filter((f) => f.report !== undefined);
+    const damaged = checked.flatMap((f) => f.report.damaged);
+    if (values.json)
+        io.stdout.write(`${JSON.stringify({ damaged, missing }, null, 2)}\n`);
+    else
+        printReports(folders, (line) => io.stdout.write(`${line}\n`));
+    for (const folder of missing)
+        io.stderr.write(`model-pull verify: ${folder}: no such folder\n`);
+    if (checked.length === 0 && missing.length === 0) {
+        io.stderr.write('model-pull verify: none of the folders exists, nothing was checked\n');
+        return 1;
+    }
+    return damaged.length || missing.length ? 1 : 0;
+}
+function printReports(folders, out) {
+    const repairs = new Set();
+    for (const { what, flag, root, report } of folders) {
+        if (!report) {
+            out(`${what} ${root}: not there, nothing to check`);
+            continue;
+        }
+        const { checkedFiles, checkedBytes, damaged } = report;
+        out(`${what} ${root}: ${checkedFiles} files, ${(0,format/* formatBytes */.z3)(checkedBytes)} checked, ${damaged.length} damaged`);
+        for (const d of damaged) {
+            out(`  ${d.line}: ${d.path}: ${d.problem}`);
+            repairs.add(`model-pull pull --${flag} ${shellWord(root)} ${shellWord(d.line)}`);
+        }
+    }
+    if (repairs.size === 0)
+        return;
+    out(`to repair ${repairs.size === 1 ? 'it' : 'them'}, run:`);
+    for (const command of repairs)
+        out(`  ${command}`);
+}
+async function isFolder(path) {
+    return (0,promises_.stat)(path).then((info) => info.isDirectory(), () => false);
+}
+/** A word as a POSIX shell reads it back: quoted unless it is plainly safe. */
+function shellWord(word) {
+    return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 
 
@@ -805,7 +940,7 @@ async function runCli(argv, io) {
 }
 const COMMANDS = {
     pull: pullCommand,
-    verify: verifyCommand,
+    verify: async (inv) => verifyCommand(await settingsOf(inv, false), inv.values, inv.io),
     lock: lockCommand,
     demo: async (inv) => (await __webpack_require__.e(/* import() */ 57).then(__webpack_require__.bind(__webpack_require__, 3057))).demoCommand(inv.io, { keep: inv.values.keep === true }),
 };
@@ -894,25 +1029,6 @@ async function pullCommand(inv) {
         return 1;
     }
     return report.ok ? 0 : 1;
-}
-async function verifyCommand(inv) {
-    const settings = await settingsOf(inv, false);
-    const reports = [
-        { what: `Ollama store ${settings.ollamaModels}`, ...(await verifyOllamaStore(settings.ollamaModels)) },
-        { what: `Hugging Face cache ${settings.hfCache}`, ...(await verifyHfCache(settings.hfCache)) },
-    ];
-    const damaged = reports.flatMap((r) => r.damaged);
-    if (inv.values.json) {
-        inv.io.stdout.write(`${JSON.stringify({ damaged }, null, 2)}\n`);
-    }
-    else {
-        for (const r of reports) {
-            inv.io.stdout.write(`${r.what}: ${r.checkedFiles} files, ${(0,format/* formatBytes */.z3)(r.checkedBytes)} checked, ${r.damaged.length} damaged\n`);
-            for (const d of r.damaged)
-                inv.io.stdout.write(`  ${d.model}: ${d.path}: ${d.problem}\n`);
-        }
-    }
-    return damaged.length ? 1 : 0;
 }
 async function lockCommand(inv) {
     const settings = await settingsOf(inv);
@@ -5939,7 +6055,10 @@ function fileNameOf(url) {
     return name;
 }
 
+// EXTERNAL MODULE: ./src/sources/url/record.ts
+var record = __webpack_require__(3063);
 ;// CONCATENATED MODULE: ./src/sources/url/source.ts
+
 
 
 
@@ -5976,7 +6095,7 @@ function createUrlSource(options) {
                     },
                 ],
                 cachePaths: [target],
-                commit: async () => undefined,
+                commit: () => (0,record/* writeUrlRecord */.sR)(options.filesDir, { line: ref.line, file: ref.fileName, sha256: ref.sha256 }),
             };
         },
     };
@@ -6069,6 +6188,66 @@ function weightsLayer(manifest) {
 function layerKind(mediaType) {
     const prefix = 'application/vnd.ollama.image.';
     return mediaType.startsWith(prefix) ? mediaType.slice(prefix.length) : mediaType;
+}
+
+
+/***/ }),
+
+/***/ 3063:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   Kg: () => (/* binding */ readUrlRecords),
+/* harmony export */   sR: () => (/* binding */ writeUrlRecord)
+/* harmony export */ });
+/* unused harmony export recordsFolder */
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _digest_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(2187);
+
+
+
+const FORMAT = 'model-pull/url-file@1';
+const recordsFolder = (filesDir) => (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(filesDir, '.model-pull');
+/** Written after the file is in place; a record is a hint for verify, never trusted for bytes. */
+async function writeUrlRecord(filesDir, record) {
+    const folder = recordsFolder(filesDir);
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)(folder, { recursive: true });
+    const path = (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(folder, `${record.file}.json`);
+    const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    try {
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.writeFile)(temp, `${JSON.stringify({ format: FORMAT, ...record }, null, 1)}\n`, { flag: 'wx' });
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rename)(temp, path);
+    }
+    finally {
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(temp, { force: true });
+    }
+}
+/** Every well-formed record in files-dir, by file name; anything else there is ignored. */
+async function readUrlRecords(filesDir) {
+    const folder = recordsFolder(filesDir);
+    const names = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readdir)(folder).catch(() => []);
+    const records = [];
+    for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+        try {
+            const data = JSON.parse(await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)((0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(folder, name), 'utf8'));
+            const { line, file, sha256 } = data;
+            if (data.format !== FORMAT || typeof line !== 'string' || typeof file !== 'string')
+                continue;
+            if (typeof sha256 !== 'string' || !(0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .isSha256Hex */ .P4)(sha256) || `${file}.json` !== name)
+                continue;
+            // A record names a file in files-dir itself, never a path that leaves it.
+            if (file.startsWith('.') || /[/\\\0]/.test(file))
+                continue;
+            records.push({ line, file, sha256 });
+        }
+        catch {
+            // unreadable or not JSON: not a record of ours
+        }
+    }
+    return records;
 }
 
 

@@ -63,7 +63,7 @@ export function commandFlags(sources: SourceList): Readonly<Record<string, Recor
     pull: { ...pullFlags, json: { type: 'boolean' } },
     lock: Object.fromEntries(Object.entries(pullFlags).filter(([name]) => !LOCK_UNUSED.has(name))),
     verify: {
-      ...stringFlags([Inputs.OllamaModels, Inputs.HfCache]),
+      ...stringFlags([Inputs.OllamaModels, Inputs.HfCache, Inputs.FilesDir]),
       json: { type: 'boolean' },
       ...HELP_FLAG,
     },

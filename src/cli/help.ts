@@ -56,16 +56,18 @@ Examples:
   model-pull pull https://host/model.gguf sha256=<64 hex> --files-dir ./models
 
 ${PULL_OPTIONS}`,
-  verify: `Usage: model-pull verify [--ollama-models DIR] [--hf-cache DIR] [--json]
+  verify: `Usage: model-pull verify [--ollama-models DIR] [--hf-cache DIR] [--files-dir DIR] [--json]
 
-Re-hashes every blob of every manifest in the Ollama store and every file of every snapshot in
-the Hugging Face cache, and lists what is damaged (missing, wrong size, wrong digest). Exit 1
-when anything is.
+Re-hashes every blob of every manifest in the Ollama store, every file of every snapshot in
+the Hugging Face cache and every file a URL line put in files-dir, and lists what is damaged
+(missing, wrong size, wrong digest) by model line, with the pull command that repairs it.
+Exit 1 when anything is damaged or a folder given here does not exist.
 
 Options (environment defaults as for pull):
   --ollama-models DIR     Ollama store root ($OLLAMA_MODELS or ~/.ollama/models)
   --hf-cache DIR          Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)
-  --json                  print {"damaged": [{model, path, problem}]} on stdout
+  --files-dir DIR         where https:// files land (~/.cache/model-pull/files)
+  --json                  print {"damaged": [{model, line, path, problem}], "missing": [folders]} on stdout
   -h, --help              this help
 `,
   lock: `Usage: model-pull lock [--lockfile FILE] [options] LINE... | -f FILE

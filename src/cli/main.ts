@@ -18,10 +18,10 @@ import { lockLines } from '../resolve.js';
 import { buildSettings, type Env, type RawInputs, type Settings } from '../settings/settings.js';
 import { createSources, type SourceList, sourceOptions } from '../sources/descriptor.js';
 import { DEFAULT_SOURCES } from '../sources/index.js';
-import { verifyHfCache, verifyOllamaStore } from '../verify/stores.js';
 import { parseCommandArgs, SETTING_FLAGS } from './args.js';
 import { HELP, helpFor, usageError } from './help.js';
 import { progressBars } from './progress-bars.js';
+import { verifyCommand } from './verify.js';
 
 export interface CliIo {
   readonly env: Env;
@@ -88,7 +88,7 @@ interface Invocation {
 
 const COMMANDS: Record<string, (inv: Invocation) => Promise<number>> = {
   pull: pullCommand,
-  verify: verifyCommand,
+  verify: async (inv) => verifyCommand(await settingsOf(inv, false), inv.values, inv.io),
   lock: lockCommand,
   demo: async (inv) => (await import('./demo.js')).demoCommand(inv.io, { keep: inv.values.keep === true }),
 };
@@ -181,26 +181,6 @@ async function pullCommand(inv: Invocation): Promise<number> {
     return 1;
   }
   return report.ok ? 0 : 1;
-}
-
-async function verifyCommand(inv: Invocation): Promise<number> {
-  const settings = await settingsOf(inv, false);
-  const reports = [
-    { what: `Ollama store ${settings.ollamaModels}`, ...(await verifyOllamaStore(settings.ollamaModels)) },
-    { what: `Hugging Face cache ${settings.hfCache}`, ...(await verifyHfCache(settings.hfCache)) },
-  ];
-  const damaged = reports.flatMap((r) => r.damaged);
-  if (inv.values.json) {
-    inv.io.stdout.write(`${JSON.stringify({ damaged }, null, 2)}\n`);
-  } else {
-    for (const r of reports) {
-      inv.io.stdout.write(
-        `${r.what}: ${r.checkedFiles} files, ${formatBytes(r.checkedBytes)} checked, ${r.damaged.length} damaged\n`,
-      );
-      for (const d of r.damaged) inv.io.stdout.write(`  ${d.model}: ${d.path}: ${d.problem}\n`);
-    }
-  }
-  return damaged.length ? 1 : 0;
 }
 
 async function lockCommand(inv: Invocation): Promise<number> {

@@ -9,6 +9,8 @@ export interface Damage {
   readonly model: string;
   readonly path: string;
   readonly problem: string;
+  /** The model line whose pull repairs it (`ollama:…`, `hf:…@commit`, a URL line). */
+  readonly line: string;
 }
 
 export interface VerifyReport {

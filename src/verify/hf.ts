@@ -9,6 +9,8 @@ const REPO_FOLDER = /^(models|datasets|spaces)--(.+)$/;
 interface Expected {
   readonly digest: Digest;
   readonly size: number | undefined;
+  /** The filters of the record that lists the file, as a line writes them (` include=…`). */
+  readonly filters: string;
 }
 
 /**
@@ -40,7 +42,8 @@ async function verifyRepo(folder: string, repo: string, checker: Checker): Promi
     const commit = (await readFile(ref, 'utf8').catch(() => '')).trim();
     if (!commits.includes(commit)) {
       const named = isSha1Hex(commit) ? `commit ${commit}, which has no snapshot` : 'no commit';
-      checker.damaged.push({ model: repo, path: ref, problem: `the ref names ${named}` });
+      const line = `${repo}@${relative(join(folder, 'refs'), ref).split(sep).join('/')}`;
+      checker.damaged.push({ model: repo, path: ref, problem: `the ref names ${named}`, line });
     }
   }
   const records = await readRecords(join(folder, '.model-pull'));
@@ -58,7 +61,13 @@ async function verifyRepo(folder: string, repo: string, checker: Checker): Promi
       const problem = present
         ? await checker.problem(file, want.digest, want.size)
         : 'missing from the snapshot';
-      if (problem) checker.damaged.push({ model, path: file, problem: linkProblem(problem, want.digest) });
+      if (problem)
+        checker.damaged.push({
+          model,
+          path: file,
+          problem: linkProblem(problem, want.digest),
+          line: `${model}${want.filters}`,
+        });
     }
     for (const file of await walk(snapshot)) {
       if (expected.has(relative(snapshot, file).split(sep).join('/'))) continue;
@@ -68,7 +77,8 @@ async function verifyRepo(folder: string, repo: string, checker: Checker): Promi
         ? { algorithm: 'sha256', hex: etag }
         : { algorithm: 'git-sha1', hex: etag };
       const problem = await checker.problem(file, digest, undefined);
-      if (problem) checker.damaged.push({ model, path: file, problem: linkProblem(problem, digest) });
+      if (problem)
+        checker.damaged.push({ model, path: file, problem: linkProblem(problem, digest), line: model });
     }
   }
 }
@@ -96,12 +106,15 @@ async function readRecords(folder: string): Promise<Map<string, Map<string, Expe
       const data = JSON.parse(await readFile(join(folder, name), 'utf8')) as {
         commit?: unknown;
         files?: unknown;
+        include?: unknown;
+        exclude?: unknown;
       };
       if (typeof data.commit !== 'string' || !isSha1Hex(data.commit) || !Array.isArray(data.files)) continue;
       const files = byCommit.get(data.commit) ?? new Map<string, Expected>();
+      const filters = [filterWord('include', data.include), filterWord('exclude', data.exclude)].join('');
       for (const raw of data.files) {
         const file = checkedFile(raw);
-        files.set(file.path, { digest: file.digest, size: file.size });
+        if (!files.has(file.path)) files.set(file.path, { digest: file.digest, size: file.size, filters });
       }
       byCommit.set(data.commit, files);
     } catch {
@@ -109,6 +122,13 @@ async function readRecords(folder: string): Promise<Map<string, Map<string, Expe
     }
   }
   return byCommit;
+}
+
+/** ` include=a,b` for a record's filter list (patterns never hold spaces or commas), '' when none. */
+function filterWord(key: string, patterns: unknown): string {
+  if (!Array.isArray(patterns)) return '';
+  const words = patterns.filter((p): p is string => typeof p === 'string' && /^[^\s,]+$/.test(p));
+  return words.length ? ` ${key}=${words.join(',')}` : '';
 }
 
 /** The ETag a snapshot entry stands for: its symlink target's name, or a blob with its inode. */

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { describeError } from '../errors.js';
+import { isLoopbackHost } from '../http/client.js';
 import { parseManifest } from '../sources/ollama/manifest.js';
 import { Checker, type Damage, type VerifyReport, walk } from './files.js';
 
@@ -17,20 +18,34 @@ export async function verifyOllamaStore(root: string): Promise<VerifyReport> {
   const manifests = join(root, 'manifests');
   for (const file of await walk(manifests)) {
     const model = ollamaName(relative(manifests, file));
+    const line = ollamaLine(model);
     let manifest: ReturnType<typeof parseManifest>;
     try {
       manifest = parseManifest(await readFile(file), model);
     } catch (error) {
-      checker.damaged.push({ model, path: file, problem: describeError(error) });
+      checker.damaged.push({ model, path: file, problem: describeError(error), line });
       continue;
     }
     for (const blob of [manifest.config, ...manifest.layers]) {
       const path = join(root, 'blobs', `sha256-${blob.hex}`);
       const problem = await checker.problem(path, { algorithm: 'sha256', hex: blob.hex }, blob.size);
-      if (problem) checker.damaged.push({ model, path, problem } satisfies Damage);
+      if (problem) checker.damaged.push({ model, path, problem, line } satisfies Damage);
     }
   }
   return checker.report();
+}
+
+/**
+ * The shortest line naming an Ollama model: Ollama's own defaults (its registry, `library/`) left
+ * out. The store does not keep the scheme; a registry on loopback is taken to be plain http (a
+ * local or test registry), anything else https.
+ */
+function ollamaLine(name: string): string {
+  const short = name.replace(/^registry\.ollama\.ai\/(library\/)?/, '');
+  const host = short.split('/')[0]!;
+  const hostname = /^\[[^\]]*\]/.exec(host)?.[0] ?? host.replace(/:\d+$/, '');
+  const loopback = short.includes('/') && isLoopbackHost(hostname);
+  return `ollama:${loopback ? 'http://' : ''}${short}`;
 }
 
 /** `host/namespace/name/tag` (the manifest's path in the store) as `host/namespace/name:tag`. */

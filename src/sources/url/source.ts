@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { redactUrl } from '../../errors.js';
 import { type Identity, recordedIdentityError, type Source } from '../../plan.js';
+import { writeUrlRecord } from './record.js';
 import type { UrlRef } from './ref.js';
 
 /**
@@ -39,7 +40,8 @@ export function createUrlSource(options: { readonly filesDir: string }): Source<
           },
         ],
         cachePaths: [target],
-        commit: async () => undefined,
+        commit: () =>
+          writeUrlRecord(options.filesDir, { line: ref.line, file: ref.fileName, sha256: ref.sha256 }),
       };
     },
   };
