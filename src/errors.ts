@@ -1,3 +1,5 @@
+import { printable } from './report/text.js';
+
 /**
  * The one error family of model-pull. The `code` is stable and decides behaviour (retry or not);
  * the message is written for the user and never carries a credential.
@@ -102,8 +104,11 @@ export function redactUrl(url: string | URL): string {
   }
 }
 
-/** A one-line description of any thrown value, for logs and CLI stderr. */
+/**
+ * A one-line description of any thrown value, for logs and CLI stderr. Messages quote servers
+ * (error bodies, names), so control characters are shown, never sent (report/text.ts).
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message.replace(/\s*\n\s*/g, ' ');
-  return String(error);
+  if (error instanceof Error) return printable(error.message.replace(/\s*\n\s*/g, ' '));
+  return printable(String(error));
 }

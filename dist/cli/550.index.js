@@ -101,6 +101,7 @@ var progress_log = __webpack_require__(8340);
 ;// CONCATENATED MODULE: ./src/report/summary.ts
 
 
+
 /**
  * The `models` output: one object per line, in input order (interface.md), so index i is
  * always line i; a failed line has only `ref`, `source` and `error`.
@@ -108,18 +109,21 @@ var progress_log = __webpack_require__(8340);
 function modelsJson(report) {
     return report.models.map((m) => m.output ?? { ref: m.line, source: m.source, error: (0,errors/* describeError */.Uc)(m.error ?? 'failed') });
 }
-/** A Markdown job summary: a row per model with source, size, cache, bytes, time, throughput. */
+/**
+ * A Markdown job summary: a row per model with source, size, cache, bytes, time, throughput.
+ * Lines and errors quote what users and servers wrote, so they go in code spans: never markup.
+ */
 function summaryMarkdown(report) {
     const rows = report.models.map((m) => {
         const o = m.output;
         const rate = m.downloadedBytes > 0 && m.durationMs > 0 ? formatRate((m.downloadedBytes * 1000) / m.durationMs) : '–';
         if (!o)
-            return `| \`${cell(m.line)}\` | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – |`;
-        return `| \`${cell(m.line)}\` | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} |`;
+            return `| ${codeSpan(m.line)} | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – |`;
+        return `| ${codeSpan(m.line)} | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} |`;
     });
     const failures = report.models
         .filter((m) => m.error)
-        .map((m) => `- \`${cell(m.line)}\`: ${cell(describeError(m.error))}`);
+        .map((m) => `- ${codeSpan(m.line)}: ${codeSpan(describeError(m.error))}`);
     return [
         '### model-pull',
         '',
@@ -132,10 +136,9 @@ function summaryMarkdown(report) {
         '',
     ].join('\n');
 }
-function cell(text) {
-    return text.replace(/\|/g, '\\|').replace(/`/g, "'");
-}
 
+// EXTERNAL MODULE: ./src/report/text.ts
+var report_text = __webpack_require__(5655);
 // EXTERNAL MODULE: ./src/resolve.ts
 var resolve = __webpack_require__(1259);
 // EXTERNAL MODULE: ./src/settings/settings.ts
@@ -394,6 +397,7 @@ var cli_progress_default = /*#__PURE__*/__webpack_require__.n(cli_progress);
 ;// CONCATENATED MODULE: ./src/cli/progress-bars.ts
 
 
+
 /**
  * Live bars for a terminal: a total (rate, ETA) on top and one bar per file being fetched below
  * it; a file's bar goes away when the file is done, so a repo of many files stays readable.
@@ -463,7 +467,7 @@ function fields(label, done, all, rate, labelWidth) {
     // Own names: cli-progress fills `eta`, `percentage`, `value`… itself and would win.
     return {
         pctText: pct.padStart(4),
-        labelText: shorten(label, labelWidth).padEnd(labelWidth),
+        labelText: shorten((0,report_text/* printable */.g)(label), labelWidth).padEnd(labelWidth),
         amountText: `${(0,format/* formatBytes */.z3)(done)}/${all === undefined ? '?' : (0,format/* formatBytes */.z3)(all)}`.padStart(19),
         rateText: (0,format/* formatRate */.CE)(rate).padStart(11),
         etaText: `ETA ${remaining !== undefined && rate > 0 ? formatEta(remaining / rate) : '?'}`,
@@ -797,6 +801,7 @@ function ollamaName(path) {
 
 
 
+
 /** The folders verify checks, each with the flag that names it and how its content is checked. */
 const FOLDERS = [
     {
@@ -836,7 +841,7 @@ async function verifyCommand(settings, values, io) {
     if (values.json)
         io.stdout.write(`${JSON.stringify({ damaged, missing }, null, 2)}\n`);
     else
-        printReports(folders, (line) => io.stdout.write(`${line}\n`));
+        printReports(folders, (line) => io.stdout.write(`${(0,report_text/* printable */.g)(line)}\n`));
     for (const folder of missing)
         io.stderr.write(`model-pull verify: ${folder}: no such folder\n`);
     if (checked.length === 0 && missing.length === 0) {
@@ -874,6 +879,7 @@ function shellWord(word) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
+
 
 
 
@@ -981,7 +987,7 @@ async function readLinesFile(file) {
 /** Log lines for stderr, secrets masked; `write` takes one line without its newline. */
 function lineLogger(write, secrets) {
     const mask = (m) => secrets.reduce((text, s) => text.split(s).join('***'), m);
-    const out = (m) => write(mask(m));
+    const out = (m) => write((0,report_text/* printable */.g)(mask(m)));
     return {
         debug: () => undefined,
         info: out,
@@ -1214,6 +1220,8 @@ async function hashFile(path, algorithm, size) {
 /* harmony export */   Vy: () => (/* binding */ ModelPullError),
 /* harmony export */   pq: () => (/* binding */ isModelPullError)
 /* harmony export */ });
+/* harmony import */ var _report_text_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(5655);
+
 class ModelPullError extends Error {
     name = 'ModelPullError';
     code;
@@ -1246,11 +1254,14 @@ function redactUrl(url) {
         return '<invalid URL>';
     }
 }
-/** A one-line description of any thrown value, for logs and CLI stderr. */
+/**
+ * A one-line description of any thrown value, for logs and CLI stderr. Messages quote servers
+ * (error bodies, names), so control characters are shown, never sent (report/text.ts).
+ */
 function describeError(error) {
     if (error instanceof Error)
-        return error.message.replace(/\s*\n\s*/g, ' ');
-    return String(error);
+        return (0,_report_text_js__WEBPACK_IMPORTED_MODULE_0__/* .printable */ .g)(error.message.replace(/\s*\n\s*/g, ' '));
+    return (0,_report_text_js__WEBPACK_IMPORTED_MODULE_0__/* .printable */ .g)(String(error));
 }
 
 
@@ -4084,6 +4095,49 @@ function describe(snapshot) {
     const eta = snapshot.rate > 0 ? Math.ceil((snapshot.total - snapshot.done) / snapshot.rate) : undefined;
     lines.push(`downloading: ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatBytes */ .z3)(snapshot.done)} of ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatBytes */ .z3)(snapshot.total)} (${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .percent */ .KN)(snapshot.done, snapshot.total)}) at ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatRate */ .CE)(snapshot.rate)}${eta !== undefined ? `, about ${eta} s left` : ''}`);
     return lines;
+}
+
+
+/***/ }),
+
+/***/ 5655:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   g: () => (/* binding */ printable)
+/* harmony export */ });
+/* unused harmony export codeSpan */
+/**
+ * Text from outside (a server's error body, a file name from a listing, a tag) reaches terminals,
+ * CI logs and the job summary. There it must stay text: an escape sequence would drive the
+ * terminal (rewrite lines, set its title, hide what follows), a line break in a CI log would
+ * start a workflow command (`::add-mask::`, `::stop-commands::`), and Markdown or HTML in the job
+ * summary would render as links, images or markup (issue 10, item 14).
+ */
+/**
+ * C0 and C1 controls, DEL, and the invisible format characters that reorder or hide text
+ * (bidi embeddings, overrides and isolates, zero-width joiners, the BOM).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+/** One printable line: whitespace controls become a space, every other one a visible `\xHH`/`\uHHHH`. */
+function printable(text) {
+    return text.replace(UNPRINTABLE, (c) => {
+        if (c === '\n' || c === '\r' || c === '\t' || c === '\u2028' || c === '\u2029')
+            return ' ';
+        const code = c.charCodeAt(0);
+        return code <= 0xff
+            ? `\\x${code.toString(16).padStart(2, '0')}`
+            : `\\u${code.toString(16).padStart(4, '0')}`;
+    });
+}
+/**
+ * Text for a Markdown code span inside a table cell: printable, with the two characters that
+ * could end the span or the cell made harmless. Inside a code span nothing else is markup: no
+ * HTML, no links, no emphasis.
+ */
+function codeSpan(text) {
+    return `\`${printable(text).replace(/`/g, "'").replace(/\|/g, '\\|')}\``;
 }
 
 

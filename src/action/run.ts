@@ -8,8 +8,10 @@ import { HttpClient } from '../http/client.js';
 import { pull } from '../pull.js';
 import { coreLogger } from '../report/core-logger.js';
 import { formatBytes, formatDuration } from '../report/format.js';
+import type { Logger } from '../report/logger.js';
 import { progressLines } from '../report/progress-log.js';
 import { modelsJson, summaryMarkdown } from '../report/summary.js';
+import { printable } from '../report/text.js';
 import type { PullReport } from '../report/types.js';
 import { installOllama } from '../runtime/install.js';
 import { startOllamaServe } from '../runtime/serve.js';
@@ -54,9 +56,9 @@ async function runWith(
         connections: settings.connections,
       })
     : createNoCache();
-  const onProgress = progressLines((line) => core.info(line));
+  const onProgress = progressLines((line) => log.info(line));
   const report = await pull(settings, { sources, log, cache, onProgress, signal });
-  await logModels(report);
+  await logModels(report, log);
 
   core.setOutput(Outputs.CacheHit, String(report.cacheHit));
   core.setOutput(Outputs.Models, JSON.stringify(modelsJson(report)));
@@ -120,20 +122,20 @@ async function runWith(
 }
 
 /** One group per model with what happened to it; each failure as one error annotation naming the line. */
-async function logModels(report: PullReport): Promise<void> {
+async function logModels(report: PullReport, log: Logger): Promise<void> {
   for (const model of report.models) {
     if (model.error) {
-      core.error(`${model.line}: ${describeError(model.error)}`, { title: 'model-pull' });
+      core.error(printable(`${model.line}: ${describeError(model.error)}`), { title: 'model-pull' });
       continue;
     }
     const o = model.output!;
-    await core.group(`${o.name} (${o.source}, ${formatBytes(o.size)}, cache ${o.cache})`, async () => {
-      core.info(`digest: ${o.digest}`);
-      core.info(`path: ${o.path}`);
-      core.info(
+    await log.group(`${o.name} (${o.source}, ${formatBytes(o.size)}, cache ${o.cache})`, async () => {
+      log.info(`digest: ${o.digest}`);
+      log.info(`path: ${o.path}`);
+      log.info(
         `downloaded ${formatBytes(model.downloadedBytes)}, restored ${formatBytes(model.cachedBytes)} in ${formatDuration(model.durationMs)}`,
       );
-      for (const f of o.files) core.info(`  ${f.path} ${formatBytes(f.size)} ${f.digest}`);
+      for (const f of o.files) log.info(`  ${f.path} ${formatBytes(f.size)} ${f.digest}`);
     });
   }
 }

@@ -14,6 +14,7 @@ import { formatBytes, formatDuration } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
 import { progressLines } from '../report/progress-log.js';
 import { modelsJson } from '../report/summary.js';
+import { printable } from '../report/text.js';
 import { lockLines } from '../resolve.js';
 import { buildSettings, type Env, type RawInputs, type Settings } from '../settings/settings.js';
 import { createSources, type SourceList, sourceOptions } from '../sources/descriptor.js';
@@ -129,7 +130,7 @@ async function readLinesFile(file: string): Promise<string> {
 /** Log lines for stderr, secrets masked; `write` takes one line without its newline. */
 function lineLogger(write: (line: string) => void, secrets: readonly string[]): Logger {
   const mask = (m: string) => secrets.reduce((text, s) => text.split(s).join('***'), m);
-  const out = (m: string) => write(mask(m));
+  const out = (m: string) => write(printable(mask(m)));
   return {
     debug: () => undefined,
     info: out,

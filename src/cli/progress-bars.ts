@@ -1,6 +1,7 @@
 import cliProgress from 'cli-progress';
 import type { BlobProgress, ProgressListener, ProgressSnapshot } from '../download/types.js';
 import { formatBytes, formatRate } from '../report/format.js';
+import { printable } from '../report/text.js';
 
 export interface ProgressBars {
   readonly listener: ProgressListener;
@@ -92,7 +93,7 @@ export function fields(
   // Own names: cli-progress fills `eta`, `percentage`, `value`… itself and would win.
   return {
     pctText: pct.padStart(4),
-    labelText: shorten(label, labelWidth).padEnd(labelWidth),
+    labelText: shorten(printable(label), labelWidth).padEnd(labelWidth),
     amountText: `${formatBytes(done)}/${all === undefined ? '?' : formatBytes(all)}`.padStart(19),
     rateText: formatRate(rate).padStart(11),
     etaText: `ETA ${remaining !== undefined && rate > 0 ? formatEta(remaining / rate) : '?'}`,

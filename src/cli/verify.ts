@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { Inputs } from '../constants.js';
 import { formatBytes } from '../report/format.js';
+import { printable } from '../report/text.js';
 import type { Settings } from '../settings/settings.js';
 import { verifyFilesDir } from '../verify/files-dir.js';
 import { type VerifyReport, verifyHfCache, verifyOllamaStore } from '../verify/stores.js';
@@ -54,7 +55,7 @@ export async function verifyCommand(
   const checked = folders.filter((f) => f.report !== undefined);
   const damaged = checked.flatMap((f) => f.report!.damaged);
   if (values.json) io.stdout.write(`${JSON.stringify({ damaged, missing }, null, 2)}\n`);
-  else printReports(folders, (line) => io.stdout.write(`${line}\n`));
+  else printReports(folders, (line) => io.stdout.write(`${printable(line)}\n`));
   for (const folder of missing) io.stderr.write(`model-pull verify: ${folder}: no such folder\n`);
   if (checked.length === 0 && missing.length === 0) {
     io.stderr.write('model-pull verify: none of the folders exists, nothing was checked\n');

@@ -1,5 +1,6 @@
 import { describeError } from '../errors.js';
 import { formatBytes, formatDuration, formatRate } from './format.js';
+import { codeSpan } from './text.js';
 import type { ModelOutput, PullReport } from './types.js';
 
 /** A line that could not be pulled: its place in the `models` output says why. */
@@ -19,18 +20,21 @@ export function modelsJson(report: PullReport): (ModelOutput | FailedModelOutput
   );
 }
 
-/** A Markdown job summary: a row per model with source, size, cache, bytes, time, throughput. */
+/**
+ * A Markdown job summary: a row per model with source, size, cache, bytes, time, throughput.
+ * Lines and errors quote what users and servers wrote, so they go in code spans: never markup.
+ */
 export function summaryMarkdown(report: PullReport): string {
   const rows = report.models.map((m) => {
     const o = m.output;
     const rate =
       m.downloadedBytes > 0 && m.durationMs > 0 ? formatRate((m.downloadedBytes * 1000) / m.durationMs) : '–';
-    if (!o) return `| \`${cell(m.line)}\` | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – |`;
-    return `| \`${cell(m.line)}\` | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} |`;
+    if (!o) return `| ${codeSpan(m.line)} | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – |`;
+    return `| ${codeSpan(m.line)} | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} |`;
   });
   const failures = report.models
     .filter((m) => m.error)
-    .map((m) => `- \`${cell(m.line)}\`: ${cell(describeError(m.error))}`);
+    .map((m) => `- ${codeSpan(m.line)}: ${codeSpan(describeError(m.error))}`);
   return [
     '### model-pull',
     '',
@@ -42,8 +46,4 @@ export function summaryMarkdown(report: PullReport): string {
     ...(failures.length ? ['', '**Failed**', '', ...failures] : []),
     '',
   ].join('\n');
-}
-
-function cell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/`/g, "'");
 }
