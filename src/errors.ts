@@ -50,6 +50,7 @@ export type ErrorCode =
   | 'ERR_CACHE_SERVICE'
   | 'ERR_UNSUPPORTED_PLATFORM'
   | 'ERR_ABORTED'
+  | 'ERR_NOT_WRITABLE'
   /** Another process held a staging lease past the longest wait, or took ours over. */
   | 'ERR_STAGING_LOCK';
 

@@ -13,8 +13,14 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 try {
-  const failure = await runAction(process.env, undefined, controller.signal);
-  if (failure) core.setFailed(failure);
+  const outcome = await runAction(process.env, undefined, controller.signal);
+  if (outcome?.told) {
+    // Each failed model has its annotation already: one summary line, and the step fails.
+    core.info(outcome.failure);
+    process.exitCode = core.ExitCode.Failure;
+  } else if (outcome) {
+    core.setFailed(outcome.failure);
+  }
 } catch (error) {
   core.setFailed(describeError(error));
 }

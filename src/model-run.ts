@@ -45,7 +45,8 @@ export class ModelRun {
   restored = false;
   /** What the restore placed (verified) and what it refused. */
   restoreResult: RestoreResult | undefined;
-  private error: Error | undefined;
+  /** Why the model cannot go on (identify, plan or restore failed). */
+  error: Error | undefined;
   private key: string | undefined;
 
   constructor(
@@ -103,6 +104,7 @@ export class ModelRun {
       return this.failed(error, traffic);
     }
     const cache = this.cacheState(done);
+    this.warnRepaired(done);
     await this.save(plan, cache);
     return { ...this.base(), output: output(this.ref.line, plan, done, cache), ...traffic };
   }
@@ -136,6 +138,17 @@ export class ModelRun {
     // A refused member (the restore warned) or any file from the origin makes it partial.
     const fetched = done.some((r) => r.downloadedBytes > 0 || r.replaced);
     return this.restoreResult?.state === 'partial' || fetched ? 'partial' : 'hit';
+  }
+
+  /** Files that were on disk but did not verify were fetched again: worth a warning. */
+  private warnRepaired(done: readonly BlobResult[]): void {
+    const repaired = done.filter((r) => r.replaced).length;
+    if (repaired === 0) return;
+    const files = repaired === 1 ? '1 file' : `${repaired} files`;
+    const were = repaired === 1 ? 'was' : 'were';
+    this.run.log.warning(
+      `${this.ref.line}: ${files} on disk failed verification and ${were} downloaded again`,
+    );
   }
 
   /**

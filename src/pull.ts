@@ -9,10 +9,12 @@ import { type BlobOwners, type FetchOutcome, ModelRun, type RunContext } from '.
 import type { SourceContext } from './plan.js';
 import { parseLines } from './refs/index.js';
 import type { Logger } from './report/logger.js';
+import { type ModelListener, ModelPhases } from './report/phases.js';
 import type { ModelReport, PullReport } from './report/types.js';
 import { resolveIdentities } from './resolve.js';
 import type { Settings } from './settings/settings.js';
-import { checkSourceList, createSources, type SourceList } from './sources/descriptor.js';
+import { checkSourceList, createSources, phaseWords, type SourceList } from './sources/descriptor.js';
+import { checkingStores } from './stores.js';
 
 export interface PullDeps {
   /** The kinds of line this run accepts (the action and the CLI pass DEFAULT_SOURCES). */
@@ -22,6 +24,8 @@ export interface PullDeps {
   readonly onProgress?: ProgressListener;
   /** Hears every retry (host, cause, attempt, wait); default: an info line on `log`. */
   readonly onRetry?: RetryListener;
+  /** Hears each model's phases (resolving … done), and each failure as it happens. */
+  readonly onModel?: ModelListener;
   readonly signal?: AbortSignal;
   /** The wall clock unless a test gives its own (retry waits, token expiry, durations). */
   readonly clock?: Clock;
@@ -45,7 +49,9 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
     const onRetry = deps.onRetry ?? ((event: RetryEvent) => deps.log.info(describeRetry(event)));
     const retry = { ...settings.retry, onRetry };
     const ctx: SourceContext = { http, retry, log: deps.log, clock, signal: deps.signal };
-    const sources = createSources(deps.sources, settings);
+    const phases = new ModelPhases(deps.onModel, (ref) => phaseWords(deps.sources, ref.kind));
+    const created = createSources(deps.sources, settings);
+    const sources = phases.watching(checkingStores(created, deps.sources, settings, refs), refs);
     const started = clock.now();
     const { identities, wroteLock } = await resolveIdentities(refs, sources, ctx, lockfile);
     if (wroteLock) deps.log.info(`wrote lock file ${settings.lockfile}`);
@@ -61,9 +67,15 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
     const models = await Promise.all(
       refs.map((ref, i) => new ModelRun(ref, run).prepare(identities[i]!, lockPath)),
     );
-    const fetched = await fetchAll(models, settings, ctx, deps, started);
+    // A model that could not be planned is reported now, not after the others' downloads.
+    for (const model of models) if (model.error) phases.failed(model.ref.line, model.error);
+    const fetched = await fetchAll(models, settings, ctx, deps, started, phases);
     const reports: ModelReport[] = [];
-    for (const [model, owns] of ownership(models)) reports.push(await model.finish(fetched, owns));
+    for (const [model, owns] of ownership(models)) {
+      const report = await model.finish(fetched, owns);
+      phases.finished(report);
+      reports.push(report);
+    }
     return summarise(reports);
   } finally {
     await http.close();
@@ -77,12 +89,14 @@ async function fetchAll(
   ctx: SourceContext,
   deps: PullDeps,
   started: number,
+  phases: ModelPhases,
 ): Promise<FetchOutcome> {
   const blobs = models.flatMap((m) => m.plan?.blobs ?? []);
   // Files a cache restore placed were verified as they were written: the engine skips them.
   const restored = new Map(models.flatMap((m) => [...(m.restoreResult?.restored ?? [])]));
   const pending = blobs.filter((b) => !restored.has(b.target));
   const settledAt = new Map<string, number>();
+  const told = phases.engineEvents(models, deps.onProgress);
   const outcomes = await fetchBlobsSettled(pending, {
     http: ctx.http,
     concurrency: settings.concurrency,
@@ -92,8 +106,12 @@ async function fetchAll(
     clock: ctx.clock,
     log: deps.log,
     signal: deps.signal,
-    onProgress: deps.onProgress,
-    onSettled: (blob) => settledAt.set(blob.target, ctx.clock.now()),
+    onProgress: told.onProgress,
+    onFetchStart: told.onFetchStart,
+    onSettled: (blob, outcome) => {
+      settledAt.set(blob.target, ctx.clock.now());
+      told.onSettled(blob, outcome);
+    },
   }).catch((error: unknown) =>
     pending.map((): PromiseSettledResult<BlobResult> => ({ status: 'rejected', reason: error })),
   );

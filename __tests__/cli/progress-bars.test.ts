@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
-import { fields, formatEta, progressBars, shorten } from '../../src/cli/progress-bars.js';
+import { fields, progressBars, shorten } from '../../src/cli/progress-bars.js';
 import type { BlobProgress, ProgressSnapshot } from '../../src/download/types.js';
+import { formatEta } from '../../src/report/format.js';
 
 // The bars themselves are cli-progress's; what is ours is what goes in them and when a bar
 // comes and goes. A PassThrough that says it is a 100-column terminal records the drawing.
@@ -38,15 +39,29 @@ function snapshot(blobs: BlobProgress[]): ProgressSnapshot {
 describe('bar fields', () => {
   test.each([
     ['https://host.example/models/tiny.gguf sha256=abcdef', 40, 'https://host.example/models/tiny.gguf'],
+    // Shortened in the middle: the file name stays whole.
     [
       'https://a-very-long-host.example.com/models/qwen2.5-0.5b-instruct-q4_k_m.gguf',
-      24,
-      '…5b-instruct-q4_k_m.gguf',
+      40,
+      'https:…qwen2.5-0.5b-instruct-q4_k_m.gguf',
     ],
     ['hf:Qwen/Qwen2.5-0.5B model.safetensors include=*.json', 40, 'hf:Qwen/Qwen2.5-0.5B model.safetensors'],
+    [
+      'hf:Qwen/Qwen2.5-7B-Instruct model-00002-of-00004.safetensors',
+      40,
+      'hf:Qwen…model-00002-of-00004.safetensors',
+    ],
+    // A file name longer than the room keeps its start (where shards differ) and its extension.
+    ['hf:Qwen/Qwen2.5-7B-Instruct model-00002-of-00004.safetensors', 24, 'model-00002-of-0…tensors'],
   ])('shorten(%j, %d)', (label, width, expected) => {
     expect(shorten(label, width)).toBe(expected);
     expect(expected.length).toBeLessThanOrEqual(width);
+  });
+
+  it('two shards never read alike in any room a bar gives a label', () => {
+    const shard = (n: number) => `hf:Qwen/Qwen2.5-72B-Instruct model-0000${n}-of-00004.safetensors`;
+    for (let width = 20; width <= 70; width++)
+      expect(shorten(shard(1), width)).not.toBe(shorten(shard(2), width));
   });
 
   it('an unknown size shows ?% and no ETA instead of a made-up one', () => {
@@ -54,17 +69,25 @@ describe('bar fields', () => {
     expect(f).toEqual({
       pctText: '  ?%',
       labelText: 'tiny.gguf   ',
-      amountText: '      5.0 MiB/?'.padStart(19),
+      amountText: '5.0 MiB/?'.padStart(17),
       rateText: '  1.0 MiB/s',
-      etaText: 'ETA ?',
+      etaText: ' ETA ?',
     });
   });
 
   it('a known size shows the percentage and the time left at the current rate', () => {
     const f = fields('total', 1024 * 1024, 4 * 1024 * 1024, 1024 * 1024, 8);
     expect(f.pctText).toBe(' 25%');
-    expect(f.amountText.trim()).toBe('1.0 MiB/4.0 MiB');
-    expect(f.etaText).toBe('ETA 3s');
+    expect(f.amountText.trim()).toBe('1.0/4.0 MiB');
+    expect(f.etaText).toBe(' ETA 3s');
+  });
+
+  it('never past 100%: bytes fetched again after a restart are not progress', () => {
+    const MiB = 1024 * 1024;
+    const f = fields('model.gguf', 258 * MiB, 257 * MiB, MiB, 20);
+    expect(f.pctText).toBe('100%');
+    expect(f.amountText.trim()).toBe('257.0/257.0 MiB');
+    expect(f.etaText).toBe('');
   });
 
   test.each([
@@ -77,35 +100,66 @@ describe('bar fields', () => {
   });
 });
 
+/** Waits until cli-progress (which redraws 5 times a second) has drawn `text`. */
+async function drawn(output: () => string, text: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!output().includes(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
 describe('progressBars on a terminal', () => {
-  it('draws a total and a bar per file in flight, drops finished files, gives the cursor back', async () => {
+  it('draws a bar per file in flight and a total; a finished file becomes a ✓ line, a failed one a ✗ line', async () => {
     const { stream, output } = terminal();
     const bars = progressBars(stream);
     try {
       const MiB = 1024 * 1024;
       bars.listener(snapshot([blob('a.gguf', MiB, 2 * MiB, 'downloading'), blob('b.bin', 0, 10, 'queued')]));
-      // cli-progress redraws on its own timer (5 per second); wait for the first frame.
-      const deadline = Date.now() + 3000;
-      while (!output().includes('a.gguf') && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 20));
+      await drawn(output, 'a.gguf');
       const first = output();
       expect(first).toContain('\u001b[?25l'); // cursor hidden while drawing
-      expect(first).toMatch(/\s49% total +1\.0 MiB\/2\.0 MiB +2\.0 MiB\/s ETA 1s/);
-      expect(first).toMatch(/ 50% a\.gguf +1\.0 MiB\/2\.0 MiB +1\.0 MiB\/s ETA 1s/);
+      expect(first).toMatch(/ total +\S+ +49% +1\.0\/2\.0 MiB +2\.0 MiB\/s ETA 1s/);
+      expect(first).toMatch(/ a\.gguf +\S+ +50% +1\.0\/2\.0 MiB +1\.0 MiB\/s/);
       expect(first).not.toContain('b.bin'); // queued: no bar yet
       bars.log('a line logged while the bars run');
+      const done = { ...blob('a.gguf', 2 * MiB, 2 * MiB, 'done'), fetchMs: 2500 };
       bars.listener(
-        snapshot([blob('a.gguf', 2 * MiB, 2 * MiB, 'done'), blob('b.bin', 5, 10, 'downloading')]),
+        snapshot([done, blob('b.bin', 5, 10, 'downloading'), blob('c.bin', 0, 10, 'downloading')]),
+      );
+      bars.listener(
+        snapshot([
+          done,
+          blob('b.bin', 5, 10, 'downloading'),
+          { ...blob('c.bin', 0, 10, 'failed'), error: 'c.bin: HTTP 404 from h', fetchMs: 10 },
+          // Fetched between two frames: it never had a bar, and still gets its line.
+          { ...blob('d.bin', 7, 7, 'done'), fetchMs: 300 },
+          // Found good on disk: nothing was fetched, no line.
+          blob('e.bin', 7, 7, 'done'),
+        ]),
       );
       bars.stop();
       bars.stop(); // idempotent
       const rest = output().slice(first.length);
       expect(rest).toContain('a line logged while the bars run\n');
-      expect(rest).toMatch(/ 50% b\.bin /);
-      expect(rest).not.toContain('a.gguf'); // done: its bar is gone
+      expect(rest).toContain(' ✓ a.gguf 2.0 MiB 2.5 s\n');
+      expect(rest).toContain(' ✗ c.bin: HTTP 404 from h\n');
+      expect(rest).toContain(' ✓ d.bin 7 B 300 ms\n');
+      expect(rest).not.toContain('e.bin');
+      expect(rest.split(' ✓ a.gguf')).toHaveLength(2); // told once
+      expect(rest).toMatch(/ b\.bin +\S+ +50% /);
+      expect(rest).not.toMatch(/ a\.gguf +\S+ +\d+%/); // done: its bar is gone
       expect(rest).toContain('\u001b[?25h'); // cursor shown again
     } finally {
       bars.stop();
     }
+  });
+
+  it('a run that only verifies files on disk draws no bar and no rate', async () => {
+    const { stream, output } = terminal();
+    const bars = progressBars(stream);
+    bars.listener(snapshot([blob('a.gguf', 0, 2048, 'checking')]));
+    bars.listener(snapshot([blob('a.gguf', 2048, 2048, 'done')]));
+    bars.log('ollama:a: verifying');
+    bars.stop();
+    expect(output()).toContain('ollama:a: verifying\n');
+    expect(output()).not.toMatch(/total|\/s|✓/);
   });
 });

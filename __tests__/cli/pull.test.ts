@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gitBlobSha1Hex, sha256Hex } from '../../src/digest.js';
+import { formatBytes } from '../../src/report/format.js';
 import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
 import { tempDir } from '../helpers/http.js';
 import { fileBytes, type HubFileSpec, type LocalHub, randomCommit, startHub } from '../helpers/hub.js';
@@ -162,13 +163,27 @@ describe('model-pull pull', () => {
     );
     expect(err.some((l) => fileLine.test(l) && l.includes('tiny.gguf'))).toBe(true);
     expect(err.some((l) => totalLine.test(l))).toBe(true);
+    // Each model's phases, in order, as `ollama pull` tells them (issue 11), then its end.
     const models = JSON.parse(first.stdout) as Model[];
-    const done = err.filter((l) => l.includes(' (downloaded '));
-    expect(done).toHaveLength(models.length);
-    models.forEach((m, i) => {
-      expect(done[i]!.startsWith(`${m.name}: `)).toBe(true);
-      expect(done[i]).toContain(` at ${m.path} (downloaded `);
-    });
+    const [ollama, hf, url] = models.map((m) => phasesOf(err, m.ref));
+    const done = (m: Model) =>
+      new RegExp(`^done, ${size} at ${literal(m.path)} \\(downloaded ${size} in .+\\)$`);
+    expect(ollama).toEqual([
+      'resolving manifest',
+      `listing files (${model.layers.length + 1})`,
+      expect.stringMatching(new RegExp(`^downloading ${model.layers.length + 1} files, ${size}$`)),
+      'writing manifest',
+      expect.stringMatching(done(models[0]!)),
+    ]);
+    expect(hf).toEqual([
+      'resolving revision',
+      `listing files (${HF_FILES.length})`,
+      expect.stringMatching(new RegExp(`^downloading ${HF_FILES.length} files, ${size}$`)),
+      'linking snapshot',
+      expect.stringMatching(done(models[1]!)),
+    ]);
+    // A URL line has nothing to look up or list, and its size is learned from the download.
+    expect(url).toEqual(['downloading 1 file', expect.stringMatching(done(models[2]!))]);
   });
 
   it('a second run downloads nothing and prints the same JSON', async () => {
@@ -179,11 +194,45 @@ describe('model-pull pull', () => {
     expect(JSON.parse(again.stdout)).toEqual(JSON.parse(first.stdout));
     expect(files.sentBytes()).toBe(servedBefore);
     expect(hub.cdn.requests.length).toBe(cdnBefore);
-    const done = lines(again.stderr).filter((l) => l.includes('(downloaded '));
-    expect(done).toHaveLength(3);
-    for (const l of done) expect(l).toContain('(downloaded 0 B in ');
+    // A re-check says "verifying" and that it was already there: no download phase, no rate.
+    const err = lines(again.stderr);
+    expect(again.stderr).not.toMatch(/downloading|\/s\b/);
+    const models = JSON.parse(again.stdout) as Model[];
+    const [ollama, hf, url] = models.map((m) => phasesOf(err, m.ref));
+    const done = (m: Model) => `done, ${formatBytes(m.size)} at ${m.path} (already on disk, verified)`;
+    expect(ollama).toEqual([
+      'resolving manifest',
+      `listing files (${model.layers.length + 1})`,
+      'verifying',
+      'writing manifest',
+      done(models[0]!),
+    ]);
+    expect(hf).toEqual([
+      'resolving revision',
+      `listing files (${HF_FILES.length})`,
+      'verifying',
+      'linking snapshot',
+      done(models[1]!),
+    ]);
+    expect(url).toEqual(['verifying', done(models[2]!)]);
   });
 });
+
+/**
+ * What the log says of one model line, in order: its lines that start with `<line>: `, the
+ * prefix cut off. A first run may catch a file being checked on disk (`verifying`) before it
+ * downloads, depending on when the progress ticker fires; that line is left out.
+ */
+function phasesOf(err: readonly string[], line: string): string[] {
+  return err
+    .filter((l) => l.startsWith(`${line}: `))
+    .map((l) => l.slice(line.length + 2))
+    .filter((l, i, all) => !(l === 'verifying' && all[i + 1]?.startsWith('downloading')));
+}
+
+function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 describe('a failing model', () => {
   it('exits 1 with one error line per failed model naming its line; the others are pulled', async () => {

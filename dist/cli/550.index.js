@@ -19,18 +19,278 @@ function createNoCache() {
 
 /***/ }),
 
+/***/ 3552:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+
+// EXPORTS
+__webpack_require__.d(__webpack_exports__, {
+  Hw: () => (/* binding */ lineLogger),
+  uq: () => (/* binding */ pullDisplay),
+  _y: () => (/* binding */ toStream)
+});
+
+// EXTERNAL MODULE: ./src/report/model-log.ts
+var model_log = __webpack_require__(7400);
+// EXTERNAL MODULE: ./src/report/format.ts
+var format = __webpack_require__(2011);
+;// CONCATENATED MODULE: ./src/report/progress-log.ts
+
+/**
+ * Progress as plain lines for logs (the action, a CLI without a terminal): at most one batch
+ * every `intervalMs`, a line per file being fetched and a total, never a line per chunk.
+ */
+function progressLines(write, intervalMs = 5000) {
+    let last = 0;
+    return (snapshot) => {
+        const now = Date.now();
+        const active = snapshot.blobs.filter((b) => b.state === 'downloading');
+        if (active.length === 0 || now - last < intervalMs)
+            return;
+        last = now;
+        for (const line of describe(snapshot))
+            write(line);
+    };
+}
+function describe(snapshot) {
+    const active = snapshot.blobs.filter((b) => b.state === 'downloading');
+    const lines = active.map((b) => {
+        // Bytes fetched again after a restart are traffic: progress never passes the size.
+        const done = b.total === undefined ? b.done : Math.min(b.done, b.total);
+        return `  ${b.label}: ${(0,format/* formatBytes */.z3)(done)} of ${b.total === undefined ? '?' : (0,format/* formatBytes */.z3)(b.total)} (${(0,format/* percent */.KN)(done, b.total)}) at ${(0,format/* formatRate */.CE)(b.rate)}`;
+    });
+    // The time left only when every size is known (an unknown one counts as done so far, which
+    // would promise the end too soon) and something is left.
+    const known = snapshot.blobs.every((b) => b.total !== undefined || b.state === 'done');
+    const left = snapshot.total - snapshot.done;
+    const eta = known && left > 0 && snapshot.rate > 0 ? `, about ${(0,format/* formatEta */.gc)(left / snapshot.rate)} left` : '';
+    const total = known ? (0,format/* formatBytes */.z3)(snapshot.total) : '?';
+    lines.push(`downloading: ${(0,format/* formatBytes */.z3)(Math.min(snapshot.done, snapshot.total))} of ${total} (${known ? (0,format/* percent */.KN)(snapshot.done, snapshot.total) : '?%'}) at ${(0,format/* formatRate */.CE)(snapshot.rate)}${eta}`);
+    return lines;
+}
+
+// EXTERNAL MODULE: ./src/report/text.ts
+var report_text = __webpack_require__(5655);
+// EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
+var cli_progress = __webpack_require__(8502);
+var cli_progress_default = /*#__PURE__*/__webpack_require__.n(cli_progress);
+;// CONCATENATED MODULE: ./src/cli/progress-bars.ts
+
+
+
+/**
+ * Live bars for a terminal: one bar per file being fetched and a total (rate, time left) below
+ * them. A finished file leaves its bar for one `✓ name size time` line above the bars, a failed
+ * one a `✗ name: reason` line, so a repository of many files stays readable. Files checked on
+ * disk get no bar: nothing is downloaded for them (the log lines say `verifying`). cli-progress
+ * does the redrawing (cursor moves, clipping to the terminal width); we only feed it.
+ */
+function progressBars(stream) {
+    const columns = stream.columns || 80;
+    const layout = barLayout(columns);
+    const multi = new (cli_progress_default()).MultiBar({
+        stream,
+        hideCursor: true,
+        clearOnComplete: false,
+        format: ' {labelText} {bar} {pctText} {amountText} {rateText}{etaText}',
+        barsize: layout.barsize,
+        fps: 5,
+    }, (cli_progress_default()).Presets.shades_classic);
+    const bars = new Map();
+    const ended = new Set();
+    let total;
+    // cli-progress turns the terminal's line wrap off while it draws, so a line longer than the
+    // screen would be cut: it is wrapped here instead, nothing lost.
+    const log = (line) => multi.log(`${wrap(line, columns)}\n`);
+    const listener = (snapshot) => {
+        for (const blob of snapshot.blobs)
+            updateFile(blob);
+        // The total appears with the first download: a run that only verifies shows no rate at all.
+        if (!total && bars.size === 0)
+            return;
+        // The snapshot counts an unknown size as what has arrived so far; the total is then unknown.
+        const known = snapshot.total > 0 && snapshot.blobs.every((b) => b.total !== undefined || b.state === 'done');
+        total ??= multi.create(1, 0, fields('total', 0, undefined, 0, layout.label));
+        draw(total, 'total', snapshot.done, known ? snapshot.total : undefined, snapshot.rate, true);
+    };
+    const updateFile = (blob) => {
+        let bar = bars.get(blob.target);
+        if (blob.state === 'done' || blob.state === 'failed') {
+            if (bar)
+                multi.remove(bar);
+            bars.delete(blob.target);
+            // One line per file this run fetched (a file found good on disk was never fetched), even
+            // one that finished between two frames and never had a bar.
+            if (blob.fetchMs === undefined || ended.has(blob.target))
+                return;
+            ended.add(blob.target);
+            const name = shorten((0,report_text/* printable */.g)(blob.label), layout.line);
+            if (blob.state === 'done')
+                log(` ✓ ${name} ${(0,format/* formatBytes */.z3)(blob.total ?? blob.done)} ${(0,format/* formatDuration */.a3)(blob.fetchMs)}`);
+            else
+                log(` ✗ ${name}: ${(0,report_text/* printable */.g)(withoutLabel(blob.error ?? 'failed', blob.label))}`);
+            return;
+        }
+        if (blob.state !== 'downloading' && blob.state !== 'verifying')
+            return;
+        if (!bar) {
+            // Above the total, which stays the last line.
+            bar = multi.create(1, 0, fields(blob.label, 0, blob.total, 0, layout.label), {});
+            if (total) {
+                multi.remove(total);
+                total = multi.create(1, 0, fields('total', 0, undefined, 0, layout.label));
+            }
+            bars.set(blob.target, bar);
+        }
+        draw(bar, blob.label, blob.done, blob.total, blob.rate, false);
+    };
+    const draw = (bar, label, done, all, rate, eta) => {
+        // An unknown size (a plain URL before its first response) shows an empty bar, not a full one.
+        bar.setTotal(all ?? 1);
+        bar.update(all === undefined ? 0 : Math.min(done, all), fields(label, done, all, rate, layout.label, eta));
+    };
+    let stopped = false;
+    return {
+        listener,
+        log,
+        stop: () => {
+            if (stopped)
+                return;
+            stopped = true;
+            multi.update(); // flushes lines logged since the last redraw
+            multi.stop();
+        },
+    };
+}
+/** An engine error names its file first; the ✗ line has named it already. */
+function withoutLabel(error, label) {
+    return error.startsWith(`${label}: `) ? error.slice(label.length + 2) : error;
+}
+/** `text` cut into lines of at most `width` characters. */
+function wrap(text, width) {
+    const chars = [...text];
+    const lines = [];
+    for (let i = 0; i < chars.length; i += width)
+        lines.push(chars.slice(i, i + width).join(''));
+    return lines.join('\n');
+}
+/**
+ * Widths for a terminal of `columns`: the numbers after the label take about 45 columns plus
+ * the bar; the label gets the rest (log lines about a file, the whole width less their marks).
+ */
+function barLayout(columns) {
+    const barsize = columns >= 110 ? 20 : 10;
+    return {
+        barsize,
+        label: Math.max(20, Math.min(60, columns - barsize - 46)),
+        line: Math.max(20, columns - 30),
+    };
+}
+/** The payload of one bar line, each field padded to a fixed width so columns line up. */
+function fields(label, done, all, rate, labelWidth, eta = true) {
+    // Never past the end: bytes fetched again after a restart are traffic, not progress.
+    const shown = all === undefined ? done : Math.min(done, all);
+    const pct = all ? `${Math.floor((shown / all) * 100)}%` : '?%';
+    const remaining = all === undefined ? undefined : all - shown;
+    // Own names: cli-progress fills `eta`, `percentage`, `value`… itself and would win.
+    return {
+        pctText: pct.padStart(4),
+        labelText: shorten((0,report_text/* printable */.g)(label), labelWidth).padEnd(labelWidth),
+        amountText: amount(shown, all).padStart(17),
+        rateText: (0,format/* formatRate */.CE)(rate).padStart(11),
+        etaText: !eta
+            ? ''
+            : remaining === 0
+                ? ''
+                : ` ETA ${remaining !== undefined && rate > 0 ? (0,format/* formatEta */.gc)(remaining / rate) : '?'}`,
+    };
+}
+/** `12.3/257.0 MiB`, or `12.3 KiB/1.0 GiB` when the units differ, or `12.3 MiB/?`. */
+function amount(done, all) {
+    if (all === undefined)
+        return `${(0,format/* formatBytes */.z3)(done)}/?`;
+    const [n, unit] = (0,format/* formatBytes */.z3)(done).split(' ');
+    const whole = (0,format/* formatBytes */.z3)(all);
+    return whole.endsWith(` ${unit}`) ? `${n}/${whole}` : `${(0,format/* formatBytes */.z3)(done)}/${whole}`;
+}
+/**
+ * What identifies a file in little room: the reference without its `key=value` options (a
+ * URL's sha256 says nothing to a reader), shortened in the middle so that the file name stays
+ * whole (two shards must never read alike); a file name longer than the room keeps its start
+ * (where shards differ) and its end (the extension).
+ */
+function shorten(label, width) {
+    const words = label.split(/\s+/).filter((w) => !/^[a-z0-9_-]+=/i.test(w));
+    const text = words.join(' ');
+    if (text.length <= width)
+        return text;
+    const cut = Math.max(text.lastIndexOf('/'), text.lastIndexOf(' ')) + 1;
+    const name = text.slice(cut);
+    if (name.length + 2 <= width)
+        return `${text.slice(0, width - name.length - 1)}…${name}`;
+    const end = Math.min(name.length, Math.floor((width - 1) / 3));
+    return `${name.slice(0, width - 1 - end)}…${name.slice(name.length - end)}`;
+}
+
+;// CONCATENATED MODULE: ./src/cli/display.ts
+
+
+
+
+/** Seconds between plain progress batches when stderr is not a terminal (a CI log). */
+const PLAIN_PROGRESS_MS = 3000;
+/**
+ * A terminal gets live bars, with log lines (phases, retries, ✓/✗ per file) printed above them;
+ * a log (CI, a pipe) gets plain lines and a batch of progress lines every few seconds. Every
+ * line is printable and has the run's secrets masked.
+ */
+function pullDisplay(stderr, options = {}) {
+    const bars = stderr.isTTY ? progressBars(stderr) : undefined;
+    let live = bars !== undefined;
+    const plain = toStream(stderr);
+    const log = lineLogger((line) => (live ? bars.log(line) : plain(line)), options.secrets ?? []);
+    return {
+        log,
+        onProgress: bars?.listener ?? progressLines((line) => log.info(line), options.plainIntervalMs ?? PLAIN_PROGRESS_MS),
+        onModel: (0,model_log/* modelLog */.qi)(log, { paths: options.paths ?? true }),
+        close: () => {
+            bars?.stop();
+            live = false;
+        },
+    };
+}
+/** Log lines for stderr, secrets masked; `write` takes one line without its newline. */
+function lineLogger(write, secrets) {
+    const mask = (m) => secrets.reduce((text, s) => text.split(s).join('***'), m);
+    const out = (m) => write((0,report_text/* printable */.g)(mask(m)));
+    return {
+        debug: () => undefined,
+        info: out,
+        warning: (m) => out(`warning: ${m}`),
+        error: (m) => out(`error: ${m}`),
+        group: async (title, fn) => {
+            out(title);
+            return fn();
+        },
+    };
+}
+const toStream = (stream) => (line) => void stream.write(`${line}\n`);
+
+
+/***/ }),
+
 /***/ 9550:
 /***/ ((module, __webpack_exports__, __webpack_require__) => {
 
 __webpack_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 __webpack_require__.r(__webpack_exports__);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7743);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(8128);
 
 // The CLI proper, loaded by src/cli.ts once Node is new enough: the only place that touches
 // argv, signals and the exit code.
 const controller = new AbortController();
 process.once('SIGINT', () => {
-    process.stderr.write('\nstopping: progress is kept for the next run (Ctrl-C again to quit at once)\n');
+    // runCli says "stopping: …" where it stays visible (above the progress bars, if any).
     controller.abort(new Error('interrupted'));
     process.once('SIGINT', () => {
         // The progress bars hide the cursor; a forced quit skips their cleanup, so show it here.
@@ -45,7 +305,6 @@ for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error) => {
         if (error.code !== 'EPIPE')
             throw error;
-        controller.abort(new Error('output closed'));
         process.exit(process.exitCode ?? 0);
     });
 }
@@ -61,7 +320,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7743:
+/***/ 8128:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -69,8 +328,6 @@ __webpack_async_result__();
 __webpack_require__.d(__webpack_exports__, {
   a: () => (/* binding */ runCli)
 });
-
-// UNUSED EXPORTS: failureLine
 
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __webpack_require__(1455);
@@ -86,18 +343,18 @@ var constants = __webpack_require__(7242);
 var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/http/client.ts
 var http_client = __webpack_require__(3329);
+// EXTERNAL MODULE: ./src/http/retry.ts
+var http_retry = __webpack_require__(8902);
 // EXTERNAL MODULE: ./src/lock/lockfile.ts
 var lockfile = __webpack_require__(8606);
-// EXTERNAL MODULE: ./src/pull.ts + 12 modules
-var pull = __webpack_require__(6783);
+// EXTERNAL MODULE: ./src/pull.ts + 17 modules
+var pull = __webpack_require__(4344);
 // EXTERNAL MODULE: ./src/refs/index.ts
 var src_refs = __webpack_require__(8674);
 // EXTERNAL MODULE: ./src/refs/line.ts
 var line = __webpack_require__(9534);
-// EXTERNAL MODULE: ./src/report/format.ts
-var format = __webpack_require__(2011);
-// EXTERNAL MODULE: ./src/report/progress-log.ts
-var progress_log = __webpack_require__(8340);
+// EXTERNAL MODULE: ./src/report/model-log.ts
+var model_log = __webpack_require__(7400);
 ;// CONCATENATED MODULE: ./src/report/summary.ts
 
 
@@ -137,8 +394,6 @@ function summaryMarkdown(report) {
     ].join('\n');
 }
 
-// EXTERNAL MODULE: ./src/report/text.ts
-var report_text = __webpack_require__(5655);
 // EXTERNAL MODULE: ./src/resolve.ts
 var resolve = __webpack_require__(1259);
 // EXTERNAL MODULE: ./src/settings/settings.ts
@@ -280,6 +535,8 @@ function parseProblem(command, error) {
     }
 }
 
+// EXTERNAL MODULE: ./src/cli/display.ts + 2 modules
+var cli_display = __webpack_require__(3552);
 ;// CONCATENATED MODULE: ./src/cli/help.ts
 
 
@@ -391,106 +648,10 @@ function usageError(error) {
     return (0,errors/* isModelPullError */.pq)(error, 'ERR_BAD_REFERENCE') || (0,errors/* isModelPullError */.pq)(error, 'ERR_BAD_INPUT');
 }
 
-// EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
-var cli_progress = __webpack_require__(8502);
-var cli_progress_default = /*#__PURE__*/__webpack_require__.n(cli_progress);
-;// CONCATENATED MODULE: ./src/cli/progress-bars.ts
-
-
-
-/**
- * Live bars for a terminal: a total (rate, ETA) on top and one bar per file being fetched below
- * it; a file's bar goes away when the file is done, so a repo of many files stays readable.
- * cli-progress does the redrawing (cursor moves, clipping to the terminal width); we only feed it.
- */
-function progressBars(stream) {
-    const columns = stream.columns || 80;
-    // " {bar} 100% {label} 123.4 MiB/123.4 MiB 123.4 MiB/s ETA 12m34s": everything but the label
-    // takes about 50 columns plus the bar; the label gets what is left of the line.
-    const barsize = columns >= 100 ? 20 : 10;
-    const labelWidth = Math.max(12, Math.min(40, columns - barsize - 52));
-    const multi = new (cli_progress_default()).MultiBar({
-        stream,
-        hideCursor: true,
-        clearOnComplete: false,
-        format: ' {bar} {pctText} {labelText} {amountText} {rateText} {etaText}',
-        barsize,
-        fps: 5,
-    }, (cli_progress_default()).Presets.shades_classic);
-    const total = multi.create(1, 0, fields('total', 0, undefined, 0, labelWidth));
-    const bars = new Map();
-    const listener = (snapshot) => {
-        for (const blob of snapshot.blobs)
-            updateFile(blob);
-        // The snapshot counts an unknown size as what has arrived so far; the total is then unknown.
-        const known = snapshot.total > 0 && snapshot.blobs.every((b) => b.total !== undefined || b.state === 'done');
-        draw(total, 'total', snapshot.done, known ? snapshot.total : undefined, snapshot.rate);
-    };
-    const updateFile = (blob) => {
-        let bar = bars.get(blob.target);
-        if (blob.state === 'done' || blob.state === 'failed') {
-            if (bar)
-                multi.remove(bar);
-            bars.delete(blob.target);
-            return;
-        }
-        if (blob.state !== 'downloading' && blob.state !== 'verifying')
-            return;
-        if (!bar) {
-            bar = multi.create(1, 0, fields(blob.label, 0, blob.total, 0, labelWidth));
-            bars.set(blob.target, bar);
-        }
-        draw(bar, blob.label, blob.done, blob.total, blob.rate);
-    };
-    const draw = (bar, label, done, all, rate) => {
-        // An unknown size (a plain URL before its first response) shows an empty bar, not a full one.
-        bar.setTotal(all ?? 1);
-        bar.update(all === undefined ? 0 : Math.min(done, all), fields(label, done, all, rate, labelWidth));
-    };
-    let stopped = false;
-    return {
-        listener,
-        log: (line) => multi.log(`${line}\n`),
-        stop: () => {
-            if (stopped)
-                return;
-            stopped = true;
-            multi.update(); // flushes lines logged since the last redraw
-            multi.stop();
-        },
-    };
-}
-/** The payload of one bar line, each field padded to a fixed width so columns line up. */
-function fields(label, done, all, rate, labelWidth) {
-    const pct = all ? `${Math.min(100, Math.floor((done / all) * 100))}%` : '?%';
-    const remaining = all === undefined ? undefined : all - done;
-    // Own names: cli-progress fills `eta`, `percentage`, `value`… itself and would win.
-    return {
-        pctText: pct.padStart(4),
-        labelText: shorten((0,report_text/* printable */.g)(label), labelWidth).padEnd(labelWidth),
-        amountText: `${(0,format/* formatBytes */.z3)(done)}/${all === undefined ? '?' : (0,format/* formatBytes */.z3)(all)}`.padStart(19),
-        rateText: (0,format/* formatRate */.CE)(rate).padStart(11),
-        etaText: `ETA ${remaining !== undefined && rate > 0 ? formatEta(remaining / rate) : '?'}`,
-    };
-}
-/**
- * What identifies a file in little room: the reference without its `key=value` options (a
- * URL's sha256 says nothing to a reader), then its end, where file and layer names are.
- */
-function shorten(label, width) {
-    const words = label.split(/\s+/).filter((w) => !/^[a-z0-9_-]+=/i.test(w));
-    const text = words.join(' ');
-    return text.length > width ? `…${text.slice(-(width - 1))}` : text;
-}
-function formatEta(seconds) {
-    const s = Math.ceil(seconds);
-    if (s < 60)
-        return `${s}s`;
-    if (s < 3600)
-        return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-    return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
-
+// EXTERNAL MODULE: ./src/report/format.ts
+var format = __webpack_require__(2011);
+// EXTERNAL MODULE: ./src/report/text.ts
+var report_text = __webpack_require__(5655);
 // EXTERNAL MODULE: ./src/sources/url/record.ts
 var url_record = __webpack_require__(3063);
 // EXTERNAL MODULE: ./src/digest.ts
@@ -901,9 +1062,6 @@ function shellWord(word) {
 
 
 
-
-/** Seconds between plain progress batches when stderr is not a terminal (a CI log). */
-const PLAIN_PROGRESS_MS = 3000;
 /** Runs one CLI command; returns the exit code (0 ok, 1 failed, 2 bad usage). */
 async function runCli(argv, io) {
     const [command, ...rest] = argv;
@@ -931,24 +1089,32 @@ async function runCli(argv, io) {
         return 2;
     }
     const sources = io.sources ?? src_sources/* DEFAULT_SOURCES */.h;
+    // Ctrl-C is told where the user looks: above the progress bars while they run.
+    const notices = { write: (line) => void io.stderr.write(`${line}\n`) };
+    const onAbort = () => notices.write(STOPPING);
+    io.signal?.addEventListener('abort', onAbort, { once: true });
     try {
         const { values, lines } = parseCommandArgs(command, rest, sources);
         if (values.help) {
             io.stdout.write(helpFor(command, sources));
             return 0;
         }
-        return await handler({ values, lines, io, command, sources });
+        return await handler({ values, lines, io, command, sources, notices });
     }
     catch (error) {
         io.stderr.write(`model-pull ${command}: ${(0,errors/* describeError */.Uc)(error)}\n`);
         return usageError(error) ? 2 : 1;
     }
+    finally {
+        io.signal?.removeEventListener('abort', onAbort);
+    }
 }
+const STOPPING = 'stopping: progress is kept for the next run (Ctrl-C again to quit at once)';
 const COMMANDS = {
     pull: pullCommand,
     verify: async (inv) => verifyCommand(await settingsOf(inv, false), inv.values, inv.io),
     lock: lockCommand,
-    demo: async (inv) => (await __webpack_require__.e(/* import() */ 57).then(__webpack_require__.bind(__webpack_require__, 3057))).demoCommand(inv.io, { keep: inv.values.keep === true }),
+    demo: async (inv) => (await __webpack_require__.e(/* import() */ 57).then(__webpack_require__.bind(__webpack_require__, 3057))).demoCommand(inv.io, { keep: inv.values.keep === true, notices: inv.notices }),
 };
 async function settingsOf(inv, requireModels = true) {
     const lines = [...inv.lines];
@@ -984,50 +1150,19 @@ async function readLinesFile(file) {
         throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `cannot read -f ${file}: ${reason}`);
     }
 }
-/** Log lines for stderr, secrets masked; `write` takes one line without its newline. */
-function lineLogger(write, secrets) {
-    const mask = (m) => secrets.reduce((text, s) => text.split(s).join('***'), m);
-    const out = (m) => write((0,report_text/* printable */.g)(mask(m)));
-    return {
-        debug: () => undefined,
-        info: out,
-        warning: (m) => out(`warning: ${m}`),
-        error: (m) => out(`error: ${m}`),
-        group: async (title, fn) => {
-            out(title);
-            return fn();
-        },
-    };
-}
-const toStream = (stream) => (line) => void stream.write(`${line}\n`);
-/** `<line>: <why>`, without repeating the line when the engine's message already starts with it. */
-function failureLine(line, error) {
-    const why = (0,errors/* describeError */.Uc)(error);
-    return why.startsWith(`${line}:`) ? why : `${line}: ${why}`;
-}
 async function pullCommand(inv) {
     const settings = await settingsOf(inv);
     const { io } = inv;
-    // A terminal gets live bars (log lines printed above them while they run); a log (CI, a pipe)
-    // gets a plain batch of progress lines every few seconds.
-    const bars = io.stderr.isTTY ? progressBars(io.stderr) : undefined;
-    let barsLive = bars !== undefined;
-    const plain = toStream(io.stderr);
-    const log = lineLogger((line) => (barsLive ? bars.log(line) : plain(line)), settings.secrets);
-    const onProgress = bars?.listener ?? (0,progress_log/* progressLines */.L)((line) => log.info(line), PLAIN_PROGRESS_MS);
-    const deps = { sources: inv.sources, log, cache: (0,client/* createNoCache */.m)(), onProgress, signal: io.signal };
+    // Phases, each model's end and each failure (once, as it happens) are told as they come.
+    const display = (0,cli_display/* pullDisplay */.uq)(io.stderr, { secrets: settings.secrets });
+    const { log, onProgress, onModel } = display;
+    const deps = { sources: inv.sources, log, cache: (0,client/* createNoCache */.m)(), onProgress, onModel, signal: io.signal };
+    const plain = inv.notices.write;
+    inv.notices.write = (line) => log.info(line);
     const report = await (0,pull/* pull */.a)(settings, deps).finally(() => {
-        bars?.stop();
-        barsLive = false;
+        display.close();
+        inv.notices.write = plain;
     });
-    for (const model of report.models) {
-        if (model.error || !model.output) {
-            log.error(failureLine(model.line, model.error ?? 'failed'));
-            continue;
-        }
-        const o = model.output;
-        log.info(`${o.name}: ${(0,format/* formatBytes */.z3)(o.size)} at ${o.path} (downloaded ${(0,format/* formatBytes */.z3)(model.downloadedBytes)} in ${(0,format/* formatDuration */.a3)(model.durationMs)})`);
-    }
     if (inv.values.json)
         io.stdout.write(`${JSON.stringify(modelsJson(report), null, 2)}\n`);
     if (io.signal?.aborted) {
@@ -1042,9 +1177,10 @@ async function lockCommand(inv) {
     const refs = (0,src_refs/* parseLines */.L)(settings.lines, inv.sources);
     const previous = await (0,lockfile/* readLock */.mF)(path);
     const http = new http_client/* HttpClient */.Qq(settings.http);
-    const log = lineLogger(toStream(inv.io.stderr), settings.secrets);
+    const log = (0,cli_display/* lineLogger */.Hw)((0,cli_display/* toStream */._y)(inv.io.stderr), settings.secrets);
     try {
-        const ctx = { http, retry: settings.retry, log, clock: clock/* systemClock */.m, signal: inv.io.signal };
+        const retry = { ...settings.retry, onRetry: (event) => log.info((0,http_retry/* describeRetry */.eV)(event)) };
+        const ctx = { http, retry, log, clock: clock/* systemClock */.m, signal: inv.io.signal };
         const sources = (0,descriptor/* createSources */.LH)(inv.sources, settings);
         const { results, written } = await (0,resolve/* lockLines */.l)(path, refs, sources, ctx, previous);
         results.forEach((result, i) => {
@@ -1052,7 +1188,7 @@ async function lockCommand(inv) {
             if (result.status === 'fulfilled')
                 log.info(`${line}: ${result.value.digest}`);
             else
-                log.error(failureLine(line, result.reason));
+                log.error((0,model_log/* failureLine */.Pu)(line, result.reason));
         });
         if (!written) {
             const failed = results.filter((r) => r.status === 'rejected').length;
@@ -1077,9 +1213,21 @@ async function lockCommand(inv) {
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   m: () => (/* binding */ systemClock)
 /* harmony export */ });
-/* harmony import */ var _http_retry_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(8902);
-
-const systemClock = { now: () => Date.now(), sleep: _http_retry_js__WEBPACK_IMPORTED_MODULE_0__/* .realSleep */ .uk };
+/* unused harmony export realSleep */
+const realSleep = (ms, signal) => new Promise((resolve, reject) => {
+    if (signal?.aborted)
+        return reject(signal.reason);
+    const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+    }, ms);
+    const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+});
+const systemClock = { now: () => Date.now(), sleep: realSleep };
 
 
 /***/ }),
@@ -1229,11 +1377,19 @@ class ModelPullError extends Error {
     status;
     /** Seconds the server asked us to wait (Retry-After / RateLimit t=). */
     retryAfterSeconds;
+    /** The host (`name[:port]`) that failed, when the error came from one: retry events name it. */
+    host;
     constructor(code, message, options = {}) {
         super(message, options.cause === undefined ? undefined : { cause: options.cause });
         this.code = code;
         this.status = options.status;
         this.retryAfterSeconds = options.retryAfterSeconds;
+        this.host = options.host;
+    }
+    /** The same error with another message (a prefix naming the blob or model), facts kept. */
+    withMessage(message) {
+        const { status, retryAfterSeconds, host } = this;
+        return new ModelPullError(this.code, message, { cause: this, status, retryAfterSeconds, host });
     }
 }
 function isModelPullError(error, code) {
@@ -1271,9 +1427,9 @@ function describeError(error) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   J: () => (/* binding */ ensureDirs),
-/* harmony export */   s: () => (/* binding */ pathExists)
+/* harmony export */   J: () => (/* binding */ ensureDirs)
 /* harmony export */ });
+/* unused harmony export pathExists */
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6760);
@@ -1299,7 +1455,7 @@ async function ensureDirs(path) {
 }
 async function pathExists(path) {
     try {
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.access)(path);
+        await access(path);
         return true;
     }
     catch {
@@ -1310,14 +1466,145 @@ async function pathExists(path) {
 
 /***/ }),
 
-/***/ 3329:
+/***/ 9662:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   $C: () => (/* binding */ statusError),
+/* harmony export */   LL: () => (/* binding */ discardBody),
+/* harmony export */   Mu: () => (/* binding */ BODY_LIMITS),
+/* harmony export */   Vh: () => (/* binding */ readJson)
+/* harmony export */ });
+/* unused harmony exports readBody, readText, readSnippet */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
+/* harmony import */ var _report_format_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(2011);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(8549);
+/* harmony import */ var _retry_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(8902);
+
+
+
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/**
+ * The most we read into memory for each kind of answer. Model bytes never come through here
+ * (the engine streams them to disk); everything that does is small by nature, and a server
+ * that sends more is broken or hostile (an endless body once took a pull to 16 GB of memory).
+ */
+const BODY_LIMITS = {
+    /** API documents: Hub revision and tree pages (1,000 entries a page), Ollama's local API. */
+    json: 32 * MiB,
+    /** A registry token realm's answer (a JWT of a few KiB). */
+    token: 1 * MiB,
+    /** An OCI or Ollama manifest. */
+    manifest: 4 * MiB,
+    /** A release's sha256sum.txt (one line per asset). */
+    checksums: 1 * MiB,
+    /** What an error message quotes from an error body. */
+    errorText: 4 * KiB,
+};
+const noop = () => undefined;
+/**
+ * Lets go of a body we will not read, now: no unhandled 'error' event (undici reports the
+ * destroy as an abort, and a body that already arrived whole has nobody left to hear it), no
+ * socket held by a body that trickles.
+ */
+function discardBody(body) {
+    body.on('error', noop);
+    if (!body.destroyed)
+        body.destroy();
+}
+/**
+ * Reads a whole body into memory, refusing more than `limit` bytes with ERR_TOO_LARGE (the
+ * Content-Length is checked first, then every chunk). `what` names the answer in the error.
+ */
+async function readBody(response, limit, what) {
+    const tooLarge = () => {
+        discardBody(response.body);
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_TOO_LARGE', `${what} from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .redactUrl */ .BO)(response.url)} is larger than ${(0,_report_format_js__WEBPACK_IMPORTED_MODULE_3__/* .formatBytes */ .z3)(limit)}; refusing to read it`, { host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .hostOf */ .w)(response.url) });
+    };
+    // Leaving the loop early destroys the body; that must not become an unhandled 'error'.
+    response.body.on('error', noop);
+    const declared = Number(response.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit)
+        throw tooLarge();
+    const chunks = [];
+    let total = 0;
+    try {
+        for await (const chunk of response.body) {
+            total += chunk.length;
+            if (total > limit)
+                throw tooLarge();
+            chunks.push(chunk);
+        }
+    }
+    catch (error) {
+        throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .networkError */ .x)(error, response.url);
+    }
+    return Buffer.concat(chunks);
+}
+async function readText(response, limit, what) {
+    return (await readBody(response, limit, what)).toString('utf8');
+}
+/**
+ * A JSON document of at most `limit` bytes. Text that does not parse is treated like a cut
+ * connection (ERR_NETWORK, retried): proxies and overloaded servers answer 200 with junk.
+ */
+async function readJson(response, limit, what) {
+    const text = await readText(response, limit, what);
+    try {
+        return JSON.parse(text);
+    }
+    catch (error) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_NETWORK', `${what} from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .redactUrl */ .BO)(response.url)} is not valid JSON`, {
+            cause: error,
+            host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .hostOf */ .w)(response.url),
+        });
+    }
+}
+/** Up to `max` bytes of a body as text, the rest discarded; never throws (for error messages). */
+async function readSnippet(response, max = BODY_LIMITS.errorText) {
+    response.body.on('error', noop);
+    const chunks = [];
+    let total = 0;
+    try {
+        for await (const chunk of response.body) {
+            chunks.push(chunk);
+            total += chunk.length;
+            if (total >= max)
+                break;
+        }
+    }
+    catch {
+        // whatever arrived is the snippet
+    }
+    discardBody(response.body);
+    return Buffer.concat(chunks).subarray(0, max).toString('utf8');
+}
+/** Reads a little of a non-2xx answer and turns it into an error; 429 carries the server's wait. */
+async function statusError(response, what) {
+    const detail = (await readSnippet(response)).slice(0, 200).replace(/\s+/g, ' ').trim();
+    const retryAfterSeconds = (0,_retry_js__WEBPACK_IMPORTED_MODULE_2__/* .parseRetryAfter */ .mu)(response.headers);
+    const subject = what ?? (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .redactUrl */ .BO)(response.url);
+    const code = response.status === 429 ? 'ERR_RATE_LIMITED' : 'ERR_HTTP_STATUS';
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy(code, `HTTP ${response.status} from ${subject}${detail ? `: ${detail}` : ''}`, {
+        status: response.status,
+        retryAfterSeconds,
+        host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .hostOf */ .w)(response.url),
+    });
+}
+
+
+/***/ }),
+
+/***/ 3329:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   $C: () => (/* reexport safe */ _body_js__WEBPACK_IMPORTED_MODULE_4__.$C),
 /* harmony export */   Qq: () => (/* binding */ HttpClient),
 /* harmony export */   cW: () => (/* binding */ isLoopbackHost),
-/* harmony export */   x6: () => (/* binding */ networkError)
+/* harmony export */   x6: () => (/* reexport safe */ _errors_js__WEBPACK_IMPORTED_MODULE_5__.x)
 /* harmony export */ });
 /* harmony import */ var node_net__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7030);
 /* harmony import */ var node_net__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_net__WEBPACK_IMPORTED_MODULE_0__);
@@ -1325,7 +1612,11 @@ async function pathExists(path) {
 /* harmony import */ var node_tls__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_tls__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var undici__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(6752);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(3916);
-/* harmony import */ var _retry_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(8902);
+/* harmony import */ var _body_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(9662);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(8549);
+
+
+
 
 
 
@@ -1384,7 +1675,23 @@ class HttpClient {
         }
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_INSECURE_URL', `unsupported URL scheme ${parsed.protocol} in ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}`);
     }
+    /** The minimum rate of model-byte streams (see HttpOptions.minRate). */
+    get minRate() {
+        return this.options.minRate ?? { bytes: 32 * 1024, windowMs: this.options.stallTimeoutMs };
+    }
     async request(url, options = {}) {
+        const deadline = options.stream ? undefined : this.deadline(url, options.signal);
+        try {
+            const response = await this.follow(url, options, deadline?.signal ?? options.signal);
+            deadline?.until(response.body);
+            return response;
+        }
+        catch (error) {
+            deadline?.cancel();
+            throw error;
+        }
+    }
+    async follow(url, options, signal) {
         const maxRedirects = options.maxRedirects ?? 5;
         const firstOrigin = new URL(url).origin;
         let current = url;
@@ -1394,6 +1701,7 @@ class HttpClient {
             if (options.credentials && options.credentials.origin === target.origin) {
                 Object.assign(headers, options.credentials.headers);
             }
+            checkHeaders(headers, current);
             let res;
             try {
                 res = await this.dispatcher.request({
@@ -1401,11 +1709,11 @@ class HttpClient {
                     path: target.pathname + target.search,
                     method: options.method ?? 'GET',
                     headers,
-                    signal: options.signal,
+                    signal,
                 });
             }
             catch (error) {
-                throw networkError(error, current);
+                throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .networkError */ .x)(signal?.aborted ? (signal.reason ?? error) : error, current);
             }
             const location = res.headers.location;
             if (res.statusCode >= 300 && res.statusCode < 400 && location && maxRedirects > 0) {
@@ -1427,6 +1735,29 @@ class HttpClient {
             };
         }
     }
+    /**
+     * A whole-request deadline: aborts the request (and its body, once returned) with
+     * ERR_TOO_SLOW, which callers retry like a stall. Cleared when the body closes.
+     */
+    deadline(url, outer) {
+        const ms = this.options.requestDeadlineMs ?? Math.max(60_000, 2 * this.options.stallTimeoutMs);
+        const controller = new AbortController();
+        const timer = setTimeout(() => {
+            controller.abort(new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_TOO_SLOW', `no complete answer from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)} within ${ms / 1000} s`, { host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .hostOf */ .w)(url) }));
+        }, ms);
+        timer.unref();
+        const cancel = () => clearTimeout(timer);
+        return {
+            signal: outer ? AbortSignal.any([outer, controller.signal]) : controller.signal,
+            cancel,
+            until: (body) => {
+                if (body.closed)
+                    cancel();
+                else
+                    body.once('close', cancel);
+            },
+        };
+    }
     /** GET a JSON document; non-2xx becomes a status error (see `statusError`). */
     async getJson(url, options = {}) {
         const response = await this.request(url, {
@@ -1434,52 +1765,103 @@ class HttpClient {
             headers: { accept: 'application/json', ...options.headers },
         });
         if (response.status < 200 || response.status >= 300)
-            throw await statusError(response);
-        try {
-            return { json: await response.body.json(), response };
-        }
-        catch (error) {
-            throw networkError(error, url);
-        }
+            throw await (0,_body_js__WEBPACK_IMPORTED_MODULE_4__/* .statusError */ .$C)(response);
+        return { json: await (0,_body_js__WEBPACK_IMPORTED_MODULE_4__/* .readJson */ .Vh)(response, _body_js__WEBPACK_IMPORTED_MODULE_4__/* .BODY_LIMITS */ .Mu.json, 'the answer'), response };
     }
     async close() {
         await this.dispatcher.close();
     }
 }
-/** Maps a thrown undici/socket error to our codes: stalls and resets are retryable. */
-function networkError(error, url) {
-    if (error instanceof _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy)
-        return error;
-    const code = error?.code ?? '';
-    const name = error?.name ?? '';
-    if (name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') {
-        return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_ABORTED', `request to ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)} was aborted`, { cause: error });
+/**
+ * Header values with control characters (a token pasted with its newline) are refused before
+ * anything is sent: undici would throw on every attempt, and the error looked like a network
+ * fault worth a minute of retries. The value itself is never quoted: it is usually a secret.
+ */
+function checkHeaders(headers, url) {
+    for (const [name, value] of Object.entries(headers)) {
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: exactly what is refused
+        if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `the ${name} header for ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)} contains a line break or control character (a token copied with its newline?)`);
+        }
     }
-    if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
-        return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_STALLED', `no data from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)} within the stall timeout`, {
-            cause: error,
-        });
-    }
-    const detail = error instanceof Error ? error.message : String(error);
-    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_NETWORK', `network error from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}: ${detail}`, {
-        cause: error,
-    });
 }
-/** Drains the body and turns a non-2xx answer into an error; 429 carries the server's wait. */
-async function statusError(response, what) {
-    let detail = '';
+
+
+/***/ }),
+
+/***/ 8549:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   w: () => (/* binding */ hostOf),
+/* harmony export */   x: () => (/* binding */ networkError)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
+
+/**
+ * Errors whose only cure is a different certificate setup: Node's and OpenSSL's verification
+ * codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, SELF_SIGNED_CERT_IN_CHAIN, CERT_HAS_EXPIRED,
+ * ERR_TLS_CERT_ALTNAME_INVALID, …).
+ */
+const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/;
+/** `name[:port]` of a URL, for errors and retry lines; undefined when it does not parse. */
+function hostOf(url) {
     try {
-        detail = (await response.body.text()).slice(0, 200).replace(/\s+/g, ' ').trim();
+        return new URL(url).host;
     }
     catch {
-        // the status alone is the message
+        return undefined;
     }
-    const retryAfterSeconds = (0,_retry_js__WEBPACK_IMPORTED_MODULE_4__/* .parseRetryAfter */ .mu)(response.headers);
-    const subject = what ?? (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(response.url);
-    const code = response.status === 429 ? 'ERR_RATE_LIMITED' : 'ERR_HTTP_STATUS';
-    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy(code, `HTTP ${response.status} from ${subject}${detail ? `: ${detail}` : ''}`, retryAfterSeconds === undefined
-        ? { status: response.status }
-        : { status: response.status, retryAfterSeconds });
+}
+/**
+ * Maps a thrown undici/socket error to our codes. Stalls, resets and refused connections are
+ * worth a retry (the last only a few); a name that does not resolve, a refused certificate or an
+ * invalid header value are not, and fail at once.
+ */
+function networkError(error, url) {
+    if (error instanceof _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy)
+        return error;
+    const code = errorCode(error);
+    const name = error?.name ?? '';
+    const host = hostOf(url);
+    const where = (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .redactUrl */ .BO)(url);
+    const opts = { cause: error, host };
+    if (name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') {
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_ABORTED', `request to ${where} was aborted`, opts);
+    }
+    if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_STALLED', `no data from ${where} within the stall timeout`, opts);
+    }
+    // Not `instanceof Error`: errors from another realm (a VM context, a worker) fail that test.
+    const message = error?.message;
+    const detail = typeof message === 'string' && message ? message : String(error);
+    if (code === 'ENOTFOUND') {
+        const hostname = host ? new URL(url).hostname : 'the host';
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_DNS', `network error from ${where}: ${hostname} does not resolve (${code})`, opts);
+    }
+    if (code === 'ECONNREFUSED') {
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_CONNECTION_REFUSED', `network error from ${where}: ${detail}`, opts);
+    }
+    if (TLS_CODE.test(code)) {
+        // Node's own text suggests --use-system-ca, which a user of the action cannot pass.
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_TLS', `network error from ${where}: its certificate was refused (${code}); if the server uses a private or self-signed CA, trust it with ca-cert (--ca-cert)`, opts);
+    }
+    if (code === 'UND_ERR_INVALID_ARG' ||
+        code === 'ERR_INVALID_CHAR' ||
+        code === 'ERR_HTTP_INVALID_HEADER_VALUE') {
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `cannot send the request to ${where}: ${detail}`, opts);
+    }
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_NETWORK', `network error from ${where}: ${detail}`, opts);
+}
+/** The error's own code, or its cause's (a proxy or fetch-style wrapper keeps the socket's there). */
+function errorCode(error) {
+    const own = error?.code;
+    if (typeof own === 'string' && own !== 'UND_ERR_SOCKET')
+        return own;
+    const inner = error?.cause?.code;
+    if (typeof inner === 'string')
+        return inner;
+    return typeof own === 'string' ? own : '';
 }
 
 
@@ -1489,14 +1871,20 @@ async function statusError(response, what) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   GL: () => (/* binding */ nextRetry),
 /* harmony export */   LH: () => (/* binding */ withRetries),
+/* harmony export */   N7: () => (/* binding */ retryEvent),
+/* harmony export */   R0: () => (/* binding */ isUnreachable),
 /* harmony export */   cO: () => (/* binding */ DEFAULT_RETRY_POLICY),
+/* harmony export */   eV: () => (/* binding */ describeRetry),
 /* harmony export */   mu: () => (/* binding */ parseRetryAfter),
-/* harmony export */   qO: () => (/* binding */ retryDelayMs),
-/* harmony export */   r3: () => (/* binding */ isRetryable),
-/* harmony export */   uk: () => (/* binding */ realSleep)
+/* harmony export */   r3: () => (/* binding */ isRetryable)
 /* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
+/* unused harmony exports REFUSED_RETRIES, retriesFor, retryDelayMs, retryCause */
+/* harmony import */ var _clock_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(9373);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(3916);
+
+
 
 const DEFAULT_RETRY_POLICY = {
     retries: 6,
@@ -1504,19 +1892,36 @@ const DEFAULT_RETRY_POLICY = {
     maxDelayMs: 30_000,
     maxRetryAfterMs: 120_000,
 };
+/**
+ * Retries after a refused connection. A server that is restarting listens again within a
+ * second or two; a host with nothing listening never will, and a minute of 2^n waits only
+ * hides that from the user.
+ */
+const REFUSED_RETRIES = 2;
 const RETRYABLE = new Set([
     'ERR_NETWORK',
+    'ERR_CONNECTION_REFUSED',
     'ERR_STALLED',
+    'ERR_TOO_SLOW',
     'ERR_TRUNCATED',
+    'ERR_BAD_RANGE',
     'ERR_RATE_LIMITED',
 ]);
 /** The code, never the message, decides: network faults, stalls, 429 and 5xx are worth another try. */
 function isRetryable(error) {
-    if (!(0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .isModelPullError */ .pq)(error))
+    if (!(0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isModelPullError */ .pq)(error))
         return false;
     if (RETRYABLE.has(error.code))
         return true;
     return error.code === 'ERR_HTTP_STATUS' && error.status !== undefined && error.status >= 500;
+}
+/** The server could not be reached at all (or not for long enough): a local copy may stand in. */
+function isUnreachable(error) {
+    return isRetryable(error) || (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isModelPullError */ .pq)(error, 'ERR_DNS');
+}
+/** Retries the policy allows for this error (fewer for a refused connection). */
+function retriesFor(error, policy) {
+    return error.code === 'ERR_CONNECTION_REFUSED' ? Math.min(policy.retries, REFUSED_RETRIES) : policy.retries;
 }
 /**
  * Delay before attempt `attempt` (1 = first retry): exponential with full jitter, unless the
@@ -1532,6 +1937,69 @@ function retryDelayMs(attempt, policy, retryAfterSeconds, random = Math.random) 
     }
     const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
     return Math.floor(ceiling / 2 + (random() * ceiling) / 2);
+}
+/**
+ * Whether (and after how long) to try again after the `failures`-th failure in a row: undefined
+ * when the error is not worth a retry, its budget is spent, or the server asks for too long a wait.
+ */
+function nextRetry(error, failures, policy, random = Math.random) {
+    if (!isRetryable(error))
+        return undefined;
+    const max = retriesFor(error, policy);
+    if (failures > max)
+        return undefined;
+    const delayMs = retryDelayMs(failures, policy, error.retryAfterSeconds, random);
+    return delayMs === undefined ? undefined : { delayMs, max };
+}
+/** Words for the failure, as a retry line shows them. */
+function retryCause(error) {
+    switch (error.code) {
+        case 'ERR_CONNECTION_REFUSED':
+            return 'connection refused';
+        case 'ERR_HTTP_STATUS':
+            return `HTTP ${error.status}`;
+        case 'ERR_RATE_LIMITED':
+            return `rate-limited (HTTP ${error.status ?? 429})`;
+        case 'ERR_STALLED':
+            return 'no data';
+        case 'ERR_TOO_SLOW':
+            return 'too slow';
+        case 'ERR_TRUNCATED':
+            return 'connection closed early';
+        case 'ERR_BAD_RANGE':
+            return 'wrong byte range';
+        default: {
+            const code = error.cause?.code;
+            if (code === 'ECONNRESET')
+                return 'connection reset';
+            if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT')
+                return 'connection timed out';
+            if (code === 'EAI_AGAIN')
+                return 'name lookup failed';
+            if (code === 'UND_ERR_SOCKET' || code === 'EPIPE')
+                return 'connection closed';
+            return 'network error';
+        }
+    }
+}
+/** `registry.ollama.ai: connection refused, retry 2/6 in 4 s (model.gguf)`. */
+function describeRetry(event) {
+    const wait = event.delayMs < 10_000 ? (event.delayMs / 1000).toFixed(1) : String(Math.round(event.delayMs / 1000));
+    const where = event.host ? `${event.host}: ` : '';
+    const what = event.subject ? ` (${event.subject})` : '';
+    return `${where}${event.cause}, retry ${event.attempt}/${event.max} in ${wait} s${what}`;
+}
+/** Builds the event for a retry that `nextRetry` allowed. */
+function retryEvent(error, attempt, plan, context = {}) {
+    return {
+        host: error.host ?? context.host,
+        cause: retryCause(error),
+        code: error.code,
+        attempt,
+        max: plan.max,
+        delayMs: plan.delayMs,
+        ...(context.subject !== undefined ? { subject: context.subject } : {}),
+    };
 }
 /**
  * Seconds to wait from `Retry-After` (seconds or an HTTP date) or the IETF `RateLimit` header
@@ -1555,37 +2023,23 @@ function parseRetryAfter(headers, now = Date.now()) {
 function first(value) {
     return Array.isArray(value) ? value[0] : value;
 }
-const realSleep = (ms, signal) => new Promise((resolve, reject) => {
-    if (signal?.aborted)
-        return reject(signal.reason);
-    const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-    }, ms);
-    const onAbort = () => {
-        clearTimeout(timer);
-        reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-});
 /**
- * Runs `attempt` until it succeeds, fails with a non-retryable error, or the policy is spent.
- * For small requests (manifests, listings); the engine keeps its own per-range loop.
+ * Runs `attempt` until it succeeds, fails with an error not worth retrying, or the policy is
+ * spent; every retry is announced to the policy's listener first. For small requests
+ * (manifests, listings); the engine keeps its own per-range loop on the same rules.
  */
 async function withRetries(attempt, policy, options = {}) {
-    const sleep = options.sleep ?? realSleep;
+    const clock = options.clock ?? _clock_js__WEBPACK_IMPORTED_MODULE_0__/* .systemClock */ .m;
     for (let n = 1;; n++) {
         try {
             return await attempt();
         }
         catch (error) {
-            if (!isRetryable(error) || n > policy.retries)
+            const plan = nextRetry(error, n, policy, options.random);
+            if (!plan)
                 throw error;
-            const after = (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .isModelPullError */ .pq)(error) ? error.retryAfterSeconds : undefined;
-            const delay = retryDelayMs(n, policy, after, options.random);
-            if (delay === undefined)
-                throw error;
-            await sleep(delay, options.signal);
+            policy.onRetry?.(retryEvent(error, n, plan, { subject: options.subject }));
+            await clock.sleep(plan.delayMs, options.signal);
         }
     }
 }
@@ -1948,7 +2402,7 @@ function sortKeys(value) {
 
 /***/ }),
 
-/***/ 6783:
+/***/ 4344:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -1967,10 +2421,44 @@ var src_digest = __webpack_require__(2187);
 var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/fs-dirs.ts
 var fs_dirs = __webpack_require__(3341);
-// EXTERNAL MODULE: ./src/http/client.ts
-var client = __webpack_require__(3329);
+// EXTERNAL MODULE: ./src/http/body.ts
+var body = __webpack_require__(9662);
+// EXTERNAL MODULE: ./src/http/errors.ts
+var http_errors = __webpack_require__(8549);
+;// CONCATENATED MODULE: ./src/http/rate-guard.ts
+/**
+ * The minimum rate of a stream: bytes are counted in windows of `windowMs`, and a window that
+ * ends with fewer than `bytes` makes the stream "too slow". A trickle (a byte a second) keeps
+ * any idle timeout from firing, so without this a hostile or broken server holds a pull forever.
+ * Checked as bytes arrive (time from the injected clock); silence is the stall timeout's job.
+ */
+class RateGuard {
+    min;
+    now;
+    windowStart;
+    windowBytes = 0;
+    constructor(min, now) {
+        this.min = min;
+        this.now = now;
+        this.windowStart = now();
+    }
+    /** Counts `n` new bytes; returns the window's byte count when it closed below the minimum. */
+    add(n) {
+        this.windowBytes += n;
+        const t = this.now();
+        if (t - this.windowStart < this.min.windowMs)
+            return undefined;
+        const seen = this.windowBytes;
+        this.windowStart = t;
+        this.windowBytes = 0;
+        return seen < this.min.bytes ? seen : undefined;
+    }
+}
+
 // EXTERNAL MODULE: ./src/http/retry.ts
-var retry = __webpack_require__(8902);
+var http_retry = __webpack_require__(8902);
+// EXTERNAL MODULE: ./src/report/format.ts
+var format = __webpack_require__(2011);
 ;// CONCATENATED MODULE: ./src/download/body-writer.ts
 
 /** Bytes handed to the file system and not yet written, per connection, before we pause. */
@@ -2140,6 +2628,51 @@ function writeError(error) {
         });
     }
     return error instanceof Error ? error : new Error(String(error));
+}
+
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __webpack_require__(6760);
+;// CONCATENATED MODULE: ./src/download/disk.ts
+
+
+
+const MiB = 1024 * 1024;
+/** Free bytes for an unprivileged writer on the filesystem holding `dir` (or its nearest parent). */
+async function freeBytes(dir) {
+    let at = dir;
+    for (;;) {
+        try {
+            const [s, st] = await Promise.all([(0,promises_.statfs)(at), (0,promises_.stat)(at)]);
+            return { free: Number(s.bavail) * Number(s.bsize), at, device: st.dev };
+        }
+        catch (error) {
+            const parent = (0,external_node_path_.dirname)(at);
+            if (parent === at)
+                throw error;
+            at = parent;
+        }
+    }
+}
+/**
+ * Fails before the first byte when the missing bytes cannot fit (Ollama has no such check and
+ * fills the disk, ollama#1731). `needs` maps a folder to the bytes still to land under it;
+ * folders on the same filesystem are summed.
+ */
+async function checkDiskSpace(needs) {
+    const byFs = new Map();
+    for (const [dir, need] of needs) {
+        if (need <= 0)
+            continue;
+        const { free, at, device } = await freeBytes(dir);
+        const entry = byFs.get(device) ?? { need: 0, free, at };
+        entry.need += need;
+        byFs.set(device, entry);
+    }
+    for (const { need, free, at } of byFs.values()) {
+        if (need > free) {
+            throw new errors/* ModelPullError */.Vy('ERR_DISK_SPACE', `not enough disk space under ${at}: ${(need / MiB).toFixed(1)} MiB to download, ${(free / MiB).toFixed(1)} MiB free`);
+        }
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/download/locator.ts
@@ -2356,12 +2889,12 @@ function hashThreadUsers() {
 ;// CONCATENATED MODULE: ./src/download/prefix-hasher.ts
 
 
-const MiB = 1024 * 1024;
-const READ_BLOCK = MiB;
+const prefix_hasher_MiB = 1024 * 1024;
+const READ_BLOCK = prefix_hasher_MiB;
 /** From this size a blob is hashed on the shared thread; below, a thread costs more than it saves. */
-const THREAD_MIN_SIZE = 64 * MiB;
+const THREAD_MIN_SIZE = 64 * prefix_hasher_MiB;
 /** The thread hears about the written prefix in steps of this much (a message each). */
-const THREAD_STEP = 4 * MiB;
+const THREAD_STEP = 4 * prefix_hasher_MiB;
 /**
  * Hashes a blob while it downloads. Ranges land out of order, so the hash follows the
  * contiguous written prefix; the range plan hands out work in file order so that prefix keeps
@@ -2692,42 +3225,144 @@ class RangePlan {
     }
 }
 
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __webpack_require__(6760);
+;// CONCATENATED MODULE: ./src/download/safe-fs.ts
+
+/**
+ * File access for folders other processes share (staging areas, lease files): nothing here
+ * follows a symbolic link planted at the path, and nothing reads more than it expects.
+ */
+const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = promises_.constants;
+/** Reads at most `limit` bytes of a regular file, never through a link; undefined if absent or odd. */
+async function readSmall(path, limit) {
+    let file;
+    try {
+        file = await (0,promises_.open)(path, O_RDONLY | O_NOFOLLOW);
+    }
+    catch {
+        return undefined;
+    }
+    try {
+        const info = await file.stat();
+        if (!info.isFile() || info.size > limit)
+            return undefined;
+        const buffer = Buffer.alloc(Math.min(limit, info.size) + 1);
+        const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+        return bytesRead > limit ? undefined : buffer.subarray(0, bytesRead);
+    }
+    catch {
+        return undefined;
+    }
+    finally {
+        await file.close();
+    }
+}
+/**
+ * Creates `path` afresh for writing: whatever was there (a file, a planted link) is removed and
+ * the new file is created exclusively, so a link that appears in between makes this fail
+ * (EEXIST) instead of writing through it.
+ */
+async function createExclusive(path, mode = 0o644, read = false) {
+    await (0,promises_.rm)(path, { force: true });
+    return (0,promises_.open)(path, (read ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+}
+/**
+ * Opens an existing file for reading and writing only if it is a regular file with a single
+ * name (no link to elsewhere, no hard link shared with a file outside the store).
+ */
+async function openOwnFile(path) {
+    let file;
+    try {
+        file = await (0,promises_.open)(path, O_RDWR | O_NOFOLLOW);
+    }
+    catch {
+        return undefined;
+    }
+    const info = await file.stat().catch(() => undefined);
+    if (info?.isFile() && info.nlink === 1)
+        return file;
+    await file.close();
+    return undefined;
+}
+/** Writes `data` to a fresh file next to `path`, then renames it over `path` (atomic, no link followed). */
+async function replaceFile(path, data) {
+    const tmp = `${path}.tmp`;
+    const file = await createExclusive(tmp);
+    try {
+        await file.writeFile(data);
+    }
+    finally {
+        await file.close();
+    }
+    await (0,promises_.rename)(tmp, path);
+}
+
 ;// CONCATENATED MODULE: ./src/download/staging.ts
 
 
 
 
 
+
+/** A record holds a few hundred segments at most (the plan coalesces finished ones). */
+const MAX_RECORD_BYTES = 1024 * 1024;
 function stagingPaths(ingestDir, digest) {
     const base = (0,external_node_path_.join)(ingestDir, `${digest.algorithm}-${digest.hex}`);
-    return { data: `${base}.partial`, record: `${base}.progress.json` };
+    return { data: `${base}.partial`, record: `${base}.progress.json`, lease: `${base}.lock` };
 }
 /** The saved progress, when it belongs to this digest and size; anything odd means start over. */
 async function loadProgress(paths, digest, size) {
-    let record;
+    const bytes = await readSmall(paths.record, MAX_RECORD_BYTES);
+    if (!bytes)
+        return undefined;
+    let value;
     try {
-        record = JSON.parse(await (0,promises_.readFile)(paths.record, 'utf8'));
+        value = JSON.parse(bytes.toString('utf8'));
     }
     catch {
         return undefined;
     }
-    if (record.version !== 1 || record.digest !== (0,src_digest/* formatDigest */.MO)(digest))
-        return undefined;
-    if (size !== undefined && record.size !== null && record.size !== size)
-        return undefined;
-    const segments = record.segments.map((s) => ({
-        start: s.start,
-        pos: s.pos,
-        end: s.end ?? Number.POSITIVE_INFINITY,
-    }));
-    const sane = segments.every((s, i) => s.start <= s.pos && s.pos <= s.end && (i === 0 ? s.start === 0 : true));
-    if (!sane)
-        return undefined;
-    return { size: record.size ?? undefined, segments };
+    return parseRecord(value, (0,src_digest/* formatDigest */.MO)(digest), size);
 }
-/** Written to a temporary name and renamed, so a kill mid-write leaves the previous record. */
+const isOffset = (x) => Number.isSafeInteger(x) && x >= 0;
+/**
+ * Valid JSON of the wrong shape (`null`, no segments, overlapping ranges) is as good as no
+ * record: the blob starts over instead of every run failing on it.
+ */
+function parseRecord(value, digest, size) {
+    if (typeof value !== 'object' || value === null)
+        return undefined;
+    const record = value;
+    if (record.version !== 1 || record.digest !== digest)
+        return undefined;
+    const recorded = record.size;
+    if (recorded !== null && !isOffset(recorded))
+        return undefined;
+    if (size !== undefined && recorded !== null && recorded !== size)
+        return undefined;
+    if (!Array.isArray(record.segments) || record.segments.length === 0)
+        return undefined;
+    // The segments must partition [0, size): each starts where the previous one ended.
+    const segments = [];
+    let next = 0;
+    for (const [i, raw] of record.segments.entries()) {
+        if (typeof raw !== 'object' || raw === null)
+            return undefined;
+        const { start, pos, end } = raw;
+        const last = i === record.segments.length - 1;
+        const open = end === null && last && recorded === null;
+        if (!isOffset(start) || !isOffset(pos) || (!open && !isOffset(end)))
+            return undefined;
+        const stop = open ? Number.POSITIVE_INFINITY : end;
+        if (start !== next || pos < start || pos > stop)
+            return undefined;
+        segments.push({ start, pos, end: stop });
+        next = stop;
+    }
+    if (recorded !== null && next !== recorded)
+        return undefined;
+    return { size: recorded ?? undefined, segments };
+}
+/** Written to a fresh temporary file and renamed, so a kill mid-write leaves the previous record. */
 async function saveProgress(paths, digest, size, segments) {
     const record = {
         version: 1,
@@ -2739,85 +3374,59 @@ async function saveProgress(paths, digest, size, segments) {
             end: Number.isFinite(s.end) ? s.end : null,
         })),
     };
-    const tmp = `${paths.record}.tmp`;
-    await (0,promises_.writeFile)(tmp, JSON.stringify(record));
-    await (0,promises_.rename)(tmp, paths.record);
+    await replaceFile(paths.record, JSON.stringify(record));
+}
+/**
+ * The staged data file: the existing one when there is progress to resume and it is a plain
+ * file of ours, else a new one created exclusively (a planted link or a hard link to another
+ * file is removed, never written through). `resumed` says which.
+ */
+async function openStagingData(paths, resume) {
+    const existing = resume ? await openOwnFile(paths.data) : undefined;
+    if (existing)
+        return { file: existing, resumed: true };
+    return { file: await createExclusive(paths.data, 0o644, true), resumed: false };
 }
 async function discardStaging(paths) {
     await Promise.all([(0,promises_.rm)(paths.data, { force: true }), (0,promises_.rm)(paths.record, { force: true })]);
 }
-/** Moves verified bytes onto the target: 0644, parent folders 0755, then the record goes. */
+/**
+ * Moves verified bytes onto the target: 0644, parent folders 0755, then the record goes. The
+ * rename replaces whatever the target was (an older file, a planted link) in one step, so a
+ * reader sees the old bytes or the new ones, never none.
+ */
 async function commitStaged(paths, target) {
     await (0,fs_dirs/* ensureDirs */.J)((0,external_node_path_.dirname)(target));
-    await (0,promises_.chmod)(paths.data, 0o644);
+    const file = await openOwnFile(paths.data);
+    if (!file) {
+        throw new errors/* ModelPullError */.Vy('ERR_STAGING_LOCK', `the staged file ${paths.data} was replaced by another process before its commit`);
+    }
+    try {
+        await file.chmod(0o644);
+    }
+    finally {
+        await file.close();
+    }
     await (0,promises_.rename)(paths.data, target);
     await (0,promises_.rm)(paths.record, { force: true });
 }
-/** In-process holders of staging locks: two blobs of one run with the same digest take turns. */
-const holders = new Map();
-/**
- * One writer per staging entry. Two downloads of one digest into one ingest folder (two lines
- * naming the same bytes, two processes sharing a store) would otherwise truncate each other's
- * file while each hashes its own bytes from memory. In this process the second waits for the
- * first; across processes a `.lock` file holds the owner's pid, and the second waits while
- * that process lives (a lock left by a killed process is taken over).
- */
-async function lockStaging(paths, signal) {
-    const lockPath = paths.data.replace(/\.partial$/, '.lock');
-    const previous = holders.get(lockPath);
-    let releaseLocal;
-    const mine = new Promise((resolve) => {
-        releaseLocal = resolve;
-    });
-    const turn = (previous ?? Promise.resolve()).then(() => mine);
-    holders.set(lockPath, turn);
-    const done = () => {
-        releaseLocal();
-        if (holders.get(lockPath) === turn)
-            holders.delete(lockPath);
-    };
+/** What is at a final path, without following a link there. */
+async function targetInfo(target) {
     try {
-        await previous;
-        await takeFileLock(lockPath, signal);
+        const info = await (0,promises_.lstat)(target);
+        return { kind: info.isFile() ? 'file' : 'other', size: info.size, ino: info.ino, mtimeMs: info.mtimeMs };
     }
     catch (error) {
-        done();
+        const code = error.code;
+        if (code === 'ENOENT' || code === 'ENOTDIR')
+            return undefined;
         throw error;
-    }
-    return async () => {
-        await (0,promises_.rm)(lockPath, { force: true });
-        done();
-    };
-}
-async function takeFileLock(lockPath, signal) {
-    for (;;) {
-        try {
-            await (0,promises_.writeFile)(lockPath, String(process.pid), { flag: 'wx' });
-            return;
-        }
-        catch (error) {
-            if (error.code !== 'EEXIST')
-                throw error;
-        }
-        const owner = Number((await (0,promises_.readFile)(lockPath, 'utf8').catch(() => '')).trim());
-        if (owner && owner !== process.pid && isAlive(owner)) {
-            await (0,retry/* realSleep */.uk)(500, signal);
-            continue;
-        }
-        await (0,promises_.rm)(lockPath, { force: true });
-    }
-}
-function isAlive(pid) {
-    try {
-        process.kill(pid, 0);
-        return true;
-    }
-    catch (error) {
-        return error.code === 'EPERM';
     }
 }
 
 ;// CONCATENATED MODULE: ./src/download/blob-download.ts
+
+
 
 
 
@@ -2839,10 +3448,10 @@ const RATE_WINDOW_MS = 250;
  */
 async function downloadToStaging(blob, tuning) {
     const paths = stagingPaths(blob.ingestDir, blob.digest);
-    const saved = (await (0,fs_dirs/* pathExists */.s)(paths.data))
-        ? await loadProgress(paths, blob.digest, blob.size)
-        : undefined;
-    const file = await (0,promises_.open)(paths.data, saved ? 'r+' : 'w+');
+    const recorded = await loadProgress(paths, blob.digest, blob.size);
+    // The record is only worth something with its own data file (not a link planted in its place).
+    const { file, resumed } = await openStagingData(paths, recorded !== undefined);
+    const saved = resumed ? recorded : undefined;
     try {
         const run = new BlobRun(blob, tuning, paths, file, saved?.segments, saved?.size, false);
         try {
@@ -2867,6 +3476,12 @@ async function downloadToStaging(blob, tuning) {
         }
         throw new errors/* ModelPullError */.Vy('ERR_RANGE_IGNORED', `${blob.label}: the server ignores Range and its connection kept breaking; gave up after ${tuning.retry.retries + 1} full restarts`);
     }
+    catch (error) {
+        // Refused for lack of room before its first byte: leave no empty staging file behind.
+        if ((0,errors/* isModelPullError */.pq)(error, 'ERR_DISK_SPACE') && !saved)
+            await discardStaging(paths);
+        throw error;
+    }
     finally {
         await file.close();
     }
@@ -2885,7 +3500,7 @@ class BlobRun {
     failure;
     fetched = 0;
     unflushed = 0;
-    lastFlush = Date.now();
+    lastFlush;
     flushing;
     constructor(blob, tuning, paths, file, saved, size, 
     /** One request for the whole blob: the server ignores Range. */
@@ -2907,6 +3522,7 @@ class BlobRun {
             ? tuning.follow(staged)
             : new PrefixHasher(blob.digest.algorithm, file, paths.data, staged.size, staged.prefix);
         this.locator = new Locator(blob, this.abort.signal);
+        this.lastFlush = tuning.clock.now();
         // A blob that starts after Ctrl-C must stop at once, not download in full.
         if (tuning.signal?.aborted)
             this.abort.abort(tuning.signal.reason);
@@ -2916,6 +3532,7 @@ class BlobRun {
     onAbort = () => this.abort.abort(this.tuning.signal?.reason);
     async execute() {
         try {
+            this.tuning.onStart?.(this.plan.written(), this.plan.size);
             this.hasher.catchUp();
             this.spawnWorkers();
             while (this.workers.size > 0)
@@ -2931,8 +3548,7 @@ class BlobRun {
             }
             const size = this.plan.size ?? 0;
             const { hex } = await this.hasher.finish(size);
-            const host = this.locator.lastUrl ? new URL(this.locator.lastUrl).host : 'unknown host';
-            return { paths: this.paths, size, hex, fetched: this.fetched, host };
+            return { paths: this.paths, size, hex, fetched: this.fetched, host: this.host() ?? 'unknown host' };
         }
         finally {
             this.tuning.signal?.removeEventListener('abort', this.onAbort);
@@ -2969,8 +3585,16 @@ class BlobRun {
             this.abort.abort(error);
         }
     }
-    /** Retries one segment until it is complete, giving up after `retries` attempts without progress. */
+    /** Where the bytes come from now, for messages. */
+    host() {
+        return this.locator.lastUrl ? (0,http_errors/* hostOf */.w)(this.locator.lastUrl) : undefined;
+    }
+    /**
+     * Retries one segment until it is complete, giving up after the policy's retries without
+     * progress (fewer for a refused connection). Each retry is announced with its cause and wait.
+     */
     async fetchSegment(segment) {
+        const { retry, clock } = this.tuning;
         let failures = 0;
         while (segment.pos < segment.end && !this.abort.signal.aborted) {
             const before = segment.pos;
@@ -2980,18 +3604,21 @@ class BlobRun {
             catch (error) {
                 if (this.abort.signal.aborted || error instanceof RangesIgnored)
                     throw error;
-                if ((0,errors/* isModelPullError */.pq)(error, 'ERR_URL_EXPIRED') && error.status !== undefined)
+                // The locator has already asked the source for a fresh URL: go again at once.
+                if ((0,errors/* isModelPullError */.pq)(error, 'ERR_URL_EXPIRED'))
                     continue;
-                if (!(0,retry/* isRetryable */.r3)(error))
+                if (!(0,http_retry/* isRetryable */.r3)(error))
                     throw error;
-                failures = segment.pos > before ? 1 : failures + 1;
-                const delay = failures > this.tuning.retry.retries
-                    ? undefined
-                    : (0,retry/* retryDelayMs */.qO)(failures, this.tuning.retry, error.retryAfterSeconds);
-                if (delay === undefined) {
-                    throw new errors/* ModelPullError */.Vy('ERR_RETRIES_EXHAUSTED', `${this.blob.label}: giving up after ${failures} failed attempts: ${error.message}`, { cause: error });
+                // Bytes that landed restore the budget, unless they came too slowly to count: a
+                // server trickling a byte at a time would otherwise be retried forever.
+                const progressed = segment.pos > before && !(0,errors/* isModelPullError */.pq)(error, 'ERR_TOO_SLOW');
+                failures = progressed ? 1 : failures + 1;
+                const plan = (0,http_retry/* nextRetry */.GL)(error, failures, retry);
+                if (!plan) {
+                    throw new errors/* ModelPullError */.Vy('ERR_RETRIES_EXHAUSTED', `${this.blob.label}: giving up after ${failures} failed attempts: ${error.message}`, { cause: error, host: error.host ?? this.host() });
                 }
-                await (this.tuning.sleep ?? retry/* realSleep */.uk)(delay, this.abort.signal);
+                retry.onRetry?.((0,http_retry/* retryEvent */.N7)(error, failures, plan, { host: this.host(), subject: this.blob.label }));
+                await clock.sleep(plan.delayMs, this.abort.signal);
             }
         }
     }
@@ -3006,6 +3633,7 @@ class BlobRun {
             },
             credentials: target.location.credentials,
             signal: this.abort.signal,
+            stream: true,
         });
         this.locator.learn(response.url, target.url);
         // A signed CDN URL reached through a redirect has expired, or the registry's own token has
@@ -3014,17 +3642,18 @@ class BlobRun {
             (target.redirected || response.crossedOrigin)) ||
             (response.status === 401 && target.location.credentials !== undefined);
         if (expired) {
-            await response.body.dump().catch(() => undefined);
+            (0,body/* discardBody */.LL)(response.body);
             this.locator.expire(target.generation, this.plan.written());
             throw new errors/* ModelPullError */.Vy('ERR_URL_EXPIRED', `${this.blob.label}: download URL expired`, {
                 status: response.status,
+                host: (0,http_errors/* hostOf */.w)(response.url),
             });
         }
         if (response.status === 416)
             return this.rangeNotSatisfiable(segment, response);
         if (response.status === 200) {
             if (segment.pos !== 0 || this.plan.records().length > 1) {
-                response.body.destroy();
+                (0,body/* discardBody */.LL)(response.body);
                 this.singleStream = true;
                 throw new RangesIgnored();
             }
@@ -3032,19 +3661,44 @@ class BlobRun {
             this.plan.streamWhole();
             const length = Number(response.headers['content-length']);
             if (this.plan.size === undefined && Number.isFinite(length))
-                this.setSize(length, segment);
+                await this.learnSize(length, segment, response);
             return this.consume(segment, response, this.plan.size);
         }
         if (response.status !== 206)
-            throw await (0,client/* statusError */.$C)(response);
-        const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(response.headers['content-range'] ?? ''));
-        if (!range || Number(range[1]) !== segment.pos) {
-            response.body.destroy();
-            throw new errors/* ModelPullError */.Vy('ERR_NETWORK', `${this.blob.label}: unexpected Content-Range "${response.headers['content-range']}" for bytes from ${segment.pos}`);
+            throw await (0,body/* statusError */.$C)(response);
+        const contentRange = String(response.headers['content-range'] ?? '');
+        const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange);
+        if (!range || Number(range[1]) !== segment.pos || Number(range[2]) < segment.pos) {
+            // Not the bytes we asked for: never written, and the answer is dropped without a trace.
+            (0,body/* discardBody */.LL)(response.body);
+            const host = (0,http_errors/* hostOf */.w)(response.url);
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_RANGE', `${host} answered Content-Range "${contentRange.slice(0, 100)}" to a request for bytes from ${segment.pos}`, { host });
         }
         if (range[3] !== '*')
-            this.setSize(Number(range[3]), segment);
+            await this.learnSize(Number(range[3]), segment, response);
         return this.consume(segment, response, Number(range[2]) + 1);
+    }
+    /**
+     * The server states the blob's size. A blob whose source did not know it (a URL line) gets
+     * its disk-space check here, before its first byte is written.
+     */
+    async learnSize(total, segment, response) {
+        if (this.plan.size === undefined && this.blob.size === undefined) {
+            try {
+                await checkDiskSpace(new Map([[this.blob.ingestDir, total - this.plan.written()]]));
+            }
+            catch (error) {
+                (0,body/* discardBody */.LL)(response.body);
+                throw error;
+            }
+        }
+        try {
+            this.setSize(total, segment);
+        }
+        catch (error) {
+            (0,body/* discardBody */.LL)(response.body);
+            throw error;
+        }
     }
     setSize(total, segment) {
         const expected = this.blob.size ?? this.plan.size;
@@ -3060,7 +3714,7 @@ class BlobRun {
         }
     }
     async rangeNotSatisfiable(segment, response) {
-        await response.body.dump().catch(() => undefined);
+        (0,body/* discardBody */.LL)(response.body);
         const total = /^bytes \*\/(\d+)$/.exec(String(response.headers['content-range'] ?? ''));
         // Asking for the bytes after the last one (a resumed blob that had all its bytes) is the
         // one 416 that means "done"; any other says the file is not the size we expect.
@@ -3073,19 +3727,20 @@ class BlobRun {
     }
     /** Writes the body into the segment until it ends or a thief has taken the rest. */
     async consume(segment, response, declaredEnd) {
-        let windowStart = Date.now();
+        const { clock } = this.tuning;
+        let windowStart = clock.now();
         let windowBytes = 0;
-        await writeBody(response.body, {
+        const writing = writeBody(response.body, {
             file: this.file,
             segment,
             bodyEnd: declaredEnd,
-            bodyError: (error) => (0,client/* networkError */.x6)(error, response.url),
+            bodyError: (error) => (0,http_errors/* networkError */.x)(error, response.url),
             landed: (offset, bytes) => {
                 this.fetched += bytes.length;
                 this.hasher.written(offset, bytes);
                 this.tuning.onBytes?.(bytes.length);
                 windowBytes += bytes.length;
-                const now = Date.now();
+                const now = clock.now();
                 if (now - windowStart >= RATE_WINDOW_MS) {
                     const instant = (windowBytes * 1000) / (now - windowStart);
                     segment.rate = segment.rate ? (segment.rate + instant) / 2 : instant;
@@ -3095,6 +3750,9 @@ class BlobRun {
                 this.noteProgress(bytes.length);
             },
         });
+        // After the writer's listeners: this one must not start the flow before they hear it.
+        this.guardRate(response);
+        await writing;
         if (segment.pos >= segment.end)
             return;
         if (!Number.isFinite(segment.end) && declaredEnd === undefined) {
@@ -3106,10 +3764,24 @@ class BlobRun {
             throw new errors/* ModelPullError */.Vy('ERR_TRUNCATED', `${this.blob.label}: the connection ended at byte ${segment.pos} of ${expectedEnd}`);
         }
     }
+    /** A body trickling below the minimum rate is cut like a stall (ERR_TOO_SLOW, retried). */
+    guardRate(response) {
+        const min = this.tuning.http.minRate;
+        const guard = new RateGuard(min, this.tuning.clock.now);
+        const onData = (chunk) => {
+            const seen = guard.add(chunk.length);
+            if (seen === undefined)
+                return;
+            response.body.off('data', onData);
+            const host = (0,http_errors/* hostOf */.w)(response.url);
+            response.body.destroy(new errors/* ModelPullError */.Vy('ERR_TOO_SLOW', `${host} sent ${(0,format/* formatBytes */.z3)(seen)} in ${min.windowMs / 1000} s, below the minimum of ${(0,format/* formatBytes */.z3)(min.bytes)}`, { host }));
+        };
+        response.body.on('data', onData);
+    }
     noteProgress(bytes) {
         this.unflushed += bytes;
         if (this.unflushed >= this.tuning.flushBytes ||
-            Date.now() - this.lastFlush >= this.tuning.flushIntervalMs) {
+            this.tuning.clock.now() - this.lastFlush >= this.tuning.flushIntervalMs) {
             void this.flush(false);
         }
     }
@@ -3121,9 +3793,10 @@ class BlobRun {
             await this.flushing;
         }
         this.unflushed = 0;
-        this.lastFlush = Date.now();
+        this.lastFlush = this.tuning.clock.now();
         this.flushing = saveProgress(this.paths, this.blob.digest, this.plan.size, this.plan.records())
-            .catch(() => undefined)
+            // Losing one record costs only resume distance, never correctness: the digest checks all.
+            .catch((error) => this.tuning.log?.debug(`${this.blob.label}: could not save download progress: ${String(error)}`))
             .finally(() => {
             this.flushing = undefined;
         });
@@ -3131,46 +3804,228 @@ class BlobRun {
     }
 }
 
-;// CONCATENATED MODULE: ./src/download/disk.ts
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __webpack_require__(7598);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __webpack_require__(3024);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __webpack_require__(8161);
+;// CONCATENATED MODULE: ./src/download/lease.ts
 
 
 
-const disk_MiB = 1024 * 1024;
-/** Free bytes for an unprivileged writer on the filesystem holding `dir` (or its nearest parent). */
-async function freeBytes(dir) {
-    let at = dir;
-    for (;;) {
-        try {
-            const [s, st] = await Promise.all([(0,promises_.statfs)(at), (0,promises_.stat)(at)]);
-            return { free: Number(s.bavail) * Number(s.bsize), at, device: st.dev };
-        }
-        catch (error) {
-            const parent = (0,external_node_path_.dirname)(at);
-            if (parent === at)
-                throw error;
-            at = parent;
-        }
+
+
+
+const DEFAULT_LEASE_TIMING = {
+    heartbeatMs: 5_000,
+    staleMs: 30_000,
+    pollMs: 500,
+    maxWaitMs: 60 * 60_000,
+};
+const MAX_LEASE_BYTES = 4096;
+/** In-process turns: two blobs of one run with the same digest take turns before the file lease. */
+const turns = new Map();
+/** Waits for and takes the lease at `path` for `subject` (a blob's label, for messages). */
+async function acquireLease(path, subject, options) {
+    const previous = turns.get(path);
+    let endTurn;
+    const mine = new Promise((resolve) => {
+        endTurn = resolve;
+    });
+    const turn = (previous ?? Promise.resolve()).then(() => mine);
+    turns.set(path, turn);
+    const done = () => {
+        endTurn();
+        if (turns.get(path) === turn)
+            turns.delete(path);
+    };
+    try {
+        await previous;
+        const lease = await takeFileLease(path, subject, options);
+        return {
+            waited: lease.waited,
+            held: lease.held,
+            release: async () => {
+                try {
+                    await lease.release();
+                }
+                finally {
+                    done();
+                }
+            },
+        };
+    }
+    catch (error) {
+        done();
+        throw error;
     }
 }
-/**
- * Fails before the first byte when the missing bytes cannot fit (Ollama has no such check and
- * fills the disk, ollama#1731). `needs` maps a folder to the bytes still to land under it;
- * folders on the same filesystem are summed.
- */
-async function checkDiskSpace(needs) {
-    const byFs = new Map();
-    for (const [dir, need] of needs) {
-        if (need <= 0)
+async function takeFileLease(path, subject, options) {
+    const timing = { ...DEFAULT_LEASE_TIMING, ...options.timing };
+    const { clock, signal } = options;
+    const me = { ...machine(), pid: process.pid, token: (0,external_node_crypto_.randomUUID)() };
+    const text = JSON.stringify(me);
+    const started = clock.now();
+    let waited = false;
+    for (;;) {
+        if (await createLease(path, text))
+            break;
+        const seen = await inspect(path);
+        if (!seen)
+            continue; // released just now
+        if (isStale(seen, clock.now(), timing.staleMs)) {
+            await breakLease(path, seen, clock.now(), timing.staleMs);
             continue;
-        const { free, at, device } = await freeBytes(dir);
-        const entry = byFs.get(device) ?? { need: 0, free, at };
-        entry.need += need;
-        byFs.set(device, entry);
-    }
-    for (const { need, free, at } of byFs.values()) {
-        if (need > free) {
-            throw new errors/* ModelPullError */.Vy('ERR_DISK_SPACE', `not enough disk space under ${at}: ${(need / disk_MiB).toFixed(1)} MiB to download, ${(free / disk_MiB).toFixed(1)} MiB free`);
         }
+        const holder = { pid: seen.record?.pid, host: seen.record?.host };
+        if (!waited)
+            options.onWait?.(holder);
+        waited = true;
+        if (clock.now() - started >= timing.maxWaitMs) {
+            throw new errors/* ModelPullError */.Vy('ERR_STAGING_LOCK', `gave up after ${Math.round(timing.maxWaitMs / 1000)} s waiting for ${describeHolder(holder)} to finish ${subject}; if it is no longer running, delete ${path}`);
+        }
+        await clock.sleep(timing.pollMs, signal);
+    }
+    const held = async () => (await inspect(path))?.text === text;
+    let beating = true;
+    const heartbeat = setInterval(() => {
+        void held().then(async (ours) => {
+            if (!ours || !beating)
+                return;
+            const now = new Date(clock.now());
+            await (0,promises_.lutimes)(path, now, now).catch(() => undefined);
+        });
+    }, timing.heartbeatMs);
+    heartbeat.unref();
+    return {
+        waited,
+        held,
+        release: async () => {
+            beating = false;
+            clearInterval(heartbeat);
+            // A lease that another process took over (it judged us dead) is theirs to remove.
+            if (await held())
+                await (0,promises_.rm)(path, { force: true });
+        },
+    };
+}
+/** "another model-pull (pid 4242 on runner-7)" */
+function describeHolder(holder) {
+    if (holder.pid === undefined)
+        return 'another model-pull';
+    return `another model-pull (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''})`;
+}
+/** Creates the lease file exclusively with our record; false when it exists already. */
+async function createLease(path, text) {
+    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = promises_.constants;
+    let file;
+    try {
+        file = await (0,promises_.open)(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+    }
+    catch (error) {
+        if (error.code === 'EEXIST')
+            return false;
+        throw error;
+    }
+    try {
+        await file.writeFile(text);
+    }
+    finally {
+        await file.close();
+    }
+    return true;
+}
+/** The lease as it is now (undefined when absent); its record only when it has our shape. */
+async function inspect(path) {
+    const info = await (0,promises_.lstat)(path).catch(() => undefined);
+    if (!info)
+        return undefined;
+    const bytes = info.isFile() ? await readSmall(path, MAX_LEASE_BYTES) : undefined;
+    const text = bytes?.toString('utf8') ?? '';
+    return { text, record: lease_parseRecord(text), mtimeMs: info.mtimeMs };
+}
+function lease_parseRecord(text) {
+    // Earlier versions wrote the bare pid: a holder we can name but not place.
+    if (/^\d+$/.test(text.trim()))
+        return { pid: Number(text.trim()) };
+    try {
+        const value = JSON.parse(text);
+        if (typeof value !== 'object' || value === null || !Number.isSafeInteger(value.pid))
+            return undefined;
+        const str = (k) => (typeof value[k] === 'string' ? value[k] : undefined);
+        return {
+            pid: value.pid,
+            host: str('host'),
+            boot: str('boot'),
+            pidns: str('pidns'),
+            token: str('token'),
+        };
+    }
+    catch {
+        return undefined;
+    }
+}
+function isStale(seen, now, staleMs) {
+    const record = seen.record;
+    if (record?.pid !== undefined && sameMachine(record)) {
+        // Our own pid on a lease we do not hold (turns keep us from holding one twice): a leftover.
+        if (record.pid === process.pid || !isAlive(record.pid))
+            return true;
+    }
+    return now - seen.mtimeMs > staleMs;
+}
+/**
+ * Removes a dead lease, one breaker at a time: a second process that judged the same lease
+ * dead must not remove the fresh lease the first one has just created in its place.
+ */
+async function breakLease(path, seen, now, staleMs) {
+    const breaker = `${path}.break`;
+    if (!(await createLease(breaker, String(process.pid)))) {
+        const info = await (0,promises_.lstat)(breaker).catch(() => undefined);
+        // A breaker that crashed mid-way is removed once it is as old as a dead lease.
+        if (info && now - info.mtimeMs > staleMs)
+            await (0,promises_.rm)(breaker, { force: true });
+        return;
+    }
+    try {
+        const again = await inspect(path);
+        if (again && again.text === seen.text && again.mtimeMs === seen.mtimeMs)
+            await (0,promises_.rm)(path, { force: true });
+    }
+    finally {
+        await (0,promises_.rm)(breaker, { force: true });
+    }
+}
+let machineInfo;
+/** Host name, boot id and pid namespace: where a pid means the same process as ours. */
+function machine() {
+    machineInfo ??= {
+        host: (0,external_node_os_.hostname)(),
+        boot: readOr(() => (0,external_node_fs_.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim()),
+        pidns: readOr(() => (0,external_node_fs_.readlinkSync)('/proc/self/ns/pid')),
+    };
+    return machineInfo;
+}
+function sameMachine(record) {
+    const here = machine();
+    return record.host === here.host && record.boot === here.boot && record.pidns === here.pidns;
+}
+function readOr(read) {
+    try {
+        return read();
+    }
+    catch {
+        return '';
+    }
+}
+function isAlive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (error) {
+        return error.code === 'EPERM';
     }
 }
 
@@ -3179,11 +4034,14 @@ const progress_RATE_WINDOW_MS = 5000;
 /** Counts bytes per blob and hands snapshots (with rates over the last seconds) to a listener. */
 class ProgressTracker {
     listener;
+    clock;
     entries = [];
-    started = Date.now();
+    started;
     timer;
-    constructor(listener, intervalMs) {
+    constructor(listener, intervalMs, clock) {
         this.listener = listener;
+        this.clock = clock;
+        this.started = clock.now();
         if (listener) {
             this.timer = setInterval(() => this.emit(), intervalMs);
             this.timer.unref();
@@ -3197,10 +4055,28 @@ class ProgressTracker {
     /** The blob starts downloading now: its rate counts from here, not from when it was queued. */
     start(entry) {
         entry.state = 'downloading';
-        entry.samples = [{ at: Date.now(), done: entry.done }];
+        entry.startedAt = this.clock.now();
+        entry.samples = [{ at: entry.startedAt, done: entry.done }];
+    }
+    /** The blob is in place with `size` bytes (downloaded, or found good on disk). */
+    finish(entry, size) {
+        entry.state = 'done';
+        entry.total = size;
+        entry.done = size;
+        if (entry.startedAt !== undefined)
+            entry.endedAt = this.clock.now();
+    }
+    /**
+     * An attempt starts with `staged` bytes in place (a resume, or 0 after a restart): the blob's
+     * progress is that, and its rate counts from here, so neither a resume nor a restart looks
+     * like a burst of download.
+     */
+    startAt(entry, staged) {
+        entry.done = staged;
+        entry.samples = [{ at: this.clock.now(), done: staged }];
     }
     snapshot() {
-        const now = Date.now();
+        const now = this.clock.now();
         const blobs = this.entries.map((e) => ({
             label: e.label,
             target: e.target,
@@ -3208,6 +4084,8 @@ class ProgressTracker {
             total: e.total,
             state: e.state,
             rate: rateOf(e, now),
+            ...(e.error !== undefined ? { error: e.error } : {}),
+            ...(e.startedAt !== undefined ? { fetchMs: (e.endedAt ?? now) - e.startedAt } : {}),
         }));
         return {
             blobs,
@@ -3246,6 +4124,8 @@ function rateOf(entry, now) {
 
 
 
+
+
 const engine_MiB = 1024 * 1024;
 /** Places every blob, verified, at its target (reusing verified ones), or throws the first error. */
 async function fetchBlobs(blobs, options) {
@@ -3267,37 +4147,52 @@ async function fetchBlobsSettled(blobs, options) {
     return blobs.map((b) => byTarget.get(b.target));
 }
 async function fetchUnique(blobs, options) {
-    const tracker = new ProgressTracker(options.onProgress, options.progressIntervalMs ?? 1000);
+    const clock = options.clock ?? src_clock/* systemClock */.m;
+    const tracker = new ProgressTracker(options.onProgress, options.progressIntervalMs ?? 1000, clock);
     try {
         const entries = blobs.map((blob) => ({
             blob,
             progress: tracker.add(blob.label, blob.target, blob.size),
         }));
-        const existing = await pool(entries, options.concurrency, async ({ blob, progress }) => {
+        // Each target is checked on its own: one that cannot be read fails its blob, not the run.
+        const checks = await poolSettled(entries, options.concurrency, async ({ blob, progress }) => {
             progress.state = 'checking';
             const verdict = await checkExisting(blob, options.verify);
-            if (verdict.ok) {
-                progress.state = 'done';
-                progress.total = verdict.size;
-                progress.done = verdict.size;
-            }
+            if (verdict.ok)
+                tracker.finish(progress, verdict.size);
             return verdict;
         });
-        const reusedOutcomes = entries.map(({ blob }, i) => {
-            const verdict = existing[i];
-            if (!verdict.ok)
+        const early = entries.map(({ blob, progress }, i) => {
+            const check = checks[i];
+            let outcome;
+            if (check.status === 'rejected') {
+                outcome = { status: 'rejected', reason: labelled(blob, check.reason) };
+                failedWith(progress, outcome.reason);
+            }
+            else if (check.value.ok) {
+                outcome = { status: 'fulfilled', value: reusedResult(blob, check.value.size) };
+            }
+            else {
                 return undefined;
-            const value = { target: blob.target, digest: blob.digest, size: verdict.size, downloadedBytes: 0 };
-            const outcome = { status: 'fulfilled', value: { ...value, reused: true, replaced: false } };
+            }
             options.onSettled?.(blob, outcome);
             return outcome;
         });
-        const missing = entries.filter((_, i) => !existing[i]?.ok);
+        const missing = entries.flatMap((entry, i) => {
+            const check = checks[i];
+            return check.status === 'fulfilled' && !check.value.ok ? [{ ...entry, verdict: check.value }] : [];
+        });
         await checkDiskSpace(await bytesToFetch(missing.map((e) => e.blob)));
-        const fetched = await poolSettled(missing, options.concurrency, async ({ blob, progress }) => {
+        const fetched = await poolSettled(missing, options.concurrency, async ({ blob, progress, verdict }) => {
             tracker.start(progress);
+            options.onFetchStart?.(blob);
             try {
-                const result = await fetchVerified(blob, options, {
+                const result = await fetchVerified(blob, options, verdict, {
+                    onStart: (staged, size) => {
+                        if (size !== undefined)
+                            progress.total = size;
+                        tracker.startAt(progress, staged);
+                    },
                     onBytes: (n) => {
                         progress.done += n;
                     },
@@ -3305,46 +4200,84 @@ async function fetchUnique(blobs, options) {
                         progress.total = size;
                     },
                 });
-                progress.state = 'done';
-                progress.total = result.size;
-                progress.done = result.size;
-                // A target that was there but failed verification has just been replaced.
-                const replaced = existing[entries.findIndex((e) => e.blob === blob)].present;
-                const value = { ...result, replaced };
-                options.onSettled?.(blob, { status: 'fulfilled', value });
-                return value;
+                tracker.finish(progress, result.size);
+                options.onSettled?.(blob, { status: 'fulfilled', value: result });
+                return result;
             }
             catch (caught) {
                 const error = labelled(blob, caught);
-                progress.state = 'failed';
+                failedWith(progress, error);
                 options.onSettled?.(blob, { status: 'rejected', reason: error });
                 throw error;
             }
         });
         const byBlob = new Map(missing.map((e, i) => [e.blob, fetched[i]]));
-        return entries.map(({ blob }, i) => reusedOutcomes[i] ?? byBlob.get(blob));
+        return entries.map(({ blob }, i) => early[i] ?? byBlob.get(blob));
     }
     finally {
         tracker.stop();
     }
 }
-/** Downloads, compares the streamed digest, commits; one fresh try after a mismatch. */
-async function fetchVerified(blob, options, progress) {
+function failedWith(progress, error) {
+    progress.state = 'failed';
+    progress.error = (0,errors/* describeError */.Uc)(error);
+}
+function reusedResult(blob, size) {
+    return {
+        target: blob.target,
+        digest: blob.digest,
+        size,
+        downloadedBytes: 0,
+        reused: true,
+        replaced: false,
+    };
+}
+/**
+ * Downloads, compares the streamed digest, commits; one fresh try after a mismatch. The lease
+ * spans download, verification and the rename: nobody else may touch the staged file. Another
+ * process pulling the same blob waits for it, then finds the blob committed and reuses it.
+ */
+async function fetchVerified(blob, options, verdict, progress) {
     if (options.signal?.aborted) {
         throw new errors/* ModelPullError */.Vy('ERR_ABORTED', `${blob.label}: not started, stopped by the user`);
     }
-    // The lock spans download, verification and the rename: nobody else may touch the staged file.
     // The ingest folder may be the first thing created in a new store: its parents must be 0755.
     await (0,fs_dirs/* ensureDirs */.J)(blob.ingestDir);
-    const release = await lockStaging(stagingPaths(blob.ingestDir, blob.digest), options.signal);
+    const paths = stagingPaths(blob.ingestDir, blob.digest);
+    const lease = await acquireLease(paths.lease, blob.label, {
+        clock: options.clock ?? src_clock/* systemClock */.m,
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.lease ? { timing: options.lease } : {}),
+        onWait: (holder) => options.log?.info(`waiting for ${describeHolder(holder)} to finish ${blob.label}`),
+    });
     try {
-        return await fetchVerifiedLocked(blob, options, progress);
+        const committed = await committedMeanwhile(blob, options.verify, verdict);
+        if (committed)
+            return committed;
+        const result = await fetchVerifiedLocked(blob, options, progress, lease);
+        // A target that was there but failed verification has just been replaced.
+        return { ...result, replaced: verdict.present };
     }
     finally {
-        await release();
+        await lease.release();
     }
 }
-async function fetchVerifiedLocked(blob, options, progress) {
+/**
+ * The target as another process may have left it while this blob queued or waited for the
+ * lease: unchanged since the first check (absent, or the same wrong file) means fetch; anything
+ * new is checked like any existing target and reused when verified.
+ */
+async function committedMeanwhile(blob, verify, before) {
+    const now = await targetInfo(blob.target);
+    if (!now)
+        return undefined;
+    const seen = before.seen;
+    if (seen && seen.ino === now.ino && seen.mtimeMs === now.mtimeMs && seen.size === now.size)
+        return undefined;
+    const verdict = await checkExisting(blob, verify);
+    return verdict.ok ? reusedResult(blob, verdict.size) : undefined;
+}
+async function fetchVerifiedLocked(blob, options, progress, lease) {
     let downloaded = 0;
     for (let attempt = 1;; attempt++) {
         const staged = await downloadToStaging(blob, {
@@ -3355,7 +4288,9 @@ async function fetchVerifiedLocked(blob, options, progress) {
             flushBytes: options.flushBytes ?? 8 * engine_MiB,
             flushIntervalMs: 1000,
             signal: options.signal,
-            sleep: options.sleep,
+            clock: options.clock ?? src_clock/* systemClock */.m,
+            log: options.log,
+            onStart: progress.onStart,
             onBytes: progress.onBytes,
             onSize: progress.onSize,
         });
@@ -3364,6 +4299,9 @@ async function fetchVerifiedLocked(blob, options, progress) {
         const onDisk = (await (0,promises_.stat)(staged.paths.data)).size;
         const sizeOk = onDisk === staged.size && (blob.size === undefined || staged.size === blob.size);
         if (sizeOk && staged.hex === blob.digest.hex) {
+            if (!(await lease.held())) {
+                throw new errors/* ModelPullError */.Vy('ERR_STAGING_LOCK', `another process took over the download of ${blob.label} (it judged this one stalled)`);
+            }
             await commitStaged(staged.paths, blob.target);
             return {
                 target: blob.target,
@@ -3381,28 +4319,32 @@ async function fetchVerifiedLocked(blob, options, progress) {
         }
     }
 }
-/** Is the target already the right bytes? A wrong file is left to be replaced by the rename. */
+/**
+ * Is the target already the right bytes? Never follows a link there, and never deletes a wrong
+ * file: the commit's rename replaces it atomically, so a failed download leaves the old file,
+ * and a target another process has just committed is not removed under it.
+ */
 async function checkExisting(blob, verify) {
-    let size;
+    let seen;
     try {
-        const info = await (0,promises_.stat)(blob.target);
-        if (!info.isFile())
-            return { ok: false, present: true };
-        size = info.size;
+        seen = await targetInfo(blob.target);
+        if (!seen)
+            return { ok: false, present: false };
+        if (seen.kind !== 'file')
+            return { ok: false, present: true, seen };
+        if (blob.size !== undefined && seen.size !== blob.size)
+            return { ok: false, present: true, seen };
+        // Without a known size only the hash can tell; a git-sha1 always comes with its size.
+        if (verify === 'size' && blob.size !== undefined)
+            return { ok: true, present: true, size: seen.size };
+        const hex = await (0,src_digest/* hashFile */.DC)(blob.target, blob.digest.algorithm, seen.size);
+        if (hex === blob.digest.hex)
+            return { ok: true, present: true, size: seen.size };
+        return { ok: false, present: true, seen };
     }
-    catch {
-        return { ok: false, present: false };
+    catch (error) {
+        throw new errors/* ModelPullError */.Vy('ERR_FILESYSTEM', `cannot check the existing file ${blob.target}: ${(0,errors/* describeError */.Uc)(error)}`, { cause: error });
     }
-    if (blob.size !== undefined && size !== blob.size)
-        return { ok: false, present: true };
-    // Without a known size only the hash can tell; a git-sha1 always comes with its size.
-    if (verify === 'size' && blob.size !== undefined)
-        return { ok: true, present: true, size };
-    const hex = await (0,src_digest/* hashFile */.DC)(blob.target, blob.digest.algorithm, size);
-    if (hex === blob.digest.hex)
-        return { ok: true, present: true, size };
-    await (0,promises_.rm)(blob.target, { force: true });
-    return { ok: false, present: true };
 }
 /** Bytes still to land per ingest folder: expected size minus what a previous run staged. */
 async function bytesToFetch(blobs) {
@@ -3415,13 +4357,6 @@ async function bytesToFetch(blobs) {
         needs.set(blob.ingestDir, (needs.get(blob.ingestDir) ?? 0) + blob.size - staged);
     }
     return needs;
-}
-async function pool(items, limit, fn) {
-    const settled = await poolSettled(items, limit, fn);
-    const failed = settled.find((s) => s.status === 'rejected');
-    if (failed)
-        throw failed.reason;
-    return settled.map((s) => s.value);
 }
 async function poolSettled(items, limit, fn) {
     const results = new Array(items.length);
@@ -3444,13 +4379,11 @@ async function poolSettled(items, limit, fn) {
 function labelled(blob, error) {
     if (!(error instanceof errors/* ModelPullError */.Vy) || error.message.startsWith(`${blob.label}: `))
         return error;
-    return new errors/* ModelPullError */.Vy(error.code, `${blob.label}: ${error.message}`, {
-        cause: error,
-        ...(error.status !== undefined ? { status: error.status } : {}),
-        ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
-    });
+    return error.withMessage(`${blob.label}: ${error.message}`);
 }
 
+// EXTERNAL MODULE: ./src/http/client.ts
+var client = __webpack_require__(3329);
 // EXTERNAL MODULE: ./src/lock/lockfile.ts
 var lock_lockfile = __webpack_require__(8606);
 ;// CONCATENATED MODULE: ./src/cache/key.ts
@@ -3516,6 +4449,7 @@ class ModelRun {
     run;
     plan;
     restored = false;
+    /** Why the model cannot go on (identify, plan or restore failed). */
     error;
     key;
     constructor(ref, run) {
@@ -3596,11 +4530,15 @@ class ModelRun {
             return 'miss';
         return done.some((r) => r.downloadedBytes > 0 || r.replaced) ? 'partial' : 'hit';
     }
+    /** Files that were on disk but did not verify: a warning, whether the cache or a disk put them there. */
     warnRepaired(done) {
         const repaired = done.filter((r) => r.replaced).length;
-        if (repaired > 0 && this.key) {
-            this.run.log.warning(`${this.ref.line}: ${repaired} file(s) restored from the Actions cache entry ${this.key} failed verification and were downloaded again`);
-        }
+        if (repaired === 0)
+            return;
+        const files = repaired === 1 ? '1 file' : `${repaired} files`;
+        const were = repaired === 1 ? 'was' : 'were';
+        const from = this.restored && this.key ? `restored from the Actions cache entry ${this.key}` : 'on disk';
+        this.run.log.warning(`${this.ref.line}: ${files} ${from} failed verification and ${were} downloaded again`);
     }
     /**
      * Only a miss is saved: a restored entry that needed repair keeps its key (entries are
@@ -3643,9 +4581,216 @@ function asError(reason) {
 
 // EXTERNAL MODULE: ./src/refs/index.ts
 var src_refs = __webpack_require__(8674);
+;// CONCATENATED MODULE: ./src/report/phases.ts
+
+const ORDER = ['resolving', 'listing', 'verifying', 'downloading', 'writing'];
+/**
+ * Tells a listener each model's phase as the pipeline moves: the pipeline calls it at its
+ * steps, and it reads the engine's progress to tell verifying from downloading per model.
+ * Each phase is told once per model, in order; nothing follows `done` or `failed`.
+ */
+class ModelPhases {
+    listener;
+    wordsOf;
+    phase = new Map();
+    constructor(listener, wordsOf) {
+        this.listener = listener;
+        this.wordsOf = wordsOf;
+    }
+    /** Moves `ref` to `phase` unless it is there or further already. */
+    enter(ref, phase, text) {
+        const now = this.phase.get(ref.line);
+        if (now === 'done' || now === 'failed')
+            return;
+        if (now !== undefined && ORDER.indexOf(now) >= ORDER.indexOf(phase))
+            return;
+        this.phase.set(ref.line, phase);
+        const words = this.wordsOf(ref);
+        const said = text ??
+            (phase === 'resolving'
+                ? (words.resolving ?? 'resolving')
+                : phase === 'writing'
+                    ? (words.writing ?? 'writing files')
+                    : phase);
+        if (said !== '')
+            this.listener?.({ line: ref.line, phase, text: said });
+    }
+    /** The model failed: told once, the first time. */
+    failed(line, error, report) {
+        if (this.phase.get(line) === 'failed' || this.phase.get(line) === 'done')
+            return;
+        this.phase.set(line, 'failed');
+        this.listener?.({ line, phase: 'failed', text: 'failed', error, ...(report ? { report } : {}) });
+    }
+    /** The end of a model: done, or failed if it was not told yet. */
+    finished(report) {
+        if (!report.output) {
+            this.failed(report.line, report.error ?? new Error('failed'), report);
+            return;
+        }
+        if (this.phase.get(report.line) === 'done')
+            return;
+        this.phase.set(report.line, 'done');
+        this.listener?.({ line: report.line, phase: 'done', text: 'done', report });
+    }
+    /**
+     * The run's sources, each telling `resolving` as it looks a line up (and `failed` at once when
+     * that fails), `listing files (N)` once it has planned it, and `writing` as its layout is
+     * committed.
+     */
+    watching(sources, refs) {
+        const refOf = (parsed) => refs.find((r) => r.ref === parsed);
+        const watch = (source) => ({
+            identify: async (parsed, ctx) => {
+                const ref = refOf(parsed);
+                if (ref)
+                    this.enter(ref, 'resolving');
+                try {
+                    return await source.identify(parsed, ctx);
+                }
+                catch (error) {
+                    if (ref)
+                        this.failed(ref.line, phases_asError(error));
+                    throw error;
+                }
+            },
+            plan: async (parsed, identity, ctx) => {
+                const entry = await source.plan(parsed, identity, ctx);
+                const ref = refOf(parsed);
+                if (!ref)
+                    return entry;
+                this.enter(ref, 'listing', this.wordsOf(ref).listing ?? `listing files (${entry.files.length})`);
+                return { ...entry, commit: () => this.committing(ref, entry) };
+            },
+        });
+        return new Map([...sources].map(([kind, source]) => [kind, watch(source)]));
+    }
+    async committing(ref, entry) {
+        this.enter(ref, 'writing');
+        await entry.commit();
+    }
+    /**
+     * What the engine tells, turned into each model's phases: `verifying` while its files on disk
+     * are checked (seen in a progress snapshot, or told once one of them proves good),
+     * `downloading N files` as the first of its missing files starts, `failed` as soon as one of
+     * its files fails. The progress snapshots are handed on to `next`.
+     */
+    engineEvents(models, next) {
+        const listing = (target) => models.filter((m) => m.plan?.blobs.some((b) => b.target === target));
+        const settled = new Set();
+        return {
+            onProgress: this.listener
+                ? (snapshot) => {
+                    const checking = new Set(snapshot.blobs.filter((b) => b.state === 'checking').map((b) => b.target));
+                    for (const { ref, plan } of models)
+                        if (plan?.blobs.some((b) => checking.has(b.target)))
+                            this.enter(ref, 'verifying');
+                    next?.(snapshot);
+                }
+                : next,
+            onFetchStart: (blob) => {
+                for (const { ref, plan } of listing(blob.target)) {
+                    const left = plan.blobs.filter((b) => !settled.has(b.target));
+                    this.enter(ref, 'downloading', downloading(left));
+                }
+            },
+            onSettled: (blob, outcome) => {
+                settled.add(blob.target);
+                for (const { ref } of listing(blob.target)) {
+                    if (outcome.status === 'rejected')
+                        this.failed(ref.line, phases_asError(outcome.reason));
+                    else if (outcome.value.reused)
+                        this.enter(ref, 'verifying');
+                }
+            },
+        };
+    }
+}
+/** `downloading 2 files, 1.2 GiB` (the size when every file's is known). */
+function downloading(blobs) {
+    const files = `${blobs.length} file${blobs.length === 1 ? '' : 's'}`;
+    const known = blobs.every((b) => b.size !== undefined);
+    const size = known ? `, ${(0,format/* formatBytes */.z3)(blobs.reduce((sum, b) => sum + b.size, 0))}` : '';
+    return `downloading ${files}${size}`;
+}
+function phases_asError(reason) {
+    return reason instanceof Error ? reason : new Error(String(reason));
+}
+
 // EXTERNAL MODULE: ./src/resolve.ts
 var resolve = __webpack_require__(1259);
+;// CONCATENATED MODULE: ./src/stores.ts
+
+
+
+/**
+ * The run's sources, each refusing a line before any request when a folder it writes into
+ * cannot be written, with a message that names the folder and the option to change:
+ * `cannot write the Ollama store /x/models (ollama-models / --ollama-models): permission denied`.
+ * Each folder is created (as the pull would) and tried once per run; only the lines of the
+ * sources that write there fail.
+ */
+function checkingStores(sources, list, settings, refs) {
+    const checks = new Map();
+    const check = (folder) => {
+        let pending = checks.get(folder.path);
+        if (!pending) {
+            pending = writable(folder);
+            checks.set(folder.path, pending);
+        }
+        return pending;
+    };
+    const checkFor = async (parsed) => {
+        const kind = refs.find((r) => r.ref === parsed)?.kind;
+        const descriptor = list.find((s) => s.kind === kind);
+        for (const folder of descriptor?.stores?.(settings) ?? [])
+            await check(folder);
+    };
+    return new Map([...sources].map(([kind, source]) => [
+        kind,
+        {
+            identify: async (parsed, ctx) => {
+                await checkFor(parsed);
+                return source.identify(parsed, ctx);
+            },
+            // A line pinned by a lock file is never identified: its plan checks instead.
+            plan: async (parsed, identity, ctx) => {
+                await checkFor(parsed);
+                return source.plan(parsed, identity, ctx);
+            },
+        },
+    ]));
+}
+async function writable(folder) {
+    try {
+        await (0,fs_dirs/* ensureDirs */.J)(folder.path);
+        await (0,promises_.access)(folder.path, promises_.constants.W_OK | promises_.constants.X_OK);
+    }
+    catch (error) {
+        throw new errors/* ModelPullError */.Vy('ERR_NOT_WRITABLE', `cannot write ${folder.what} ${folder.path} (${folder.input} / --${folder.input}): ${reason(error)}`, { cause: error });
+    }
+}
+function reason(error) {
+    switch (error.code) {
+        case 'EACCES':
+        case 'EPERM':
+            return 'permission denied';
+        case 'EROFS':
+            return 'read-only file system';
+        case 'ENOTDIR':
+        case 'EEXIST':
+            return 'a file is in the way where a folder must be';
+        case 'ENOSPC':
+            return 'no space left on the device';
+        default:
+            return error instanceof Error ? error.message : String(error);
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/pull.ts
+
+
+
 
 
 
@@ -3669,8 +4814,12 @@ async function pull(settings, deps) {
     const http = new client/* HttpClient */.Qq(settings.http);
     try {
         const clock = deps.clock ?? src_clock/* systemClock */.m;
-        const ctx = { http, retry: settings.retry, log: deps.log, clock, signal: deps.signal };
-        const sources = (0,descriptor/* createSources */.LH)(deps.sources, settings);
+        const onRetry = deps.onRetry ?? ((event) => deps.log.info((0,http_retry/* describeRetry */.eV)(event)));
+        const retry = { ...settings.retry, onRetry };
+        const ctx = { http, retry, log: deps.log, clock, signal: deps.signal };
+        const phases = new ModelPhases(deps.onModel, (ref) => (0,descriptor/* phaseWords */.V2)(deps.sources, ref.kind));
+        const created = (0,descriptor/* createSources */.LH)(deps.sources, settings);
+        const sources = phases.watching(checkingStores(created, deps.sources, settings, refs), refs);
         const started = clock.now();
         const { identities, wroteLock } = await (0,resolve/* resolveIdentities */.hA)(refs, sources, ctx, lockfile);
         if (wroteLock)
@@ -3685,10 +4834,17 @@ async function pull(settings, deps) {
         };
         const lockPath = lockfile?.lock ? lockfile.path : undefined;
         const models = await Promise.all(refs.map((ref, i) => new ModelRun(ref, run).prepare(identities[i], lockPath)));
-        const fetched = await fetchAll(models, settings, ctx, deps, started);
+        // A model that could not be planned is reported now, not after the others' downloads.
+        for (const model of models)
+            if (model.error)
+                phases.failed(model.ref.line, model.error);
+        const fetched = await fetchAll(models, settings, ctx, deps, started, phases);
         const reports = [];
-        for (const [model, owns] of ownership(models))
-            reports.push(await model.finish(fetched, owns));
+        for (const [model, owns] of ownership(models)) {
+            const report = await model.finish(fetched, owns);
+            phases.finished(report);
+            reports.push(report);
+        }
         return summarise(reports);
     }
     finally {
@@ -3696,18 +4852,25 @@ async function pull(settings, deps) {
     }
 }
 /** Every planned blob of every model through the engine at once; a blob's failure is its own. */
-async function fetchAll(models, settings, ctx, deps, started) {
+async function fetchAll(models, settings, ctx, deps, started, phases) {
     const blobs = models.flatMap((m) => m.plan?.blobs ?? []);
     const settledAt = new Map();
+    const told = phases.engineEvents(models, deps.onProgress);
     const outcomes = await fetchBlobsSettled(blobs, {
         http: ctx.http,
         concurrency: settings.concurrency,
         connections: settings.connections,
         verify: settings.verify,
-        retry: settings.retry,
+        retry: ctx.retry,
+        clock: ctx.clock,
+        log: deps.log,
         signal: deps.signal,
-        onProgress: deps.onProgress,
-        onSettled: (blob) => settledAt.set(blob.target, ctx.clock.now()),
+        onProgress: told.onProgress,
+        onFetchStart: told.onFetchStart,
+        onSettled: (blob, outcome) => {
+            settledAt.set(blob.target, ctx.clock.now());
+            told.onSettled(blob, outcome);
+        },
     }).catch((error) => blobs.map(() => ({ status: 'rejected', reason: error })));
     return { results: new Map(blobs.map((b, i) => [b.target, outcomes[i]])), settledAt, started };
 }
@@ -4034,6 +5197,7 @@ function short(value) {
 /* harmony export */   CE: () => (/* binding */ formatRate),
 /* harmony export */   KN: () => (/* binding */ percent),
 /* harmony export */   a3: () => (/* binding */ formatDuration),
+/* harmony export */   gc: () => (/* binding */ formatEta),
 /* harmony export */   z3: () => (/* binding */ formatBytes)
 /* harmony export */ });
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -4058,43 +5222,73 @@ function formatDuration(ms) {
     return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 function percent(done, total) {
-    return total ? `${Math.floor((done / total) * 100)}%` : '?%';
+    return total ? `${Math.floor((Math.min(done, total) / total) * 100)}%` : '?%';
+}
+/** Time left, rounded up so that work still to do never reads as `0s`. */
+function formatEta(seconds) {
+    const s = Math.max(1, Math.ceil(seconds));
+    if (s < 60)
+        return `${s}s`;
+    if (s < 3600)
+        return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+    return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 
 /***/ }),
 
-/***/ 8340:
+/***/ 7400:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   L: () => (/* binding */ progressLines)
+/* harmony export */   Pu: () => (/* binding */ failureLine),
+/* harmony export */   qi: () => (/* binding */ modelLog)
 /* harmony export */ });
-/* unused harmony export describe */
-/* harmony import */ var _format_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(2011);
+/* unused harmony export doneLine */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
+/* harmony import */ var _format_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(2011);
+
 
 /**
- * Progress as plain lines for logs (the action, a CLI without a terminal): at most one batch
- * every `intervalMs`, a line per file being fetched and a total, never a line per chunk.
+ * Each model's phases as log lines, for a CI log or a terminal: `ollama:x: resolving manifest`,
+ * `…: listing files (3)`, `…: downloading 2 files, 1.2 GiB`, `…: writing manifest`, then one
+ * line when it is done, or one error line as soon as it fails.
  */
-function progressLines(write, intervalMs = 5000) {
-    let last = 0;
-    return (snapshot) => {
-        const now = Date.now();
-        const active = snapshot.blobs.filter((b) => b.state === 'downloading');
-        if (active.length === 0 || now - last < intervalMs)
-            return;
-        last = now;
-        for (const line of describe(snapshot))
-            write(line);
+function modelLog(log, options = {}) {
+    return (event) => {
+        if (event.phase === 'failed')
+            log.error(failureLine(event.line, event.error ?? 'failed'));
+        else if (event.phase === 'done' && event.report)
+            log.info(doneLine(event.report, options.paths ?? true));
+        else
+            log.info(`${event.line}: ${event.text}`);
     };
 }
-function describe(snapshot) {
-    const active = snapshot.blobs.filter((b) => b.state === 'downloading');
-    const lines = active.map((b) => `  ${b.label}: ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatBytes */ .z3)(b.done)} of ${b.total === undefined ? '?' : (0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatBytes */ .z3)(b.total)} (${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .percent */ .KN)(b.done, b.total)}) at ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatRate */ .CE)(b.rate)}`);
-    const eta = snapshot.rate > 0 ? Math.ceil((snapshot.total - snapshot.done) / snapshot.rate) : undefined;
-    lines.push(`downloading: ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatBytes */ .z3)(snapshot.done)} of ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatBytes */ .z3)(snapshot.total)} (${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .percent */ .KN)(snapshot.done, snapshot.total)}) at ${(0,_format_js__WEBPACK_IMPORTED_MODULE_0__/* .formatRate */ .CE)(snapshot.rate)}${eta !== undefined ? `, about ${eta} s left` : ''}`);
-    return lines;
+/**
+ * `<line>: <why>`, naming the line once: an engine message that starts with the line (or its
+ * reference, as blob labels do: `hf:org/x model.safetensors: …`) is not prefixed again.
+ */
+function failureLine(line, error) {
+    const why = (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .describeError */ .Uc)(error);
+    const reference = line.split(/\s+/)[0];
+    for (const prefix of [`${line}: `, `${reference}: `, `${reference} `]) {
+        if (why.startsWith(prefix))
+            return `${line}: ${why.slice(prefix.length)}`;
+    }
+    return `${line}: ${why}`;
+}
+/** `ollama:x: done, 1.2 GiB at /path (downloaded 1.2 GiB in 4.1 s)`; `paths`: false leaves out where. */
+function doneLine(report, paths = true) {
+    const o = report.output;
+    const how = [];
+    if (report.downloadedBytes > 0)
+        how.push(`downloaded ${(0,_format_js__WEBPACK_IMPORTED_MODULE_1__/* .formatBytes */ .z3)(report.downloadedBytes)} in ${(0,_format_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a3)(report.durationMs)}`);
+    if (report.cachedBytes > 0)
+        how.push(`restored ${(0,_format_js__WEBPACK_IMPORTED_MODULE_1__/* .formatBytes */ .z3)(report.cachedBytes)} from the Actions cache`);
+    if (how.length === 0)
+        how.push('already on disk, verified');
+    const where = paths ? ` at ${o.path}` : '';
+    return `${report.line}: done, ${(0,_format_js__WEBPACK_IMPORTED_MODULE_1__/* .formatBytes */ .z3)(o.size)}${where} (${how.join(', ')})`;
 }
 
 
@@ -4419,6 +5613,7 @@ function parseInteger(v, fallback, min, max, name) {
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   EA: () => (/* binding */ checkSourceList),
 /* harmony export */   LH: () => (/* binding */ createSources),
+/* harmony export */   V2: () => (/* binding */ phaseWords),
 /* harmony export */   _u: () => (/* binding */ claimingSource),
 /* harmony export */   k0: () => (/* binding */ sourceOptions),
 /* harmony export */   vz: () => (/* binding */ sourceOf)
@@ -4459,6 +5654,10 @@ function checkSourceList(sources, sharedInputs = []) {
             options.add(option.name);
         }
     }
+}
+/** The words a kind of source has for its steps (none: the generic ones). */
+function phaseWords(sources, kind) {
+    return sources.find((s) => s.kind === kind)?.phases ?? {};
 }
 /** The options every listed source adds, in list order. */
 function sourceOptions(sources) {
@@ -4589,6 +5788,8 @@ __webpack_require__.d(__webpack_exports__, {
   h: () => (/* binding */ DEFAULT_SOURCES)
 });
 
+// EXTERNAL MODULE: ./src/constants.ts
+var constants = __webpack_require__(7242);
 // EXTERNAL MODULE: ./src/refs/line.ts
 var refs_line = __webpack_require__(9534);
 ;// CONCATENATED MODULE: ./src/sources/hf/ref.ts
@@ -4867,7 +6068,7 @@ async function hubJson(url, ep, ctx, subject) {
         }
         const link = response.headers.link;
         return { json, next: nextLink(Array.isArray(link) ? link.join(',') : link, response.url) };
-    }, ctx.retry, { sleep: (ms, signal) => ctx.clock.sleep(ms, signal), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    }, ctx.retry, { clock: ctx.clock, ...(ctx.signal ? { signal: ctx.signal } : {}) });
 }
 /** The `rel="next"` target of a `Link` header (RFC 8288), resolved against the page that carried it. */
 function nextLink(header, pageUrl) {
@@ -5270,9 +6471,10 @@ async function identify(env, ref, ctx) {
         return hfIdentity(ref, commit, await selectedFiles(env, ref, commit, ctx));
     }
     catch (error) {
-        // Only when the Hub could not be reached (network, 5xx, 429 past the retry budget): a branch
-        // whose `refs/` entry names a complete local snapshot is used, with a warning.
-        if (!(0,retry/* isRetryable */.r3)(error))
+        // Only when the Hub could not be reached (no such host, refused, network, 5xx, 429 past the
+        // retry budget): a branch whose `refs/` entry names a complete local snapshot is used, with a
+        // warning.
+        if (!(0,retry/* isUnreachable */.R0)(error))
             throw error;
         const fallback = commit ?? (await (0,hf_record/* readRef */.sg)(paths, ref.revision));
         const local = fallback === undefined ? undefined : await completeLocally(paths, ref, fallback);
@@ -5364,12 +6566,15 @@ function blobSpec(env, d, paths, name, file) {
 ;// CONCATENATED MODULE: ./src/sources/hf/index.ts
 
 
+
 /** `hf:[datasets/|spaces/]owner/repo[@revision] [include=…] [exclude=…]`: the Hub into the HF cache. */
 const hfSource = {
     kind: 'hf',
     prefixes: [HF_PREFIX],
     syntax: 'hf:OWNER/REPO',
     parse: parseHfRef,
+    stores: (settings) => [{ what: 'the Hugging Face cache', path: settings.hfCache, input: constants/* Inputs */.G0.HfCache }],
+    phases: { resolving: 'resolving revision', writing: 'linking snapshot' },
     create: (settings) => createHfSource({
         cacheRoot: settings.hfCache,
         endpoint: settings.hfEndpoint,
@@ -5547,7 +6752,7 @@ class RegistrySession {
                 throw await (0,client/* statusError */.$C)(response, `${this.registry.host} for ${name}`);
             return readLimited(response, manifest/* MAX_MANIFEST_BYTES */.ZJ, `the manifest of ${name}`);
         }, call.retry, {
-            sleep: (ms, signal) => call.clock.sleep(ms, signal),
+            clock: call.clock,
             ...(call.signal ? { signal: call.signal } : {}),
         });
         const hex = (0,digest/* sha256Hex */.fg)(bytes);
@@ -6055,12 +7260,17 @@ function source_blobSpec(ref, d, kind, root, session, ctx) {
 
 
 
+
 /** `ollama:[scheme://][host/][namespace/]model[:tag][@sha256:…]`: Ollama's registry or any OCI registry. */
 const ollamaSource = {
     kind: 'ollama',
     prefixes: [OLLAMA_PREFIX],
     syntax: 'ollama:NAME',
     parse: parseOllamaRef,
+    stores: (settings) => [
+        { what: 'the Ollama store', path: settings.ollamaModels, input: constants/* Inputs */.G0.OllamaModels },
+    ],
+    phases: { resolving: 'resolving manifest', writing: 'writing manifest' },
     create: (settings) => createOllamaSource({ modelsRoot: settings.ollamaModels, ...registryOptions(settings) }),
 };
 
@@ -6168,12 +7378,16 @@ function source_identityOf(ref) {
 
 
 
+
 /** `https://host/path/file.gguf sha256=<64 hex>`: a plain file, landing in files-dir. */
 const urlSource = {
     kind: 'url',
     prefixes: ['https://', 'http://'],
     syntax: 'an https:// URL with sha256=',
     parse: parseUrlRef,
+    stores: (settings) => [{ what: 'files-dir', path: settings.filesDir, input: constants/* Inputs */.G0.FilesDir }],
+    // The line carries its sha256: nothing to look up.
+    phases: { resolving: '', listing: '', writing: '' },
     // URL lines land as <files-dir>/<file name>: two different files may not share one.
     checkLines(refs) {
         const byName = new Map();

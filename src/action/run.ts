@@ -9,9 +9,9 @@ import { pull } from '../pull.js';
 import { coreLogger } from '../report/core-logger.js';
 import { formatBytes, formatDuration } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
+import { modelLog } from '../report/model-log.js';
 import { progressLines } from '../report/progress-log.js';
 import { modelsJson, summaryMarkdown } from '../report/summary.js';
-import { printable } from '../report/text.js';
 import type { PullReport } from '../report/types.js';
 import { installOllama } from '../runtime/install.js';
 import { startOllamaServe } from '../runtime/serve.js';
@@ -21,14 +21,23 @@ import type { SourceList } from '../sources/descriptor.js';
 import { DEFAULT_SOURCES } from '../sources/index.js';
 
 /**
+ * Why the step fails: `told` when every cause already has its own error annotation (a failed
+ * model), so the entry point adds a summary line, not a second annotation for one failure.
+ */
+export interface ActionFailure {
+  readonly failure: string;
+  readonly told: boolean;
+}
+
+/**
  * The action's main step: settings → pull → outputs, env, summary → optional Ollama runtime.
- * Returns the failure message, if any, for the entry point to report.
+ * Returns the failure, if any, for the entry point to report.
  */
 export async function runAction(
   env: Env,
   sources: SourceList = DEFAULT_SOURCES,
   signal?: AbortSignal,
-): Promise<string | undefined> {
+): Promise<ActionFailure | undefined> {
   const settings = settingsFromInputs(env, sources);
   // The run's configured client (proxy, ca-cert): cache lookups and archives, the Ollama release.
   const http = new HttpClient(settings.http);
@@ -45,7 +54,7 @@ async function runWith(
   http: HttpClient,
   env: Env,
   signal: AbortSignal | undefined,
-): Promise<string | undefined> {
+): Promise<ActionFailure | undefined> {
   const log = coreLogger();
   const cache = settings.cache
     ? createActionsCache({
@@ -57,7 +66,9 @@ async function runWith(
       })
     : createNoCache();
   const onProgress = progressLines((line) => log.info(line));
-  const report = await pull(settings, { sources, log, cache, onProgress, signal });
+  // Each model's phases and its end are logged as they happen; a failure as its one annotation.
+  const onModel = modelLog(log);
+  const report = await pull(settings, { sources, log, cache, onProgress, onModel, signal });
   await logModels(report, log);
 
   core.setOutput(Outputs.CacheHit, String(report.cacheHit));
@@ -76,9 +87,12 @@ async function runWith(
     .write()
     .catch((error: unknown) => core.warning(`could not write the job summary: ${describeError(error)}`));
 
-  const failed = report.models.filter((m) => m.error);
+  const failed = report.models.filter((m) => !m.output);
   if (failed.length)
-    return `${failed.length} of ${report.models.length} models could not be pulled and verified`;
+    return {
+      failure: `${failed.length} of ${report.models.length} models could not be pulled and verified`,
+      told: true,
+    };
 
   if (settings.ollamaVersion) {
     const installed = await installOllama({
@@ -121,14 +135,11 @@ async function runWith(
   return undefined;
 }
 
-/** One group per model with what happened to it; each failure as one error annotation naming the line. */
+/** One group per model in place with its digest, path and files (failures were told as they happened). */
 async function logModels(report: PullReport, log: Logger): Promise<void> {
   for (const model of report.models) {
-    if (model.error) {
-      core.error(printable(`${model.line}: ${describeError(model.error)}`), { title: 'model-pull' });
-      continue;
-    }
-    const o = model.output!;
+    const o = model.output;
+    if (!o) continue;
     await log.group(`${o.name} (${o.source}, ${formatBytes(o.size)}, cache ${o.cache})`, async () => {
       log.info(`digest: ${o.digest}`);
       log.info(`path: ${o.path}`);

@@ -7,7 +7,7 @@ import { runCli } from './main.js';
 const controller = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    process.stderr.write('\nstopping: progress is kept for the next run (Ctrl-C again to quit at once)\n');
+    // runCli says "stopping: …" where it stays visible (above the progress bars, if any).
     controller.abort(new Error('interrupted'));
     process.once(signal, () => {
       // The progress bars hide the cursor; a forced quit skips their cleanup, so show it here.
@@ -21,7 +21,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE') throw error;
-    controller.abort(new Error('output closed'));
     process.exit(process.exitCode ?? 0);
   });
 }

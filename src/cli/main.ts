@@ -10,18 +10,15 @@ import { readLock } from '../lock/lockfile.js';
 import { pull } from '../pull.js';
 import { parseLines } from '../refs/index.js';
 import { modelLines } from '../refs/line.js';
-import { formatBytes, formatDuration } from '../report/format.js';
-import type { Logger } from '../report/logger.js';
-import { progressLines } from '../report/progress-log.js';
+import { failureLine } from '../report/model-log.js';
 import { modelsJson } from '../report/summary.js';
-import { printable } from '../report/text.js';
 import { lockLines } from '../resolve.js';
 import { buildSettings, type Env, type RawInputs, type Settings } from '../settings/settings.js';
 import { createSources, type SourceList, sourceOptions } from '../sources/descriptor.js';
 import { DEFAULT_SOURCES } from '../sources/index.js';
 import { parseCommandArgs, SETTING_FLAGS } from './args.js';
+import { lineLogger, pullDisplay, toStream } from './display.js';
 import { HELP, helpFor, usageError } from './help.js';
-import { progressBars } from './progress-bars.js';
 import { verifyCommand } from './verify.js';
 
 export interface CliIo {
@@ -35,9 +32,6 @@ export interface CliIo {
   /** The kinds of line accepted (defaults to DEFAULT_SOURCES). */
   readonly sources?: SourceList;
 }
-
-/** Seconds between plain progress batches when stderr is not a terminal (a CI log). */
-const PLAIN_PROGRESS_MS = 3000;
 
 /** Runs one CLI command; returns the exit code (0 ok, 1 failed, 2 bad usage). */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
@@ -66,17 +60,30 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return 2;
   }
   const sources = io.sources ?? DEFAULT_SOURCES;
+  // Ctrl-C is told where the user looks: above the progress bars while they run.
+  const notices: Notices = { write: (line) => void io.stderr.write(`${line}\n`) };
+  const onAbort = () => notices.write(STOPPING);
+  io.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const { values, lines } = parseCommandArgs(command, rest, sources);
     if (values.help) {
       io.stdout.write(helpFor(command as keyof typeof HELP, sources));
       return 0;
     }
-    return await handler({ values, lines, io, command, sources });
+    return await handler({ values, lines, io, command, sources, notices });
   } catch (error) {
     io.stderr.write(`model-pull ${command}: ${describeError(error)}\n`);
     return usageError(error) ? 2 : 1;
+  } finally {
+    io.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+const STOPPING = 'stopping: progress is kept for the next run (Ctrl-C again to quit at once)';
+
+/** Where a command's notices go; a command that draws bars points it above them while they run. */
+export interface Notices {
+  write: (line: string) => void;
 }
 
 interface Invocation {
@@ -85,13 +92,15 @@ interface Invocation {
   readonly lines: readonly string[];
   readonly io: CliIo;
   readonly sources: SourceList;
+  readonly notices: Notices;
 }
 
 const COMMANDS: Record<string, (inv: Invocation) => Promise<number>> = {
   pull: pullCommand,
   verify: async (inv) => verifyCommand(await settingsOf(inv, false), inv.values, inv.io),
   lock: lockCommand,
-  demo: async (inv) => (await import('./demo.js')).demoCommand(inv.io, { keep: inv.values.keep === true }),
+  demo: async (inv) =>
+    (await import('./demo.js')).demoCommand(inv.io, { keep: inv.values.keep === true, notices: inv.notices }),
 };
 
 async function settingsOf(inv: Invocation, requireModels = true): Promise<Settings> {
@@ -127,55 +136,19 @@ async function readLinesFile(file: string): Promise<string> {
   }
 }
 
-/** Log lines for stderr, secrets masked; `write` takes one line without its newline. */
-function lineLogger(write: (line: string) => void, secrets: readonly string[]): Logger {
-  const mask = (m: string) => secrets.reduce((text, s) => text.split(s).join('***'), m);
-  const out = (m: string) => write(printable(mask(m)));
-  return {
-    debug: () => undefined,
-    info: out,
-    warning: (m) => out(`warning: ${m}`),
-    error: (m) => out(`error: ${m}`),
-    group: async (title, fn) => {
-      out(title);
-      return fn();
-    },
-  };
-}
-
-const toStream = (stream: NodeJS.WriteStream) => (line: string) => void stream.write(`${line}\n`);
-
-/** `<line>: <why>`, without repeating the line when the engine's message already starts with it. */
-export function failureLine(line: string, error: unknown): string {
-  const why = describeError(error);
-  return why.startsWith(`${line}:`) ? why : `${line}: ${why}`;
-}
-
 async function pullCommand(inv: Invocation): Promise<number> {
   const settings = await settingsOf(inv);
   const { io } = inv;
-  // A terminal gets live bars (log lines printed above them while they run); a log (CI, a pipe)
-  // gets a plain batch of progress lines every few seconds.
-  const bars = io.stderr.isTTY ? progressBars(io.stderr) : undefined;
-  let barsLive = bars !== undefined;
-  const plain = toStream(io.stderr);
-  const log = lineLogger((line) => (barsLive ? bars!.log(line) : plain(line)), settings.secrets);
-  const onProgress = bars?.listener ?? progressLines((line) => log.info(line), PLAIN_PROGRESS_MS);
-  const deps = { sources: inv.sources, log, cache: createNoCache(), onProgress, signal: io.signal };
+  // Phases, each model's end and each failure (once, as it happens) are told as they come.
+  const display = pullDisplay(io.stderr, { secrets: settings.secrets });
+  const { log, onProgress, onModel } = display;
+  const deps = { sources: inv.sources, log, cache: createNoCache(), onProgress, onModel, signal: io.signal };
+  const plain = inv.notices.write;
+  inv.notices.write = (line) => log.info(line);
   const report = await pull(settings, deps).finally(() => {
-    bars?.stop();
-    barsLive = false;
+    display.close();
+    inv.notices.write = plain;
   });
-  for (const model of report.models) {
-    if (model.error || !model.output) {
-      log.error(failureLine(model.line, model.error ?? 'failed'));
-      continue;
-    }
-    const o = model.output;
-    log.info(
-      `${o.name}: ${formatBytes(o.size)} at ${o.path} (downloaded ${formatBytes(model.downloadedBytes)} in ${formatDuration(model.durationMs)})`,
-    );
-  }
   if (inv.values.json) io.stdout.write(`${JSON.stringify(modelsJson(report), null, 2)}\n`);
   if (io.signal?.aborted) {
     log.error('interrupted: progress is kept, run the same command again to resume');

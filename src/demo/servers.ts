@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gitBlobSha1Hex, sha256Hex } from '../digest.js';
@@ -22,8 +22,20 @@ interface Blob {
   readonly mediaType: string;
 }
 
-export async function startDemoServers(weightsBytes = 8 * 1024 * 1024): Promise<DemoServers> {
-  const weights = Buffer.concat([Buffer.from('GGUF'), randomBytes(weightsBytes - 4)]);
+export interface DemoOptions {
+  /** Size of each model's weights (default 8 MiB). */
+  readonly weightsBytes?: number;
+  /**
+   * Bytes per second each server sends at most, over all its connections (default: no cap).
+   * On a terminal the demo slows down so that its bars and phases can be seen, and stopped.
+   */
+  readonly bytesPerSecond?: number;
+}
+
+export async function startDemoServers(options: DemoOptions = {}): Promise<DemoServers> {
+  const weightsBytes = options.weightsBytes ?? 8 * 1024 * 1024;
+  // The same bytes every run, so an interrupted demo resumes where it stopped.
+  const weights = Buffer.concat([Buffer.from('GGUF'), demoBytes('ollama weights', weightsBytes - 4)]);
   const ollamaBlobs: Blob[] = [
     { data: weights, mediaType: 'application/vnd.ollama.image.model' },
     { data: Buffer.from('{{ .Prompt }}'), mediaType: 'application/vnd.ollama.image.template' },
@@ -52,9 +64,17 @@ export async function startDemoServers(weightsBytes = 8 * 1024 * 1024): Promise<
   const commit = createHash('sha1').update('demo commit').digest('hex');
   const hfFiles = new Map<string, { data: Buffer; lfs: boolean }>([
     ['config.json', { data: Buffer.from('{"architectures":["Demo"],"hidden_size":64}\n'), lfs: false }],
-    ['model.safetensors', { data: randomBytes(weightsBytes), lfs: true }],
+    ['model.safetensors', { data: demoBytes('hf weights', weightsBytes), lfs: true }],
   ]);
+  const send =
+    (pacer: Pacer) =>
+    (req: IncomingMessage, res: ServerResponse, data: Buffer, extra?: Record<string, string>) =>
+      sendRange(req, res, data, extra, pacer);
 
+  const registryPacer = new Pacer(options.bytesPerSecond);
+  const hubPacer = new Pacer(options.bytesPerSecond);
+  const sendBlob = send(registryPacer);
+  const sendFile = send(hubPacer);
   const registry = await listen((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const m = /^\/v2\/demo\/tiny\/(manifests|blobs)\/(.+)$/.exec(url.pathname);
@@ -66,7 +86,7 @@ export async function startDemoServers(weightsBytes = 8 * 1024 * 1024): Promise<
     }
     const blob = m?.[1] === 'blobs' ? byDigest.get(m[2]!) : undefined;
     if (!blob) return void res.writeHead(404).end('{"errors":[{"code":"BLOB_UNKNOWN"}]}');
-    sendRange(req, res, blob);
+    sendBlob(req, res, blob);
   });
   const hub = await listen((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -88,7 +108,7 @@ export async function startDemoServers(weightsBytes = 8 * 1024 * 1024): Promise<
     const resolve = new RegExp(`^/demo/tiny/resolve/${commit}/(.+)$`).exec(path);
     const file = resolve ? hfFiles.get(decodeURIComponent(resolve[1]!)) : undefined;
     if (resolve && file) {
-      if (!file.lfs) return void sendRange(req, res, file.data, { etag: `"${gitBlobSha1Hex(file.data)}"` });
+      if (!file.lfs) return void sendFile(req, res, file.data, { etag: `"${gitBlobSha1Hex(file.data)}"` });
       const location = `/cdn/${sha256Hex(file.data)}?expires=${Date.now() + 3_600_000}`;
       return void res
         .writeHead(302, { location, 'x-linked-etag': `"${sha256Hex(file.data)}"`, 'x-repo-commit': commit })
@@ -96,7 +116,7 @@ export async function startDemoServers(weightsBytes = 8 * 1024 * 1024): Promise<
     }
     const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(path);
     const lfs = cdn ? [...hfFiles.values()].find((f) => f.lfs && sha256Hex(f.data) === cdn[1]) : undefined;
-    if (lfs) return void sendRange(req, res, lfs.data);
+    if (lfs) return void sendFile(req, res, lfs.data);
     res.writeHead(404, { 'x-error-code': 'EntryNotFound' }).end();
   });
   return {
@@ -114,11 +134,36 @@ function json(res: ServerResponse, body: unknown): void {
   res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
 
+/** Bytes that look random and are the same every run (AES-CTR over zeros, keyed by `seed`). */
+function demoBytes(seed: string, length: number): Buffer {
+  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  return Buffer.concat([cipher.update(Buffer.alloc(length)), cipher.final()]);
+}
+
+/** Spaces out chunks so that a server sends at most `bytesPerSecond` over all its connections. */
+class Pacer {
+  private nextFree = 0;
+  constructor(private readonly bytesPerSecond: number | undefined) {}
+
+  /** Resolves when `bytes` more may be sent. */
+  async turn(bytes: number): Promise<void> {
+    if (!this.bytesPerSecond) return;
+    const now = Date.now();
+    const start = Math.max(now, this.nextFree);
+    this.nextFree = start + (bytes * 1000) / this.bytesPerSecond;
+    if (start > now) await new Promise((resolve) => setTimeout(resolve, start - now));
+  }
+}
+
+const CHUNK = 64 * 1024;
+
 function sendRange(
   req: IncomingMessage,
   res: ServerResponse,
   data: Buffer,
   extra: Record<string, string> = {},
+  pacer = new Pacer(undefined),
 ): void {
   const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
   const start = m ? Number(m[1]) : 0;
@@ -131,7 +176,27 @@ function sendRange(
     'content-length': end - start + 1,
     ...(m ? { 'content-range': `bytes ${start}-${end}/${data.length}` } : {}),
   });
-  res.end(data.subarray(start, end + 1));
+  void (async () => {
+    for (let at = start; at <= end && !res.destroyed; at += CHUNK) {
+      const chunk = data.subarray(at, Math.min(at + CHUNK, end + 1));
+      await pacer.turn(chunk.length);
+      if (!res.write(chunk)) await drained(res);
+    }
+    res.end();
+  })();
+}
+
+/** Resolves when the response can take more, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 async function listen(

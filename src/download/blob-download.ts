@@ -38,6 +38,13 @@ export interface DownloadTuning {
   readonly log?: Pick<Logger, 'debug'>;
   /** Called with every batch of bytes written, for progress. */
   readonly onBytes?: (bytes: number) => void;
+  /**
+   * Called as each attempt starts with the bytes already staged: what a previous run left (a
+   * resume), or 0 when the blob starts over. Progress counts from there, so bytes fetched
+   * again after a restart are traffic, never more than 100%. `size`: the blob's size when known
+   * (a resumed file of unknown size knows it from its record before any request).
+   */
+  readonly onStart?: (staged: number, size: number | undefined) => void;
   /** Called once when a blob of unknown size learns it from the server. */
   readonly onSize?: (size: number) => void;
   /**
@@ -170,6 +177,7 @@ class BlobRun {
 
   async execute(): Promise<StagedBlob> {
     try {
+      this.tuning.onStart?.(this.plan.written(), this.plan.size);
       this.hasher.catchUp();
       this.spawnWorkers();
       while (this.workers.size > 0) await Promise.race(this.workers);

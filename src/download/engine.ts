@@ -40,6 +40,8 @@ export interface EngineOptions {
   readonly lease?: Partial<LeaseTiming>;
   /** Told as each blob ends, downloaded or reused, so callers can time their models. */
   readonly onSettled?: (blob: BlobSpec, outcome: PromiseSettledResult<BlobResult>) => void;
+  /** Told as a blob that is not on disk starts downloading (every check on disk is over by then). */
+  readonly onFetchStart?: (blob: BlobSpec) => void;
 }
 
 /** Places every blob, verified, at its target (reusing verified ones), or throws the first error. */
@@ -82,7 +84,7 @@ async function fetchUnique(
     const checks = await poolSettled(entries, options.concurrency, async ({ blob, progress }) => {
       progress.state = 'checking';
       const verdict = await checkExisting(blob, options.verify);
-      if (verdict.ok) finished(progress, verdict.size);
+      if (verdict.ok) tracker.finish(progress, verdict.size);
       return verdict;
     });
     const early = entries.map(({ blob, progress }, i): PromiseSettledResult<BlobResult> | undefined => {
@@ -90,7 +92,7 @@ async function fetchUnique(
       let outcome: PromiseSettledResult<BlobResult>;
       if (check.status === 'rejected') {
         outcome = { status: 'rejected', reason: labelled(blob, check.reason) };
-        progress.state = 'failed';
+        failedWith(progress, outcome.reason);
       } else if (check.value.ok) {
         outcome = { status: 'fulfilled', value: reusedResult(blob, check.value.size) };
       } else {
@@ -106,8 +108,13 @@ async function fetchUnique(
     await checkDiskSpace(await bytesToFetch(missing.map((e) => e.blob)));
     const fetched = await poolSettled(missing, options.concurrency, async ({ blob, progress, verdict }) => {
       tracker.start(progress);
+      options.onFetchStart?.(blob);
       try {
         const result = await fetchVerified(blob, options, verdict, {
+          onStart: (staged, size) => {
+            if (size !== undefined) progress.total = size;
+            tracker.startAt(progress, staged);
+          },
           onBytes: (n) => {
             progress.done += n;
           },
@@ -115,12 +122,12 @@ async function fetchUnique(
             progress.total = size;
           },
         });
-        finished(progress, result.size);
+        tracker.finish(progress, result.size);
         options.onSettled?.(blob, { status: 'fulfilled', value: result });
         return result;
       } catch (caught) {
         const error = labelled(blob, caught);
-        progress.state = 'failed';
+        failedWith(progress, error);
         options.onSettled?.(blob, { status: 'rejected', reason: error });
         throw error;
       }
@@ -132,10 +139,9 @@ async function fetchUnique(
   }
 }
 
-function finished(progress: Progress, size: number): void {
-  progress.state = 'done';
-  progress.total = size;
-  progress.done = size;
+function failedWith(progress: Progress, error: unknown): void {
+  progress.state = 'failed';
+  progress.error = describeError(error);
 }
 
 function reusedResult(blob: BlobSpec, size: number): BlobResult {
@@ -158,7 +164,11 @@ async function fetchVerified(
   blob: BlobSpec,
   options: EngineOptions,
   verdict: Missing,
-  progress: { onBytes(n: number): void; onSize(size: number): void },
+  progress: {
+    onStart(staged: number, size: number | undefined): void;
+    onBytes(n: number): void;
+    onSize(size: number): void;
+  },
 ): Promise<BlobResult> {
   if (options.signal?.aborted) {
     throw new ModelPullError('ERR_ABORTED', `${blob.label}: not started, stopped by the user`);
@@ -205,7 +215,11 @@ async function committedMeanwhile(
 async function fetchVerifiedLocked(
   blob: BlobSpec,
   options: EngineOptions,
-  progress: { onBytes(n: number): void; onSize(size: number): void },
+  progress: {
+    onStart(staged: number, size: number | undefined): void;
+    onBytes(n: number): void;
+    onSize(size: number): void;
+  },
   lease: Lease,
 ): Promise<BlobResult> {
   let downloaded = 0;
@@ -220,6 +234,7 @@ async function fetchVerifiedLocked(
       signal: options.signal,
       clock: options.clock ?? systemClock,
       log: options.log,
+      onStart: progress.onStart,
       onBytes: progress.onBytes,
       onSize: progress.onSize,
     });

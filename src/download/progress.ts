@@ -9,7 +9,11 @@ interface Entry {
   done: number;
   total: number | undefined;
   state: BlobProgress['state'];
+  error?: string;
   samples: { at: number; done: number }[];
+  /** When its download started and ended (a blob reused from disk has neither). */
+  startedAt?: number;
+  endedAt?: number;
 }
 
 /** Counts bytes per blob and hands snapshots (with rates over the last seconds) to a listener. */
@@ -39,7 +43,26 @@ export class ProgressTracker {
   /** The blob starts downloading now: its rate counts from here, not from when it was queued. */
   start(entry: Entry): void {
     entry.state = 'downloading';
-    entry.samples = [{ at: this.clock.now(), done: entry.done }];
+    entry.startedAt = this.clock.now();
+    entry.samples = [{ at: entry.startedAt, done: entry.done }];
+  }
+
+  /** The blob is in place with `size` bytes (downloaded, or found good on disk). */
+  finish(entry: Entry, size: number): void {
+    entry.state = 'done';
+    entry.total = size;
+    entry.done = size;
+    if (entry.startedAt !== undefined) entry.endedAt = this.clock.now();
+  }
+
+  /**
+   * An attempt starts with `staged` bytes in place (a resume, or 0 after a restart): the blob's
+   * progress is that, and its rate counts from here, so neither a resume nor a restart looks
+   * like a burst of download.
+   */
+  startAt(entry: Entry, staged: number): void {
+    entry.done = staged;
+    entry.samples = [{ at: this.clock.now(), done: staged }];
   }
 
   snapshot(): ProgressSnapshot {
@@ -51,6 +74,8 @@ export class ProgressTracker {
       total: e.total,
       state: e.state,
       rate: rateOf(e, now),
+      ...(e.error !== undefined ? { error: e.error } : {}),
+      ...(e.startedAt !== undefined ? { fetchMs: (e.endedAt ?? now) - e.startedAt } : {}),
     }));
     return {
       blobs,

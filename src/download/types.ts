@@ -48,6 +48,10 @@ export interface BlobProgress {
   /** Bytes per second over the last few seconds. */
   readonly rate: number;
   readonly state: 'queued' | 'checking' | 'downloading' | 'verifying' | 'done' | 'failed';
+  /** `failed`: why, in one line. */
+  readonly error?: string;
+  /** Milliseconds its download has taken so far (or took); absent for a blob reused from disk. */
+  readonly fetchMs?: number;
 }
 
 export interface ProgressSnapshot {

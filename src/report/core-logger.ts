@@ -11,7 +11,7 @@ export function coreLogger(): Logger {
     debug: (m) => core.debug(printable(m)),
     info: (m) => core.info(printable(m)),
     warning: (m) => core.warning(printable(m)),
-    error: (m) => core.error(printable(m)),
+    error: (m) => core.error(printable(m), { title: 'model-pull' }),
     group: (title, fn) => core.group(printable(title), fn),
   };
 }

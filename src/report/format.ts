@@ -22,5 +22,13 @@ export function formatDuration(ms: number): string {
 }
 
 export function percent(done: number, total: number | undefined): string {
-  return total ? `${Math.floor((done / total) * 100)}%` : '?%';
+  return total ? `${Math.floor((Math.min(done, total) / total) * 100)}%` : '?%';
+}
+
+/** Time left, rounded up so that work still to do never reads as `0s`. */
+export function formatEta(seconds: number): string {
+  const s = Math.max(1, Math.ceil(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }

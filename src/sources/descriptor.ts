@@ -1,7 +1,9 @@
 import { ModelPullError } from '../errors.js';
 import type { Source, SourceKind } from '../plan.js';
 import type { LineParts } from '../refs/line.js';
+import type { PhaseWords } from '../report/phases.js';
 import type { Settings } from '../settings/settings.js';
+import type { StoreFolder } from '../stores.js';
 
 /**
  * An action input and CLI flag that one source adds (say `oci-dir`). The settings module reads
@@ -44,6 +46,10 @@ export interface SourceDescriptor<Ref = unknown> {
   parse(parts: LineParts): Ref;
   /** Checks this source's lines of one run together (two lines that would write one file). */
   checkLines?(refs: readonly { readonly line: string; readonly ref: Ref }[]): void;
+  /** The folders its lines write into: checked before any request, named with their option. */
+  stores?(settings: Settings): readonly StoreFolder[];
+  /** How progress names this source's steps (`resolving manifest`, `linking snapshot`). */
+  readonly phases?: PhaseWords;
   /** Inputs and flags of this source beyond the shared settings. */
   readonly options?: readonly SourceOption[];
   /** The source for one run; it reads what it needs from the settings and nothing else. */
@@ -84,6 +90,11 @@ export function checkSourceList(sources: SourceList, sharedInputs: readonly stri
       options.add(option.name);
     }
   }
+}
+
+/** The words a kind of source has for its steps (none: the generic ones). */
+export function phaseWords(sources: SourceList, kind: SourceKind): PhaseWords {
+  return sources.find((s) => s.kind === kind)?.phases ?? {};
 }
 
 /** The options every listed source adds, in list order. */

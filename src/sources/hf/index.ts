@@ -1,3 +1,4 @@
+import { Inputs } from '../../constants.js';
 import type { SourceDescriptor } from '../descriptor.js';
 import { HF_PREFIX, type HfRef, parseHfRef } from './ref.js';
 import { createHfSource } from './source.js';
@@ -8,6 +9,8 @@ export const hfSource: SourceDescriptor<HfRef> = {
   prefixes: [HF_PREFIX],
   syntax: 'hf:OWNER/REPO',
   parse: parseHfRef,
+  stores: (settings) => [{ what: 'the Hugging Face cache', path: settings.hfCache, input: Inputs.HfCache }],
+  phases: { resolving: 'resolving revision', writing: 'linking snapshot' },
   create: (settings) =>
     createHfSource({
       cacheRoot: settings.hfCache,

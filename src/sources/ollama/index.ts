@@ -1,3 +1,4 @@
+import { Inputs } from '../../constants.js';
 import { registryOptions } from '../../registry/client.js';
 import type { SourceDescriptor } from '../descriptor.js';
 import { OLLAMA_PREFIX, type OllamaRef, parseOllamaRef } from './ref.js';
@@ -9,6 +10,10 @@ export const ollamaSource: SourceDescriptor<OllamaRef> = {
   prefixes: [OLLAMA_PREFIX],
   syntax: 'ollama:NAME',
   parse: parseOllamaRef,
+  stores: (settings) => [
+    { what: 'the Ollama store', path: settings.ollamaModels, input: Inputs.OllamaModels },
+  ],
+  phases: { resolving: 'resolving manifest', writing: 'writing manifest' },
   create: (settings) =>
     createOllamaSource({ modelsRoot: settings.ollamaModels, ...registryOptions(settings) }),
 };

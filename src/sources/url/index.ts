@@ -1,3 +1,4 @@
+import { Inputs } from '../../constants.js';
 import { badLine } from '../../refs/line.js';
 import type { SourceDescriptor } from '../descriptor.js';
 import { parseUrlRef, type UrlRef } from './ref.js';
@@ -9,6 +10,9 @@ export const urlSource: SourceDescriptor<UrlRef> = {
   prefixes: ['https://', 'http://'],
   syntax: 'an https:// URL with sha256=',
   parse: parseUrlRef,
+  stores: (settings) => [{ what: 'files-dir', path: settings.filesDir, input: Inputs.FilesDir }],
+  // The line carries its sha256: nothing to look up.
+  phases: { resolving: '', listing: '', writing: '' },
   // URL lines land as <files-dir>/<file name>: two different files may not share one.
   checkLines(refs) {
     const byName = new Map<string, UrlRef>();
