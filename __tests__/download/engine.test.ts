@@ -138,6 +138,43 @@ describe('fetchBlobs', () => {
     ]);
   });
 
+  it('progress never passes the size: bytes fetched again after a mismatch are traffic', async () => {
+    // Slow enough that the progress ticker sees the second attempt on its way.
+    server.setFault((_req, _res, n) => (n === 1 ? { corruptAt: 5 } : { rate: 2 * MiB }));
+    const seen: ProgressSnapshot[] = [];
+    const [result] = await fetchBlobs(
+      [spec(SIZE)],
+      options({ connections: 1, onProgress: (s: ProgressSnapshot) => seen.push(s), progressIntervalMs: 20 }),
+    );
+    expect(result!.downloadedBytes).toBe(2 * SIZE);
+    const done = seen.map((s) => s.blobs[0]!.done);
+    expect(Math.max(...done)).toBe(SIZE);
+    // It went back to the start of the second attempt, then up again.
+    expect(done.some((d, i) => i > 0 && d < done[i - 1]!)).toBe(true);
+    expect(seen.every((s) => s.done <= s.total)).toBe(true);
+  });
+
+  it('a resumed blob starts its progress at the bytes already staged', async () => {
+    server.setFault(() => ({ stallAfter: 2 * MiB }));
+    const impatient = testClient({ stallTimeoutMs: 200 });
+    const first = await fetchBlobs(
+      [spec(SIZE)],
+      options({ connections: 1, http: impatient, retry: { ...FAST_RETRY, retries: 0 } }),
+    ).catch((e: unknown) => e);
+    await impatient.close();
+    expect(first).toBeInstanceOf(ModelPullError);
+    server.setFault(() => ({ rate: 2 * MiB }));
+    const seen: ProgressSnapshot[] = [];
+    await fetchBlobs(
+      [spec(SIZE)],
+      options({ connections: 1, onProgress: (s: ProgressSnapshot) => seen.push(s), progressIntervalMs: 20 }),
+    );
+    const downloading = seen.filter((s) => s.blobs[0]!.state === 'downloading');
+    expect(downloading.length).toBeGreaterThan(0);
+    // Every snapshot of the download shows at least what the first run staged.
+    expect(Math.min(...downloading.map((s) => s.blobs[0]!.done))).toBeGreaterThanOrEqual(2 * MiB);
+  });
+
   it('fails with both digests and the host after a second mismatch, leaving nothing behind', async () => {
     server.setFault(() => ({ corruptAt: SIZE - 1 }));
     const target = spec(SIZE).target;

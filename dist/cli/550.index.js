@@ -8,10 +8,15 @@ export const modules = {
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   m: () => (/* binding */ createNoCache)
 /* harmony export */ });
+/* unused harmony export missed */
+/** Nothing restored: every planned file comes from the origin. */
+function missed(entry, found = false) {
+    return { state: 'miss', found, restored: new Map(), fetched: 0, missing: entry.blobs.length };
+}
 /** For `cache: false`: nothing is restored or saved, and nothing is logged. */
 function createNoCache() {
     return {
-        restore: async () => false,
+        restore: async (entry) => missed(entry),
         save: async () => 'unavailable',
     };
 }
@@ -400,8 +405,8 @@ var resolve = __webpack_require__(1259);
 var settings = __webpack_require__(7100);
 // EXTERNAL MODULE: ./src/sources/descriptor.ts
 var descriptor = __webpack_require__(6541);
-// EXTERNAL MODULE: ./src/sources/index.ts + 18 modules
-var src_sources = __webpack_require__(2484);
+// EXTERNAL MODULE: ./src/sources/index.ts + 21 modules
+var src_sources = __webpack_require__(5785);
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __webpack_require__(7975);
 ;// CONCATENATED MODULE: ./src/cli/args.ts
@@ -1709,6 +1714,7 @@ class HttpClient {
                     path: target.pathname + target.search,
                     method: options.method ?? 'GET',
                     headers,
+                    ...(options.body !== undefined ? { body: options.body } : {}),
                     signal,
                 });
             }
@@ -1716,7 +1722,8 @@ class HttpClient {
                 throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .networkError */ .x)(signal?.aborted ? (signal.reason ?? error) : error, current);
             }
             const location = res.headers.location;
-            if (res.statusCode >= 300 && res.statusCode < 400 && location && maxRedirects > 0) {
+            const follows = maxRedirects > 0 && options.method !== 'POST';
+            if (res.statusCode >= 300 && res.statusCode < 400 && location && follows) {
                 await res.body.dump().catch(() => undefined);
                 if (hop >= maxRedirects) {
                     throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_REDIRECT', `too many redirects from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}`);
@@ -2120,7 +2127,8 @@ const DEFAULT_OPS = {
     copyFile: (source, dest) => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.copyFile)(source, dest, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.COPYFILE_FICLONE),
 };
 /**
- * Writes the snapshot entries for verified blobs, then `refs/<revision>`, then our record. The
+ * Writes the snapshot entries for verified blobs, the commit's listing, then `refs/<revision>`,
+ * then our record. The
  * order matters to offline readers: a ref that exists names a snapshot whose files are there.
  *
  * A snapshot folder that does not exist yet is built aside (in our private folder, at the same
@@ -2142,6 +2150,8 @@ async function commitSnapshot(spec) {
     const built = !(await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.lstat)(snapshot).catch(() => undefined)) && (await buildSnapshotAside(spec, ops));
     if (!built)
         await placeEntries(spec, snapshot, ops);
+    if (spec.listing)
+        await writeAtomic(spec.listing.path, spec.listing.content, { mode: 0o600 });
     if (spec.revision !== undefined && spec.revision !== commit) {
         await writeAtomic((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(paths.refs, ...spec.revision.split('/')), commit);
     }
@@ -2276,10 +2286,14 @@ async function replace(temp, entry) {
     }
 }
 /** Temporary name, then rename: a reader never sees a half-written ref or record. */
-async function writeAtomic(path, content) {
+async function writeAtomic(path, content, options = {}) {
     await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path));
     const temp = tempName(path);
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.writeFile)(temp, content);
+    // Exclusive creation: a link planted at the temporary name is never followed.
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.writeFile)(temp, content, {
+        flag: 'wx',
+        ...(options.mode === undefined ? {} : { mode: options.mode }),
+    });
     await replace(temp, path);
 }
 let tempCounter = 0;
@@ -4448,7 +4462,10 @@ class ModelRun {
     ref;
     run;
     plan;
+    /** The cache named an entry for this model (restored in whole, in part, or refused). */
     restored = false;
+    /** What the restore placed (verified) and what it refused. */
+    restoreResult;
     /** Why the model cannot go on (identify, plan or restore failed). */
     error;
     key;
@@ -4481,9 +4498,14 @@ class ModelRun {
         if (!cache)
             return;
         this.key = cacheKey(cache.keyPrefix, plan.identity);
-        this.restored = await cache.client.restore(plan.cachePaths, this.key);
+        this.restoreResult = await cache.client.restore({
+            key: this.key,
+            paths: plan.cachePaths,
+            blobs: plan.blobs,
+        });
+        this.restored = this.restoreResult.state !== 'miss';
         if (this.restored)
-            this.run.log.info(`${this.ref.line}: restored from the Actions cache (${this.key})`);
+            this.run.log.info(`${this.ref.line}: restored ${this.restoreResult.restored.size} of ${plan.blobs.length} files from the Actions cache (${this.key})`);
     }
     async finish(fetched, owns) {
         const plan = this.plan;
@@ -4528,21 +4550,23 @@ class ModelRun {
             return 'off';
         if (!this.restored)
             return 'miss';
-        return done.some((r) => r.downloadedBytes > 0 || r.replaced) ? 'partial' : 'hit';
+        // A refused member (the restore warned) or any file from the origin makes it partial.
+        const fetched = done.some((r) => r.downloadedBytes > 0 || r.replaced);
+        return this.restoreResult?.state === 'partial' || fetched ? 'partial' : 'hit';
     }
-    /** Files that were on disk but did not verify: a warning, whether the cache or a disk put them there. */
+    /** Files that were on disk but did not verify were fetched again: worth a warning. */
     warnRepaired(done) {
         const repaired = done.filter((r) => r.replaced).length;
         if (repaired === 0)
             return;
         const files = repaired === 1 ? '1 file' : `${repaired} files`;
         const were = repaired === 1 ? 'was' : 'were';
-        const from = this.restored && this.key ? `restored from the Actions cache entry ${this.key}` : 'on disk';
-        this.run.log.warning(`${this.ref.line}: ${files} ${from} failed verification and ${were} downloaded again`);
+        this.run.log.warning(`${this.ref.line}: ${files} on disk failed verification and ${were} downloaded again`);
     }
     /**
      * Only a miss is saved: a restored entry that needed repair keeps its key (entries are
-     * immutable), and the repaired files are on disk for this run anyway.
+     * immutable), and the repaired files are on disk for this run anyway. (The client also knows
+     * an entry it found but could not read, and does not save that one again.)
      */
     async save(plan, cache) {
         if (cache !== 'miss' || !this.key || !this.run.cache)
@@ -4854,9 +4878,12 @@ async function pull(settings, deps) {
 /** Every planned blob of every model through the engine at once; a blob's failure is its own. */
 async function fetchAll(models, settings, ctx, deps, started, phases) {
     const blobs = models.flatMap((m) => m.plan?.blobs ?? []);
+    // Files a cache restore placed were verified as they were written: the engine skips them.
+    const restored = new Map(models.flatMap((m) => [...(m.restoreResult?.restored ?? [])]));
+    const pending = blobs.filter((b) => !restored.has(b.target));
     const settledAt = new Map();
     const told = phases.engineEvents(models, deps.onProgress);
-    const outcomes = await fetchBlobsSettled(blobs, {
+    const outcomes = await fetchBlobsSettled(pending, {
         http: ctx.http,
         concurrency: settings.concurrency,
         connections: settings.connections,
@@ -4871,8 +4898,23 @@ async function fetchAll(models, settings, ctx, deps, started, phases) {
             settledAt.set(blob.target, ctx.clock.now());
             told.onSettled(blob, outcome);
         },
-    }).catch((error) => blobs.map(() => ({ status: 'rejected', reason: error })));
-    return { results: new Map(blobs.map((b, i) => [b.target, outcomes[i]])), settledAt, started };
+    }).catch((error) => pending.map(() => ({ status: 'rejected', reason: error })));
+    const results = new Map(pending.map((b, i) => [b.target, outcomes[i]]));
+    for (const blob of blobs) {
+        const size = restored.get(blob.target);
+        if (size === undefined)
+            continue;
+        const value = {
+            target: blob.target,
+            digest: blob.digest,
+            size,
+            downloadedBytes: 0,
+            reused: true,
+            replaced: false,
+        };
+        results.set(blob.target, { status: 'fulfilled', value });
+    }
+    return { results, settledAt, started };
 }
 /**
  * Each model with the blobs its bytes count for: a blob two lines share is fetched (or
@@ -4928,7 +4970,7 @@ function oncePerEntry(cache) {
         return pending;
     };
     return {
-        restore: (paths, key) => once(restores, id(paths, key), () => cache.restore(paths, key)),
+        restore: (entry) => once(restores, id(entry.paths, entry.key), () => cache.restore(entry)),
         save: (paths, key) => once(saves, id(paths, key), () => cache.save(paths, key)),
     };
 }
@@ -5401,7 +5443,7 @@ function settle(fn) {
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   E6: () => (/* binding */ buildSettings)
 /* harmony export */ });
-/* unused harmony exports parseBoolean, parseInteger */
+/* unused harmony exports parseBoolean, parseInteger, cacheService */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(8161);
@@ -5508,7 +5550,11 @@ function buildSettings(raw, ctx) {
         ollamaServe,
         ollamaDownloadUrl: (value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaDownloadUrl) ?? 'https://github.com/ollama/ollama/releases').replace(/\/+$/, ''),
         ollamaSha256,
-        runner: { toolCache: nonEmpty(env.RUNNER_TOOL_CACHE), temp: nonEmpty(env.RUNNER_TEMP) },
+        runner: {
+            toolCache: nonEmpty(env.RUNNER_TOOL_CACHE),
+            temp: nonEmpty(env.RUNNER_TEMP),
+            ...cacheService(env),
+        },
         registryAuth: username && password && registryHost ? { host: registryHost, username, password } : undefined,
         allowedRealmHosts: (value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.AllowedRealmHosts) ?? '').split(/[\s,]+/).filter(Boolean),
         sourceOptions,
@@ -5602,6 +5648,31 @@ function parseInteger(v, fallback, min, max, name) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name} must be a whole number from ${min} to ${max}, got "${v}"`);
     }
     return Number(v);
+}
+/**
+ * The runner's cache service, read the way @actions/cache 6.3 reads it (internal/config.js): v2
+ * when ACTIONS_CACHE_SERVICE_V2 is set on github.com or GHE.com (ACTIONS_RESULTS_URL), else the
+ * legacy v1 service (ACTIONS_CACHE_URL), which GitHub Enterprise Server always uses. An unset or
+ * unknown ACTIONS_CACHE_MODE permits reads, as there.
+ */
+function cacheService(env) {
+    let ghes = true;
+    try {
+        const host = new URL(nonEmpty(env.GITHUB_SERVER_URL) ?? 'https://github.com').hostname.toUpperCase();
+        ghes = !(host === 'GITHUB.COM' || host.endsWith('.GHE.COM') || host.endsWith('.LOCALHOST'));
+    }
+    catch {
+        // an unparsable server URL is treated as GHES, which is what the library's URL() would throw on
+    }
+    const protocol = !ghes && nonEmpty(env.ACTIONS_CACHE_SERVICE_V2) ? 'v2' : 'v1';
+    const url = protocol === 'v2'
+        ? nonEmpty(env.ACTIONS_RESULTS_URL)
+        : (nonEmpty(env.ACTIONS_CACHE_URL) ?? nonEmpty(env.ACTIONS_RESULTS_URL));
+    if (!url)
+        return {};
+    const mode = (env.ACTIONS_CACHE_MODE ?? '').trim().toLowerCase();
+    const readable = !['none', 'read', 'write', 'write-only'].includes(mode) || mode === 'read' || mode === 'write';
+    return { cacheService: { protocol, url, token: nonEmpty(env.ACTIONS_RUNTIME_TOKEN), readable, mode } };
 }
 
 
@@ -5779,7 +5850,7 @@ function canonical(patterns) {
 
 /***/ }),
 
-/***/ 2484:
+/***/ 5785:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -5929,6 +6000,113 @@ var errors = __webpack_require__(3916);
 var retry = __webpack_require__(8902);
 // EXTERNAL MODULE: ./src/layouts/hf.ts
 var hf = __webpack_require__(9445);
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __webpack_require__(1455);
+;// CONCATENATED MODULE: ./src/layouts/hf-trees.ts
+
+
+
+
+/**
+ * `<repo folder>/trees/<commit>.json`: huggingface_hub (≥ 1.x) caches a commit's whole file
+ * listing there and, for a commit revision, reads it instead of calling the tree API. Offline
+ * (`HF_HUB_OFFLINE=1`) `snapshot_download(repo, revision=<commit>)` fails without it; with it, the
+ * reader also tells a complete snapshot from a partial one. So it must list every file of the
+ * commit, never just an `include=` selection (a partial listing would make a later online
+ * `snapshot_download(revision=<commit>)` silently return a partial snapshot).
+ *
+ * The bytes are what huggingface_hub writes: `{"format_version": 1, "files": {…}}` with the paths
+ * sorted by code point, one-space indentation, non-ASCII escaped as `\uXXXX`, no final newline,
+ * mode 0600 (it writes through a private temporary file). `commitSnapshot` writes it.
+ */
+const TREES_FORMAT_VERSION = 1;
+function treesPath(paths, commit) {
+    return (0,external_node_path_.join)(paths.folder, 'trees', `${commit}.json`);
+}
+/** The file's exact bytes for a listing, as huggingface_hub would write them. */
+function treesContent(files) {
+    const sorted = [...files].sort((a, b) => compareCodePoints(a.path, b.path));
+    const entries = sorted.map((f) => {
+        const info = { size: f.size, blob_id: f.blobId };
+        if (f.lfsSha256 !== undefined) {
+            info.lfs_sha256 = f.lfsSha256;
+            info.lfs_size = f.size;
+        }
+        if (f.xetHash !== undefined)
+            info.xet_hash = f.xetHash;
+        return [f.path, info];
+    });
+    // Built from entries so that a path such as "__proto__" stays an ordinary key.
+    const json = JSON.stringify({ format_version: TREES_FORMAT_VERSION, files: Object.fromEntries(entries) }, null, 1);
+    // Python's json.dump escapes every non-ASCII UTF-16 unit (and DEL); JSON.stringify keeps them.
+    return json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+/**
+ * The listing in an existing trees file (ours or huggingface_hub's), or undefined when it is
+ * absent, of another format, or has any entry that is not a sound file description.
+ */
+async function readTrees(paths, commit) {
+    let data;
+    try {
+        data = JSON.parse(await (0,promises_.readFile)(treesPath(paths, commit), 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+    if (data?.format_version !== TREES_FORMAT_VERSION)
+        return undefined;
+    if (typeof data.files !== 'object' || data.files === null || Array.isArray(data.files))
+        return undefined;
+    const files = [];
+    for (const [path, raw] of Object.entries(data.files)) {
+        const file = treeCacheFile(path, raw);
+        if (!file)
+            return undefined;
+        files.push(file);
+    }
+    return files;
+}
+function treeCacheFile(path, raw) {
+    const info = raw;
+    if ((0,hf/* repoPathProblem */.Js)(path) || info === null || typeof info !== 'object')
+        return undefined;
+    const { size, blob_id: blobId, lfs_sha256: lfs, lfs_size: lfsSize, xet_hash: xet } = info;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+        return undefined;
+    if (typeof blobId !== 'string' || !(0,digest/* isSha1Hex */.PV)(blobId))
+        return undefined;
+    const file = { path, size, blobId };
+    if (lfs !== undefined && lfs !== null) {
+        if (typeof lfs !== 'string' || !(0,digest/* isSha256Hex */.P4)(lfs) || lfsSize !== size)
+            return undefined;
+        file.lfsSha256 = lfs;
+    }
+    if (xet !== undefined && xet !== null) {
+        if (!isXetHash(xet))
+            return undefined;
+        file.xetHash = xet;
+    }
+    return file;
+}
+/** What huggingface_hub accepts as a Xet hash (it ignores a listing with any other). */
+function isXetHash(value) {
+    return typeof value === 'string' && /^[0-9a-fA-F]{64}$/.test(value);
+}
+/** Python orders str by code point; JavaScript's default sort compares UTF-16 units. */
+function compareCodePoints(a, b) {
+    const x = a[Symbol.iterator]();
+    const y = b[Symbol.iterator]();
+    for (;;) {
+        const p = x.next();
+        const q = y.next();
+        if (p.done || q.done)
+            return p.done && q.done ? 0 : p.done ? -1 : 1;
+        const d = p.value.codePointAt(0) - q.value.codePointAt(0);
+        if (d !== 0)
+            return d;
+    }
+}
+
 // EXTERNAL MODULE: ./src/http/client.ts
 var client = __webpack_require__(3329);
 ;// CONCATENATED MODULE: ./src/sources/hf/errors.ts
@@ -6007,6 +6185,7 @@ function header(response, name) {
 }
 
 ;// CONCATENATED MODULE: ./src/sources/hf/api.ts
+
 
 
 
@@ -6131,9 +6310,10 @@ async function listTree(ep, type, repo, commit, ctx, subject) {
     return files;
 }
 /**
- * A tree entry `{type, path, size, oid, lfs?:{oid, size}}` checked before any part of it reaches
- * a path or URL: LFS files are verified by sha256 (`lfs.oid`), others by git blob sha1 (`oid`).
- * Folders and anything that is not a file (submodules) are skipped.
+ * A tree entry `{type, path, size, oid, lfs?:{oid, size}, xetHash?}` checked before any part of
+ * it reaches a path or URL: LFS files are verified by sha256 (`lfs.oid`), others by git blob sha1
+ * (`oid`). Folders and anything that is not a file (submodules) are skipped. A Xet hash that
+ * huggingface_hub would not accept is dropped (it is only passed on in `trees/`).
  */
 function treeFile(raw, label) {
     const entry = raw;
@@ -6146,17 +6326,23 @@ function treeFile(raw, label) {
     const path = entry.path;
     if (!isSize(entry.size))
         throw bad(`"${path}" has no valid size`);
+    if (typeof entry.oid !== 'string' || !(0,digest/* isSha1Hex */.PV)(entry.oid))
+        throw bad(`"${path}" has no valid git blob id`);
+    const common = {
+        path,
+        size: entry.size,
+        blobId: entry.oid,
+        ...(isXetHash(entry.xetHash) ? { xetHash: entry.xetHash } : {}),
+    };
     const lfs = entry.lfs;
     if (lfs !== undefined && lfs !== null) {
         if (typeof lfs.oid !== 'string' || !(0,digest/* isSha256Hex */.P4)(lfs.oid))
             throw bad(`"${path}" has no valid LFS sha256`);
         if (lfs.size !== undefined && lfs.size !== entry.size)
             throw bad(`"${path}" has two different sizes`);
-        return { path, digest: { algorithm: 'sha256', hex: lfs.oid }, size: entry.size };
+        return { ...common, digest: { algorithm: 'sha256', hex: lfs.oid } };
     }
-    if (typeof entry.oid !== 'string' || !(0,digest/* isSha1Hex */.PV)(entry.oid))
-        throw bad(`"${path}" has no valid git blob id`);
-    return { path, digest: { algorithm: 'git-sha1', hex: entry.oid }, size: entry.size };
+    return { ...common, digest: { algorithm: 'git-sha1', hex: entry.oid } };
 }
 function isSize(value) {
     return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
@@ -6322,7 +6508,117 @@ function recordedIdentityError(identity, why) {
 
 // EXTERNAL MODULE: ./src/sources/hf/record.ts
 var hf_record = __webpack_require__(932);
+;// CONCATENATED MODULE: ./src/sources/hf/listing.ts
+
+
+
+
+
+/**
+ * A commit's whole file listing (not just what `include=` selected): it travels in the identity
+ * (so a lock file can write `trees/<commit>.json` without a request) and becomes that file.
+ * In `detail.tree` an entry is `{path, digest, size}` like a selected file, plus `blobId` where
+ * the git object id is not the digest itself (LFS files) and `xetHash` where the Hub gave one.
+ * Sorted by path, so the same commit gives the same identity whichever way it was listed.
+ */
+function treeJson(tree) {
+    const sorted = [...tree].sort((a, b) => compareCodePoints(a.path, b.path));
+    return sorted.map((e) => ({
+        path: e.path,
+        digest: (0,digest/* formatDigest */.MO)(e.digest),
+        size: e.size,
+        ...(e.digest.algorithm === 'git-sha1' ? {} : { blobId: e.blobId }),
+        ...(e.xetHash === undefined ? {} : { xetHash: e.xetHash }),
+    }));
+}
+/** Reads `detail.tree` back; throws an Error whose message says what is wrong. */
+function checkedTree(raw) {
+    if (!Array.isArray(raw))
+        throw new Error('tree must be a list');
+    const tree = raw.map((item) => {
+        let file;
+        try {
+            file = (0,hf_record/* checkedFile */.y0)(item);
+        }
+        catch (error) {
+            throw new Error(`a tree entry has ${error.message}`);
+        }
+        const { blobId, xetHash } = item;
+        const xet = xetHash === undefined ? {} : { xetHash: checked(isXetHash(xetHash), xetHash, file, 'Xet hash') };
+        if (file.digest.algorithm === 'git-sha1') {
+            if (blobId !== undefined && blobId !== file.digest.hex)
+                throw new Error(`"${file.path}" has two git ids`);
+            return { ...file, blobId: file.digest.hex, ...xet };
+        }
+        const id = checked(typeof blobId === 'string' && (0,digest/* isSha1Hex */.PV)(blobId), blobId, file, 'git id');
+        return { ...file, blobId: id, ...xet };
+    });
+    const problem = listingProblem(tree);
+    if (problem)
+        throw new Error(problem);
+    return tree;
+}
+function checked(ok, value, file, what) {
+    if (!ok)
+        throw new Error(`"${file.path}" has an invalid ${what}`);
+    return value;
+}
+/** Duplicate paths or a file that is also a folder: no commit has such a tree. */
+function listingProblem(tree) {
+    const paths = new Set();
+    for (const e of tree) {
+        if (paths.has(e.path))
+            return `"${e.path}" is listed twice in the tree`;
+        paths.add(e.path);
+    }
+    const conflict = (0,hf/* pathConflict */.w1)(paths);
+    return conflict ? (0,hf/* conflictError */.jU)(conflict, 'the tree').message : undefined;
+}
+/**
+ * Why a listing cannot be the commit's whole tree for these selected files: the filters must
+ * select from it exactly the files, with the same digests and sizes. Undefined when it fits.
+ */
+function treeMismatch(tree, files, include, exclude) {
+    const byPath = new Map(tree.map((e) => [e.path, e]));
+    const keep = fileFilter(include, exclude);
+    for (const f of files) {
+        if (!keep(f.path))
+            return `the filters do not select "${f.path}"`;
+        const e = byPath.get(f.path);
+        if (!e)
+            return `the tree does not list "${f.path}"`;
+        if ((0,digest/* formatDigest */.MO)(e.digest) !== (0,digest/* formatDigest */.MO)(f.digest) || e.size !== f.size)
+            return `the tree lists "${f.path}" with other content`;
+    }
+    const selected = tree.reduce((n, e) => n + (keep(e.path) ? 1 : 0), 0);
+    return selected === files.length ? undefined : 'the filters select other files from the tree';
+}
+/** The listing as the layout writes it to `trees/<commit>.json`. */
+function treeCacheFiles(tree) {
+    return tree.map((e) => ({
+        path: e.path,
+        size: e.size,
+        blobId: e.blobId,
+        ...(e.digest.algorithm === 'sha256' ? { lfsSha256: e.digest.hex } : {}),
+        ...(e.xetHash === undefined ? {} : { xetHash: e.xetHash }),
+    }));
+}
+/** A `trees/<commit>.json` listing read back as tree entries; undefined when no tree can look so. */
+function treeEntries(files) {
+    const tree = files.map((f) => ({
+        path: f.path,
+        size: f.size,
+        blobId: f.blobId,
+        digest: f.lfsSha256 === undefined
+            ? { algorithm: 'git-sha1', hex: f.blobId }
+            : { algorithm: 'sha256', hex: f.lfsSha256 },
+        ...(f.xetHash === undefined ? {} : { xetHash: f.xetHash }),
+    }));
+    return listingProblem(tree) ? undefined : tree;
+}
+
 ;// CONCATENATED MODULE: ./src/sources/hf/identity.ts
+
 
 
 
@@ -6342,7 +6638,7 @@ function contentDigestOf(commit, files) {
         .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return (0,digest/* sha256Hex */.fg)(JSON.stringify(['hf', commit, rows]));
 }
-function hfIdentity(ref, commit, files) {
+function hfIdentity(ref, commit, files, tree) {
     return {
         source: 'hf',
         ref: ref.line,
@@ -6357,6 +6653,7 @@ function hfIdentity(ref, commit, files) {
             include: [...ref.include],
             exclude: [...ref.exclude],
             files: files.map((f) => ({ path: f.path, digest: (0,digest/* formatDigest */.MO)(f.digest), size: f.size })),
+            ...(tree ? { tree: treeJson(tree) } : {}),
         },
     };
 }
@@ -6418,7 +6715,19 @@ function hfDetail(identity, ref) {
         throw bad(`it pins commit ${commit}, not the line's ${ref.revision}`);
     if (!sameList(include, ref.include) || !sameList(exclude, ref.exclude))
         throw bad("its include= / exclude= filters are not the line's");
-    return { type, repo, revision, commit, include, exclude, files };
+    if (d.tree === undefined)
+        return { type, repo, revision, commit, include, exclude, files };
+    let tree;
+    try {
+        tree = checkedTree(d.tree);
+    }
+    catch (error) {
+        throw bad(error.message);
+    }
+    const mismatch = treeMismatch(tree, files, include, exclude);
+    if (mismatch)
+        throw bad(mismatch);
+    return { type, repo, revision, commit, include, exclude, files, tree };
 }
 function sameList(a, b) {
     return a.length === b.length && a.every((x, i) => x === b[i]);
@@ -6438,12 +6747,14 @@ function stringList(value) {
 
 
 
+
+
 /** The `hf:` source: Hub revision → commit → filtered listing → blobs and the HF cache layout. */
 function createHfSource(options) {
     const env = { ...options, ep: hubEndpoint(options.endpoint, options.token) };
     return {
         identify: (ref, ctx) => identify(env, ref, ctx),
-        plan: async (ref, identity, _ctx) => plan(env, ref, identity),
+        plan: async (ref, identity, ctx) => plan(env, ref, identity, ctx),
     };
 }
 function subjectOf(env, ref) {
@@ -6457,18 +6768,21 @@ function subjectOf(env, ref) {
 async function identify(env, ref, ctx) {
     const paths = (0,hf/* hfRepoPaths */.Rs)(env.cacheRoot, ref.type, ref.repo);
     if (isCommitId(ref.revision)) {
-        // A commit's tree never changes: a complete earlier pull answers without a request.
+        // A commit's tree never changes: a complete earlier pull (with the commit's whole listing in
+        // trees/) answers without a request.
         const local = await completeLocally(paths, ref, ref.revision);
-        if (local) {
+        if (local?.tree) {
             ctx.log.debug(`${ref.line}: complete in the cache at ${ref.revision}, no request made`);
-            return hfIdentity(ref, ref.revision, local);
+            return hfIdentity(ref, ref.revision, local.files, local.tree);
         }
-        return hfIdentity(ref, ref.revision, await selectedFiles(env, ref, ref.revision, ctx));
+        const listed = await listFiles(env, ref, ref.revision, ctx);
+        return hfIdentity(ref, ref.revision, listed.files, listed.tree);
     }
     let commit;
     try {
         commit = await resolveRevision(env.ep, ref.type, ref.repo, ref.revision, ctx, subjectOf(env, ref));
-        return hfIdentity(ref, commit, await selectedFiles(env, ref, commit, ctx));
+        const listed = await listFiles(env, ref, commit, ctx);
+        return hfIdentity(ref, commit, listed.files, listed.tree);
     }
     catch (error) {
         // Only when the Hub could not be reached (no such host, refused, network, 5xx, 429 past the
@@ -6482,14 +6796,15 @@ async function identify(env, ref, ctx) {
             throw error;
         ctx.log.warning(`${ref.line}: ${(0,errors/* describeError */.Uc)(error)}; using ${ref.revision} = ${fallback} from the local cache, ` +
             'which may be behind the Hub');
-        return hfIdentity(ref, fallback, local);
+        return hfIdentity(ref, fallback, local.files, local.tree);
     }
 }
 function recordKey(ref, commit) {
     return { type: ref.type, repo: ref.repo, commit, include: ref.include, exclude: ref.exclude };
 }
 /**
- * The recorded listing when our record exists and every blob it names is on disk at its size.
+ * The recorded listing when our record exists and every blob it names is on disk at its size,
+ * with the commit's whole listing when `trees/<commit>.json` fits it (ours or huggingface_hub's).
  * Sizes are enough here: the engine hashes every blob before it is used (verify: full), so
  * hashing here too would read every file twice on each cache hit; a damaged blob is then
  * caught and fetched by the engine.
@@ -6499,25 +6814,33 @@ async function completeLocally(paths, ref, commit) {
     const files = await (0,hf_record/* readRecord */.aE)((0,hf_record/* recordPath */.lX)(paths, key), key);
     if (!files || !(await (0,hf_record/* blobsPresent */.E)(paths, files)))
         return undefined;
-    return files;
+    const tree = await localTree(paths, commit, files, ref);
+    return tree ? { files, tree } : { files };
 }
-async function selectedFiles(env, ref, commit, ctx) {
+/** The listing in `trees/<commit>.json` when it is the whole tree these files were selected from. */
+async function localTree(paths, commit, files, filters) {
+    const cached = await readTrees(paths, commit);
+    const tree = cached && treeEntries(cached);
+    return tree && !treeMismatch(tree, files, filters.include, filters.exclude) ? tree : undefined;
+}
+/** The commit's whole listing and the files the filters select from it (at least one). */
+async function listFiles(env, ref, commit, ctx) {
     const subject = subjectOf(env, ref);
-    const all = await listTree(env.ep, ref.type, ref.repo, commit, ctx, subject);
+    const tree = await listTree(env.ep, ref.type, ref.repo, commit, ctx, subject);
     const keep = fileFilter(ref.include, ref.exclude);
-    const selected = all.filter((f) => keep(f.path));
-    if (selected.length === 0) {
+    const files = tree.filter((f) => keep(f.path));
+    if (files.length === 0) {
         const filters = [
             ref.include.length ? `include=${ref.include.join(',')}` : '',
             ref.exclude.length ? `exclude=${ref.exclude.join(',')}` : '',
         ].filter(Boolean);
-        const why = all.length === 0 ? 'has no files' : `has no file matching ${filters.join(' ')}`;
+        const why = tree.length === 0 ? 'has no files' : `has no file matching ${filters.join(' ')}`;
         throw new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `${subject.label} ${why} at commit ${commit}`);
     }
-    return selected;
+    return { files, tree };
 }
 /** Blobs, files and the commit step for an identity; no request (the engine fetches, later). */
-function plan(env, ref, identity) {
+function plan(env, ref, identity, ctx) {
     const d = hfDetail(identity, ref);
     const paths = (0,hf/* hfRepoPaths */.Rs)(env.cacheRoot, d.type, d.repo);
     const blobs = new Map();
@@ -6537,16 +6860,45 @@ function plan(env, ref, identity) {
             size: f.size,
         })),
         blobs: [...blobs.values()],
+        // trees/<commit>.json is not part of the entry: commit() writes it from the identity (the
+        // Hub's listing or the lock), so a cache archive can never supply it.
         cachePaths: [...[...blobs.values()].map((b) => b.target), record],
-        commit: () => (0,hf/* commitSnapshot */.Ge)({
-            paths,
-            commit: d.commit,
-            revision: d.revision,
-            files: d.files.map((f) => ({ path: f.path, etag: f.digest.hex, size: f.size })),
-            record: { path: record, content: (0,hf_record/* recordContent */.rh)(recordKey(d, d.commit), d.files) },
-            ...(env.linkOps ? { ops: env.linkOps } : {}),
-        }),
+        commit: async () => {
+            const tree = d.tree ?? (await recoverTree(env, d, paths, ctx, ref.line));
+            await (0,hf/* commitSnapshot */.Ge)({
+                paths,
+                commit: d.commit,
+                revision: d.revision,
+                files: d.files.map((f) => ({ path: f.path, etag: f.digest.hex, size: f.size })),
+                ...(tree
+                    ? { listing: { path: treesPath(paths, d.commit), content: treesContent(treeCacheFiles(tree)) } }
+                    : {}),
+                record: { path: record, content: (0,hf_record/* recordContent */.rh)(recordKey(d, d.commit), d.files) },
+                ...(env.linkOps ? { ops: env.linkOps } : {}),
+            });
+        },
     };
+}
+/**
+ * An identity recorded by an older model-pull (lock file) has no listing: a fitting
+ * `trees/<commit>.json` already on disk stays, else the Hub is asked once. Without either, the
+ * snapshot is still written, with a warning that huggingface_hub cannot load it offline by commit.
+ */
+async function recoverTree(env, d, paths, ctx, line) {
+    if (await localTree(paths, d.commit, d.files, d))
+        return undefined;
+    try {
+        const tree = await listTree(env.ep, d.type, d.repo, d.commit, ctx, subjectOf(env, d));
+        const mismatch = treeMismatch(tree, d.files, d.include, d.exclude);
+        if (mismatch)
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `the Hub's listing does not fit the lock: ${mismatch}`);
+        ctx.log.info(`${line}: the recorded identity has no file listing (written by an older model-pull); listed commit ${d.commit} once. Refresh the lock file to skip this request`);
+        return tree;
+    }
+    catch (error) {
+        ctx.log.warning(`${line}: trees/${d.commit}.json not written (${(0,errors/* describeError */.Uc)(error)}): huggingface_hub will not load this snapshot offline by its commit. Refresh the lock file with this model-pull to record the listing`);
+        return undefined;
+    }
 }
 function blobSpec(env, d, paths, name, file) {
     const url = resolveUrl(env.ep, d.type, d.repo, d.commit, file.path);
@@ -6581,6 +6933,85 @@ const hfSource = {
         ...(settings.hfToken ? { token: settings.hfToken } : {}),
     }),
 };
+
+;// CONCATENATED MODULE: ./src/registry/endpoint.ts
+
+
+
+/**
+ * Where a registry's API lives, from the name users write (docs/registries.md, "Names and
+ * addresses"): most registries serve it at their own host; Docker Hub's name `docker.io` is
+ * served at `registry-1.docker.io`, with its token realm on `auth.docker.io`.
+ */
+const WELL_KNOWN = {
+    'docker.io': { api: 'registry-1.docker.io', realmHosts: ['auth.docker.io'] },
+};
+/** The host (and port) the distribution API is served at. */
+function apiHostOf(host) {
+    return WELL_KNOWN[host]?.api ?? host;
+}
+/** Token realms on other hosts that a well-known registry uses (https only, like any listed host). */
+function knownRealmHosts(host) {
+    return WELL_KNOWN[host]?.realmHosts ?? [];
+}
+/**
+ * Socket codes that mean "nothing speaks TLS there": a plain-http server answering a ClientHello
+ * (OpenSSL's `wrong version number`, `packet length too long`…) or hanging up on it. With a
+ * refused connection (no listener on the https port) they are the only reasons to try http.
+ * Certificate failures (ERR_TLS) are not: https was spoken, and a bad certificate is a reason to
+ * stop (or to pass `ca-cert`), never to drop to plain http.
+ */
+const NO_TLS_CODES = /^(?:ERR_SSL_(?!.*CERT).*|EPROTO|ECONNRESET)$/;
+/**
+ * The origin (`scheme://host[:port]`) of a registry's API. A written scheme is obeyed. Without
+ * one, Docker's rule for insecure registries: https first, and plain http only when https cannot
+ * be spoken there; that fallback applies to loopback hosts and, with `insecure`, to every host.
+ * Any other host is https, asked nothing here. The probe (`GET /v2/`, no credentials, no
+ * redirect) is retried like any small request; only "no TLS there" leads to http.
+ */
+async function registryOrigin(call, name) {
+    const host = apiHostOf(name.host);
+    if (name.scheme)
+        return new URL(`${name.scheme}://${host}/`).origin;
+    const https = new URL(`https://${host}/`).origin;
+    if (!call.http.options.insecure && !(0,client/* isLoopbackHost */.cW)(new URL(https).hostname))
+        return https;
+    const scheme = await (0,retry/* withRetries */.LH)(async () => {
+        try {
+            const answer = await call.http.request(`${https}/v2/`, {
+                maxRedirects: 0,
+                ...(call.signal ? { signal: call.signal } : {}),
+            });
+            await answer.body.dump().catch(() => undefined);
+            return 'https';
+        }
+        catch (error) {
+            // A refused certificate (ERR_TLS) is thrown as it is: https was spoken.
+            if (speaksNoTls(error))
+                return 'http';
+            throw error;
+        }
+    }, call.retry, { clock: call.clock, subject: `registry ${name.host}`, ...(call.signal ? { signal: call.signal } : {}) });
+    call.log.debug(`registry ${name.host}: ${scheme}`);
+    return scheme === 'https' ? https : new URL(`http://${host}/`).origin;
+}
+/** The codes along an error's cause chain. */
+function codes(error) {
+    const out = [];
+    for (let e = error; e; e = e.cause) {
+        const code = e.code;
+        if (typeof code === 'string')
+            out.push(code);
+    }
+    return out;
+}
+function speaksNoTls(error) {
+    if ((0,errors/* isModelPullError */.pq)(error, 'ERR_CONNECTION_REFUSED'))
+        return true;
+    if (!(0,errors/* isModelPullError */.pq)(error, 'ERR_NETWORK'))
+        return false;
+    return codes(error).some((c) => NO_TLS_CODES.test(c));
+}
 
 ;// CONCATENATED MODULE: ./src/registry/auth.ts
 
@@ -6892,6 +7323,7 @@ async function readLimited(response, max, what) {
 
 ;// CONCATENATED MODULE: ./src/registry/client.ts
 
+
 function registryOptions(settings) {
     return {
         allowedRealmHosts: settings.allowedRealmHosts,
@@ -6907,10 +7339,27 @@ function registryOptions(settings) {
 class RegistryClient {
     options;
     sessions = new Map();
+    /** Origins by registry name, settled once per run (a probe may be needed). */
+    origins = new Map();
     policy;
     constructor(options = {}) {
         this.options = options;
         this.policy = { allowedRealmHosts: options.allowedRealmHosts ?? [] };
+    }
+    /**
+     * The session of a repository named as users write it (`host[:port]`, a scheme only if one
+     * was written): its origin is settled first (registryOrigin), once per registry and run.
+     */
+    async resolve(call, name, actions = ['pull']) {
+        const key = `${name.scheme ?? ''}://${name.host}`;
+        let origin = this.origins.get(key);
+        if (!origin) {
+            origin = registryOrigin(call, name);
+            this.origins.set(key, origin);
+            // A failed probe is not remembered: the next model of the run asks again.
+            origin.catch(() => this.origins.delete(key));
+        }
+        return this.session({ origin: await origin, host: name.host, repository: name.repository }, actions);
     }
     session(address, actions = ['pull']) {
         const registry = new URL(address.origin);
@@ -6919,7 +7368,10 @@ class RegistryClient {
         if (!session) {
             const basicAuth = this.options.basicAuth;
             const own = basicAuth !== undefined && basicAuth.host === address.host;
-            const policy = own ? { ...this.policy, basicAuth } : this.policy;
+            // A well-known registry's own realm (Docker Hub's auth.docker.io) needs no listing.
+            const known = knownRealmHosts(address.host);
+            const realms = known.length ? { allowedRealmHosts: [...this.policy.allowedRealmHosts, ...known] } : {};
+            const policy = { ...this.policy, ...realms, ...(own ? { basicAuth } : {}) };
             session = new RegistrySession(registry, address.repository, policy, actions);
             this.sessions.set(key, session);
         }
@@ -6931,7 +7383,6 @@ class RegistryClient {
 
 const OLLAMA_PREFIX = 'ollama:';
 const DEFAULTS = {
-    scheme: 'https',
     host: 'registry.ollama.ai',
     namespace: 'library',
     tag: 'latest',
@@ -6985,7 +7436,7 @@ function parseOllamaRef(parts) {
     }
     const ref = {
         line,
-        scheme: scheme ?? DEFAULTS.scheme,
+        ...(scheme ? { scheme } : {}),
         host: host ?? DEFAULTS.host,
         namespace: namespace ?? DEFAULTS.namespace,
         model,
@@ -7036,7 +7487,7 @@ function checkPart(line, kind, value) {
  */
 function checkAddress(line, ref) {
     try {
-        new URL(`${ref.scheme}://${ref.host}/`);
+        new URL(`${ref.scheme ?? 'https'}://${ref.host}/`);
     }
     catch {
         throw (0,refs_line/* badLine */.mV)(line, `host "${ref_clip(ref.host)}" is not a network address (expected host or host:port)`);
@@ -7045,10 +7496,6 @@ function checkAddress(line, ref) {
 /** `host/namespace/model:tag`, the name Ollama lists and the `name` of the model's report. */
 function ollamaName(ref) {
     return `${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`;
-}
-/** `scheme://host`, the registry's origin, where `/v2/…` requests go. */
-function registryOrigin(ref) {
-    return new URL(`${ref.scheme}://${ref.host}/`).origin;
 }
 /** `namespace/model`, the repository path of the distribution API. */
 function repositoryOf(ref) {
@@ -7060,8 +7507,6 @@ function ref_clip(text) {
 
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __webpack_require__(7598);
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __webpack_require__(1455);
 // EXTERNAL MODULE: ./src/fs-dirs.ts
 var fs_dirs = __webpack_require__(3341);
 ;// CONCATENATED MODULE: ./src/layouts/ollama.ts
@@ -7157,7 +7602,11 @@ var ollama_manifest = __webpack_require__(3340);
 /** Resolves `ollama:` references against Ollama's registry or any OCI-distribution registry. */
 function createOllamaSource(options) {
     const registry = new RegistryClient(options);
-    const sessionFor = (ref) => registry.session({ origin: registryOrigin(ref), host: ref.host, repository: repositoryOf(ref) });
+    const sessionFor = (ref, ctx) => registry.resolve(ctx, {
+        host: ref.host,
+        ...(ref.scheme ? { scheme: ref.scheme } : {}),
+        repository: repositoryOf(ref),
+    });
     return {
         async identify(ref, ctx) {
             // A pin whose manifest is already in the store needs no request at all (offline reruns).
@@ -7166,7 +7615,8 @@ function createOllamaSource(options) {
                 if (stored && (0,digest/* sha256Hex */.fg)(stored) === ref.pin)
                     return identityOf(ref, (0,ollama_manifest/* parseManifest */.Ng)(stored, ollamaName(ref)), ref.pin);
             }
-            const bytes = await sessionFor(ref).getManifest(ctx, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
+            const session = await sessionFor(ref, ctx);
+            const bytes = await session.getManifest(ctx, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
                 name: ollamaName(ref),
                 ...(ref.pin ? { expectHex: ref.pin } : {}),
             });
@@ -7174,8 +7624,10 @@ function createOllamaSource(options) {
         },
         async plan(ref, identity, ctx) {
             const hex = recordedHex(ref, identity);
-            const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, () => sessionFor(ref).getManifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }));
-            return planEntry(ref, identity, manifest, options.modelsRoot, sessionFor(ref), ctx);
+            // Settled only when a request is made: a pinned model complete on disk asks nothing.
+            const session = () => sessionFor(ref, ctx);
+            const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, async () => (await session()).getManifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }));
+            return planEntry(ref, identity, manifest, options.modelsRoot, session, ctx);
         },
     };
 }
@@ -7249,7 +7701,7 @@ function source_blobSpec(ref, d, kind, root, session, ctx) {
         ingestDir: ingestDir(root),
         async locate(signal) {
             const call = signal ? { ...ctx, signal } : ctx;
-            const { location, generation } = await session.blobLocation(call, d.hex, seen);
+            const { location, generation } = await (await session()).blobLocation(call, d.hex, seen);
             seen = generation;
             return location;
         },

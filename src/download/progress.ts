@@ -40,11 +40,13 @@ export class ProgressTracker {
     return entry;
   }
 
-  /** The blob starts downloading now: its rate counts from here, not from when it was queued. */
+  /**
+   * The blob's download begins now (its time counts from here); it shows as downloading once its
+   * first attempt knows what is already staged (`startAt`), so no snapshot shows a resumed blob
+   * at 0.
+   */
   start(entry: Entry): void {
-    entry.state = 'downloading';
     entry.startedAt = this.clock.now();
-    entry.samples = [{ at: entry.startedAt, done: entry.done }];
   }
 
   /** The blob is in place with `size` bytes (downloaded, or found good on disk). */
@@ -61,6 +63,7 @@ export class ProgressTracker {
    * like a burst of download.
    */
   startAt(entry: Entry, staged: number): void {
+    entry.state = 'downloading';
     entry.done = staged;
     entry.samples = [{ at: this.clock.now(), done: staged }];
   }
