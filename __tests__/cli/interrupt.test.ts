@@ -4,17 +4,12 @@ import { join } from 'node:path';
 import { sha256Hex } from '../../src/digest.js';
 import { formatBytes } from '../../src/report/format.js';
 import { startBlobServer } from '../helpers/blob-server.js';
+import { recordedBytes } from '../helpers/engine.js';
 import { tempDir } from '../helpers/http.js';
 import { lines, requireBuiltCli, runCli, startCli } from './run.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 24 * MiB;
-
-/** Bytes the staging progress record says are on disk (what a rerun may skip). */
-async function recordedBytes(record: string): Promise<number> {
-  const parsed = JSON.parse(await readFile(record, 'utf8')) as { segments: { start: number; pos: number }[] };
-  return parsed.segments.reduce((sum, s) => sum + s.pos - s.start, 0);
-}
 
 beforeAll(() => requireBuiltCli());
 

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from '../../src/digest.js';
 import { startBlobServer } from '../helpers/blob-server.js';
+import { recordedBytes } from '../helpers/engine.js';
 import { tempDir } from '../helpers/http.js';
 import { requireBuiltCli } from './run.js';
 import { cliInTerminal, type Terminal } from './tty.js';
@@ -17,12 +18,6 @@ const SIZE = 24 * MiB;
 async function keep(name: string, screen: string): Promise<void> {
   const folder = process.env.MODEL_PULL_SCREENS;
   if (folder) await writeFile(join(folder, `${name}.txt`), `${screen}\n`);
-}
-
-/** Bytes the staging record says are on disk. */
-async function recorded(path: string): Promise<number> {
-  const parsed = JSON.parse(await readFile(path, 'utf8')) as { segments: { start: number; pos: number }[] };
-  return parsed.segments.reduce((sum, s) => sum + s.pos - s.start, 0);
 }
 
 beforeAll(() => requireBuiltCli());
@@ -59,7 +54,9 @@ it('bars on a terminal; Ctrl-C leaves its line on screen; the resume starts at w
       /^stopping: progress is kept for the next run \(Ctrl-C again to quit at once\)$/m,
     );
     expect(stopped).toMatch(/^error: interrupted: progress is kept, run the same command again to resume$/m);
-    const kept = await recorded(join(dir.path, 'files', '.model-pull-ingest', `sha256-${hex}.progress.json`));
+    const kept = await recordedBytes(
+      join(dir.path, 'files', '.model-pull-ingest', `sha256-${hex}.progress.json`),
+    );
     expect(kept).toBeGreaterThanOrEqual(6 * MiB);
 
     // The resume: the first frame already shows what is on disk, in the file's bar and the total.

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from '../../src/digest.js';
 import type { BlobLocation, BlobSpec } from '../../src/download/types.js';
@@ -67,4 +68,10 @@ export function engineFixture(data: Buffer, use: (fixture: EngineFixture) => voi
     await current?.http.close();
     await current?.dir.remove();
   });
+}
+
+/** Bytes a staging progress record says are on disk (what a rerun may skip). */
+export async function recordedBytes(record: string): Promise<number> {
+  const parsed = JSON.parse(await readFile(record, 'utf8')) as { segments: { start: number; pos: number }[] };
+  return parsed.segments.reduce((sum, s) => sum + s.pos - s.start, 0);
 }
