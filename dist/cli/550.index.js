@@ -293,17 +293,21 @@ __webpack_require__.r(__webpack_exports__);
 
 // The CLI proper, loaded by src/cli.ts once Node is new enough: the only place that touches
 // argv, signals and the exit code.
+// SIGTERM (what CI systems and `timeout` send on cancel) stops like Ctrl-C: downloads end,
+// their progress and staging leases are left in order for the next run.
 const controller = new AbortController();
-process.once('SIGINT', () => {
-    // runCli says "stopping: …" where it stays visible (above the progress bars, if any).
-    controller.abort(new Error('interrupted'));
-    process.once('SIGINT', () => {
-        // The progress bars hide the cursor; a forced quit skips their cleanup, so show it here.
-        if (process.stderr.isTTY)
-            process.stderr.write('\u001b[?25h\n');
-        process.exit(130);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+        // runCli says "stopping: …" where it stays visible (above the progress bars, if any).
+        controller.abort(new Error('interrupted'));
+        process.once(signal, () => {
+            // The progress bars hide the cursor; a forced quit skips their cleanup, so show it here.
+            if (process.stderr.isTTY)
+                process.stderr.write('\u001b[?25h\n');
+            process.exit(signal === 'SIGINT' ? 130 : 143);
+        });
     });
-});
+}
 // `model-pull verify | head -1`: the reader has gone, so there is nobody left to tell anything;
 // end quietly instead of crashing on the unhandled EPIPE (and hashing on for nobody).
 for (const stream of [process.stdout, process.stderr]) {
@@ -4066,11 +4070,13 @@ class ProgressTracker {
         this.entries.push(entry);
         return entry;
     }
-    /** The blob starts downloading now: its rate counts from here, not from when it was queued. */
+    /**
+     * The blob's download begins now (its time counts from here); it shows as downloading once its
+     * first attempt knows what is already staged (`startAt`), so no snapshot shows a resumed blob
+     * at 0.
+     */
     start(entry) {
-        entry.state = 'downloading';
         entry.startedAt = this.clock.now();
-        entry.samples = [{ at: entry.startedAt, done: entry.done }];
     }
     /** The blob is in place with `size` bytes (downloaded, or found good on disk). */
     finish(entry, size) {
@@ -4086,6 +4092,7 @@ class ProgressTracker {
      * like a burst of download.
      */
     startAt(entry, staged) {
+        entry.state = 'downloading';
         entry.done = staged;
         entry.samples = [{ at: this.clock.now(), done: staged }];
     }
