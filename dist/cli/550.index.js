@@ -5489,12 +5489,7 @@ function buildSettings(raw, ctx) {
     if (verify !== 'full' && verify !== 'size') {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Verify)} must be full or size, got "${verify}"`);
     }
-    const hfEndpoint = (value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfEndpoint) ??
-        nonEmpty(env.HF_ENDPOINT) ??
-        'https://huggingface.co').replace(/\/+$/, '');
-    if (!/^https?:\/\/[^/]+/.test(hfEndpoint)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfEndpoint)} is not a URL: "${hfEndpoint}"`);
-    }
+    const { url: hfEndpoint, auth: hfEndpointAuth, secrets: endpointSecrets, } = hubEndpointSetting(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfEndpoint) ?? nonEmpty(env.HF_ENDPOINT) ?? 'https://huggingface.co', ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfEndpoint));
     const insecure = flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Insecure, false);
     if (!insecure)
         refusePlainHttp(lines, hfEndpoint, ctx.nameOf);
@@ -5536,6 +5531,7 @@ function buildSettings(raw, ctx) {
     const secrets = [
         hfToken,
         password,
+        ...endpointSecrets,
         ...(ctx.sourceOptions ?? []).filter((o) => o.type === 'secret').map((o) => sourceOptions[o.name]),
     ].filter((s) => s !== undefined);
     return {
@@ -5544,6 +5540,7 @@ function buildSettings(raw, ctx) {
         hfCache: path(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfCache) ?? defaultHfCache(env)),
         filesDir: path(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.FilesDir) ?? '~/.cache/model-pull/files'),
         hfEndpoint,
+        hfEndpointAuth,
         hfToken,
         cache: flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Cache, true),
         cacheKeyPrefix: prefix,
@@ -5577,6 +5574,37 @@ function buildSettings(raw, ctx) {
         retry: { ..._http_retry_js__WEBPACK_IMPORTED_MODULE_6__/* .DEFAULT_RETRY_POLICY */ .cO, retries: int(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Retries, _http_retry_js__WEBPACK_IMPORTED_MODULE_6__/* .DEFAULT_RETRY_POLICY */ .cO.retries, 0, 50) },
         secrets,
     };
+}
+/**
+ * hf-endpoint split into a printable URL and the `user:pass@` it may carry (issue 10: the password
+ * reached the error annotation, the `models` output and the summary). Errors never echo userinfo.
+ */
+function hubEndpointSetting(given, name) {
+    const bad = () => new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name} is not a URL: "${given.replace(/\/\/[^/]*@/, '//***@')}"`);
+    let url;
+    try {
+        url = new URL(given);
+    }
+    catch {
+        throw bad();
+    }
+    if ((url.protocol !== 'https:' && url.protocol !== 'http:') || !/^https?:\/\/[^/]+/i.test(given))
+        throw bad();
+    if (!url.username && !url.password)
+        return { url: url.toString().replace(/\/+$/, ''), auth: undefined, secrets: [] };
+    let auth;
+    try {
+        auth = { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+    }
+    catch {
+        throw bad();
+    }
+    // Masked as decoded, as written (percent-encoded) and as sent (the Basic header's base64).
+    const header = Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
+    const secrets = auth.password ? [...new Set([auth.password, url.password, header])] : [];
+    url.username = '';
+    url.password = '';
+    return { url: url.toString().replace(/\/+$/, ''), auth, secrets };
 }
 /**
  * Plain http to a host other than loopback needs `insecure` (interface.md): said before any
@@ -6199,7 +6227,11 @@ function header(response, name) {
 
 
 
-function hubEndpoint(endpoint, token) {
+/**
+ * Credentials go to the endpoint's origin only (HttpClient drops them on any other host, the CDN
+ * included). A mirror's own Basic credentials win over the Hub token: they name that server.
+ */
+function hubEndpoint(endpoint, token, basic) {
     let url;
     try {
         url = new URL(endpoint);
@@ -6207,12 +6239,16 @@ function hubEndpoint(endpoint, token) {
     catch {
         throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `hf-endpoint is not a valid URL: ${(0,errors/* redactUrl */.BO)(endpoint)}`);
     }
+    if (url.username || url.password) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `hf-endpoint must carry no credentials here: ${(0,errors/* redactUrl */.BO)(endpoint)}`);
+    }
     const base = endpoint.replace(/\/+$/, '');
-    // The token goes to the endpoint's origin only; HttpClient drops it on any other host.
-    const credentials = token
-        ? { origin: url.origin, headers: { authorization: `Bearer ${token}` } }
-        : undefined;
-    return credentials ? { base, credentials } : { base };
+    const authorization = basic
+        ? `Basic ${Buffer.from(`${basic.username}:${basic.password}`).toString('base64')}`
+        : token
+            ? `Bearer ${token}`
+            : undefined;
+    return authorization ? { base, credentials: { origin: url.origin, headers: { authorization } } } : { base };
 }
 /** `datasets/` and `spaces/` prefix web and resolve URLs; models have none. */
 function webPrefix(type) {
@@ -6758,7 +6794,10 @@ function stringList(value) {
 
 /** The `hf:` source: Hub revision → commit → filtered listing → blobs and the HF cache layout. */
 function createHfSource(options) {
-    const env = { ...options, ep: hubEndpoint(options.endpoint, options.token) };
+    const env = {
+        ...options,
+        ep: hubEndpoint(options.endpoint, options.token, options.endpointAuth),
+    };
     return {
         identify: (ref, ctx) => identify(env, ref, ctx),
         plan: async (ref, identity, ctx) => plan(env, ref, identity, ctx),
@@ -6938,6 +6977,7 @@ const hfSource = {
         cacheRoot: settings.hfCache,
         endpoint: settings.hfEndpoint,
         ...(settings.hfToken ? { token: settings.hfToken } : {}),
+        ...(settings.hfEndpointAuth ? { endpointAuth: settings.hfEndpointAuth } : {}),
     }),
 };
 
