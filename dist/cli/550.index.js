@@ -1482,9 +1482,10 @@ async function pathExists(path) {
 /* harmony export */   $C: () => (/* binding */ statusError),
 /* harmony export */   LL: () => (/* binding */ discardBody),
 /* harmony export */   Mu: () => (/* binding */ BODY_LIMITS),
-/* harmony export */   Vh: () => (/* binding */ readJson)
+/* harmony export */   Vh: () => (/* binding */ readJson),
+/* harmony export */   x8: () => (/* binding */ readBody)
 /* harmony export */ });
-/* unused harmony exports readBody, readText, readSnippet */
+/* unused harmony exports readText, readSnippet */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
 /* harmony import */ var _report_format_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(2011);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(8549);
@@ -1502,11 +1503,9 @@ const MiB = 1024 * KiB;
  */
 const BODY_LIMITS = {
     /** API documents: Hub revision and tree pages (1,000 entries a page), Ollama's local API. */
-    json: 32 * MiB,
+    json: 16 * MiB,
     /** A registry token realm's answer (a JWT of a few KiB). */
     token: 1 * MiB,
-    /** An OCI or Ollama manifest. */
-    manifest: 4 * MiB,
     /** A release's sha256sum.txt (one line per asset). */
     checksums: 1 * MiB,
     /** What an error message quotes from an error body. */
@@ -1610,19 +1609,21 @@ async function statusError(response, what) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   $C: () => (/* reexport safe */ _body_js__WEBPACK_IMPORTED_MODULE_4__.$C),
+/* harmony export */   $C: () => (/* reexport safe */ _body_js__WEBPACK_IMPORTED_MODULE_5__.$C),
 /* harmony export */   Qq: () => (/* binding */ HttpClient),
-/* harmony export */   cW: () => (/* binding */ isLoopbackHost),
-/* harmony export */   x6: () => (/* reexport safe */ _errors_js__WEBPACK_IMPORTED_MODULE_5__.x)
+/* harmony export */   cW: () => (/* binding */ isLoopbackHost)
 /* harmony export */ });
 /* harmony import */ var node_net__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7030);
 /* harmony import */ var node_net__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_net__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_tls__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(1692);
-/* harmony import */ var node_tls__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_tls__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var undici__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(6752);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(3916);
-/* harmony import */ var _body_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(9662);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(8549);
+/* harmony import */ var node_stream__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(7075);
+/* harmony import */ var node_stream__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_stream__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_tls__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(1692);
+/* harmony import */ var node_tls__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__webpack_require__.n(node_tls__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var undici__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(6752);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(3916);
+/* harmony import */ var _body_js__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(9662);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(8549);
+
 
 
 
@@ -1645,7 +1646,7 @@ class HttpClient {
     dispatcher;
     constructor(options) {
         this.options = options;
-        const ca = options.extraCa ? [...(0,node_tls__WEBPACK_IMPORTED_MODULE_1__.getCACertificates)('default'), options.extraCa] : undefined;
+        const ca = options.extraCa ? [...(0,node_tls__WEBPACK_IMPORTED_MODULE_2__.getCACertificates)('default'), options.extraCa] : undefined;
         const common = {
             connections: options.connections,
             // One TCP flow per range is the point of parallel ranges; h2 would multiplex them all.
@@ -1657,14 +1658,14 @@ class HttpClient {
         const proxy = options.proxy;
         this.dispatcher =
             proxy && (proxy.httpProxy || proxy.httpsProxy)
-                ? new undici__WEBPACK_IMPORTED_MODULE_2__/* .EnvHttpProxyAgent */ .J2({
+                ? new undici__WEBPACK_IMPORTED_MODULE_3__/* .EnvHttpProxyAgent */ .J2({
                     ...common,
                     httpProxy: proxy.httpProxy,
                     httpsProxy: proxy.httpsProxy,
                     noProxy: proxy.noProxy,
                     ...(ca ? { requestTls: { ca } } : {}),
                 })
-                : new undici__WEBPACK_IMPORTED_MODULE_2__/* .Agent */ .g6(common);
+                : new undici__WEBPACK_IMPORTED_MODULE_3__/* .Agent */ .g6(common);
     }
     /** Throws unless the URL is https, or http to loopback, or http with `insecure`. */
     checkUrl(url) {
@@ -1673,22 +1674,24 @@ class HttpClient {
             parsed = new URL(url);
         }
         catch {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `not a valid URL: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}`);
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `not a valid URL: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .redactUrl */ .BO)(url)}`);
         }
         if (parsed.protocol === 'https:')
             return parsed;
         if (parsed.protocol === 'http:') {
             if (this.options.insecure || isLoopbackHost(parsed.hostname))
                 return parsed;
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_INSECURE_URL', `refusing plain http to ${parsed.host} (${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}); use https or set insecure`);
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_INSECURE_URL', `refusing plain http to ${parsed.host} (${(0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .redactUrl */ .BO)(url)}); use https or set insecure`);
         }
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_INSECURE_URL', `unsupported URL scheme ${parsed.protocol} in ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_INSECURE_URL', `unsupported URL scheme ${parsed.protocol} in ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .redactUrl */ .BO)(url)}`);
     }
     /** The minimum rate of model-byte streams (see HttpOptions.minRate). */
     get minRate() {
         return this.options.minRate ?? { bytes: 32 * 1024, windowMs: this.options.stallTimeoutMs };
     }
     async request(url, options = {}) {
+        if (isStream(options.body))
+            return this.upload(url, options, options.body);
         const deadline = options.stream ? undefined : this.deadline(url, options.signal);
         try {
             const response = await this.follow(url, options, deadline?.signal ?? options.signal);
@@ -1698,6 +1701,47 @@ class HttpClient {
         catch (error) {
             deadline?.cancel();
             throw error;
+        }
+    }
+    /**
+     * A request whose body is a stream of model bytes. undici's headers timeout runs from the
+     * first byte sent, so it would cut any upload longer than the stall timeout; instead the
+     * upload stalls when the server takes no byte for the stall timeout, and the answer must come
+     * within `answerTimeoutMs` of the last byte.
+     */
+    async upload(url, options, body) {
+        const stall = this.options.stallTimeoutMs;
+        const answerDefault = this.options.requestDeadlineMs ?? Math.max(60_000, 2 * stall);
+        const host = (0,_errors_js__WEBPACK_IMPORTED_MODULE_6__/* .hostOf */ .w)(url);
+        const controller = new AbortController();
+        let timer;
+        const arm = (ms, why) => {
+            clearTimeout(timer);
+            timer = setTimeout(() => controller.abort(new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_STALLED', why, { host })), ms);
+            timer.unref();
+        };
+        const where = (0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .redactUrl */ .BO)(url);
+        arm(stall, `${where} took no upload bytes within the stall timeout`);
+        const watched = body.pipe(new node_stream__WEBPACK_IMPORTED_MODULE_1__.Transform({
+            transform(chunk, _encoding, done) {
+                arm(stall, `${where} took no upload bytes within the stall timeout`);
+                done(null, chunk);
+            },
+            flush(done) {
+                // The last bytes may still sit in socket buffers: the answer gets the metadata deadline.
+                arm(options.answerTimeoutMs ?? answerDefault, `no answer from ${where} after the upload`);
+                done();
+            },
+        }));
+        body.once('error', (error) => watched.destroy(error));
+        const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
+        try {
+            return await this.follow(url, { ...options, body: watched }, signal);
+        }
+        finally {
+            clearTimeout(timer);
+            if (!body.destroyed)
+                body.destroy();
         }
     }
     async follow(url, options, signal) {
@@ -1712,25 +1756,28 @@ class HttpClient {
             }
             checkHeaders(headers, current);
             let res;
+            const method = options.method ?? 'GET';
             try {
                 res = await this.dispatcher.request({
                     origin: target.origin,
                     path: target.pathname + target.search,
-                    method: options.method ?? 'GET',
+                    method,
                     headers,
                     ...(options.body !== undefined ? { body: options.body } : {}),
+                    // An upload guards its own time (see upload()).
+                    ...(isStream(options.body) ? { headersTimeout: 0 } : {}),
                     signal,
                 });
             }
             catch (error) {
-                throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .networkError */ .x)(signal?.aborted ? (signal.reason ?? error) : error, current);
+                throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_6__/* .networkError */ .x)(signal?.aborted ? (signal.reason ?? error) : error, current);
             }
             const location = res.headers.location;
-            const follows = maxRedirects > 0 && options.method !== 'POST';
+            const follows = maxRedirects > 0 && (method === 'GET' || method === 'HEAD');
             if (res.statusCode >= 300 && res.statusCode < 400 && location && follows) {
                 await res.body.dump().catch(() => undefined);
                 if (hop >= maxRedirects) {
-                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_REDIRECT', `too many redirects from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)}`);
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_REDIRECT', `too many redirects from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .redactUrl */ .BO)(url)}`);
                 }
                 current = new URL(String(location), current).toString();
                 continue;
@@ -1754,7 +1801,7 @@ class HttpClient {
         const ms = this.options.requestDeadlineMs ?? Math.max(60_000, 2 * this.options.stallTimeoutMs);
         const controller = new AbortController();
         const timer = setTimeout(() => {
-            controller.abort(new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_TOO_SLOW', `no complete answer from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)} within ${ms / 1000} s`, { host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .hostOf */ .w)(url) }));
+            controller.abort(new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_TOO_SLOW', `no complete answer from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .redactUrl */ .BO)(url)} within ${ms / 1000} s`, { host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_6__/* .hostOf */ .w)(url) }));
         }, ms);
         timer.unref();
         const cancel = () => clearTimeout(timer);
@@ -1776,12 +1823,15 @@ class HttpClient {
             headers: { accept: 'application/json', ...options.headers },
         });
         if (response.status < 200 || response.status >= 300)
-            throw await (0,_body_js__WEBPACK_IMPORTED_MODULE_4__/* .statusError */ .$C)(response);
-        return { json: await (0,_body_js__WEBPACK_IMPORTED_MODULE_4__/* .readJson */ .Vh)(response, _body_js__WEBPACK_IMPORTED_MODULE_4__/* .BODY_LIMITS */ .Mu.json, 'the answer'), response };
+            throw await (0,_body_js__WEBPACK_IMPORTED_MODULE_5__/* .statusError */ .$C)(response);
+        return { json: await (0,_body_js__WEBPACK_IMPORTED_MODULE_5__/* .readJson */ .Vh)(response, _body_js__WEBPACK_IMPORTED_MODULE_5__/* .BODY_LIMITS */ .Mu.json, 'the answer'), response };
     }
     async close() {
         await this.dispatcher.close();
     }
+}
+function isStream(body) {
+    return typeof body === 'object' && body !== null && typeof body.pipe === 'function';
 }
 /**
  * Header values with control characters (a token pasted with its newline) are refused before
@@ -1792,7 +1842,7 @@ function checkHeaders(headers, url) {
     for (const [name, value] of Object.entries(headers)) {
         // biome-ignore lint/suspicious/noControlCharactersInRegex: exactly what is refused
         if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `the ${name} header for ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .redactUrl */ .BO)(url)} contains a line break or control character (a token copied with its newline?)`);
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `the ${name} header for ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .redactUrl */ .BO)(url)} contains a line break or control character (a token copied with its newline?)`);
         }
     }
 }
@@ -3302,9 +3352,9 @@ async function openOwnFile(path) {
     return undefined;
 }
 /** Writes `data` to a fresh file next to `path`, then renames it over `path` (atomic, no link followed). */
-async function replaceFile(path, data) {
+async function replaceFile(path, data, mode = 0o644) {
     const tmp = `${path}.tmp`;
-    const file = await createExclusive(tmp);
+    const file = await createExclusive(tmp, mode);
     try {
         await file.writeFile(data);
     }
@@ -5497,6 +5547,18 @@ function buildSettings(raw, ctx) {
     const username = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryUsername);
     const password = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryPassword);
     const registryHost = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryHost);
+    // A credential goes into a header: a line break inside it (a secret pasted with its newline)
+    // would fail every request, so it fails here, before any, without quoting the secret.
+    for (const [name, secret] of [
+        [`${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfToken)} (or HF_TOKEN)`, hfToken],
+        [ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryUsername), username],
+        [ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryPassword), password],
+    ]) {
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: exactly what is refused
+        if (secret !== undefined && /[\u0000-\u001f\u007f]/.test(secret)) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name} contains a line break or control character`);
+        }
+    }
     if (username !== undefined && registryHost === undefined) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryUsername)} needs ${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryHost)}: the registry (host[:port]) the credentials belong to`);
     }
@@ -6142,6 +6204,8 @@ function compareCodePoints(a, b) {
     }
 }
 
+// EXTERNAL MODULE: ./src/http/body.ts
+var http_body = __webpack_require__(9662);
 // EXTERNAL MODULE: ./src/http/client.ts
 var client = __webpack_require__(3329);
 ;// CONCATENATED MODULE: ./src/sources/hf/errors.ts
@@ -6281,13 +6345,7 @@ async function hubJson(url, ep, ctx, subject) {
         });
         if (response.status < 200 || response.status >= 300)
             throw await hubError(response, subject);
-        let json;
-        try {
-            json = await response.body.json();
-        }
-        catch (error) {
-            throw (0,client/* networkError */.x6)(error, url);
-        }
+        const json = await (0,http_body/* readJson */.Vh)(response, http_body/* BODY_LIMITS */.Mu.json, 'the Hub answer');
         const link = response.headers.link;
         return { json, next: nextLink(Array.isArray(link) ? link.join(',') : link, response.url) };
     }, ctx.retry, { clock: ctx.clock, ...(ctx.signal ? { signal: ctx.signal } : {}) });
@@ -7063,6 +7121,7 @@ function speaksNoTls(error) {
 ;// CONCATENATED MODULE: ./src/registry/auth.ts
 
 
+
 /**
  * Parses every challenge of one or more `WWW-Authenticate` values (RFC 7235): a scheme, then
  * comma-separated `key=value` or `key="quoted, with \" escapes"` parameters. A bare word that
@@ -7153,9 +7212,12 @@ async function fetchToken(http, challenge, registry, scopes, policy, now, signal
         throw await (0,client/* statusError */.$C)(response, `the token service at ${realm.host}`);
     let body;
     try {
-        body = await response.body.json();
+        body = await (0,http_body/* readJson */.Vh)(response, http_body/* BODY_LIMITS */.Mu.token, 'the token answer');
     }
-    catch {
+    catch (error) {
+        // Junk is "no token" below; an answer past the limit is refused as such.
+        if ((0,errors/* isModelPullError */.pq)(error, 'ERR_TOO_LARGE'))
+            throw error;
         body = undefined;
     }
     const doc = (typeof body === 'object' && body !== null ? body : {});
@@ -7176,6 +7238,7 @@ function authError(registry, reason, status) {
 // EXTERNAL MODULE: ./src/registry/manifest.ts
 var manifest = __webpack_require__(506);
 ;// CONCATENATED MODULE: ./src/registry/session.ts
+
 
 
 
@@ -7228,7 +7291,7 @@ class RegistrySession {
             }
             if (response.status !== 200)
                 throw await (0,client/* statusError */.$C)(response, `${this.registry.host} for ${name}`);
-            return readLimited(response, manifest/* MAX_MANIFEST_BYTES */.ZJ, `the manifest of ${name}`);
+            return (0,http_body/* readBody */.x8)(response, manifest/* MAX_MANIFEST_BYTES */.ZJ, `the manifest of ${name}`);
         }, call.retry, {
             clock: call.clock,
             ...(call.signal ? { signal: call.signal } : {}),
@@ -7258,10 +7321,12 @@ class RegistrySession {
     }
     /**
      * Any other call on this repository (`HEAD blobs/…`, an upload), with the session's
-     * credentials: anonymous first, a 401 answered once. The caller reads or dumps the body.
+     * credentials: anonymous first, a 401 answered once. `path` is relative to the repository
+     * (`blobs/uploads/`), or an absolute URL the registry gave (an upload's Location). The caller
+     * reads or dumps the body.
      */
     request(call, path, options = {}) {
-        return this.send(call, this.url(path), options);
+        return this.send(call, /^https?:\/\//.test(path) ? path : this.url(path), options);
     }
     /** Learns the auth state with a HEAD that stops at the first answer (no CDN round trip). */
     async probe(call, url, hex) {
@@ -7275,10 +7340,13 @@ class RegistrySession {
     }
     /** A request with the current credentials; on 401, answer the challenge and retry once. */
     async send(call, url, options) {
+        const { body, ...rest } = options;
         const attempt = async () => {
             const credentials = await this.credentials(call);
             return call.http.request(url, {
-                ...options,
+                ...rest,
+                // A fresh body for each attempt: a stream sent before the 401 is spent.
+                ...(body ? { body: body() } : {}),
                 ...(credentials ? { credentials } : {}),
                 ...(call.signal ? { signal: call.signal } : {}),
             });
@@ -7339,33 +7407,6 @@ class RegistrySession {
             return undefined;
         return { origin: this.registry.origin, headers: { authorization: `Bearer ${this.auth.token}` } };
     }
-}
-/** Reads a small body whole, refusing more than `max` bytes (a manifest, not a blob). */
-async function readLimited(response, max, what) {
-    const declared = Number(response.headers['content-length']);
-    const tooLarge = () => new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `${what} is larger than ${max} bytes; refusing to read it`);
-    if (Number.isFinite(declared) && declared > max) {
-        response.body.destroy();
-        throw tooLarge();
-    }
-    const chunks = [];
-    let total = 0;
-    try {
-        for await (const chunk of response.body) {
-            total += chunk.length;
-            if (total > max) {
-                response.body.destroy();
-                throw tooLarge();
-            }
-            chunks.push(chunk);
-        }
-    }
-    catch (error) {
-        if (error instanceof errors/* ModelPullError */.Vy)
-            throw error;
-        throw (0,client/* networkError */.x6)(error, (0,errors/* redactUrl */.BO)(response.url));
-    }
-    return Buffer.concat(chunks);
 }
 
 ;// CONCATENATED MODULE: ./src/registry/client.ts
