@@ -1,6 +1,6 @@
 import type { CacheClient, RestoreResult, SaveResult } from './cache/client.js';
 import { type Clock, systemClock } from './clock.js';
-import { fetchBlobsSettled } from './download/engine.js';
+import { fetchBlobsSettled, reusedResult } from './download/engine.js';
 import type { BlobResult, ProgressListener } from './download/types.js';
 import { HttpClient } from './http/client.js';
 import { describeRetry, type RetryEvent, type RetryListener } from './http/retry.js';
@@ -119,15 +119,7 @@ async function fetchAll(
   for (const blob of blobs) {
     const size = restored.get(blob.target);
     if (size === undefined) continue;
-    const value = {
-      target: blob.target,
-      digest: blob.digest,
-      size,
-      downloadedBytes: 0,
-      reused: true,
-      replaced: false,
-    };
-    results.set(blob.target, { status: 'fulfilled', value });
+    results.set(blob.target, { status: 'fulfilled', value: reusedResult(blob, size) });
   }
   return { results, settledAt, started };
 }

@@ -5,6 +5,7 @@ import { fetchBlobs, fetchBlobsSettled } from '../../src/download/engine.js';
 import { ModelPullError } from '../../src/errors.js';
 import type { HttpClient } from '../../src/http/client.js';
 import type { BlobServer } from '../helpers/blob-server.js';
+import { skippingClock } from '../helpers/clock.js';
 import { blobSpec, engineFixture, FAST_RETRY, randomBlob } from '../helpers/engine.js';
 
 const KiB = 1024;
@@ -21,6 +22,8 @@ describe('engine faults found in review', () => {
     connections: 4,
     verify: 'full' as const,
     retry: FAST_RETRY,
+    // Retry waits are recorded, not slept.
+    clock: skippingClock(),
     minSplit: 64 * KiB,
     ...extra,
   });

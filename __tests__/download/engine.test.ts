@@ -7,6 +7,7 @@ import type { ProgressSnapshot } from '../../src/download/types.js';
 import { ModelPullError } from '../../src/errors.js';
 import type { HttpClient } from '../../src/http/client.js';
 import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
+import { skippingClock } from '../helpers/clock.js';
 import { blobSpec, engineFixture, FAST_RETRY, randomBlob, testClient } from '../helpers/engine.js';
 import { startServer, type TestServer, tempDir } from '../helpers/http.js';
 
@@ -30,6 +31,8 @@ describe('fetchBlobs', () => {
     connections: 8,
     verify: 'full' as const,
     retry: FAST_RETRY,
+    // Retry waits are recorded, not slept.
+    clock: skippingClock(),
     minSplit: 64 * KiB,
     ...extra,
   });
@@ -298,6 +301,7 @@ describe('signed URLs on another origin', () => {
         connections: 8,
         verify: 'full',
         retry: FAST_RETRY,
+        clock: skippingClock(),
         minSplit: 64 * KiB,
       });
       expect(sha256Hex(await readFile(result!.target))).toBe(hex);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { sha256Hex } from '../../src/digest.js';
 import { openLocalBlob, streamBlob } from '../../src/download/follow.js';
 import { stagingPaths } from '../../src/download/staging.js';
+import { skippingClock } from '../helpers/clock.js';
 import { blobSpec, type EngineFixture, engineFixture, FAST_RETRY, randomBlob } from '../helpers/engine.js';
 
 const MiB = 1024 * 1024;
@@ -19,7 +20,13 @@ const spec = (url: string) => ({
   ingestDir: join(f.dir.path, 'ingest'),
   locate: async () => ({ url }),
 });
-const options = () => ({ http: f.http, connections: 6, retry: FAST_RETRY, minSplit: MiB });
+const options = () => ({
+  http: f.http,
+  connections: 6,
+  retry: FAST_RETRY,
+  clock: skippingClock(),
+  minSplit: MiB,
+});
 
 describe('streamBlob: a blob without a known digest, read in order as its ranges land', () => {
   test('parallel ranges, one reset connection, bytes handed over in order exactly once; nothing staged after', async () => {

@@ -144,7 +144,8 @@ function failedWith(progress: Progress, error: unknown): void {
   progress.error = describeError(error);
 }
 
-function reusedResult(blob: BlobSpec, size: number): BlobResult {
+/** A blob whose target already holds its verified bytes: nothing fetched. */
+export function reusedResult(blob: BlobSpec, size: number): BlobResult {
   return {
     target: blob.target,
     digest: blob.digest,
