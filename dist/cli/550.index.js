@@ -4293,6 +4293,7 @@ function failedWith(progress, error) {
     progress.state = 'failed';
     progress.error = (0,errors/* describeError */.Uc)(error);
 }
+/** A blob whose target already holds its verified bytes: nothing fetched. */
 function reusedResult(blob, size) {
     return {
         target: blob.target,
@@ -4961,15 +4962,7 @@ async function fetchAll(models, settings, ctx, deps, started, phases) {
         const size = restored.get(blob.target);
         if (size === undefined)
             continue;
-        const value = {
-            target: blob.target,
-            digest: blob.digest,
-            size,
-            downloadedBytes: 0,
-            reused: true,
-            replaced: false,
-        };
-        results.set(blob.target, { status: 'fulfilled', value });
+        results.set(blob.target, { status: 'fulfilled', value: reusedResult(blob, size) });
     }
     return { results, settledAt, started };
 }
