@@ -108,7 +108,7 @@ export async function lookupEntry(
           ...(init.body !== undefined ? { body: init.body } : {}),
           ...(signal ? { signal } : {}),
         });
-        const text = await readText(response, MAX_ANSWER, "the cache service's answer");
+        const text = await readText(response, MAX_ANSWER, `the cache service's ${init.name} answer`);
         // 500, 502, 503, 504 are retried (briefly, by the caller's policy), as @actions/cache
         // does; any other failure, 429 above all, is not: the service is left alone.
         if ([500, 502, 503, 504].includes(response.status)) {
