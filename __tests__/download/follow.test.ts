@@ -79,6 +79,46 @@ describe('streamBlob: a blob without a known digest, read in order as its ranges
   });
 });
 
+describe('streamBlob, resumable: an id that names immutable bytes', () => {
+  test('a failed download leaves its bytes for the next run, which fetches only the rest and hands over all', async () => {
+    const resumable = { ...spec(`${f.server.url}/blob`), size: data.length, resumable: true };
+    f.server.setFault((_req, res, n) => {
+      if (n <= 3) return undefined;
+      res.writeHead(500).end('down');
+      return true;
+    });
+    const none = { ...FAST_RETRY, retries: 0 };
+    await expect(
+      streamBlob(resumable, { ...options(), retry: none }, async () => undefined),
+    ).rejects.toMatchObject({
+      code: expect.stringMatching(/^ERR_/),
+    });
+    expect((await readdir(join(f.dir.path, 'ingest'))).some((name) => name.endsWith('.partial'))).toBe(true);
+
+    f.server.setFault(undefined);
+    const hash = createHash('sha256');
+    const result = await streamBlob(resumable, options(), async (chunk) => void hash.update(chunk));
+    expect(hash.digest('hex')).toBe(hex);
+    expect(result.size).toBe(data.length);
+    expect(result.fetched).toBeLessThan(data.length);
+    expect((await readdir(join(f.dir.path, 'ingest'))).filter((name) => name.endsWith('.partial'))).toEqual(
+      [],
+    );
+  });
+
+  test('a consumer that fails leaves nothing to resume', async () => {
+    const resumable = { ...spec(`${f.server.url}/blob`), size: data.length, resumable: true };
+    await expect(
+      streamBlob(resumable, options(), async () => {
+        throw new Error('not a tar archive');
+      }),
+    ).rejects.toThrow('not a tar archive');
+    expect((await readdir(join(f.dir.path, 'ingest'))).filter((name) => name.endsWith('.partial'))).toEqual(
+      [],
+    );
+  });
+});
+
 describe('openLocalBlob: local bytes through the download path', () => {
   const local = () => blobSpec(f.dir.path, hex, data.length, 'http://unused.invalid/');
 

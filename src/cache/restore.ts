@@ -100,9 +100,12 @@ export async function restoreEntry(entry: RestoreEntry, deps: RestoreDeps): Prom
   try {
     // Knowing the size up front lets every connection start at once (else the first one learns it).
     archiveSize = await sizeOf(deps.http, found.url, deps.signal);
+    // Staged bytes of an interrupted run are reused only for the very same stored object.
+    const object = `${entry.key}\0${version}\0${found.url.split('?')[0]}\0${archiveSize}`;
     const result = await streamBlob(
       {
-        id: sha256Hex(`${entry.key}\0${version}`),
+        id: sha256Hex(object),
+        resumable: archiveSize !== undefined,
         label: `cache entry ${entry.key}`,
         ingestDir,
         locate: async () => ({ url: found.url }),

@@ -26,6 +26,11 @@ export interface StreamSpec {
   readonly ingestDir: string;
   /** The size, when known (ranges are then planned from the start); else learned from the server. */
   readonly size?: number;
+  /**
+   * The id names these exact bytes (an immutable object: its name, version, storage path and
+   * size), so bytes staged by a run that stopped may be read again instead of fetched again.
+   */
+  readonly resumable?: boolean;
   locate(signal?: AbortSignal): Promise<BlobLocation>;
 }
 
@@ -53,10 +58,12 @@ export interface StreamResult {
  * bytes to `consume` strictly in order, as the contiguous prefix grows: ranges landing ahead are
  * read back from the staging file once the gap before them closes, so memory stays bounded
  * whatever the consumer's pace. A consumer that throws stops the download at once, and its
- * error is what this rejects with. The staged bytes are removed at the end either way.
+ * error is what this rejects with.
  *
- * There is no resume across runs: without a digest nothing could tell an old partial from
- * different bytes served under the same name, so a staged leftover is discarded first.
+ * Without a digest nothing checks the staged bytes, so a run that stopped leaves them for the
+ * next only when the spec is `resumable` (its id names immutable bytes) and the download, not
+ * the consumer, failed; otherwise they are removed, and a leftover is discarded before starting.
+ * A resumed stream hands over every byte again from the first (the consumer starts afresh).
  */
 export async function streamBlob(
   spec: StreamSpec,
@@ -83,8 +90,9 @@ export async function streamBlob(
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener('abort', onAbort, { once: true });
   let consumerFailure: { error: unknown } | undefined;
+  let keep = false;
   try {
-    await discardStaging(paths);
+    if (!spec.resumable) await discardStaging(paths);
     const staged = await downloadToStaging(blob, {
       http: options.http,
       connections: options.connections,
@@ -104,10 +112,11 @@ export async function streamBlob(
     });
     return { size: staged.size, fetched: staged.fetched };
   } catch (error) {
+    keep = spec.resumable === true && !consumerFailure;
     throw consumerFailure ? consumerFailure.error : error;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
-    await discardStaging(paths);
+    if (!keep) await discardStaging(paths);
     await release();
   }
 }
