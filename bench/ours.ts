@@ -56,6 +56,7 @@ try {
   process.stdout.write(
     `${JSON.stringify({
       engineMs,
+      cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
       maxRssKiB: process.resourceUsage().maxRSS,
       downloadedBytes: result?.downloadedBytes,
       snapshots,

@@ -60,6 +60,7 @@ try {
   process.stdout.write(
     `${JSON.stringify({
       engineMs,
+      cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
       maxRssKiB: process.resourceUsage().maxRSS,
       restoredBytes: result.restored.get(args.target),
       fetchedBytes: result.fetched,

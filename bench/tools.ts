@@ -11,6 +11,8 @@ export interface Measurement {
   readonly wallMs: number;
   /** Ours only: time inside fetchBlobs, without process start-up and exit. */
   readonly engineMs?: number;
+  /** Ours only: CPU time of the whole process (all threads), which load on the machine does not inflate. */
+  readonly cpuMs?: number;
   readonly peakRssKiB: number | undefined;
 }
 
@@ -42,6 +44,7 @@ export function ours(connections: number, script: string): Tool {
       const run = await runTimed(process.execPath, [script, JSON.stringify(args)], TIMEOUT_MS);
       const report = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as {
         engineMs: number;
+        cpuMs: number;
         maxRssKiB: number;
         downloadedBytes: number;
       };
@@ -50,7 +53,12 @@ export function ours(connections: number, script: string): Tool {
       }
       // fetchBlobs only returns after the streamed digest matched and the rename happened.
       await expectSize(join(dir, 'store', `sha256-${blob.hex}`), blob.size, 'ours');
-      return { wallMs: run.wallMs, engineMs: report.engineMs, peakRssKiB: report.maxRssKiB };
+      return {
+        wallMs: run.wallMs,
+        engineMs: report.engineMs,
+        cpuMs: report.cpuMs,
+        peakRssKiB: report.maxRssKiB,
+      };
     });
 }
 

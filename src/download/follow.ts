@@ -154,8 +154,12 @@ class PrefixReader implements PrefixFollower {
       });
   }
 
-  private async drain(): Promise<void> {
-    while (!this.stopped && this.frontier < this.staged.prefix()) {
+  /**
+   * Hands over the prefix in whole blocks while the download runs (a 64 KiB socket read each
+   * time would cost every stage after it a call per 64 KiB); `finish` takes the last, short one.
+   */
+  private async drain(least = READ_BLOCK): Promise<void> {
+    while (!this.stopped && this.staged.prefix() - this.frontier >= least) {
       const want = Math.min(READ_BLOCK, this.staged.prefix() - this.frontier);
       // A fresh buffer each time: the consumer may keep what it is given.
       const buffer = Buffer.allocUnsafe(want);
@@ -169,7 +173,7 @@ class PrefixReader implements PrefixFollower {
   async finish(total: number): Promise<{ hex: string }> {
     await this.running;
     if (!this.failure && this.frontier < total)
-      await this.drain().catch((error: unknown) => {
+      await this.drain(1).catch((error: unknown) => {
         this.failure = { error };
       });
     if (this.failure) throw this.failure.error;
