@@ -106,6 +106,18 @@ describe('streamBlob, resumable: an id that names immutable bytes', () => {
     );
   });
 
+  test('a consumer that fails on the last, short block (read after the download) leaves nothing either', async () => {
+    const resumable = { ...spec(`${f.server.url}/blob`), size: data.length, resumable: true };
+    await expect(
+      streamBlob(resumable, options(), async (chunk) => {
+        if (chunk.length < MiB) throw new Error('the archive is truncated');
+      }),
+    ).rejects.toThrow('the archive is truncated');
+    expect((await readdir(join(f.dir.path, 'ingest'))).filter((name) => name.endsWith('.partial'))).toEqual(
+      [],
+    );
+  });
+
   test('a consumer that fails leaves nothing to resume', async () => {
     const resumable = { ...spec(`${f.server.url}/blob`), size: data.length, resumable: true };
     await expect(

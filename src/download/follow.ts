@@ -174,7 +174,9 @@ class PrefixReader implements PrefixFollower {
     await this.running;
     if (!this.failure && this.frontier < total)
       await this.drain(1).catch((error: unknown) => {
+        // Told like a failure during the download: the caller must know the consumer failed.
         this.failure = { error };
+        this.fail(error);
       });
     if (this.failure) throw this.failure.error;
     return { hex: '' };
