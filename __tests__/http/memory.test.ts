@@ -65,7 +65,7 @@ it.each([
     200,
     'ERR_TOO_LARGE',
     (u: string) =>
-      `the cache service's answer from ${u}/twirp/github.actions.results.api.v1.CacheService/GetCacheEntryDownloadURL is larger than 64.0 KiB; refusing to read it`,
+      `the cache service's GetCacheEntryDownloadURL answer from ${u}/twirp/github.actions.results.api.v1.CacheService/GetCacheEntryDownloadURL is larger than 64.0 KiB; refusing to read it`,
   ],
 ])(
   '%s: a body without end is refused and memory stays under 200 MiB',
