@@ -33,6 +33,7 @@ const hfCache = () => join(home.path, 'hf');
 const filesDir = () => join(home.path, 'files');
 const urlLine = () => `${files.url}/weights/tiny.gguf sha256=${sha256Hex(URL_FILE)}`;
 const snapshot = () => join(hfCache(), 'models--org--tiny', 'snapshots', COMMIT);
+const trees = () => join(hfCache(), 'models--org--tiny', 'trees', `${COMMIT}.json`);
 const blob = (bytes: Uint8Array) => join(store(), 'blobs', `sha256-${sha256Hex(bytes)}`);
 const verifyArgs = () => [
   'verify',
@@ -104,6 +105,7 @@ describe('model-pull verify', () => {
     await flipByte(join(snapshot(), 'model.safetensors'), 7); // writes through the link into the blob
     await rm(join(snapshot(), 'tokenizer.json'));
     await flipByte(join(filesDir(), 'tiny.gguf'), 5);
+    await rm(trees());
 
     const result = await runCli([...verifyArgs(), '--json'], { env: { HOME: home.path } });
     expect(result.code).toBe(1);
@@ -135,6 +137,12 @@ describe('model-pull verify', () => {
         problem: 'missing from the snapshot',
       },
       {
+        model: hfLine,
+        line: hfLine,
+        path: trees(),
+        problem: 'missing (huggingface_hub cannot load this commit offline)',
+      },
+      {
         model: urlLine(),
         line: urlLine(),
         path: join(filesDir(), 'tiny.gguf'),
@@ -142,13 +150,13 @@ describe('model-pull verify', () => {
       },
     ]);
 
-    // The text form lists the same five by line, under the folder they belong to, then one
+    // The text form lists the same six by line, under the folder they belong to, then one
     // command per damaged model that repairs it.
     const text = await runCli(verifyArgs(), { env: { HOME: home.path } });
     expect(text.code).toBe(1);
     const out = lines(text.stdout);
     expect(out[0]).toMatch(/: 3 files, .* checked, 2 damaged$/);
-    expect(out.filter((l) => l.startsWith('  ') && !l.startsWith('  model-pull '))).toHaveLength(5);
+    expect(out.filter((l) => l.startsWith('  ') && !l.startsWith('  model-pull '))).toHaveLength(6);
     for (const d of damaged) expect(text.stdout).toContain(`  ${d.line}: ${d.path}: ${d.problem}\n`);
     expect(out.slice(out.indexOf('to repair them, run:'))).toEqual([
       'to repair them, run:',

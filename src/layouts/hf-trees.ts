@@ -30,7 +30,7 @@ export interface TreeCacheFile {
   readonly xetHash?: string;
 }
 
-export function treesPath(paths: HfRepoPaths, commit: string): string {
+export function treesPath(paths: Pick<HfRepoPaths, 'folder'>, commit: string): string {
   return join(paths.folder, 'trees', `${commit}.json`);
 }
 
@@ -60,7 +60,10 @@ export function treesContent(files: readonly TreeCacheFile[]): string {
  * The listing in an existing trees file (ours or huggingface_hub's), or undefined when it is
  * absent, of another format, or has any entry that is not a sound file description.
  */
-export async function readTrees(paths: HfRepoPaths, commit: string): Promise<TreeCacheFile[] | undefined> {
+export async function readTrees(
+  paths: Pick<HfRepoPaths, 'folder'>,
+  commit: string,
+): Promise<TreeCacheFile[] | undefined> {
   let data: { format_version?: unknown; files?: unknown };
   try {
     data = JSON.parse(await readFile(treesPath(paths, commit), 'utf8')) as typeof data;

@@ -1,6 +1,7 @@
 import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { type Digest, isSha1Hex, isSha256Hex } from '../digest.js';
+import { readTrees, type TreeCacheFile, treesPath } from '../layouts/hf-trees.js';
 import { checkedFile } from '../sources/hf/record.js';
 import { Checker, dirs, type VerifyReport, walk } from './files.js';
 
@@ -21,7 +22,9 @@ interface Expected {
  *   LFS files, git blob sha1 otherwise), or for a hard link, the blob that shares its inode; a
  *   real file with no blob to compare with (huggingface_hub moves the blob where symlinks are
  *   missing) cannot be checked and is skipped;
- * - a ref must name a commit that has a snapshot.
+ * - a ref must name a commit that has a snapshot;
+ * - a snapshot model-pull wrote has `trees/<commit>.json` listing its files as they are (else
+ *   huggingface_hub cannot load that commit offline).
  */
 export async function verifyHfCache(root: string): Promise<VerifyReport> {
   const checker = new Checker();
@@ -69,6 +72,12 @@ async function verifyRepo(folder: string, repo: string, checker: Checker): Promi
           line: `${model}${want.filters}`,
         });
     }
+    if (records.has(commit)) {
+      const problem = await listingProblem(folder, commit, expected);
+      // Any recorded line of the commit repairs it: a pull writes the whole listing.
+      const line = `${model}${[...expected.values()][0]?.filters ?? ''}`;
+      if (problem) checker.damaged.push({ model, path: treesPath({ folder }, commit), problem, line });
+    }
     for (const file of await walk(snapshot)) {
       if (expected.has(relative(snapshot, file).split(sep).join('/'))) continue;
       const etag = await etagOf(file, inodes);
@@ -81,6 +90,38 @@ async function verifyRepo(folder: string, repo: string, checker: Checker): Promi
         checker.damaged.push({ model, path: file, problem: linkProblem(problem, digest), line: model });
     }
   }
+}
+
+/** Why trees/<commit>.json does not describe the recorded files, or undefined when it does. */
+async function listingProblem(
+  folder: string,
+  commit: string,
+  expected: ReadonlyMap<string, Expected>,
+): Promise<string | undefined> {
+  const listing = await readTrees({ folder }, commit);
+  if (!listing) {
+    const present = await lstat(treesPath({ folder }, commit)).then(
+      () => true,
+      () => false,
+    );
+    return present
+      ? 'not a listing huggingface_hub accepts'
+      : 'missing (huggingface_hub cannot load this commit offline)';
+  }
+  const byPath = new Map(listing.map((f) => [f.path, f]));
+  for (const [path, want] of expected) {
+    const entry = byPath.get(path);
+    if (!entry || !describes(entry, want)) return `does not list ${path} as the snapshot holds it`;
+  }
+  return undefined;
+}
+
+function describes(entry: TreeCacheFile, want: Expected): boolean {
+  const sameContent =
+    want.digest.algorithm === 'sha256'
+      ? entry.lfsSha256 === want.digest.hex
+      : entry.lfsSha256 === undefined && entry.blobId === want.digest.hex;
+  return sameContent && (want.size === undefined || entry.size === want.size);
 }
 
 function compare(a: string, b: string): number {
