@@ -243,6 +243,14 @@ describeReaders('huggingface_hub %s reads what model-pull writes', (version: HfR
       logged: [],
     }));
 
+  /** scan_cache_dir: no warnings, and the size it reports is every blob's bytes. */
+  const expectScan = async (result: ReaderResult, cache: string) => {
+    const scan = result.ok as { sizeOnDisk: number; warnings: string[]; repos: { revisions: unknown[] }[] };
+    expect(scan.warnings).toEqual([]);
+    expect(scan.sizeOnDisk).toBe(await blobBytes(dir(cache)));
+    return scan;
+  };
+
   test('offline: snapshot_download at branch, tag, refs/pr/1 and commit; every file by branch and commit; scan_cache_dir', async () => {
     const snapshots: [ReaderCall, string][] = [
       [{ call: 'snapshot_download', repo: 'acme/tiny', revision: 'main' }, snapshotPath('model', C1)],
@@ -298,13 +306,7 @@ describeReaders('huggingface_hub %s reads what model-pull writes', (version: HfR
         logged: [],
       })),
     );
-    const scan = results.at(-1)!.ok as {
-      sizeOnDisk: number;
-      warnings: string[];
-      repos: { revisions: unknown[] }[];
-    };
-    expect(scan.warnings).toEqual([]);
-    expect(scan.sizeOnDisk).toBe(await blobBytes(dir('ours')));
+    const scan = await expectScan(results.at(-1)!, 'ours');
     expect(scan.repos.map((r) => r.revisions.length)).toEqual([1, 2]);
   });
 
@@ -342,9 +344,7 @@ describeReaders('huggingface_hub %s reads what model-pull writes', (version: HfR
       left.map(() => ({ ok: { path: null, cachedNoExist: false }, logged: [] })),
     );
     expect(results.at(-2)!.error).toBe('LocalEntryNotFoundError');
-    const scan = results.at(-1)!.ok as { sizeOnDisk: number; warnings: string[] };
-    expect(scan.warnings).toEqual([]);
-    expect(scan.sizeOnDisk).toBe(await blobBytes(dir('ours-filtered')));
+    await expectScan(results.at(-1)!, 'ours-filtered');
   });
 
   test('a branch that moved: pulled again, the branch loads the new commit and the old one still loads', async () => {
@@ -372,9 +372,7 @@ describeReaders('huggingface_hub %s reads what model-pull writes', (version: HfR
       ...served('model', C2, C2_FILES),
       ...served('model', C1, C1_FILES),
     ]);
-    const scan = results.at(-1)!.ok as { sizeOnDisk: number; warnings: string[] };
-    expect(scan.warnings).toEqual([]);
-    expect(scan.sizeOnDisk).toBe(await blobBytes(dir('ours')));
+    await expectScan(results.at(-1)!, 'ours');
   });
 });
 

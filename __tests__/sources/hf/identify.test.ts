@@ -211,57 +211,56 @@ describe('identify against a local hub', () => {
 });
 
 describe('Hub protocol pieces', () => {
-  test('a listing entry that would escape the snapshot folder is refused before use', async () => {
-    const commit = randomCommit();
+  /** identify() of each line against a server whose tree listing is `entries`: the errors. */
+  async function listingFailures(
+    entries: unknown[],
+    lines: string[],
+  ): Promise<Awaited<ReturnType<typeof failure>>[]> {
     const server = await startServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify([{ type: 'file', path: 'ok/../../../evil', oid: 'a'.repeat(40), size: 1 }]));
+      res.end(JSON.stringify(entries));
     });
     const http = testHttp();
     const cache = await tempDir();
     try {
-      const error = await failure(
-        identifyLine(http, `hf:o/r@${commit}`, { cacheRoot: cache.path, endpoint: server.url }),
-      );
-      expect(isModelPullError(error, 'ERR_BAD_MANIFEST')).toBe(true);
-      expect(error.message).toBe(
-        'the file listing of Hugging Face model o/r has an invalid entry: a path with an empty, "." or ".." part ("ok/../../../evil")',
-      );
+      const errors = [];
+      for (const line of lines) {
+        errors.push(await failure(identifyLine(http, line, { cacheRoot: cache.path, endpoint: server.url })));
+      }
+      return errors;
     } finally {
       await http.close();
       await server.close();
       await cache.remove();
     }
+  }
+
+  test('a listing entry that would escape the snapshot folder is refused before use', async () => {
+    const [error] = await listingFailures(
+      [{ type: 'file', path: 'ok/../../../evil', oid: 'a'.repeat(40), size: 1 }],
+      [`hf:o/r@${randomCommit()}`],
+    );
+    expect(isModelPullError(error, 'ERR_BAD_MANIFEST')).toBe(true);
+    expect(error!.message).toBe(
+      'the file listing of Hugging Face model o/r has an invalid entry: a path with an empty, "." or ".." part ("ok/../../../evil")',
+    );
   });
 
   test('a listing with both a file "a" and "a/b.json" is refused, whatever include= selects', async () => {
     const commit = randomCommit();
-    const server = await startServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify([
-          { type: 'file', path: 'a', oid: 'a'.repeat(40), size: 1 },
-          { type: 'file', path: 'c.json', oid: 'c'.repeat(40), size: 1 },
-          { type: 'file', path: 'a/b.json', oid: 'b'.repeat(40), size: 1 },
-        ]),
+    const errors = await listingFailures(
+      [
+        { type: 'file', path: 'a', oid: 'a'.repeat(40), size: 1 },
+        { type: 'file', path: 'c.json', oid: 'c'.repeat(40), size: 1 },
+        { type: 'file', path: 'a/b.json', oid: 'b'.repeat(40), size: 1 },
+      ],
+      [`hf:o/r@${commit}`, `hf:o/r@${commit} include=*.json`],
+    );
+    for (const error of errors) {
+      expect(isModelPullError(error, 'ERR_BAD_MANIFEST')).toBe(true);
+      expect(error.message).toBe(
+        'the file listing of Hugging Face model o/r names both a file "a" and a file under it ("a/b.json"); no snapshot can hold both',
       );
-    });
-    const http = testHttp();
-    const cache = await tempDir();
-    try {
-      for (const filter of ['', ' include=*.json']) {
-        const error = await failure(
-          identifyLine(http, `hf:o/r@${commit}${filter}`, { cacheRoot: cache.path, endpoint: server.url }),
-        );
-        expect(isModelPullError(error, 'ERR_BAD_MANIFEST')).toBe(true);
-        expect(error.message).toBe(
-          'the file listing of Hugging Face model o/r names both a file "a" and a file under it ("a/b.json"); no snapshot can hold both',
-        );
-      }
-    } finally {
-      await http.close();
-      await server.close();
-      await cache.remove();
     }
   });
 
