@@ -62,7 +62,7 @@ function pull(lines: readonly string[], inputs: Record<string, string> = {}): Pr
 
 describe('the action fails a bad line before any request', () => {
   const cases: [string, string][] = [
-    ['foo:bar', 'expected ollama:NAME, hf:OWNER/REPO or an https:// URL with sha256='],
+    ['foo:bar', 'expected ollama:NAME, hf:OWNER/REPO, oci:[HOST/]REPO[:TAG] or an https:// URL with sha256='],
     ['https://example.test/m/tiny.gguf', 'a URL needs sha256=<64 hex> so the file can be verified'],
     ['https://example.test/m/tiny.gguf sha256=abc', 'sha256= must be 64 hexadecimal characters'],
     ['ollama:llama3.2 include=*.gguf', 'unknown option include='],

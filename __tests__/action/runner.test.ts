@@ -148,7 +148,7 @@ describe('action.yml and the runner emulation', () => {
       const run = await runner.run({ models: 'nonsense:line' });
       expect(run.code).toBe(1);
       expect(run.errors()).toEqual([
-        'invalid model line "nonsense:line": expected ollama:NAME, hf:OWNER/REPO or an https:// URL with sha256=',
+        'invalid model line "nonsense:line": expected ollama:NAME, hf:OWNER/REPO, oci:[HOST/]REPO[:TAG] or an https:// URL with sha256=',
       ]);
       expect(run.outputs).toEqual({});
       expect(run.exported).toEqual({});

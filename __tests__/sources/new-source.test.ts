@@ -242,15 +242,18 @@ test('the CLI takes the source list: its lines, its --file-dest flag, its --help
 
   out = '';
   expect(await runCli(['pull', '--help'], io)).toBe(0);
-  expect(out).toContain('\nOptions of the sources:\n  --file-dest DIR         where file: lines land\n');
+  expect(out).toContain('\nOptions of the sources:\n');
+  expect(out).toContain('\n  --file-dest DIR         where file: lines land\n');
 
   err = '';
   expect(await runCli(['pull', 'nonsense:x'], io)).toBe(2);
   expect(err).toBe(
-    'model-pull pull: invalid model line "nonsense:x": expected ollama:NAME, hf:OWNER/REPO, an https:// URL with sha256= or file:/PATH sha256=HEX\n',
+    'model-pull pull: invalid model line "nonsense:x": expected ollama:NAME, hf:OWNER/REPO, oci:[HOST/]REPO[:TAG], an https:// URL with sha256= or file:/PATH sha256=HEX\n',
   );
   // Without the toy in the list, the same line is not a model line at all.
   err = '';
   expect(await runCli(['pull', `${line} sha256=${hex}`], { ...io, sources: DEFAULT_SOURCES })).toBe(2);
-  expect(err).toContain('expected ollama:NAME, hf:OWNER/REPO or an https:// URL with sha256=');
+  expect(err).toContain(
+    'expected ollama:NAME, hf:OWNER/REPO, oci:[HOST/]REPO[:TAG] or an https:// URL with sha256=',
+  );
 });

@@ -1,5 +1,6 @@
 import type { SourceList } from './descriptor.js';
 import { hfSource } from './hf/index.js';
+import { ociSource } from './oci/index.js';
 import { ollamaSource } from './ollama/index.js';
 import { urlSource } from './url/index.js';
 
@@ -8,4 +9,4 @@ import { urlSource } from './url/index.js';
  * a descriptor in its index.ts) and one line here. Order only matters for the wording of the
  * error on a line that no source claims.
  */
-export const DEFAULT_SOURCES: SourceList = [ollamaSource, hfSource, urlSource];
+export const DEFAULT_SOURCES: SourceList = [ollamaSource, hfSource, ociSource, urlSource];

@@ -32,7 +32,10 @@ describe('URL lines', () => {
       `https://u:secret@h/f.gguf sha256=${hex}`,
       'credentials in a URL would end up in logs, outputs and the lock file; remove user:password@',
     ],
-    ['ftp://h/f.gguf', 'expected ollama:NAME, hf:OWNER/REPO or an https:// URL with sha256='],
+    [
+      'ftp://h/f.gguf',
+      'expected ollama:NAME, hf:OWNER/REPO, oci:[HOST/]REPO[:TAG] or an https:// URL with sha256=',
+    ],
   ])('refuses %s', (line, reason) => {
     expect(() => parseLine(line)).toThrow(`invalid model line "${line}": ${reason}`);
   });

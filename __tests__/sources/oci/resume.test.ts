@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import { requireBuiltCli, runCli, startCli } from '../../cli/run.js';
+import { startBlobServer } from '../../helpers/blob-server.js';
+import { startServer, type TestServer, tempDir } from '../../helpers/http.js';
+import { FILEPATH, modelPack, pushArtifact } from '../../helpers/oci-artifacts.js';
+import { type RealRegistry, sha256, startRegistry } from '../../helpers/registry.js';
+
+// The bundled CLI pulling an oci: artifact is killed with SIGKILL mid-download; the rerun fetches
+// only what the progress record had not kept, and the folder ends exactly right.
+
+const MiB = 1024 * 1024;
+const SIZE = 24 * MiB;
+
+/** Bytes the staging progress record says are on disk (what a rerun may skip). */
+async function recordedBytes(record: string): Promise<number> {
+  const parsed = JSON.parse(await readFile(record, 'utf8')) as { segments: { start: number; pos: number }[] };
+  return parsed.segments.reduce((sum, s) => sum + s.pos - s.start, 0);
+}
+
+let registry: RealRegistry;
+let front: TestServer;
+beforeAll(() => requireBuiltCli());
+afterAll(async () => {
+  await front?.close();
+  await registry?.close();
+});
+
+it('resumes after kill -9, fetching only what was not recorded', async () => {
+  const weights = Buffer.concat([Buffer.from('GGUF'), randomBytes(SIZE - 4)]);
+  const hex = sha256(weights);
+  const artifact = modelPack([
+    {
+      mediaType: 'application/vnd.cncf.model.weight.v1.raw',
+      bytes: weights,
+      annotations: { [FILEPATH]: 'big.gguf' },
+    },
+  ]);
+  registry = await startRegistry();
+  await pushArtifact(registry.url, 'team/big', 'v1', artifact);
+  // 2 connections at 2 MiB/s: about 6 s for the whole layer, so a kill at 10 MiB lands mid-flight.
+  const storage = await startBlobServer(weights, () => ({ rate: 2 * MiB }));
+  // The registry, except that the big layer is redirected to the slow storage.
+  front = await startServer(
+    (req, res) =>
+      new Promise<void>((resolve, reject) => {
+        if (req.method === 'GET' && req.url === `/v2/team/big/blobs/sha256:${hex}`) {
+          res.writeHead(307, { location: `${storage.url}/big` });
+          res.end();
+          return resolve();
+        }
+        const upstream = httpRequest(
+          new URL(req.url ?? '/', registry.url),
+          { method: req.method, headers: req.headers, agent: false },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+            answer.on('end', resolve);
+          },
+        );
+        upstream.on('error', reject);
+        req.pipe(upstream);
+      }),
+  );
+  const dir = await tempDir('model-pull-oci-resume-');
+  const ociDir = join(dir.path, 'oci');
+  const line = `oci:${new URL(front.url).host}/team/big:v1`;
+  const args = ['pull', '--oci-dir', ociDir, '--connections', '2', '--json', line];
+  try {
+    const run = startCli(args, { env: { HOME: dir.path } });
+    const deadline = Date.now() + 15_000;
+    while (storage.sentBytes() < 10 * MiB) {
+      if (Date.now() > deadline) throw new Error(`no progress: ${run.stderr()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    run.child.kill('SIGKILL');
+    const killed = await run.done;
+    expect(killed.signal).toBe('SIGKILL');
+
+    const record = join(ociDir, '.model-pull-ingest', `sha256-${hex}.progress.json`);
+    const kept = await recordedBytes(record);
+    expect(kept).toBeGreaterThanOrEqual(4 * MiB);
+    const sentBefore = storage.sentBytes();
+
+    storage.setFault(undefined);
+    const rerun = await runCli(args, { env: { HOME: dir.path }, timeoutMs: 60_000 });
+    expect(rerun.code).toBe(0);
+    const served = storage.sentBytes() - sentBefore;
+    expect(served).toBeGreaterThanOrEqual(SIZE - kept);
+    expect(served).toBeLessThanOrEqual(SIZE - kept + 4 * MiB);
+    const [model] = JSON.parse(rerun.stdout) as { path: string; digest: string }[];
+    expect(model!.digest).toBe(`sha256:${artifact.hex}`);
+    expect(model!.path).toBe(
+      join(ociDir, 'models', new URL(front.url).host, 'team', 'big', artifact.hex, 'big.gguf'),
+    );
+    expect(sha256(await readFile(model!.path))).toBe(hex);
+  } finally {
+    await storage.close();
+    await dir.remove();
+  }
+});
