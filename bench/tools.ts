@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { BenchBlob } from './data.js';
 import { runTimed } from './proc.js';
 
-const TIMEOUT_MS = 120_000;
+export const TIMEOUT_MS = 180_000;
 
 /** One timed, verified download. */
 export interface Measurement {
@@ -19,7 +19,7 @@ export interface Measurement {
 export type Tool = (url: string, blob: BenchBlob) => Promise<Measurement>;
 
 /** A scratch folder on the same filesystem as every tool's output, removed afterwards. */
-async function inScratch<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+export async function inScratch<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'model-pull-bench-'));
   try {
     return await fn(dir);

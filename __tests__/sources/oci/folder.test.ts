@@ -18,6 +18,7 @@ import { sha256 } from '../../helpers/registry.js';
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let blobs: string;
+const lease = { clock: systemClock, log: new MemoryLogger() };
 beforeAll(async () => {
   dir = await tempDir('model-pull-oci-folder-');
   blobs = join(dir.path, 'blobs');
@@ -60,7 +61,7 @@ test('regular files and folders land at their paths, each recorded with its sha2
       { name: 'empty.txt', data: Buffer.alloc(0) },
     ]),
   ]);
-  const files = await commitFolder(s);
+  const files = await commitFolder(s, lease);
   expect(files).toEqual([
     { path: 'w/model.gguf', hex: sha256(weights), size: weights.length },
     { path: 'docs/README.md', hex: sha256(Buffer.from('# readme')), size: 8 },
@@ -100,7 +101,7 @@ describe('hostile tar members fail the layer, and nothing lands', () => {
       await raw('model.gguf', Buffer.from('GGUF')),
       await archive([{ name: 'README.md', data: Buffer.from('# readme') }, member]),
     ]);
-    const error = await commitFolder(s).catch((e: unknown) => e);
+    const error = await commitFolder(s, lease).catch((e: unknown) => e);
     expect(isModelPullError(error, 'ERR_BAD_MANIFEST')).toBe(true);
     expect((error as Error).message).toContain(why);
     expect((error as Error).message).toMatch(
@@ -117,14 +118,14 @@ describe('hostile tar members fail the layer, and nothing lands', () => {
       await raw('model.gguf', Buffer.from('GGUF')),
       await archive([{ name: 'model.gguf', data: Buffer.from('evil') }]),
     ]);
-    await expect(commitFolder(s)).rejects.toThrow('layer 2 (');
-    await expect(commitFolder(s)).rejects.toThrow('both write "model.gguf"');
+    await expect(commitFolder(s, lease)).rejects.toThrow('layer 2 (');
+    await expect(commitFolder(s, lease)).rejects.toThrow('both write "model.gguf"');
   });
 
   test('an archive that expands without end stops at its cap', async () => {
     // 65 MiB of zeros compresses to a few KiB: far over 64 × its size plus the 64 MiB slack.
     const bomb = await archive([{ name: 'zeros.bin', data: Buffer.alloc(65 * 1024 * 1024) }]);
-    const error = await commitFolder(spec([bomb])).catch((e: unknown) => e);
+    const error = await commitFolder(spec([bomb]), lease).catch((e: unknown) => e);
     expect((error as Error).message).toMatch(/^layer 1 \(.+\) expands to more than \d+ bytes; refused$/);
   });
 
@@ -135,7 +136,7 @@ describe('hostile tar members fail the layer, and nothing lands', () => {
       layer: await blob('application/vnd.cncf.model.doc.v1.tar', tar.subarray(0, 1536)),
       compression: 'none',
     };
-    await expect(commitFolder(spec([cut]))).rejects.toThrow(
+    await expect(commitFolder(spec([cut]), lease)).rejects.toThrow(
       /^layer 1 \(.+\) is not a readable tar archive: the archive is truncated/,
     );
   });
@@ -146,26 +147,35 @@ test('an existing folder is kept while its record holds, rebuilt when a file cha
     await raw('model.gguf', Buffer.from('GGUF w')),
     await archive([{ name: 'config.json', data: Buffer.from('{"a":1}') }]),
   ]);
-  const files = await commitFolder(s);
+  const files = await commitFolder(s, lease);
   const config = join(s.dir, 'config.json');
   const first = (await stat(config)).ino;
-  expect(await commitFolder(s)).toEqual(files);
+  expect(await commitFolder(s, lease)).toEqual(files);
   expect((await stat(config)).ino).toBe(first);
 
   // Same size, other bytes: `size` keeps it, `full` hashes and rebuilds.
   await writeFile(config, '{"a":2}');
-  expect(await commitFolder({ ...s, verify: 'size' })).toEqual(files);
+  expect(await commitFolder({ ...s, verify: 'size' }, lease)).toEqual(files);
   expect(await readFile(config, 'utf8')).toBe('{"a":2}');
-  expect(await commitFolder(s)).toEqual(files);
+  expect(await commitFolder(s, lease)).toEqual(files);
   expect(await readFile(config, 'utf8')).toBe('{"a":1}');
 
   // A raw layer's file that is no longer the blob's inode is hashed; a replaced one rebuilds.
   await writeFile(join(s.dir, 'model.gguf.tmp'), 'GGUF x');
   const { rename } = await import('node:fs/promises');
   await rename(join(s.dir, 'model.gguf.tmp'), join(s.dir, 'model.gguf'));
-  expect(await commitFolder(s)).toEqual(files);
+  expect(await commitFolder(s, lease)).toEqual(files);
   const gguf = await lstat(join(s.dir, 'model.gguf'));
   expect(gguf.ino).toBe((await stat(join(blobs, s.placements[0]!.layer.hex))).ino);
+});
+
+test('two commits of one folder at once: one builds, the other waits and keeps its folder', async () => {
+  const s = spec([await archive([{ name: 'a.json', data: Buffer.from('{}') }])]);
+  const [a, b] = await Promise.all([commitFolder(s, lease), commitFolder(s, lease)]);
+  expect(a).toEqual(b);
+  expect(
+    (await readdir(join(s.dir, '..'))).filter((e) => e.includes(s.dir.split('/').pop()!)).sort(),
+  ).toEqual([s.dir.split('/').pop()!, `.${s.dir.split('/').pop()!}.files.json`].sort());
 });
 
 test('a half-built folder left by a killed run is removed; one of a live run is not', async () => {
@@ -174,7 +184,7 @@ test('a half-built folder left by a killed run is removed; one of a live run is 
   const name = s.dir.split('/').pop()!;
   await mkdir(join(parent, `.${name}.999999999.abc`), { recursive: true });
   await mkdir(join(parent, `.${name}.${process.ppid}.def`), { recursive: true });
-  await commitFolder(s);
+  await commitFolder(s, lease);
   expect((await readdir(parent)).filter((e) => e.startsWith(`.${name}.`)).sort()).toEqual(
     [`.${name}.${process.ppid}.def`, `.${name}.files.json`].sort(),
   );

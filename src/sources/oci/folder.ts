@@ -2,10 +2,13 @@ import { constants as fsc } from 'node:fs';
 import { chmod, copyFile, link, lstat, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../atomic-write.js';
+import type { Clock } from '../../clock.js';
 import { hashFile, isSha256Hex } from '../../digest.js';
+import { acquireLease, describeHolder } from '../../download/lease.js';
 import { readSmall } from '../../download/safe-fs.js';
 import { ModelPullError } from '../../errors.js';
 import { ensureDirs } from '../../fs-dirs.js';
+import type { Logger } from '../../report/logger.js';
 import { type ExtractedFile, extractLayer } from './extract.js';
 import type { Placement } from './formats.js';
 import { PathClaims, unsafePathReason } from './paths.js';
@@ -71,12 +74,36 @@ export function checkPlacedPaths(placements: readonly Placement[], name: string)
   });
 }
 
-/** Builds the folder, or keeps the one in place when its record still holds; returns its files. */
-export async function commitFolder(spec: FolderSpec): Promise<FolderFile[]> {
-  const kept = await checkExisting(spec);
-  if (kept) return kept;
+/**
+ * Builds the folder, or keeps the one in place when its record still holds; returns its files.
+ * One builder at a time per folder (two lines naming one manifest, two jobs sharing oci-dir):
+ * the others wait for its lease, then find its folder and keep it.
+ */
+export async function commitFolder(spec: FolderSpec, ctx: LeaseContext): Promise<FolderFile[]> {
   const parent = dirname(spec.dir);
   await ensureDirs(parent);
+  const lease = await acquireLease(join(parent, `.${basename(spec.dir)}.lock`), `the folder ${spec.dir}`, {
+    clock: ctx.clock,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+    onWait: (holder) => ctx.log.info(`waiting for ${describeHolder(holder)} to finish ${spec.dir}`),
+  });
+  try {
+    return await buildOrKeep(spec, parent);
+  } finally {
+    await lease.release();
+  }
+}
+
+/** What waiting for another builder needs: the run's clock and log, and its abort signal. */
+export interface LeaseContext {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly signal?: AbortSignal;
+}
+
+async function buildOrKeep(spec: FolderSpec, parent: string): Promise<FolderFile[]> {
+  const kept = await checkExisting(spec);
+  if (kept) return kept;
   await removeAbandoned(parent, basename(spec.dir));
   // mkdtemp makes it 0700: nobody else can plant a link inside while it is built.
   const temp = await mkdtemp(join(parent, `.${basename(spec.dir)}.${process.pid}.`));
@@ -170,7 +197,7 @@ async function swapInto(temp: string, dir: string): Promise<void> {
 async function removeAbandoned(parent: string, name: string): Promise<void> {
   const prefix = `.${name}.`;
   for (const entry of await readdir(parent).catch(() => [] as string[])) {
-    if (!entry.startsWith(prefix) || entry.endsWith('.files.json')) continue;
+    if (!entry.startsWith(prefix) || entry.endsWith('.files.json') || entry.endsWith('.lock')) continue;
     const pid = Number(entry.slice(prefix.length).split('.')[0]);
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid))
       await rm(join(parent, entry), { recursive: true, force: true });

@@ -203,12 +203,10 @@ function planEntry(
     async commit() {
       await writeBlob(root, hex, manifestBytes);
       if (index !== undefined) await writeBlob(root, sha256Hex(index), Buffer.from(index, 'utf8'));
-      const placed = await commitFolder({
-        dir,
-        placements: inFolder,
-        blobPath: (h) => blobPath(root, h),
-        verify: options.verify,
-      });
+      const placed = await commitFolder(
+        { dir, placements: inFolder, blobPath: (h) => blobPath(root, h), verify: options.verify },
+        ctx,
+      );
       files = [...placed.map((f) => fileOf(dir, f)), ...blobsOnly];
       await addReference(
         root,
