@@ -15,8 +15,9 @@ import ts from 'typescript';
 export async function buildChild(root: string, outDir: string): Promise<string> {
   await mkdir(outDir, { recursive: true });
   await writeFile(join(outDir, 'package.json'), '{ "type": "module", "private": true }\n');
-  // The measured children: a download (ours.ts) and, where the checkout has it, a restore.
-  const children = ['ours.ts', 'restore-child.ts'].map((name) => join(root, 'bench', name));
+  // The measured children: a download (ours.ts) and, where the checkout has them, a restore
+  // (restore-child.ts) and an oci: pull (ours-oci.ts).
+  const children = ['ours.ts', 'restore-child.ts', 'ours-oci.ts'].map((name) => join(root, 'bench', name));
   const files = [...(await tsFiles(join(root, 'src'))), ...children.filter((file) => existsSync(file))];
   for (const file of files) {
     const { outputText } = ts.transpileModule(await readFile(file, 'utf8'), {

@@ -72,10 +72,14 @@ export async function startServerProcess(
   blobPath: string,
   trace = false,
   archive?: { readonly path: string; readonly rate: number },
+  ociFolder?: string,
 ): Promise<ServerProcess> {
-  const args = ['--experimental-transform-types', '--no-warnings', script, blobPath];
+  // The hooks resolve the server's `.js` imports of its sibling .ts modules.
+  const hooks = new URL('../__tests__/helpers/ts-hooks.mjs', import.meta.url).pathname;
+  const args = ['--experimental-transform-types', '--no-warnings', '--import', hooks, script, blobPath];
   if (trace) args.push('--trace');
   if (archive) args.push('--archive', archive.path, '--archive-rate', String(archive.rate));
+  if (ociFolder) args.push('--oci', ociFolder);
   const child = spawn(process.execPath, args, {
     stdio: ['pipe', 'pipe', 'inherit'],
   });

@@ -3,9 +3,11 @@
 // each. Prints the table and which targets were met. Exits non-zero only when the harness
 // itself fails (a tool errors, a digest is wrong); a missed target is reported, not fatal.
 //
-// Options: --runs N (default 3), --size MiB (default 1024), --cases capped,stuck,uncapped,restore
+// Options: --runs N (default 3), --size MiB (default 1024), --cases capped,stuck,uncapped,oci,restore
 // (and stuck-socket: every request on the stuck connection crawls, not only the first;
-// restore: issue 9's warm restore of a cache entry, see restore.ts),
+// restore: issue 9's warm restore of a cache entry, see restore.ts; oci: a ModelPack artifact
+// whose large layer the registry redirects to the capped server, pulled by the whole oci:
+// pipeline against `skopeo copy` into an OCI layout, see oci.ts),
 // --no-rivals (ours only, while tuning), --trace (the server logs every request to stderr),
 // --engine-root DIR (measure the src/ of another checkout, e.g. before/after a change).
 import { cpus } from 'node:os';
@@ -13,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildChild } from './build.js';
 import { ensureBlob } from './data.js';
+import { ensureArtifact, OCI_REPOSITORY, OCI_TAG, oursOci, skopeoCopy } from './oci.js';
 import { startServerProcess } from './proc.js';
 import { type CaseId, type CaseResult, evaluate, table, targetTable } from './report.js';
 import { baselineRestore, oursRestore, type RestoreResults, restoreReport, savedEntry } from './restore.js';
@@ -30,6 +33,8 @@ interface CaseDef {
   readonly rival: Tool;
   /** Not in the default run (issue 2 names the others); ask with --cases. */
   readonly extra?: boolean;
+  /** What ours runs: the engine on the blob's URL (default), or an oci: pull of the registry's artifact. */
+  readonly ours?: 'engine' | 'oci';
 }
 
 const CAP = `rate=${16 * MiB}`;
@@ -48,6 +53,14 @@ const CASES: readonly CaseDef[] = [
     query: () => '',
     rivalName: 'curl + sha256sum',
     rival: curlThenSha256sum,
+  },
+  {
+    id: 'oci',
+    title: '5 oci: ModelPack, weights via the capped CDN',
+    query: () => CAP,
+    rivalName: 'skopeo copy',
+    rival: skopeoCopy,
+    ours: 'oci',
   },
   {
     id: 'stuck-socket',
@@ -81,11 +94,13 @@ const cases = CASES.filter((c) => wanted.has(c.id));
 const began = performance.now();
 const blob = await ensureBlob(`${here}.data`, size);
 const entry = wanted.has('restore') ? await savedEntry(`${here}.data`, blob) : undefined;
+const artifact = wanted.has('oci') ? await ensureArtifact(`${here}.data`, blob, CAP) : undefined;
 const server = await startServerProcess(
   `${here}server.ts`,
   blob.path,
   values.trace,
   entry ? { path: entry.archive, rate: 16 * MiB } : undefined,
+  artifact,
 );
 const results: CaseResult[] = [];
 let restored: RestoreResults | undefined;
@@ -93,12 +108,14 @@ try {
   const build = `${here}../node_modules/.cache/model-pull-bench`;
   const script = await buildChild(values['engine-root'], build);
   const mine = { script, tool: ours(16, script) };
+  const mineOci = oursOci(16, join(dirname(script), 'ours-oci.js'));
+  const reference = `${new URL(server.url).host}/${OCI_REPOSITORY}:${OCI_TAG}`;
   for (const c of cases) {
     const measured = { ours: [] as Measurement[], rival: [] as Measurement[] };
     for (let n = 0; n < runs; n++) {
       // Alternate who goes first, so drift (page cache, thermal) does not favour one side.
       const order: ['ours' | 'rival', Tool][] = [
-        ['ours', mine.tool],
+        ['ours', c.ours === 'oci' ? mineOci : mine.tool],
         ['rival', c.rival],
       ];
       if (n % 2) order.reverse();
@@ -109,7 +126,8 @@ try {
         );
       for (const [who, tool] of order) {
         const query = c.query(n * 2 + (who === 'ours' ? 0 : 1));
-        const m = await tool(`${server.url}/blob${query ? `?${query}` : ''}`, blob);
+        const target = c.ours === 'oci' ? reference : `${server.url}/blob${query ? `?${query}` : ''}`;
+        const m = await tool(target, blob);
         measured[who].push(m);
         process.stderr.write(
           `${c.id} ${who === 'ours' ? 'model-pull' : c.rivalName}: ${(m.wallMs / 1000).toFixed(2)} s\n`,

@@ -1,8 +1,8 @@
 // The benchmark's blob server. It runs in a process of its own (spawned by run.ts) so that
 // serving bytes does not share the measured client's event loop.
 //
-// argv: <blob file> [--archive FILE --archive-rate R]. Prints {"port":N} once listening; exits
-// when its stdin closes.
+// argv: <blob file> [--archive FILE --archive-rate R] [--oci FOLDER]. Prints {"port":N} once
+// listening; exits when its stdin closes.
 //
 // GET /blob?rate=R&slow=TOKEN&slowRate=S
 //   rate      cap in bytes/s for each TCP connection (a token bucket per socket, so keep-alive
@@ -16,9 +16,12 @@
 //             "stuck" connection, the tail that a fixed split waits for
 //   slowScope `socket`: every later request on that request's TCP connection crawls too (a bad
 //             path rather than one bad response); default `request`
+// /v2/…       with --oci: an OCI registry holding one artifact whose large layer redirects to
+//             /blob (the oci case, see registry-server.ts)
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { loadRegistry, serveRegistry } from './registry-server.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -77,6 +80,7 @@ function parseRange(header: string | undefined, size: number): { start: number; 
 async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://bench');
   if (req.method === 'POST' && url.pathname.endsWith('/GetCacheEntryDownloadURL')) return lookup(req, res);
+  if (registry && url.pathname.startsWith('/v2/')) return serveRegistry(registry, req, res, url.pathname);
   const data = url.pathname === '/blob' ? blob : url.pathname === '/archive' ? archive : undefined;
   if (!data) return void res.writeHead(404).end();
   const range = parseRange(req.headers.range, data.length);
@@ -167,6 +171,8 @@ const t0 = performance.now();
 if (!blobPath) throw new Error('usage: server.ts <blob file> [--archive FILE --archive-rate R]');
 const blob = await readFile(blobPath);
 const archive = archivePath ? await readFile(archivePath) : undefined;
+const ociFolder = option('--oci');
+const registry = ociFolder ? await loadRegistry(ociFolder) : undefined;
 const server = createServer((req, res) => {
   serve(req, res).catch(() => res.destroy());
 });
