@@ -1,7 +1,12 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, writeFile } from 'node:fs/promises';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import {
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { startServer, type TestServer, tempDir } from './http.js';
@@ -218,13 +223,23 @@ export async function pushModel(
   return String(put.headers['docker-content-digest']);
 }
 
-/** A recording reverse proxy: every request is kept in `.requests`, then passed on unchanged. */
-export async function startRecordingProxy(target: string): Promise<TestServer> {
+/** What a recording proxy may do instead of passing a request on unchanged. */
+export interface ProxyHooks {
+  /** Answers the request itself (a challenge, a redirect) and returns true; false passes it on. */
+  readonly answer?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** The upstream path for a request path (storage URLs that map onto registry paths). */
+  readonly path?: (url: string) => string;
+}
+
+/** A recording reverse proxy: every request is kept in `.requests`, then passed on (see ProxyHooks). */
+export async function startRecordingProxy(target: string, hooks: ProxyHooks = {}): Promise<TestServer> {
   return startServer(
     (req, res) =>
       new Promise<void>((resolve, reject) => {
+        if (hooks.answer?.(req, res)) return resolve();
+        const path = hooks.path ? hooks.path(req.url ?? '/') : (req.url ?? '/');
         const upstream = httpRequest(
-          new URL(req.url ?? '/', target),
+          new URL(path, target),
           { method: req.method, headers: req.headers, agent: false },
           (answer) => {
             res.writeHead(answer.statusCode ?? 502, answer.headers);

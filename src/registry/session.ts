@@ -1,5 +1,5 @@
 import { sha256Hex } from '../digest.js';
-import type { BlobLocation } from '../download/types.js';
+import type { BlobLocation, BlobSpec } from '../download/types.js';
 import { ModelPullError } from '../errors.js';
 import { readBody } from '../http/body.js';
 import { type Credentials, type HttpResponse, type RequestOptions, statusError } from '../http/client.js';
@@ -247,4 +247,31 @@ export class RegistrySession {
     if (this.auth.kind !== 'bearer') return undefined;
     return { origin: this.registry.origin, headers: { authorization: `Bearer ${this.auth.token}` } };
   }
+}
+
+/**
+ * The engine's view of one blob of a repository: fetched at the registry's blob URL with the
+ * session's credentials (a redirect to a CDN goes there without them). A second locate() means
+ * the URL stopped working (an expired CDN signature, a revoked token), so it passes the token
+ * generation this blob last saw, and a token that has not changed since is renewed once for all.
+ * The session is settled on the first locate(), so a blob already in place costs no request.
+ */
+export function registryBlob(
+  session: () => Promise<RegistrySession>,
+  call: RegistryCall,
+  blob: { readonly hex: string; readonly size: number },
+  place: Pick<BlobSpec, 'label' | 'target' | 'ingestDir'>,
+): BlobSpec {
+  let seen: number | undefined;
+  return {
+    digest: { algorithm: 'sha256', hex: blob.hex },
+    size: blob.size,
+    ...place,
+    async locate(signal) {
+      const attempt = signal ? { ...call, signal } : call;
+      const { location, generation } = await (await session()).blobLocation(attempt, blob.hex, seen);
+      seen = generation;
+      return location;
+    },
+  };
 }

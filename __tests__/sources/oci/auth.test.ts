@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { createNoCache } from '../../../src/cache/client.js';
 import { pull } from '../../../src/pull.js';
@@ -7,9 +6,9 @@ import { MemoryLogger } from '../../../src/report/logger.js';
 import { buildSettings } from '../../../src/settings/settings.js';
 import { sourceOptions } from '../../../src/sources/descriptor.js';
 import { DEFAULT_SOURCES } from '../../../src/sources/index.js';
-import { startServer, type TestServer, tempDir } from '../../helpers/http.js';
+import { type TestServer, tempDir } from '../../helpers/http.js';
 import { FILEPATH, gguf, modelPack, pushArtifact } from '../../helpers/oci-artifacts.js';
-import { type RealRegistry, sha256, startRegistry } from '../../helpers/registry.js';
+import { type RealRegistry, sha256, startRecordingProxy, startRegistry } from '../../helpers/registry.js';
 import { type Front, startFront } from '../../helpers/registry-front.js';
 
 // Private registries: Bearer tokens from the registry's realm and Basic credentials bound to
@@ -71,41 +70,20 @@ describe('Bearer: a token from the realm, none to the CDN', () => {
  * that sends blob GETs to storage on another origin (as S3-backed registries do).
  */
 async function startBasicFront(target: string): Promise<{ front: TestServer; storage: TestServer }> {
-  const forward = (
-    req: import('node:http').IncomingMessage,
-    res: import('node:http').ServerResponse,
-    path: string,
-  ) =>
-    new Promise<void>((resolve, reject) => {
-      const headers = { ...req.headers };
-      delete headers.authorization;
-      const upstream = httpRequest(
-        new URL(path, target),
-        { method: req.method, headers, agent: false },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-          answer.on('end', resolve);
-          answer.on('error', reject);
-        },
-      );
-      upstream.on('error', reject);
-      req.pipe(upstream);
-    });
-  const storage = await startServer((req, res) =>
-    forward(req, res, `/v2/org/basic/blobs/${(req.url ?? '').split('/').pop()}`),
-  );
-  const front = await startServer((req, res) => {
-    if (req.headers.authorization !== basic) {
-      res.writeHead(401, { 'www-authenticate': 'Basic realm="registry"' });
-      return void res.end();
-    }
-    const blob = /^\/v2\/org\/basic\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url ?? '');
-    if (blob && req.method === 'GET') {
-      res.writeHead(307, { location: `${storage.url}/storage/${blob[1]}?X-Amz-Signature=abc` });
-      return void res.end();
-    }
-    return forward(req, res, req.url ?? '/');
+  const storage = await startRecordingProxy(target, {
+    path: (url) => `/v2/org/basic/blobs/${new URL(url, 'http://storage').pathname.split('/').pop()}`,
+  });
+  const front = await startRecordingProxy(target, {
+    answer(req, res) {
+      if (req.headers.authorization !== basic) {
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="registry"' }).end();
+        return true;
+      }
+      const blob = /^\/v2\/org\/basic\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url ?? '');
+      if (!blob || req.method !== 'GET') return false;
+      res.writeHead(307, { location: `${storage.url}/storage/${blob[1]}?X-Amz-Signature=abc` }).end();
+      return true;
+    },
   });
   return { front, storage };
 }

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { requireBuiltCli, runCli, startCli } from '../../cli/run.js';
 import { startBlobServer } from '../../helpers/blob-server.js';
-import { startServer, type TestServer, tempDir } from '../../helpers/http.js';
+import { type TestServer, tempDir } from '../../helpers/http.js';
 import { FILEPATH, modelPack, pushArtifact } from '../../helpers/oci-artifacts.js';
-import { type RealRegistry, sha256, startRegistry } from '../../helpers/registry.js';
+import { type RealRegistry, sha256, startRecordingProxy, startRegistry } from '../../helpers/registry.js';
 
 // The bundled CLI pulling an oci: artifact is killed with SIGKILL mid-download; the rerun fetches
 // only what the progress record had not kept, and the folder ends exactly right.
@@ -43,36 +42,23 @@ it('resumes after kill -9, fetching only what was not recorded', async () => {
   // 2 connections at 2 MiB/s: about 6 s for the whole layer, so a kill at 10 MiB lands mid-flight.
   const storage = await startBlobServer(weights, () => ({ rate: 2 * MiB }));
   // The registry, except that the big layer is redirected to the slow storage.
-  front = await startServer(
-    (req, res) =>
-      new Promise<void>((resolve, reject) => {
-        if (req.method === 'GET' && req.url === `/v2/team/big/blobs/sha256:${hex}`) {
-          res.writeHead(307, { location: `${storage.url}/big` });
-          res.end();
-          return resolve();
-        }
-        const upstream = httpRequest(
-          new URL(req.url ?? '/', registry.url),
-          { method: req.method, headers: req.headers, agent: false },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            answer.pipe(res);
-            answer.on('end', resolve);
-          },
-        );
-        upstream.on('error', reject);
-        req.pipe(upstream);
-      }),
-  );
+  front = await startRecordingProxy(registry.url, {
+    answer(req, res) {
+      if (req.method !== 'GET' || req.url !== `/v2/team/big/blobs/sha256:${hex}`) return false;
+      res.writeHead(307, { location: `${storage.url}/big` }).end();
+      return true;
+    },
+  });
   const dir = await tempDir('model-pull-oci-resume-');
   const ociDir = join(dir.path, 'oci');
   const line = `oci:${new URL(front.url).host}/team/big:v1`;
   const args = ['pull', '--oci-dir', ociDir, '--connections', '2', '--json', line];
   try {
     const run = startCli(args, { env: { HOME: dir.path } });
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 30_000;
     while (storage.sentBytes() < 10 * MiB) {
-      if (Date.now() > deadline) throw new Error(`no progress: ${run.stderr()}`);
+      if (Date.now() > deadline || run.child.exitCode !== null)
+        throw new Error(`no progress: ${run.stderr()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     run.child.kill('SIGKILL');

@@ -193,23 +193,15 @@ async function swapInto(temp: string, dir: string): Promise<void> {
   await rm(old, { recursive: true, force: true });
 }
 
-/** Folders a killed run left half-built (`.<hex>.<pid>.<random>`), when that process is gone. */
+/**
+ * Folders a killed run left half-built (`.<hex>.<pid>.<random>`). Called under the folder's
+ * lease: nobody else is building this folder now, so every such folder is abandoned.
+ */
 async function removeAbandoned(parent: string, name: string): Promise<void> {
   const prefix = `.${name}.`;
   for (const entry of await readdir(parent).catch(() => [] as string[])) {
-    if (!entry.startsWith(prefix) || entry.endsWith('.files.json') || entry.endsWith('.lock')) continue;
-    const pid = Number(entry.slice(prefix.length).split('.')[0]);
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid))
+    if (entry.startsWith(prefix) && !entry.endsWith('.files.json') && !entry.endsWith('.lock'))
       await rm(join(parent, entry), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,4 +1,5 @@
 import { badLine, type LineParts, onlyOptions } from '../../refs/line.js';
+import { clip, cutReference } from '../../refs/registry-reference.js';
 
 /**
  * An `oci:` reference, normalised as Docker normalises image names (docs/oci-artifacts.md,
@@ -42,21 +43,13 @@ export function parseOciRef(parts: LineParts): OciRef {
   const text = parts.reference.slice(OCI_PREFIX.length);
   if (text === '') throw badLine(line, 'the artifact name is missing after oci:');
 
-  const [unpinned, pin] = cutPin(line, text);
-  const [named, scheme] = cutScheme(line, unpinned);
-  // The tag is split off only when the last ':' comes after the last '/' (`host:port/repo`).
-  let rest = named;
-  let tag: string | undefined;
-  const colon = rest.lastIndexOf(':');
-  if (colon > rest.lastIndexOf('/')) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) {
-      throw badLine(
-        line,
-        `tag "${clip(tag)}" must be 1 to 128 letters, digits, _, . or - and not start with . or -`,
-      );
-    }
+  const { scheme, name: rest, tag, pin } = cutReference(line, text);
+  if (rest === '') throw badLine(line, 'the artifact name is missing before its tag or pin');
+  if (tag !== undefined && !TAG.test(tag)) {
+    throw badLine(
+      line,
+      `tag "${clip(tag)}" must be 1 to 128 letters, digits, _, . or - and not start with . or -`,
+    );
   }
   const [host, repository] = splitHost(line, rest, scheme !== undefined);
   for (const component of repository.split('/')) {
@@ -112,35 +105,9 @@ function isAddress(host: string): boolean {
   }
 }
 
-function cutPin(line: string, text: string): [string, string | undefined] {
-  const at = text.lastIndexOf('@');
-  if (at < 0) return [text, undefined];
-  const digest = text.slice(at + 1);
-  const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
-  if (!m) {
-    throw badLine(line, `a pin must be @sha256: followed by 64 lowercase hex digits, got "@${clip(digest)}"`);
-  }
-  if (at === 0) throw badLine(line, 'the artifact name is missing before the @sha256: pin');
-  return [text.slice(0, at), m[1]];
-}
-
-function cutScheme(line: string, text: string): [string, OciRef['scheme'] | undefined] {
-  const s = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(text);
-  if (!s) return [text, undefined];
-  const given = s[1]!.toLowerCase();
-  if (given !== 'http' && given !== 'https') {
-    throw badLine(line, `unsupported scheme "${s[1]}://" (use http:// or https://, or none)`);
-  }
-  return [text.slice(s[0].length), given];
-}
-
 /** `host/repository:tag` or `host/repository@sha256:…`: the `name` output, the layout's ref name. */
 export function ociName(ref: OciRef): string {
   return ref.pin === undefined
     ? `${ref.host}/${ref.repository}:${ref.tag}`
     : `${ref.host}/${ref.repository}@sha256:${ref.pin}`;
-}
-
-function clip(text: string): string {
-  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
 }

@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import { sha256Hex } from '../../digest.js';
-import type { BlobSpec } from '../../download/types.js';
 import { ModelPullError } from '../../errors.js';
 import {
   type Identity,
@@ -20,7 +19,7 @@ import {
   parseImageManifest,
   parseManifestOrIndex,
 } from '../../registry/manifest.js';
-import type { RegistrySession } from '../../registry/session.js';
+import { type RegistrySession, registryBlob } from '../../registry/session.js';
 import { checkPlacedPaths, commitFolder, type FolderFile, layerName } from './folder.js';
 import { layoutOf, type Placement, singleGguf } from './formats.js';
 import { addReference, blobPath, ingestDir, readVerifiedBlob, writeBlob } from './layout.js';
@@ -195,7 +194,11 @@ function planEntry(
       return files;
     },
     blobs: blobs.map((d) =>
-      blobSpec(ref, d, d === manifest.config ? 'config' : kindOf(d), root, session, ctx),
+      registryBlob(() => session(ctx), ctx, d, {
+        label: `${ref.line} ${d === manifest.config ? 'config' : kindOf(d)}`,
+        target: blobPath(root, d.hex),
+        ingestDir: ingestDir(root),
+      }),
     ),
     // Blobs only: the manifest, the folder and the index entry are written by commit() from
     // verified blobs and the identity's bytes.
@@ -238,29 +241,4 @@ function uniqueBlobs(all: readonly Descriptor[]): Descriptor[] {
 function kindOf(d: Descriptor): string {
   const m = /^application\/vnd\.(?:cncf\.model|docker\.ai)\.(.+)$/.exec(d.mediaType);
   return m ? m[1]! : d.mediaType;
-}
-
-function blobSpec(
-  ref: OciRef,
-  d: Descriptor,
-  kind: string,
-  root: string,
-  session: (ctx: SourceContext) => Promise<RegistrySession>,
-  ctx: SourceContext,
-): BlobSpec {
-  // The token generation this blob last saw: a second locate() means its URL stopped working.
-  let seen: number | undefined;
-  return {
-    digest: { algorithm: 'sha256', hex: d.hex },
-    size: d.size,
-    label: `${ref.line} ${kind}`,
-    target: blobPath(root, d.hex),
-    ingestDir: ingestDir(root),
-    async locate(signal) {
-      const call = signal ? { ...ctx, signal } : ctx;
-      const { location, generation } = await (await session(call)).blobLocation(call, d.hex, seen);
-      seen = generation;
-      return location;
-    },
-  };
 }

@@ -1,4 +1,5 @@
 import { badLine, type LineParts, onlyOptions } from '../../refs/line.js';
+import { clip, cutReference } from '../../refs/registry-reference.js';
 
 /**
  * An `ollama:` reference, with Ollama's defaults applied. `tag` is always set: Ollama merges the
@@ -54,19 +55,8 @@ export function parseOllamaRef(parts: LineParts): OllamaRef {
   const name = parts.reference.slice(OLLAMA_PREFIX.length);
   if (name === '') throw badLine(line, 'the model name is missing after ollama:');
 
-  // '@' never appears in a name part, so the last one starts the pin; then the scheme, then the
-  // tag, which is split off only when the last ':' comes after the last '/' (so `host:port/ns/m`
-  // keeps its port: a '/' can never appear in a tag).
-  const [unpinned, pin] = cutPin(line, name);
-  const [path, scheme] = cutScheme(line, unpinned);
-  let rest = path;
-  let tag: string | undefined;
-  const colon = rest.lastIndexOf(':');
-  if (colon > rest.lastIndexOf('/')) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (tag === '') throw badLine(line, 'the tag after ":" is empty');
-  }
+  const { scheme, name: rest, tag, pin } = cutReference(line, name);
+  if (tag === '') throw badLine(line, 'the tag after ":" is empty');
   const segments = rest.split('/');
   if (segments.length > 3) throw badLine(line, 'too many "/": expected [host/][namespace/]model[:tag]');
   if (segments.some((p) => p === '')) {
@@ -91,27 +81,6 @@ export function parseOllamaRef(parts: LineParts): OllamaRef {
   for (const kind of ['host', 'namespace', 'model', 'tag'] as const) checkPart(line, kind, ref[kind]);
   checkAddress(line, ref);
   return ref;
-}
-
-function cutPin(line: string, name: string): [string, string | undefined] {
-  const at = name.lastIndexOf('@');
-  if (at < 0) return [name, undefined];
-  const digest = name.slice(at + 1);
-  const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
-  if (!m) {
-    throw badLine(line, `a pin must be @sha256: followed by 64 lowercase hex digits, got "@${clip(digest)}"`);
-  }
-  return [name.slice(0, at), m[1]];
-}
-
-function cutScheme(line: string, name: string): [string, OllamaRef['scheme'] | undefined] {
-  const s = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(name);
-  if (!s) return [name, undefined];
-  const given = s[1]!.toLowerCase();
-  if (given !== 'http' && given !== 'https') {
-    throw badLine(line, `unsupported scheme "${s[1]}://" (use http:// or https://)`);
-  }
-  return [name.slice(s[0].length), given];
 }
 
 function checkPart(line: string, kind: PartKind, value: string): void {
@@ -147,8 +116,4 @@ export function ollamaName(ref: OllamaRef): string {
 /** `namespace/model`, the repository path of the distribution API. */
 export function repositoryOf(ref: OllamaRef): string {
   return `${ref.namespace}/${ref.model}`;
-}
-
-function clip(text: string): string {
-  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
 }

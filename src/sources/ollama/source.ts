@@ -1,5 +1,4 @@
 import { sha256Hex } from '../../digest.js';
-import type { BlobSpec } from '../../download/types.js';
 import { ModelPullError } from '../../errors.js';
 import { blobPath, commitOllamaModel, ingestDir, readStoredManifest } from '../../layouts/ollama.js';
 import {
@@ -10,7 +9,7 @@ import {
   type SourceContext,
 } from '../../plan.js';
 import { RegistryClient, type RegistryOptions } from '../../registry/client.js';
-import type { RegistrySession } from '../../registry/session.js';
+import { type RegistrySession, registryBlob } from '../../registry/session.js';
 import { type Descriptor, layerKind, type OllamaManifest, parseManifest, weightsLayer } from './manifest.js';
 import { type OllamaRef, ollamaName, repositoryOf } from './ref.js';
 
@@ -123,7 +122,11 @@ function planEntry(
 ): PlanEntry {
   const all: readonly Descriptor[] = [manifest.config, ...manifest.layers];
   const blobs = all.map((d) =>
-    blobSpec(ref, d, d === manifest.config ? 'config' : layerKind(d.mediaType), root, session, ctx),
+    registryBlob(session, ctx, d, {
+      label: `${ref.line} ${d === manifest.config ? 'config' : layerKind(d.mediaType)}`,
+      target: blobPath(root, d.hex),
+      ingestDir: ingestDir(root),
+    }),
   );
   const files = all.map((d) => ({ path: blobPath(root, d.hex), digest: `sha256:${d.hex}`, size: d.size }));
   const bytes = Buffer.from(manifest.text, 'utf8');
@@ -137,30 +140,5 @@ function planEntry(
     // written last, by commit(), from the identity's bytes).
     cachePaths: files.map((f) => f.path),
     commit: () => commitOllamaModel(root, ref, bytes, all),
-  };
-}
-
-function blobSpec(
-  ref: OllamaRef,
-  d: Descriptor,
-  kind: string,
-  root: string,
-  session: () => Promise<RegistrySession>,
-  ctx: SourceContext,
-): BlobSpec {
-  // The token generation this blob last saw: a second locate() means its URL stopped working.
-  let seen: number | undefined;
-  return {
-    digest: { algorithm: 'sha256', hex: d.hex },
-    size: d.size,
-    label: `${ref.line} ${kind}`,
-    target: blobPath(root, d.hex),
-    ingestDir: ingestDir(root),
-    async locate(signal) {
-      const call = signal ? { ...ctx, signal } : ctx;
-      const { location, generation } = await (await session()).blobLocation(call, d.hex, seen);
-      seen = generation;
-      return location;
-    },
   };
 }
