@@ -5,7 +5,7 @@ import {
   type ImageManifest,
   parseImageManifest,
 } from '../../../src/registry/manifest.js';
-import { artifactFormat, layoutOf, singleGguf } from '../../../src/sources/oci/formats.js';
+import { artifactFormat, layoutOf, notAModel, singleGguf } from '../../../src/sources/oci/formats.js';
 import { memberPath, PathClaims, unsafePathReason } from '../../../src/sources/oci/paths.js';
 import { pickModel } from '../../../src/sources/oci/select.js';
 
@@ -74,6 +74,23 @@ describe('layer placement', () => {
     ]);
     expect(singleGguf(placements)).toBeUndefined();
     expect(singleGguf(placements.slice(0, 7))).toMatchObject({ path: 'w/model-q4.gguf' });
+  });
+
+  test('an Ollama model or a container image is refused with what it is', () => {
+    const image = manifestOf('application/vnd.oci.image.config.v1+json', [
+      layer('application/vnd.oci.image.layer.v1.tar+gzip'),
+    ]);
+    expect(notAModel(image)).toBe(
+      'it is a container image (config application/vnd.oci.image.config.v1+json), not a model artifact',
+    );
+    const ollama = manifestOf('application/vnd.docker.container.image.v1+json', [
+      layer('application/vnd.ollama.image.model'),
+    ]);
+    expect(notAModel(ollama)).toBe('it is an Ollama model: pull it with an ollama: line');
+    const oras = manifestOf('application/vnd.oci.empty.v1+json', [
+      layer('text/plain', { 'org.opencontainers.image.title': 'a.txt' }),
+    ]);
+    expect(notAModel(oras)).toBeUndefined();
   });
 
   test('ModelPack is told by its artifact type or its config', () => {

@@ -67,6 +67,25 @@ export function artifactFormat(manifest: ImageManifest): ArtifactFormat {
   return 'unknown';
 }
 
+/** Configs of container images (OCI and Docker): their layers are root filesystems, not model files. */
+const IMAGE_CONFIGS: ReadonlySet<string> = new Set([
+  'application/vnd.oci.image.config.v1+json',
+  'application/vnd.docker.container.image.v1+json',
+]);
+
+/**
+ * Why a manifest is no model artifact at all, before anything is fetched: an Ollama model (its
+ * own source reads it) or a container image. Other unknown artifacts are pulled as they are.
+ */
+export function notAModel(manifest: ImageManifest): string | undefined {
+  if (artifactFormat(manifest) !== 'unknown') return undefined;
+  if (manifest.layers.some((l) => l.mediaType.startsWith('application/vnd.ollama.image.')))
+    return 'it is an Ollama model: pull it with an ollama: line';
+  if (IMAGE_CONFIGS.has(manifest.config.mediaType))
+    return `it is a container image (config ${manifest.config.mediaType}), not a model artifact`;
+  return undefined;
+}
+
 /** Whether an index entry announces a model manifest (its `artifactType`), without fetching it. */
 export function announcesModel(entry: Descriptor): boolean {
   return (

@@ -21,7 +21,7 @@ import {
 } from '../../registry/manifest.js';
 import { type RegistrySession, registryBlob } from '../../registry/session.js';
 import { checkPlacedPaths, commitFolder, type FolderFile, layerName } from './folder.js';
-import { layoutOf, type Placement, singleGguf } from './formats.js';
+import { layoutOf, notAModel, type Placement, singleGguf } from './formats.js';
 import { addReference, blobPath, ingestDir, readVerifiedBlob, writeBlob } from './layout.js';
 import { type OciRef, ociName } from './ref.js';
 import { pickModel } from './select.js';
@@ -160,6 +160,9 @@ function planEntry(
 ): PlanEntry {
   const { root } = options;
   const name = ociName(ref);
+  const refused = notAModel(manifest);
+  if (refused)
+    throw new ModelPullError('ERR_BAD_MANIFEST', `${name} cannot be pulled as a model: ${refused}`);
   const { placements } = layoutOf(manifest);
   checkPlacedPaths(placements, name);
   placements.forEach((p, i) => {
