@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { ensureDirs } from './fs-dirs.js';
+
+export interface AtomicWriteOptions {
+  /** Permission bits of the file, whatever the umask. */
+  readonly mode?: number;
+  /**
+   * Where the temporary file goes (same filesystem as `path`): by default beside it; elsewhere
+   * when readers scan the target's folder (a half-written name in `manifests/` would be listed).
+   */
+  readonly tempDir?: string;
+}
+
+/**
+ * Writes a small file so that a reader sees the old content or the whole new one, never a part:
+ * the bytes go to a fresh temporary name, then one rename replaces the target. The temporary
+ * file is created exclusively under a random name, so a file or link planted there by another
+ * process is never written through, and two writers never share one; it is removed on failure.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  const folder = options.tempDir ?? dirname(path);
+  const temp = join(folder, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const mode = options.mode === undefined ? {} : { mode: options.mode };
+  // Folders are made only when missing, so frequent writers (progress records) pay no extra call.
+  const whenMissing = (folders: readonly string[], step: () => Promise<void>) => async (error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    for (const f of folders) await ensureDirs(f);
+    await step();
+  };
+  const write = () => writeFile(temp, data, { flag: 'wx', ...mode });
+  const move = () => rename(temp, path);
+  try {
+    await write().catch(whenMissing([folder], write));
+    if (options.mode !== undefined) await chmod(temp, options.mode);
+    await move().catch(whenMissing([dirname(path)], move));
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
