@@ -26,7 +26,7 @@ export async function verifyOciDir(root: string): Promise<VerifyReport> {
     const manifestFile = blobPath(root, entry.hex);
     const problem = await checker.problem(manifestFile, { algorithm: 'sha256', hex: entry.hex }, entry.size);
     if (problem) {
-      checker.damaged.push({ model, path: manifestFile, problem });
+      checker.damaged.push({ model, path: manifestFile, problem, line: model });
       continue;
     }
     let blobs: { hex: string; size: number }[] = [];
@@ -34,12 +34,12 @@ export async function verifyOciDir(root: string): Promise<VerifyReport> {
       const doc = parseManifestOrIndex((await readSmall(manifestFile, MAX_MANIFEST_BYTES))!, entry.name);
       blobs = doc.kind === 'manifest' ? [doc.config, ...doc.layers] : [...doc.manifests];
     } catch (error) {
-      checker.damaged.push({ model, path: manifestFile, problem: describeError(error) });
+      checker.damaged.push({ model, path: manifestFile, problem: describeError(error), line: model });
     }
     for (const blob of blobs) {
       const path = blobPath(root, blob.hex);
       const bad = await checker.problem(path, { algorithm: 'sha256', hex: blob.hex }, blob.size);
-      if (bad) checker.damaged.push({ model, path, problem: bad });
+      if (bad) checker.damaged.push({ model, path, problem: bad, line: model });
     }
   }
   await verifyFolders(root, checker);
@@ -65,7 +65,7 @@ async function references(root: string, checker: Checker): Promise<Reference[]> 
     manifests = undefined;
   }
   if (!Array.isArray(manifests)) {
-    checker.damaged.push({ model: root, path, problem: 'not an OCI image index' });
+    checker.damaged.push({ model: root, path, problem: 'not an OCI image index', line: '' });
     return [];
   }
   return manifests.flatMap(
@@ -96,7 +96,7 @@ async function verifyFolders(root: string, checker: Checker): Promise<void> {
       ).files;
       if (!Array.isArray(files)) throw new Error('no file list');
     } catch {
-      checker.damaged.push({ model, path: record, problem: 'an unreadable record' });
+      checker.damaged.push({ model, path: record, problem: 'an unreadable record', line: model });
       continue;
     }
     for (const file of files) {
@@ -105,12 +105,13 @@ async function verifyFolders(root: string, checker: Checker): Promise<void> {
           model,
           path: record,
           problem: 'a record entry that is not a file of the folder',
+          line: model,
         });
         continue;
       }
       const path = join(dir, file.path);
       const problem = await checker.problem(path, { algorithm: 'sha256', hex: file.hex }, file.size);
-      if (problem) checker.damaged.push({ model, path, problem });
+      if (problem) checker.damaged.push({ model, path, problem, line: model });
     }
   }
 }
