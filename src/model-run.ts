@@ -98,15 +98,16 @@ export class ModelRun {
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) return this.failed(failed.reason, traffic);
     const done = results.map((r) => (r as PromiseFulfilledResult<BlobResult>).value);
+    let files = plan.files;
     try {
-      await plan.commit();
+      files = (await plan.commit())?.files ?? files;
     } catch (error) {
       return this.failed(error, traffic);
     }
     const cache = this.cacheState(done);
     this.warnRepaired(done);
     await this.save(plan, cache);
-    return { ...this.base(), output: output(this.ref.line, plan, done, cache), ...traffic };
+    return { ...this.base(), output: output(this.ref.line, { ...plan, files }, done, cache), ...traffic };
   }
 
   /** Bytes fetched and restored for this model, and how long its blobs took. */

@@ -50,8 +50,13 @@ export interface PlanEntry {
   readonly blobs: readonly BlobSpec[];
   /** Exactly this model's files, the same list on cache restore and save. */
   readonly cachePaths: readonly string[];
-  /** Writes the consumer layout from verified blobs: links first, manifest / ref last. */
-  commit(): Promise<void>;
+  /**
+   * Writes the consumer layout from verified blobs: links first, manifest / ref last. A source
+   * whose files are known only once written (an archive layer's members) returns them here;
+   * they replace `files` in the output.
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: most sources' commit() returns nothing
+  commit(): Promise<void | { readonly files: readonly ModelFile[] }>;
 }
 
 /**

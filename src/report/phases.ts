@@ -121,9 +121,9 @@ export class ModelPhases {
     return new Map([...sources].map(([kind, source]) => [kind, watch(source)]));
   }
 
-  private async committing(ref: ModelRef, entry: PlanEntry): Promise<void> {
+  private committing(ref: ModelRef, entry: PlanEntry): ReturnType<PlanEntry['commit']> {
     this.enter(ref, 'writing');
-    await entry.commit();
+    return entry.commit();
   }
 
   /**

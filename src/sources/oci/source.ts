@@ -179,8 +179,8 @@ function planEntry(
       ? [{ path: blobPath(root, p.layer.hex), digest: `sha256:${p.layer.hex}`, size: p.layer.size }]
       : [],
   );
-  // Files known before the pull (raw layers); commit() adds what the archives hold.
-  let files: readonly ModelFile[] = [
+  // Files known before the pull (raw layers); commit() returns them with what the archives hold.
+  const files: readonly ModelFile[] = [
     ...inFolder.flatMap((p) =>
       p.kind === 'file'
         ? [{ path: join(dir, p.path), digest: `sha256:${p.layer.hex}`, size: p.layer.size }]
@@ -193,9 +193,7 @@ function planEntry(
     identity: { ...identity, name, detail: { ...identity.detail, manifest: manifest.text } },
     path: gguf ? join(dir, gguf.path) : dir,
     size: manifest.totalSize,
-    get files() {
-      return files;
-    },
+    files,
     blobs: blobs.map((d) =>
       registryBlob(() => session(ctx), ctx, d, {
         label: `${ref.line} ${d === manifest.config ? 'config' : kindOf(d)}`,
@@ -213,7 +211,7 @@ function planEntry(
         { dir, placements: inFolder, blobPath: (h) => blobPath(root, h), verify: options.verify },
         ctx,
       );
-      files = [...placed.map((f) => fileOf(dir, f)), ...blobsOnly];
+      const all = [...placed.map((f) => fileOf(dir, f)), ...blobsOnly];
       await addReference(
         root,
         name,
@@ -225,6 +223,7 @@ function planEntry(
         },
         ctx,
       );
+      return { files: all };
     },
   };
 }
