@@ -26,6 +26,9 @@ export const Inputs = {
   RegistryUsername: 'registry-username',
   RegistryPassword: 'registry-password',
   AllowedRealmHosts: 'allowed-realm-hosts',
+  MirrorTo: 'mirror-to',
+  RegistryMirror: 'registry-mirror',
+  HfOciMirror: 'hf-oci-mirror',
 } as const;
 
 export const Outputs = {

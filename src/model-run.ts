@@ -107,7 +107,8 @@ export class ModelRun {
     const cache = this.cacheState(done);
     this.warnRepaired(done);
     await this.save(plan, cache);
-    return { ...this.base(), output: output(this.ref.line, { ...plan, files }, done, cache), ...traffic };
+    const result = output(this.ref.line, { ...plan, files }, done, cache);
+    return { ...this.base(), output: result, identity: plan.identity, ...traffic };
   }
 
   /** Bytes fetched and restored for this model, and how long its blobs took. */

@@ -5,6 +5,7 @@ import { createNoCache } from '../cache/client.js';
 import { EnvNames, Outputs } from '../constants.js';
 import { describeError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
+import { type MirrorReport, mirror } from '../mirror/run.js';
 import { pull } from '../pull.js';
 import { coreLogger } from '../report/core-logger.js';
 import { formatBytes, formatDuration } from '../report/format.js';
@@ -68,7 +69,11 @@ async function runWith(
   const onProgress = progressLines((line) => log.info(line));
   // Each model's phases and its end are logged as they happen; a failure as its one annotation.
   const onModel = modelLog(log);
-  const report = await pull(settings, { sources, log, cache, onProgress, onModel, signal });
+  const deps = { sources, log, cache, onProgress, onModel, signal };
+  // mirror-to: the same pull, then every model pushed to the org's registry.
+  const report: PullReport & Partial<Pick<MirrorReport, 'pushes'>> = settings.mirrorTo
+    ? await mirror(settings, deps)
+    : await pull(settings, deps);
   await logModels(report, log);
 
   core.setOutput(Outputs.CacheHit, String(report.cacheHit));
@@ -91,6 +96,13 @@ async function runWith(
   if (failed.length)
     return {
       failure: `${failed.length} of ${report.models.length} models could not be pulled and verified`,
+      told: true,
+    };
+  const unpushed = (report.pushes ?? []).filter((p) => p.error);
+  for (const push of unpushed) log.error(`${push.line}: ${describeError(push.error)}`);
+  if (unpushed.length)
+    return {
+      failure: `${unpushed.length} of ${report.models.length} models could not be pushed to ${settings.mirrorTo?.text}`,
       told: true,
     };
 

@@ -22,6 +22,8 @@ export const SETTING_FLAGS = [
   Inputs.RegistryUsername,
   Inputs.RegistryPassword,
   Inputs.AllowedRealmHosts,
+  Inputs.RegistryMirror,
+  Inputs.HfOciMirror,
 ] as const;
 
 type OptionSpec = { type: 'string' | 'boolean'; short?: string };
@@ -62,6 +64,7 @@ export function commandFlags(sources: SourceList): Readonly<Record<string, Recor
   return {
     pull: { ...pullFlags, json: { type: 'boolean' } },
     lock: Object.fromEntries(Object.entries(pullFlags).filter(([name]) => !LOCK_UNUSED.has(name))),
+    mirror: { ...pullFlags, to: { type: 'string' }, json: { type: 'boolean' } },
     verify: {
       ...stringFlags([Inputs.OllamaModels, Inputs.HfCache, Inputs.FilesDir]),
       json: { type: 'boolean' },
@@ -75,7 +78,7 @@ export function commandFlags(sources: SourceList): Readonly<Record<string, Recor
 export const COMMAND_FLAGS = commandFlags(DEFAULT_SOURCES);
 
 /** Commands whose positionals are model lines; the others take none. */
-const TAKES_LINES = new Set(['pull', 'lock']);
+const TAKES_LINES = new Set(['pull', 'lock', 'mirror']);
 
 export interface ParsedArgs {
   readonly values: Readonly<Record<string, string | boolean | undefined>>;

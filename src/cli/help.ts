@@ -19,6 +19,8 @@ const COMMON_OPTIONS = `Options (environment defaults as in the action):
   --registry-username U   basic credentials for --registry-host,
   --registry-password P   sent only to its token service
   --allowed-realm-hosts H hosts besides the registry that may issue its tokens
+  --registry-mirror H=URL ollama:/oci: lines for registry H from URL first (comma-separated list)
+  --hf-oci-mirror PREFIX  hf: lines from <PREFIX>/<owner>/<repo>:<commit> when it is there
   -f, --file FILE         read model lines from FILE too (one per line, # comments)
 `;
 
@@ -38,6 +40,8 @@ Usage:
   model-pull pull [options] LINE...     pull into the same layouts as the action
   model-pull verify [options]           re-hash what is on disk against manifests / snapshots
   model-pull lock [options] LINE...     write or update the lock file
+  model-pull mirror --to PREFIX [options] LINE...
+                                        pull, then push each model to an OCI registry
   model-pull demo [--keep]              pull a generated model from local servers (no internet)
 
 Lines: ollama:NAME[:TAG][@sha256:HEX] | hf:OWNER/REPO[@REV] [include=GLOB,..] [exclude=GLOB,..]
@@ -78,6 +82,23 @@ lockfile input (and pull --lockfile) then pulls exactly these, with no tag or br
 When a line cannot be resolved, the file is left unchanged.
 
 ${LOCK_OPTIONS}`,
+  mirror: `Usage: model-pull mirror --to PREFIX [options] LINE...
+
+Pulls each line as pull does, then pushes each model to the OCI registry PREFIX
+(host[:port][/path], http:// or https:// to choose): Ollama models as Ollama manifests, unchanged,
+at PREFIX/<model>:<tag> (a bare host keeps the namespace), which ollama: lines and ollama pull read;
+Hugging Face repos as ModelPack artifacts at PREFIX/<owner>/<repo>:<commit> and :<revision>, which
+hf-oci-mirror reads; files at PREFIX/files/<name>:<sha256>. Blobs the registry has are not sent
+again, and an upload stopped between chunks resumes in the next run. Credentials:
+--registry-host with --registry-username/--registry-password.
+
+Examples:
+  model-pull mirror --to registry.corp/models ollama:qwen2.5:0.5b
+  model-pull mirror --to ghcr.io/org/hf --registry-host ghcr.io --registry-username me \\
+    --registry-password "$TOKEN" hf:Qwen/Qwen2.5-0.5B-Instruct
+
+  --to PREFIX             the registry and repository prefix to push to (required)
+${PULL_OPTIONS}`,
   demo: `Usage: model-pull demo [--keep]
 
 Starts a local OCI registry and a local Hugging Face hub on 127.0.0.1 serving a small generated
@@ -104,7 +125,8 @@ function onlyAcceptedBy(command: string, text: string): string {
 /** The help of a command, with the options the sources add to `pull` and `lock`. */
 export function helpFor(command: keyof typeof HELP, sources: SourceList): string {
   const options = sourceOptions(sources);
-  if ((command !== 'pull' && command !== 'lock') || options.length === 0) return HELP[command];
+  if ((command !== 'pull' && command !== 'lock' && command !== 'mirror') || options.length === 0)
+    return HELP[command];
   const rows = options.map(
     (o) => `  --${`${o.name} ${o.type === 'path' ? 'DIR' : 'VALUE'}`.padEnd(22)}${o.help}`,
   );

@@ -7,11 +7,13 @@ import { describeError, ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
 import { describeRetry, type RetryEvent } from '../http/retry.js';
 import { readLock } from '../lock/lockfile.js';
-import { pull } from '../pull.js';
+import { mirror } from '../mirror/run.js';
+import { type PullDeps, pull } from '../pull.js';
 import { parseLines } from '../refs/index.js';
 import { modelLines } from '../refs/line.js';
 import { failureLine } from '../report/model-log.js';
 import { modelsJson } from '../report/summary.js';
+import type { PullReport } from '../report/types.js';
 import { lockLines } from '../resolve.js';
 import { buildSettings, type Env, type RawInputs, type Settings } from '../settings/settings.js';
 import { createSources, type SourceList, sourceOptions } from '../sources/descriptor.js';
@@ -96,7 +98,8 @@ interface Invocation {
 }
 
 const COMMANDS: Record<string, (inv: Invocation) => Promise<number>> = {
-  pull: pullCommand,
+  pull: (inv) => pipelineCommand(inv, pull),
+  mirror: mirrorCommand,
   verify: async (inv) => verifyCommand(await settingsOf(inv, false), inv.values, inv.io),
   lock: lockCommand,
   demo: async (inv) =>
@@ -118,6 +121,7 @@ async function settingsOf(inv: Invocation, requireModels = true): Promise<Settin
   for (const name of [...SETTING_FLAGS, ...options.map((o) => o.name)])
     raw[name] = inv.values[name] as string | undefined;
   if (inv.values.insecure) raw[Inputs.Insecure] = 'true';
+  if (typeof inv.values.to === 'string') raw[Inputs.MirrorTo] = inv.values.to;
   return buildSettings(raw as RawInputs, {
     env: inv.io.env,
     cwd: inv.io.cwd,
@@ -136,7 +140,24 @@ async function readLinesFile(file: string): Promise<string> {
   }
 }
 
-async function pullCommand(inv: Invocation): Promise<number> {
+async function mirrorCommand(inv: Invocation): Promise<number> {
+  if (typeof inv.values.to !== 'string')
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      'needs --to PREFIX: the registry to push to (see model-pull mirror --help)',
+    );
+  return pipelineCommand(inv, async (settings, deps) => {
+    const report = await mirror(settings, deps);
+    for (const push of report.pushes) if (push.error) deps.log.error(failureLine(push.line, push.error));
+    return report;
+  });
+}
+
+/** `pull` and `mirror`: settings, what happens on stderr as it happens, the pipeline. */
+async function pipelineCommand(
+  inv: Invocation,
+  run: (settings: Settings, deps: PullDeps) => Promise<PullReport>,
+): Promise<number> {
   const settings = await settingsOf(inv);
   const { io } = inv;
   // Phases, each model's end and each failure (once, as it happens) are told as they come.
@@ -145,7 +166,7 @@ async function pullCommand(inv: Invocation): Promise<number> {
   const deps = { sources: inv.sources, log, cache: createNoCache(), onProgress, onModel, signal: io.signal };
   const plain = inv.notices.write;
   inv.notices.write = (line) => log.info(line);
-  const report = await pull(settings, deps).finally(() => {
+  const report = await run(settings, deps).finally(() => {
     display.close();
     inv.notices.write = plain;
   });

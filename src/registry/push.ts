@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { sha256Hex } from '../digest.js';
 import { isModelPullError, ModelPullError, redactUrl } from '../errors.js';
 import { discardBody, type HttpResponse, statusError } from '../http/client.js';
@@ -9,14 +10,27 @@ import { noUploadRecords, type UploadRecords } from './uploads.js';
 
 const MiB = 1024 * 1024;
 
-/** A blob to push, from a local file that holds exactly its bytes (a verified store entry). */
+/**
+ * A blob to push: a local file that holds exactly its bytes (a verified store entry), or bytes
+ * in memory (a config written for the push).
+ */
 export interface LocalBlob {
   /** sha256 hex of the bytes. */
   readonly hex: string;
   readonly size: number;
+  /** Where the bytes are, or where they were made for (named in errors). */
   readonly path: string;
+  /** The bytes themselves, when they are not in a file. */
+  readonly bytes?: Uint8Array;
   /** Names the blob in errors and retry lines. */
   readonly label: string;
+}
+
+/** Bytes [start, end) of a blob as a fresh stream. */
+function bytesOf(blob: LocalBlob, start = 0, end = blob.size): Readable {
+  if (end <= start) return Readable.from([]);
+  if (blob.bytes) return Readable.from([Buffer.from(blob.bytes.subarray(start, end))]);
+  return createReadStream(blob.path, { start, end: end - 1 });
 }
 
 export interface PushTuning {
@@ -281,7 +295,7 @@ class BlobUpload {
       async () => {
         if (!this.location) await this.start();
         try {
-          await this.close(this.blob.size, () => createReadStream(this.blob.path));
+          await this.close(this.blob.size, () => bytesOf(this.blob));
           this.sent += this.blob.size;
           this.tuning.onBytes?.(this.blob.size);
         } catch (error) {
@@ -329,7 +343,7 @@ class BlobUpload {
         'content-length': String(end - start),
         'content-range': `${start}-${end - 1}`,
       },
-      body: () => createReadStream(this.blob.path, { start, end: end - 1 }),
+      body: () => bytesOf(this.blob, start, end),
     });
     if (answer.status === 416) {
       // The registry holds a different number of bytes than we thought: ask it, go on from

@@ -1,5 +1,5 @@
 import type { ModelPullError } from '../errors.js';
-import type { ModelFile, SourceKind } from '../plan.js';
+import type { Identity, ModelFile, SourceKind } from '../plan.js';
 
 /** Where a model's files came from, as the `models` output says (docs/outputs.md). */
 export type CacheState = 'hit' | 'miss' | 'partial' | 'off';
@@ -24,6 +24,8 @@ export interface ModelReport {
   readonly source: SourceKind;
   /** Present when the model is in place and verified. */
   readonly output?: ModelOutput;
+  /** With `output`: what the line resolved to (the `mirror` command pushes from it). */
+  readonly identity?: Identity;
   readonly error?: ModelPullError | Error;
   readonly downloadedBytes: number;
   readonly cachedBytes: number;

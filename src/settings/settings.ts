@@ -8,12 +8,13 @@ import { type HttpOptions, isLoopbackHost } from '../http/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../http/retry.js';
 import { modelLines } from '../refs/line.js';
 import type { SourceOption } from '../sources/descriptor.js';
+import { type MirrorSettings, mirrorSettings } from './mirrors.js';
 
 /**
  * Everything a run needs, read once from action inputs or CLI flags and the environment.
  * Nothing else in model-pull reads inputs or `process.env`.
  */
-export interface Settings {
+export interface Settings extends MirrorSettings {
   /** Model lines, blank lines and comments removed. */
   readonly lines: readonly string[];
   /** Ollama store root (`$OLLAMA_MODELS` or `~/.ollama/models`). */
@@ -70,6 +71,8 @@ export interface Settings {
   readonly retry: RetryPolicy;
   /** Secrets the entry point must mask in every log line. */
   readonly secrets: readonly string[];
+  /** Upload URLs of interrupted pushes, kept for the next run (`~/.cache/model-pull/uploads`). */
+  readonly uploadsDir: string;
 }
 
 /** Raw values by input name (`undefined` or '' = not given): the shared inputs and the sources' own. */
@@ -236,6 +239,8 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
     },
     retry: { ...DEFAULT_RETRY_POLICY, retries: int(Inputs.Retries, DEFAULT_RETRY_POLICY.retries, 0, 50) },
     secrets,
+    ...mirrorSettings(value, ctx.nameOf),
+    uploadsDir: path('~/.cache/model-pull/uploads'),
   };
 }
 

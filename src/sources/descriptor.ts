@@ -1,4 +1,5 @@
 import { ModelPullError } from '../errors.js';
+import type { SourceMirror } from '../mirror/types.js';
 import type { Source, SourceKind } from '../plan.js';
 import type { LineParts } from '../refs/line.js';
 import type { PhaseWords } from '../report/phases.js';
@@ -54,6 +55,8 @@ export interface SourceDescriptor<Ref = unknown> {
   readonly options?: readonly SourceOption[];
   /** The source for one run; it reads what it needs from the settings and nothing else. */
   create(settings: Settings): Source<Ref>;
+  /** How its models are pushed to an OCI registry (`mirror`); absent: its lines cannot be. */
+  readonly mirror?: SourceMirror<Ref>;
 }
 
 export type SourceList = readonly SourceDescriptor[];

@@ -1,6 +1,7 @@
 import { Inputs } from '../../constants.js';
 import { registryOptions } from '../../registry/client.js';
 import type { SourceDescriptor } from '../descriptor.js';
+import { ollamaMirror } from './mirror.js';
 import { OLLAMA_PREFIX, type OllamaRef, parseOllamaRef } from './ref.js';
 import { createOllamaSource } from './source.js';
 
@@ -16,4 +17,5 @@ export const ollamaSource: SourceDescriptor<OllamaRef> = {
   phases: { resolving: 'resolving manifest', writing: 'writing manifest' },
   create: (settings) =>
     createOllamaSource({ modelsRoot: settings.ollamaModels, ...registryOptions(settings) }),
+  mirror: ollamaMirror,
 };
