@@ -14,6 +14,9 @@ export const Inputs = {
   Insecure: 'insecure',
   CaCert: 'ca-cert',
   Lockfile: 'lockfile',
+  LockMode: 'lock-mode',
+  Save: 'save',
+  FailOnCacheMiss: 'fail-on-cache-miss',
   ExportEnv: 'export-env',
   HfOffline: 'hf-offline',
   OllamaVersion: 'ollama-version',
@@ -34,6 +37,7 @@ export const Inputs = {
 export const Outputs = {
   CacheHit: 'cache-hit',
   Models: 'models',
+  Paths: 'paths',
   OllamaModels: 'ollama-models',
   HfCache: 'hf-cache',
   DownloadedBytes: 'downloaded-bytes',

@@ -45,6 +45,8 @@ export type ErrorCode =
   | 'ERR_REVISION_NOT_FOUND'
   | 'ERR_RATE_LIMITED'
   | 'ERR_LOCKFILE'
+  /** fail-on-cache-miss: a model has no Actions cache entry, or the cache cannot be asked. */
+  | 'ERR_CACHE_MISS'
   | 'ERR_RUNTIME_INSTALL'
   | 'ERR_RUNTIME_SERVE'
   | 'ERR_CACHE_SERVICE'
@@ -63,19 +65,34 @@ export class ModelPullError extends Error {
   readonly retryAfterSeconds: number | undefined;
   /** The host (`name[:port]`) that failed, when the error came from one: retry events name it. */
   readonly host: string | undefined;
+  /** What went wrong, without the fix. */
+  readonly reason: string;
+  /**
+   * What the user can do about it, when there is one thing to do ("create it with `…`"): the
+   * message ends with it, and the job summary shows it on its own.
+   */
+  readonly fix: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: ModelPullErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      options.fix ? `${message}; ${options.fix}` : message,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.status = options.status;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.host = options.host;
+    this.reason = message;
+    this.fix = options.fix;
   }
 
-  /** The same error with another message (a prefix naming the blob or model), facts kept. */
+  /**
+   * The same error with another message (a prefix naming the blob or model), facts kept; the
+   * message given replaces the reason, and the fix still follows it.
+   */
   withMessage(message: string): ModelPullError {
-    const { status, retryAfterSeconds, host } = this;
-    return new ModelPullError(this.code, message, { cause: this, status, retryAfterSeconds, host });
+    const { status, retryAfterSeconds, host, fix } = this;
+    return new ModelPullError(this.code, message, { cause: this, status, retryAfterSeconds, host, fix });
   }
 }
 
@@ -84,6 +101,8 @@ export interface ModelPullErrorOptions {
   readonly status?: number;
   readonly retryAfterSeconds?: number;
   readonly host?: string;
+  /** What the user can do about it (see ModelPullError.fix). */
+  readonly fix?: string;
 }
 
 export function isModelPullError(error: unknown, code?: ErrorCode): error is ModelPullError {

@@ -54,12 +54,23 @@ export class ModelRun {
     private readonly run: RunContext,
   ) {}
 
+  /**
+   * The identity came from the lock file and the source refused it as not naming this line
+   * (`lock-mode: update` looks such lines up again).
+   */
+  get lockEntryRefused(): boolean {
+    return this.fromLock && isModelPullError(this.error, 'ERR_LOCKFILE');
+  }
+
+  private fromLock = false;
+
   /** `lockPath`: the identity came from this lock file, so a misfit is the file's fault. */
   async prepare(identity: PromiseSettledResult<Identity>, lockPath: string | undefined): Promise<this> {
     if (identity.status === 'rejected') {
       this.error = asError(identity.reason);
       return this;
     }
+    this.fromLock = lockPath !== undefined;
     try {
       this.plan = await sourceOf(this.run.sources, this.ref).plan(this.ref.ref, identity.value, this.run.ctx);
       await this.restore(this.plan);
@@ -164,8 +175,8 @@ export class ModelRun {
     if (saved === 'saved') this.run.log.info(`${this.ref.line}: saved to the Actions cache (${this.key})`);
   }
 
-  private base(): Pick<ModelReport, 'line' | 'source'> {
-    return { line: this.ref.line, source: this.ref.kind };
+  private base(): Pick<ModelReport, 'line' | 'source' | 'key'> {
+    return { line: this.ref.line, source: this.ref.kind, ...(this.key ? { key: this.key } : {}) };
   }
 
   private failed(reason: unknown, traffic: Traffic): ModelReport {

@@ -2,16 +2,17 @@ import type { CacheClient, RestoreResult, SaveResult } from './cache/client.js';
 import { type Clock, systemClock } from './clock.js';
 import { fetchBlobsSettled, reusedResult } from './download/engine.js';
 import type { BlobResult, ProgressListener } from './download/types.js';
+import { ModelPullError } from './errors.js';
 import { HttpClient } from './http/client.js';
 import { describeRetry, type RetryEvent, type RetryListener } from './http/retry.js';
-import { readLock } from './lock/lockfile.js';
+import { type LockEntries, lockEntries, readLock } from './lock/lockfile.js';
 import { type BlobOwners, type FetchOutcome, ModelRun, type RunContext } from './model-run.js';
 import type { SourceContext } from './plan.js';
 import { parseLines } from './refs/index.js';
 import type { Logger } from './report/logger.js';
 import { type ModelListener, ModelPhases } from './report/phases.js';
 import type { ModelReport, PullReport } from './report/types.js';
-import { resolveIdentities } from './resolve.js';
+import { type LockTarget, lockLines, resolveIdentities } from './resolve.js';
 import type { Settings } from './settings/settings.js';
 import { checkSourceList, createSources, phaseWords, type SourceList } from './sources/descriptor.js';
 import { checkingStores } from './stores.js';
@@ -39,10 +40,8 @@ export interface PullDeps {
  */
 export async function pull(settings: Settings, deps: PullDeps): Promise<PullReport> {
   checkSourceList(deps.sources);
-  const refs = parseLines(settings.lines, deps.sources);
-  const lockfile = settings.lockfile
-    ? { path: settings.lockfile, lock: await readLock(settings.lockfile) }
-    : undefined;
+  const lockfile = await lockTarget(settings, deps.sources);
+  const refs = parseLines(linesOf(settings, lockfile), deps.sources);
   const http = new HttpClient(settings.http);
   try {
     const clock = deps.clock ?? systemClock;
@@ -53,8 +52,15 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
     const created = createSources(deps.sources, settings);
     const sources = phases.watching(checkingStores(created, deps.sources, settings, refs), refs);
     const started = clock.now();
-    const { identities, wroteLock } = await resolveIdentities(refs, sources, ctx, lockfile);
-    if (wroteLock) deps.log.info(`wrote lock file ${settings.lockfile}`);
+    const { identities, fromLock, entries, wrote } = await resolveIdentities(refs, sources, ctx, lockfile);
+    if (wrote) {
+      const lines = `${wrote.added} line${wrote.added === 1 ? '' : 's'}`;
+      deps.log.info(
+        wrote.created
+          ? `wrote lock file ${lockfile!.shown} (${lines})`
+          : `added ${lines} to lock file ${lockfile!.shown}`,
+      );
+    }
     const run: RunContext = {
       sources,
       ctx,
@@ -63,10 +69,12 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
         ? { client: oncePerEntry(deps.cache), keyPrefix: settings.cacheKeyPrefix }
         : undefined,
     };
-    const lockPath = lockfile?.lock ? lockfile.path : undefined;
-    const models = await Promise.all(
-      refs.map((ref, i) => new ModelRun(ref, run).prepare(identities[i]!, lockPath)),
+    let models = await Promise.all(
+      refs.map((ref, i) =>
+        new ModelRun(ref, run).prepare(identities[i]!, fromLock[i] ? lockfile?.shown : undefined),
+      ),
     );
+    if (lockfile?.mode === 'update' && entries) models = await refreshRefused(models, lockfile, entries, run);
     // A model that could not be planned is reported now, not after the others' downloads.
     for (const model of models) if (model.error) phases.failed(model.ref.line, model.error);
     const fetched = await fetchAll(models, settings, ctx, deps, started, phases);
@@ -80,6 +88,66 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
   } finally {
     await http.close();
   }
+}
+
+/**
+ * `lock-mode: update`: lines whose lock entry their source refused (edited by hand, copied from
+ * another line) are looked up again and prepared with the fresh identity; the file takes the
+ * new entries when all of them resolved.
+ */
+async function refreshRefused(
+  models: readonly ModelRun[],
+  lockfile: LockTarget,
+  entries: LockEntries,
+  run: RunContext,
+): Promise<ModelRun[]> {
+  const refused = models.filter((m) => m.lockEntryRefused);
+  if (refused.length === 0) return [...models];
+  const refs = refused.map((m) => m.ref);
+  const { results, written } = await lockLines(lockfile.path, refs, run.sources, run.ctx, entries);
+  if (written) run.log.info(`refreshed ${refs.length} line(s) of lock file ${lockfile.shown}`);
+  const fresh = new Map(
+    await Promise.all(
+      refused.map(
+        async (m, i) => [m, await new ModelRun(m.ref, run).prepare(results[i]!, undefined)] as const,
+      ),
+    ),
+  );
+  return models.map((m) => fresh.get(m) ?? m);
+}
+
+/** The run's lock file, read and keyed by canonical line, when one is configured. */
+async function lockTarget(settings: Settings, sources: SourceList): Promise<LockTarget | undefined> {
+  const config = settings.lockfile;
+  if (!config) return undefined;
+  const lock = await readLock(config.path);
+  return {
+    ...config,
+    entries: lock ? lockEntries(lock, config.shown, sources) : undefined,
+    setting: settings.settingText,
+  };
+}
+
+/** The lines given, or with none (`pull --lockfile FILE`), every line of the lock, like `npm ci`. */
+function linesOf(settings: Settings, lockfile: LockTarget | undefined): readonly string[] {
+  if (settings.lines.length > 0) return settings.lines;
+  if (!lockfile) throw new ModelPullError('ERR_BAD_INPUT', 'no model line given');
+  if (!lockfile.entries) {
+    throw new ModelPullError(
+      'ERR_LOCKFILE',
+      `lock file ${lockfile.shown} does not exist, and no model line was given`,
+      {
+        fix: `create it with \`model-pull lock --lockfile ${lockfile.shown} LINE...\``,
+      },
+    );
+  }
+  if (lockfile.entries.size === 0) {
+    throw new ModelPullError(
+      'ERR_LOCKFILE',
+      `lock file ${lockfile.shown} holds no model line, and none was given`,
+    );
+  }
+  return [...lockfile.entries.keys()];
 }
 
 /** Every planned blob of every model through the engine at once; a blob's failure is its own. */

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ActionRun, createRunner, type Runner } from '../helpers/action.js';
+import { type ActionRun, createRunner, listFiles, type Runner } from '../helpers/action.js';
 import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
 import { type CacheService, startCacheService } from '../helpers/cache-service.js';
 import type { TestServer } from '../helpers/http.js';
@@ -69,9 +69,9 @@ const hex = (algorithm: string, data: Uint8Array | string) =>
 const gitSha1 = (data: Uint8Array) =>
   createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
 
-function pull(models: readonly string[]): Promise<ActionRun> {
+function pull(models: readonly string[], inputs: Record<string, string> = {}): Promise<ActionRun> {
   return runner.run(
-    { models: models.join('\n'), 'hf-endpoint': hub.url, lockfile: 'model-pull.lock' },
+    { models: models.join('\n'), 'hf-endpoint': hub.url, lockfile: 'model-pull.lock', ...inputs },
     service.env,
   );
 }
@@ -89,16 +89,39 @@ function canonical(value: unknown): unknown {
 }
 
 describe('the action with a lock file', () => {
-  test('written when absent, then obeyed with zero requests on a warm run; an uncovered line fails', async () => {
-    const first = await pull(lines());
+  test('frozen (the default) without the file: fails before any request, with the command that creates it', async () => {
+    const before = serverRequests();
+    const run = await pull(lines());
+    expect(run.code).toBe(1);
+    const [ollama, hf, url] = lines() as [string, string, string];
+    const message =
+      'lock file model-pull.lock does not exist (lock-mode is frozen, so nothing was pulled); create it with ' +
+      `\`model-pull lock --lockfile model-pull.lock ${ollama} '${hf}' '${url}'\` and commit it, ` +
+      'or use lock-mode: update to have this run write it';
+    expect(run.errors()).toEqual([message]);
+    expect(serverRequests()).toBe(before);
+    expect(service.calls.length).toBe(0);
+    await expect(readFile(lockPath())).rejects.toThrow('ENOENT');
+    expect(await listFiles(runner.home)).toEqual([]);
+    // The job summary says it too, with the fix on its own line.
+    expect(run.summary).toContain('**Failed before any download**');
+    expect(run.summary).toContain(
+      `  - **Fix:** create it with \`model-pull lock --lockfile model-pull.lock ${ollama} '${hf}' '${url}'\``,
+    );
+  });
+
+  test('update writes it, then obeyed with zero requests on a warm run; frozen refuses a line it lacks before any request', async () => {
+    const first = await pull(lines(), { 'lock-mode': 'update' });
     expect(first.code).toBe(0);
-    expect(first.stdout).toContain(`wrote lock file ${lockPath()}`);
+    expect(first.stdout).toContain('wrote lock file model-pull.lock (3 lines)');
     const text = await readFile(lockPath(), 'utf8');
     const lock = JSON.parse(text) as { version: number; models: Record<string, Record<string, unknown>> };
     expect(text).toBe(`${JSON.stringify(canonical(lock), null, 2)}\n`);
     expect(lock.version).toBe(1);
-    const [ollama, hf, url] = lines() as [string, string, string];
-    expect(Object.keys(lock.models)).toEqual([...lines()].sort());
+    const [ollama, hfLine, url] = lines() as [string, string, string];
+    // Keyed by the canonical line: the hf: line gets its default revision written out.
+    const hf = 'hf:org/locked@main include=*.json,*.safetensors';
+    expect(Object.keys(lock.models)).toEqual([hf, ollama, url].sort());
     expect(lock.models[ollama]).toMatchObject({
       source: 'ollama',
       digest: `sha256:${sha256(model.manifest)}`,
@@ -106,6 +129,7 @@ describe('the action with a lock file', () => {
     });
     expect(lock.models[hf]).toMatchObject({
       source: 'hf',
+      ref: hf,
       name: 'org/locked',
       digest: COMMIT,
       detail: {
@@ -131,36 +155,58 @@ describe('the action with a lock file', () => {
     expect(lock.models[url]).toMatchObject({ source: 'url', digest: `sha256:${sha256(plain)}` });
 
     // A fresh machine with the lock and a warm cache: every byte from the cache, no request out.
+    // The lines are written as a user might copy them: trailing comments, the revision spelled out.
     await runner.emptyHome();
     const before = serverRequests();
-    const warm = await pull(lines());
+    const written = [`${ollama}   # the chat model`, `${hf} # pinned`, url];
+    const warm = await pull(written);
     expect(warm.code).toBe(0);
     expect(warm.warnings()).toEqual([]);
     expect(serverRequests()).toBe(before);
     expect(warm.outputs['cache-hit']).toBe('true');
     expect(warm.outputs['downloaded-bytes']).toBe('0');
-    const models = JSON.parse(warm.outputs.models!) as { cache: string; digest: string }[];
-    expect(models.map((m) => [m.cache, m.digest])).toEqual([
-      ['hit', `sha256:${sha256(model.manifest)}`],
-      ['hit', COMMIT],
-      ['hit', `sha256:${sha256(plain)}`],
+    const models = JSON.parse(warm.outputs.models!) as {
+      ref: string;
+      cache: string;
+      digest: string;
+      path: string;
+    }[];
+    expect(models.map((m) => [m.ref, m.cache, m.digest])).toEqual([
+      [ollama, 'hit', `sha256:${sha256(model.manifest)}`],
+      [hf, 'hit', COMMIT],
+      [url, 'hit', `sha256:${sha256(plain)}`],
     ]);
+    // `paths`: each line as written, comment removed, to its model's path.
+    expect(JSON.parse(warm.outputs.paths!)).toEqual({
+      [ollama]: models[0]!.path,
+      [hf]: models[1]!.path,
+      [url]: models[2]!.path,
+    });
     expect(await readFile(lockPath(), 'utf8')).toBe(text);
+    expect(hfLine).not.toBe(hf);
 
-    // A line the lock does not cover fails with the way to update it; the lock stays as it was.
+    // A line the lock does not cover stops the whole step before any request.
     const extra = `${files.url}/dl/new.bin sha256=${sha256(plain)}`;
     const mark = serverRequests();
+    const restores = service.calls.length;
     const uncovered = await pull([...lines(), extra]);
     expect(uncovered.code).toBe(1);
     expect(uncovered.errors()).toEqual([
-      `${extra}: lock file ${lockPath()} does not cover "${extra}": update it with ` +
-        `\`model-pull lock --lockfile ${lockPath()} <lines>\` or delete it to re-create it`,
+      `lock file model-pull.lock does not cover 1 of 4 lines: "${extra}" (lock-mode is frozen, so nothing was pulled); ` +
+        `add them with \`model-pull lock --lockfile model-pull.lock '${extra}'\` and commit it, ` +
+        'or use lock-mode: update to have this run add them',
     ]);
-    // The covered lines still land (from the store this time) and are reported.
-    const reported = JSON.parse(uncovered.outputs.models!) as { ref: string; error?: string }[];
-    expect(reported.filter((m) => m.error === undefined).map((m) => m.ref)).toEqual(lines());
-    expect(reported.filter((m) => m.error !== undefined).map((m) => m.ref)).toEqual([extra]);
+    expect(uncovered.outputs.models).toBeUndefined();
     expect(serverRequests()).toBe(mark);
+    expect(service.calls.length).toBe(restores);
     expect(await readFile(lockPath(), 'utf8')).toBe(text);
+
+    // With update, the step adds it and pulls everything.
+    const added = await pull([...lines(), extra], { 'lock-mode': 'update' });
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain('added 1 line to lock file model-pull.lock');
+    const grown = JSON.parse(await readFile(lockPath(), 'utf8')) as typeof lock;
+    expect(Object.keys(grown.models)).toEqual([hf, ollama, extra, url].sort());
+    for (const key of [hf, ollama, url]) expect(grown.models[key]).toEqual(lock.models[key]);
   });
 });

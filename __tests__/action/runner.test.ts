@@ -30,6 +30,9 @@ const INTERFACE_INPUTS = [
   'insecure',
   'ca-cert',
   'lockfile',
+  'lock-mode',
+  'save',
+  'fail-on-cache-miss',
   'export-env',
   'hf-offline',
   'ollama-version',
@@ -38,6 +41,7 @@ const INTERFACE_INPUTS = [
 const INTERFACE_OUTPUTS = [
   'cache-hit',
   'models',
+  'paths',
   'ollama-models',
   'hf-cache',
   'downloaded-bytes',

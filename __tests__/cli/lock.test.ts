@@ -77,9 +77,14 @@ describe('model-pull lock', () => {
     const { text, lock } = await readLockText();
     expect(text).toBe(`${JSON.stringify(sorted(lock), null, 2)}\n`);
     expect(lock.version).toBe(1);
-    expect(Object.keys(lock.models).sort()).toEqual(['hf:org/tiny', line('a')].sort());
+    // Keyed by the canonical line: `hf:org/tiny` is `hf:org/tiny@main`.
+    expect(Object.keys(lock.models).sort()).toEqual(['hf:org/tiny@main', line('a')].sort());
     expect(lock.models[line('a')]).toMatchObject({ source: 'ollama', ref: line('a'), digest: firstDigest });
-    expect(lock.models['hf:org/tiny']).toMatchObject({ source: 'hf', digest: OLD });
+    expect(lock.models['hf:org/tiny@main']).toMatchObject({
+      source: 'hf',
+      ref: 'hf:org/tiny@main',
+      digest: OLD,
+    });
     expect(lines(result.stderr)).toContain(`wrote ${lockPath()} (2 lines)`);
     written = lock;
   });
@@ -91,7 +96,7 @@ describe('model-pull lock', () => {
     expect(text).toBe(`${JSON.stringify(sorted(lock), null, 2)}\n`);
     expect(Object.keys(lock.models)).toHaveLength(3);
     expect(lock.models[line('a')]).toEqual(written.models[line('a')]);
-    expect(lock.models['hf:org/tiny']).toEqual(written.models['hf:org/tiny']);
+    expect(lock.models['hf:org/tiny@main']).toEqual(written.models['hf:org/tiny@main']);
     expect(lock.models[line('b')]!.source).toBe('ollama');
     expect(lines(result.stderr)).toContain(`updated ${lockPath()} (1 line)`);
   });
@@ -141,33 +146,124 @@ describe('pull --lockfile', () => {
     expect(hub.hub.requests.filter((r) => r.url.includes('/revision/'))).toEqual([]);
   });
 
-  it('fails the lines the lock does not cover, saying how to update it', async () => {
+  it('pulls every line of the lock when given none, like npm ci', async () => {
+    const store = join(work.path, 'all');
+    const result = await run([
+      'pull',
+      '--json',
+      '--lockfile',
+      'model-pull.lock',
+      '--ollama-models',
+      store,
+      ...hubArgs(),
+    ]);
+    expect(result.code).toBe(0);
+    const models = JSON.parse(result.stdout) as { ref: string; digest: string }[];
+    // The lock's lines, in its (sorted) order, each at its pinned digest.
+    expect(models.map((m) => m.ref)).toEqual(['hf:org/tiny@main', line('a'), line('b')]);
+    expect(models[0]!.digest).toBe(OLD);
+    expect(models[1]!.digest).toBe(firstDigest);
+  });
+
+  it('serves a line written another way (defaults, a trailing comment) from its entry', async () => {
+    hub.hub.requests.length = 0;
+    const result = await run([
+      'pull',
+      '--json',
+      '--lockfile',
+      lockPath(),
+      ...hubArgs(),
+      'hf:org/tiny@main   # pinned by the lock',
+    ]);
+    expect(result.code).toBe(0);
+    const [model] = JSON.parse(result.stdout) as { ref: string; digest: string }[];
+    expect(model).toMatchObject({ ref: 'hf:org/tiny@main', digest: OLD });
+    expect(hub.hub.requests.filter((r) => r.url.includes('/revision/'))).toEqual([]);
+  });
+
+  it('fails before any request when the lock lacks a line, with the command that adds it', async () => {
+    proxy.requests.length = 0;
+    const store = join(work.path, 'o2');
     const result = await run([
       'pull',
       '--lockfile',
-      lockPath(),
+      'model-pull.lock',
       '--ollama-models',
-      join(work.path, 'o2'),
+      store,
+      line('a'),
       line('c'),
     ]);
     expect(result.code).toBe(1);
-    expect(lines(result.stderr).filter((l) => l.startsWith('error: '))).toEqual([
-      `error: ${line('c')}: lock file ${lockPath()} does not cover "${line('c')}": update it with \`model-pull lock --lockfile ${lockPath()} <lines>\` or delete it to re-create it`,
+    expect(lines(result.stderr)).toEqual([
+      `model-pull pull: lock file model-pull.lock does not cover 1 of 2 lines: "${line('c')}" (lock-mode is frozen, so nothing was pulled); ` +
+        `add them with \`model-pull lock --lockfile model-pull.lock ${line('c')}\` and commit it, or use --lock-mode update to have this run add them`,
     ]);
+    expect(proxy.requests).toEqual([]);
+    await expect(readFile(join(store, 'manifests', proxy.url.slice(7), 'team', 'a', 'v1'))).rejects.toThrow(
+      'ENOENT',
+    );
   });
 
-  it('writes the lock file when it is absent', async () => {
-    const fresh = join(work.path, 'sub', 'fresh.lock');
+  it('fails before any request on a lock file that does not exist (a typo), naming the command', async () => {
+    proxy.requests.length = 0;
     const result = await run([
       'pull',
       '--lockfile',
-      fresh,
+      'model-pul.lock',
       '--ollama-models',
-      join(work.path, 'o3'),
-      line('b'),
+      join(work.path, 'o4'),
+      line('a'),
+      'hf:org/tiny include=*.json',
     ]);
+    expect(result.code).toBe(1);
+    expect(lines(result.stderr)).toEqual([
+      'model-pull pull: lock file model-pul.lock does not exist (lock-mode is frozen, so nothing was pulled); ' +
+        `create it with \`model-pull lock --lockfile model-pul.lock ${line('a')} 'hf:org/tiny include=*.json'\` and commit it, ` +
+        'or use --lock-mode update to have this run write it',
+    ]);
+    expect(proxy.requests).toEqual([]);
+    await expect(readFile(join(work.path, 'model-pul.lock'))).rejects.toThrow('ENOENT');
+  });
+
+  it('writes the lock file when it is absent, and adds lines it lacks, with --lock-mode update', async () => {
+    const fresh = join(work.path, 'sub', 'fresh.lock');
+    const pullWith = (...models: string[]) =>
+      run([
+        'pull',
+        '--lockfile',
+        fresh,
+        '--lock-mode',
+        'update',
+        '--ollama-models',
+        join(work.path, 'o3'),
+        ...hubArgs(),
+        ...models,
+      ]);
+    const result = await pullWith(line('b'));
     expect(result.code).toBe(0);
+    expect(lines(result.stderr)).toContain(`wrote lock file ${fresh} (1 line)`);
     const lock = JSON.parse(await readFile(fresh, 'utf8')) as Lock;
     expect(Object.keys(lock.models)).toEqual([line('b')]);
+
+    const more = await pullWith(line('b'), 'hf:org/tiny');
+    expect(more.code).toBe(0);
+    expect(lines(more.stderr)).toContain(`added 1 line to lock file ${fresh}`);
+    const updated = JSON.parse(await readFile(fresh, 'utf8')) as Lock;
+    expect(Object.keys(updated.models)).toEqual(['hf:org/tiny@main', line('b')]);
+    expect(updated.models[line('b')]).toEqual(lock.models[line('b')]);
+  });
+});
+
+describe('lock --lockfile FILE with no line', () => {
+  it('looks every line of the file up again (the tag and the branch moved above)', async () => {
+    const { lock: before } = await readLockText();
+    const result = await run(['lock', '--lockfile', lockPath(), ...hubArgs()]);
+    expect(result.code).toBe(0);
+    const { lock } = await readLockText();
+    expect(Object.keys(lock.models)).toEqual(Object.keys(before.models));
+    expect(lock.models['hf:org/tiny@main']!.digest).toBe(NEW);
+    expect(lock.models[line('a')]!.digest).not.toBe(firstDigest);
+    expect(lock.models[line('b')]).toEqual(before.models[line('b')]);
+    expect(lines(result.stderr)).toContain(`updated ${lockPath()} (3 lines)`);
   });
 });

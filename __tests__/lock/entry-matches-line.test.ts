@@ -40,11 +40,12 @@ afterAll(async () => {
   await dir.remove();
 });
 
-function settingsFor(lines: string[], lockfile: string) {
+function settingsFor(lines: string[], lockfile: string, lockMode: 'frozen' | 'update') {
   return buildSettings(
     {
       models: lines.join('\n'),
       lockfile,
+      'lock-mode': lockMode,
       'hf-cache': join(dir.path, 'hf'),
       'ollama-models': join(dir.path, 'ollama'),
       'files-dir': join(dir.path, 'files'),
@@ -56,8 +57,8 @@ function settingsFor(lines: string[], lockfile: string) {
   );
 }
 
-const run = (lines: string[], lockfile: string) =>
-  pull(settingsFor(lines, lockfile), {
+const run = (lines: string[], lockfile: string, lockMode: 'frozen' | 'update' = 'frozen') =>
+  pull(settingsFor(lines, lockfile, lockMode), {
     sources: DEFAULT_SOURCES,
     log: new MemoryLogger(),
     cache: createNoCache(),
@@ -67,11 +68,11 @@ type LockJson = { version: 1; models: Record<string, Record<string, unknown>> };
 
 test('an hf: entry that records another repository is refused before any request', async () => {
   const lockfile = join(dir.path, 'hf.lock');
-  const written = await run(['hf:datasets/acme/data'], lockfile);
+  const written = await run(['hf:datasets/acme/data'], lockfile, 'update');
   expect(written.ok).toBe(true);
   const lock = JSON.parse(await readFile(lockfile, 'utf8')) as LockJson;
   // The dataset's entry, copied under the model's line (as a hand edit or a bad merge would).
-  lock.models['hf:acme/tiny'] = { ...lock.models['hf:datasets/acme/data']!, ref: 'hf:acme/tiny' };
+  lock.models['hf:acme/tiny'] = { ...lock.models['hf:datasets/acme/data@main']!, ref: 'hf:acme/tiny' };
   await writeFile(lockfile, JSON.stringify(lock));
 
   const before = hub.requestCount();
@@ -101,9 +102,9 @@ test.each([
   ],
 ])('%s is refused', async (_what, line, edit, why) => {
   const lockfile = join(dir.path, `hf-${line.length}.lock`);
-  expect((await run(['hf:acme/tiny'], lockfile)).ok).toBe(true);
+  expect((await run(['hf:acme/tiny'], lockfile, 'update')).ok).toBe(true);
   const lock = JSON.parse(await readFile(lockfile, 'utf8')) as LockJson;
-  lock.models[line] = { ...edit(lock.models['hf:acme/tiny']!), ref: line };
+  lock.models[line] = { ...edit(lock.models['hf:acme/tiny@main']!), ref: line };
   await writeFile(lockfile, JSON.stringify(lock));
   const report = await run([line], lockfile);
   expect((report.models[0]!.error as { code?: string }).code).toBe('ERR_LOCKFILE');

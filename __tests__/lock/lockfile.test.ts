@@ -1,7 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lockedIdentity, readLock, stableStringify, writeLock } from '../../src/lock/lockfile.js';
+import { type LockFile, lockEntries, readLock, stableStringify, writeLock } from '../../src/lock/lockfile.js';
 import type { Identity } from '../../src/plan.js';
+import { DEFAULT_SOURCES } from '../../src/sources/index.js';
 import { tempDir } from '../helpers/http.js';
 
 const hex = 'a'.repeat(64);
@@ -14,7 +15,7 @@ const url: Identity = {
 };
 const hf: Identity = {
   source: 'hf',
-  ref: 'hf:o/r',
+  ref: 'hf:o/r@main',
   name: 'o/r',
   digest: 'c'.repeat(40),
   contentDigest: 'b'.repeat(64),
@@ -28,30 +29,47 @@ describe('lock file', () => {
   });
   afterEach(() => dir.remove());
 
+  const entries = (...identities: Identity[]) => new Map(identities.map((i) => [i.ref, i]));
+  const keys = (lock: LockFile | undefined) => [...lockEntries(lock!, 'm.lock', DEFAULT_SOURCES).keys()];
+
   it('writes sorted, stable JSON and reads it back', async () => {
     const path = join(dir.path, 'sub', 'model-pull.lock');
-    await writeLock(path, [url, hf]);
+    await writeLock(path, entries(url, hf));
     const text = await readFile(path, 'utf8');
     expect(text.endsWith('}\n')).toBe(true);
-    expect(text.indexOf('"hf:o/r"')).toBeLessThan(text.indexOf('"https://h/f.gguf'));
+    expect(text.indexOf('"hf:o/r@main"')).toBeLessThan(text.indexOf('"https://h/f.gguf'));
     expect(text.indexOf('"contentDigest"')).toBeLessThan(text.indexOf('"digest"'));
     expect(text).toBe(`${stableStringify(JSON.parse(text))}\n`);
     const lock = await readLock(path);
-    expect(lockedIdentity(lock!, path, 'hf:o/r', 'hf')).toEqual(hf);
+    expect(lockEntries(lock!, path, DEFAULT_SOURCES).get('hf:o/r@main')).toEqual(hf);
   });
 
-  it('keeps the entries of other lines when updating', async () => {
+  it('keys entries by the canonical line, whatever form a lock written before used', async () => {
     const path = join(dir.path, 'm.lock');
-    await writeLock(path, [url]);
-    await writeLock(path, [hf], await readLock(path));
-    expect(Object.keys((await readLock(path))!.models)).toEqual(['hf:o/r', url.ref]);
+    // A lock from before canonical keys: the line as the user wrote it.
+    await writeFile(
+      path,
+      JSON.stringify({ version: 1, models: { 'hf:o/r': { ...hf, ref: 'hf:o/r' }, [url.ref]: url } }),
+    );
+    const lock = await readLock(path);
+    expect(keys(lock)).toEqual(['hf:o/r@main', url.ref]);
+    // Written again, the key and the entry's ref are the canonical line.
+    await writeLock(path, lockEntries(lock!, path, DEFAULT_SOURCES));
+    const rewritten = JSON.parse(await readFile(path, 'utf8')) as LockFile;
+    expect(Object.keys(rewritten.models)).toEqual(['hf:o/r@main', url.ref]);
+    expect(rewritten.models['hf:o/r@main']!.ref).toBe('hf:o/r@main');
   });
 
-  it('says how to update it when a line is not covered', async () => {
-    const path = join(dir.path, 'm.lock');
-    await writeLock(path, [url]);
-    expect(() => lockedIdentity({ version: 1, models: {} }, path, 'ollama:x', 'ollama')).toThrow(
-      `lock file ${path} does not cover "ollama:x": update it with \`model-pull lock --lockfile ${path} <lines>\` or delete it to re-create it`,
+  it('refuses two entries for one line, an entry of another source, a key that is no line', () => {
+    const lock = (models: Record<string, Identity>): LockFile => ({ version: 1, models });
+    expect(() =>
+      lockEntries(lock({ 'hf:o/r': { ...hf, ref: 'hf:o/r' }, 'hf:o/r@main': hf }), 'm.lock', DEFAULT_SOURCES),
+    ).toThrow('lock file m.lock has two entries for one model line: "hf:o/r" and "hf:o/r@main" (keep one)');
+    expect(() =>
+      lockEntries(lock({ 'hf:o/r': { ...url, ref: 'hf:o/r' } }), 'm.lock', DEFAULT_SOURCES),
+    ).toThrow('lock file m.lock has a url entry for the hf line "hf:o/r"');
+    expect(() => lockEntries(lock({ 'hf:o': { ...hf, ref: 'hf:o' } }), 'm.lock', DEFAULT_SOURCES)).toThrow(
+      'lock file m.lock: invalid model line "hf:o": "o" is not owner/repo',
     );
   });
 

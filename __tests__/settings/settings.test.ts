@@ -18,6 +18,8 @@ describe('buildSettings', () => {
       hfEndpoint: 'https://huggingface.co',
       hfToken: undefined,
       cache: true,
+      save: true,
+      failOnCacheMiss: false,
       cacheKeyPrefix: 'model-pull',
       concurrency: 4,
       connections: 16,
@@ -93,7 +95,38 @@ describe('buildSettings', () => {
     );
     expect(s.hfToken).toBe('hf_input');
     expect(s.ollamaModels).toBe('/work/store');
-    expect(s.lockfile).toBe('/home/u/m.lock');
+    expect(s.lockfile).toEqual({ path: '/home/u/m.lock', shown: '~/m.lock', mode: 'frozen' });
+  });
+
+  it.each<[RawInputs, Partial<Record<'save' | 'failOnCacheMiss' | 'cache', boolean>>]>([
+    [{ save: 'false' }, { cache: true, save: false, failOnCacheMiss: false }],
+    [
+      { save: 'false', 'fail-on-cache-miss': 'true' },
+      { cache: true, save: false, failOnCacheMiss: true },
+    ],
+    [{ cache: 'false' }, { cache: false, save: true, failOnCacheMiss: false }],
+    [{ 'fail-on-cache-miss': 'yes' }, { cache: true, save: true, failOnCacheMiss: true }],
+  ])('reads the cache inputs %j', (raw, expected) => {
+    expect(buildSettings({ models: 'hf:o/r', ...raw }, ctx())).toMatchObject(expected);
+  });
+
+  it.each<[RawInputs, string | undefined]>([
+    [{ lockfile: 'm.lock' }, 'frozen'],
+    [{ lockfile: 'm.lock', 'lock-mode': 'frozen' }, 'frozen'],
+    [{ lockfile: 'm.lock', 'lock-mode': ' update ' }, 'update'],
+    [{ 'lock-mode': 'update' }, undefined],
+  ])('reads the lock mode from %j', (raw, mode) => {
+    expect(buildSettings({ models: 'hf:o/r', ...raw }, ctx()).lockfile?.mode).toBe(mode);
+  });
+
+  it('tells how a fix sets an option, in the words of the entry point', () => {
+    expect(buildSettings({ models: 'hf:o/r' }, ctx()).settingText('lock-mode', 'update')).toBe(
+      'input "lock-mode" update',
+    );
+    const cli = { ...ctx(), settingText: (n: string, v: string) => `--${n} ${v}` };
+    expect(buildSettings({ models: 'hf:o/r' }, cli).settingText('lock-mode', 'update')).toBe(
+      '--lock-mode update',
+    );
   });
 
   it.each<[RawInputs, string]>([
@@ -148,6 +181,12 @@ describe('buildSettings', () => {
       { models: 'x', 'registry-host': 'r.io', 'registry-username': 'u', 'registry-password': 'p\r\nq' },
       'input "registry-password" contains a line break or control character',
     ],
+    [{ models: 'x', save: 'never' }, 'input "save" must be true or false, got "never"'],
+    [
+      { models: 'x', cache: 'false', 'fail-on-cache-miss': 'true' },
+      'input "fail-on-cache-miss" needs the cache: it cannot be true with input "cache" false',
+    ],
+    [{ models: 'x', 'lock-mode': 'strict' }, 'input "lock-mode" must be frozen or update, got "strict"'],
   ])('refuses %j', (raw, message) => {
     expect(() => buildSettings(raw, ctx())).toThrow(message);
   });

@@ -160,7 +160,14 @@ test('a file: source defined in a test pulls through lock, cache key, plan, engi
   const dest = join(runner.workspace, 'dest');
   const lockfile = join(dir.path, 'model-pull.lock');
   const settings = buildSettings(
-    { models: `# the toy source\n${line}`, 'file-dest': dest, lockfile, cache: 'true', retries: '0' },
+    {
+      models: `# the toy source\n${line}`,
+      'file-dest': dest,
+      lockfile,
+      'lock-mode': 'update',
+      cache: 'true',
+      retries: '0',
+    },
     { env: {}, home: dir.path, nameOf: (n) => n, sourceOptions: sourceOptions(sources) },
   );
   const target = join(dest, 'weights.bin');

@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
 import * as toolCache from '@actions/tool-cache';
 import { createActionsCache } from '../cache/actions-cache.js';
-import { createNoCache } from '../cache/client.js';
+import { createNoCache, restoreOnly } from '../cache/client.js';
 import { EnvNames, Outputs } from '../constants.js';
 import { describeError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
@@ -12,7 +12,7 @@ import { formatBytes, formatDuration } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
 import { modelLog } from '../report/model-log.js';
 import { progressLines } from '../report/progress-log.js';
-import { modelsJson, summaryMarkdown } from '../report/summary.js';
+import { modelsJson, pathsJson, stoppedMarkdown, summaryMarkdown } from '../report/summary.js';
 import type { PullReport } from '../report/types.js';
 import { installOllama } from '../runtime/install.js';
 import { startOllamaServe } from '../runtime/serve.js';
@@ -57,7 +57,7 @@ async function runWith(
   signal: AbortSignal | undefined,
 ): Promise<ActionFailure | undefined> {
   const log = coreLogger();
-  const cache = settings.cache
+  const client = settings.cache
     ? createActionsCache({
         log,
         service: settings.runner.cacheService,
@@ -66,18 +66,25 @@ async function runWith(
         connections: settings.connections,
       })
     : createNoCache();
+  const cache = settings.save ? client : restoreOnly(client, log);
   const onProgress = progressLines((line) => log.info(line));
   // Each model's phases and its end are logged as they happen; a failure as its one annotation.
   const onModel = modelLog(log);
   const deps = { sources, log, cache, onProgress, onModel, signal };
-  // mirror-to: the same pull, then every model pushed to the org's registry.
-  const report: PullReport & Partial<Pick<MirrorReport, 'pushes'>> = settings.mirrorTo
-    ? await mirror(settings, deps)
-    : await pull(settings, deps);
+  let report: PullReport & Partial<Pick<MirrorReport, 'pushes'>>;
+  try {
+    // mirror-to: the same pull, then every model pushed to the org's registry.
+    report = settings.mirrorTo ? await mirror(settings, deps) : await pull(settings, deps);
+  } catch (error) {
+    // Stopped before any model was pulled: the summary still says why and what to do.
+    await writeSummary(stoppedMarkdown(error));
+    throw error;
+  }
   await logModels(report, log);
 
   core.setOutput(Outputs.CacheHit, String(report.cacheHit));
   core.setOutput(Outputs.Models, JSON.stringify(modelsJson(report)));
+  core.setOutput(Outputs.Paths, JSON.stringify(pathsJson(report)));
   core.setOutput(Outputs.OllamaModels, settings.ollamaModels);
   core.setOutput(Outputs.HfCache, settings.hfCache);
   core.setOutput(Outputs.DownloadedBytes, String(report.downloadedBytes));
@@ -87,10 +94,7 @@ async function runWith(
     core.exportVariable(EnvNames.HfHubCache, settings.hfCache);
   }
   if (settings.hfOffline) core.exportVariable(EnvNames.HfHubOffline, '1');
-  await core.summary
-    .addRaw(summaryMarkdown(report))
-    .write()
-    .catch((error: unknown) => core.warning(`could not write the job summary: ${describeError(error)}`));
+  await writeSummary(summaryMarkdown(report));
 
   const failed = report.models.filter((m) => !m.output);
   if (failed.length)
@@ -145,6 +149,13 @@ async function runWith(
     }
   }
   return undefined;
+}
+
+function writeSummary(markdown: string): Promise<unknown> {
+  return core.summary
+    .addRaw(markdown)
+    .write()
+    .catch((error: unknown) => core.warning(`could not write the job summary: ${describeError(error)}`));
 }
 
 /** One group per model in place with its digest, path and files (failures were told as they happened). */

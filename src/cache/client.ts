@@ -1,3 +1,4 @@
+import type { Logger } from '../report/logger.js';
 import type { RestoreEntry, RestoreResult } from './restore.js';
 
 export type { RestoreEntry, RestoreResult } from './restore.js';
@@ -38,5 +39,19 @@ export function createNoCache(): CacheClient {
   return {
     restore: async (entry) => missed(entry),
     save: async () => 'unavailable',
+  };
+}
+
+/**
+ * For `save: false`: restores as `cache` does and never saves (a matrix job after the job that
+ * warms the cache; a pull request from a fork, whose entries others would read).
+ */
+export function restoreOnly(cache: CacheClient, log: Pick<Logger, 'info'>): CacheClient {
+  return {
+    restore: (...args) => cache.restore(...args),
+    save: async (_paths, key) => {
+      log.info(`Cache entry ${key} not saved: save is false in this step.`);
+      return 'unavailable';
+    },
   };
 }

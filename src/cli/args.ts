@@ -62,7 +62,7 @@ export function commandFlags(sources: SourceList): Readonly<Record<string, Recor
     ...HELP_FLAG,
   };
   return {
-    pull: { ...pullFlags, json: { type: 'boolean' } },
+    pull: { ...pullFlags, [Inputs.LockMode]: { type: 'string' }, json: { type: 'boolean' } },
     lock: Object.fromEntries(Object.entries(pullFlags).filter(([name]) => !LOCK_UNUSED.has(name))),
     mirror: { ...pullFlags, to: { type: 'string' }, json: { type: 'boolean' } },
     verify: {

@@ -24,12 +24,15 @@ const COMMON_OPTIONS = `Options (environment defaults as in the action):
   -f, --file FILE         read model lines from FILE too (one per line, # comments)
 `;
 
-const PULL_OPTIONS = `${COMMON_OPTIONS}  --lockfile FILE         obey this lock file (written when absent)
+const PULL_OPTIONS = `${COMMON_OPTIONS}  --lockfile FILE         obey this lock file; with no LINE, pull every line it pins
+  --lock-mode MODE        frozen: FILE must exist and pin every line (default);
+                          update: write FILE when absent, add the lines it lacks
   --json                  print the models JSON on stdout (progress goes to stderr)
   -h, --help              this help
 `;
 
-const LOCK_OPTIONS = `${onlyAcceptedBy('lock', COMMON_OPTIONS)}  --lockfile FILE         the lock file to write or update (./model-pull.lock)
+const LOCK_OPTIONS = `${onlyAcceptedBy('lock', COMMON_OPTIONS)}  --lockfile FILE         the lock file to write or update (./model-pull.lock);
+                          with no LINE, every line it holds is looked up again
   -h, --help              this help
 `;
 
@@ -49,6 +52,7 @@ Lines: ollama:NAME[:TAG][@sha256:HEX] | hf:OWNER/REPO[@REV] [include=GLOB,..] [e
 Run model-pull COMMAND --help for its options. Exit codes: 0 ok, 1 failed, 2 bad usage.
 `,
   pull: `Usage: model-pull pull [options] LINE...
+       model-pull pull --lockfile FILE [options]
 
 Pulls each model line into its layout: ollama: lines into the Ollama store, hf: lines into the
 Hugging Face cache, URLs into --files-dir. Quote a line with options, or write its key=value
@@ -75,6 +79,7 @@ Options (environment defaults as for pull):
   -h, --help              this help
 `,
   lock: `Usage: model-pull lock [--lockfile FILE] [options] LINE... | -f FILE
+       model-pull lock --lockfile FILE [options]
 
 Resolves each line (Ollama manifest digest, HF commit and files, URL sha256) and writes it into
 the lock file (default ./model-pull.lock), keeping the entries of other lines. The action's

@@ -6,7 +6,7 @@ import { Inputs } from '../constants.js';
 import { describeError, ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
 import { describeRetry, type RetryEvent } from '../http/retry.js';
-import { readLock } from '../lock/lockfile.js';
+import { lockEntries, readLock } from '../lock/lockfile.js';
 import { mirror } from '../mirror/run.js';
 import { type PullDeps, pull } from '../pull.js';
 import { parseLines } from '../refs/index.js';
@@ -106,11 +106,16 @@ const COMMANDS: Record<string, (inv: Invocation) => Promise<number>> = {
     (await import('./demo.js')).demoCommand(inv.io, { keep: inv.values.keep === true, notices: inv.notices }),
 };
 
+/**
+ * `requireModels`: `verify` takes no lines; `pull` and `lock` need some, or a lock file whose
+ * lines they then take.
+ */
 async function settingsOf(inv: Invocation, requireModels = true): Promise<Settings> {
   const lines = [...inv.lines];
   const file = inv.values.file;
   if (typeof file === 'string') lines.push(...modelLines(await readLinesFile(file)));
-  if (requireModels && modelLines(lines.join('\n')).length === 0) {
+  const fromLock = typeof inv.values[Inputs.Lockfile] === 'string';
+  if (requireModels && !fromLock && modelLines(lines.join('\n')).length === 0) {
     throw new ModelPullError('ERR_BAD_INPUT', 'no model line given: pass LINE... or -f FILE');
   }
   const raw: Record<string, string | undefined> = {
@@ -118,7 +123,7 @@ async function settingsOf(inv: Invocation, requireModels = true): Promise<Settin
     [Inputs.Cache]: 'false',
   };
   const options = sourceOptions(inv.sources);
-  for (const name of [...SETTING_FLAGS, ...options.map((o) => o.name)])
+  for (const name of [...SETTING_FLAGS, Inputs.LockMode, ...options.map((o) => o.name)])
     raw[name] = inv.values[name] as string | undefined;
   if (inv.values.insecure) raw[Inputs.Insecure] = 'true';
   if (typeof inv.values.to === 'string') raw[Inputs.MirrorTo] = inv.values.to;
@@ -126,7 +131,8 @@ async function settingsOf(inv: Invocation, requireModels = true): Promise<Settin
     env: inv.io.env,
     cwd: inv.io.cwd,
     nameOf: (name) => `--${name}`,
-    requireModels,
+    settingText: (name, value) => `--${name} ${value}`,
+    requireModels: false,
     sourceOptions: options,
   });
 }
@@ -180,9 +186,18 @@ async function pipelineCommand(
 
 async function lockCommand(inv: Invocation): Promise<number> {
   const settings = await settingsOf(inv);
-  const path = settings.lockfile ?? resolve(inv.io.cwd ?? process.cwd(), 'model-pull.lock');
-  const refs = parseLines(settings.lines, inv.sources);
-  const previous = await readLock(path);
+  const path = settings.lockfile?.path ?? resolve(inv.io.cwd ?? process.cwd(), 'model-pull.lock');
+  const lock = await readLock(path);
+  const previous = lock ? lockEntries(lock, path, inv.sources) : undefined;
+  // With no line given, every line of the lock is looked up again (moved tags and branches).
+  const lines = settings.lines.length > 0 ? settings.lines : [...(previous?.keys() ?? [])];
+  if (lines.length === 0) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `no model line given, and ${lock ? `${path} holds none` : `${path} does not exist`}: pass LINE... or -f FILE`,
+    );
+  }
+  const refs = parseLines(lines, inv.sources);
   const http = new HttpClient(settings.http);
   const log = lineLogger(toStream(inv.io.stderr), settings.secrets);
   try {

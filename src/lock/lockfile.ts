@@ -1,7 +1,9 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ModelPullError } from '../errors.js';
-import type { Identity, SourceKind } from '../plan.js';
+import { describeError, ModelPullError } from '../errors.js';
+import type { Identity } from '../plan.js';
+import { type ModelRef, parseLine } from '../refs/index.js';
+import type { SourceList } from '../sources/descriptor.js';
 
 /**
  * The lock file pins every line to the identity it resolved to (Ollama manifest digest and
@@ -13,7 +15,7 @@ export const LOCK_VERSION = 1;
 
 export interface LockFile {
   readonly version: typeof LOCK_VERSION;
-  /** By model line, exactly as written (trimmed). */
+  /** By the canonical form of the model line (ModelRef.key); files from before kept the line as written. */
   readonly models: Readonly<Record<string, Identity>>;
 }
 
@@ -42,35 +44,53 @@ export async function readLock(path: string): Promise<LockFile | undefined> {
   return parsed;
 }
 
+/** The entries of a lock file by the canonical form of their line (ModelRef.key). */
+export type LockEntries = ReadonlyMap<string, Identity>;
+
 /**
- * The entry for a line, when it is of the line's kind. Whether it names what the line names is
- * for the line's source to check (Source.plan), since only the source knows what that means.
+ * Keys every entry by its line's canonical form, so a lock written as `hf:a/b` serves the line
+ * `hf:a/b@main` (and locks written before keys were canonical keep working). An entry whose
+ * key is no model line, whose source is not its line's, or which repeats another's line, is
+ * refused: the file was edited by hand or by a newer model-pull.
  */
-export function lockedIdentity(lock: LockFile, path: string, line: string, kind: SourceKind): Identity {
-  const identity = lock.models[line];
-  if (!identity) {
-    throw new ModelPullError(
-      'ERR_LOCKFILE',
-      `lock file ${path} does not cover "${line}": update it with \`model-pull lock --lockfile ${path} <lines>\` or delete it to re-create it`,
-    );
+export function lockEntries(lock: LockFile, path: string, sources: SourceList): LockEntries {
+  const entries = new Map<string, Identity>();
+  const keptAs = new Map<string, string>();
+  for (const [line, identity] of Object.entries(lock.models)) {
+    let ref: ModelRef;
+    try {
+      ref = parseLine(line, sources);
+    } catch (error) {
+      throw new ModelPullError('ERR_LOCKFILE', `lock file ${path}: ${describeError(error)}`, {
+        cause: error,
+      });
+    }
+    if (identity.source !== ref.kind) {
+      throw new ModelPullError(
+        'ERR_LOCKFILE',
+        `lock file ${path} has a ${identity.source} entry for the ${ref.kind} line "${line}"`,
+      );
+    }
+    const other = keptAs.get(ref.key);
+    if (other !== undefined) {
+      throw new ModelPullError(
+        'ERR_LOCKFILE',
+        `lock file ${path} has two entries for one model line: "${other}" and "${line}" (keep one)`,
+      );
+    }
+    keptAs.set(ref.key, line);
+    entries.set(ref.key, identity);
   }
-  if (identity.source !== kind) {
-    throw new ModelPullError(
-      'ERR_LOCKFILE',
-      `lock file ${path} has a ${identity.source} entry for the ${kind} line "${line}"`,
-    );
-  }
-  return identity;
+  return entries;
 }
 
-/** Writes atomically (temp file + rename) with sorted keys and a final newline. */
-export async function writeLock(
-  path: string,
-  identities: readonly Identity[],
-  previous?: LockFile,
-): Promise<void> {
-  const models: Record<string, Identity> = { ...(previous?.models ?? {}) };
-  for (const identity of identities) models[identity.ref] = identity;
+/**
+ * Writes atomically (temp file + rename) with sorted keys and a final newline; `entries` are
+ * keyed by canonical line, which each entry's `ref` repeats.
+ */
+export async function writeLock(path: string, entries: LockEntries): Promise<void> {
+  const models: Record<string, Identity> = {};
+  for (const [key, identity] of entries) models[key] = { ...identity, ref: key };
   const text = `${stableStringify({ version: LOCK_VERSION, models })}\n`;
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;

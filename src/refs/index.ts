@@ -1,11 +1,17 @@
 import type { SourceKind } from '../plan.js';
 import { claimingSource, type SourceList } from '../sources/descriptor.js';
-import { badLine, splitLine } from './line.js';
+import { badLine, plainKey, splitLine } from './line.js';
 
 /** A model line parsed by the source that claims it; `ref` is that source's own type. */
 export interface ModelRef {
   readonly kind: SourceKind;
+  /** As written: trimmed, trailing comment removed. */
   readonly line: string;
+  /**
+   * The canonical form of the line (defaults written out, `hf:a/b` → `hf:a/b@main`): two lines
+   * that name the same model have the same key. The lock file is keyed by it.
+   */
+  readonly key: string;
   readonly ref: unknown;
 }
 
@@ -14,7 +20,9 @@ export function parseLine(text: string, sources: SourceList): ModelRef {
   const parts = splitLine(text);
   const source = claimingSource(sources, parts.reference);
   if (!source) throw badLine(parts.line, `expected ${alternatives(sources.map((s) => s.syntax))}`);
-  return { kind: source.kind, line: parts.line, ref: source.parse(parts) };
+  const ref = source.parse(parts);
+  const key = source.canonical ? source.canonical(ref) : plainKey(parts);
+  return { kind: source.kind, line: parts.line, key, ref };
 }
 
 /** Parses every line first, so one bad line stops the run before anything is fetched. */

@@ -13,8 +13,17 @@ export function badLine(line: string, reason: string): ModelPullError {
   return new ModelPullError('ERR_BAD_REFERENCE', `invalid model line "${line.trim()}": ${reason}`);
 }
 
+/**
+ * A ` #` (whitespace, then `#`) starts a trailing comment, as YAML users write them inside
+ * `models: |`; it is not part of the line. A reference or option never holds whitespace, so a
+ * `#` inside a URL (`…/f.gguf#x`) stays.
+ */
+export function withoutComment(line: string): string {
+  return line.replace(/\s#.*$/s, '').trim();
+}
+
 export function splitLine(line: string): LineParts {
-  const trimmed = line.trim();
+  const trimmed = withoutComment(line);
   const [reference = '', ...rest] = trimmed.split(/\s+/);
   const options = new Map<string, string>();
   for (const word of rest) {
@@ -42,8 +51,24 @@ export function onlyOptions(parts: LineParts, allowed: readonly string[]): void 
   }
 }
 
-/** Blank lines and `#` comments are skipped; returns the lines that name models. */
+/**
+ * The lines that name models, trimmed, trailing ` # comments` removed; blank lines and lines
+ * starting with `#` are skipped.
+ */
 export function modelLines(text: string | readonly string[]): string[] {
   const lines = typeof text === 'string' ? text.split(/\r?\n/) : text;
-  return lines.map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('#'));
+  return lines
+    .map((l) => l.trim())
+    .filter((l) => !l.startsWith('#'))
+    .map(withoutComment)
+    .filter((l) => l.length > 0);
+}
+
+/**
+ * The line with its options in name order and single spaces: the key of a line for a source
+ * that does not define its own canonical form.
+ */
+export function plainKey(parts: LineParts): string {
+  const options = [...parts.options].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return [parts.reference, ...options.map(([k, v]) => `${k}=${v}`)].join(' ');
 }

@@ -1,4 +1,4 @@
-import { describeError } from '../errors.js';
+import { describeError, isModelPullError } from '../errors.js';
 import { formatBytes, formatDuration, formatRate } from './format.js';
 import { codeSpan } from './text.js';
 import type { ModelOutput, PullReport } from './types.js';
@@ -21,29 +21,55 @@ export function modelsJson(report: PullReport): (ModelOutput | FailedModelOutput
 }
 
 /**
- * A Markdown job summary: a row per model with source, size, cache, bytes, time, throughput.
- * Lines and errors quote what users and servers wrote, so they go in code spans: never markup.
+ * The `paths` output: each line as written (trimmed, comment removed) → its model's `path`, so a
+ * step can write `fromJSON(steps.m.outputs.paths)['hf:o/r']`; a line that failed has none.
+ */
+export function pathsJson(report: PullReport): Record<string, string> {
+  const paths: Record<string, string> = {};
+  for (const m of report.models) if (m.output) paths[m.line] = m.output.path;
+  return paths;
+}
+
+/**
+ * A Markdown job summary: a row per model with source, size, cache state, bytes, time,
+ * throughput and its cache entry's key; then each failure with the fix it suggests. Lines and
+ * errors quote what users and servers wrote, so they go in code spans: never markup.
  */
 export function summaryMarkdown(report: PullReport): string {
   const rows = report.models.map((m) => {
     const o = m.output;
+    const key = m.key ? codeSpan(m.key) : '–';
     const rate =
       m.downloadedBytes > 0 && m.durationMs > 0 ? formatRate((m.downloadedBytes * 1000) / m.durationMs) : '–';
-    if (!o) return `| ${codeSpan(m.line)} | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – |`;
-    return `| ${codeSpan(m.line)} | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} |`;
+    if (!o)
+      return `| ${codeSpan(m.line)} | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – | ${key} |`;
+    return `| ${codeSpan(m.line)} | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} | ${key} |`;
   });
-  const failures = report.models
-    .filter((m) => m.error)
-    .map((m) => `- ${codeSpan(m.line)}: ${codeSpan(describeError(m.error))}`);
+  const failures = report.models.flatMap((m) => (m.error ? failureItem(m.error, m.line) : []));
   return [
     '### model-pull',
     '',
-    '| model | source | size | cache | downloaded | time | throughput |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| model | source | size | cache | downloaded | time | throughput | cache key |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
     `Downloaded ${formatBytes(report.downloadedBytes)}, restored ${formatBytes(report.cachedBytes)} from the Actions cache.`,
     ...(failures.length ? ['', '**Failed**', '', ...failures] : []),
     '',
   ].join('\n');
+}
+
+/** The summary of a run that stopped before any model was pulled (a frozen lock that lacks lines…). */
+export function stoppedMarkdown(error: unknown): string {
+  return ['### model-pull', '', '**Failed before any download**', '', ...failureItem(error), ''].join('\n');
+}
+
+/** A list item: what went wrong (for a line, when given), then the fix the error suggests. */
+function failureItem(error: unknown, line?: string): string[] {
+  const reason = isModelPullError(error) ? error.reason : describeError(error);
+  const fix = isModelPullError(error) ? error.fix : undefined;
+  return [
+    line === undefined ? `- ${codeSpan(reason)}` : `- ${codeSpan(line)}: ${codeSpan(reason)}`,
+    ...(fix ? [`  - **Fix:** ${codeSpan(fix)}`] : []),
+  ];
 }

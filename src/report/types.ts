@@ -27,6 +27,8 @@ export interface ModelReport {
   /** With `output`: what the line resolved to (the `mirror` command pushes from it). */
   readonly identity?: Identity;
   readonly error?: ModelPullError | Error;
+  /** The key of the model's Actions cache entry, when the cache was on and the key known. */
+  readonly key?: string;
   readonly downloadedBytes: number;
   readonly cachedBytes: number;
   readonly durationMs: number;

@@ -21,6 +21,7 @@ export function settingsFromInputs(env: Env, sources: SourceList): Settings {
   const settings = buildSettings(raw as RawInputs, {
     env,
     nameOf: (name) => `input "${name}"`,
+    settingText: (name, value) => `${name}: ${value}`,
     sourceOptions: options,
   });
   for (const secret of settings.secrets) core.setSecret(secret);

@@ -33,13 +33,17 @@ export interface Settings extends MirrorSettings {
   /** Sent only to the hub's origin; masked by the entry point. */
   readonly hfToken: string | undefined;
   readonly cache: boolean;
+  /** False: restore only, never save an entry (`save: false`). */
+  readonly save: boolean;
+  /** Stop before any download or restore when a model has no cache entry. */
+  readonly failOnCacheMiss: boolean;
   readonly cacheKeyPrefix: string;
   /** Files downloaded at once. */
   readonly concurrency: number;
   /** Parallel range requests per large file. */
   readonly connections: number;
   readonly verify: 'full' | 'size';
-  readonly lockfile: string | undefined;
+  readonly lockfile: LockfileSetting | undefined;
   readonly exportEnv: boolean;
   readonly hfOffline: boolean;
   /** Ollama version to install (`latest` allowed); undefined: no install. */
@@ -73,6 +77,24 @@ export interface Settings extends MirrorSettings {
   readonly secrets: readonly string[];
   /** Upload URLs of interrupted pushes, kept for the next run (`~/.cache/model-pull/uploads`). */
   readonly uploadsDir: string;
+  /** How this run names an option in messages: `input "lock-mode"` or `--lock-mode`. */
+  readonly nameOf: (input: string) => string;
+  /** How a user sets an option to a value, for fixes in messages: `lock-mode: update`, `--lock-mode update`. */
+  readonly settingText: (input: string, value: string) => string;
+}
+
+/**
+ * `frozen`: the lock file must exist and cover every line (like `npm ci`); `update`: it is
+ * written when absent, and lines it lacks are resolved and added.
+ */
+export type LockMode = 'frozen' | 'update';
+
+export interface LockfileSetting {
+  /** Absolute. */
+  readonly path: string;
+  /** As the user wrote it (relative to the workspace or working folder): for commands in messages. */
+  readonly shown: string;
+  readonly mode: LockMode;
 }
 
 /** Raw values by input name (`undefined` or '' = not given): the shared inputs and the sources' own. */
@@ -87,6 +109,8 @@ export interface SettingsContext {
   readonly cwd?: string;
   /** How an option is named in errors: `input "concurrency"` or `--concurrency`. */
   readonly nameOf: (input: string) => string;
+  /** How a user sets an option (`lock-mode: update`); `<nameOf> <value>` when absent. */
+  readonly settingText?: (input: string, value: string) => string;
   /** Whether `models` must be non-empty (the `verify` command takes none). */
   readonly requireModels?: boolean;
   /** Options the run's sources declare, read from `raw` like the shared inputs. */
@@ -163,6 +187,22 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
       `${ctx.nameOf(Inputs.CacheKeyPrefix)} must be at most 200 characters without commas or spaces`,
     );
   }
+  const cache = flag(Inputs.Cache, true);
+  const failOnCacheMiss = flag(Inputs.FailOnCacheMiss, false);
+  if (failOnCacheMiss && !cache) {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `${ctx.nameOf(Inputs.FailOnCacheMiss)} needs the cache: it cannot be true with ${ctx.nameOf(Inputs.Cache)} false`,
+    );
+  }
+  const lockMode = value(Inputs.LockMode) ?? 'frozen';
+  if (lockMode !== 'frozen' && lockMode !== 'update') {
+    throw new ModelPullError(
+      'ERR_BAD_INPUT',
+      `${ctx.nameOf(Inputs.LockMode)} must be frozen or update, got "${lockMode}"`,
+    );
+  }
+  const lockfile = value(Inputs.Lockfile);
   const concurrency = int(Inputs.Concurrency, 4, 1, 64);
   const connections = int(Inputs.Connections, 16, 1, 64);
   const caFile = value(Inputs.CaCert);
@@ -205,12 +245,14 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
     hfEndpoint,
     hfEndpointAuth,
     hfToken,
-    cache: flag(Inputs.Cache, true),
+    cache,
+    save: flag(Inputs.Save, true),
+    failOnCacheMiss,
     cacheKeyPrefix: prefix,
     concurrency,
     connections,
     verify,
-    lockfile: value(Inputs.Lockfile) ? path(value(Inputs.Lockfile)!) : undefined,
+    lockfile: lockfile ? { path: path(lockfile), shown: lockfile, mode: lockMode } : undefined,
     exportEnv: flag(Inputs.ExportEnv, true),
     hfOffline: flag(Inputs.HfOffline, false),
     ollamaVersion,
@@ -241,6 +283,8 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
     secrets,
     ...mirrorSettings(value, ctx.nameOf),
     uploadsDir: path('~/.cache/model-pull/uploads'),
+    nameOf: ctx.nameOf,
+    settingText: ctx.settingText ?? ((input, v) => `${ctx.nameOf(input)} ${v}`),
   };
 }
 

@@ -45,6 +45,12 @@ export interface SourceDescriptor<Ref = unknown> {
   readonly syntax: string;
   /** Parses a line this source claimed; every problem is a `badLine` error quoting the line. */
   parse(parts: LineParts): Ref;
+  /**
+   * The line's canonical form, which lock files are keyed by: every default written out, so
+   * two ways of writing one model (`hf:a/b`, `hf:a/b@main`) are one line. It must parse back
+   * to the same reference. Without it, the line with its options sorted is the key.
+   */
+  canonical?(ref: Ref): string;
   /** Checks this source's lines of one run together (two lines that would write one file). */
   checkLines?(refs: readonly { readonly line: string; readonly ref: Ref }[]): void;
   /** The folders its lines write into: checked before any request, named with their option. */

@@ -1,6 +1,6 @@
 import { Inputs } from '../../constants.js';
 import type { SourceDescriptor } from '../descriptor.js';
-import { HF_PREFIX, type HfRef, parseHfRef } from './ref.js';
+import { canonicalHfLine, HF_PREFIX, type HfRef, parseHfRef } from './ref.js';
 import { createHfSource } from './source.js';
 
 /** `hf:[datasets/|spaces/]owner/repo[@revision] [include=…] [exclude=…]`: the Hub into the HF cache. */
@@ -11,6 +11,7 @@ export const hfSource: SourceDescriptor<HfRef> = {
   parse: parseHfRef,
   stores: (settings) => [{ what: 'the Hugging Face cache', path: settings.hfCache, input: Inputs.HfCache }],
   phases: { resolving: 'resolving revision', writing: 'linking snapshot' },
+  canonical: canonicalHfLine,
   create: (settings) =>
     createHfSource({
       cacheRoot: settings.hfCache,

@@ -63,6 +63,15 @@ export function parseHfRef(parts: LineParts): HfRef {
   };
 }
 
+/** `hf:[datasets/|spaces/]owner/repo@revision [include=…] [exclude=…]`, the revision written out. */
+export function canonicalHfLine(ref: HfRef): string {
+  const type = TYPE_PREFIXES.find(([, kind]) => kind === ref.type)?.[0] ?? '';
+  const words = [`${HF_PREFIX}${type}${ref.repo}@${ref.revision}`];
+  if (ref.include.length) words.push(`include=${ref.include.join(',')}`);
+  if (ref.exclude.length) words.push(`exclude=${ref.exclude.join(',')}`);
+  return words.join(' ');
+}
+
 const MAX_NAME = 96;
 
 /**

@@ -2,7 +2,7 @@ import { Inputs } from '../../constants.js';
 import { registryOptions } from '../../registry/client.js';
 import type { SourceDescriptor } from '../descriptor.js';
 import { ollamaMirror } from './mirror.js';
-import { OLLAMA_PREFIX, type OllamaRef, parseOllamaRef } from './ref.js';
+import { canonicalOllamaLine, OLLAMA_PREFIX, type OllamaRef, parseOllamaRef } from './ref.js';
 import { createOllamaSource } from './source.js';
 
 /** `ollama:[scheme://][host/][namespace/]model[:tag][@sha256:…]`: Ollama's registry or any OCI registry. */
@@ -15,6 +15,7 @@ export const ollamaSource: SourceDescriptor<OllamaRef> = {
     { what: 'the Ollama store', path: settings.ollamaModels, input: Inputs.OllamaModels },
   ],
   phases: { resolving: 'resolving manifest', writing: 'writing manifest' },
+  canonical: canonicalOllamaLine,
   create: (settings) =>
     createOllamaSource({ modelsRoot: settings.ollamaModels, ...registryOptions(settings) }),
   mirror: ollamaMirror,

@@ -113,6 +113,16 @@ export function ollamaName(ref: OllamaRef): string {
   return `${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`;
 }
 
+/**
+ * `ollama:host/namespace/model:tag[@sha256:…]`, Ollama's defaults written out; a scheme only
+ * when the line asks for plain `http://` (https is what a bare host means).
+ */
+export function canonicalOllamaLine(ref: OllamaRef): string {
+  const scheme = ref.scheme === 'http' ? 'http://' : '';
+  const pin = ref.pin === undefined ? '' : `@sha256:${ref.pin}`;
+  return `${OLLAMA_PREFIX}${scheme}${ollamaName(ref)}${pin}`;
+}
+
 /** `namespace/model`, the repository path of the distribution API. */
 export function repositoryOf(ref: OllamaRef): string {
   return `${ref.namespace}/${ref.model}`;

@@ -13,6 +13,7 @@ export const urlSource: SourceDescriptor<UrlRef> = {
   stores: (settings) => [{ what: 'files-dir', path: settings.filesDir, input: Inputs.FilesDir }],
   // The line carries its sha256: nothing to look up.
   phases: { resolving: '', listing: '', writing: '' },
+  canonical: (ref) => `${ref.url} sha256=${ref.sha256}`,
   // URL lines land as <files-dir>/<file name>: two different files may not share one.
   checkLines(refs) {
     const byName = new Map<string, UrlRef>();
