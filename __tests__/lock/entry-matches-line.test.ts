@@ -85,6 +85,18 @@ test('an hf: entry that records another repository is refused before any request
   );
   expect(hub.requestCount()).toBe(before);
   await expect(stat(join(dir.path, 'hf', 'models--acme--tiny'))).rejects.toThrow('ENOENT');
+
+  // lock-mode: update looks the line up again and replaces the entry, under its canonical key.
+  const refreshed = await run(['hf:acme/tiny'], lockfile, 'update');
+  expect(refreshed.models[0]!.error).toBeUndefined();
+  expect(refreshed.models[0]!.output).toMatchObject({ name: 'acme/tiny', digest: TINY });
+  const after = JSON.parse(await readFile(lockfile, 'utf8')) as LockJson;
+  expect(Object.keys(after.models)).toEqual(['hf:acme/tiny@main', 'hf:datasets/acme/data@main']);
+  expect(after.models['hf:acme/tiny@main']).toMatchObject({
+    ref: 'hf:acme/tiny@main',
+    name: 'acme/tiny',
+    digest: TINY,
+  });
 });
 
 test.each([
