@@ -1,4 +1,4 @@
-import type { CacheClient, RestoreResult } from './cache/client.js';
+import type { CacheClient, LookupResult, RestoreResult } from './cache/client.js';
 import { cacheKey } from './cache/key.js';
 import type { BlobResult } from './download/types.js';
 import { describeError, isModelPullError, ModelPullError } from './errors.js';
@@ -35,9 +35,9 @@ export interface BlobOwners {
 }
 
 /**
- * One model through the pipeline: before the engine, `prepare` (plan, then restore from the
- * Actions cache, which needs the plan's paths); after it, `finish` (count the bytes, commit the
- * layout, tell the cache state, save a missed entry, build the output).
+ * One model through the pipeline: before the engine, `prepare` (plan, name the cache entry),
+ * then `restore` from the Actions cache (it needs the plan's paths); after it, `finish` (count
+ * the bytes, commit the layout, tell the cache state, save a missed entry, build the output).
  */
 export class ModelRun {
   plan: PlanEntry | undefined;
@@ -73,7 +73,8 @@ export class ModelRun {
     this.fromLock = lockPath !== undefined;
     try {
       this.plan = await sourceOf(this.run.sources, this.ref).plan(this.ref.ref, identity.value, this.run.ctx);
-      await this.restore(this.plan);
+      const cache = this.run.cache;
+      if (cache) this.key = cacheKey(cache.keyPrefix, this.plan.identity);
     } catch (error) {
       this.error =
         lockPath && isModelPullError(error, 'ERR_LOCKFILE')
@@ -84,21 +85,33 @@ export class ModelRun {
     return this;
   }
 
+  /**
+   * Whether the model's cache entry exists, nothing downloaded (for fail-on-cache-miss);
+   * undefined when the model has none to ask about (it failed already, or the cache is off).
+   */
+  async lookup(): Promise<{ key: string; found: LookupResult } | undefined> {
+    const plan = this.plan;
+    const key = this.key;
+    if (!plan || this.error || !key || !this.run.cache) return undefined;
+    return { key, found: await this.run.cache.client.lookup({ key, paths: plan.cachePaths }) };
+  }
+
   /** The model's Actions cache entry, named by its content, restored onto the plan's paths. */
-  private async restore(plan: PlanEntry): Promise<void> {
+  async restore(): Promise<this> {
+    const plan = this.plan;
     const cache = this.run.cache;
-    if (!cache) return;
-    this.key = cacheKey(cache.keyPrefix, plan.identity);
+    if (!plan || this.error || !cache || !this.key) return this;
     this.restoreResult = await cache.client.restore({
       key: this.key,
       paths: plan.cachePaths,
       blobs: plan.blobs,
     });
-    this.restored = this.restoreResult.state !== 'miss';
+    this.restored = this.restoreResult.state !== 'miss' && this.restoreResult.state !== 'off';
     if (this.restored)
       this.run.log.info(
         `${this.ref.line}: restored ${this.restoreResult.restored.size} of ${plan.blobs.length} files from the Actions cache (${this.key})`,
       );
+    return this;
   }
 
   async finish(fetched: FetchOutcome, owns: BlobOwners): Promise<ModelReport> {
@@ -145,8 +158,9 @@ export class ModelRun {
     return { downloadedBytes, cachedBytes: anyFailed ? 0 : cachedBytes, durationMs };
   }
 
+  /** `off` when nothing was looked up; `miss` only when the entry was looked up and not found. */
   private cacheState(done: readonly BlobResult[]): CacheState {
-    if (!this.run.cache) return 'off';
+    if (!this.run.cache || !this.restoreResult || this.restoreResult.state === 'off') return 'off';
     if (!this.restored) return 'miss';
     // A refused member (the restore warned) or any file from the origin makes it partial.
     const fetched = done.some((r) => r.downloadedBytes > 0 || r.replaced);

@@ -1,5 +1,6 @@
 import type { CacheClient, RestoreResult, SaveResult } from './cache/client.js';
 import { type Clock, systemClock } from './clock.js';
+import { Inputs } from './constants.js';
 import { fetchBlobsSettled, reusedResult } from './download/engine.js';
 import type { BlobResult, ProgressListener } from './download/types.js';
 import { ModelPullError } from './errors.js';
@@ -77,6 +78,8 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
     if (lockfile?.mode === 'update' && entries) models = await refreshRefused(models, lockfile, entries, run);
     // A model that could not be planned is reported now, not after the others' downloads.
     for (const model of models) if (model.error) phases.failed(model.ref.line, model.error);
+    if (settings.failOnCacheMiss) await requireCacheEntries(models, settings);
+    await Promise.all(models.map((m) => m.restore()));
     const fetched = await fetchAll(models, settings, ctx, deps, started, phases);
     const reports: ModelReport[] = [];
     for (const [model, owns] of ownership(models)) {
@@ -114,6 +117,36 @@ async function refreshRefused(
     ),
   );
   return models.map((m) => fresh.get(m) ?? m);
+}
+
+/**
+ * fail-on-cache-miss: every model's entry is looked up first, downloading nothing; when any has
+ * none (or the cache cannot be asked), the run stops before anything is restored or fetched,
+ * naming those models and their keys. Models that already failed keep their own error.
+ */
+async function requireCacheEntries(models: readonly ModelRun[], settings: Settings): Promise<void> {
+  const answers = await Promise.all(
+    models.map(async (m) => ({ line: m.ref.line, answer: await m.lookup() })),
+  );
+  const asked = answers.filter((a) => a.answer !== undefined);
+  const missing = asked.filter((a) => a.answer!.found !== 'found');
+  if (missing.length === 0) return;
+  const listed = missing.map((a) => `"${a.line}" (${a.answer!.key})`).join(', ');
+  const fix = `run the job that pulls and saves them first (a job this one needs:), or set ${settings.settingText(Inputs.FailOnCacheMiss, 'false')}`;
+  if (missing.every((a) => a.answer!.found === 'off')) {
+    throw new ModelPullError(
+      'ERR_CACHE_MISS',
+      `the Actions cache could not be asked for ${missing.length} of ${asked.length} models (see the warning above), and fail-on-cache-miss is true: ${listed}`,
+      {
+        fix: `make the cache service reachable, or set ${settings.settingText(Inputs.FailOnCacheMiss, 'false')}`,
+      },
+    );
+  }
+  throw new ModelPullError(
+    'ERR_CACHE_MISS',
+    `${missing.length} of ${asked.length} models have no Actions cache entry, and fail-on-cache-miss is true: ${listed}`,
+    { fix },
+  );
 }
 
 /** The run's lock file, read and keyed by canonical line, when one is configured. */
@@ -248,5 +281,6 @@ function oncePerEntry(cache: CacheClient): CacheClient {
   return {
     restore: (entry) => once(restores, id(entry.paths, entry.key), () => cache.restore(entry)),
     save: (paths, key) => once(saves, id(paths, key), () => cache.save(paths, key)),
+    lookup: (entry) => cache.lookup(entry),
   };
 }

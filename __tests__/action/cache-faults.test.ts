@@ -35,7 +35,7 @@ freshStepEachTest((r, s) => {
 const lineOf = (name: 'a' | 'b') => `${servers[name].url}/models/${name}.gguf sha256=${sha256(files[name])}`;
 const fileOf = (name: 'a' | 'b') => join(runner.home, '.cache', 'model-pull', 'files', `${name}.gguf`);
 
-function expectedModel(name: 'a' | 'b') {
+function expectedModel(name: 'a' | 'b', cache: 'miss' | 'off' = 'miss') {
   const digest = `sha256:${sha256(files[name])}`;
   const size = files[name].length;
   return {
@@ -45,19 +45,19 @@ function expectedModel(name: 'a' | 'b') {
     digest,
     path: fileOf(name),
     size,
-    cache: 'miss',
+    cache,
     files: [{ path: fileOf(name), digest, size }],
   };
 }
 
 /** Both models are in place, verified, and reported; the step is green. */
-async function expectPulled(run: ActionRun): Promise<void> {
+async function expectPulled(run: ActionRun, cache: 'miss' | 'off' = 'miss'): Promise<void> {
   expect(run.code).toBe(0);
   expect(run.errors()).toEqual([]);
   expect(run.outputs['cache-hit']).toBe('false');
   expect(run.outputs['downloaded-bytes']).toBe(String(files.a.length + files.b.length));
   expect(run.outputs['cached-bytes']).toBe('0');
-  expect(JSON.parse(run.outputs.models!)).toEqual([expectedModel('a'), expectedModel('b')]);
+  expect(JSON.parse(run.outputs.models!)).toEqual([expectedModel('a', cache), expectedModel('b', cache)]);
   for (const name of ['a', 'b'] as const)
     expect(sha256(await readFile(fileOf(name)))).toBe(sha256(files[name]));
 }
@@ -72,6 +72,8 @@ interface Case {
   readonly warning: RegExp;
   /** Service calls the run made, in order. */
   readonly calls: readonly string[];
+  /** `off` when the entries could not be looked up at all, `miss` when they were and were not there. */
+  readonly state: 'miss' | 'off';
 }
 
 const GET = 'GetCacheEntryDownloadURL';
@@ -84,12 +86,14 @@ const cases: Case[] = [
     warning:
       /^Actions cache unavailable: no Actions cache service is configured for this job; models are downloaded and not cached\.$/,
     calls: [],
+    state: 'off',
   },
   {
     name: 'ACTIONS_RUNTIME_TOKEN absent',
     env: () => withoutToken(service.env),
     warning: /^Actions cache service failing \(.*ACTIONS_RUNTIME_TOKEN.*\); continuing without the cache/,
     calls: [],
+    state: 'off',
   },
   {
     name: 'every Twirp call answers 501',
@@ -98,6 +102,7 @@ const cases: Case[] = [
     warning:
       /^Actions cache service failing \(.*501.*\); continuing without the cache for the rest of this run\.$/,
     calls: [GET, GET],
+    state: 'off',
   },
   {
     name: 'the service rate-limits with 429',
@@ -106,6 +111,7 @@ const cases: Case[] = [
     warning:
       /^Actions cache service failing \(.*429.*\); continuing without the cache for the rest of this run\.$/,
     calls: [GET, GET],
+    state: 'off',
   },
   {
     name: 'saving answers 501',
@@ -114,6 +120,7 @@ const cases: Case[] = [
     warning:
       /^Actions cache service failing \(.*501.*\); continuing without the cache for the rest of this run\.$/,
     calls: [GET, GET, CREATE],
+    state: 'miss',
   },
   {
     name: 'another job holds the keys (reserve conflict)',
@@ -122,6 +129,7 @@ const cases: Case[] = [
     warning:
       /^Cache entry model-pull-v1-url-[0-9a-f]{64} is already saved or being saved by another job; not saved here\.$/,
     calls: [GET, GET, CREATE, CREATE],
+    state: 'miss',
   },
 ];
 
@@ -129,7 +137,7 @@ describe('the action when the Actions cache is missing or failing', () => {
   test.each(cases)('$name: one warning, models pulled, step green', async (c) => {
     service.setFault(c.fault);
     const run = await runner.run({ models: [lineOf('a'), lineOf('b')].join('\n') }, c.env());
-    await expectPulled(run);
+    await expectPulled(run, c.state);
     expect(run.warnings()).toHaveLength(1);
     expect(run.warnings()[0]).toMatch(c.warning);
     expect(service.calls.filter((x) => !x.call.includes(' ')).map((x) => x.call)).toEqual(c.calls);

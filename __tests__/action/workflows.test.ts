@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type ActionRun, freshStepEachTest, type Runner } from '../helpers/action.js';
+import { type ActionRun, freshStepEachTest, listFiles, type Runner } from '../helpers/action.js';
 import type { CacheService } from '../helpers/cache-service.js';
 import type { TestServer } from '../helpers/http.js';
 import {
@@ -78,6 +78,89 @@ describe('save: false', () => {
     const blobs = (m: typeof tiny) => [m.config, ...m.layers].map((b) => descriptor(b).digest);
     const fetched = blobs(other).filter((d) => !blobs(tiny).includes(d));
     expect(blobGets(proxy)).toBe(gets + fetched.length);
+    expect(service.entries().map((e) => e.key)).toEqual([keyOf(tiny.manifest)]);
+  });
+});
+
+describe('fail-on-cache-miss', () => {
+  test('fails before any download, naming the models and their keys; passes once warmed', async () => {
+    const [a, b] = [lineOf('team/tiny'), lineOf('team/other')];
+    const inputs = { save: 'false', 'fail-on-cache-miss': 'true' };
+    const gets = blobGets(proxy);
+    const cold = await pull([a, b], inputs);
+    expect(cold.code).toBe(1);
+    const fix =
+      'run the job that pulls and saves them first (a job this one needs:), or set fail-on-cache-miss: false';
+    expect(cold.errors()).toEqual([
+      `2 of 2 models have no Actions cache entry, and fail-on-cache-miss is true: ` +
+        `"${a}" (${keyOf(tiny.manifest)}), "${b}" (${keyOf(other.manifest)}); ${fix}`,
+    ]);
+    expect(blobGets(proxy)).toBe(gets);
+    expect(cold.outputs.models).toBeUndefined();
+    expect(await listFiles(join(runner.home, '.ollama', 'models', 'blobs'))).toEqual([]);
+    expect(service.calls.map((c) => c.call)).toEqual([
+      'GetCacheEntryDownloadURL',
+      'GetCacheEntryDownloadURL',
+    ]);
+    expect(cold.summary).toContain(`  - **Fix:** ${fix}`);
+
+    // The warming job saves one of them: the other still stops the step, named alone.
+    expect((await pull([a])).code).toBe(0);
+    await runner.emptyHome();
+    const half = await pull([a, b], inputs);
+    expect(half.code).toBe(1);
+    expect(half.errors()[0]).toContain(`1 of 2 models have no Actions cache entry`);
+    expect(half.errors()[0]).toContain(`"${b}" (${keyOf(other.manifest)})`);
+    expect(half.errors()[0]).not.toContain(keyOf(tiny.manifest));
+    expect(await listFiles(join(runner.home, '.ollama', 'models', 'blobs'))).toEqual([]);
+
+    // Both warmed: every model restored, nothing downloaded, and the lookup is not repeated.
+    expect((await pull([b])).code).toBe(0);
+    await runner.emptyHome();
+    const before = blobGets(proxy);
+    const lookups = service.count('GetCacheEntryDownloadURL');
+    const warm = await pull([a, b], inputs);
+    expect(warm.code).toBe(0);
+    expect(states(warm)).toEqual(['hit', 'hit']);
+    expect(blobGets(proxy)).toBe(before);
+    expect(service.count('GetCacheEntryDownloadURL')).toBe(lookups + 2);
+  });
+
+  test('with no cache service the step fails: it cannot know the entries exist', async () => {
+    const a = lineOf('team/tiny');
+    const run = await runner.run({ models: a, 'fail-on-cache-miss': 'true' });
+    expect(run.code).toBe(1);
+    expect(run.errors()).toEqual([
+      `the Actions cache could not be asked for 1 of 1 models (see the warning above), and fail-on-cache-miss is true: ` +
+        `"${a}" (${keyOf(tiny.manifest)}); make the cache service reachable, or set fail-on-cache-miss: false`,
+    ]);
+    expect(run.warnings()).toEqual([
+      'Actions cache unavailable: no Actions cache service is configured for this job; models are downloaded and not cached.',
+    ]);
+  });
+});
+
+describe('cache: off', () => {
+  test('off when the cache is disabled, missing or failing; miss only when looked up and not found', async () => {
+    const a = lineOf('team/tiny');
+    const disabled = await pull([a], { cache: 'false' });
+    expect(states(disabled)).toEqual(['off']);
+    expect(service.calls).toEqual([]);
+
+    const noService = await runner.run({ models: a });
+    expect(states(noService)).toEqual(['off']);
+    expect(noService.summary).toContain(`| \`${a}\` | ollama | 1.0 MiB | off |`);
+
+    service.setFault({ kind: 'status', status: 429 });
+    const failing = await pull([a]);
+    expect(failing.code).toBe(0);
+    expect(states(failing)).toEqual(['off']);
+    expect(failing.warnings()).toHaveLength(1);
+    expect(service.entries()).toEqual([]);
+
+    service.setFault(undefined);
+    const looked = await pull([a]);
+    expect(states(looked)).toEqual(['miss']);
     expect(service.entries().map((e) => e.key)).toEqual([keyOf(tiny.manifest)]);
   });
 });

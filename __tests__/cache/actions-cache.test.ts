@@ -52,7 +52,11 @@ beforeEach(async () => {
       retry: FAST_RETRY,
       connections: 4,
     }));
-  client = { restore: (entry) => made().restore(entry), save: (paths, key) => made().save(paths, key) };
+  client = {
+    restore: (entry) => made().restore(entry),
+    save: (paths, key) => made().save(paths, key),
+    lookup: (entry) => made().lookup(entry),
+  };
 });
 afterEach(async () => {
   stdout.restore();
@@ -137,6 +141,27 @@ describe('createActionsCache against a local cache service v2', () => {
     expect(annotations()).toEqual(ours());
   });
 
+  test('lookup asks for the entry and downloads nothing; the restore after it asks no second time', async () => {
+    const { paths, hashed, entry } = await model('look');
+    expect(await client.save(paths, 'k-look')).toBe('saved');
+    const saved = service.calls.length;
+    expect(await client.lookup(entry('k-look'))).toBe('found');
+    expect(await client.lookup(entry('k-nope'))).toBe('missing');
+    // Another path list is another version, so another entry: missing too.
+    expect(await client.lookup(entry('k-look', paths.slice(0, 1)))).toBe('missing');
+    expect(service.calls.slice(saved).map((c) => [c.call, c.body?.['key']])).toEqual([
+      [GET, 'k-look'],
+      [GET, 'k-nope'],
+      [GET, 'k-look'],
+    ]);
+    await removeAll(paths);
+    const looked = service.calls.length;
+    expect(await client.restore(entry('k-look'))).toMatchObject({ state: 'hit' });
+    expect(service.calls.slice(looked).filter((c) => c.call === GET)).toEqual([]);
+    expect(await hashes(paths)).toEqual(hashed);
+    expect(warnings()).toEqual([]);
+  });
+
   test('a key never saved is a quiet miss', async () => {
     const { paths, hashed, entry } = await model('miss');
     expect(await client.restore(entry('k-never-saved'))).toMatchObject({ state: 'miss' });
@@ -180,8 +205,10 @@ describe('createActionsCache against a local cache service v2', () => {
   test('no service configured: one warning, no request, restore false, save unavailable', async () => {
     delete process.env['ACTIONS_RESULTS_URL'];
     const { paths, entry } = await model('absent');
-    expect(await client.restore(entry('k-a'))).toMatchObject({ state: 'miss' });
-    expect(await client.restore(entry('k-b'))).toMatchObject({ state: 'miss' });
+    // Nothing was looked up: `off`, not `miss`.
+    expect(await client.restore(entry('k-a'))).toMatchObject({ state: 'off' });
+    expect(await client.restore(entry('k-b'))).toMatchObject({ state: 'off' });
+    expect(await client.lookup(entry('k-a'))).toBe('off');
     expect(await client.save(paths, 'k-a')).toBe('unavailable');
     expect(await client.save(paths, 'k-b')).toBe('unavailable');
     expect(warnings()).toEqual([
@@ -195,8 +222,8 @@ describe('createActionsCache against a local cache service v2', () => {
   test('no runtime token: one warning naming it, then no more attempts', async () => {
     delete process.env['ACTIONS_RUNTIME_TOKEN'];
     const { paths, entry } = await model('token');
-    expect(await client.restore(entry('k-t1'))).toMatchObject({ state: 'miss' });
-    expect(await client.restore(entry('k-t2'))).toMatchObject({ state: 'miss' });
+    expect(await client.restore(entry('k-t1'))).toMatchObject({ state: 'off' });
+    expect(await client.restore(entry('k-t2'))).toMatchObject({ state: 'off' });
     expect(await client.save(paths, 'k-t1')).toBe('unavailable');
     expect(warnings()).toEqual([
       'warning: Actions cache service failing (ACTIONS_RUNTIME_TOKEN is not set); ' +
@@ -215,7 +242,7 @@ describe('createActionsCache against a local cache service v2', () => {
     const { paths, entry } = await model('refused');
     const restoreSleeps = shrinkLongSleeps();
     try {
-      expect(await client.restore(entry('k-refused'))).toMatchObject({ state: 'miss' });
+      expect(await client.restore(entry('k-refused'))).toMatchObject({ state: 'off' });
     } finally {
       restoreSleeps();
     }
@@ -230,9 +257,9 @@ describe('createActionsCache against a local cache service v2', () => {
     service.setFault({ kind: 'status', status: 429, retryAfterSeconds: 60 });
     const { paths, entry } = await model('limited');
     const results = await Promise.all([client.restore(entry('k-r1')), client.restore(entry('k-r2'))]);
-    expect(results.map((r) => r.state)).toEqual(['miss', 'miss']);
+    expect(results.map((r) => r.state)).toEqual(['off', 'off']);
     expect(service.count(GET)).toBe(2); // both were in flight; neither retried
-    expect(await client.restore(entry('k-r3'))).toMatchObject({ state: 'miss' });
+    expect(await client.restore(entry('k-r3'))).toMatchObject({ state: 'off' });
     expect(await client.save(paths, 'k-r3')).toBe('unavailable');
     expect(service.calls).toHaveLength(2);
     expect(warnings()).toHaveLength(1);
@@ -252,9 +279,9 @@ describe('createActionsCache against a local cache service v2', () => {
     } finally {
       restoreSleeps();
     }
-    expect(first.state).toBe('miss');
+    expect(first.state).toBe('off');
     expect(service.count(GET)).toBe(4); // three retries, as the client caps them for the service
-    expect(await client.restore(entry('k-500b'))).toMatchObject({ state: 'miss' });
+    expect(await client.restore(entry('k-500b'))).toMatchObject({ state: 'off' });
     expect(await client.save(paths, 'k-500')).toBe('unavailable');
     expect(service.calls).toHaveLength(4);
     expect(warnings()).toEqual([
@@ -270,7 +297,8 @@ describe('createActionsCache against a local cache service v2', () => {
     service.setFault({ kind: 'status', status: 429, methods: [CREATE] });
     expect(await client.save(paths, 'k-c')).toBe('failed');
     expect(await client.save(paths, 'k-d')).toBe('unavailable');
-    expect(await client.restore(entry('k-c'))).toMatchObject({ state: 'miss' });
+    // The service is off for the rest of the run: not even looked up.
+    expect(await client.restore(entry('k-c'))).toMatchObject({ state: 'off' });
     expect(service.calls.map((c) => c.call)).toEqual([GET, CREATE]);
     expect(warnings()).toHaveLength(1);
     expect(warnings()[0]).toMatch(
@@ -412,7 +440,8 @@ describe('createNoCache', () => {
   test('restores nothing, saves nothing, says nothing', async () => {
     const none = createNoCache();
     const { paths, entry } = await model('none');
-    expect(await none.restore(entry('k'))).toMatchObject({ state: 'miss', missing: 2 });
+    expect(await none.restore(entry('k'))).toMatchObject({ state: 'off', missing: 2 });
+    expect(await none.lookup(entry('k'))).toBe('off');
     expect(await none.save(paths, 'k')).toBe('unavailable');
     expect(service.calls).toEqual([]);
     expect(log.lines).toEqual([]);

@@ -6,14 +6,15 @@ import type { Logger } from '../report/logger.js';
 import { type CoreLine, CoreOutputCapture } from './capture.js';
 import {
   type CacheClient,
-  missed,
+  type LookupResult,
+  notLookedUp,
   type RestoreEntry,
   type RestoreResult,
   type SaveResult,
 } from './client.js';
 import { type Problem, saveProblem } from './outcome.js';
-import { restoreEntry } from './restore.js';
-import { type CacheServiceConfig, savedPathList } from './service.js';
+import { findEntry, type RestoreDeps, restoreEntry } from './restore.js';
+import { type CacheServiceConfig, type FoundEntry, savedPathList } from './service.js';
 
 // Kept apart from client.ts so the CLI, which never uses the Actions cache, does not load
 // @actions/cache and the Azure SDK behind it (tens of MiB of resident memory).
@@ -55,6 +56,8 @@ class ActionsCache implements CacheClient {
   readonly #warned = new Set<string>();
   /** Keys the service found but whose archive could not be restored: entries are immutable. */
   readonly #found = new Set<string>();
+  /** Answers of lookup(), by key and paths, for the restore that follows. */
+  readonly #lookups = new Map<string, Promise<FoundEntry | undefined>>();
   #checked = false;
 
   constructor(options: ActionsCacheOptions, capture: CoreOutputCapture) {
@@ -63,28 +66,29 @@ class ActionsCache implements CacheClient {
     this.#capture = capture;
   }
 
+  async lookup(entry: Pick<RestoreEntry, 'key' | 'paths'>): Promise<LookupResult> {
+    const deps = this.#readable(entry.key);
+    if (!deps) return 'off';
+    const found = findEntry(entry, deps);
+    const result = await found.catch((error: unknown) => this.#lookupFailed(entry.key, error));
+    if (result === 'off') return 'off';
+    // The restore that follows uses this answer instead of asking again.
+    this.#lookups.set(lookupId(entry), found);
+    return result ? 'found' : 'missing';
+  }
+
   async restore(entry: RestoreEntry): Promise<RestoreResult> {
-    const miss = missed(entry);
-    const service = this.#options.service;
-    if (!this.#usable('restore') || !service) return miss;
-    if (!service.readable) {
-      this.#report('restore', entry.key, {
-        kind: 'disabled',
-        reason: `the effective cache-mode '${service.mode}' does not permit reads`,
-      });
-      return miss;
-    }
+    const deps = this.#readable(entry.key);
+    if (!deps) return notLookedUp(entry);
     let result: RestoreResult;
     try {
-      const retry = { ...this.#options.retry, ...SERVICE_RETRY_CAP };
-      result = await restoreEntry(entry, { ...this.#options, service, retry });
+      const asked = this.#lookups.get(lookupId(entry));
+      this.#lookups.delete(lookupId(entry));
+      result = await restoreEntry(entry, deps, asked ?? findEntry(entry, deps));
     } catch (error) {
       // Only the lookup throws: the service itself is failing (or refuses this job).
-      const reason = describeError(error);
-      const denied = /cache read denied:/.test(reason);
-      this.#report('restore', entry.key, { kind: denied ? 'disabled' : 'service', reason });
-      if (!isModelPullError(error)) this.#log.debug(`cache ${entry.key}: ${String(error)}`);
-      return miss;
+      this.#lookupFailed(entry.key, error);
+      return notLookedUp(entry);
     }
     // Entries are immutable: one found here is never saved again, whatever it held.
     if (result.found) this.#found.add(entry.key);
@@ -99,6 +103,29 @@ class ActionsCache implements CacheClient {
       this.#report('restore', entry.key, { kind: 'entry', reason: result.failure });
     }
     return result;
+  }
+
+  /** What a lookup needs, when reads are possible in this run (else why not is said once). */
+  #readable(key: string): RestoreDeps | undefined {
+    const service = this.#options.service;
+    if (!this.#usable('restore') || !service) return undefined;
+    if (!service.readable) {
+      this.#report('restore', key, {
+        kind: 'disabled',
+        reason: `the effective cache-mode '${service.mode}' does not permit reads`,
+      });
+      return undefined;
+    }
+    return { ...this.#options, service, retry: { ...this.#options.retry, ...SERVICE_RETRY_CAP } };
+  }
+
+  /** The service itself is failing (or refuses this job): said once, and it is off from now on. */
+  #lookupFailed(key: string, error: unknown): 'off' {
+    const reason = describeError(error);
+    const denied = /cache read denied:/.test(reason);
+    this.#report('restore', key, { kind: denied ? 'disabled' : 'service', reason });
+    if (!isModelPullError(error)) this.#log.debug(`cache ${key}: ${String(error)}`);
+    return 'off';
   }
 
   async save(paths: readonly string[], key: string): Promise<SaveResult> {
@@ -182,4 +209,9 @@ class ActionsCache implements CacheClient {
   #replay(key: string, lines: readonly CoreLine[]): void {
     for (const line of lines) this.#log.debug(`cache ${key}: ${line.command ?? 'info'}: ${line.message}`);
   }
+}
+
+/** One entry: its key and the path list its version hashes. */
+function lookupId(entry: Pick<RestoreEntry, 'key' | 'paths'>): string {
+  return [entry.key, ...savedPathList(entry.paths)].join('\0');
 }

@@ -27,18 +27,31 @@ export interface CacheClient {
    */
   restore(entry: RestoreEntry): Promise<RestoreResult>;
   save(paths: readonly string[], key: string): Promise<SaveResult>;
+  /**
+   * Whether the service holds the entry, downloading nothing (fail-on-cache-miss asks before
+   * anything is restored or fetched); `off` when it cannot be asked (after its one warning).
+   */
+  lookup(entry: Pick<RestoreEntry, 'key' | 'paths'>): Promise<LookupResult>;
 }
+
+export type LookupResult = 'found' | 'missing' | 'off';
 
 /** Nothing restored: every planned file comes from the origin. */
 export function missed(entry: RestoreEntry, found = false): RestoreResult {
   return { state: 'miss', found, restored: new Map(), fetched: 0, missing: entry.blobs.length };
 }
 
+/** Nothing looked up: the cache is off or cannot be used in this run. */
+export function notLookedUp(entry: RestoreEntry): RestoreResult {
+  return { ...missed(entry), state: 'off' };
+}
+
 /** For `cache: false`: nothing is restored or saved, and nothing is logged. */
 export function createNoCache(): CacheClient {
   return {
-    restore: async (entry) => missed(entry),
+    restore: async (entry) => notLookedUp(entry),
     save: async () => 'unavailable',
+    lookup: async () => 'off',
   };
 }
 
@@ -49,6 +62,7 @@ export function createNoCache(): CacheClient {
 export function restoreOnly(cache: CacheClient, log: Pick<Logger, 'info'>): CacheClient {
   return {
     restore: (...args) => cache.restore(...args),
+    lookup: (...args) => cache.lookup(...args),
     save: async (_paths, key) => {
       log.info(`Cache entry ${key} not saved: save is false in this step.`);
       return 'unavailable';

@@ -10,6 +10,7 @@ import {
   type CacheServiceConfig,
   cacheVersion,
   compressionMethod,
+  type FoundEntry,
   lookupEntry,
   savedPathList,
 } from './service.js';
@@ -33,9 +34,10 @@ export interface RestoreEntry {
 export interface RestoreResult {
   /**
    * `miss`: no entry, or one whose archive gave nothing at all. `hit`: every file came verified
-   * from it. `partial`: some did not, or a member was refused.
+   * from it. `partial`: some did not, or a member was refused. `off`: nothing was looked up (the
+   * cache is off, or its service missing, failing or not readable in this run).
    */
-  readonly state: 'miss' | 'hit' | 'partial';
+  readonly state: 'miss' | 'hit' | 'partial' | 'off';
   /** The service named an entry under the key (whatever its archive held). */
   readonly found: boolean;
   /** Targets placed from the archive, verified, with their sizes. */
@@ -66,9 +68,13 @@ export interface RestoreDeps {
  * from the archive, so nothing is written anywhere else, whatever the archive says.
  * Throws only when the service itself cannot be used (the caller warns and stops using it).
  */
-export async function restoreEntry(entry: RestoreEntry, deps: RestoreDeps): Promise<RestoreResult> {
-  const version = cacheVersion(savedPathList(entry.paths), await compressionMethod());
-  const found = await lookupEntry(deps.http, deps.retry, deps.service, entry.key, version, deps.signal);
+export async function restoreEntry(
+  entry: RestoreEntry,
+  deps: RestoreDeps,
+  lookup: Promise<FoundEntry | undefined> = findEntry(entry, deps),
+): Promise<RestoreResult> {
+  const version = await versionOf(entry);
+  const found = await lookup;
   if (!found || entry.blobs.length === 0) return missed(entry, found !== undefined);
 
   const plan = new PlannedFiles(entry.blobs, entry.paths);
@@ -149,6 +155,23 @@ export async function restoreEntry(entry: RestoreEntry, deps: RestoreDeps): Prom
     ...(failure !== undefined ? { failure } : {}),
     ...(described !== undefined ? { refused: described } : {}),
   };
+}
+
+/**
+ * Looks the entry up with the key and version @actions/cache saved it under, downloading
+ * nothing (fail-on-cache-miss asks this of every model first). Undefined on a miss; throws when
+ * the service cannot be used.
+ */
+export async function findEntry(
+  entry: Pick<RestoreEntry, 'key' | 'paths'>,
+  deps: RestoreDeps,
+): Promise<FoundEntry | undefined> {
+  const version = await versionOf(entry);
+  return lookupEntry(deps.http, deps.retry, deps.service, entry.key, version, deps.signal);
+}
+
+async function versionOf(entry: Pick<RestoreEntry, 'paths'>): Promise<string> {
+  return cacheVersion(savedPathList(entry.paths), await compressionMethod());
 }
 
 /** The archive's size from a HEAD of its signed URL (Azure answers it); undefined if it will not say. */

@@ -189,7 +189,7 @@ async function restoreEntry(
     );
     return true;
   }
-  if (result.state !== 'miss') {
+  if (result.state !== 'miss' && result.state !== 'off') {
     // What it held instead was refused (and said so); a plain absence is worth its own warning.
     const said = result.refused !== undefined || result.failure !== undefined;
     const message = `Actions cache entry ${entry.key} did not hold the Ollama ${release.version} release archive with sha256:${sha256}; reinstalling from the release`;
