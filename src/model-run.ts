@@ -6,6 +6,7 @@ import type { Identity, PlanEntry, SourceContext } from './plan.js';
 import type { ModelRef } from './refs/index.js';
 import type { Logger } from './report/logger.js';
 import type { CacheState, ModelOutput, ModelReport } from './report/types.js';
+import { lockCommand } from './resolve.js';
 import { type Sources, sourceOf } from './sources/descriptor.js';
 
 /** What every model of a run shares. */
@@ -78,7 +79,10 @@ export class ModelRun {
     } catch (error) {
       this.error =
         lockPath && isModelPullError(error, 'ERR_LOCKFILE')
-          ? new ModelPullError('ERR_LOCKFILE', `lock file ${lockPath}: ${error.message}`, { cause: error })
+          ? new ModelPullError('ERR_LOCKFILE', `lock file ${lockPath}: ${error.message}`, {
+              cause: error,
+              fix: `look the line up again with \`${lockCommand(lockPath, [this.ref.line])}\``,
+            })
           : asError(error);
       this.plan = undefined;
     }

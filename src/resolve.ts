@@ -108,9 +108,7 @@ async function writeLines(
  * (the lock command keeps the file's other lines), ready to paste.
  */
 function notCovered(lockfile: LockTarget, lines: readonly ModelRef[], total: number): ModelPullError {
-  const command = ['model-pull', 'lock', '--lockfile', lockfile.shown, ...unique(lines.map((r) => r.line))]
-    .map(shellWord)
-    .join(' ');
+  const command = lockCommand(lockfile.shown, lines.map((r) => r.line));
   const update = lockfile.setting('lock-mode', 'update');
   if (lockfile.entries === undefined) {
     return new ModelPullError(
@@ -127,8 +125,9 @@ function notCovered(lockfile: LockTarget, lines: readonly ModelRef[], total: num
   );
 }
 
-function unique(lines: readonly string[]): string[] {
-  return [...new Set(lines)];
+/** `model-pull lock --lockfile FILE LINE…`, each word quoted for a POSIX shell. */
+export function lockCommand(file: string, lines: readonly string[]): string {
+  return ['model-pull', 'lock', '--lockfile', file, ...new Set(lines)].map(shellWord).join(' ');
 }
 
 /** A word as a POSIX shell reads it back: bare when safe, else single-quoted. */

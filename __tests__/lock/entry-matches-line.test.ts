@@ -1,6 +1,7 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createNoCache } from '../../src/cache/client.js';
+import type { ModelPullError } from '../../src/errors.js';
 import { pull } from '../../src/pull.js';
 import { MemoryLogger } from '../../src/report/logger.js';
 import { buildSettings } from '../../src/settings/settings.js';
@@ -78,10 +79,13 @@ test('an hf: entry that records another repository is refused before any request
   const before = hub.requestCount();
   const report = await run(['hf:acme/tiny'], lockfile);
   expect(report.ok).toBe(false);
-  const error = report.models[0]!.error as Error & { code?: string };
+  const error = report.models[0]!.error as ModelPullError;
   expect(error.code).toBe('ERR_LOCKFILE');
-  expect(error.message).toBe(
+  expect(error.reason).toBe(
     `lock file ${lockfile}: the recorded identity of "hf:acme/tiny" is invalid: it names datasets/acme/data, not acme/tiny`,
+  );
+  expect(error.fix).toBe(
+    `look the line up again with \`model-pull lock --lockfile ${lockfile} hf:acme/tiny\``,
   );
   expect(hub.requestCount()).toBe(before);
   await expect(stat(join(dir.path, 'hf', 'models--acme--tiny'))).rejects.toThrow('ENOENT');
@@ -120,7 +124,7 @@ test.each([
   await writeFile(lockfile, JSON.stringify(lock));
   const report = await run([line], lockfile);
   expect((report.models[0]!.error as { code?: string }).code).toBe('ERR_LOCKFILE');
-  expect(report.models[0]!.error!.message).toBe(
+  expect((report.models[0]!.error as ModelPullError).reason).toBe(
     `lock file ${lockfile}: the recorded identity of "${line}" is invalid: ${why}`,
   );
 });
@@ -155,7 +159,7 @@ test.each([
   );
   const report = await run([line], lockfile);
   expect((report.models[0]!.error as { code?: string }).code).toBe('ERR_LOCKFILE');
-  expect(report.models[0]!.error!.message).toBe(
+  expect((report.models[0]!.error as ModelPullError).reason).toBe(
     `lock file ${lockfile}: the recorded identity of "${line}" is invalid: ${why}`,
   );
 });
