@@ -103,6 +103,7 @@ describe('the checker itself finds what a user would trip on', () => {
     ['x=$(model-pull pull --json hf:o | jq .)', 'invalid model line "hf:o"'],
     ['npx model-pull lock \\\n  --lockfile m.lock --nope', 'unknown option --nope'],
     ['npm run bnech', 'package.json has no such script'],
+    ["echo '# not a comment' && model-pull pull --nope x # model-pull pull ok", 'unknown option --nope'],
   ])('%j', (code, problem) => {
     expect(shellProblems(code).join('\n')).toContain(problem);
   });
@@ -115,5 +116,8 @@ describe('the checker itself finds what a user would trip on', () => {
       'sha256=<64 hex>',
     ]);
     expect(shellProblems('model-pull pull https://h.example/f.gguf sha256=<64 hex> # a comment')).toEqual([]);
+    expect(
+      shellProblems('git clone https://github.com/org/model-pull && npm link   # model-pull on PATH'),
+    ).toEqual([]);
   });
 });

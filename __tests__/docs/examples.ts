@@ -209,7 +209,7 @@ export function shellProblems(code: string): string[] {
       .scripts,
   );
   for (const raw of text.split('\n')) {
-    const line = raw.replace(/^\s*\$\s+/, '');
+    const line = withoutShellComment(raw.replace(/^\s*\$\s+/, ''));
     for (const m of line.matchAll(/\bnpm run ([\w:-]+)/g))
       if (!scripts.includes(m[1]!)) problems.push(`npm run ${m[1]}: package.json has no such script`);
     for (const m of line.matchAll(INVOCATION)) {
@@ -218,6 +218,19 @@ export function shellProblems(code: string): string[] {
     }
   }
   return problems;
+}
+
+/** The line up to an unquoted `#` that starts a word (a shell comment). */
+function withoutShellComment(line: string): string {
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote) {
+      if (c === quote) quote = undefined;
+    } else if (c === "'" || c === '"') quote = c;
+    else if (c === '#' && (i === 0 || /\s/.test(line[i - 1]!))) return line.slice(0, i);
+  }
+  return line;
 }
 
 const TOP_LEVEL = new Set(['--help', '-h', 'help', '--version', '-V']);
