@@ -1,0 +1,95 @@
+import { ModelPullError } from '../../src/errors.js';
+import { modelsJson, pathsJson, stoppedMarkdown, summaryMarkdown } from '../../src/report/summary.js';
+import type { PullReport } from '../../src/report/types.js';
+
+const MiB = 1024 * 1024;
+const key = `model-pull-v1-hf-${'a'.repeat(64)}`;
+const refused = new ModelPullError(
+  'ERR_LOCKFILE',
+  'lock file m.lock: the recorded identity of "hf:o/b" is invalid',
+  {
+    fix: 'look the line up again with `model-pull lock --lockfile m.lock hf:o/b`',
+  },
+);
+const report: PullReport = {
+  models: [
+    {
+      line: 'hf:o/a',
+      source: 'hf',
+      key,
+      output: {
+        ref: 'hf:o/a',
+        source: 'hf',
+        name: 'o/a',
+        digest: 'c'.repeat(40),
+        path: '/cache/models--o--a/snapshots/cc',
+        size: 4 * MiB,
+        cache: 'miss',
+        files: [],
+      },
+      downloadedBytes: 4 * MiB,
+      cachedBytes: 0,
+      durationMs: 2000,
+    },
+    { line: 'hf:o/b', source: 'hf', error: refused, downloadedBytes: 0, cachedBytes: 0, durationMs: 0 },
+    {
+      line: 'hf:o/c',
+      source: 'hf',
+      error: new Error('boom | pipe'),
+      downloadedBytes: 0,
+      cachedBytes: 0,
+      durationMs: 0,
+    },
+  ],
+  downloadedBytes: 4 * MiB,
+  cachedBytes: 0,
+  cacheHit: false,
+  ok: false,
+};
+
+describe('the job summary', () => {
+  test('a row per model with its cache key, then each failure with the fix it suggests', () => {
+    expect(summaryMarkdown(report).split('\n')).toEqual([
+      '### model-pull',
+      '',
+      '| model | source | size | cache | downloaded | time | throughput | cache key |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+      `| \`hf:o/a\` | hf | 4.0 MiB | miss | 4.0 MiB | 2.0 s | 2.0 MiB/s | \`${key}\` |`,
+      '| `hf:o/b` | – | – | failed | 0 B | – | – | – |',
+      '| `hf:o/c` | – | – | failed | 0 B | – | – | – |',
+      '',
+      'Downloaded 4.0 MiB, restored 0 B from the Actions cache.',
+      '',
+      '**Failed**',
+      '',
+      '- `hf:o/b`: lock file m.lock: the recorded identity of "hf:o/b" is invalid',
+      '  - **Fix:** look the line up again with `model-pull lock --lockfile m.lock hf:o/b`',
+      '- `hf:o/c`: boom \\| pipe',
+      '',
+    ]);
+  });
+
+  test('a run stopped before any pull says why and what to do', () => {
+    const stopped = new ModelPullError('ERR_LOCKFILE', 'lock file m.lock does not exist', {
+      fix: 'create it with `model-pull lock --lockfile m.lock hf:o/a`',
+    });
+    expect(stoppedMarkdown(stopped)).toBe(
+      '### model-pull\n\n**Failed before any download**\n\n- lock file m.lock does not exist\n' +
+        '  - **Fix:** create it with `model-pull lock --lockfile m.lock hf:o/a`\n',
+    );
+    expect(stopped.message).toBe(
+      'lock file m.lock does not exist; create it with `model-pull lock --lockfile m.lock hf:o/a`',
+    );
+  });
+});
+
+describe('the outputs by line', () => {
+  test('paths has each pulled line; models keeps every line in order, failures with their error', () => {
+    expect(pathsJson(report)).toEqual({ 'hf:o/a': '/cache/models--o--a/snapshots/cc' });
+    expect(modelsJson(report).map((m) => [m.ref, 'error' in m ? m.error : 'ok'])).toEqual([
+      ['hf:o/a', 'ok'],
+      ['hf:o/b', refused.message],
+      ['hf:o/c', 'boom | pipe'],
+    ]);
+  });
+});
