@@ -48,7 +48,8 @@ export class ModelRun {
   restoreResult: RestoreResult | undefined;
   /** Why the model cannot go on (identify, plan or restore failed). */
   error: Error | undefined;
-  private key: string | undefined;
+  /** The key of the model's cache entry, once planned with the cache on. */
+  key: string | undefined;
 
   constructor(
     readonly ref: ModelRef,

@@ -80,6 +80,7 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
     for (const model of models) if (model.error) phases.failed(model.ref.line, model.error);
     if (settings.failOnCacheMiss) await requireCacheEntries(models, settings);
     await Promise.all(models.map((m) => m.restore()));
+    if (settings.failOnCacheMiss) requireRestored(models, settings);
     const fetched = await fetchAll(models, settings, ctx, deps, started, phases);
     const reports: ModelReport[] = [];
     for (const [model, owns] of ownership(models)) {
@@ -146,6 +147,26 @@ async function requireCacheEntries(models: readonly ModelRun[], settings: Settin
     'ERR_CACHE_MISS',
     `${missing.length} of ${asked.length} models have no Actions cache entry, and fail-on-cache-miss is true: ${listed}`,
     { fix },
+  );
+}
+
+/**
+ * fail-on-cache-miss, after the restores: an entry that was there but could not supply every
+ * file (unreadable, refused members) would send the engine to the origin; stop instead.
+ */
+function requireRestored(models: readonly ModelRun[], settings: Settings): void {
+  const short = models.flatMap((m) => {
+    const result = m.restoreResult;
+    if (!result || !m.key || !m.plan || result.missing === 0) return [];
+    return [`"${m.ref.line}" (${m.key}: ${result.missing} of ${m.plan.blobs.length} files)`];
+  });
+  if (short.length === 0) return;
+  throw new ModelPullError(
+    'ERR_CACHE_MISS',
+    `${short.length} of ${models.length} models could not be restored in full from their Actions cache entries (see the warning above), and fail-on-cache-miss is true: ${short.join(', ')}`,
+    {
+      fix: `run the job that saves them again, or set ${settings.settingText(Inputs.FailOnCacheMiss, 'false')}`,
+    },
   );
 }
 

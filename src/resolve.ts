@@ -108,7 +108,10 @@ async function writeLines(
  * (the lock command keeps the file's other lines), ready to paste.
  */
 function notCovered(lockfile: LockTarget, lines: readonly ModelRef[], total: number): ModelPullError {
-  const command = lockCommand(lockfile.shown, lines.map((r) => r.line));
+  const command = lockCommand(
+    lockfile.shown,
+    lines.map((r) => r.line),
+  );
   const update = lockfile.setting('lock-mode', 'update');
   if (lockfile.entries === undefined) {
     return new ModelPullError(

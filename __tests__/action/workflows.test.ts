@@ -126,6 +126,24 @@ describe('fail-on-cache-miss', () => {
     expect(service.count('GetCacheEntryDownloadURL')).toBe(lookups + 2);
   });
 
+  test('an entry that is there but cannot be read stops the step too, before any download', async () => {
+    const a = lineOf('team/tiny');
+    expect((await pull([a])).code).toBe(0);
+    await runner.emptyHome();
+    service.setFault({ kind: 'blob-status', status: 404, methods: ['GET'] });
+    const gets = blobGets(proxy);
+    const run = await pull([a], { save: 'false', 'fail-on-cache-miss': 'true' });
+    expect(run.code).toBe(1);
+    const files = 1 + tiny.layers.length;
+    expect(run.errors()).toEqual([
+      '1 of 1 models could not be restored in full from their Actions cache entries (see the warning above), ' +
+        `and fail-on-cache-miss is true: "${a}" (${keyOf(tiny.manifest)}: ${files} of ${files} files); ` +
+        'run the job that saves them again, or set fail-on-cache-miss: false',
+    ]);
+    expect(run.warnings()).toHaveLength(1);
+    expect(blobGets(proxy)).toBe(gets);
+  });
+
   test('with no cache service the step fails: it cannot know the entries exist', async () => {
     const a = lineOf('team/tiny');
     const run = await runner.run({ models: a, 'fail-on-cache-miss': 'true' });
