@@ -27,10 +27,18 @@ export function parseDigest(text: string, what = 'digest'): Digest {
   throw new ModelPullError('ERR_BAD_MANIFEST', `invalid ${what} "${text.slice(0, 100)}"`);
 }
 
+/** The one check for a sha256 in hex: 64 lowercase hex digits, safe in a path, a URL and a key. */
 export function isSha256Hex(hex: string): boolean {
   return /^[0-9a-f]{64}$/.test(hex);
 }
 
+/** The hex of `sha256:<64 lowercase hex>`, or undefined for anything else. */
+export function sha256HexOf(digest: string): string | undefined {
+  const hex = digest.startsWith('sha256:') ? digest.slice('sha256:'.length) : '';
+  return isSha256Hex(hex) ? hex : undefined;
+}
+
+/** 40 lowercase hex digits: a git object id (blob sha1, commit). */
 export function isSha1Hex(hex: string): boolean {
   return /^[0-9a-f]{40}$/.test(hex);
 }

@@ -1,3 +1,4 @@
+import { isSha256Hex } from '../digest.js';
 import { ModelPullError } from '../errors.js';
 import type { Identity } from '../plan.js';
 
@@ -8,12 +9,23 @@ import type { Identity } from '../plan.js';
  */
 export const LAYOUT_VERSION = 'v1';
 
-/** The Actions cache refuses longer keys (protocols.md, GitHub Actions cache). */
+/** The Actions cache refuses longer keys (docs/actions-cache.md, "Keys"). */
 export const MAX_KEY_LENGTH = 512;
 
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 // The service splits key lists on commas; control characters would break log lines and annotations.
 const FORBIDDEN = /[,\p{Cc}]/u;
+
+/**
+ * The rule for `cache-key-prefix`, the one the settings check: at most 200 characters, none of
+ * them a comma, a space or a control character. Stricter than what the service takes (cacheKey
+ * below guards only that), and short enough that `<prefix>-v1-<kind>-<64 hex>` always fits
+ * MAX_KEY_LENGTH for any source kind (checkSourceList keeps kinds to 32 characters).
+ */
+export const KEY_PREFIX_RULE = 'at most 200 characters without commas or spaces';
+
+export function isKeyPrefix(prefix: string): boolean {
+  return prefix.length > 0 && prefix.length <= 200 && !/[\s,\p{Cc}]/u.test(prefix);
+}
 
 /**
  * `<prefix>-<LAYOUT_VERSION>-<source>-<contentDigest>`: one entry per model, named by the bytes it
@@ -50,7 +62,7 @@ function checkPrefix(prefix: string): void {
 /** Accepts the hex or `sha256:<hex>`; the key always carries the bare hex so it never changes form. */
 function contentHex(identity: Identity): string {
   const hex = identity.contentDigest.replace(/^sha256:/, '');
-  if (!SHA256_HEX.test(hex)) {
+  if (!isSha256Hex(hex)) {
     throw new ModelPullError(
       'ERR_BAD_INPUT',
       `${identity.ref}: cannot name its cache entry, the content digest ${JSON.stringify(identity.contentDigest)} ` +

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
-import { copyFile, link, lstat, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, link, lstat, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
+import { writeFileAtomic } from '../atomic-write.js';
 import { ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
 
@@ -18,9 +19,10 @@ import { ensureDirs } from '../fs-dirs.js';
  * (a folder next to the repo folders, by contrast, is reported as a corrupted repo).
  */
 
-export type HfLayoutType = 'model' | 'dataset' | 'space';
+/** The kinds of Hugging Face repository; each has its own API path and cache folder prefix. */
+export type HfRepoType = 'model' | 'dataset' | 'space';
 
-export function repoFolderName(type: HfLayoutType, repo: string): string {
+export function repoFolderName(type: HfRepoType, repo: string): string {
   return [`${type}s`, ...repo.split('/')].join('--');
 }
 
@@ -34,7 +36,7 @@ export interface HfRepoPaths {
   readonly ingest: string;
 }
 
-export function hfRepoPaths(cacheRoot: string, type: HfLayoutType, repo: string): HfRepoPaths {
+export function hfRepoPaths(cacheRoot: string, type: HfRepoType, repo: string): HfRepoPaths {
   const folder = join(cacheRoot, repoFolderName(type, repo));
   const priv = join(folder, '.model-pull');
   return {
@@ -261,10 +263,14 @@ async function entryIsCurrent(entry: string, blob: string, target: string): Prom
   return info.ino === blobInfo.ino && info.dev === blobInfo.dev;
 }
 
-/** rename() replaces a stale file or link atomically; a stale folder in the way is removed first. */
+/** rename() replaces a stale file or link atomically, but not a folder: one in the way goes first. */
+async function removeFolderInTheWay(path: string): Promise<void> {
+  const info = await lstat(path).catch(() => undefined);
+  if (info?.isDirectory()) await rm(path, { recursive: true, force: true });
+}
+
 async function replace(temp: string, entry: string): Promise<void> {
-  const info = await lstat(entry).catch(() => undefined);
-  if (info?.isDirectory()) await rm(entry, { recursive: true, force: true });
+  await removeFolderInTheWay(entry);
   try {
     await rename(temp, entry);
   } catch (error) {
@@ -280,14 +286,8 @@ export async function writeAtomic(
   content: string,
   options: { mode?: number } = {},
 ): Promise<void> {
-  await ensureDirs(dirname(path));
-  const temp = tempName(path);
-  // Exclusive creation: a link planted at the temporary name is never followed.
-  await writeFile(temp, content, {
-    flag: 'wx',
-    ...(options.mode === undefined ? {} : { mode: options.mode }),
-  });
-  await replace(temp, path);
+  await removeFolderInTheWay(path);
+  await writeFileAtomic(path, content, options);
 }
 
 let tempCounter = 0;

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { chmod, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { chmod, readFile, stat, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-write.js';
 import { isSha256Hex } from '../digest.js';
 import { ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
@@ -86,19 +86,8 @@ export async function commitOllamaModel(
     await chmod(path, 0o644);
     await utimes(path, now, now);
   }
-  const target = manifestPath(root, name);
-  await ensureDirs(dirname(target));
-  const staging = ingestDir(root);
-  await ensureDirs(staging);
-  const temp = join(staging, `manifest-${randomBytes(8).toString('hex')}.tmp`);
-  try {
-    await writeFile(temp, manifest, { mode: 0o644 });
-    await chmod(temp, 0o644);
-    await rename(temp, target);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+  // The temporary name lives in our staging folder: Ollama lists every file under manifests/.
+  await writeFileAtomic(manifestPath(root, name), manifest, { mode: 0o644, tempDir: ingestDir(root) });
 }
 
 function label(name: StoreName): string {

@@ -1,5 +1,6 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../atomic-write.js';
+import { isSha256Hex } from '../digest.js';
 import { describeError, ModelPullError } from '../errors.js';
 import type { Identity } from '../plan.js';
 import { type ModelRef, parseLine } from '../refs/index.js';
@@ -92,10 +93,7 @@ export async function writeLock(path: string, entries: LockEntries): Promise<voi
   const models: Record<string, Identity> = {};
   for (const [key, identity] of entries) models[key] = { ...identity, ref: key };
   const text = `${stableStringify({ version: LOCK_VERSION, models })}\n`;
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
+  await writeFileAtomic(path, text);
 }
 
 function checkIdentity(path: string, line: string, identity: Identity): void {
@@ -106,7 +104,8 @@ function checkIdentity(path: string, line: string, identity: Identity): void {
     typeof identity.source === 'string' &&
     typeof identity.name === 'string' &&
     typeof identity.digest === 'string' &&
-    /^[0-9a-f]{64}$/.test(identity.contentDigest);
+    typeof identity.contentDigest === 'string' &&
+    isSha256Hex(identity.contentDigest);
   if (!ok)
     throw new ModelPullError('ERR_LOCKFILE', `lock file ${path}: the entry for "${line}" is malformed`);
 }

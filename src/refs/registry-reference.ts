@@ -1,3 +1,4 @@
+import { sha256HexOf } from '../digest.js';
 import { badLine } from './line.js';
 
 /** A registry reference (`ollama:`, `oci:`) cut into its parts, before each source's own rules. */
@@ -24,14 +25,13 @@ export function cutReference(line: string, text: string): ReferenceParts {
   const at = rest.lastIndexOf('@');
   if (at >= 0) {
     const digest = rest.slice(at + 1);
-    const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
-    if (!m) {
+    pin = sha256HexOf(digest);
+    if (pin === undefined) {
       throw badLine(
         line,
         `a pin must be @sha256: followed by 64 lowercase hex digits, got "@${clip(digest)}"`,
       );
     }
-    pin = m[1];
     rest = rest.slice(0, at);
   }
   let scheme: ReferenceParts['scheme'];

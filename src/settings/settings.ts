@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { CacheServiceConfig } from '../cache/service.js';
+import { isKeyPrefix, KEY_PREFIX_RULE } from '../cache/key.js';
 import { Inputs, USER_AGENT } from '../constants.js';
+import { isSha256Hex } from '../digest.js';
 import { ModelPullError } from '../errors.js';
 import { type HttpOptions, isLoopbackHost } from '../http/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../http/retry.js';
@@ -181,10 +183,10 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
     );
   }
   const prefix = value(Inputs.CacheKeyPrefix) ?? 'model-pull';
-  if (/[,\s]/.test(prefix) || prefix.length > 200) {
+  if (!isKeyPrefix(prefix)) {
     throw new ModelPullError(
       'ERR_BAD_INPUT',
-      `${ctx.nameOf(Inputs.CacheKeyPrefix)} must be at most 200 characters without commas or spaces`,
+      `${ctx.nameOf(Inputs.CacheKeyPrefix)} must be ${KEY_PREFIX_RULE}`,
     );
   }
   const cache = flag(Inputs.Cache, true);
@@ -217,7 +219,7 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
   const ollamaSha256 = value(Inputs.OllamaSha256)
     ?.toLowerCase()
     .replace(/^sha256:/, '');
-  if (ollamaSha256 !== undefined && !/^[0-9a-f]{64}$/.test(ollamaSha256)) {
+  if (ollamaSha256 !== undefined && !isSha256Hex(ollamaSha256)) {
     throw new ModelPullError(
       'ERR_BAD_INPUT',
       `${ctx.nameOf(Inputs.OllamaSha256)} must be a sha256 hex digest (64 hex characters), not "${ollamaSha256.slice(0, 80)}"`,

@@ -83,7 +83,9 @@ export function checkSourceList(sources: SourceList, sharedInputs: readonly stri
   const prefixes: string[] = [];
   const options = new Set(sharedInputs);
   for (const source of sources) {
-    if (!/^[a-z][a-z0-9-]*$/.test(source.kind)) throw problem(`kind "${source.kind}" is not [a-z][a-z0-9-]*`);
+    // Kinds are part of cache keys: short enough that any valid cache-key-prefix still fits.
+    if (!/^[a-z][a-z0-9-]{0,31}$/.test(source.kind))
+      throw problem(`kind "${source.kind}" is not [a-z][a-z0-9-]*, at most 32 characters`);
     if (kinds.has(source.kind)) throw problem(`kind "${source.kind}" is listed twice`);
     kinds.add(source.kind);
     if (source.prefixes.length === 0) throw problem(`${source.kind} claims no line prefix`);

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatDigest, isSha1Hex, parseDigest, sha256Hex } from '../../digest.js';
+import { type Digest, formatDigest, isSha1Hex, parseDigest, sha256Hex } from '../../digest.js';
 import { blobPath, type HfRepoPaths, repoPathProblem } from '../../layouts/hf.js';
 import type { HubFile } from './api.js';
 import type { HfRepoType } from './ref.js';
@@ -72,10 +72,13 @@ export function checkedFile(raw: unknown): HubFile {
   if (problem) throw new Error(problem);
   if (typeof f!.size !== 'number' || !Number.isSafeInteger(f!.size) || f!.size < 0)
     throw new Error('an invalid size');
-  if (typeof f!.digest !== 'string' || !/^(sha256:[0-9a-f]{64}|git-sha1:[0-9a-f]{40})$/.test(f!.digest)) {
+  let digest: Digest;
+  try {
+    digest = parseDigest(typeof f!.digest === 'string' ? f!.digest : '');
+  } catch {
     throw new Error('an invalid digest');
   }
-  return { path: f!.path as string, digest: parseDigest(f!.digest), size: f!.size };
+  return { path: f!.path as string, digest, size: f!.size };
 }
 
 /** The commit `refs/<revision>` names, when it holds exactly 40 hex (as huggingface_hub writes it). */

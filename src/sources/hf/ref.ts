@@ -1,7 +1,8 @@
+import { isSha1Hex } from '../../digest.js';
+import type { HfRepoType } from '../../layouts/hf.js';
 import { badLine, type LineParts, onlyOptions } from '../../refs/line.js';
 
-/** The kinds of Hugging Face repository; each has its own API path and cache folder prefix. */
-export type HfRepoType = 'model' | 'dataset' | 'space';
+export type { HfRepoType } from '../../layouts/hf.js';
 
 /** An `hf:` reference: which repository, at which revision, and which of its files. */
 export interface HfRef {
@@ -133,7 +134,7 @@ export function revisionProblem(revision: string): string | undefined {
 
 /** True for a full commit id, which needs no revision lookup. */
 export function isCommitId(revision: string): boolean {
-  return /^[0-9a-f]{40}$/.test(revision);
+  return isSha1Hex(revision);
 }
 
 /** `include=a,b` → ['a','b']; empty patterns are refused rather than silently matching nothing. */

@@ -1,4 +1,4 @@
-import { sha256Hex } from '../../digest.js';
+import { sha256Hex, sha256HexOf } from '../../digest.js';
 import { ModelPullError } from '../../errors.js';
 import { blobPath, commitOllamaModel, ingestDir, readStoredManifest } from '../../layouts/ollama.js';
 import {
@@ -75,15 +75,15 @@ function identityOf(ref: OllamaRef, manifest: OllamaManifest, hex: string): Iden
 function recordedHex(ref: OllamaRef, identity: Identity): string {
   if (identity.name !== '' && identity.name !== ollamaName(ref))
     throw recordedIdentityError(identity, `it names ${identity.name}, not ${ollamaName(ref)}`);
-  const m = /^sha256:([0-9a-f]{64})$/.exec(identity.digest);
-  if (!m || identity.contentDigest !== m[1])
+  const hex = sha256HexOf(identity.digest);
+  if (hex === undefined || identity.contentDigest !== hex)
     throw recordedIdentityError(identity, `"${identity.digest.slice(0, 80)}" is not a manifest digest`);
-  if (ref.pin !== undefined && m[1] !== ref.pin)
+  if (ref.pin !== undefined && hex !== ref.pin)
     throw recordedIdentityError(
       identity,
       `it is pinned to ${identity.digest}, the line to sha256:${ref.pin}`,
     );
-  return m[1]!;
+  return hex;
 }
 
 /** The manifest bytes for a known digest: recorded text, else the store, else the registry. */

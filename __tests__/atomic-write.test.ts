@@ -1,0 +1,45 @@
+import { lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../src/atomic-write.js';
+import { tempDir } from './helpers/http.js';
+
+let dir: Awaited<ReturnType<typeof tempDir>>;
+beforeEach(async () => {
+  dir = await tempDir();
+});
+afterEach(() => dir.remove());
+
+test('writes the whole file with the mode asked for, whatever the umask', async () => {
+  const path = join(dir.path, 'a', 'b', 'record.json');
+  await writeFileAtomic(path, '{"x":1}', { mode: 0o600 });
+  expect(await readFile(path, 'utf8')).toBe('{"x":1}');
+  expect((await stat(path)).mode & 0o777).toBe(0o600);
+  expect(await readdir(join(dir.path, 'a', 'b'))).toEqual(['record.json']);
+});
+
+test('replaces a link planted at the target instead of writing through it', async () => {
+  const outside = join(dir.path, 'outside');
+  await writeFile(outside, 'keep me');
+  const path = join(dir.path, 'lock');
+  await symlink(outside, path);
+  await writeFileAtomic(path, 'new');
+  expect((await lstat(path)).isFile()).toBe(true);
+  expect(await readFile(path, 'utf8')).toBe('new');
+  expect(await readFile(outside, 'utf8')).toBe('keep me');
+});
+
+test('concurrent writers: the file ends whole, as one of them wrote it, with no temporary left', async () => {
+  const path = join(dir.path, 'ref');
+  const contents = Array.from({ length: 20 }, (_, i) => `${i}`.repeat(10_000 + i));
+  await Promise.all(contents.map((c) => writeFileAtomic(path, c)));
+  expect(contents).toContain(await readFile(path, 'utf8'));
+  expect(await readdir(dir.path)).toEqual(['ref']);
+});
+
+test('a failed rename leaves no temporary file behind, in the temp folder either', async () => {
+  const staging = join(dir.path, 'staging');
+  const path = join(dir.path, 'manifests', 'tag');
+  await mkdir(join(path, 'in-the-way'), { recursive: true });
+  await expect(writeFileAtomic(path, 'm', { tempDir: staging })).rejects.toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
+  expect(await readdir(staging)).toEqual([]);
+});
