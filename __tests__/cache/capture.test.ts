@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreOutputCapture, parseCoreLine } from '../../src/cache/capture.js';
 
 /** A stream that only records; stands in for stdout. */
@@ -30,13 +29,19 @@ describe('CoreOutputCapture', () => {
     const { stream, got } = recorder();
     const capture = new CoreOutputCapture(stream);
     const original = stream.write;
+    // The outside write happens while the call is in flight: after its first line, before the
+    // rest (explicit hand-offs, no timing).
+    const stepped = deferred();
+    const wrote = deferred();
     const outside = (async () => {
-      await sleep(5);
+      await stepped.promise;
       stream.write('progress of another model\n');
+      wrote.resolve();
     })();
     const result = await capture.run(async () => {
       stream.write('::debug::step 1\n');
-      await sleep(20); // the outside write happens while this call is in flight
+      stepped.resolve();
+      await wrote.promise;
       stream.write('::add-mask::sig\n::warning::Failed to restore: no%0Aluck\nCache Size: ~0 MB\n');
       return 7;
     });
@@ -71,3 +76,11 @@ describe('CoreOutputCapture', () => {
     expect(got).toEqual(['after\n']);
   });
 });
+
+function deferred(): { promise: Promise<void>; resolve(): void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}

@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, open, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Clock, systemClock } from '../clock.js';
 import { ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
-import { realSleep } from '../http/retry.js';
 import type { Logger } from '../report/logger.js';
 import { missingModels } from './names.js';
 
@@ -28,6 +28,8 @@ export interface ServeOptions {
   /** Folder for `ollama-serve.log`; a fresh temporary folder by default. */
   readonly logDir?: string;
   readonly pollIntervalMs?: number;
+  /** Deadlines and poll waits; the wall clock by default. */
+  readonly clock?: Clock;
 }
 
 export interface RunningOllama {
@@ -81,7 +83,7 @@ export async function startOllamaServe(options: ServeOptions): Promise<RunningOl
       options.log.info(`ollama serve ${version} (pid ${server.pid}) answers at ${bind.url}; log: ${logFile}`);
       return { host: bind.url, pid: server.pid, logFile, version, models };
     } catch (error) {
-      await stopOllamaServe(server.pid);
+      await stopOllamaServe(server.pid, undefined, options.clock);
       throw error;
     } finally {
       server.detach();
@@ -189,7 +191,8 @@ async function waitUntilReady(
   options: ServeOptions,
   logFile: string,
 ): Promise<string> {
-  const deadline = Date.now() + options.timeoutMs;
+  const clock = options.clock ?? systemClock;
+  const deadline = clock.now() + options.timeoutMs;
   const interval = options.pollIntervalMs ?? 250;
   for (;;) {
     const ended = server.ended();
@@ -201,14 +204,14 @@ async function waitUntilReady(
     } catch {
       // not listening yet
     }
-    const left = deadline - Date.now();
+    const left = deadline - clock.now();
     if (left <= 0) {
       throw await serveError(
         `ollama serve did not answer GET ${bind.url}/api/version within ${options.timeoutMs} ms`,
         logFile,
       );
     }
-    await realSleep(Math.min(interval, left));
+    await clock.sleep(Math.min(interval, left));
   }
 }
 
@@ -247,18 +250,22 @@ async function serveError(message: string, logFile: string): Promise<ModelPullEr
  * Stops a server started by startOllamaServe: SIGTERM to its process group (Ollama runs model
  * runners as children), SIGKILL if it is still there after `timeoutMs`. Returns once it is gone.
  */
-export async function stopOllamaServe(pid: number, timeoutMs = 5000): Promise<void> {
+export async function stopOllamaServe(
+  pid: number,
+  timeoutMs = 5000,
+  clock: Clock = systemClock,
+): Promise<void> {
   sendSignal(pid, 'SIGTERM');
-  const deadline = Date.now() + timeoutMs;
+  const deadline = clock.now() + timeoutMs;
   let killed = false;
   while (isAlive(pid)) {
-    if (!killed && Date.now() >= deadline) {
+    if (!killed && clock.now() >= deadline) {
       sendSignal(pid, 'SIGKILL');
       killed = true;
-    } else if (killed && Date.now() >= deadline + 2000) {
+    } else if (killed && clock.now() >= deadline + 2000) {
       throw new ModelPullError('ERR_RUNTIME_SERVE', `ollama serve (pid ${pid}) did not stop`);
     }
-    await realSleep(50);
+    await clock.sleep(50);
   }
 }
 

@@ -139,6 +139,6 @@ function planEntry(
     // Blobs only: a restored manifest would name blobs before they are verified (the manifest is
     // written last, by commit(), from the identity's bytes).
     cachePaths: files.map((f) => f.path),
-    commit: () => commitOllamaModel(root, ref, bytes, all),
+    commit: () => commitOllamaModel(root, ref, bytes, all, new Date(ctx.clock.now())),
   };
 }
