@@ -215,7 +215,7 @@ function output(line: string, plan: PlanEntry, done: readonly BlobResult[], cach
     ref: line,
     source: identity.source,
     name: identity.name,
-    digest: identity.digest,
+    digest: identity.pin,
     path: plan.path,
     size: plan.size > 0 ? plan.size : files.reduce((s, f) => s + f.size, 0),
     cache,

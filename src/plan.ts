@@ -22,7 +22,7 @@ export interface ModelFile {
 
 /**
  * What a line resolved to: enough to name the cache entry and to rebuild the plan without a
- * tag or branch lookup. This is exactly what the lock file stores for a line (JSON-safe, stable).
+ * tag or branch lookup. This is what the lock file stores for a line (JSON-safe, stable).
  */
 export interface Identity {
   readonly source: SourceKind;
@@ -30,8 +30,12 @@ export interface Identity {
   readonly ref: string;
   /** Canonical name, e.g. registry.ollama.ai/library/llama3.2:1b, owner/repo, the URL. */
   readonly name: string;
-  /** ollama: manifest digest; hf: 40-hex commit; url: sha256:<hex>. */
-  readonly digest: string;
+  /**
+   * What the line is pinned to, the immutable answer to its lookup: ollama: the manifest digest
+   * (`sha256:<hex>`); hf: the 40-hex commit; url: the file's `sha256:<hex>`. Written as `digest`
+   * in the lock file and the `models` output.
+   */
+  readonly pin: string;
   /** sha256 hex that identifies exactly the bytes of this model's cache entry. */
   readonly contentDigest: string;
   /** Source-specific facts (HF file list with oids and sizes, …), JSON-safe. */

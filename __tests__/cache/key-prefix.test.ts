@@ -15,7 +15,7 @@ test('the longest accepted prefix with the longest kind still fits the Actions c
     source: 'k'.repeat(32),
     ref: 'x',
     name: 'x',
-    digest: 'x',
+    pin: 'x',
     contentDigest: 'a'.repeat(64),
   });
   expect(key.length).toBeLessThanOrEqual(MAX_KEY_LENGTH);

@@ -9,7 +9,7 @@ function identity(source: SourceKind, content: string, contentDigest?: string): 
     source,
     ref: `${source}:${content}`,
     name: content,
-    digest: `sha256:${hex}`,
+    pin: `sha256:${hex}`,
     contentDigest: contentDigest ?? hex,
   };
 }

@@ -10,14 +10,14 @@ const url: Identity = {
   source: 'url',
   ref: 'https://h/f.gguf sha256=' + hex,
   name: 'https://h/f.gguf',
-  digest: `sha256:${hex}`,
+  pin: `sha256:${hex}`,
   contentDigest: hex,
 };
 const hf: Identity = {
   source: 'hf',
   ref: 'hf:o/r@main',
   name: 'o/r',
-  digest: 'c'.repeat(40),
+  pin: 'c'.repeat(40),
   contentDigest: 'b'.repeat(64),
   detail: { revision: 'main', files: [{ size: 2, path: 'z.json' }] },
 };

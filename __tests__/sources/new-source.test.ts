@@ -70,7 +70,7 @@ function fileSource(files: FileServer, calls: { identify: number }): SourceDescr
     source: 'file',
     ref: ref.line,
     name: ref.path,
-    digest: `sha256:${ref.sha256}`,
+    pin: `sha256:${ref.sha256}`,
     contentDigest: ref.sha256,
   });
   return {
@@ -94,15 +94,14 @@ function fileSource(files: FileServer, calls: { identify: number }): SourceDescr
           return identityOf(ref);
         },
         async plan(ref, identity) {
-          if (identity.digest !== identityOf(ref).digest)
-            throw recordedIdentityError(identity, 'other bytes');
+          if (identity.pin !== identityOf(ref).pin) throw recordedIdentityError(identity, 'other bytes');
           const target = join(dest, basename(ref.path));
           const size = (await stat(ref.path)).size;
           return {
             identity,
             path: target,
             size,
-            files: [{ path: target, digest: identity.digest, size }],
+            files: [{ path: target, digest: identity.pin, size }],
             blobs: [
               {
                 digest: { algorithm: 'sha256', hex: ref.sha256 },
@@ -197,7 +196,7 @@ test('a file: source defined in a test pulls through lock, cache key, plan, engi
   expect(first.downloadedBytes).toBe(data.length);
   expect(sha256Hex(await readFile(target))).toBe(hex);
   expect(calls.identify).toBe(1);
-  const lock = JSON.parse(await readFile(lockfile, 'utf8')) as { models: Record<string, Identity> };
+  const lock = JSON.parse(await readFile(lockfile, 'utf8')) as { models: Record<string, unknown> };
   expect(lock.models[line]).toEqual({
     source: 'file',
     ref: line,

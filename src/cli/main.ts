@@ -207,7 +207,7 @@ async function lockCommand(inv: Invocation): Promise<number> {
     const { results, written } = await lockLines(path, refs, sources, ctx, previous);
     results.forEach((result, i) => {
       const line = refs[i]!.line;
-      if (result.status === 'fulfilled') log.info(`${line}: ${result.value.digest}`);
+      if (result.status === 'fulfilled') log.info(`${line}: ${result.value.pin}`);
       else log.error(failureLine(line, result.reason));
     });
     if (!written) {

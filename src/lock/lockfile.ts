@@ -20,6 +20,27 @@ export interface LockFile {
   readonly models: Readonly<Record<string, Identity>>;
 }
 
+/**
+ * An identity as the file writes it: the field names are the file's format, which users commit,
+ * so they stay put when the code's names change (`digest` is `Identity.pin`).
+ */
+interface LockEntry {
+  readonly source: string;
+  readonly ref: string;
+  readonly name: string;
+  readonly digest: string;
+  readonly contentDigest: string;
+  readonly detail?: Readonly<Record<string, unknown>>;
+}
+
+function toEntry({ pin, ...rest }: Identity): LockEntry {
+  return { ...rest, digest: pin };
+}
+
+function fromEntry({ digest, ...rest }: LockEntry): Identity {
+  return { ...rest, pin: digest };
+}
+
 /** The lock, or undefined when the file does not exist. */
 export async function readLock(path: string): Promise<LockFile | undefined> {
   let text: string;
@@ -29,9 +50,9 @@ export async function readLock(path: string): Promise<LockFile | undefined> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new ModelPullError('ERR_LOCKFILE', `cannot read lock file ${path}: ${(error as Error).message}`);
   }
-  let parsed: LockFile;
+  let parsed: { version?: unknown; models?: Record<string, LockEntry> | null };
   try {
-    parsed = JSON.parse(text) as LockFile;
+    parsed = JSON.parse(text);
   } catch {
     throw new ModelPullError('ERR_LOCKFILE', `lock file ${path} is not valid JSON`);
   }
@@ -41,8 +62,12 @@ export async function readLock(path: string): Promise<LockFile | undefined> {
       `lock file ${path} is not a version ${LOCK_VERSION} model-pull lock`,
     );
   }
-  for (const [line, identity] of Object.entries(parsed.models)) checkIdentity(path, line, identity);
-  return parsed;
+  const models: Record<string, Identity> = {};
+  for (const [line, entry] of Object.entries(parsed.models)) {
+    checkEntry(path, line, entry);
+    models[line] = fromEntry(entry);
+  }
+  return { version: LOCK_VERSION, models };
 }
 
 /** The entries of a lock file by the canonical form of their line (ModelRef.key). */
@@ -90,22 +115,23 @@ export function lockEntries(lock: LockFile, path: string, sources: SourceList): 
  * keyed by canonical line, which each entry's `ref` repeats.
  */
 export async function writeLock(path: string, entries: LockEntries): Promise<void> {
-  const models: Record<string, Identity> = {};
-  for (const [key, identity] of entries) models[key] = { ...identity, ref: key };
+  const models: Record<string, LockEntry> = {};
+  for (const [key, identity] of entries) models[key] = toEntry({ ...identity, ref: key });
   const text = `${stableStringify({ version: LOCK_VERSION, models })}\n`;
   await writeFileAtomic(path, text);
 }
 
-function checkIdentity(path: string, line: string, identity: Identity): void {
+function checkEntry(path: string, line: string, entry: LockEntry): void {
   const ok =
-    identity &&
-    typeof identity === 'object' &&
-    identity.ref === line &&
-    typeof identity.source === 'string' &&
-    typeof identity.name === 'string' &&
-    typeof identity.digest === 'string' &&
-    typeof identity.contentDigest === 'string' &&
-    isSha256Hex(identity.contentDigest);
+    entry &&
+    typeof entry === 'object' &&
+    entry.ref === line &&
+    typeof entry.source === 'string' &&
+    typeof entry.name === 'string' &&
+    typeof entry.digest === 'string' &&
+    typeof entry.contentDigest === 'string' &&
+    isSha256Hex(entry.contentDigest) &&
+    (entry.detail === undefined || (typeof entry.detail === 'object' && entry.detail !== null));
   if (!ok)
     throw new ModelPullError('ERR_LOCKFILE', `lock file ${path}: the entry for "${line}" is malformed`);
 }

@@ -74,7 +74,7 @@ describe('identify against a local hub', () => {
         'and check that the token (hf-token or HF_TOKEN) belongs to the account that accepted them',
     );
     const identity = await identifyLine(http, 'hf:org/gated', opts(GOOD));
-    expect(identity.digest).toBe(OPEN);
+    expect(identity.pin).toBe(OPEN);
   });
 
   test('private or missing repos: one message, worded by whether a token was given', async () => {
@@ -107,7 +107,7 @@ describe('identify against a local hub', () => {
     const clock = { now: () => 0, sleep: async (ms: number) => void waits.push(ms) };
     const identity = await identifyLine(http, 'hf:org/open', opts(), undefined, clock);
     expect(waits).toEqual([1000, 1000]);
-    expect(identity.digest).toBe(OPEN);
+    expect(identity.pin).toBe(OPEN);
     expect(hub.hub.requests.slice(0, 3).map((r) => r.url)).toEqual(
       Array(3).fill('/api/models/org/open/revision/main'),
     );

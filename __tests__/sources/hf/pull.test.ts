@@ -86,7 +86,7 @@ describe('hf source end to end against a local hub and CDN', () => {
     });
     const folder = join(cache.path, 'models--org--model');
     const snap = join(folder, 'snapshots', MAIN);
-    expect(identity.digest).toBe(MAIN);
+    expect(identity.pin).toBe(MAIN);
     expect(identity.name).toBe('org/model');
     expect(entry.path).toBe(snap);
     expect(entry.size).toBe(FILES.reduce((s, f) => s + f.content.length, 0));
@@ -249,7 +249,7 @@ describe('a branch when the hub cannot be reached', () => {
 
       const log = new MemoryLogger();
       const identity = await identifyLine(http, 'hf:o/r', options, log);
-      expect(identity.digest).toBe(commit);
+      expect(identity.pin).toBe(commit);
       expect(log.lines.filter((l) => l.startsWith('warning: '))).toEqual([
         expect.stringMatching(
           new RegExp(

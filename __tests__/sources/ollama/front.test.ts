@@ -174,7 +174,7 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
     await s.identify(refOn(f), ctx());
     f.revokeTokens();
     const identity = await s.identify(refOn(f), ctx());
-    expect(identity.digest).toBe(`sha256:${sha256(model.manifest)}`);
+    expect(identity.pin).toBe(`sha256:${sha256(model.manifest)}`);
     expect(f.tokens).toHaveLength(2);
   });
 
@@ -200,7 +200,7 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
       const ref = parseOllamaRef(splitLine(`ollama:${server.url}/${REPO}:v1`));
       const basicAuth = { host: new URL(server.url).host, username: 'ci', password: 'pw' };
       const identity = await source({ basicAuth }).identify(ref, ctx());
-      expect(identity.digest).toBe(`sha256:${sha256(model.manifest)}`);
+      expect(identity.pin).toBe(`sha256:${sha256(model.manifest)}`);
       expect(server.requests.map((r) => r.headers.authorization)).toEqual([undefined, basic]);
       const message = await failure(source().identify(ref, ctx()), 'ERR_AUTH');
       expect(message).toBe(
@@ -263,7 +263,7 @@ describe('ollama source behind a Bearer challenge and a redirecting CDN', () => 
     const forged = { ...identity, detail: { manifest: `${identity.detail!.manifest as string} ` } };
     const message = await failure(s.plan(refOn(f), forged, ctx()), 'ERR_DIGEST_MISMATCH');
     expect(message).toBe(
-      `the recorded manifest of ${hostOf(f)}/${REPO}:v1 hashes to sha256:${sha256(`${model.manifest.toString()} `)}, not its recorded digest ${identity.digest}`,
+      `the recorded manifest of ${hostOf(f)}/${REPO}:v1 hashes to sha256:${sha256(`${model.manifest.toString()} `)}, not its recorded digest ${identity.pin}`,
     );
   });
 

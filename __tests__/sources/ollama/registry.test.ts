@@ -62,11 +62,11 @@ describe('ollama source against the real distribution registry', () => {
       source: 'ollama',
       ref: `ollama:${proxy.url}/${REPO}:v1`,
       name: `${host()}/${REPO}:v1`,
-      digest: `sha256:${manifestHex}`,
+      pin: `sha256:${manifestHex}`,
       contentDigest: manifestHex,
       detail: { manifest: model.manifest.toString('utf8') },
     });
-    expect(identity.digest).toBe(pushedDigest);
+    expect(identity.pin).toBe(pushedDigest);
 
     const before = proxy.requests.length;
     const entry = await source.plan(ref(':v1'), identity, ctx());
@@ -118,7 +118,7 @@ describe('ollama source against the real distribution registry', () => {
     const entry = await source.plan(pinned, identity, ctx());
     const results = await fetchBlobs(entry.blobs, engine());
     await entry.commit();
-    expect(identity.digest).toBe(pushedDigest);
+    expect(identity.pin).toBe(pushedDigest);
     expect(results.every((r) => r.reused)).toBe(true);
     expect(proxy.requests.length).toBe(count);
   });
@@ -152,7 +152,7 @@ describe('ollama source against the real distribution registry', () => {
         source: 'ollama' as const,
         ref: line,
         name: '',
-        digest: `sha256:${hex}`,
+        pin: `sha256:${hex}`,
         contentDigest: hex,
       };
       const count = proxy.requests.length;

@@ -48,7 +48,7 @@ export function hfIdentity(
     source: 'hf',
     ref: ref.line,
     name: displayName(ref.type, ref.repo),
-    digest: commit,
+    pin: commit,
     contentDigest: contentDigestOf(commit, files),
     detail: {
       type: ref.type,
@@ -82,7 +82,7 @@ export function hfDetail(identity: Identity, ref: HfRef): HfDetail {
   const revProblem = revisionProblem(revision);
   if (revProblem) throw bad(revProblem);
   const commit = typeof d.commit === 'string' ? d.commit : '';
-  if (!isCommitId(commit) || identity.digest !== commit)
+  if (!isCommitId(commit) || identity.pin !== commit)
     throw bad('the commit must be 40 lowercase hex, equal to digest');
   const include = stringList(d.include);
   const exclude = stringList(d.exclude);

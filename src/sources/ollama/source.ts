@@ -61,7 +61,7 @@ function identityOf(ref: OllamaRef, manifest: OllamaManifest, hex: string): Iden
     source: 'ollama',
     ref: ref.line,
     name: ollamaName(ref),
-    digest: `sha256:${hex}`,
+    pin: `sha256:${hex}`,
     contentDigest: hex,
     // The manifest text lets plan() and a lock file skip a second request; plan() re-hashes it.
     detail: { manifest: manifest.text },
@@ -75,14 +75,11 @@ function identityOf(ref: OllamaRef, manifest: OllamaManifest, hex: string): Iden
 function recordedHex(ref: OllamaRef, identity: Identity): string {
   if (identity.name !== '' && identity.name !== ollamaName(ref))
     throw recordedIdentityError(identity, `it names ${identity.name}, not ${ollamaName(ref)}`);
-  const hex = sha256HexOf(identity.digest);
+  const hex = sha256HexOf(identity.pin);
   if (hex === undefined || identity.contentDigest !== hex)
-    throw recordedIdentityError(identity, `"${identity.digest.slice(0, 80)}" is not a manifest digest`);
+    throw recordedIdentityError(identity, `"${identity.pin.slice(0, 80)}" is not a manifest digest`);
   if (ref.pin !== undefined && hex !== ref.pin)
-    throw recordedIdentityError(
-      identity,
-      `it is pinned to ${identity.digest}, the line to sha256:${ref.pin}`,
-    );
+    throw recordedIdentityError(identity, `it is pinned to ${identity.pin}, the line to sha256:${ref.pin}`);
   return hex;
 }
 

@@ -17,10 +17,10 @@ export function createUrlSource(options: { readonly filesDir: string }): Source<
       // The line itself is the whole identity: a recorded one must say the same (a name left
       // empty is taken from the line).
       const expected = identityOf(ref);
-      if ((identity.name !== '' && identity.name !== expected.name) || identity.digest !== expected.digest)
+      if ((identity.name !== '' && identity.name !== expected.name) || identity.pin !== expected.pin)
         throw recordedIdentityError(
           identity,
-          `it names ${identity.name} ${identity.digest}, not the line's file`,
+          `it names ${identity.name} ${identity.pin}, not the line's file`,
         );
       if (identity.contentDigest !== expected.contentDigest)
         throw recordedIdentityError(identity, 'contentDigest is not the sha256 of the file');
@@ -29,7 +29,7 @@ export function createUrlSource(options: { readonly filesDir: string }): Source<
         identity: expected,
         path: target,
         size: 0,
-        files: [{ path: target, digest: expected.digest, size: 0 }],
+        files: [{ path: target, digest: expected.pin, size: 0 }],
         blobs: [
           {
             digest: { algorithm: 'sha256', hex: ref.sha256 },
@@ -52,7 +52,7 @@ function identityOf(ref: UrlRef): Identity {
     source: 'url',
     ref: ref.line,
     name: redactUrl(ref.url),
-    digest: `sha256:${ref.sha256}`,
+    pin: `sha256:${ref.sha256}`,
     contentDigest: ref.sha256,
   };
 }
