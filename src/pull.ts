@@ -6,7 +6,7 @@ import type { BlobResult, ProgressListener } from './download/types.js';
 import { ModelPullError } from './errors.js';
 import { HttpClient } from './http/client.js';
 import { describeRetry, type RetryEvent, type RetryListener } from './http/retry.js';
-import { type LockEntries, lockEntries, readLock } from './lock/lockfile.js';
+import { type LockEntries, lockEntries, readLock } from './lockfile.js';
 import { type BlobOwners, type FetchOutcome, ModelRun, type RunContext } from './model-run.js';
 import type { SourceContext } from './plan.js';
 import { parseLines } from './refs/index.js';

@@ -1,5 +1,5 @@
 import { ModelPullError } from './errors.js';
-import { type LockEntries, writeLock } from './lock/lockfile.js';
+import { type LockEntries, writeLock } from './lockfile.js';
 import type { Identity, SourceContext } from './plan.js';
 import type { ModelRef } from './refs/index.js';
 import type { LockMode } from './settings/settings.js';

@@ -6,7 +6,7 @@ import { Inputs } from '../constants.js';
 import { describeError, ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
 import { describeRetry, type RetryEvent } from '../http/retry.js';
-import { lockEntries, readLock } from '../lock/lockfile.js';
+import { lockEntries, readLock } from '../lockfile.js';
 import { mirror } from '../mirror/run.js';
 import { type PullDeps, pull } from '../pull.js';
 import { parseLines } from '../refs/index.js';

@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../atomic-write.js';
-import { isSha256Hex } from '../digest.js';
-import { describeError, ModelPullError } from '../errors.js';
-import type { Identity } from '../plan.js';
-import { type ModelRef, parseLine } from '../refs/index.js';
-import type { SourceList } from '../sources/descriptor.js';
+import { writeFileAtomic } from './atomic-write.js';
+import { isSha256Hex } from './digest.js';
+import { describeError, ModelPullError } from './errors.js';
+import type { Identity } from './plan.js';
+import { type ModelRef, parseLine } from './refs/index.js';
+import type { SourceList } from './sources/descriptor.js';
 
 /**
  * The lock file pins every line to the identity it resolved to (Ollama manifest digest and

@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type LockFile, lockEntries, readLock, stableStringify, writeLock } from '../../src/lock/lockfile.js';
+import { type LockFile, lockEntries, readLock, stableStringify, writeLock } from '../../src/lockfile.js';
 import type { Identity } from '../../src/plan.js';
 import { DEFAULT_SOURCES } from '../../src/sources/index.js';
 import { tempDir } from '../helpers/http.js';
