@@ -4,8 +4,8 @@ import { gitBlobSha1Hex, sha256Hex } from '../../src/digest.js';
 import { parseRange, startServer, type TestServer } from './http.js';
 
 /**
- * A local Hugging Face Hub speaking the endpoints and headers of protocols.md ("Hugging Face
- * Hub"): revision API, paginated recursive tree (Link rel="next"), resolve (200 + ETag for small
+ * A local Hugging Face Hub speaking the endpoints and headers of docs/registries.md
+ * ("Hugging Face Hub"): revision API, paginated recursive tree (Link rel="next"), resolve (200 + ETag for small
  * files, 302 to a CDN on another origin for LFS files), X-Error-Code errors, 429 bursts; and the
  * CDN, which records Authorization headers, serves ranges and can expire or corrupt.
  */

@@ -6,7 +6,7 @@ import { gitBlobSha1Hex, sha256Hex } from '../digest.js';
 /**
  * A tiny OCI registry and Hugging Face hub on loopback, serving one generated model each, so
  * `model-pull demo` shows the real pipeline working with no internet. They speak just enough
- * of each protocol (protocols.md) for a pull: manifests, blobs with ranges, revision, tree,
+ * of each protocol (docs/registries.md) for a pull: manifests, blobs with ranges, revision, tree,
  * resolve with a redirect to a "CDN" path.
  */
 export interface DemoServers {

@@ -6,7 +6,7 @@ import { ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
 
 /**
- * The Hugging Face cache layout (protocols.md, "Hugging Face cache layout"), as huggingface_hub,
+ * The Hugging Face cache layout (docs/layouts.md, "The Hugging Face cache"), as huggingface_hub,
  * transformers and llama.cpp read it offline:
  *
  *   <root>/<models|datasets|spaces>--owner--name/

@@ -6,7 +6,7 @@ import { ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
 
 /**
- * Ollama's store (protocols.md, "Ollama on-disk layout"):
+ * Ollama's store (docs/layouts.md, "Ollama's store"):
  *   <root>/blobs/sha256-<hex>                          every layer and the config, 0644
  *   <root>/manifests/<host>/<namespace>/<model>/<tag>  the manifest bytes exactly as served
  * Folders are 0755. Partial data never goes inside `blobs/`, because the server deletes names

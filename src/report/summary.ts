@@ -11,7 +11,7 @@ export interface FailedModelOutput {
 }
 
 /**
- * The `models` output: one object per line, in input order (interface.md), so index i is
+ * The `models` output: one object per line, in input order (README.md, "Outputs"), so index i is
  * always line i; a failed line has only `ref`, `source` and `error`.
  */
 export function modelsJson(report: PullReport): (ModelOutput | FailedModelOutput)[] {

@@ -1,7 +1,7 @@
 import type { ModelPullError } from '../errors.js';
 import type { Identity, ModelFile, SourceKind } from '../plan.js';
 
-/** Where a model's files came from, as the `models` output says (docs/outputs.md). */
+/** Where a model's files came from, as the `models` output says (README.md, "Outputs"). */
 export type CacheState = 'hit' | 'miss' | 'partial' | 'off';
 
 /** One object of the `models` output: the field names are the action's public interface. */

@@ -179,7 +179,7 @@ async function restoreEntry(
   try {
     result = await entry.cache.restore({ key: entry.key, paths: [entry.archive], blobs: [blob] });
   } catch (error) {
-    // A missing or failing cache service only warns (interface.md): download instead.
+    // A missing or failing cache service only warns (docs/actions-cache.md, "The client's behaviour"): download instead.
     options.log.warning(`Actions cache restore of ${entry.key} failed: ${describeError(error)}`);
     return false;
   }

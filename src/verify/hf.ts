@@ -15,7 +15,7 @@ interface Expected {
 }
 
 /**
- * Re-hashes a Hugging Face cache (protocols.md, "Hugging Face cache layout"):
+ * Re-hashes a Hugging Face cache (docs/layouts.md, "The Hugging Face cache"):
  * - a snapshot model-pull wrote has a record (`<repo>/.model-pull/<commit>.*.json`) listing every
  *   file with its digest and size, so a file missing from the snapshot is found too;
  * - any other snapshot entry is checked against the blob its symlink names (the ETag: sha256 for

@@ -11,7 +11,7 @@ export { verifyHfCache } from './hf.js';
 /**
  * Re-hashes an Ollama store against its manifests: every manifest under `manifests/` must parse
  * and every blob it names (config included) must be `blobs/sha256-<hex>` with its size and
- * sha256, which is what `ollama run` trusts without checking (protocols.md, Ollama store).
+ * sha256, which is what `ollama run` trusts without checking (docs/layouts.md, "Ollama's store").
  */
 export async function verifyOllamaStore(root: string): Promise<VerifyReport> {
   const checker = new Checker();

@@ -16,7 +16,7 @@ export interface HubSubject {
 /**
  * Turns a non-2xx Hub answer into an error a user can act on. The Hub names the cause in
  * `X-Error-Code` (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo) and answers 401 for
- * private, gated and missing repos alike when no token is sent (protocols.md, "Hugging Face Hub").
+ * private, gated and missing repos alike when no token is sent (docs/registries.md, "Hugging Face Hub").
  */
 export async function hubError(response: HttpResponse, subject: HubSubject): Promise<ModelPullError> {
   const status = response.status;

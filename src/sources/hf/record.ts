@@ -8,7 +8,7 @@ import type { HfRepoType } from './ref.js';
 /**
  * The record of a complete pull: the filtered listing at a commit, written last by commit().
  * A commit's tree never changes, so with this record and the blobs on disk a pinned line needs
- * no request at all (protocols.md: shared runner IPs hit the Hub's rate limits).
+ * no request at all (docs/registries.md, "Hugging Face Hub": shared runner IPs hit the Hub's rate limits).
  */
 export interface RecordKey {
   readonly type: HfRepoType;

@@ -32,7 +32,7 @@ const DEFAULTS = {
 } as const;
 
 /**
- * Ollama's per-part rules (protocols.md, "Names"): every part starts with a letter, digit or `_`;
+ * Ollama's per-part rules (docs/registries.md, "Ollama's registry and names"): every part starts with a letter, digit or `_`;
  * the host may also hold `.`, `-`, `_`, `:` (a port) and be 350 long; a namespace holds no `.`;
  * model and tag may hold `.`, `-`, `_`; namespace, model and tag are at most 80 long.
  */
