@@ -4,7 +4,7 @@ import { formatBytes } from '../report/format.js';
 import { printable } from '../report/text.js';
 import type { Settings } from '../settings/settings.js';
 import { verifyFilesDir } from '../verify/files-dir.js';
-import { type VerifyReport, verifyHfCache, verifyOllamaStore } from '../verify/stores.js';
+import { type VerifyReport, verifyHfCache, verifyOllamaStore } from '../sources/ollama/verify.js';
 import type { CliIo } from './main.js';
 
 /** The folders verify checks, each with the flag that names it and how its content is checked. */

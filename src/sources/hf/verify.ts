@@ -1,9 +1,9 @@
 import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
-import { type Digest, isSha1Hex, isSha256Hex } from '../digest.js';
-import { readTrees, type TreeCacheFile, treesPath } from '../layouts/hf-trees.js';
-import { checkedFile } from '../sources/hf/record.js';
-import { Checker, dirs, type VerifyReport, walk } from './files.js';
+import { type Digest, isSha1Hex, isSha256Hex } from '../../digest.js';
+import { readTrees, type TreeCacheFile, treesPath } from '../../layouts/hf-trees.js';
+import { Checker, dirs, type VerifyReport, walk } from '../../verify/files.js';
+import { checkedFile } from './record.js';
 
 const REPO_FOLDER = /^(models|datasets|spaces)--(.+)$/;
 

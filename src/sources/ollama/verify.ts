@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { describeError } from '../errors.js';
-import { isLoopbackHost } from '../http/client.js';
-import { parseManifest } from '../sources/ollama/manifest.js';
-import { Checker, type Damage, type VerifyReport, walk } from './files.js';
+import { describeError } from '../../errors.js';
+import { isLoopbackHost } from '../../http/client.js';
+import { Checker, type Damage, type VerifyReport, walk } from '../../verify/files.js';
+import { parseManifest } from './manifest.js';
 
-export type { Damage, VerifyReport } from './files.js';
-export { verifyHfCache } from './hf.js';
+export type { Damage, VerifyReport } from '../../verify/files.js';
+export { verifyHfCache } from '../hf/verify.js';
 
 /**
  * Re-hashes an Ollama store against its manifests: every manifest under `manifests/` must parse
