@@ -4,6 +4,7 @@ import { ensureDirs } from './fs-dirs.js';
 import type { ModelRef } from './refs/index.js';
 import type { Settings } from './settings/settings.js';
 import type { SourceList, Sources } from './sources/descriptor.js';
+import type { VerifyReport } from './verify/files.js';
 
 /** A folder a source writes into, with the input (and CLI flag) that chooses it. */
 export interface StoreFolder {
@@ -12,6 +13,12 @@ export interface StoreFolder {
   readonly path: string;
   /** The input's name; the CLI flag is the same with `--`. */
   readonly input: string;
+  /** How `model-pull verify` re-hashes this folder against its records; absent: not checked. */
+  readonly verify?: {
+    /** The folder's name in verify's report: `Ollama store`. */
+    readonly label: string;
+    check(root: string): Promise<VerifyReport>;
+  };
 }
 
 /**

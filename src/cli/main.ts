@@ -100,7 +100,7 @@ interface Invocation {
 const COMMANDS: Record<string, (inv: Invocation) => Promise<number>> = {
   pull: (inv) => pipelineCommand(inv, pull),
   mirror: mirrorCommand,
-  verify: async (inv) => verifyCommand(await settingsOf(inv, false), inv.values, inv.io),
+  verify: async (inv) => verifyCommand(await settingsOf(inv, false), inv.values, inv.io, inv.sources),
   lock: lockCommand,
   demo: async (inv) =>
     (await import('./demo.js')).demoCommand(inv.io, { keep: inv.values.keep === true, notices: inv.notices }),

@@ -1,28 +1,21 @@
 import { stat } from 'node:fs/promises';
-import { Inputs } from '../constants.js';
 import { formatBytes } from '../report/format.js';
 import { printable } from '../report/text.js';
 import type { Settings } from '../settings/settings.js';
-import { verifyFilesDir } from '../verify/files-dir.js';
-import { type VerifyReport, verifyHfCache, verifyOllamaStore } from '../sources/ollama/verify.js';
+import type { SourceList } from '../sources/descriptor.js';
+import type { VerifyReport } from '../verify/files.js';
 import type { CliIo } from './main.js';
 
-/** The folders verify checks, each with the flag that names it and how its content is checked. */
-const FOLDERS = [
-  {
-    what: 'Ollama store',
-    flag: Inputs.OllamaModels,
-    root: (s: Settings) => s.ollamaModels,
-    check: verifyOllamaStore,
-  },
-  {
-    what: 'Hugging Face cache',
-    flag: Inputs.HfCache,
-    root: (s: Settings) => s.hfCache,
-    check: verifyHfCache,
-  },
-  { what: 'files', flag: Inputs.FilesDir, root: (s: Settings) => s.filesDir, check: verifyFilesDir },
-] as const;
+/** The folders verify checks (those the sources say they write), in source order. */
+function foldersOf(sources: SourceList, settings: Settings) {
+  return sources.flatMap((source) =>
+    (source.stores?.(settings) ?? []).flatMap((folder) =>
+      folder.verify
+        ? [{ what: folder.verify.label, flag: folder.input, root: folder.path, check: folder.verify.check }]
+        : [],
+    ),
+  );
+}
 
 interface Checked {
   readonly what: string;
@@ -41,11 +34,12 @@ export async function verifyCommand(
   settings: Settings,
   values: Readonly<Record<string, string | boolean | undefined>>,
   io: CliIo,
+  sources: SourceList,
 ): Promise<number> {
   const folders: Checked[] = [];
   const missing: string[] = [];
-  for (const folder of FOLDERS) {
-    const root = folder.root(settings);
+  for (const folder of foldersOf(sources, settings)) {
+    const root = folder.root;
     const present = await isFolder(root);
     // A folder named on the command line must be there; a default one may not be (a machine
     // that only uses Hugging Face has no Ollama store).

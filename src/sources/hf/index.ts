@@ -2,6 +2,7 @@ import { Inputs } from '../../constants.js';
 import type { SourceDescriptor } from '../descriptor.js';
 import { canonicalHfLine, HF_PREFIX, type HfRef, parseHfRef } from './ref.js';
 import { createHfSource } from './source.js';
+import { verifyHfCache } from './verify.js';
 
 /** `hf:[datasets/|spaces/]owner/repo[@revision] [include=…] [exclude=…]`: the Hub into the HF cache. */
 export const hfSource: SourceDescriptor<HfRef> = {
@@ -9,7 +10,14 @@ export const hfSource: SourceDescriptor<HfRef> = {
   prefixes: [HF_PREFIX],
   syntax: 'hf:OWNER/REPO',
   parse: parseHfRef,
-  stores: (settings) => [{ what: 'the Hugging Face cache', path: settings.hfCache, input: Inputs.HfCache }],
+  stores: (settings) => [
+    {
+      what: 'the Hugging Face cache',
+      path: settings.hfCache,
+      input: Inputs.HfCache,
+      verify: { label: 'Hugging Face cache', check: verifyHfCache },
+    },
+  ],
   phases: { resolving: 'resolving revision', writing: 'linking snapshot' },
   canonical: canonicalHfLine,
   create: (settings) =>

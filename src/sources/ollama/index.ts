@@ -4,6 +4,7 @@ import type { SourceDescriptor } from '../descriptor.js';
 import { ollamaMirror } from './mirror.js';
 import { canonicalOllamaLine, OLLAMA_PREFIX, type OllamaRef, parseOllamaRef } from './ref.js';
 import { createOllamaSource } from './source.js';
+import { verifyOllamaStore } from './verify.js';
 
 /** `ollama:[scheme://][host/][namespace/]model[:tag][@sha256:…]`: Ollama's registry or any OCI registry. */
 export const ollamaSource: SourceDescriptor<OllamaRef> = {
@@ -12,7 +13,12 @@ export const ollamaSource: SourceDescriptor<OllamaRef> = {
   syntax: 'ollama:NAME',
   parse: parseOllamaRef,
   stores: (settings) => [
-    { what: 'the Ollama store', path: settings.ollamaModels, input: Inputs.OllamaModels },
+    {
+      what: 'the Ollama store',
+      path: settings.ollamaModels,
+      input: Inputs.OllamaModels,
+      verify: { label: 'Ollama store', check: verifyOllamaStore },
+    },
   ],
   phases: { resolving: 'resolving manifest', writing: 'writing manifest' },
   canonical: canonicalOllamaLine,

@@ -3,6 +3,7 @@ import { badLine } from '../../refs/line.js';
 import type { SourceDescriptor } from '../descriptor.js';
 import { parseUrlRef, type UrlRef } from './ref.js';
 import { createUrlSource } from './source.js';
+import { verifyFilesDir } from './verify.js';
 
 /** `https://host/path/file.gguf sha256=<64 hex>`: a plain file, landing in files-dir. */
 export const urlSource: SourceDescriptor<UrlRef> = {
@@ -10,7 +11,14 @@ export const urlSource: SourceDescriptor<UrlRef> = {
   prefixes: ['https://', 'http://'],
   syntax: 'an https:// URL with sha256=',
   parse: parseUrlRef,
-  stores: (settings) => [{ what: 'files-dir', path: settings.filesDir, input: Inputs.FilesDir }],
+  stores: (settings) => [
+    {
+      what: 'files-dir',
+      path: settings.filesDir,
+      input: Inputs.FilesDir,
+      verify: { label: 'files', check: verifyFilesDir },
+    },
+  ],
   // The line carries its sha256: nothing to look up.
   phases: { resolving: '', listing: '', writing: '' },
   canonical: (ref) => `${ref.url} sha256=${ref.sha256}`,

@@ -1,9 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256Hex } from '../../src/digest.js';
-import { readUrlRecords, recordsFolder, writeUrlRecord } from '../../src/sources/url/record.js';
-import { verifyFilesDir } from '../../src/verify/files-dir.js';
-import { tempDir } from '../helpers/http.js';
+import { sha256Hex } from '../../../src/digest.js';
+import { readUrlRecords, recordsFolder, writeUrlRecord } from '../../../src/sources/url/record.js';
+import { verifyFilesDir } from '../../../src/sources/url/verify.js';
+import { tempDir } from '../../helpers/http.js';
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
 beforeEach(async () => {

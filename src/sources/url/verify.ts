@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { readUrlRecords } from '../sources/url/record.js';
-import { Checker, type VerifyReport } from './files.js';
+import { Checker, type VerifyReport } from '../../verify/files.js';
+import { readUrlRecords } from './record.js';
 
 /**
  * Re-hashes the files URL lines put in files-dir against the sha256 of their line, from the
