@@ -69,7 +69,17 @@ export function identifyLines(
   sources: Sources,
   ctx: SourceContext,
 ): Promise<PromiseSettledResult<Identity>[]> {
-  return Promise.allSettled(refs.map(async (ref) => sourceOf(sources, ref).identify(ref.ref, ctx)));
+  return Promise.allSettled(
+    refs.map(async (ref) => {
+      const identity = await sourceOf(sources, ref).identify(ref.ref, ctx);
+      // The kind and line are the lock entry's key and check: a source must answer for its own.
+      if (identity.source !== ref.kind || identity.ref !== ref.line)
+        throw new Error(
+          `the ${ref.kind} source answered "${ref.line}" with a ${identity.source} identity for "${identity.ref}"`,
+        );
+      return identity;
+    }),
+  );
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, isAbsolute, join } from 'node:path';
 import { createActionsCache } from '../../src/cache/actions-cache.js';
 import { LAYOUT_VERSION } from '../../src/cache/key.js';
@@ -77,6 +77,7 @@ function fileSource(files: FileServer, calls: { identify: number }): SourceDescr
     kind: 'file',
     prefixes: ['file:'],
     syntax: 'file:/PATH sha256=HEX',
+    usage: 'file:/PATH sha256=HEX',
     options: [{ name: 'file-dest', help: 'where file: lines land', type: 'path', default: '~/file-models' }],
     parse(parts) {
       onlyOptions(parts, ['sha256']);
@@ -86,6 +87,24 @@ function fileSource(files: FileServer, calls: { identify: number }): SourceDescr
       if (!isSha256Hex(sha256)) throw badLine(parts.line, 'sha256= must be 64 lowercase hex digits');
       return { line: parts.line, path, sha256 };
     },
+    // The folder it writes: checked for writing before any request, and (here, by counting its
+    // files, a toy has no records to re-hash against) listed by `model-pull verify`.
+    stores: (settings) => [
+      {
+        what: 'the file: folder',
+        path: settings.sourceOptions['file-dest']!,
+        input: 'file-dest',
+        verify: {
+          label: 'file: folder',
+          async check(root) {
+            const names = (await readdir(root, { withFileTypes: true })).filter((e) => e.isFile());
+            const sizes = await Promise.all(names.map(async (e) => (await stat(join(root, e.name))).size));
+            const checkedBytes = sizes.reduce((a, b) => a + b, 0);
+            return { checkedFiles: names.length, checkedBytes, damaged: [] };
+          },
+        },
+      },
+    ],
     create(settings) {
       const dest = settings.sourceOptions['file-dest']!;
       return {
@@ -250,6 +269,12 @@ test('the CLI takes the source list: its lines, its --file-dest flag, its --help
   expect(await runCli(['pull', '--help'], io)).toBe(0);
   expect(out).toContain('\nOptions of the sources:\n');
   expect(out).toContain('\n  --file-dest DIR         where file: lines land\n');
+  out = '';
+  expect(await runCli(['--help'], io)).toBe(0);
+  expect(out).toContain('\n       | https://HOST/PATH/FILE sha256=HEX | file:/PATH sha256=HEX\n');
+  out = '';
+  expect(await runCli(['verify', '--file-dest', dest], io)).toBe(0);
+  expect(out).toContain(`file: folder ${dest}: 1 files, 3.0 MiB checked, 0 damaged\n`);
 
   err = '';
   expect(await runCli(['pull', 'nonsense:x'], io)).toBe(2);

@@ -67,6 +67,7 @@ export function commandFlags(sources: SourceList): Readonly<Record<string, Recor
     mirror: { ...pullFlags, to: { type: 'string' }, json: { type: 'boolean' } },
     verify: {
       ...stringFlags([Inputs.OllamaModels, Inputs.HfCache, Inputs.FilesDir]),
+      ...stringFlags(sourceOptions(sources).map((o) => o.name)),
       json: { type: 'boolean' },
       ...HELP_FLAG,
     },

@@ -2,6 +2,19 @@ import { isModelPullError } from '../errors.js';
 import { type SourceList, sourceOptions } from '../sources/descriptor.js';
 import { COMMAND_FLAGS } from './args.js';
 
+const LINES_PLACEHOLDER = '<lines>';
+
+/** `Lines: a | b` wrapped under 100 columns, one alternative per source, in list order. */
+function linesHelp(sources: SourceList): string {
+  const rows = [`Lines: ${sources[0]?.usage ?? ''}`];
+  for (const source of sources.slice(1)) {
+    const last = rows.length - 1;
+    if (`${rows[last]} | ${source.usage}`.length <= 100) rows[last] += ` | ${source.usage}`;
+    else rows.push(`       | ${source.usage}`);
+  }
+  return rows.join('\n');
+}
+
 const COMMON_OPTIONS = `Options (environment defaults as in the action):
   --ollama-models DIR     Ollama store root ($OLLAMA_MODELS or ~/.ollama/models)
   --hf-cache DIR          Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)
@@ -47,8 +60,7 @@ Usage:
                                         pull, then push each model to an OCI registry
   model-pull demo [--keep]              pull a generated model from local servers (no internet)
 
-Lines: ollama:NAME[:TAG][@sha256:HEX] | hf:OWNER/REPO[@REV] [include=GLOB,..] [exclude=GLOB,..]
-       | https://HOST/PATH/FILE sha256=HEX
+${LINES_PLACEHOLDER}
 Run model-pull COMMAND --help for its options. Exit codes: 0 ok, 1 failed, 2 bad usage.
 `,
   pull: `Usage: model-pull pull [options] LINE...
@@ -127,11 +139,11 @@ function onlyAcceptedBy(command: string, text: string): string {
     .join('\n');
 }
 
-/** The help of a command, with the options the sources add to `pull` and `lock`. */
+/** The help of a command, with the lines the sources take and the options they add. */
 export function helpFor(command: keyof typeof HELP, sources: SourceList): string {
+  if (command === 'main') return HELP.main.replace(LINES_PLACEHOLDER, linesHelp(sources));
   const options = sourceOptions(sources);
-  if ((command !== 'pull' && command !== 'lock' && command !== 'mirror') || options.length === 0)
-    return HELP[command];
+  if (command === 'demo' || options.length === 0) return HELP[command];
   const rows = options.map(
     (o) => `  --${`${o.name} ${o.type === 'path' ? 'DIR' : 'VALUE'}`.padEnd(22)}${o.help}`,
   );

@@ -20,7 +20,7 @@ import { createSources, type SourceList, sourceOptions } from '../sources/descri
 import { DEFAULT_SOURCES } from '../sources/index.js';
 import { parseCommandArgs, SETTING_FLAGS } from './args.js';
 import { lineLogger, pullDisplay, toStream } from './display.js';
-import { HELP, helpFor, usageError } from './help.js';
+import { type HELP, helpFor, usageError } from './help.js';
 import { verifyCommand } from './verify.js';
 
 export interface CliIo {
@@ -45,11 +45,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stderr.write(`model-pull: unknown command "${topic}" (try model-pull --help)\n`);
       return 2;
     }
-    io.stdout.write(topic ? helpFor(topic as keyof typeof HELP, io.sources ?? DEFAULT_SOURCES) : HELP.main);
+    io.stdout.write(
+      topic
+        ? helpFor(topic as keyof typeof HELP, io.sources ?? DEFAULT_SOURCES)
+        : helpFor('main', io.sources ?? DEFAULT_SOURCES),
+    );
     return 0;
   }
   if (!command) {
-    io.stderr.write(HELP.main);
+    io.stderr.write(helpFor('main', io.sources ?? DEFAULT_SOURCES));
     return 2;
   }
   if (command === '--version' || command === '-V') {

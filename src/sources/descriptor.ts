@@ -43,6 +43,8 @@ export interface SourceDescriptor<Ref = unknown> {
   readonly prefixes: readonly string[];
   /** How users write it, for the error on a line no source claims: `ollama:NAME`. */
   readonly syntax: string;
+  /** Its full form for `--help`: `ollama:NAME[:TAG][@sha256:HEX]`. */
+  readonly usage: string;
   /** Parses a line this source claimed; every problem is a `badLine` error quoting the line. */
   parse(parts: LineParts): Ref;
   /**

@@ -9,6 +9,7 @@ export const hfSource: SourceDescriptor<HfRef> = {
   kind: 'hf',
   prefixes: [HF_PREFIX],
   syntax: 'hf:OWNER/REPO',
+  usage: 'hf:OWNER/REPO[@REV] [include=GLOB,..] [exclude=GLOB,..]',
   parse: parseHfRef,
   stores: (settings) => [
     {

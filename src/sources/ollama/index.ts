@@ -11,6 +11,7 @@ export const ollamaSource: SourceDescriptor<OllamaRef> = {
   kind: 'ollama',
   prefixes: [OLLAMA_PREFIX],
   syntax: 'ollama:NAME',
+  usage: 'ollama:NAME[:TAG][@sha256:HEX]',
   parse: parseOllamaRef,
   stores: (settings) => [
     {

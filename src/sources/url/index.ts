@@ -10,6 +10,7 @@ export const urlSource: SourceDescriptor<UrlRef> = {
   kind: 'url',
   prefixes: ['https://', 'http://'],
   syntax: 'an https:// URL with sha256=',
+  usage: 'https://HOST/PATH/FILE sha256=HEX',
   parse: parseUrlRef,
   stores: (settings) => [
     {
