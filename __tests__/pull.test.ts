@@ -58,3 +58,34 @@ describe('pull (library) with plain URLs', () => {
     }
   });
 });
+
+// The pipeline runs on the clock it is given: with the default retry policy (waits of a second
+// and more), two 503s cost this test no real time; the waits are recorded instead.
+test('retry waits go through the injected clock, with the default policy', async () => {
+  const { data, hex } = randomBlob(100_000);
+  const server = await startBlobServer(data, (_req, res, n) => {
+    if (n > 2) return undefined;
+    res.writeHead(503).end('busy');
+    return true;
+  });
+  const dir = await tempDir();
+  try {
+    const settings = buildSettings(
+      { models: `${server.url}/m.gguf sha256=${hex}`, 'files-dir': dir.path, cache: 'false' },
+      { env: {}, home: dir.path, nameOf: (n) => n },
+    );
+    const waits: number[] = [];
+    const clock = { now: () => 1_000, sleep: async (ms: number) => void waits.push(ms) };
+    const log = new MemoryLogger();
+    const report = await pull(settings, { sources: DEFAULT_SOURCES, log, cache: createNoCache(), clock });
+    expect(report.ok).toBe(true);
+    expect(sha256Hex(await readFile(join(dir.path, 'm.gguf')))).toBe(hex);
+    expect(waits).toHaveLength(2);
+    expect(waits[0]).toBeGreaterThanOrEqual(500); // DEFAULT_RETRY_POLICY: 1 s base, full jitter above half
+    expect(waits[1]).toBeGreaterThanOrEqual(1000);
+    expect(report.models[0]!.durationMs).toBe(0); // measured on the same clock
+  } finally {
+    await server.close();
+    await dir.remove();
+  }
+});
