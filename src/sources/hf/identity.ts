@@ -6,14 +6,12 @@ import { checkedTree, treeJson, treeMismatch } from './listing.js';
 import { checkedFile } from './record.js';
 import { type HfRef, type HfRepoType, isCommitId, repoIdProblem, revisionProblem } from './ref.js';
 
-/** What an HF identity carries in `detail`: enough to plan without any request (lock files too). */
-export interface HfDetail {
-  readonly type: HfRepoType;
-  readonly repo: string;
-  readonly revision: string;
+/**
+ * What an HF identity carries in `detail`: the line's repository, revision and filters (checked
+ * against the line), and what the revision resolved to; enough to plan without any request.
+ */
+export interface HfDetail extends Omit<HfRef, 'line'> {
   readonly commit: string;
-  readonly include: readonly string[];
-  readonly exclude: readonly string[];
   readonly files: readonly HubFile[];
   /**
    * The commit's whole listing, for `trees/<commit>.json`; absent in identities recorded before
