@@ -147,7 +147,7 @@ test('an index, then its manifest by digest, then a blob through the engine', as
   }
 });
 
-test('a session for pushing asks the realm for pull,push on its repository; sessions are shared', async () => {
+test('a session for pushing asks for pull,push here and pull where it mounts from; sessions are shared', async () => {
   const server = await startServer((req, res) => {
     if (req.url?.startsWith('/token')) {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -163,14 +163,14 @@ test('a session for pushing asks the realm for pull,push on its repository; sess
     const client = new RegistryClient();
     const address = { origin: server.url, host: new URL(server.url).host, repository: REPO };
     expect(client.session(address)).toBe(client.session(address));
-    const pusher = client.session(address, ['pull', 'push']);
+    const pusher = client.session(address, ['pull', 'push'], ['models/base']);
     expect(pusher).not.toBe(client.session(address));
     const answer = await pusher.request(call(), 'blobs/uploads/', { method: 'HEAD' });
     await answer.body.dump();
     expect(answer.status).toBe(200);
     expect(server.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
       `HEAD /v2/${REPO}/blobs/uploads/`,
-      `GET /token?service=reg&scope=${encodeURIComponent(`repository:${REPO}:pull,push`)}`,
+      `GET /token?service=reg&scope=${encodeURIComponent(`repository:${REPO}:pull,push`)}&scope=${encodeURIComponent('repository:models/base:pull')}`,
       `HEAD /v2/${REPO}/blobs/uploads/`,
     ]);
   } finally {

@@ -84,9 +84,9 @@ export function checkRealm(realm: string | undefined, registry: URL, policy: Aut
 
 /**
  * Gets a token from the realm: `GET realm?service=…&scope=…`, anonymous or with the configured
- * basic credentials (bound to the realm's origin), answer `token` or `access_token`. The scope is
- * the challenge's when it names one, else ours (one `scope` parameter each, as for a push that
- * mounts from another repository). The token spec says a missing `expires_in` means 60 seconds.
+ * basic credentials (bound to the realm's origin), answer `token` or `access_token`. The scopes
+ * are the challenge's and ours, one `scope` parameter each (a push that mounts a blob from another
+ * repository needs pull on that one too). The token spec says a missing `expires_in` means 60 seconds.
  */
 export async function fetchToken(
   http: HttpClient,
@@ -99,8 +99,8 @@ export async function fetchToken(
 ): Promise<Token> {
   const realm = checkRealm(challenge.params.realm, registry, policy);
   if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
-  for (const scope of challenge.params.scope ? [challenge.params.scope] : scopes)
-    realm.searchParams.append('scope', scope);
+  const asked = challenge.params.scope ? [challenge.params.scope] : [];
+  for (const scope of new Set([...asked, ...scopes])) realm.searchParams.append('scope', scope);
   const credentials: Credentials | undefined = policy.basicAuth && {
     origin: realm.origin,
     headers: { authorization: basicHeader(policy.basicAuth) },

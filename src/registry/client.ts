@@ -80,9 +80,13 @@ export class RegistryClient {
     return this.session({ origin: await origin, host: name.host, repository: name.repository }, actions);
   }
 
-  session(address: RepositoryAddress, actions: readonly RepositoryAction[] = ['pull']): RegistrySession {
+  session(
+    address: RepositoryAddress,
+    actions: readonly RepositoryAction[] = ['pull'],
+    alsoPull: readonly string[] = [],
+  ): RegistrySession {
     const registry = new URL(address.origin);
-    const key = `${registry.origin}/${address.repository} ${actions.join(',')}`;
+    const key = `${registry.origin}/${address.repository} ${actions.join(',')} ${alsoPull.join(',')}`;
     let session = this.sessions.get(key);
     if (!session) {
       const basicAuth = this.options.basicAuth;
@@ -91,7 +95,7 @@ export class RegistryClient {
       const known = knownRealmHosts(address.host);
       const realms = known.length ? { allowedRealmHosts: [...this.policy.allowedRealmHosts, ...known] } : {};
       const policy = { ...this.policy, ...realms, ...(own ? { basicAuth } : {}) };
-      session = new RegistrySession(registry, address.repository, policy, actions);
+      session = new RegistrySession(registry, address.repository, policy, actions, alsoPull);
       this.sessions.set(key, session);
     }
     return session;

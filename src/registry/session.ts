@@ -54,13 +54,21 @@ export class RegistrySession {
   private pending: Promise<void> | undefined;
   private readonly scopes: readonly string[];
 
+  /**
+   * `actions` on this repository; `alsoPull`: other repositories of the same registry the token
+   * must read too (the sources of cross-repository blob mounts).
+   */
   constructor(
     readonly registry: URL,
     readonly repository: string,
     readonly policy: AuthPolicy,
     actions: readonly RepositoryAction[] = ['pull'],
+    alsoPull: readonly string[] = [],
   ) {
-    this.scopes = [`repository:${repository}:${actions.join(',')}`];
+    this.scopes = [
+      `repository:${repository}:${actions.join(',')}`,
+      ...alsoPull.map((r) => `repository:${r}:pull`),
+    ];
   }
 
   /** `{origin}/v2/{repository}/{path}`: where every call of this repository goes. */
