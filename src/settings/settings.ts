@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { CacheServiceConfig } from '../cache/service.js';
 import { isKeyPrefix, KEY_PREFIX_RULE } from '../cache/key.js';
+import type { CacheServiceConfig } from '../cache/service.js';
 import { Inputs, USER_AGENT } from '../constants.js';
 import { isSha256Hex } from '../digest.js';
 import { ModelPullError } from '../errors.js';

@@ -1,7 +1,8 @@
 import { registryOptions } from '../../registry/client.js';
 import type { SourceDescriptor } from '../descriptor.js';
-import { OCI_PREFIX, type OciRef, parseOciRef } from './ref.js';
+import { OCI_PREFIX, type OciRef, ociName, parseOciRef } from './ref.js';
 import { createOciSource } from './source.js';
+import { verifyOciDir } from './verify.js';
 
 export const OCI_DIR = 'oci-dir';
 
@@ -14,6 +15,7 @@ export const ociSource: SourceDescriptor<OciRef> = {
   kind: 'oci',
   prefixes: [OCI_PREFIX],
   syntax: 'oci:[HOST/]REPO[:TAG]',
+  usage: 'oci:[HOST/]REPO[:TAG][@sha256:HEX]',
   parse: parseOciRef,
   options: [
     {
@@ -23,6 +25,18 @@ export const ociSource: SourceDescriptor<OciRef> = {
       default: '~/.cache/model-pull/oci',
     },
   ],
+  stores: (settings) => [
+    {
+      what: 'the OCI layout',
+      // The settings module fills every declared option, defaults included.
+      path: settings.sourceOptions[OCI_DIR]!,
+      input: OCI_DIR,
+      verify: { label: 'OCI layout', check: verifyOciDir },
+    },
+  ],
+  phases: { resolving: 'resolving manifest', writing: 'writing model folder' },
+  // Docker's normal form: docker.io/library/x:latest is the line `oci:x` (and `oci:docker.io/x`).
+  canonical: (ref) => `${OCI_PREFIX}${ref.scheme === 'http' ? 'http://' : ''}${ociName(ref)}`,
   create: (settings) =>
     createOciSource({
       // The settings module fills every declared option, defaults included.

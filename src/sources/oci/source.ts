@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { sha256Hex } from '../../digest.js';
+import { sha256Hex, sha256HexOf } from '../../digest.js';
 import { ModelPullError } from '../../errors.js';
 import {
   type Identity,
@@ -94,7 +94,7 @@ function identityOf(ref: OciRef, manifest: ImageManifest, hex: string, index?: s
     source: 'oci',
     ref: ref.line,
     name: ociName(ref),
-    digest: `sha256:${hex}`,
+    pin: `sha256:${hex}`,
     contentDigest: hex,
     // The manifest (and the index it came through) let plan() and a lock file skip requests;
     // plan() checks their digests again.
@@ -111,10 +111,9 @@ function recorded(ref: OciRef, identity: Identity): { hex: string; index?: strin
   const name = ociName(ref);
   if (identity.name !== '' && identity.name !== name)
     throw recordedIdentityError(identity, `it names ${identity.name}, not ${name}`);
-  const m = /^sha256:([0-9a-f]{64})$/.exec(identity.digest);
-  const hex = m?.[1];
+  const hex = sha256HexOf(identity.pin);
   if (hex === undefined || identity.contentDigest !== hex)
-    throw recordedIdentityError(identity, `"${identity.digest.slice(0, 80)}" is not a manifest digest`);
+    throw recordedIdentityError(identity, `"${identity.pin.slice(0, 80)}" is not a manifest digest`);
   const index = identity.detail?.index;
   if (index !== undefined && typeof index !== 'string')
     throw recordedIdentityError(identity, 'its recorded index is not text');
@@ -123,7 +122,7 @@ function recorded(ref: OciRef, identity: Identity): { hex: string; index?: strin
     const doc = parseManifestOrIndex(Buffer.from(index, 'utf8'), name);
     if (doc.kind === 'index' && doc.manifests.some((e) => e.hex === hex)) return { hex, index };
   }
-  throw recordedIdentityError(identity, `it is pinned to ${identity.digest}, the line to sha256:${ref.pin}`);
+  throw recordedIdentityError(identity, `it is pinned to ${identity.pin}, the line to sha256:${ref.pin}`);
 }
 
 /** The manifest bytes for a known digest: the recorded text, else the layout, else the registry. */
