@@ -212,7 +212,7 @@ test('a lock file pins the manifest digest and bytes: a locked run makes no mani
   const ociDir = join(dir.path, 'locked');
   const lockfile = join(dir.path, 'oci.lock');
   const line = `oci:${proxyHost}/team/modelpack:v1`;
-  const first = await run([line], ociDir, { lockfile });
+  const first = await run([line], ociDir, { lockfile, 'lock-mode': 'update' });
   expect(first.report.models[0]!.error).toBeUndefined();
   const lock = JSON.parse(await readFile(lockfile, 'utf8'));
   expect(lock.models[line]).toEqual({
