@@ -102,7 +102,7 @@ describe('fail-on-cache-miss', () => {
       'GetCacheEntryDownloadURL',
       'GetCacheEntryDownloadURL',
     ]);
-    expect(cold.summary).toContain(`  - **Fix:** ${fix}`);
+    expect(cold.summary).toContain(`  - **Fix:** \`${fix.replace(/`/g, "'")}\``);
 
     // The warming job saves one of them: the other still stops the step, named alone.
     expect((await pull([a])).code).toBe(0);

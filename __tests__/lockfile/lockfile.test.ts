@@ -22,6 +22,9 @@ const hf: Identity = {
   detail: { revision: 'main', files: [{ size: 2, path: 'z.json' }] },
 };
 
+/** An entry as the file holds it: the pin is written `digest`. */
+const onDisk = ({ pin, ...rest }: Identity) => ({ ...rest, digest: pin });
+
 describe('lock file', () => {
   let dir: { path: string; remove(): Promise<void> };
   beforeEach(async () => {
@@ -49,7 +52,10 @@ describe('lock file', () => {
     // A lock from before canonical keys: the line as the user wrote it.
     await writeFile(
       path,
-      JSON.stringify({ version: 1, models: { 'hf:o/r': { ...hf, ref: 'hf:o/r' }, [url.ref]: url } }),
+      JSON.stringify({
+        version: 1,
+        models: { 'hf:o/r': onDisk({ ...hf, ref: 'hf:o/r' }), [url.ref]: onDisk(url) },
+      }),
     );
     const lock = await readLock(path);
     expect(keys(lock)).toEqual(['hf:o/r@main', url.ref]);

@@ -62,9 +62,10 @@ describe('the job summary', () => {
       '',
       '**Failed**',
       '',
-      '- `hf:o/b`: lock file m.lock: the recorded identity of "hf:o/b" is invalid',
-      '  - **Fix:** look the line up again with `model-pull lock --lockfile m.lock hf:o/b`',
-      '- `hf:o/c`: boom \\| pipe',
+      // Reasons and fixes are code spans: server text never renders as Markdown or HTML.
+      '- `hf:o/b`: `lock file m.lock: the recorded identity of "hf:o/b" is invalid`',
+      "  - **Fix:** `look the line up again with 'model-pull lock --lockfile m.lock hf:o/b'`",
+      '- `hf:o/c`: `boom \\| pipe`',
       '',
     ]);
   });
@@ -74,8 +75,8 @@ describe('the job summary', () => {
       fix: 'create it with `model-pull lock --lockfile m.lock hf:o/a`',
     });
     expect(stoppedMarkdown(stopped)).toBe(
-      '### model-pull\n\n**Failed before any download**\n\n- lock file m.lock does not exist\n' +
-        '  - **Fix:** create it with `model-pull lock --lockfile m.lock hf:o/a`\n',
+      '### model-pull\n\n**Failed before any download**\n\n- `lock file m.lock does not exist`\n' +
+        "  - **Fix:** `create it with 'model-pull lock --lockfile m.lock hf:o/a'`\n",
     );
     expect(stopped.message).toBe(
       'lock file m.lock does not exist; create it with `model-pull lock --lockfile m.lock hf:o/a`',

@@ -2,23 +2,164 @@ export const id = 550;
 export const ids = [550];
 export const modules = {
 
+/***/ 8364:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   Z: () => (/* binding */ writeFileAtomic)
+/* harmony export */ });
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _fs_dirs_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(3341);
+
+
+
+
+/**
+ * Writes a small file so that a reader sees the old content or the whole new one, never a part:
+ * the bytes go to a fresh temporary name, then one rename replaces the target. The temporary
+ * file is created exclusively under a random name, so a file or link planted there by another
+ * process is never written through, and two writers never share one; it is removed on failure.
+ */
+async function writeFileAtomic(path, data, options = {}) {
+    const folder = options.tempDir ?? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path);
+    const temp = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, `.${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(path)}.${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(6).toString('hex')}.tmp`);
+    const mode = options.mode === undefined ? {} : { mode: options.mode };
+    // Folders are made only when missing, so frequent writers (progress records) pay no extra call.
+    const whenMissing = (folders, step) => async (error) => {
+        if (error.code !== 'ENOENT')
+            throw error;
+        for (const f of folders)
+            await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_3__/* .ensureDirs */ .J)(f);
+        await step();
+    };
+    const write = () => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.writeFile)(temp, data, { flag: 'wx', ...mode });
+    const move = () => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rename)(temp, path);
+    try {
+        await write().catch(whenMissing([folder], write));
+        if (options.mode !== undefined)
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.chmod)(temp, options.mode);
+        await move().catch(whenMissing([(0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path)], move));
+    }
+    catch (error) {
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(temp, { force: true });
+        throw error;
+    }
+}
+
+
+/***/ }),
+
 /***/ 9439:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   m: () => (/* binding */ createNoCache)
+/* harmony export */   m_: () => (/* binding */ createNoCache)
 /* harmony export */ });
-/* unused harmony export missed */
+/* unused harmony exports missed, notLookedUp, restoreOnly */
 /** Nothing restored: every planned file comes from the origin. */
 function missed(entry, found = false) {
     return { state: 'miss', found, restored: new Map(), fetched: 0, missing: entry.blobs.length };
 }
+/** Nothing looked up: the cache is off or cannot be used in this run. */
+function notLookedUp(entry) {
+    return { ...missed(entry), state: 'off' };
+}
 /** For `cache: false`: nothing is restored or saved, and nothing is logged. */
 function createNoCache() {
     return {
-        restore: async (entry) => missed(entry),
+        restore: async (entry) => notLookedUp(entry),
         save: async () => 'unavailable',
+        lookup: async () => 'off',
     };
+}
+/**
+ * For `save: false`: restores as `cache` does and never saves (a matrix job after the job that
+ * warms the cache; a pull request from a fork, whose entries others would read).
+ */
+function restoreOnly(cache, log) {
+    return {
+        restore: (...args) => cache.restore(...args),
+        lookup: (...args) => cache.lookup(...args),
+        save: async (_paths, key) => {
+            log.info(`Cache entry ${key} not saved: save is false in this step.`);
+            return 'unavailable';
+        },
+    };
+}
+
+
+/***/ }),
+
+/***/ 5877:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   C6: () => (/* binding */ isKeyPrefix),
+/* harmony export */   OS: () => (/* binding */ KEY_PREFIX_RULE),
+/* harmony export */   k$: () => (/* binding */ cacheKey)
+/* harmony export */ });
+/* unused harmony exports LAYOUT_VERSION, MAX_KEY_LENGTH */
+/* harmony import */ var _digest_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(2187);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(3916);
+
+
+/**
+ * Version of the on-disk layouts an entry holds. Bump it when what a cache entry contains for
+ * the same content changes (another layout, other files), so old entries are never restored
+ * into a layout that no longer expects them.
+ */
+const LAYOUT_VERSION = 'v1';
+/** The Actions cache refuses longer keys (docs/actions-cache.md, "Keys"). */
+const MAX_KEY_LENGTH = 512;
+// The service splits key lists on commas; control characters would break log lines and annotations.
+const FORBIDDEN = /[,\p{Cc}]/u;
+/**
+ * The rule for `cache-key-prefix`, the one the settings check: at most 200 characters, none of
+ * them a comma, a space or a control character. Stricter than what the service takes (cacheKey
+ * below guards only that), and short enough that `<prefix>-v1-<kind>-<64 hex>` always fits
+ * MAX_KEY_LENGTH for any source kind (checkSourceList keeps kinds to 32 characters).
+ */
+const KEY_PREFIX_RULE = 'at most 200 characters without commas or spaces';
+function isKeyPrefix(prefix) {
+    return prefix.length > 0 && prefix.length <= 200 && !/[\s,\p{Cc}]/u.test(prefix);
+}
+/**
+ * `<prefix>-<LAYOUT_VERSION>-<source>-<contentDigest>`: one entry per model, named by the bytes it
+ * holds, so every workflow and branch pulling the same content shares it, and a different file
+ * selection (another include filter) is a different entry.
+ */
+function cacheKey(prefix, identity) {
+    checkPrefix(prefix);
+    const digest = contentHex(identity);
+    const key = `${prefix}-${LAYOUT_VERSION}-${identity.source}-${digest}`;
+    if (key.length > MAX_KEY_LENGTH) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `cache-key-prefix: the cache key would be ${key.length} characters, more than the ${MAX_KEY_LENGTH} ` +
+            `the Actions cache accepts; use a prefix of at most ${MAX_KEY_LENGTH - (key.length - prefix.length)} characters`);
+    }
+    return key;
+}
+function checkPrefix(prefix) {
+    if (prefix.trim() === '') {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', 'cache-key-prefix: must not be empty');
+    }
+    if (FORBIDDEN.test(prefix)) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `cache-key-prefix: ${JSON.stringify(prefix)} contains a comma or a control character, ` +
+            'which Actions cache keys cannot hold');
+    }
+}
+/** Accepts the hex or `sha256:<hex>`; the key always carries the bare hex so it never changes form. */
+function contentHex(identity) {
+    const hex = identity.contentDigest.replace(/^sha256:/, '');
+    if (!(0,_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isSha256Hex */ .P4)(hex)) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${identity.ref}: cannot name its cache entry, the content digest ${JSON.stringify(identity.contentDigest)} ` +
+            'is not a sha256 hex digest');
+    }
+    return hex;
 }
 
 
@@ -289,7 +430,7 @@ const toStream = (stream) => (line) => void stream.write(`${line}\n`);
 
 __webpack_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 __webpack_require__.r(__webpack_exports__);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(8128);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3654);
 
 // The CLI proper, loaded by src/cli.ts once Node is new enough: the only place that touches
 // argv, signals and the exit code.
@@ -329,7 +470,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8128:
+/***/ 3654:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -354,14 +495,561 @@ var errors = __webpack_require__(3916);
 var http_client = __webpack_require__(3329);
 // EXTERNAL MODULE: ./src/http/retry.ts
 var http_retry = __webpack_require__(8902);
-// EXTERNAL MODULE: ./src/lock/lockfile.ts
-var lockfile = __webpack_require__(8606);
-// EXTERNAL MODULE: ./src/pull.ts + 17 modules
-var pull = __webpack_require__(4344);
+// EXTERNAL MODULE: ./src/lockfile.ts
+var lockfile = __webpack_require__(9746);
+// EXTERNAL MODULE: ./src/pull.ts + 14 modules
+var pull = __webpack_require__(4916);
 // EXTERNAL MODULE: ./src/refs/index.ts
 var src_refs = __webpack_require__(8674);
 // EXTERNAL MODULE: ./src/refs/line.ts
 var line = __webpack_require__(9534);
+// EXTERNAL MODULE: ./src/registry/client.ts + 1 modules
+var registry_client = __webpack_require__(8178);
+// EXTERNAL MODULE: ./src/registry/prefix.ts
+var registry_prefix = __webpack_require__(8911);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __webpack_require__(3024);
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __webpack_require__(7075);
+// EXTERNAL MODULE: ./src/digest.ts
+var src_digest = __webpack_require__(2187);
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __webpack_require__(7598);
+// EXTERNAL MODULE: ./src/download/safe-fs.ts
+var safe_fs = __webpack_require__(5039);
+// EXTERNAL MODULE: ./src/fs-dirs.ts
+var fs_dirs = __webpack_require__(3341);
+;// CONCATENATED MODULE: ./src/registry/uploads.ts
+
+
+
+
+
+const FORMAT = 'model-pull/upload@1';
+/** A record is a few hundred bytes; anything larger was not written by us. */
+const MAX_RECORD = 16 * 1024;
+/** Records as small files in `dir` (mode 0600: an upload URL lets anyone with it add bytes). */
+function uploadRecords(dir) {
+    const pathOf = (origin, repository, hex) => (0,external_node_path_.join)(dir, `${(0,external_node_crypto_.createHash)('sha256').update(`${origin}\n${repository}\n${hex}`).digest('hex')}.json`);
+    return {
+        async get(origin, repository, hex) {
+            const bytes = await (0,safe_fs/* readSmall */.o5)(pathOf(origin, repository, hex), MAX_RECORD);
+            if (!bytes)
+                return undefined;
+            let doc;
+            try {
+                doc = JSON.parse(bytes.toString('utf8'));
+            }
+            catch {
+                return undefined;
+            }
+            const same = doc.format === FORMAT && doc.origin === origin && doc.repository === repository && doc.hex === hex;
+            // Another process may have left anything here: only an upload on the same origin is asked.
+            if (!same || typeof doc.location !== 'string')
+                return undefined;
+            try {
+                return new URL(doc.location).origin === origin ? doc.location : undefined;
+            }
+            catch {
+                return undefined;
+            }
+        },
+        async set(origin, repository, hex, location) {
+            await (0,fs_dirs/* ensureDirs */.J)(dir);
+            const record = { format: FORMAT, origin, repository, hex, location };
+            await (0,safe_fs/* replaceFile */.fR)(pathOf(origin, repository, hex), `${JSON.stringify(record)}\n`, 0o600);
+        },
+        async forget(origin, repository, hex) {
+            await (0,promises_.rm)(pathOf(origin, repository, hex), { force: true });
+        },
+    };
+}
+/** No records: every upload starts afresh (tests, or a run without a state folder). */
+const noUploadRecords = {
+    get: async () => undefined,
+    set: async () => undefined,
+    forget: async () => undefined,
+};
+
+;// CONCATENATED MODULE: ./src/registry/push.ts
+
+
+
+
+
+
+
+const MiB = 1024 * 1024;
+/** Bytes [start, end) of a blob as a fresh stream. */
+function bytesOf(blob, start = 0, end = blob.size) {
+    if (end <= start)
+        return external_node_stream_.Readable.from([]);
+    if (blob.bytes)
+        return external_node_stream_.Readable.from([Buffer.from(blob.bytes.subarray(start, end))]);
+    return (0,external_node_fs_.createReadStream)(blob.path, { start, end: end - 1 });
+}
+const DEFAULT_PUSH_TUNING = {
+    monolithicMax: 32 * MiB,
+    chunkSize: 64 * MiB,
+    uploads: noUploadRecords,
+};
+/**
+ * A registry's answer to the digest given at the end of an upload: the bytes it received hash
+ * to something else (the file changed under us). Resending would not help.
+ */
+const DIGEST_REFUSED = /DIGEST_INVALID|BLOB_UPLOAD_INVALID/;
+/** Waiting for the answer to the last byte of an upload: the registry may hash the whole blob. */
+const FINISH_TIMEOUT_MS = 10 * 60_000;
+/**
+ * Pushes one blob (docs/registries.md, "Pushing"): nothing when the registry has it (`HEAD`);
+ * a cross-repository mount when `mountFrom` names a repository of the same registry that holds
+ * it; else an upload, resumed where a previous run left it (the registry says how many bytes
+ * it holds), in one `PUT` for small blobs or in `PATCH` chunks that can resume.
+ */
+async function pushBlob(session, call, blob, tuning, mountFrom) {
+    if (await blobExists(session, call, blob))
+        return { hex: blob.hex, outcome: 'present', sentBytes: 0 };
+    const upload = new BlobUpload(session, call, blob, tuning);
+    const resumed = await upload.resume();
+    if (!resumed) {
+        const mounted = await upload.start(mountFrom);
+        if (mounted)
+            return { hex: blob.hex, outcome: 'mounted', sentBytes: 0 };
+    }
+    await upload.send();
+    return { hex: blob.hex, outcome: 'uploaded', sentBytes: upload.sent };
+}
+/**
+ * Pushes an artifact: several blobs at once (each skipped, mounted or uploaded), and only once
+ * every blob is there, the manifest under each reference, so a tag never names a blob the
+ * registry lacks. `mountFrom` names, per blob, a repository of the same registry that holds it.
+ */
+async function pushArtifact(session, call, artifact, tuning, mountFrom = () => undefined) {
+    const unique = [...new Map(artifact.blobs.map((b) => [b.hex, b])).values()];
+    const blobs = new Array(unique.length);
+    let next = 0;
+    let failed = false;
+    const worker = async () => {
+        while (next < unique.length && !failed) {
+            const i = next++;
+            const blob = unique[i];
+            try {
+                blobs[i] = await pushBlob(session, call, blob, tuning, mountFrom(blob.hex));
+            }
+            catch (error) {
+                failed = true;
+                throw error;
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(tuning.concurrency, unique.length)) }, worker));
+    let digest = (0,src_digest/* sha256Hex */.fg)(artifact.manifest.bytes);
+    for (const reference of artifact.references)
+        digest = await putManifest(session, call, reference, artifact.manifest, `${artifact.name} (${reference})`);
+    return { blobs, digest };
+}
+/**
+ * Puts a manifest under a tag or digest, exactly these bytes (its digest is theirs); returns
+ * the digest the registry reports, which differs only where a registry rewrites manifests.
+ */
+async function putManifest(session, call, reference, manifest, name) {
+    const hex = (0,src_digest/* sha256Hex */.fg)(manifest.bytes);
+    return (0,http_retry/* withRetries */.LH)(async () => {
+        const answer = await session.request(call, `manifests/${reference}`, {
+            method: 'PUT',
+            headers: { 'content-type': manifest.mediaType, 'content-length': String(manifest.bytes.length) },
+            body: () => manifest.bytes,
+        });
+        if (answer.status !== 201 && answer.status !== 200)
+            throw await (0,http_client/* statusError */.$C)(answer, `${session.registry.host} for the manifest of ${name}`);
+        (0,http_client/* discardBody */.LL)(answer.body);
+        const reported = /^sha256:([0-9a-f]{64})$/.exec(String(answer.headers['docker-content-digest'] ?? ''));
+        return reported ? reported[1] : hex;
+    }, call.retry, retryOptions(call, `the manifest of ${name}`));
+}
+/** `HEAD blobs/<digest>`: 200 (or a redirect to where it is stored) means the registry has it. */
+async function blobExists(session, call, blob) {
+    return (0,http_retry/* withRetries */.LH)(async () => {
+        const answer = await session.request(call, `blobs/sha256:${blob.hex}`, {
+            method: 'HEAD',
+            maxRedirects: 0,
+        });
+        (0,http_client/* discardBody */.LL)(answer.body);
+        if (answer.status === 404)
+            return false;
+        if (answer.status === 200 || (answer.status >= 300 && answer.status < 400)) {
+            const length = Number(answer.headers['content-length']);
+            return answer.status !== 200 || !Number.isFinite(length) || length === blob.size;
+        }
+        throw await (0,http_client/* statusError */.$C)(answer, `${session.registry.host} for ${blob.label}`);
+    }, call.retry, retryOptions(call, blob.label));
+}
+function retryOptions(call, subject) {
+    return { clock: call.clock, subject, ...(call.signal ? { signal: call.signal } : {}) };
+}
+/** The upload of one blob: its URL (which the registry may change at every step) and offset. */
+class BlobUpload {
+    session;
+    call;
+    blob;
+    tuning;
+    location = '';
+    offset = 0;
+    chunkSize;
+    sent = 0;
+    constructor(session, call, blob, tuning) {
+        this.session = session;
+        this.call = call;
+        this.blob = blob;
+        this.tuning = tuning;
+        this.chunkSize = tuning.chunkSize;
+    }
+    get key() {
+        return [this.session.registry.origin, this.session.repository, this.blob.hex];
+    }
+    /** Picks up the upload a previous run recorded, when the registry still knows it. */
+    async resume() {
+        const recorded = await this.tuning.uploads.get(...this.key);
+        if (!recorded)
+            return false;
+        const status = await this.status(recorded).catch((error) => {
+            if ((0,errors/* isModelPullError */.pq)(error, 'ERR_ABORTED'))
+                throw error;
+            return undefined;
+        });
+        if (!status || status.offset === 0 || status.offset > this.blob.size) {
+            await this.tuning.uploads.forget(...this.key);
+            return false;
+        }
+        this.location = status.location;
+        this.offset = status.offset;
+        this.call.log.info(`${this.blob.label}: resuming the upload to ${this.session.registry.host} at byte ${status.offset} of ${this.blob.size}`);
+        return true;
+    }
+    /**
+     * Opens an upload (`POST blobs/uploads/`), or mounts the blob from `mountFrom`: 201 means
+     * mounted, 202 that the registry opened an upload instead (it may not share across
+     * repositories, or the token may not read the other one).
+     */
+    async start(mountFrom) {
+        const query = mountFrom ? `?mount=sha256:${this.blob.hex}&from=${encodeURIComponent(mountFrom)}` : '';
+        const answer = await (0,http_retry/* withRetries */.LH)(async () => {
+            const response = await this.session.request(this.call, `blobs/uploads/${query}`, {
+                method: 'POST',
+                headers: { 'content-length': '0' },
+            });
+            if (response.status !== 201 && response.status !== 202)
+                throw await (0,http_client/* statusError */.$C)(response, `${this.session.registry.host} opening an upload of ${this.blob.label}`);
+            (0,http_client/* discardBody */.LL)(response.body);
+            return response;
+        }, this.call.retry, retryOptions(this.call, this.blob.label));
+        if (answer.status === 201)
+            return true;
+        this.location = locationOf(answer, this.blob.label);
+        this.offset = 0;
+        const min = Number(answer.headers['oci-chunk-min-length']);
+        if (Number.isSafeInteger(min) && min > this.chunkSize)
+            this.chunkSize = min;
+        if (this.blob.size > this.tuning.monolithicMax)
+            await this.tuning.uploads.set(...this.key, this.location);
+        return false;
+    }
+    /** Sends what the registry lacks, then closes the upload with the digest. */
+    async send() {
+        if (this.offset === 0 && this.blob.size <= this.tuning.monolithicMax) {
+            await this.whole();
+        }
+        else {
+            await this.chunks();
+            await this.finish();
+        }
+        await this.tuning.uploads.forget(...this.key);
+    }
+    /** One `PUT ?digest=` with the whole blob; a failed attempt opens a fresh upload. */
+    async whole() {
+        await (0,http_retry/* withRetries */.LH)(async () => {
+            if (!this.location)
+                await this.start();
+            try {
+                await this.close(this.blob.size, () => bytesOf(this.blob));
+                this.sent += this.blob.size;
+                this.tuning.onBytes?.(this.blob.size);
+            }
+            catch (error) {
+                this.location = '';
+                throw error;
+            }
+        }, this.call.retry, retryOptions(this.call, this.blob.label));
+    }
+    /**
+     * `PATCH` chunks from the offset to the end. After a failure the registry is asked how much
+     * it holds (`GET` the upload) and the next chunk starts there; failures in a row are bounded
+     * by the retry policy, and any progress restores the budget.
+     */
+    async chunks() {
+        let failures = 0;
+        while (this.offset < this.blob.size) {
+            const start = this.offset;
+            try {
+                await this.patch(start, Math.min(this.blob.size, start + this.chunkSize));
+                failures = 0;
+            }
+            catch (error) {
+                if (this.call.signal?.aborted)
+                    throw error;
+                failures = this.offset > start ? 1 : failures + 1;
+                const plan = (0,http_retry/* nextRetry */.GL)(error, failures, this.call.retry);
+                if (!plan)
+                    throw error;
+                const host = this.session.registry.host;
+                this.call.retry.onRetry?.((0,http_retry/* retryEvent */.N7)(error, failures, plan, { host, subject: this.blob.label }));
+                await this.call.clock.sleep(plan.delayMs, this.call.signal);
+                await this.resync();
+            }
+        }
+    }
+    async patch(start, end) {
+        const answer = await this.session.request(this.call, this.location, {
+            method: 'PATCH',
+            headers: {
+                'content-type': 'application/octet-stream',
+                'content-length': String(end - start),
+                'content-range': `${start}-${end - 1}`,
+            },
+            body: () => bytesOf(this.blob, start, end),
+        });
+        if (answer.status === 416) {
+            // The registry holds a different number of bytes than we thought: ask it, go on from
+            // there; when it names this very offset again (its `0-0` is ambiguous), start afresh.
+            (0,http_client/* discardBody */.LL)(answer.body);
+            await this.resync();
+            if (this.offset === start)
+                await this.start();
+            return;
+        }
+        if (answer.status !== 202 && answer.status !== 204)
+            throw await (0,http_client/* statusError */.$C)(answer, `${this.session.registry.host} for ${this.blob.label}`);
+        (0,http_client/* discardBody */.LL)(answer.body);
+        const held = heldBytes(answer.headers.range);
+        this.location = locationOf(answer, this.blob.label, this.location);
+        const next = held ?? end;
+        if (next < start || next > end) {
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_RANGE', `${this.session.registry.host} reports ${next} bytes of ${this.blob.label} after a chunk ending at ${end}`);
+        }
+        this.sent += next - start;
+        this.tuning.onBytes?.(next - start);
+        this.offset = next;
+        await this.tuning.uploads.set(...this.key, this.location);
+    }
+    /** The registry's own count of the upload's bytes; an upload it no longer knows starts over. */
+    async resync() {
+        const status = await this.status(this.location);
+        if (status) {
+            // Bytes of a cut chunk that the registry kept count as sent.
+            if (status.offset > this.offset) {
+                this.sent += status.offset - this.offset;
+                this.tuning.onBytes?.(status.offset - this.offset);
+            }
+            this.location = status.location;
+            this.offset = status.offset;
+            return;
+        }
+        this.call.log.info(`${this.blob.label}: the registry dropped the upload; starting it again`);
+        await this.start();
+    }
+    /** `GET` an upload: `Range: 0-<last byte held>`; undefined when the registry does not know it. */
+    async status(location) {
+        return (0,http_retry/* withRetries */.LH)(async () => {
+            const answer = await this.session.request(this.call, location, { maxRedirects: 0 });
+            (0,http_client/* discardBody */.LL)(answer.body);
+            if (answer.status === 404)
+                return undefined;
+            if (answer.status !== 204 && answer.status !== 200)
+                throw await (0,http_client/* statusError */.$C)(answer, `${this.session.registry.host} for the upload of ${this.blob.label}`);
+            // `0-0` is said for both none and one byte: counted as none, the byte is sent again.
+            const held = heldBytes(answer.headers.range);
+            return {
+                location: locationOf(answer, this.blob.label, location),
+                offset: held === 1 ? 0 : (held ?? 0),
+            };
+        }, this.call.retry, retryOptions(this.call, this.blob.label));
+    }
+    /** Every byte is there: `PUT ?digest=` with no body closes the upload. */
+    async finish() {
+        await (0,http_retry/* withRetries */.LH)(() => this.close(0, () => ''), this.call.retry, retryOptions(this.call, this.blob.label));
+    }
+    /** `PUT <upload>?digest=sha256:…` with the last bytes (or none); 201 means committed. */
+    async close(length, body) {
+        const url = new URL(this.location);
+        url.searchParams.set('digest', `sha256:${this.blob.hex}`);
+        const answer = await this.session.request(this.call, url.toString(), {
+            method: 'PUT',
+            headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
+            body,
+            answerTimeoutMs: FINISH_TIMEOUT_MS,
+        });
+        if (answer.status === 201 || answer.status === 204) {
+            (0,http_client/* discardBody */.LL)(answer.body);
+            const reported = /^sha256:([0-9a-f]{64})$/.exec(String(answer.headers['docker-content-digest'] ?? ''));
+            if (reported && reported[1] !== this.blob.hex)
+                throw this.refused(`it stored sha256:${reported[1]}`);
+            return;
+        }
+        const error = await (0,http_client/* statusError */.$C)(answer, `${this.session.registry.host} for ${this.blob.label}`);
+        if (answer.status === 400 && DIGEST_REFUSED.test(error.message)) {
+            await this.tuning.uploads.forget(...this.key);
+            throw this.refused('the bytes it received hash to another digest');
+        }
+        throw error;
+    }
+    refused(why) {
+        return new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `${this.session.registry.host} refused ${this.blob.label} (sha256:${this.blob.hex}): ${why}; was ${this.blob.path} changed?`);
+    }
+}
+/** The upload URL a registry answered with (relative to the request, as the spec allows). */
+function locationOf(answer, label, previous) {
+    const location = answer.headers.location;
+    if (typeof location !== 'string' || location === '') {
+        if (previous)
+            return previous;
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `${new URL(answer.url).host} opened an upload of ${label} without a Location (${(0,errors/* redactUrl */.BO)(answer.url)})`);
+    }
+    return new URL(location, answer.url).toString();
+}
+/** `Range: 0-<last>` → bytes held (`last + 1`); undefined when absent or malformed. */
+function heldBytes(header) {
+    const m = /^(?:bytes=)?0-(\d+)$/.exec(String(header ?? '').trim());
+    return m ? Number(m[1]) + 1 : undefined;
+}
+
+// EXTERNAL MODULE: ./src/report/format.ts
+var format = __webpack_require__(2011);
+// EXTERNAL MODULE: ./src/sources/descriptor.ts
+var descriptor = __webpack_require__(6541);
+;// CONCATENATED MODULE: ./src/mirror/run.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * `model-pull mirror --to PREFIX` and `mirror-to`: pull every line as always (verified, cached),
+ * then push each model under the prefix (docs/scale-out.md). Where each line goes is settled
+ * before anything is pulled, so a line no source can push, or two origins meeting in one
+ * repository, stop the run before any download.
+ */
+async function mirror(settings, deps) {
+    const prefix = settings.mirrorTo;
+    if (!prefix)
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', 'mirror needs a registry prefix to push to');
+    (0,descriptor/* checkSourceList */.EA)(deps.sources);
+    const refs = (0,src_refs/* parseLines */.L)(settings.lines, deps.sources);
+    const targets = mirrorTargets(refs, deps.sources, prefix);
+    const report = await (0,pull/* pull */.a)(settings, deps);
+    const pushes = await pushModels(report.models, refs, targets, settings, deps);
+    return { ...report, pushes, ok: report.ok && pushes.every((p) => !p.error) };
+}
+/** Each line's repository under the prefix; refuses lines that cannot go and collisions. */
+function mirrorTargets(refs, sources, prefix) {
+    const byRepository = new Map();
+    return refs.map((ref) => {
+        const mirror = descriptorOf(sources, ref).mirror;
+        if (!mirror)
+            throw (0,line/* badLine */.mV)(ref.line, `${ref.kind} models cannot be mirrored to a registry`);
+        const target = mirror.target(ref.ref, ref.line, prefix);
+        const first = byRepository.get(target.repository);
+        if (first && first.origin !== target.origin) {
+            throw (0,line/* badLine */.mV)(ref.line, `it would go to ${prefix.host}/${target.repository}, where "${first.line}" goes (${first.origin} and ${target.origin} would mix their tags there); mirror them to different prefixes`);
+        }
+        byRepository.set(target.repository, first ?? { origin: target.origin, line: ref.line });
+        return target;
+    });
+}
+function descriptorOf(sources, ref) {
+    const source = sources.find((s) => s.kind === ref.kind);
+    if (!source)
+        throw new Error(`no source of kind ${ref.kind} for "${ref.line}"`);
+    return source;
+}
+/**
+ * Pushes every pulled model, one after another (each one's blobs several at once). A blob
+ * another model of this run already put in the registry is mounted from there, not sent again.
+ */
+async function pushModels(models, refs, targets, settings, deps) {
+    const prefix = settings.mirrorTo;
+    const http = new http_client/* HttpClient */.Qq(settings.http);
+    const registry = new registry_client/* RegistryClient */.b((0,registry_client/* registryOptions */._)(settings));
+    const onRetry = deps.onRetry ?? ((event) => deps.log.info((0,http_retry/* describeRetry */.eV)(event)));
+    const call = {
+        http,
+        retry: { ...settings.retry, onRetry },
+        log: deps.log,
+        clock: deps.clock ?? clock/* systemClock */.m,
+        ...(deps.signal ? { signal: deps.signal } : {}),
+    };
+    const tuning = {
+        ...DEFAULT_PUSH_TUNING,
+        uploads: uploadRecords(settings.uploadsDir),
+        concurrency: settings.concurrency,
+    };
+    const holders = new Map();
+    const pushes = [];
+    try {
+        for (const [i, model] of models.entries()) {
+            const ref = refs[i];
+            const target = targets[i];
+            if (!model.output || !model.identity) {
+                pushes.push({ line: ref.line, names: [], error: new Error('not pushed: the pull failed') });
+                continue;
+            }
+            try {
+                const mirror = descriptorOf(deps.sources, ref).mirror;
+                const artifact = await mirror.artifact(ref.ref, { identity: model.identity, output: model.output }, target, settings);
+                const session = await registry.resolve(call, {
+                    host: prefix.host,
+                    ...(prefix.scheme ? { scheme: prefix.scheme } : {}),
+                    repository: target.repository,
+                }, ['pull', 'push']);
+                const pushed = await pushArtifact(session, call, artifact, tuning, (hex) => holders.get(hex));
+                for (const blob of artifact.blobs)
+                    if (!holders.has(blob.hex))
+                        holders.set(blob.hex, target.repository);
+                const names = artifact.references.map((r) => (0,registry_prefix/* nameUnder */.c9)(prefix, target.repository, r));
+                deps.log.info(`${ref.line}: pushed ${names.join(', ')} (sha256:${pushed.digest}): ${blobSummary(pushed)}`);
+                pushes.push({ line: ref.line, names, digest: `sha256:${pushed.digest}`, blobs: pushed.blobs });
+            }
+            catch (error) {
+                const reason = error instanceof Error ? error : new Error((0,errors/* describeError */.Uc)(error));
+                pushes.push({ line: ref.line, names: [], error: reason });
+            }
+        }
+    }
+    finally {
+        await http.close();
+    }
+    return pushes;
+}
+/** `2 blobs uploaded (1.2 GiB), 1 already there, 1 mounted`. */
+function blobSummary(pushed) {
+    const count = (outcome) => pushed.blobs.filter((b) => b.outcome === outcome).length;
+    const sent = pushed.blobs.reduce((n, b) => n + b.sentBytes, 0);
+    const parts = [
+        `${count('uploaded')} blobs uploaded (${(0,format/* formatBytes */.z3)(sent)})`,
+        `${count('present')} already there`,
+    ];
+    if (count('mounted'))
+        parts.push(`${count('mounted')} mounted`);
+    return parts.join(', ');
+}
+
 // EXTERNAL MODULE: ./src/report/model-log.ts
 var model_log = __webpack_require__(7400);
 ;// CONCATENATED MODULE: ./src/report/summary.ts
@@ -369,32 +1057,43 @@ var model_log = __webpack_require__(7400);
 
 
 /**
- * The `models` output: one object per line, in input order (interface.md), so index i is
+ * The `models` output: one object per line, in input order (README.md, "Outputs"), so index i is
  * always line i; a failed line has only `ref`, `source` and `error`.
  */
 function modelsJson(report) {
     return report.models.map((m) => m.output ?? { ref: m.line, source: m.source, error: (0,errors/* describeError */.Uc)(m.error ?? 'failed') });
 }
 /**
- * A Markdown job summary: a row per model with source, size, cache, bytes, time, throughput.
- * Lines and errors quote what users and servers wrote, so they go in code spans: never markup.
+ * The `paths` output: each line as written (trimmed, comment removed) → its model's `path`, so a
+ * step can write `fromJSON(steps.m.outputs.paths)['hf:o/r']`; a line that failed has none.
+ */
+function pathsJson(report) {
+    const paths = {};
+    for (const m of report.models)
+        if (m.output)
+            paths[m.line] = m.output.path;
+    return paths;
+}
+/**
+ * A Markdown job summary: a row per model with source, size, cache state, bytes, time,
+ * throughput and its cache entry's key; then each failure with the fix it suggests. Lines and
+ * errors quote what users and servers wrote, so they go in code spans: never markup.
  */
 function summaryMarkdown(report) {
     const rows = report.models.map((m) => {
         const o = m.output;
+        const key = m.key ? codeSpan(m.key) : '–';
         const rate = m.downloadedBytes > 0 && m.durationMs > 0 ? formatRate((m.downloadedBytes * 1000) / m.durationMs) : '–';
         if (!o)
-            return `| ${codeSpan(m.line)} | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – |`;
-        return `| ${codeSpan(m.line)} | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} |`;
+            return `| ${codeSpan(m.line)} | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – | ${key} |`;
+        return `| ${codeSpan(m.line)} | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} | ${key} |`;
     });
-    const failures = report.models
-        .filter((m) => m.error)
-        .map((m) => `- ${codeSpan(m.line)}: ${codeSpan(describeError(m.error))}`);
+    const failures = report.models.flatMap((m) => (m.error ? failureItem(m.error, m.line) : []));
     return [
         '### model-pull',
         '',
-        '| model | source | size | cache | downloaded | time | throughput |',
-        '| --- | --- | --- | --- | --- | --- | --- |',
+        '| model | source | size | cache | downloaded | time | throughput | cache key |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- |',
         ...rows,
         '',
         `Downloaded ${formatBytes(report.downloadedBytes)}, restored ${formatBytes(report.cachedBytes)} from the Actions cache.`,
@@ -402,15 +1101,26 @@ function summaryMarkdown(report) {
         '',
     ].join('\n');
 }
+/** The summary of a run that stopped before any model was pulled (a frozen lock that lacks lines…). */
+function stoppedMarkdown(error) {
+    return ['### model-pull', '', '**Failed before any download**', '', ...failureItem(error), ''].join('\n');
+}
+/** A list item: what went wrong (for a line, when given), then the fix the error suggests. */
+function failureItem(error, line) {
+    const reason = isModelPullError(error) ? error.reason : describeError(error);
+    const fix = isModelPullError(error) ? error.fix : undefined;
+    return [
+        line === undefined ? `- ${codeSpan(reason)}` : `- ${codeSpan(line)}: ${codeSpan(reason)}`,
+        ...(fix ? [`  - **Fix:** ${codeSpan(fix)}`] : []),
+    ];
+}
 
 // EXTERNAL MODULE: ./src/resolve.ts
 var resolve = __webpack_require__(1259);
-// EXTERNAL MODULE: ./src/settings/settings.ts
-var settings = __webpack_require__(7100);
-// EXTERNAL MODULE: ./src/sources/descriptor.ts
-var descriptor = __webpack_require__(6541);
-// EXTERNAL MODULE: ./src/sources/index.ts + 21 modules
-var src_sources = __webpack_require__(5785);
+// EXTERNAL MODULE: ./src/settings/settings.ts + 1 modules
+var settings = __webpack_require__(3756);
+// EXTERNAL MODULE: ./src/sources/index.ts + 38 modules
+var src_sources = __webpack_require__(7928);
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __webpack_require__(7975);
 ;// CONCATENATED MODULE: ./src/cli/args.ts
@@ -437,6 +1147,8 @@ const SETTING_FLAGS = [
     constants/* Inputs */.G0.RegistryUsername,
     constants/* Inputs */.G0.RegistryPassword,
     constants/* Inputs */.G0.AllowedRealmHosts,
+    constants/* Inputs */.G0.RegistryMirror,
+    constants/* Inputs */.G0.HfOciMirror,
 ];
 /** Flags whose value is a count or seconds: a value that is not digits is refused at once. */
 const NUMBER_FLAGS = new Set([
@@ -467,10 +1179,12 @@ function commandFlags(sources) {
         ...HELP_FLAG,
     };
     return {
-        pull: { ...pullFlags, json: { type: 'boolean' } },
+        pull: { ...pullFlags, [constants/* Inputs */.G0.LockMode]: { type: 'string' }, json: { type: 'boolean' } },
         lock: Object.fromEntries(Object.entries(pullFlags).filter(([name]) => !LOCK_UNUSED.has(name))),
+        mirror: { ...pullFlags, to: { type: 'string' }, json: { type: 'boolean' } },
         verify: {
             ...stringFlags([constants/* Inputs */.G0.OllamaModels, constants/* Inputs */.G0.HfCache, constants/* Inputs */.G0.FilesDir]),
+            ...stringFlags((0,descriptor/* sourceOptions */.k0)(sources).map((o) => o.name)),
             json: { type: 'boolean' },
             ...HELP_FLAG,
         },
@@ -480,7 +1194,7 @@ function commandFlags(sources) {
 /** The flags of the CLI as shipped (the default sources). */
 const COMMAND_FLAGS = commandFlags(src_sources/* DEFAULT_SOURCES */.h);
 /** Commands whose positionals are model lines; the others take none. */
-const TAKES_LINES = new Set(['pull', 'lock']);
+const TAKES_LINES = new Set(['pull', 'lock', 'mirror']);
 /** Parses one command's arguments; every problem is an ERR_BAD_INPUT (exit 2) on one line. */
 function parseCommandArgs(command, args, sources = src_sources/* DEFAULT_SOURCES */.h) {
     const options = commandFlags(sources)[command] ?? HELP_FLAG;
@@ -550,6 +1264,19 @@ var cli_display = __webpack_require__(3552);
 
 
 
+const LINES_PLACEHOLDER = '<lines>';
+/** `Lines: a | b` wrapped under 100 columns, one alternative per source, in list order. */
+function linesHelp(sources) {
+    const rows = [`Lines: ${sources[0]?.usage ?? ''}`];
+    for (const source of sources.slice(1)) {
+        const last = rows.length - 1;
+        if (`${rows[last]} | ${source.usage}`.length <= 100)
+            rows[last] += ` | ${source.usage}`;
+        else
+            rows.push(`       | ${source.usage}`);
+    }
+    return rows.join('\n');
+}
 const COMMON_OPTIONS = `Options (environment defaults as in the action):
   --ollama-models DIR     Ollama store root ($OLLAMA_MODELS or ~/.ollama/models)
   --hf-cache DIR          Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)
@@ -567,13 +1294,18 @@ const COMMON_OPTIONS = `Options (environment defaults as in the action):
   --registry-username U   basic credentials for --registry-host,
   --registry-password P   sent only to its token service
   --allowed-realm-hosts H hosts besides the registry that may issue its tokens
+  --registry-mirror H=URL ollama:/oci: lines for registry H from URL first (comma-separated list)
+  --hf-oci-mirror PREFIX  hf: lines from <PREFIX>/<owner>/<repo>:<commit> when it is there
   -f, --file FILE         read model lines from FILE too (one per line, # comments)
 `;
-const PULL_OPTIONS = `${COMMON_OPTIONS}  --lockfile FILE         obey this lock file (written when absent)
+const PULL_OPTIONS = `${COMMON_OPTIONS}  --lockfile FILE         obey this lock file; with no LINE, pull every line it pins
+  --lock-mode MODE        frozen: FILE must exist and pin every line (default);
+                          update: write FILE when absent, add the lines it lacks
   --json                  print the models JSON on stdout (progress goes to stderr)
   -h, --help              this help
 `;
-const LOCK_OPTIONS = `${onlyAcceptedBy('lock', COMMON_OPTIONS)}  --lockfile FILE         the lock file to write or update (./model-pull.lock)
+const LOCK_OPTIONS = `${onlyAcceptedBy('lock', COMMON_OPTIONS)}  --lockfile FILE         the lock file to write or update (./model-pull.lock);
+                          with no LINE, every line it holds is looked up again
   -h, --help              this help
 `;
 const HELP = {
@@ -583,13 +1315,15 @@ Usage:
   model-pull pull [options] LINE...     pull into the same layouts as the action
   model-pull verify [options]           re-hash what is on disk against manifests / snapshots
   model-pull lock [options] LINE...     write or update the lock file
+  model-pull mirror --to PREFIX [options] LINE...
+                                        pull, then push each model to an OCI registry
   model-pull demo [--keep]              pull a generated model from local servers (no internet)
 
-Lines: ollama:NAME[:TAG][@sha256:HEX] | hf:OWNER/REPO[@REV] [include=GLOB,..] [exclude=GLOB,..]
-       | https://HOST/PATH/FILE sha256=HEX
+${LINES_PLACEHOLDER}
 Run model-pull COMMAND --help for its options. Exit codes: 0 ok, 1 failed, 2 bad usage.
 `,
     pull: `Usage: model-pull pull [options] LINE...
+       model-pull pull --lockfile FILE [options]
 
 Pulls each model line into its layout: ollama: lines into the Ollama store, hf: lines into the
 Hugging Face cache, URLs into --files-dir. Quote a line with options, or write its key=value
@@ -616,6 +1350,7 @@ Options (environment defaults as for pull):
   -h, --help              this help
 `,
     lock: `Usage: model-pull lock [--lockfile FILE] [options] LINE... | -f FILE
+       model-pull lock --lockfile FILE [options]
 
 Resolves each line (Ollama manifest digest, HF commit and files, URL sha256) and writes it into
 the lock file (default ./model-pull.lock), keeping the entries of other lines. The action's
@@ -623,6 +1358,23 @@ lockfile input (and pull --lockfile) then pulls exactly these, with no tag or br
 When a line cannot be resolved, the file is left unchanged.
 
 ${LOCK_OPTIONS}`,
+    mirror: `Usage: model-pull mirror --to PREFIX [options] LINE...
+
+Pulls each line as pull does, then pushes each model to the OCI registry PREFIX
+(host[:port][/path], http:// or https:// to choose): Ollama models as Ollama manifests, unchanged,
+at PREFIX/<model>:<tag> (a bare host keeps the namespace), which ollama: lines and ollama pull read;
+Hugging Face repos as ModelPack artifacts at PREFIX/<owner>/<repo>:<commit> and :<revision>, which
+hf-oci-mirror reads; files at PREFIX/files/<name>:<sha256>. Blobs the registry has are not sent
+again, and an upload stopped between chunks resumes in the next run. Credentials:
+--registry-host with --registry-username/--registry-password.
+
+Examples:
+  model-pull mirror --to registry.corp/models ollama:qwen2.5:0.5b
+  model-pull mirror --to ghcr.io/org/hf --registry-host ghcr.io --registry-username me \\
+    --registry-password "$TOKEN" hf:Qwen/Qwen2.5-0.5B-Instruct
+
+  --to PREFIX             the registry and repository prefix to push to (required)
+${PULL_OPTIONS}`,
     demo: `Usage: model-pull demo [--keep]
 
 Starts a local OCI registry and a local Hugging Face hub on 127.0.0.1 serving a small generated
@@ -644,10 +1396,12 @@ function onlyAcceptedBy(command, text) {
     })
         .join('\n');
 }
-/** The help of a command, with the options the sources add to `pull` and `lock`. */
+/** The help of a command, with the lines the sources take and the options they add. */
 function helpFor(command, sources) {
+    if (command === 'main')
+        return HELP.main.replace(LINES_PLACEHOLDER, linesHelp(sources));
     const options = (0,descriptor/* sourceOptions */.k0)(sources);
-    if ((command !== 'pull' && command !== 'lock') || options.length === 0)
+    if (command === 'demo' || options.length === 0)
         return HELP[command];
     const rows = options.map((o) => `  --${`${o.name} ${o.type === 'path' ? 'DIR' : 'VALUE'}`.padEnd(22)}${o.help}`);
     return `${HELP[command]}\nOptions of the sources:\n${rows.join('\n')}\n`;
@@ -657,347 +1411,28 @@ function usageError(error) {
     return (0,errors/* isModelPullError */.pq)(error, 'ERR_BAD_REFERENCE') || (0,errors/* isModelPullError */.pq)(error, 'ERR_BAD_INPUT');
 }
 
-// EXTERNAL MODULE: ./src/report/format.ts
-var format = __webpack_require__(2011);
 // EXTERNAL MODULE: ./src/report/text.ts
 var report_text = __webpack_require__(5655);
-// EXTERNAL MODULE: ./src/sources/url/record.ts
-var url_record = __webpack_require__(3063);
-// EXTERNAL MODULE: ./src/digest.ts
-var src_digest = __webpack_require__(2187);
-;// CONCATENATED MODULE: ./src/verify/files.ts
-
-
-
-/** Counts what was hashed; a file reached twice (a blob shared by two models) is hashed once. */
-class Checker {
-    checkedFiles = 0;
-    checkedBytes = 0;
-    damaged = [];
-    verdicts = new Map();
-    /** Why `path` does not hold `digest` in `size` bytes, or undefined when it does. */
-    problem(path, digest, size) {
-        const key = `${path}\0${digest.algorithm}:${digest.hex}\0${size}`;
-        let verdict = this.verdicts.get(key);
-        if (!verdict) {
-            verdict = this.check(path, digest, size);
-            this.verdicts.set(key, verdict);
-        }
-        return verdict;
-    }
-    report() {
-        return { checkedFiles: this.checkedFiles, checkedBytes: this.checkedBytes, damaged: this.damaged };
-    }
-    async check(path, digest, size) {
-        let actual;
-        try {
-            const info = await (0,promises_.stat)(path);
-            if (!info.isFile())
-                return 'not a file';
-            actual = info.size;
-        }
-        catch {
-            return 'missing';
-        }
-        this.checkedFiles++;
-        this.checkedBytes += actual;
-        if (size !== undefined && actual !== size)
-            return `size ${actual}, expected ${size}`;
-        const hex = await (0,src_digest/* hashFile */.DC)(path, digest.algorithm, actual);
-        return hex === digest.hex ? undefined : `${digest.algorithm} ${hex}, expected ${digest.hex}`;
-    }
-}
-/** Names of the sub-folders of `path` (none when it does not exist). */
-async function dirs(path) {
-    return (await entries(path)).filter((e) => e.isDirectory()).map((e) => e.name);
-}
-/** Every file or symlink below `path`, depth first, sorted by name. */
-async function walk(path) {
-    const out = [];
-    for (const e of await entries(path)) {
-        const full = (0,external_node_path_.join)(path, e.name);
-        if (e.isDirectory())
-            out.push(...(await walk(full)));
-        else if (e.isFile() || e.isSymbolicLink())
-            out.push(full);
-    }
-    return out;
-}
-async function entries(path) {
-    try {
-        const list = await (0,promises_.readdir)(path, { withFileTypes: true });
-        return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    }
-    catch {
-        return [];
-    }
-}
-
-;// CONCATENATED MODULE: ./src/verify/files-dir.ts
-
-
-
-/**
- * Re-hashes the files URL lines put in files-dir against the sha256 of their line, from the
- * records model-pull keeps beside them. A file without a record (placed by hand, or by a
- * version that kept none) has nothing to be compared with and is left alone.
- */
-async function verifyFilesDir(root) {
-    const checker = new Checker();
-    for (const record of await (0,url_record/* readUrlRecords */.Kg)(root)) {
-        const path = (0,external_node_path_.join)(root, record.file);
-        const problem = await checker.problem(path, { algorithm: 'sha256', hex: record.sha256 }, undefined);
-        if (problem)
-            checker.damaged.push({ model: record.line, path, problem, line: record.line });
-    }
-    return checker.report();
-}
-
-// EXTERNAL MODULE: ./src/sources/ollama/manifest.ts
-var ollama_manifest = __webpack_require__(3340);
-// EXTERNAL MODULE: ./src/sources/hf/record.ts
-var record = __webpack_require__(932);
-;// CONCATENATED MODULE: ./src/verify/hf.ts
-
-
-
-
-
-const REPO_FOLDER = /^(models|datasets|spaces)--(.+)$/;
-/**
- * Re-hashes a Hugging Face cache (protocols.md, "Hugging Face cache layout"):
- * - a snapshot model-pull wrote has a record (`<repo>/.model-pull/<commit>.*.json`) listing every
- *   file with its digest and size, so a file missing from the snapshot is found too;
- * - any other snapshot entry is checked against the blob its symlink names (the ETag: sha256 for
- *   LFS files, git blob sha1 otherwise), or for a hard link, the blob that shares its inode; a
- *   real file with no blob to compare with (huggingface_hub moves the blob where symlinks are
- *   missing) cannot be checked and is skipped;
- * - a ref must name a commit that has a snapshot.
- */
-async function verifyHfCache(root) {
-    const checker = new Checker();
-    for (const folder of await dirs(root)) {
-        const m = REPO_FOLDER.exec(folder);
-        if (!m)
-            continue;
-        const repo = `hf:${m[1] === 'models' ? '' : `${m[1]}/`}${m[2].split('--').join('/')}`;
-        await verifyRepo((0,external_node_path_.join)(root, folder), repo, checker);
-    }
-    // Records list files in the Hub's order; a report sorted by path is easier to read and diff.
-    checker.damaged.sort((a, b) => (a.model === b.model ? compare(a.path, b.path) : compare(a.model, b.model)));
-    return checker.report();
-}
-async function verifyRepo(folder, repo, checker) {
-    const commits = await dirs((0,external_node_path_.join)(folder, 'snapshots'));
-    for (const ref of await walk((0,external_node_path_.join)(folder, 'refs'))) {
-        const commit = (await (0,promises_.readFile)(ref, 'utf8').catch(() => '')).trim();
-        if (!commits.includes(commit)) {
-            const named = (0,src_digest/* isSha1Hex */.PV)(commit) ? `commit ${commit}, which has no snapshot` : 'no commit';
-            const line = `${repo}@${(0,external_node_path_.relative)((0,external_node_path_.join)(folder, 'refs'), ref).split(external_node_path_.sep).join('/')}`;
-            checker.damaged.push({ model: repo, path: ref, problem: `the ref names ${named}`, line });
-        }
-    }
-    const records = await readRecords((0,external_node_path_.join)(folder, '.model-pull'));
-    const inodes = new BlobInodes((0,external_node_path_.join)(folder, 'blobs'));
-    for (const commit of commits) {
-        const model = `${repo}@${commit}`;
-        const snapshot = (0,external_node_path_.join)(folder, 'snapshots', commit);
-        const expected = records.get(commit) ?? new Map();
-        for (const [path, want] of expected) {
-            const file = (0,external_node_path_.join)(snapshot, ...path.split('/'));
-            const present = await (0,promises_.lstat)(file).then(() => true, () => false);
-            const problem = present
-                ? await checker.problem(file, want.digest, want.size)
-                : 'missing from the snapshot';
-            if (problem)
-                checker.damaged.push({
-                    model,
-                    path: file,
-                    problem: linkProblem(problem, want.digest),
-                    line: `${model}${want.filters}`,
-                });
-        }
-        for (const file of await walk(snapshot)) {
-            if (expected.has((0,external_node_path_.relative)(snapshot, file).split(external_node_path_.sep).join('/')))
-                continue;
-            const etag = await etagOf(file, inodes);
-            if (!etag)
-                continue;
-            const digest = (0,src_digest/* isSha256Hex */.P4)(etag)
-                ? { algorithm: 'sha256', hex: etag }
-                : { algorithm: 'git-sha1', hex: etag };
-            const problem = await checker.problem(file, digest, undefined);
-            if (problem)
-                checker.damaged.push({ model, path: file, problem: linkProblem(problem, digest), line: model });
-        }
-    }
-}
-function compare(a, b) {
-    return a < b ? -1 : a > b ? 1 : 0;
-}
-/** A snapshot entry whose link target is gone is a missing blob, and says which. */
-function linkProblem(problem, digest) {
-    return problem === 'missing' ? `missing blob ${digest.hex}` : problem;
-}
-/** What model-pull's records say each complete snapshot holds, by commit then path. */
-async function readRecords(folder) {
-    const byCommit = new Map();
-    let names;
-    try {
-        names = (await (0,promises_.readdir)(folder)).filter((n) => n.endsWith('.json')).sort();
-    }
-    catch {
-        return byCommit;
-    }
-    for (const name of names) {
-        try {
-            const data = JSON.parse(await (0,promises_.readFile)((0,external_node_path_.join)(folder, name), 'utf8'));
-            if (typeof data.commit !== 'string' || !(0,src_digest/* isSha1Hex */.PV)(data.commit) || !Array.isArray(data.files))
-                continue;
-            const files = byCommit.get(data.commit) ?? new Map();
-            const filters = [filterWord('include', data.include), filterWord('exclude', data.exclude)].join('');
-            for (const raw of data.files) {
-                const file = (0,record/* checkedFile */.y0)(raw);
-                if (!files.has(file.path))
-                    files.set(file.path, { digest: file.digest, size: file.size, filters });
-            }
-            byCommit.set(data.commit, files);
-        }
-        catch {
-            // Not a record of ours (or a damaged one): the symlink check below still covers its files.
-        }
-    }
-    return byCommit;
-}
-/** ` include=a,b` for a record's filter list (patterns never hold spaces or commas), '' when none. */
-function filterWord(key, patterns) {
-    if (!Array.isArray(patterns))
-        return '';
-    const words = patterns.filter((p) => typeof p === 'string' && /^[^\s,]+$/.test(p));
-    return words.length ? ` ${key}=${words.join(',')}` : '';
-}
-/** The ETag a snapshot entry stands for: its symlink target's name, or a blob with its inode. */
-async function etagOf(file, inodes) {
-    let name;
-    try {
-        name = (0,external_node_path_.basename)(await (0,promises_.readlink)(file));
-    }
-    catch {
-        name = (await inodes.nameOf(file)) ?? '';
-    }
-    return (0,src_digest/* isSha256Hex */.P4)(name) || (0,src_digest/* isSha1Hex */.PV)(name) ? name : undefined;
-}
-/** Blob names by inode, read once per repo, to recognise hard-linked snapshot files. */
-class BlobInodes {
-    blobs;
-    map;
-    constructor(blobs) {
-        this.blobs = blobs;
-    }
-    async nameOf(file) {
-        this.map ??= this.read();
-        const info = await (0,promises_.stat)(file).catch(() => undefined);
-        return info ? (await this.map).get(`${info.dev}:${info.ino}`) : undefined;
-    }
-    async read() {
-        const map = new Map();
-        for (const name of await (0,promises_.readdir)(this.blobs).catch(() => [])) {
-            const info = await (0,promises_.stat)((0,external_node_path_.join)(this.blobs, name)).catch(() => undefined);
-            if (info?.isFile())
-                map.set(`${info.dev}:${info.ino}`, name);
-        }
-        return map;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/verify/stores.ts
-
-
-
-
-
-
-
-/**
- * Re-hashes an Ollama store against its manifests: every manifest under `manifests/` must parse
- * and every blob it names (config included) must be `blobs/sha256-<hex>` with its size and
- * sha256, which is what `ollama run` trusts without checking (protocols.md, Ollama store).
- */
-async function verifyOllamaStore(root) {
-    const checker = new Checker();
-    const manifests = (0,external_node_path_.join)(root, 'manifests');
-    for (const file of await walk(manifests)) {
-        const model = ollamaName((0,external_node_path_.relative)(manifests, file));
-        const line = ollamaLine(model);
-        let manifest;
-        try {
-            manifest = (0,ollama_manifest/* parseManifest */.Ng)(await (0,promises_.readFile)(file), model);
-        }
-        catch (error) {
-            checker.damaged.push({ model, path: file, problem: (0,errors/* describeError */.Uc)(error), line });
-            continue;
-        }
-        for (const blob of [manifest.config, ...manifest.layers]) {
-            const path = (0,external_node_path_.join)(root, 'blobs', `sha256-${blob.hex}`);
-            const problem = await checker.problem(path, { algorithm: 'sha256', hex: blob.hex }, blob.size);
-            if (problem)
-                checker.damaged.push({ model, path, problem, line });
-        }
-    }
-    return checker.report();
-}
-/**
- * The shortest line naming an Ollama model: Ollama's own defaults (its registry, `library/`) left
- * out. The store does not keep the scheme; a registry on loopback is taken to be plain http (a
- * local or test registry), anything else https.
- */
-function ollamaLine(name) {
-    const short = name.replace(/^registry\.ollama\.ai\/(library\/)?/, '');
-    const host = short.split('/')[0];
-    const hostname = /^\[[^\]]*\]/.exec(host)?.[0] ?? host.replace(/:\d+$/, '');
-    const loopback = short.includes('/') && (0,http_client/* isLoopbackHost */.cW)(hostname);
-    return `ollama:${loopback ? 'http://' : ''}${short}`;
-}
-/** `host/namespace/name/tag` (the manifest's path in the store) as `host/namespace/name:tag`. */
-function ollamaName(path) {
-    const parts = path.split(external_node_path_.sep);
-    const tag = parts.pop();
-    return parts.length ? `${parts.join('/')}:${tag}` : (tag ?? path);
-}
-
 ;// CONCATENATED MODULE: ./src/cli/verify.ts
 
 
 
-
-
-
-/** The folders verify checks, each with the flag that names it and how its content is checked. */
-const FOLDERS = [
-    {
-        what: 'Ollama store',
-        flag: constants/* Inputs */.G0.OllamaModels,
-        root: (s) => s.ollamaModels,
-        check: verifyOllamaStore,
-    },
-    {
-        what: 'Hugging Face cache',
-        flag: constants/* Inputs */.G0.HfCache,
-        root: (s) => s.hfCache,
-        check: verifyHfCache,
-    },
-    { what: 'files', flag: constants/* Inputs */.G0.FilesDir, root: (s) => s.filesDir, check: verifyFilesDir },
-];
+/** The folders verify checks (those the sources say they write), in source order. */
+function foldersOf(sources, settings) {
+    return sources.flatMap((source) => (source.stores?.(settings) ?? []).flatMap((folder) => folder.verify
+        ? [{ what: folder.verify.label, flag: folder.input, root: folder.path, check: folder.verify.check }]
+        : []));
+}
 /**
  * `model-pull verify`: re-hashes each folder against what model-pull recorded there, lists the
  * damage by model line and prints the pull that repairs each damaged model. Exit 1 when
  * anything is damaged, a folder named by a flag is absent, or there was nothing to check.
  */
-async function verifyCommand(settings, values, io) {
+async function verifyCommand(settings, values, io, sources) {
     const folders = [];
     const missing = [];
-    for (const folder of FOLDERS) {
-        const root = folder.root(settings);
+    for (const folder of foldersOf(sources, settings)) {
+        const root = folder.root;
         const present = await isFolder(root);
         // A folder named on the command line must be there; a default one may not be (a machine
         // that only uses Hugging Face has no Ollama store).
@@ -1071,6 +1506,7 @@ function shellWord(word) {
 
 
 
+
 /** Runs one CLI command; returns the exit code (0 ok, 1 failed, 2 bad usage). */
 async function runCli(argv, io) {
     const [command, ...rest] = argv;
@@ -1081,11 +1517,13 @@ async function runCli(argv, io) {
             io.stderr.write(`model-pull: unknown command "${topic}" (try model-pull --help)\n`);
             return 2;
         }
-        io.stdout.write(topic ? helpFor(topic, io.sources ?? src_sources/* DEFAULT_SOURCES */.h) : HELP.main);
+        io.stdout.write(topic
+            ? helpFor(topic, io.sources ?? src_sources/* DEFAULT_SOURCES */.h)
+            : helpFor('main', io.sources ?? src_sources/* DEFAULT_SOURCES */.h));
         return 0;
     }
     if (!command) {
-        io.stderr.write(HELP.main);
+        io.stderr.write(helpFor('main', io.sources ?? src_sources/* DEFAULT_SOURCES */.h));
         return 2;
     }
     if (command === '--version' || command === '-V') {
@@ -1120,17 +1558,23 @@ async function runCli(argv, io) {
 }
 const STOPPING = 'stopping: progress is kept for the next run (Ctrl-C again to quit at once)';
 const COMMANDS = {
-    pull: pullCommand,
-    verify: async (inv) => verifyCommand(await settingsOf(inv, false), inv.values, inv.io),
+    pull: (inv) => pipelineCommand(inv, pull/* pull */.a),
+    mirror: mirrorCommand,
+    verify: async (inv) => verifyCommand(await settingsOf(inv, false), inv.values, inv.io, inv.sources),
     lock: lockCommand,
     demo: async (inv) => (await __webpack_require__.e(/* import() */ 57).then(__webpack_require__.bind(__webpack_require__, 3057))).demoCommand(inv.io, { keep: inv.values.keep === true, notices: inv.notices }),
 };
+/**
+ * `requireModels`: `verify` takes no lines; `pull` and `lock` need some, or a lock file whose
+ * lines they then take.
+ */
 async function settingsOf(inv, requireModels = true) {
     const lines = [...inv.lines];
     const file = inv.values.file;
     if (typeof file === 'string')
         lines.push(...(0,line/* modelLines */.tG)(await readLinesFile(file)));
-    if (requireModels && (0,line/* modelLines */.tG)(lines.join('\n')).length === 0) {
+    const fromLock = typeof inv.values[constants/* Inputs */.G0.Lockfile] === 'string';
+    if (requireModels && !fromLock && (0,line/* modelLines */.tG)(lines.join('\n')).length === 0) {
         throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', 'no model line given: pass LINE... or -f FILE');
     }
     const raw = {
@@ -1138,15 +1582,18 @@ async function settingsOf(inv, requireModels = true) {
         [constants/* Inputs */.G0.Cache]: 'false',
     };
     const options = (0,descriptor/* sourceOptions */.k0)(inv.sources);
-    for (const name of [...SETTING_FLAGS, ...options.map((o) => o.name)])
+    for (const name of [...SETTING_FLAGS, constants/* Inputs */.G0.LockMode, ...options.map((o) => o.name)])
         raw[name] = inv.values[name];
     if (inv.values.insecure)
         raw[constants/* Inputs */.G0.Insecure] = 'true';
+    if (typeof inv.values.to === 'string')
+        raw[constants/* Inputs */.G0.MirrorTo] = inv.values.to;
     return (0,settings/* buildSettings */.E6)(raw, {
         env: inv.io.env,
         cwd: inv.io.cwd,
         nameOf: (name) => `--${name}`,
-        requireModels,
+        settingText: (name, value) => `--${name} ${value}`,
+        requireModels: false,
         sourceOptions: options,
     });
 }
@@ -1159,16 +1606,28 @@ async function readLinesFile(file) {
         throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `cannot read -f ${file}: ${reason}`);
     }
 }
-async function pullCommand(inv) {
+async function mirrorCommand(inv) {
+    if (typeof inv.values.to !== 'string')
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', 'needs --to PREFIX: the registry to push to (see model-pull mirror --help)');
+    return pipelineCommand(inv, async (settings, deps) => {
+        const report = await mirror(settings, deps);
+        for (const push of report.pushes)
+            if (push.error)
+                deps.log.error((0,model_log/* failureLine */.Pu)(push.line, push.error));
+        return report;
+    });
+}
+/** `pull` and `mirror`: settings, what happens on stderr as it happens, the pipeline. */
+async function pipelineCommand(inv, run) {
     const settings = await settingsOf(inv);
     const { io } = inv;
     // Phases, each model's end and each failure (once, as it happens) are told as they come.
     const display = (0,cli_display/* pullDisplay */.uq)(io.stderr, { secrets: settings.secrets });
     const { log, onProgress, onModel } = display;
-    const deps = { sources: inv.sources, log, cache: (0,client/* createNoCache */.m)(), onProgress, onModel, signal: io.signal };
+    const deps = { sources: inv.sources, log, cache: (0,client/* createNoCache */.m_)(), onProgress, onModel, signal: io.signal };
     const plain = inv.notices.write;
     inv.notices.write = (line) => log.info(line);
-    const report = await (0,pull/* pull */.a)(settings, deps).finally(() => {
+    const report = await run(settings, deps).finally(() => {
         display.close();
         inv.notices.write = plain;
     });
@@ -1182,9 +1641,15 @@ async function pullCommand(inv) {
 }
 async function lockCommand(inv) {
     const settings = await settingsOf(inv);
-    const path = settings.lockfile ?? (0,external_node_path_.resolve)(inv.io.cwd ?? process.cwd(), 'model-pull.lock');
-    const refs = (0,src_refs/* parseLines */.L)(settings.lines, inv.sources);
-    const previous = await (0,lockfile/* readLock */.mF)(path);
+    const path = settings.lockfile?.path ?? (0,external_node_path_.resolve)(inv.io.cwd ?? process.cwd(), 'model-pull.lock');
+    const lock = await (0,lockfile/* readLock */.mF)(path);
+    const previous = lock ? (0,lockfile/* lockEntries */.Cd)(lock, path, inv.sources) : undefined;
+    // With no line given, every line of the lock is looked up again (moved tags and branches).
+    const lines = settings.lines.length > 0 ? settings.lines : [...(previous?.keys() ?? [])];
+    if (lines.length === 0) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `no model line given, and ${lock ? `${path} holds none` : `${path} does not exist`}: pass LINE... or -f FILE`);
+    }
+    const refs = (0,src_refs/* parseLines */.L)(lines, inv.sources);
     const http = new http_client/* HttpClient */.Qq(settings.http);
     const log = (0,cli_display/* lineLogger */.Hw)((0,cli_display/* toStream */._y)(inv.io.stderr), settings.secrets);
     try {
@@ -1195,7 +1660,7 @@ async function lockCommand(inv) {
         results.forEach((result, i) => {
             const line = refs[i].line;
             if (result.status === 'fulfilled')
-                log.info(`${line}: ${result.value.digest}`);
+                log.info(`${line}: ${result.value.pin}`);
             else
                 log.error((0,model_log/* failureLine */.Pu)(line, result.reason));
         });
@@ -1265,6 +1730,9 @@ const Inputs = {
     Insecure: 'insecure',
     CaCert: 'ca-cert',
     Lockfile: 'lockfile',
+    LockMode: 'lock-mode',
+    Save: 'save',
+    FailOnCacheMiss: 'fail-on-cache-miss',
     ExportEnv: 'export-env',
     HfOffline: 'hf-offline',
     OllamaVersion: 'ollama-version',
@@ -1277,10 +1745,14 @@ const Inputs = {
     RegistryUsername: 'registry-username',
     RegistryPassword: 'registry-password',
     AllowedRealmHosts: 'allowed-realm-hosts',
+    MirrorTo: 'mirror-to',
+    RegistryMirror: 'registry-mirror',
+    HfOciMirror: 'hf-oci-mirror',
 };
 const Outputs = {
     CacheHit: 'cache-hit',
     Models: 'models',
+    Paths: 'paths',
     OllamaModels: 'ollama-models',
     HfCache: 'hf-cache',
     DownloadedBytes: 'downloaded-bytes',
@@ -1303,6 +1775,7 @@ const USER_AGENT = 'model-pull/0.1';
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   AS: () => (/* binding */ sha256HexOf),
 /* harmony export */   DC: () => (/* binding */ hashFile),
 /* harmony export */   MO: () => (/* binding */ formatDigest),
 /* harmony export */   P4: () => (/* binding */ isSha256Hex),
@@ -1334,9 +1807,16 @@ function parseDigest(text, what = 'digest') {
     }
     throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_BAD_MANIFEST', `invalid ${what} "${text.slice(0, 100)}"`);
 }
+/** The one check for a sha256 in hex: 64 lowercase hex digits, safe in a path, a URL and a key. */
 function isSha256Hex(hex) {
     return /^[0-9a-f]{64}$/.test(hex);
 }
+/** The hex of `sha256:<64 lowercase hex>`, or undefined for anything else. */
+function sha256HexOf(digest) {
+    const hex = digest.startsWith('sha256:') ? digest.slice('sha256:'.length) : '';
+    return isSha256Hex(hex) ? hex : undefined;
+}
+/** 40 lowercase hex digits: a git object id (blob sha1, commit). */
 function isSha1Hex(hex) {
     return /^[0-9a-f]{40}$/.test(hex);
 }
@@ -1368,6 +1848,329 @@ async function hashFile(path, algorithm, size) {
 
 /***/ }),
 
+/***/ 1730:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   ZZ: () => (/* binding */ acquireLease),
+/* harmony export */   sG: () => (/* binding */ describeHolder)
+/* harmony export */ });
+/* unused harmony export DEFAULT_LEASE_TIMING */
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__webpack_require__.n(node_os__WEBPACK_IMPORTED_MODULE_3__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(3916);
+/* harmony import */ var _safe_fs_js__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(5039);
+
+
+
+
+
+
+const DEFAULT_LEASE_TIMING = {
+    heartbeatMs: 5_000,
+    staleMs: 30_000,
+    pollMs: 500,
+    maxWaitMs: 60 * 60_000,
+};
+const MAX_LEASE_BYTES = 4096;
+/** In-process turns: two blobs of one run with the same digest take turns before the file lease. */
+const turns = new Map();
+/** Waits for and takes the lease at `path` for `subject` (a blob's label, for messages). */
+async function acquireLease(path, subject, options) {
+    const previous = turns.get(path);
+    let endTurn;
+    const mine = new Promise((resolve) => {
+        endTurn = resolve;
+    });
+    const turn = (previous ?? Promise.resolve()).then(() => mine);
+    turns.set(path, turn);
+    const done = () => {
+        endTurn();
+        if (turns.get(path) === turn)
+            turns.delete(path);
+    };
+    try {
+        await previous;
+        const lease = await takeFileLease(path, subject, options);
+        return {
+            waited: lease.waited,
+            held: lease.held,
+            release: async () => {
+                try {
+                    await lease.release();
+                }
+                finally {
+                    done();
+                }
+            },
+        };
+    }
+    catch (error) {
+        done();
+        throw error;
+    }
+}
+async function takeFileLease(path, subject, options) {
+    const timing = { ...DEFAULT_LEASE_TIMING, ...options.timing };
+    const { clock, signal } = options;
+    const me = { ...machine(), pid: process.pid, token: (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomUUID)() };
+    const text = JSON.stringify(me);
+    const started = clock.now();
+    let waited = false;
+    for (;;) {
+        if (await createLease(path, text))
+            break;
+        const seen = await inspect(path);
+        if (!seen)
+            continue; // released just now
+        if (isStale(seen, clock.now(), timing.staleMs)) {
+            await breakLease(path, seen, clock.now(), timing.staleMs);
+            continue;
+        }
+        const holder = { pid: seen.record?.pid, host: seen.record?.host };
+        if (!waited)
+            options.onWait?.(holder);
+        waited = true;
+        if (clock.now() - started >= timing.maxWaitMs) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_STAGING_LOCK', `gave up after ${Math.round(timing.maxWaitMs / 1000)} s waiting for ${describeHolder(holder)} to finish ${subject}; if it is no longer running, delete ${path}`);
+        }
+        await clock.sleep(timing.pollMs, signal);
+    }
+    const held = async () => (await inspect(path))?.text === text;
+    let beating = true;
+    const heartbeat = setInterval(() => {
+        void held().then(async (ours) => {
+            if (!ours || !beating)
+                return;
+            const now = new Date(clock.now());
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.lutimes)(path, now, now).catch(() => undefined);
+        });
+    }, timing.heartbeatMs);
+    heartbeat.unref();
+    return {
+        waited,
+        held,
+        release: async () => {
+            beating = false;
+            clearInterval(heartbeat);
+            // A lease that another process took over (it judged us dead) is theirs to remove.
+            if (await held())
+                await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rm)(path, { force: true });
+        },
+    };
+}
+/** "another model-pull (pid 4242 on runner-7)" */
+function describeHolder(holder) {
+    if (holder.pid === undefined)
+        return 'another model-pull';
+    return `another model-pull (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''})`;
+}
+/** Creates the lease file exclusively with our record; false when it exists already. */
+async function createLease(path, text) {
+    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.constants;
+    let file;
+    try {
+        file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.open)(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+    }
+    catch (error) {
+        if (error.code === 'EEXIST')
+            return false;
+        throw error;
+    }
+    try {
+        await file.writeFile(text);
+    }
+    finally {
+        await file.close();
+    }
+    return true;
+}
+/** The lease as it is now (undefined when absent); its record only when it has our shape. */
+async function inspect(path) {
+    const info = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.lstat)(path).catch(() => undefined);
+    if (!info)
+        return undefined;
+    const bytes = info.isFile() ? await (0,_safe_fs_js__WEBPACK_IMPORTED_MODULE_5__/* .readSmall */ .o5)(path, MAX_LEASE_BYTES) : undefined;
+    const text = bytes?.toString('utf8') ?? '';
+    return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
+}
+function parseRecord(text) {
+    // Earlier versions wrote the bare pid: a holder we can name but not place.
+    if (/^\d+$/.test(text.trim()))
+        return { pid: Number(text.trim()) };
+    try {
+        const value = JSON.parse(text);
+        if (typeof value !== 'object' || value === null || !Number.isSafeInteger(value.pid))
+            return undefined;
+        const str = (k) => (typeof value[k] === 'string' ? value[k] : undefined);
+        return {
+            pid: value.pid,
+            host: str('host'),
+            boot: str('boot'),
+            pidns: str('pidns'),
+            token: str('token'),
+        };
+    }
+    catch {
+        return undefined;
+    }
+}
+function isStale(seen, now, staleMs) {
+    const record = seen.record;
+    if (record?.pid !== undefined && sameMachine(record)) {
+        // Our own pid on a lease we do not hold (turns keep us from holding one twice): a leftover.
+        if (record.pid === process.pid || !isAlive(record.pid))
+            return true;
+    }
+    return now - seen.mtimeMs > staleMs;
+}
+/**
+ * Removes a dead lease, one breaker at a time: a second process that judged the same lease
+ * dead must not remove the fresh lease the first one has just created in its place.
+ */
+async function breakLease(path, seen, now, staleMs) {
+    const breaker = `${path}.break`;
+    if (!(await createLease(breaker, String(process.pid)))) {
+        const info = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.lstat)(breaker).catch(() => undefined);
+        // A breaker that crashed mid-way is removed once it is as old as a dead lease.
+        if (info && now - info.mtimeMs > staleMs)
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rm)(breaker, { force: true });
+        return;
+    }
+    try {
+        const again = await inspect(path);
+        if (again && again.text === seen.text && again.mtimeMs === seen.mtimeMs)
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rm)(path, { force: true });
+    }
+    finally {
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rm)(breaker, { force: true });
+    }
+}
+let machineInfo;
+/** Host name, boot id and pid namespace: where a pid means the same process as ours. */
+function machine() {
+    machineInfo ??= {
+        host: (0,node_os__WEBPACK_IMPORTED_MODULE_3__.hostname)(),
+        boot: readOr(() => (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim()),
+        pidns: readOr(() => (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readlinkSync)('/proc/self/ns/pid')),
+    };
+    return machineInfo;
+}
+function sameMachine(record) {
+    const here = machine();
+    return record.host === here.host && record.boot === here.boot && record.pidns === here.pidns;
+}
+function readOr(read) {
+    try {
+        return read();
+    }
+    catch {
+        return '';
+    }
+}
+function isAlive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (error) {
+        return error.code === 'EPERM';
+    }
+}
+
+
+/***/ }),
+
+/***/ 5039:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   H0: () => (/* binding */ createExclusive),
+/* harmony export */   ZM: () => (/* binding */ openOwnFile),
+/* harmony export */   fR: () => (/* binding */ replaceFile),
+/* harmony export */   o5: () => (/* binding */ readSmall)
+/* harmony export */ });
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
+
+/**
+ * File access for folders other processes share (staging areas, lease files): nothing here
+ * follows a symbolic link planted at the path, and nothing reads more than it expects.
+ */
+const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.constants;
+/** Reads at most `limit` bytes of a regular file, never through a link; undefined if absent or odd. */
+async function readSmall(path, limit) {
+    let file;
+    try {
+        file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.open)(path, O_RDONLY | O_NOFOLLOW);
+    }
+    catch {
+        return undefined;
+    }
+    try {
+        const info = await file.stat();
+        if (!info.isFile() || info.size > limit)
+            return undefined;
+        const buffer = Buffer.alloc(Math.min(limit, info.size) + 1);
+        const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+        return bytesRead > limit ? undefined : buffer.subarray(0, bytesRead);
+    }
+    catch {
+        return undefined;
+    }
+    finally {
+        await file.close();
+    }
+}
+/**
+ * Creates `path` afresh for writing: whatever was there (a file, a planted link) is removed and
+ * the new file is created exclusively, so a link that appears in between makes this fail
+ * (EEXIST) instead of writing through it.
+ */
+async function createExclusive(path, mode = 0o644, read = false) {
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(path, { force: true });
+    return (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.open)(path, (read ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+}
+/**
+ * Opens an existing file for reading and writing only if it is a regular file with a single
+ * name (no link to elsewhere, no hard link shared with a file outside the store).
+ */
+async function openOwnFile(path) {
+    let file;
+    try {
+        file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.open)(path, O_RDWR | O_NOFOLLOW);
+    }
+    catch {
+        return undefined;
+    }
+    const info = await file.stat().catch(() => undefined);
+    if (info?.isFile() && info.nlink === 1)
+        return file;
+    await file.close();
+    return undefined;
+}
+/** Writes `data` to a fresh file next to `path`, then renames it over `path` (atomic, no link followed). */
+async function replaceFile(path, data, mode = 0o644) {
+    const tmp = `${path}.tmp`;
+    const file = await createExclusive(tmp, mode);
+    try {
+        await file.writeFile(data);
+    }
+    finally {
+        await file.close();
+    }
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rename)(tmp, path);
+}
+
+
+/***/ }),
+
 /***/ 3916:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
@@ -1388,17 +2191,29 @@ class ModelPullError extends Error {
     retryAfterSeconds;
     /** The host (`name[:port]`) that failed, when the error came from one: retry events name it. */
     host;
+    /** What went wrong, without the fix. */
+    reason;
+    /**
+     * What the user can do about it, when there is one thing to do ("create it with `…`"): the
+     * message ends with it, and the job summary shows it on its own.
+     */
+    fix;
     constructor(code, message, options = {}) {
-        super(message, options.cause === undefined ? undefined : { cause: options.cause });
+        super(options.fix ? `${message}; ${options.fix}` : message, options.cause === undefined ? undefined : { cause: options.cause });
         this.code = code;
         this.status = options.status;
         this.retryAfterSeconds = options.retryAfterSeconds;
         this.host = options.host;
+        this.reason = message;
+        this.fix = options.fix;
     }
-    /** The same error with another message (a prefix naming the blob or model), facts kept. */
+    /**
+     * The same error with another message (a prefix naming the blob or model), facts kept; the
+     * message given replaces the reason, and the fix still follows it.
+     */
     withMessage(message) {
-        const { status, retryAfterSeconds, host } = this;
-        return new ModelPullError(this.code, message, { cause: this, status, retryAfterSeconds, host });
+        const { status, retryAfterSeconds, host, fix } = this;
+        return new ModelPullError(this.code, message, { cause: this, status, retryAfterSeconds, host, fix });
     }
 }
 function isModelPullError(error, code) {
@@ -1610,6 +2425,7 @@ async function statusError(response, what) {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   $C: () => (/* reexport safe */ _body_js__WEBPACK_IMPORTED_MODULE_5__.$C),
+/* harmony export */   LL: () => (/* reexport safe */ _body_js__WEBPACK_IMPORTED_MODULE_5__.LL),
 /* harmony export */   Qq: () => (/* binding */ HttpClient),
 /* harmony export */   cW: () => (/* binding */ isLoopbackHost)
 /* harmony export */ });
@@ -2108,279 +2924,23 @@ async function withRetries(attempt, policy, options = {}) {
 
 /***/ }),
 
-/***/ 9445:
+/***/ 9746:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   AF: () => (/* binding */ snapshotFilePath),
-/* harmony export */   Ge: () => (/* binding */ commitSnapshot),
-/* harmony export */   Js: () => (/* binding */ repoPathProblem),
-/* harmony export */   Rs: () => (/* binding */ hfRepoPaths),
-/* harmony export */   jU: () => (/* binding */ conflictError),
-/* harmony export */   nD: () => (/* binding */ blobPath),
-/* harmony export */   w1: () => (/* binding */ pathConflict)
-/* harmony export */ });
-/* unused harmony exports repoFolderName, writeAtomic */
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(1455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(3916);
-/* harmony import */ var _fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(3341);
-
-
-
-
-
-function repoFolderName(type, repo) {
-    return [`${type}s`, ...repo.split('/')].join('--');
-}
-function hfRepoPaths(cacheRoot, type, repo) {
-    const folder = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(cacheRoot, repoFolderName(type, repo));
-    const priv = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, '.model-pull');
-    return {
-        folder,
-        blobs: (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, 'blobs'),
-        snapshots: (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, 'snapshots'),
-        refs: (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, 'refs'),
-        private: priv,
-        ingest: (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(priv, 'ingest'),
-    };
-}
-function blobPath(paths, etag) {
-    return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(paths.blobs, etag);
-}
-/** `path` uses `/` and has been checked by `repoPathProblem`. */
-function snapshotFilePath(paths, commit, path) {
-    return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(paths.snapshots, commit, ...path.split('/'));
-}
-/**
- * Why a path from the Hub (or a lock file) may not be joined under `snapshots/<commit>/`: it must
- * be relative, use `/`, and have no empty, `.` or `..` segment, or it could land outside the folder.
- */
-function repoPathProblem(path) {
-    if (typeof path !== 'string' || path === '')
-        return 'an empty path';
-    if (path.length > 4096)
-        return 'a path longer than 4096 characters';
-    if (path.includes('\\'))
-        return 'a path with a backslash';
-    if ([...path].some((c) => c < ' ' || c === '\x7f'))
-        return 'a path with a control character';
-    if (path.startsWith('/'))
-        return 'an absolute path';
-    if (path.split('/').some((s) => s === '' || s === '.' || s === '..'))
-        return 'a path with an empty, "." or ".." part';
-    return undefined;
-}
-const DEFAULT_OPS = {
-    symlink: (target, path) => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.symlink)(target, path),
-    link: (existing, path) => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.link)(existing, path),
-    copyFile: (source, dest) => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.copyFile)(source, dest, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.COPYFILE_FICLONE),
-};
-/**
- * Writes the snapshot entries for verified blobs, the commit's listing, then `refs/<revision>`,
- * then our record. The
- * order matters to offline readers: a ref that exists names a snapshot whose files are there.
- *
- * A snapshot folder that does not exist yet is built aside (in our private folder, at the same
- * depth so relative links read the same) and renamed into place whole: a commit that fails
- * half-way leaves no `snapshots/<commit>` behind (issue 10). An existing snapshot (another
- * `include=` of the same commit) only gains entries, each placed atomically.
- */
-async function commitSnapshot(spec) {
-    const ops = { ...DEFAULT_OPS, ...spec.ops };
-    const { paths, commit } = spec;
-    const conflict = pathConflict(spec.files.map((f) => f.path));
-    if (conflict)
-        throw conflictError(conflict, `the snapshot of ${commit}`);
-    for (const file of spec.files)
-        await checkBlob(blobPath(paths, file.etag), file);
-    // @huggingface/hub's scanCacheDir fails on a repo without refs/ (a pinned pull writes no ref).
-    await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)(paths.refs);
-    const snapshot = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(paths.snapshots, commit);
-    const built = !(await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.lstat)(snapshot).catch(() => undefined)) && (await buildSnapshotAside(spec, ops));
-    if (!built)
-        await placeEntries(spec, snapshot, ops);
-    if (spec.listing)
-        await writeAtomic(spec.listing.path, spec.listing.content, { mode: 0o600 });
-    if (spec.revision !== undefined && spec.revision !== commit) {
-        await writeAtomic((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(paths.refs, ...spec.revision.split('/')), commit);
-    }
-    if (spec.record)
-        await writeAtomic(spec.record.path, spec.record.content);
-}
-async function placeEntries(spec, folder, ops) {
-    await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)(folder);
-    const mode = { symlinks: true };
-    for (const file of spec.files) {
-        await placeEntry(blobPath(spec.paths, file.etag), (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, ...file.path.split('/')), ops, mode);
-    }
-}
-/**
- * The whole snapshot in a private folder, then one rename; a failure removes the folder aside.
- * False when another process renamed its snapshot in first: that one then gains our entries.
- */
-async function buildSnapshotAside(spec, ops) {
-    // `.model-pull/<name>` sits as deep as `snapshots/<commit>`, so link texts are the final ones.
-    const aside = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(spec.paths.private, tempName(`snapshot-${spec.commit}`));
-    try {
-        await placeEntries(spec, aside, ops);
-        await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)(spec.paths.snapshots);
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rename)(aside, (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(spec.paths.snapshots, spec.commit));
-        return true;
-    }
-    catch (error) {
-        if (errorCode(error) !== 'ENOTEMPTY' && errorCode(error) !== 'EEXIST')
-            throw error;
-        return false;
-    }
-    finally {
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(aside, { recursive: true, force: true });
-    }
-}
-/**
- * A path that is also a folder of another path (`a` and `a/b.json`), which no snapshot (and no
- * git tree) can hold. A trie of path segments keeps this linear in the total path length.
- */
-function pathConflict(paths) {
-    const root = { children: new Map() };
-    for (const path of paths) {
-        let node = root;
-        for (const segment of path.split('/')) {
-            if (node.file !== undefined)
-                return [node.file, path];
-            let child = node.children.get(segment);
-            if (!child) {
-                child = { children: new Map() };
-                node.children.set(segment, child);
-            }
-            node = child;
-        }
-        if (node.children.size > 0)
-            return [path, firstFileUnder(node)];
-        node.file = path;
-    }
-    return undefined;
-}
-function firstFileUnder(node) {
-    let current = node;
-    while (current.file === undefined)
-        current = current.children.values().next().value;
-    return current.file;
-}
-function conflictError([file, under], where) {
-    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_BAD_MANIFEST', `${where} names both a file "${file}" and a file under it ("${under}"); no snapshot can hold both`);
-}
-async function checkBlob(blob, file) {
-    const size = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.stat)(blob).then((s) => s.size, () => undefined);
-    if (size !== file.size) {
-        const found = size === undefined ? 'it is missing' : `it has ${size} bytes`;
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_SIZE_MISMATCH', `cannot link ${file.path}: blob ${file.etag} should have ${file.size} bytes but ${found}`);
-    }
-}
-/**
- * One snapshot entry: a relative symlink when the filesystem has them (what huggingface_hub
- * writes), else a hard link, else a copy (real files are what huggingface_hub falls back to as
- * well). Once a symlink fails with EPERM/ENOTSUP, the rest of the snapshot skips straight to links.
- */
-async function placeEntry(blob, entry, ops, mode) {
-    const target = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.relative)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(entry), blob).split(node_path__WEBPACK_IMPORTED_MODULE_2__.sep).join('/');
-    if (await entryIsCurrent(entry, blob, target))
-        return;
-    await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(entry));
-    const temp = tempName(entry);
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(temp, { force: true });
-    if (mode.symlinks) {
-        try {
-            await ops.symlink(target, temp);
-            return await replace(temp, entry);
-        }
-        catch (error) {
-            if (!isUnsupported(error))
-                throw error;
-            mode.symlinks = false;
-        }
-    }
-    try {
-        await ops.link(blob, temp);
-    }
-    catch (error) {
-        if (!isUnsupported(error) && errorCode(error) !== 'EXDEV' && errorCode(error) !== 'EMLINK')
-            throw error;
-        await ops.copyFile(blob, temp);
-    }
-    await replace(temp, entry);
-}
-async function entryIsCurrent(entry, blob, target) {
-    const info = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.lstat)(entry).catch(() => undefined);
-    if (!info)
-        return false;
-    if (info.isSymbolicLink())
-        return (await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readlink)(entry)) === target;
-    if (!info.isFile())
-        return false;
-    const blobInfo = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.stat)(blob);
-    return info.ino === blobInfo.ino && info.dev === blobInfo.dev;
-}
-/** rename() replaces a stale file or link atomically; a stale folder in the way is removed first. */
-async function replace(temp, entry) {
-    const info = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.lstat)(entry).catch(() => undefined);
-    if (info?.isDirectory())
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(entry, { recursive: true, force: true });
-    try {
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rename)(temp, entry);
-    }
-    catch (error) {
-        // A temp name left beside the entry would look like one more file or ref to HF readers.
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(temp, { force: true });
-        throw error;
-    }
-}
-/** Temporary name, then rename: a reader never sees a half-written ref or record. */
-async function writeAtomic(path, content, options = {}) {
-    await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path));
-    const temp = tempName(path);
-    // Exclusive creation: a link planted at the temporary name is never followed.
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.writeFile)(temp, content, {
-        flag: 'wx',
-        ...(options.mode === undefined ? {} : { mode: options.mode }),
-    });
-    await replace(temp, path);
-}
-let tempCounter = 0;
-/** Unique per call: two lines of one run may commit the same snapshot entry at the same time. */
-function tempName(path) {
-    tempCounter += 1;
-    return `${path}.model-pull-${process.pid}-${tempCounter}.tmp`;
-}
-function errorCode(error) {
-    return error?.code ?? '';
-}
-function isUnsupported(error) {
-    const code = errorCode(error);
-    return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS';
-}
-
-
-/***/ }),
-
-/***/ 8606:
-/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
-
-/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   Cd: () => (/* binding */ lockEntries),
 /* harmony export */   be: () => (/* binding */ writeLock),
-/* harmony export */   mF: () => (/* binding */ readLock),
-/* harmony export */   t2: () => (/* binding */ lockedIdentity)
+/* harmony export */   mF: () => (/* binding */ readLock)
 /* harmony export */ });
 /* unused harmony exports LOCK_VERSION, stableStringify */
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(3916);
+/* harmony import */ var _atomic_write_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(8364);
+/* harmony import */ var _digest_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(2187);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(3916);
+/* harmony import */ var _refs_index_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(8674);
+
+
 
 
 
@@ -2391,6 +2951,12 @@ function isUnsupported(error) {
  * and reviewable in a diff.
  */
 const LOCK_VERSION = 1;
+function toEntry({ pin, ...rest }) {
+    return { ...rest, digest: pin };
+}
+function fromEntry({ digest, ...rest }) {
+    return { ...rest, pin: digest };
+}
 /** The lock, or undefined when the file does not exist. */
 async function readLock(path) {
     let text;
@@ -2400,57 +2966,79 @@ async function readLock(path) {
     catch (error) {
         if (error.code === 'ENOENT')
             return undefined;
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `cannot read lock file ${path}: ${error.message}`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `cannot read lock file ${path}: ${error.message}`);
     }
     let parsed;
     try {
         parsed = JSON.parse(text);
     }
     catch {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} is not valid JSON`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} is not valid JSON`);
     }
     if (parsed?.version !== LOCK_VERSION || typeof parsed.models !== 'object' || parsed.models === null) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} is not a version ${LOCK_VERSION} model-pull lock`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} is not a version ${LOCK_VERSION} model-pull lock`);
     }
-    for (const [line, identity] of Object.entries(parsed.models))
-        checkIdentity(path, line, identity);
-    return parsed;
+    const models = {};
+    for (const [line, entry] of Object.entries(parsed.models)) {
+        checkEntry(path, line, entry);
+        models[line] = fromEntry(entry);
+    }
+    return { version: LOCK_VERSION, models };
 }
 /**
- * The entry for a line, when it is of the line's kind. Whether it names what the line names is
- * for the line's source to check (Source.plan), since only the source knows what that means.
+ * Keys every entry by its line's canonical form, so a lock written as `hf:a/b` serves the line
+ * `hf:a/b@main` (and locks written before keys were canonical keep working). An entry whose
+ * key is no model line, whose source is not its line's, or which repeats another's line, is
+ * refused: the file was edited by hand or by a newer model-pull.
  */
-function lockedIdentity(lock, path, line, kind) {
-    const identity = lock.models[line];
-    if (!identity) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} does not cover "${line}": update it with \`model-pull lock --lockfile ${path} <lines>\` or delete it to re-create it`);
+function lockEntries(lock, path, sources) {
+    const entries = new Map();
+    const keptAs = new Map();
+    for (const [line, identity] of Object.entries(lock.models)) {
+        let ref;
+        try {
+            ref = (0,_refs_index_js__WEBPACK_IMPORTED_MODULE_4__/* .parseLine */ .A)(line, sources);
+        }
+        catch (error) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path}: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .describeError */ .Uc)(error)}`, {
+                cause: error,
+            });
+        }
+        if (identity.source !== ref.kind) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} has a ${identity.source} entry for the ${ref.kind} line "${line}"`);
+        }
+        const other = keptAs.get(ref.key);
+        if (other !== undefined) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} has two entries for one model line: "${other}" and "${line}" (keep one)`);
+        }
+        keptAs.set(ref.key, line);
+        entries.set(ref.key, identity);
     }
-    if (identity.source !== kind) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path} has a ${identity.source} entry for the ${kind} line "${line}"`);
-    }
-    return identity;
+    return entries;
 }
-/** Writes atomically (temp file + rename) with sorted keys and a final newline. */
-async function writeLock(path, identities, previous) {
-    const models = { ...(previous?.models ?? {}) };
-    for (const identity of identities)
-        models[identity.ref] = identity;
+/**
+ * Writes atomically (temp file + rename) with sorted keys and a final newline; `entries` are
+ * keyed by canonical line, which each entry's `ref` repeats.
+ */
+async function writeLock(path, entries) {
+    const models = {};
+    for (const [key, identity] of entries)
+        models[key] = toEntry({ ...identity, ref: key });
     const text = `${stableStringify({ version: LOCK_VERSION, models })}\n`;
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)((0,node_path__WEBPACK_IMPORTED_MODULE_1__.dirname)(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}`;
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.writeFile)(tmp, text);
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rename)(tmp, path);
+    await (0,_atomic_write_js__WEBPACK_IMPORTED_MODULE_1__/* .writeFileAtomic */ .Z)(path, text);
 }
-function checkIdentity(path, line, identity) {
-    const ok = identity &&
-        typeof identity === 'object' &&
-        identity.ref === line &&
-        typeof identity.source === 'string' &&
-        typeof identity.name === 'string' &&
-        typeof identity.digest === 'string' &&
-        /^[0-9a-f]{64}$/.test(identity.contentDigest);
+function checkEntry(path, line, entry) {
+    const ok = entry &&
+        typeof entry === 'object' &&
+        entry.ref === line &&
+        typeof entry.source === 'string' &&
+        typeof entry.name === 'string' &&
+        typeof entry.digest === 'string' &&
+        typeof entry.contentDigest === 'string' &&
+        (0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .isSha256Hex */ .P4)(entry.contentDigest) &&
+        (entry.detail === undefined || (typeof entry.detail === 'object' && entry.detail !== null));
     if (!ok)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path}: the entry for "${line}" is malformed`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path}: the entry for "${line}" is malformed`);
 }
 /** JSON with object keys sorted at every level, two-space indented. */
 function stableStringify(value) {
@@ -2470,7 +3058,7 @@ function sortKeys(value) {
 
 /***/ }),
 
-/***/ 4344:
+/***/ 4916:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -2481,6 +3069,8 @@ __webpack_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./src/clock.ts
 var src_clock = __webpack_require__(9373);
+// EXTERNAL MODULE: ./src/constants.ts
+var constants = __webpack_require__(7242);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __webpack_require__(1455);
 // EXTERNAL MODULE: ./src/digest.ts
@@ -3293,77 +3883,8 @@ class RangePlan {
     }
 }
 
-;// CONCATENATED MODULE: ./src/download/safe-fs.ts
-
-/**
- * File access for folders other processes share (staging areas, lease files): nothing here
- * follows a symbolic link planted at the path, and nothing reads more than it expects.
- */
-const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = promises_.constants;
-/** Reads at most `limit` bytes of a regular file, never through a link; undefined if absent or odd. */
-async function readSmall(path, limit) {
-    let file;
-    try {
-        file = await (0,promises_.open)(path, O_RDONLY | O_NOFOLLOW);
-    }
-    catch {
-        return undefined;
-    }
-    try {
-        const info = await file.stat();
-        if (!info.isFile() || info.size > limit)
-            return undefined;
-        const buffer = Buffer.alloc(Math.min(limit, info.size) + 1);
-        const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
-        return bytesRead > limit ? undefined : buffer.subarray(0, bytesRead);
-    }
-    catch {
-        return undefined;
-    }
-    finally {
-        await file.close();
-    }
-}
-/**
- * Creates `path` afresh for writing: whatever was there (a file, a planted link) is removed and
- * the new file is created exclusively, so a link that appears in between makes this fail
- * (EEXIST) instead of writing through it.
- */
-async function createExclusive(path, mode = 0o644, read = false) {
-    await (0,promises_.rm)(path, { force: true });
-    return (0,promises_.open)(path, (read ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
-}
-/**
- * Opens an existing file for reading and writing only if it is a regular file with a single
- * name (no link to elsewhere, no hard link shared with a file outside the store).
- */
-async function openOwnFile(path) {
-    let file;
-    try {
-        file = await (0,promises_.open)(path, O_RDWR | O_NOFOLLOW);
-    }
-    catch {
-        return undefined;
-    }
-    const info = await file.stat().catch(() => undefined);
-    if (info?.isFile() && info.nlink === 1)
-        return file;
-    await file.close();
-    return undefined;
-}
-/** Writes `data` to a fresh file next to `path`, then renames it over `path` (atomic, no link followed). */
-async function replaceFile(path, data, mode = 0o644) {
-    const tmp = `${path}.tmp`;
-    const file = await createExclusive(tmp, mode);
-    try {
-        await file.writeFile(data);
-    }
-    finally {
-        await file.close();
-    }
-    await (0,promises_.rename)(tmp, path);
-}
-
+// EXTERNAL MODULE: ./src/download/safe-fs.ts
+var safe_fs = __webpack_require__(5039);
 ;// CONCATENATED MODULE: ./src/download/staging.ts
 
 
@@ -3379,7 +3900,7 @@ function stagingPaths(ingestDir, digest) {
 }
 /** The saved progress, when it belongs to this digest and size; anything odd means start over. */
 async function loadProgress(paths, digest, size) {
-    const bytes = await readSmall(paths.record, MAX_RECORD_BYTES);
+    const bytes = await (0,safe_fs/* readSmall */.o5)(paths.record, MAX_RECORD_BYTES);
     if (!bytes)
         return undefined;
     let value;
@@ -3442,7 +3963,7 @@ async function saveProgress(paths, digest, size, segments) {
             end: Number.isFinite(s.end) ? s.end : null,
         })),
     };
-    await replaceFile(paths.record, JSON.stringify(record));
+    await (0,safe_fs/* replaceFile */.fR)(paths.record, JSON.stringify(record));
 }
 /**
  * The staged data file: the existing one when there is progress to resume and it is a plain
@@ -3450,10 +3971,10 @@ async function saveProgress(paths, digest, size, segments) {
  * file is removed, never written through). `resumed` says which.
  */
 async function openStagingData(paths, resume) {
-    const existing = resume ? await openOwnFile(paths.data) : undefined;
+    const existing = resume ? await (0,safe_fs/* openOwnFile */.ZM)(paths.data) : undefined;
     if (existing)
         return { file: existing, resumed: true };
-    return { file: await createExclusive(paths.data, 0o644, true), resumed: false };
+    return { file: await (0,safe_fs/* createExclusive */.H0)(paths.data, 0o644, true), resumed: false };
 }
 async function discardStaging(paths) {
     await Promise.all([(0,promises_.rm)(paths.data, { force: true }), (0,promises_.rm)(paths.record, { force: true })]);
@@ -3465,7 +3986,7 @@ async function discardStaging(paths) {
  */
 async function commitStaged(paths, target) {
     await (0,fs_dirs/* ensureDirs */.J)((0,external_node_path_.dirname)(target));
-    const file = await openOwnFile(paths.data);
+    const file = await (0,safe_fs/* openOwnFile */.ZM)(paths.data);
     if (!file) {
         throw new errors/* ModelPullError */.Vy('ERR_STAGING_LOCK', `the staged file ${paths.data} was replaced by another process before its commit`);
     }
@@ -3872,231 +4393,8 @@ class BlobRun {
     }
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __webpack_require__(7598);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __webpack_require__(3024);
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __webpack_require__(8161);
-;// CONCATENATED MODULE: ./src/download/lease.ts
-
-
-
-
-
-
-const DEFAULT_LEASE_TIMING = {
-    heartbeatMs: 5_000,
-    staleMs: 30_000,
-    pollMs: 500,
-    maxWaitMs: 60 * 60_000,
-};
-const MAX_LEASE_BYTES = 4096;
-/** In-process turns: two blobs of one run with the same digest take turns before the file lease. */
-const turns = new Map();
-/** Waits for and takes the lease at `path` for `subject` (a blob's label, for messages). */
-async function acquireLease(path, subject, options) {
-    const previous = turns.get(path);
-    let endTurn;
-    const mine = new Promise((resolve) => {
-        endTurn = resolve;
-    });
-    const turn = (previous ?? Promise.resolve()).then(() => mine);
-    turns.set(path, turn);
-    const done = () => {
-        endTurn();
-        if (turns.get(path) === turn)
-            turns.delete(path);
-    };
-    try {
-        await previous;
-        const lease = await takeFileLease(path, subject, options);
-        return {
-            waited: lease.waited,
-            held: lease.held,
-            release: async () => {
-                try {
-                    await lease.release();
-                }
-                finally {
-                    done();
-                }
-            },
-        };
-    }
-    catch (error) {
-        done();
-        throw error;
-    }
-}
-async function takeFileLease(path, subject, options) {
-    const timing = { ...DEFAULT_LEASE_TIMING, ...options.timing };
-    const { clock, signal } = options;
-    const me = { ...machine(), pid: process.pid, token: (0,external_node_crypto_.randomUUID)() };
-    const text = JSON.stringify(me);
-    const started = clock.now();
-    let waited = false;
-    for (;;) {
-        if (await createLease(path, text))
-            break;
-        const seen = await inspect(path);
-        if (!seen)
-            continue; // released just now
-        if (isStale(seen, clock.now(), timing.staleMs)) {
-            await breakLease(path, seen, clock.now(), timing.staleMs);
-            continue;
-        }
-        const holder = { pid: seen.record?.pid, host: seen.record?.host };
-        if (!waited)
-            options.onWait?.(holder);
-        waited = true;
-        if (clock.now() - started >= timing.maxWaitMs) {
-            throw new errors/* ModelPullError */.Vy('ERR_STAGING_LOCK', `gave up after ${Math.round(timing.maxWaitMs / 1000)} s waiting for ${describeHolder(holder)} to finish ${subject}; if it is no longer running, delete ${path}`);
-        }
-        await clock.sleep(timing.pollMs, signal);
-    }
-    const held = async () => (await inspect(path))?.text === text;
-    let beating = true;
-    const heartbeat = setInterval(() => {
-        void held().then(async (ours) => {
-            if (!ours || !beating)
-                return;
-            const now = new Date(clock.now());
-            await (0,promises_.lutimes)(path, now, now).catch(() => undefined);
-        });
-    }, timing.heartbeatMs);
-    heartbeat.unref();
-    return {
-        waited,
-        held,
-        release: async () => {
-            beating = false;
-            clearInterval(heartbeat);
-            // A lease that another process took over (it judged us dead) is theirs to remove.
-            if (await held())
-                await (0,promises_.rm)(path, { force: true });
-        },
-    };
-}
-/** "another model-pull (pid 4242 on runner-7)" */
-function describeHolder(holder) {
-    if (holder.pid === undefined)
-        return 'another model-pull';
-    return `another model-pull (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''})`;
-}
-/** Creates the lease file exclusively with our record; false when it exists already. */
-async function createLease(path, text) {
-    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = promises_.constants;
-    let file;
-    try {
-        file = await (0,promises_.open)(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
-    }
-    catch (error) {
-        if (error.code === 'EEXIST')
-            return false;
-        throw error;
-    }
-    try {
-        await file.writeFile(text);
-    }
-    finally {
-        await file.close();
-    }
-    return true;
-}
-/** The lease as it is now (undefined when absent); its record only when it has our shape. */
-async function inspect(path) {
-    const info = await (0,promises_.lstat)(path).catch(() => undefined);
-    if (!info)
-        return undefined;
-    const bytes = info.isFile() ? await readSmall(path, MAX_LEASE_BYTES) : undefined;
-    const text = bytes?.toString('utf8') ?? '';
-    return { text, record: lease_parseRecord(text), mtimeMs: info.mtimeMs };
-}
-function lease_parseRecord(text) {
-    // Earlier versions wrote the bare pid: a holder we can name but not place.
-    if (/^\d+$/.test(text.trim()))
-        return { pid: Number(text.trim()) };
-    try {
-        const value = JSON.parse(text);
-        if (typeof value !== 'object' || value === null || !Number.isSafeInteger(value.pid))
-            return undefined;
-        const str = (k) => (typeof value[k] === 'string' ? value[k] : undefined);
-        return {
-            pid: value.pid,
-            host: str('host'),
-            boot: str('boot'),
-            pidns: str('pidns'),
-            token: str('token'),
-        };
-    }
-    catch {
-        return undefined;
-    }
-}
-function isStale(seen, now, staleMs) {
-    const record = seen.record;
-    if (record?.pid !== undefined && sameMachine(record)) {
-        // Our own pid on a lease we do not hold (turns keep us from holding one twice): a leftover.
-        if (record.pid === process.pid || !isAlive(record.pid))
-            return true;
-    }
-    return now - seen.mtimeMs > staleMs;
-}
-/**
- * Removes a dead lease, one breaker at a time: a second process that judged the same lease
- * dead must not remove the fresh lease the first one has just created in its place.
- */
-async function breakLease(path, seen, now, staleMs) {
-    const breaker = `${path}.break`;
-    if (!(await createLease(breaker, String(process.pid)))) {
-        const info = await (0,promises_.lstat)(breaker).catch(() => undefined);
-        // A breaker that crashed mid-way is removed once it is as old as a dead lease.
-        if (info && now - info.mtimeMs > staleMs)
-            await (0,promises_.rm)(breaker, { force: true });
-        return;
-    }
-    try {
-        const again = await inspect(path);
-        if (again && again.text === seen.text && again.mtimeMs === seen.mtimeMs)
-            await (0,promises_.rm)(path, { force: true });
-    }
-    finally {
-        await (0,promises_.rm)(breaker, { force: true });
-    }
-}
-let machineInfo;
-/** Host name, boot id and pid namespace: where a pid means the same process as ours. */
-function machine() {
-    machineInfo ??= {
-        host: (0,external_node_os_.hostname)(),
-        boot: readOr(() => (0,external_node_fs_.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim()),
-        pidns: readOr(() => (0,external_node_fs_.readlinkSync)('/proc/self/ns/pid')),
-    };
-    return machineInfo;
-}
-function sameMachine(record) {
-    const here = machine();
-    return record.host === here.host && record.boot === here.boot && record.pidns === here.pidns;
-}
-function readOr(read) {
-    try {
-        return read();
-    }
-    catch {
-        return '';
-    }
-}
-function isAlive(pid) {
-    try {
-        process.kill(pid, 0);
-        return true;
-    }
-    catch (error) {
-        return error.code === 'EPERM';
-    }
-}
-
+// EXTERNAL MODULE: ./src/download/lease.ts
+var download_lease = __webpack_require__(1730);
 ;// CONCATENATED MODULE: ./src/download/progress.ts
 const progress_RATE_WINDOW_MS = 5000;
 /** Counts bytes per blob and hands snapshots (with rates over the last seconds) to a listener. */
@@ -4316,11 +4614,11 @@ async function fetchVerified(blob, options, verdict, progress) {
     // The ingest folder may be the first thing created in a new store: its parents must be 0755.
     await (0,fs_dirs/* ensureDirs */.J)(blob.ingestDir);
     const paths = stagingPaths(blob.ingestDir, blob.digest);
-    const lease = await acquireLease(paths.lease, blob.label, {
+    const lease = await (0,download_lease/* acquireLease */.ZZ)(paths.lease, blob.label, {
         clock: options.clock ?? src_clock/* systemClock */.m,
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.lease ? { timing: options.lease } : {}),
-        onWait: (holder) => options.log?.info(`waiting for ${describeHolder(holder)} to finish ${blob.label}`),
+        onWait: (holder) => options.log?.info(`waiting for ${(0,download_lease/* describeHolder */.sG)(holder)} to finish ${blob.label}`),
     });
     try {
         const committed = await committedMeanwhile(blob, options.verify, verdict);
@@ -4456,65 +4754,23 @@ function labelled(blob, error) {
 
 // EXTERNAL MODULE: ./src/http/client.ts
 var client = __webpack_require__(3329);
-// EXTERNAL MODULE: ./src/lock/lockfile.ts
-var lock_lockfile = __webpack_require__(8606);
-;// CONCATENATED MODULE: ./src/cache/key.ts
-
-/**
- * Version of the on-disk layouts an entry holds. Bump it when what a cache entry contains for
- * the same content changes (another layout, other files), so old entries are never restored
- * into a layout that no longer expects them.
- */
-const LAYOUT_VERSION = 'v1';
-/** The Actions cache refuses longer keys (protocols.md, GitHub Actions cache). */
-const MAX_KEY_LENGTH = 512;
-const SHA256_HEX = /^[0-9a-f]{64}$/;
-// The service splits key lists on commas; control characters would break log lines and annotations.
-const FORBIDDEN = /[,\p{Cc}]/u;
-/**
- * `<prefix>-<LAYOUT_VERSION>-<source>-<contentDigest>`: one entry per model, named by the bytes it
- * holds, so every workflow and branch pulling the same content shares it, and a different file
- * selection (another include filter) is a different entry.
- */
-function cacheKey(prefix, identity) {
-    checkPrefix(prefix);
-    const digest = contentHex(identity);
-    const key = `${prefix}-${LAYOUT_VERSION}-${identity.source}-${digest}`;
-    if (key.length > MAX_KEY_LENGTH) {
-        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `cache-key-prefix: the cache key would be ${key.length} characters, more than the ${MAX_KEY_LENGTH} ` +
-            `the Actions cache accepts; use a prefix of at most ${MAX_KEY_LENGTH - (key.length - prefix.length)} characters`);
-    }
-    return key;
-}
-function checkPrefix(prefix) {
-    if (prefix.trim() === '') {
-        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', 'cache-key-prefix: must not be empty');
-    }
-    if (FORBIDDEN.test(prefix)) {
-        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `cache-key-prefix: ${JSON.stringify(prefix)} contains a comma or a control character, ` +
-            'which Actions cache keys cannot hold');
-    }
-}
-/** Accepts the hex or `sha256:<hex>`; the key always carries the bare hex so it never changes form. */
-function contentHex(identity) {
-    const hex = identity.contentDigest.replace(/^sha256:/, '');
-    if (!SHA256_HEX.test(hex)) {
-        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${identity.ref}: cannot name its cache entry, the content digest ${JSON.stringify(identity.contentDigest)} ` +
-            'is not a sha256 hex digest');
-    }
-    return hex;
-}
-
+// EXTERNAL MODULE: ./src/lockfile.ts
+var lockfile = __webpack_require__(9746);
+// EXTERNAL MODULE: ./src/cache/key.ts
+var key = __webpack_require__(5877);
+// EXTERNAL MODULE: ./src/resolve.ts
+var resolve = __webpack_require__(1259);
 // EXTERNAL MODULE: ./src/sources/descriptor.ts
 var descriptor = __webpack_require__(6541);
 ;// CONCATENATED MODULE: ./src/model-run.ts
 
 
 
+
 /**
- * One model through the pipeline: before the engine, `prepare` (plan, then restore from the
- * Actions cache, which needs the plan's paths); after it, `finish` (count the bytes, commit the
- * layout, tell the cache state, save a missed entry, build the output).
+ * One model through the pipeline: before the engine, `prepare` (plan, name the cache entry),
+ * then `restore` from the Actions cache (it needs the plan's paths); after it, `finish` (count
+ * the bytes, commit the layout, tell the cache state, save a missed entry, build the output).
  */
 class ModelRun {
     ref;
@@ -4526,44 +4782,71 @@ class ModelRun {
     restoreResult;
     /** Why the model cannot go on (identify, plan or restore failed). */
     error;
+    /** The key of the model's cache entry, once planned with the cache on. */
     key;
     constructor(ref, run) {
         this.ref = ref;
         this.run = run;
     }
+    /**
+     * The identity came from the lock file and the source refused it as not naming this line
+     * (`lock-mode: update` looks such lines up again).
+     */
+    get lockEntryRefused() {
+        return this.fromLock && (0,errors/* isModelPullError */.pq)(this.error, 'ERR_LOCKFILE');
+    }
+    fromLock = false;
     /** `lockPath`: the identity came from this lock file, so a misfit is the file's fault. */
     async prepare(identity, lockPath) {
         if (identity.status === 'rejected') {
             this.error = asError(identity.reason);
             return this;
         }
+        this.fromLock = lockPath !== undefined;
         try {
             this.plan = await (0,descriptor/* sourceOf */.vz)(this.run.sources, this.ref).plan(this.ref.ref, identity.value, this.run.ctx);
-            await this.restore(this.plan);
+            const cache = this.run.cache;
+            if (cache)
+                this.key = (0,key/* cacheKey */.k$)(cache.keyPrefix, this.plan.identity);
         }
         catch (error) {
             this.error =
                 lockPath && (0,errors/* isModelPullError */.pq)(error, 'ERR_LOCKFILE')
-                    ? new errors/* ModelPullError */.Vy('ERR_LOCKFILE', `lock file ${lockPath}: ${error.message}`, { cause: error })
+                    ? new errors/* ModelPullError */.Vy('ERR_LOCKFILE', `lock file ${lockPath}: ${error.message}`, {
+                        cause: error,
+                        fix: `look the line up again with \`${(0,resolve/* lockCommand */.Lg)(lockPath, [this.ref.line])}\``,
+                    })
                     : asError(error);
             this.plan = undefined;
         }
         return this;
     }
+    /**
+     * Whether the model's cache entry exists, nothing downloaded (for fail-on-cache-miss);
+     * undefined when the model has none to ask about (it failed already, or the cache is off).
+     */
+    async lookup() {
+        const plan = this.plan;
+        const key = this.key;
+        if (!plan || this.error || !key || !this.run.cache)
+            return undefined;
+        return { key, found: await this.run.cache.client.lookup({ key, paths: plan.cachePaths }) };
+    }
     /** The model's Actions cache entry, named by its content, restored onto the plan's paths. */
-    async restore(plan) {
+    async restore() {
+        const plan = this.plan;
         const cache = this.run.cache;
-        if (!cache)
-            return;
-        this.key = cacheKey(cache.keyPrefix, plan.identity);
+        if (!plan || this.error || !cache || !this.key)
+            return this;
         this.restoreResult = await cache.client.restore({
             key: this.key,
             paths: plan.cachePaths,
             blobs: plan.blobs,
         });
-        this.restored = this.restoreResult.state !== 'miss';
+        this.restored = this.restoreResult.state !== 'miss' && this.restoreResult.state !== 'off';
         if (this.restored)
             this.run.log.info(`${this.ref.line}: restored ${this.restoreResult.restored.size} of ${plan.blobs.length} files from the Actions cache (${this.key})`);
+        return this;
     }
     async finish(fetched, owns) {
         const plan = this.plan;
@@ -4575,8 +4858,9 @@ class ModelRun {
         if (failed)
             return this.failed(failed.reason, traffic);
         const done = results.map((r) => r.value);
+        let files = plan.files;
         try {
-            await plan.commit();
+            files = (await plan.commit())?.files ?? files;
         }
         catch (error) {
             return this.failed(error, traffic);
@@ -4584,7 +4868,8 @@ class ModelRun {
         const cache = this.cacheState(done);
         this.warnRepaired(done);
         await this.save(plan, cache);
-        return { ...this.base(), output: output(this.ref.line, plan, done, cache), ...traffic };
+        const result = output(this.ref.line, { ...plan, files }, done, cache);
+        return { ...this.base(), output: result, identity: plan.identity, ...traffic };
     }
     /** Bytes fetched and restored for this model, and how long its blobs took. */
     traffic(plan, results, fetched, owns) {
@@ -4603,8 +4888,9 @@ class ModelRun {
         const anyFailed = results.some((r) => r.status === 'rejected');
         return { downloadedBytes, cachedBytes: anyFailed ? 0 : cachedBytes, durationMs };
     }
+    /** `off` when nothing was looked up; `miss` only when the entry was looked up and not found. */
     cacheState(done) {
-        if (!this.run.cache)
+        if (!this.run.cache || !this.restoreResult || this.restoreResult.state === 'off')
             return 'off';
         if (!this.restored)
             return 'miss';
@@ -4634,7 +4920,7 @@ class ModelRun {
             this.run.log.info(`${this.ref.line}: saved to the Actions cache (${this.key})`);
     }
     base() {
-        return { line: this.ref.line, source: this.ref.kind };
+        return { line: this.ref.line, source: this.ref.kind, ...(this.key ? { key: this.key } : {}) };
     }
     failed(reason, traffic) {
         return { ...this.base(), error: reason === undefined ? undefined : asError(reason), ...traffic };
@@ -4650,7 +4936,7 @@ function output(line, plan, done, cache) {
         ref: line,
         source: identity.source,
         name: identity.name,
-        digest: identity.digest,
+        digest: identity.pin,
         path: plan.path,
         size: plan.size > 0 ? plan.size : files.reduce((s, f) => s + f.size, 0),
         cache,
@@ -4747,9 +5033,9 @@ class ModelPhases {
         });
         return new Map([...sources].map(([kind, source]) => [kind, watch(source)]));
     }
-    async committing(ref, entry) {
+    committing(ref, entry) {
         this.enter(ref, 'writing');
-        await entry.commit();
+        return entry.commit();
     }
     /**
      * What the engine tells, turned into each model's phases: `verifying` while its files on disk
@@ -4799,8 +5085,6 @@ function phases_asError(reason) {
     return reason instanceof Error ? reason : new Error(String(reason));
 }
 
-// EXTERNAL MODULE: ./src/resolve.ts
-var resolve = __webpack_require__(1259);
 ;// CONCATENATED MODULE: ./src/stores.ts
 
 
@@ -4881,6 +5165,8 @@ function reason(error) {
 
 
 
+
+
 /**
  * The whole pipeline for a list of model lines: parse (every line, before any request),
  * identify (or read the lock), plan, restore from the Actions cache, fetch what is missing,
@@ -4889,10 +5175,8 @@ function reason(error) {
  */
 async function pull(settings, deps) {
     (0,descriptor/* checkSourceList */.EA)(deps.sources);
-    const refs = (0,src_refs/* parseLines */.L)(settings.lines, deps.sources);
-    const lockfile = settings.lockfile
-        ? { path: settings.lockfile, lock: await (0,lock_lockfile/* readLock */.mF)(settings.lockfile) }
-        : undefined;
+    const lockfile = await lockTarget(settings, deps.sources);
+    const refs = (0,src_refs/* parseLines */.L)(linesOf(settings, lockfile), deps.sources);
     const http = new client/* HttpClient */.Qq(settings.http);
     try {
         const clock = deps.clock ?? src_clock/* systemClock */.m;
@@ -4903,9 +5187,13 @@ async function pull(settings, deps) {
         const created = (0,descriptor/* createSources */.LH)(deps.sources, settings);
         const sources = phases.watching(checkingStores(created, deps.sources, settings, refs), refs);
         const started = clock.now();
-        const { identities, wroteLock } = await (0,resolve/* resolveIdentities */.hA)(refs, sources, ctx, lockfile);
-        if (wroteLock)
-            deps.log.info(`wrote lock file ${settings.lockfile}`);
+        const { identities, fromLock, entries, wrote } = await (0,resolve/* resolveIdentities */.hA)(refs, sources, ctx, lockfile);
+        if (wrote) {
+            const lines = `${wrote.added} line${wrote.added === 1 ? '' : 's'}`;
+            deps.log.info(wrote.created
+                ? `wrote lock file ${lockfile.shown} (${lines})`
+                : `added ${lines} to lock file ${lockfile.shown}`);
+        }
         const run = {
             sources,
             ctx,
@@ -4914,12 +5202,18 @@ async function pull(settings, deps) {
                 ? { client: oncePerEntry(deps.cache), keyPrefix: settings.cacheKeyPrefix }
                 : undefined,
         };
-        const lockPath = lockfile?.lock ? lockfile.path : undefined;
-        const models = await Promise.all(refs.map((ref, i) => new ModelRun(ref, run).prepare(identities[i], lockPath)));
+        let models = await Promise.all(refs.map((ref, i) => new ModelRun(ref, run).prepare(identities[i], fromLock[i] ? lockfile?.shown : undefined)));
+        if (lockfile?.mode === 'update' && entries)
+            models = await refreshRefused(models, lockfile, entries, run);
         // A model that could not be planned is reported now, not after the others' downloads.
         for (const model of models)
             if (model.error)
                 phases.failed(model.ref.line, model.error);
+        if (settings.failOnCacheMiss)
+            await requireCacheEntries(models, settings);
+        await Promise.all(models.map((m) => m.restore()));
+        if (settings.failOnCacheMiss)
+            requireRestored(models, settings);
         const fetched = await fetchAll(models, settings, ctx, deps, started, phases);
         const reports = [];
         for (const [model, owns] of ownership(models)) {
@@ -4932,6 +5226,87 @@ async function pull(settings, deps) {
     finally {
         await http.close();
     }
+}
+/**
+ * `lock-mode: update`: lines whose lock entry their source refused (edited by hand, copied from
+ * another line) are looked up again and prepared with the fresh identity; the file takes the
+ * new entries when all of them resolved.
+ */
+async function refreshRefused(models, lockfile, entries, run) {
+    const refused = models.filter((m) => m.lockEntryRefused);
+    if (refused.length === 0)
+        return [...models];
+    const refs = refused.map((m) => m.ref);
+    const { results, written } = await (0,resolve/* lockLines */.l)(lockfile.path, refs, run.sources, run.ctx, entries);
+    if (written)
+        run.log.info(`refreshed ${refs.length} line(s) of lock file ${lockfile.shown}`);
+    const fresh = new Map(await Promise.all(refused.map(async (m, i) => [m, await new ModelRun(m.ref, run).prepare(results[i], undefined)])));
+    return models.map((m) => fresh.get(m) ?? m);
+}
+/**
+ * fail-on-cache-miss: every model's entry is looked up first, downloading nothing; when any has
+ * none (or the cache cannot be asked), the run stops before anything is restored or fetched,
+ * naming those models and their keys. Models that already failed keep their own error.
+ */
+async function requireCacheEntries(models, settings) {
+    const answers = await Promise.all(models.map(async (m) => ({ line: m.ref.line, answer: await m.lookup() })));
+    const asked = answers.filter((a) => a.answer !== undefined);
+    const missing = asked.filter((a) => a.answer.found !== 'found');
+    if (missing.length === 0)
+        return;
+    const listed = missing.map((a) => `"${a.line}" (${a.answer.key})`).join(', ');
+    const fix = `run the job that pulls and saves them first (a job this one needs:), or set ${settings.settingText(constants/* Inputs */.G0.FailOnCacheMiss, 'false')}`;
+    if (missing.every((a) => a.answer.found === 'off')) {
+        throw new errors/* ModelPullError */.Vy('ERR_CACHE_MISS', `the Actions cache could not be asked for ${missing.length} of ${asked.length} models (see the warning above), and fail-on-cache-miss is true: ${listed}`, {
+            fix: `make the cache service reachable, or set ${settings.settingText(constants/* Inputs */.G0.FailOnCacheMiss, 'false')}`,
+        });
+    }
+    throw new errors/* ModelPullError */.Vy('ERR_CACHE_MISS', `${missing.length} of ${asked.length} models have no Actions cache entry, and fail-on-cache-miss is true: ${listed}`, { fix });
+}
+/**
+ * fail-on-cache-miss, after the restores: an entry that was there but could not supply every
+ * file (unreadable, refused members) would send the engine to the origin; stop instead.
+ */
+function requireRestored(models, settings) {
+    const short = models.flatMap((m) => {
+        const result = m.restoreResult;
+        if (!result || !m.key || !m.plan || result.missing === 0)
+            return [];
+        return [`"${m.ref.line}" (${m.key}: ${result.missing} of ${m.plan.blobs.length} files)`];
+    });
+    if (short.length === 0)
+        return;
+    throw new errors/* ModelPullError */.Vy('ERR_CACHE_MISS', `${short.length} of ${models.length} models could not be restored in full from their Actions cache entries (see the warning above), and fail-on-cache-miss is true: ${short.join(', ')}`, {
+        fix: `run the job that saves them again, or set ${settings.settingText(constants/* Inputs */.G0.FailOnCacheMiss, 'false')}`,
+    });
+}
+/** The run's lock file, read and keyed by canonical line, when one is configured. */
+async function lockTarget(settings, sources) {
+    const config = settings.lockfile;
+    if (!config)
+        return undefined;
+    const lock = await (0,lockfile/* readLock */.mF)(config.path);
+    return {
+        ...config,
+        entries: lock ? (0,lockfile/* lockEntries */.Cd)(lock, config.shown, sources) : undefined,
+        setting: settings.settingText,
+    };
+}
+/** The lines given, or with none (`pull --lockfile FILE`), every line of the lock, like `npm ci`. */
+function linesOf(settings, lockfile) {
+    if (settings.lines.length > 0)
+        return settings.lines;
+    if (!lockfile)
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', 'no model line given');
+    if (!lockfile.entries) {
+        throw new errors/* ModelPullError */.Vy('ERR_LOCKFILE', `lock file ${lockfile.shown} does not exist, and no model line was given`, {
+            fix: `create it with \`model-pull lock --lockfile ${lockfile.shown} LINE...\``,
+        });
+    }
+    if (lockfile.entries.size === 0) {
+        throw new errors/* ModelPullError */.Vy('ERR_LOCKFILE', `lock file ${lockfile.shown} holds no model line, and none was given`);
+    }
+    return [...lockfile.entries.keys()];
 }
 /** Every planned blob of every model through the engine at once; a blob's failure is its own. */
 async function fetchAll(models, settings, ctx, deps, started, phases) {
@@ -5022,6 +5397,7 @@ function oncePerEntry(cache) {
     return {
         restore: (entry) => once(restores, id(entry.paths, entry.key), () => cache.restore(entry)),
         save: (paths, key) => once(saves, id(paths, key), () => cache.save(paths, key)),
+        lookup: (entry) => cache.lookup(entry),
     };
 }
 
@@ -5032,9 +5408,9 @@ function oncePerEntry(cache) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   A: () => (/* binding */ parseLine),
 /* harmony export */   L: () => (/* binding */ parseLines)
 /* harmony export */ });
-/* unused harmony export parseLine */
 /* harmony import */ var _sources_descriptor_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(6541);
 /* harmony import */ var _line_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(9534);
 
@@ -5045,7 +5421,9 @@ function parseLine(text, sources) {
     const source = (0,_sources_descriptor_js__WEBPACK_IMPORTED_MODULE_0__/* .claimingSource */ ._u)(sources, parts.reference);
     if (!source)
         throw (0,_line_js__WEBPACK_IMPORTED_MODULE_1__/* .badLine */ .mV)(parts.line, `expected ${alternatives(sources.map((s) => s.syntax))}`);
-    return { kind: source.kind, line: parts.line, ref: source.parse(parts) };
+    const ref = source.parse(parts);
+    const key = source.canonical ? source.canonical(ref) : (0,_line_js__WEBPACK_IMPORTED_MODULE_1__/* .plainKey */ .y7)(parts);
+    return { kind: source.kind, line: parts.line, key, ref };
 }
 /** Parses every line first, so one bad line stops the run before anything is fetched. */
 function parseLines(lines, sources) {
@@ -5071,16 +5449,26 @@ function alternatives(words) {
 /* harmony export */   Lg: () => (/* binding */ onlyOptions),
 /* harmony export */   ho: () => (/* binding */ splitLine),
 /* harmony export */   mV: () => (/* binding */ badLine),
-/* harmony export */   tG: () => (/* binding */ modelLines)
+/* harmony export */   tG: () => (/* binding */ modelLines),
+/* harmony export */   y7: () => (/* binding */ plainKey)
 /* harmony export */ });
+/* unused harmony export withoutComment */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
 
 /** The error every malformed line gets: it quotes the line and says what is wrong. */
 function badLine(line, reason) {
     return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_BAD_REFERENCE', `invalid model line "${line.trim()}": ${reason}`);
 }
+/**
+ * A ` #` (whitespace, then `#`) starts a trailing comment, as YAML users write them inside
+ * `models: |`; it is not part of the line. A reference or option never holds whitespace, so a
+ * `#` inside a URL (`…/f.gguf#x`) stays.
+ */
+function withoutComment(line) {
+    return line.replace(/\s#.*$/s, '').trim();
+}
 function splitLine(line) {
-    const trimmed = line.trim();
+    const trimmed = withoutComment(line);
     const [reference = '', ...rest] = trimmed.split(/\s+/);
     const options = new Map();
     for (const word of rest) {
@@ -5108,10 +5496,183 @@ function onlyOptions(parts, allowed) {
         }
     }
 }
-/** Blank lines and `#` comments are skipped; returns the lines that name models. */
+/**
+ * The lines that name models, trimmed, trailing ` # comments` removed; blank lines and lines
+ * starting with `#` are skipped.
+ */
 function modelLines(text) {
     const lines = typeof text === 'string' ? text.split(/\r?\n/) : text;
-    return lines.map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('#'));
+    return lines
+        .map((l) => l.trim())
+        .filter((l) => !l.startsWith('#'))
+        .map(withoutComment)
+        .filter((l) => l.length > 0);
+}
+/**
+ * The line with its options in name order and single spaces: the key of a line for a source
+ * that does not define its own canonical form.
+ */
+function plainKey(parts) {
+    const options = [...parts.options].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return [parts.reference, ...options.map(([k, v]) => `${k}=${v}`)].join(' ');
+}
+
+
+/***/ }),
+
+/***/ 8178:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+
+// EXPORTS
+__webpack_require__.d(__webpack_exports__, {
+  b: () => (/* binding */ RegistryClient),
+  _: () => (/* binding */ registryOptions)
+});
+
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __webpack_require__(3916);
+// EXTERNAL MODULE: ./src/http/client.ts
+var client = __webpack_require__(3329);
+// EXTERNAL MODULE: ./src/http/retry.ts
+var retry = __webpack_require__(8902);
+;// CONCATENATED MODULE: ./src/registry/endpoint.ts
+
+
+
+/**
+ * Where a registry's API lives, from the name users write (docs/registries.md, "Names and
+ * addresses"): most registries serve it at their own host; Docker Hub's name `docker.io` is
+ * served at `registry-1.docker.io`, with its token realm on `auth.docker.io`.
+ */
+const WELL_KNOWN = {
+    'docker.io': { api: 'registry-1.docker.io', realmHosts: ['auth.docker.io'] },
+};
+/** The host (and port) the distribution API is served at. */
+function apiHostOf(host) {
+    return WELL_KNOWN[host]?.api ?? host;
+}
+/** Token realms on other hosts that a well-known registry uses (https only, like any listed host). */
+function knownRealmHosts(host) {
+    return WELL_KNOWN[host]?.realmHosts ?? [];
+}
+/**
+ * Socket codes that mean "nothing speaks TLS there": a plain-http server answering a ClientHello
+ * (OpenSSL's `wrong version number`, `packet length too long`…) or hanging up on it. With a
+ * refused connection (no listener on the https port) they are the only reasons to try http.
+ * Certificate failures (ERR_TLS) are not: https was spoken, and a bad certificate is a reason to
+ * stop (or to pass `ca-cert`), never to drop to plain http.
+ */
+const NO_TLS_CODES = /^(?:ERR_SSL_(?!.*CERT).*|EPROTO|ECONNRESET)$/;
+/**
+ * The origin (`scheme://host[:port]`) of a registry's API. A written scheme is obeyed. Without
+ * one, Docker's rule for insecure registries: https first, and plain http only when https cannot
+ * be spoken there; that fallback applies to loopback hosts and, with `insecure`, to every host.
+ * Any other host is https, asked nothing here. The probe (`GET /v2/`, no credentials, no
+ * redirect) is retried like any small request; only "no TLS there" leads to http.
+ */
+async function registryOrigin(call, name) {
+    const host = apiHostOf(name.host);
+    if (name.scheme)
+        return new URL(`${name.scheme}://${host}/`).origin;
+    const https = new URL(`https://${host}/`).origin;
+    if (!call.http.options.insecure && !(0,client/* isLoopbackHost */.cW)(new URL(https).hostname))
+        return https;
+    const scheme = await (0,retry/* withRetries */.LH)(async () => {
+        try {
+            const answer = await call.http.request(`${https}/v2/`, {
+                maxRedirects: 0,
+                ...(call.signal ? { signal: call.signal } : {}),
+            });
+            await answer.body.dump().catch(() => undefined);
+            return 'https';
+        }
+        catch (error) {
+            // A refused certificate (ERR_TLS) is thrown as it is: https was spoken.
+            if (speaksNoTls(error))
+                return 'http';
+            throw error;
+        }
+    }, call.retry, { clock: call.clock, subject: `registry ${name.host}`, ...(call.signal ? { signal: call.signal } : {}) });
+    call.log.debug(`registry ${name.host}: ${scheme}`);
+    return scheme === 'https' ? https : new URL(`http://${host}/`).origin;
+}
+/** The codes along an error's cause chain. */
+function codes(error) {
+    const out = [];
+    for (let e = error; e; e = e.cause) {
+        const code = e.code;
+        if (typeof code === 'string')
+            out.push(code);
+    }
+    return out;
+}
+function speaksNoTls(error) {
+    if ((0,errors/* isModelPullError */.pq)(error, 'ERR_CONNECTION_REFUSED'))
+        return true;
+    if (!(0,errors/* isModelPullError */.pq)(error, 'ERR_NETWORK'))
+        return false;
+    return codes(error).some((c) => NO_TLS_CODES.test(c));
+}
+
+// EXTERNAL MODULE: ./src/registry/session.ts + 1 modules
+var registry_session = __webpack_require__(7898);
+;// CONCATENATED MODULE: ./src/registry/client.ts
+
+
+function registryOptions(settings) {
+    return {
+        allowedRealmHosts: settings.allowedRealmHosts,
+        ...(settings.registryAuth ? { basicAuth: settings.registryAuth } : {}),
+    };
+}
+/**
+ * The OCI distribution client of a run: one session per repository and set of actions, so a
+ * token is fetched once and shared by every blob of that repository. Basic credentials belong
+ * to one registry: a session for any other host never sees them, even if that registry's
+ * challenge names a realm on its own host.
+ */
+class RegistryClient {
+    options;
+    sessions = new Map();
+    /** Origins by registry name, settled once per run (a probe may be needed). */
+    origins = new Map();
+    policy;
+    constructor(options = {}) {
+        this.options = options;
+        this.policy = { allowedRealmHosts: options.allowedRealmHosts ?? [] };
+    }
+    /**
+     * The session of a repository named as users write it (`host[:port]`, a scheme only if one
+     * was written): its origin is settled first (registryOrigin), once per registry and run.
+     */
+    async resolve(call, name, actions = ['pull']) {
+        const key = `${name.scheme ?? ''}://${name.host}`;
+        let origin = this.origins.get(key);
+        if (!origin) {
+            origin = registryOrigin(call, name);
+            this.origins.set(key, origin);
+            // A failed probe is not remembered: the next model of the run asks again.
+            origin.catch(() => this.origins.delete(key));
+        }
+        return this.session({ origin: await origin, host: name.host, repository: name.repository }, actions);
+    }
+    session(address, actions = ['pull'], alsoPull = []) {
+        const registry = new URL(address.origin);
+        const key = `${registry.origin}/${address.repository} ${actions.join(',')} ${alsoPull.join(',')}`;
+        let session = this.sessions.get(key);
+        if (!session) {
+            const basicAuth = this.options.basicAuth;
+            const own = basicAuth !== undefined && basicAuth.host === address.host;
+            // A well-known registry's own realm (Docker Hub's auth.docker.io) needs no listing.
+            const known = knownRealmHosts(address.host);
+            const realms = known.length ? { allowedRealmHosts: [...this.policy.allowedRealmHosts, ...known] } : {};
+            const policy = { ...this.policy, ...realms, ...(own ? { basicAuth } : {}) };
+            session = new registry_session/* RegistrySession */.G(registry, address.repository, policy, actions, alsoPull);
+            this.sessions.set(key, session);
+        }
+        return session;
+    }
 }
 
 
@@ -5121,12 +5682,15 @@ function modelLines(text) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   ED: () => (/* binding */ MANIFEST_OR_INDEX_ACCEPT),
 /* harmony export */   FC: () => (/* binding */ badManifest),
 /* harmony export */   Sw: () => (/* binding */ parseImageManifest),
 /* harmony export */   ZJ: () => (/* binding */ MAX_MANIFEST_BYTES),
-/* harmony export */   dY: () => (/* binding */ MANIFEST_ACCEPT)
+/* harmony export */   dY: () => (/* binding */ MANIFEST_ACCEPT),
+/* harmony export */   mI: () => (/* binding */ MediaTypes),
+/* harmony export */   yA: () => (/* binding */ parseManifestOrIndex)
 /* harmony export */ });
-/* unused harmony exports MediaTypes, MANIFEST_OR_INDEX_ACCEPT, MAX_BLOB_SIZE, parseManifestOrIndex */
+/* unused harmony export MAX_BLOB_SIZE */
 /* harmony import */ var _digest_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(2187);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(3916);
 
@@ -5277,6 +5841,417 @@ function annotationsOf(name, what, value) {
 function short(value) {
     const text = JSON.stringify(value) ?? String(value);
     return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
+
+/***/ }),
+
+/***/ 8911:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   OK: () => (/* binding */ repositoryComponent),
+/* harmony export */   c9: () => (/* binding */ nameUnder),
+/* harmony export */   u: () => (/* binding */ parseRepositoryPrefix),
+/* harmony export */   vt: () => (/* binding */ repositoryUnder)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
+
+/** One repository path component, as the distribution spec allows it. */
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+/** Parses a prefix; `what` names the input in errors (`input "mirror-to"`, `--to`). */
+function parseRepositoryPrefix(value, what) {
+    const text = value.trim().replace(/\/+$/, '');
+    const bad = (why) => new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${what} "${text}" ${why}`);
+    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(text);
+    const given = scheme?.[1]?.toLowerCase();
+    if (given !== undefined && given !== 'http' && given !== 'https')
+        throw bad('must start with a registry host, or http:// or https://');
+    const rest = scheme ? text.slice(scheme[0].length) : text;
+    const [host = '', ...parts] = rest.split('/');
+    let parsed;
+    try {
+        parsed = new URL(`https://${host}/`);
+    }
+    catch {
+        throw bad('does not start with a registry host (host[:port])');
+    }
+    if (host === '' || parsed.host !== host.toLowerCase() || /[@?#]/.test(host))
+        throw bad('does not start with a registry host (host[:port])');
+    for (const part of parts) {
+        if (!COMPONENT.test(part))
+            throw bad(`has the path part "${part}": repository parts are lowercase letters and digits joined by ., _, __ or -`);
+    }
+    return {
+        host: host.toLowerCase(),
+        ...(given ? { scheme: given } : {}),
+        path: parts.join('/'),
+        text,
+    };
+}
+/** `prefix/path/part/…` as a repository, checked part by part (the parts must already be valid). */
+function repositoryUnder(prefix, ...parts) {
+    return [prefix.path, ...parts].filter((p) => p !== '').join('/');
+}
+/** `host[:port]/repository:tag` as users name it (no scheme), for messages and the report. */
+function nameUnder(prefix, repository, reference) {
+    const separator = reference.startsWith('sha256:') ? '@' : ':';
+    return `${prefix.host}/${repository}${separator}${reference}`;
+}
+/**
+ * A name part made valid as a repository component: lower case, runs of other characters as
+ * one `-`, separators trimmed at the ends; undefined when nothing is left.
+ */
+function repositoryComponent(text) {
+    const lower = text
+        .toLowerCase()
+        .replace(/[^a-z0-9._-]+/g, '-')
+        .replace(/[._-]{2,}/g, (run) => (run === '__' ? run : run[0] === '-' ? '-' : run[0]))
+        .replace(/^[._-]+|[._-]+$/g, '');
+    return COMPONENT.test(lower) ? lower : undefined;
+}
+
+
+/***/ }),
+
+/***/ 7898:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+
+// EXPORTS
+__webpack_require__.d(__webpack_exports__, {
+  G: () => (/* binding */ RegistrySession),
+  L: () => (/* binding */ registryBlob)
+});
+
+// EXTERNAL MODULE: ./src/digest.ts
+var digest = __webpack_require__(2187);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __webpack_require__(3916);
+// EXTERNAL MODULE: ./src/http/body.ts
+var http_body = __webpack_require__(9662);
+// EXTERNAL MODULE: ./src/http/client.ts
+var client = __webpack_require__(3329);
+// EXTERNAL MODULE: ./src/http/retry.ts
+var retry = __webpack_require__(8902);
+;// CONCATENATED MODULE: ./src/registry/auth.ts
+
+
+
+/**
+ * Parses every challenge of one or more `WWW-Authenticate` values (RFC 7235): a scheme, then
+ * comma-separated `key=value` or `key="quoted, with \" escapes"` parameters. A bare word that
+ * is followed by a space starts the next challenge.
+ */
+function parseChallenges(header) {
+    const values = header === undefined ? [] : typeof header === 'string' ? [header] : header;
+    const out = [];
+    for (const value of values) {
+        const re = /\s*([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*)))?\s*,?/gy;
+        let current;
+        for (let m = re.exec(value); m && m[0] !== ''; m = re.exec(value)) {
+            const [, word, quoted, bare] = m;
+            if (quoted === undefined && bare === undefined) {
+                current = { scheme: word.toLowerCase(), params: {} };
+                out.push(current);
+            }
+            else if (current) {
+                current.params[word.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : bare;
+            }
+        }
+    }
+    return out;
+}
+/**
+ * The realm is where credentials go, so it is checked before any request: on the registry's own
+ * host it is trusted as the registry is; on another host only over https and only when the user
+ * listed that host. Ollama refuses every foreign realm (its fix for CVE-2025-51471, where a
+ * registry sent clients' credentials to an attacker's realm); GHCR-style registries keep the
+ * realm on the same host, Docker Hub's lives on auth.docker.io, hence the opt-in list.
+ */
+function checkRealm(realm, registry, policy) {
+    if (!realm)
+        throw authError(registry, 'asked for a Bearer token but named no realm');
+    let url;
+    try {
+        url = new URL(realm);
+    }
+    catch {
+        throw authError(registry, 'sent a token realm that is not a URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw authError(registry, `sent a token realm with the unsupported scheme ${url.protocol}`);
+    }
+    if (url.host === registry.host)
+        return url;
+    const listed = policy.allowedRealmHosts.some((h) => {
+        const allowed = h.trim().toLowerCase();
+        return allowed === url.host || allowed === url.hostname;
+    });
+    if (listed && url.protocol === 'https:')
+        return url;
+    const why = listed
+        ? 'it is listed in allowed-realm-hosts but is not https'
+        : 'add that host to allowed-realm-hosts if you trust it';
+    throw authError(registry, `sent a token realm on another host (${url.host}); refused: ${why}`);
+}
+/**
+ * Gets a token from the realm: `GET realm?service=…&scope=…`, anonymous or with the configured
+ * basic credentials (bound to the realm's origin), answer `token` or `access_token`. The scopes
+ * are the challenge's and ours, one `scope` parameter each (a push that mounts a blob from another
+ * repository needs pull on that one too). The token spec says a missing `expires_in` means 60 seconds.
+ */
+async function fetchToken(http, challenge, registry, scopes, policy, now, signal) {
+    const realm = checkRealm(challenge.params.realm, registry, policy);
+    if (challenge.params.service)
+        realm.searchParams.set('service', challenge.params.service);
+    const asked = challenge.params.scope ? [challenge.params.scope] : [];
+    for (const scope of new Set([...asked, ...scopes]))
+        realm.searchParams.append('scope', scope);
+    const credentials = policy.basicAuth && {
+        origin: realm.origin,
+        headers: { authorization: basicHeader(policy.basicAuth) },
+    };
+    const started = now();
+    const response = await http.request(realm.toString(), {
+        headers: { accept: 'application/json' },
+        ...(credentials ? { credentials } : {}),
+        ...(signal ? { signal } : {}),
+        // A token endpoint has no reason to redirect; refusing keeps credentials on its origin.
+        maxRedirects: 0,
+    });
+    if (response.status === 401 || response.status === 403) {
+        await response.body.dump().catch(() => undefined);
+        const who = policy.basicAuth ? 'the configured credentials' : 'an anonymous request';
+        throw authError(registry, `its token service at ${realm.host} refused ${who} (HTTP ${response.status})`, 401);
+    }
+    if (response.status !== 200)
+        throw await (0,client/* statusError */.$C)(response, `the token service at ${realm.host}`);
+    let body;
+    try {
+        body = await (0,http_body/* readJson */.Vh)(response, http_body/* BODY_LIMITS */.Mu.token, 'the token answer');
+    }
+    catch (error) {
+        // Junk is "no token" below; an answer past the limit is refused as such.
+        if ((0,errors/* isModelPullError */.pq)(error, 'ERR_TOO_LARGE'))
+            throw error;
+        body = undefined;
+    }
+    const doc = (typeof body === 'object' && body !== null ? body : {});
+    const value = typeof doc.token === 'string' && doc.token ? doc.token : doc.access_token;
+    if (typeof value !== 'string' || value === '' || /[\r\n]/.test(value)) {
+        throw authError(registry, `its token service at ${realm.host} answered without a token`);
+    }
+    const lifetime = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : 60;
+    return { value, expiresAt: started + lifetime * 1000 };
+}
+function basicHeader(auth) {
+    return `Basic ${Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64')}`;
+}
+function authError(registry, reason, status) {
+    return new errors/* ModelPullError */.Vy('ERR_AUTH', `registry ${registry.host} ${reason}`, status === undefined ? {} : { status });
+}
+
+// EXTERNAL MODULE: ./src/registry/manifest.ts
+var manifest = __webpack_require__(506);
+;// CONCATENATED MODULE: ./src/registry/session.ts
+
+
+
+
+
+
+
+/** Refresh a token this long before the expiry the realm announced. */
+const EXPIRY_MARGIN_MS = 10_000;
+/**
+ * One repository on one registry (`scheme://host`, `namespace/name`): the distribution API calls,
+ * with anonymous-first auth (docs/registries.md, "Authentication"). Tokens live only here, in a
+ * `Credentials` bound to the registry's origin, so the HTTP client never sends them to a CDN a
+ * blob redirects to. Knows nothing of what the artifacts hold.
+ */
+class RegistrySession {
+    registry;
+    repository;
+    policy;
+    auth = { kind: 'unknown' };
+    /** Bumped on every new token, so blobs re-located at once share one refresh. */
+    generation = 0;
+    pending;
+    scopes;
+    /**
+     * `actions` on this repository; `alsoPull`: other repositories of the same registry the token
+     * must read too (the sources of cross-repository blob mounts).
+     */
+    constructor(registry, repository, policy, actions = ['pull'], alsoPull = []) {
+        this.registry = registry;
+        this.repository = repository;
+        this.policy = policy;
+        this.scopes = [
+            `repository:${repository}:${actions.join(',')}`,
+            ...alsoPull.map((r) => `repository:${r}:pull`),
+        ];
+    }
+    /** `{origin}/v2/{repository}/{path}`: where every call of this repository goes. */
+    url(path) {
+        return `${this.registry.origin}/v2/${this.repository}/${path}`;
+    }
+    /**
+     * GET a manifest (or, with an `accept` that lists index types, an index) by tag or `sha256:`
+     * digest, at most 4 MiB, with retries; when `expectHex` is given the bytes must hash to it.
+     */
+    async getManifest(call, reference, options) {
+        const { name } = options;
+        const url = this.url(`manifests/${reference}`);
+        const bytes = await (0,retry/* withRetries */.LH)(async () => {
+            const response = await this.send(call, url, {
+                headers: { accept: options.accept ?? manifest/* MANIFEST_ACCEPT */.dY },
+            });
+            if (response.status === 404) {
+                await response.body.dump().catch(() => undefined);
+                throw new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `${name} was not found on ${this.registry.host} (HTTP 404)`, {
+                    status: 404,
+                });
+            }
+            if (response.status !== 200)
+                throw await (0,client/* statusError */.$C)(response, `${this.registry.host} for ${name}`);
+            return (0,http_body/* readBody */.x8)(response, manifest/* MAX_MANIFEST_BYTES */.ZJ, `the manifest of ${name}`);
+        }, call.retry, {
+            clock: call.clock,
+            ...(call.signal ? { signal: call.signal } : {}),
+        });
+        const hex = (0,digest/* sha256Hex */.fg)(bytes);
+        if (options.expectHex !== undefined && hex !== options.expectHex) {
+            throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `the manifest served for ${name} has digest sha256:${hex}, not the requested sha256:${options.expectHex}`);
+        }
+        call.log.debug(`manifest of ${name}: sha256:${hex} (${bytes.length} bytes)`);
+        return bytes;
+    }
+    /**
+     * Where a blob is fetched: the registry URL with the current token (the client follows a
+     * 307/302 to the CDN without it; a plain registry answers 200 itself). `previous` is the token
+     * generation a blob saw when it last asked: asking again means its URL failed, so a token that
+     * has not changed since is refreshed once for everyone.
+     */
+    async blobLocation(call, hex, previous) {
+        const url = this.url(`blobs/sha256:${hex}`);
+        if (this.auth.kind === 'unknown')
+            await this.probe(call, url, hex);
+        if (this.auth.kind === 'bearer' && previous === this.generation) {
+            await this.refresh(call, this.auth.challenge);
+        }
+        const credentials = await this.credentials(call);
+        return { location: { url, ...(credentials ? { credentials } : {}) }, generation: this.generation };
+    }
+    /**
+     * Any other call on this repository (`HEAD blobs/…`, an upload), with the session's
+     * credentials: anonymous first, a 401 answered once. `path` is relative to the repository
+     * (`blobs/uploads/`), or an absolute URL the registry gave (an upload's Location). The caller
+     * reads or dumps the body.
+     */
+    request(call, path, options = {}) {
+        return this.send(call, /^https?:\/\//.test(path) ? path : this.url(path), options);
+    }
+    /** Learns the auth state with a HEAD that stops at the first answer (no CDN round trip). */
+    async probe(call, url, hex) {
+        const response = await this.send(call, url, { method: 'HEAD', maxRedirects: 0 });
+        await response.body.dump().catch(() => undefined);
+        if (response.status === 404) {
+            throw new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `blob sha256:${hex} of ${this.repository} is missing on ${this.registry.host}`, {
+                status: 404,
+            });
+        }
+    }
+    /** A request with the current credentials; on 401, answer the challenge and retry once. */
+    async send(call, url, options) {
+        const { body, ...rest } = options;
+        const attempt = async () => {
+            const credentials = await this.credentials(call);
+            return call.http.request(url, {
+                ...rest,
+                // A fresh body for each attempt: a stream sent before the 401 is spent.
+                ...(body ? { body: body() } : {}),
+                ...(credentials ? { credentials } : {}),
+                ...(call.signal ? { signal: call.signal } : {}),
+            });
+        };
+        let response = await attempt();
+        if (response.status !== 401) {
+            if (this.auth.kind === 'unknown')
+                this.auth = { kind: 'anonymous' };
+            return response;
+        }
+        const challenges = parseChallenges(response.headers['www-authenticate']);
+        await response.body.dump().catch(() => undefined);
+        await this.answer(call, challenges);
+        response = await attempt();
+        if (response.status === 401) {
+            await response.body.dump().catch(() => undefined);
+            throw authError(this.registry, `refused access to ${this.repository} after authenticating (HTTP 401)`, 401);
+        }
+        return response;
+    }
+    async answer(call, challenges) {
+        const bearer = challenges.find((c) => c.scheme === 'bearer');
+        if (bearer)
+            return this.refresh(call, bearer);
+        if (challenges.some((c) => c.scheme === 'basic') && this.policy.basicAuth) {
+            // A Basic challenge names no separate realm: the registry itself is where the password goes.
+            this.auth = { kind: 'basic' };
+            return;
+        }
+        const offered = challenges.map((c) => c.scheme).join(', ') || 'no challenge';
+        throw authError(this.registry, `requires authentication for ${this.repository} (offered: ${offered})`, 401);
+    }
+    /** One token request at a time; callers that arrive meanwhile share its result. */
+    refresh(call, challenge) {
+        this.pending ??= (async () => {
+            try {
+                const token = await fetchToken(call.http, challenge, this.registry, this.scopes, this.policy, () => call.clock.now(), call.signal);
+                this.auth = { kind: 'bearer', challenge, token: token.value, expiresAt: token.expiresAt };
+                this.generation++;
+            }
+            finally {
+                this.pending = undefined;
+            }
+        })();
+        return this.pending;
+    }
+    async credentials(call) {
+        if (this.pending)
+            await this.pending;
+        if (this.auth.kind === 'basic' && this.policy.basicAuth) {
+            return { origin: this.registry.origin, headers: { authorization: basicHeader(this.policy.basicAuth) } };
+        }
+        if (this.auth.kind !== 'bearer')
+            return undefined;
+        if (call.clock.now() >= this.auth.expiresAt - EXPIRY_MARGIN_MS)
+            await this.refresh(call, this.auth.challenge);
+        if (this.auth.kind !== 'bearer')
+            return undefined;
+        return { origin: this.registry.origin, headers: { authorization: `Bearer ${this.auth.token}` } };
+    }
+}
+/**
+ * The engine's view of one blob of a repository: fetched at the registry's blob URL with the
+ * session's credentials (a redirect to a CDN goes there without them). A second locate() means
+ * the URL stopped working (an expired CDN signature, a revoked token), so it passes the token
+ * generation this blob last saw, and a token that has not changed since is renewed once for all.
+ * The session is settled on the first locate(), so a blob already in place costs no request.
+ */
+function registryBlob(session, call, blob, place) {
+    let seen;
+    return {
+        digest: { algorithm: 'sha256', hex: blob.hex },
+        size: blob.size,
+        ...place,
+        async locate(signal) {
+            const attempt = signal ? { ...call, signal } : call;
+            const { location, generation } = await (await session()).blobLocation(attempt, blob.hex, seen);
+            seen = generation;
+            return location;
+        },
+    };
 }
 
 
@@ -5433,34 +6408,56 @@ function codeSpan(text) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   Lg: () => (/* binding */ lockCommand),
 /* harmony export */   hA: () => (/* binding */ resolveIdentities),
 /* harmony export */   l: () => (/* binding */ lockLines)
 /* harmony export */ });
-/* unused harmony export identifyLines */
-/* harmony import */ var _lock_lockfile_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(8606);
-/* harmony import */ var _sources_descriptor_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6541);
+/* unused harmony exports identifyLines, shellWord */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
+/* harmony import */ var _lockfile_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(9746);
+/* harmony import */ var _sources_descriptor_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(6541);
+
 
 
 /**
- * The identity of every line, settled one by one (a line that fails is that model's failure):
- * from the lock file when it exists, with no lookup at all; else looked up by each line's
- * source, and when a lock file is configured but absent, written there once every line resolved.
+ * The identity of every line, settled one by one (a line that fails is that model's failure).
+ * Without a lock file, each line's source looks it up. With one in `frozen` mode, every line
+ * must be in it, or the run stops here, before any request, saying how to create or update it;
+ * then nothing is looked up at all. In `update` mode the lines it lacks are looked up and
+ * written into it (created when absent), provided every one of them resolved.
  */
 async function resolveIdentities(refs, sources, ctx, lockfile) {
-    const lock = lockfile?.lock;
-    if (lockfile && lock) {
-        const identities = refs.map((ref) => settle(() => (0,_lock_lockfile_js__WEBPACK_IMPORTED_MODULE_0__/* .lockedIdentity */ .t2)(lock, lockfile.path, ref.line, ref.kind)));
-        return { identities, wroteLock: false };
+    if (!lockfile) {
+        return { identities: await identifyLines(refs, sources, ctx), fromLock: refs.map(() => false) };
     }
-    if (lockfile) {
-        const { results, written } = await lockLines(lockfile.path, refs, sources, ctx);
-        return { identities: results, wroteLock: written };
+    const entries = lockfile.entries ?? new Map();
+    const missing = refs.filter((ref) => !entries.has(ref.key));
+    if (lockfile.mode === 'frozen' && (lockfile.entries === undefined || missing.length > 0)) {
+        throw notCovered(lockfile, lockfile.entries === undefined ? refs : missing, refs.length);
     }
-    return { identities: await identifyLines(refs, sources, ctx), wroteLock: false };
+    const lookedUp = new Map();
+    const results = await identifyLines(missing, sources, ctx);
+    for (const [i, ref] of missing.entries())
+        lookedUp.set(ref, results[i]);
+    const identities = refs.map((ref) => lookedUp.get(ref) ?? { status: 'fulfilled', value: entries.get(ref.key) });
+    const fromLock = refs.map((ref) => !lookedUp.has(ref));
+    if (missing.length === 0 && lockfile.entries !== undefined)
+        return { identities, fromLock, entries };
+    const { written, entries: after } = await writeLines(lockfile.path, missing, results, lockfile.entries);
+    if (!written)
+        return { identities, fromLock, entries };
+    const added = new Set(missing.map((ref) => ref.key)).size;
+    return { identities, fromLock, entries: after, wrote: { created: lockfile.entries === undefined, added } };
 }
 /** Asks each line's source, all at once; one result per line, in line order. */
 function identifyLines(refs, sources, ctx) {
-    return Promise.allSettled(refs.map(async (ref) => (0,_sources_descriptor_js__WEBPACK_IMPORTED_MODULE_1__/* .sourceOf */ .vz)(sources, ref).identify(ref.ref, ctx)));
+    return Promise.allSettled(refs.map(async (ref) => {
+        const identity = await (0,_sources_descriptor_js__WEBPACK_IMPORTED_MODULE_2__/* .sourceOf */ .vz)(sources, ref).identify(ref.ref, ctx);
+        // The kind and line are the lock entry's key and check: a source must answer for its own.
+        if (identity.source !== ref.kind || identity.ref !== ref.line)
+            throw new Error(`the ${ref.kind} source answered "${ref.line}" with a ${identity.source} identity for "${identity.ref}"`);
+        return identity;
+    }));
 }
 /**
  * Looks every line up and writes them all into the lock file, keeping `previous`'s other lines;
@@ -5469,42 +6466,126 @@ function identifyLines(refs, sources, ctx) {
  */
 async function lockLines(path, refs, sources, ctx, previous) {
     const results = await identifyLines(refs, sources, ctx);
-    const identities = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    if (identities.length < results.length)
-        return { results, written: false };
-    await (0,_lock_lockfile_js__WEBPACK_IMPORTED_MODULE_0__/* .writeLock */ .be)(path, identities, previous);
-    return { results, written: true };
+    const { written } = await writeLines(path, refs, results, previous);
+    return { results, written };
 }
-function settle(fn) {
-    try {
-        return { status: 'fulfilled', value: fn() };
+async function writeLines(path, refs, results, previous) {
+    if (results.some((r) => r.status === 'rejected'))
+        return { written: false };
+    const entries = new Map(previous ?? []);
+    for (const [i, ref] of refs.entries())
+        entries.set(ref.key, results[i].value);
+    await (0,_lockfile_js__WEBPACK_IMPORTED_MODULE_1__/* .writeLock */ .be)(path, entries);
+    return { written: true, entries };
+}
+/**
+ * The frozen lock's refusal: which lines it lacks, and the command that adds exactly those
+ * (the lock command keeps the file's other lines), ready to paste.
+ */
+function notCovered(lockfile, lines, total) {
+    const command = lockCommand(lockfile.shown, lines.map((r) => r.line));
+    const update = lockfile.setting('lock-mode', 'update');
+    if (lockfile.entries === undefined) {
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${lockfile.shown} does not exist (lock-mode is frozen, so nothing was pulled)`, { fix: `create it with \`${command}\` and commit it, or use ${update} to have this run write it` });
     }
-    catch (reason) {
-        return { status: 'rejected', reason };
-    }
+    const named = lines.map((r) => `"${r.line}"`).join(', ');
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${lockfile.shown} does not cover ${lines.length} of ${total} lines: ${named} (lock-mode is frozen, so nothing was pulled)`, { fix: `add them with \`${command}\` and commit it, or use ${update} to have this run add them` });
+}
+/** `model-pull lock --lockfile FILE LINE…`, each word quoted for a POSIX shell. */
+function lockCommand(file, lines) {
+    return ['model-pull', 'lock', '--lockfile', file, ...new Set(lines)].map(shellWord).join(' ');
+}
+/** A word as a POSIX shell reads it back: bare when safe, else single-quoted. */
+function shellWord(word) {
+    return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 
 /***/ }),
 
-/***/ 7100:
+/***/ 3756:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
-/* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   E6: () => (/* binding */ buildSettings)
-/* harmony export */ });
-/* unused harmony exports parseBoolean, parseInteger, cacheService */
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(8161);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(7242);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(3916);
-/* harmony import */ var _http_client_js__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(3329);
-/* harmony import */ var _http_retry_js__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(8902);
-/* harmony import */ var _refs_line_js__WEBPACK_IMPORTED_MODULE_7__ = __webpack_require__(9534);
+
+// EXPORTS
+__webpack_require__.d(__webpack_exports__, {
+  E6: () => (/* binding */ buildSettings)
+});
+
+// UNUSED EXPORTS: cacheService, parseBoolean, parseInteger
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __webpack_require__(3024);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __webpack_require__(8161);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __webpack_require__(6760);
+// EXTERNAL MODULE: ./src/cache/key.ts
+var key = __webpack_require__(5877);
+// EXTERNAL MODULE: ./src/constants.ts
+var constants = __webpack_require__(7242);
+// EXTERNAL MODULE: ./src/digest.ts
+var digest = __webpack_require__(2187);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __webpack_require__(3916);
+// EXTERNAL MODULE: ./src/http/client.ts
+var client = __webpack_require__(3329);
+// EXTERNAL MODULE: ./src/http/retry.ts
+var retry = __webpack_require__(8902);
+// EXTERNAL MODULE: ./src/refs/line.ts
+var line = __webpack_require__(9534);
+// EXTERNAL MODULE: ./src/registry/prefix.ts
+var registry_prefix = __webpack_require__(8911);
+;// CONCATENATED MODULE: ./src/settings/mirrors.ts
+
+
+
+function mirrorSettings(value, nameOf) {
+    const prefix = (input) => {
+        const text = value(input);
+        return text === undefined ? undefined : (0,registry_prefix/* parseRepositoryPrefix */.u)(text, nameOf(input));
+    };
+    return {
+        mirrorTo: prefix(constants/* Inputs */.G0.MirrorTo),
+        registryMirrors: parseRegistryMirrors(value(constants/* Inputs */.G0.RegistryMirror) ?? '', nameOf(constants/* Inputs */.G0.RegistryMirror)),
+        hfOciMirror: prefix(constants/* Inputs */.G0.HfOciMirror),
+    };
+}
+/**
+ * `HOST=URL` entries, one a line (or separated by commas or spaces, as a CLI flag writes them);
+ * `#` starts a comment line. A host named twice is refused: which mirror would win?
+ */
+function parseRegistryMirrors(text, what) {
+    const mirrors = [];
+    const entries = text
+        .split(/\r?\n/)
+        .filter((line) => !line.trim().startsWith('#'))
+        .flatMap((line) => line.split(/[\s,]+/))
+        .filter(Boolean);
+    for (const entry of entries) {
+        const eq = entry.indexOf('=');
+        const host = entry.slice(0, eq).trim().toLowerCase();
+        if (eq <= 0 || !isHost(host))
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${what}: "${entry}" is not HOST=URL (the registry host as lines name it, then its mirror)`);
+        if (mirrors.some((m) => m.host === host))
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${what} names ${host} twice`);
+        mirrors.push({ host, mirror: (0,registry_prefix/* parseRepositoryPrefix */.u)(entry.slice(eq + 1), `${what} for ${host}:`) });
+    }
+    return mirrors;
+}
+function isHost(text) {
+    try {
+        return text !== '' && !/[/@?#]/.test(text) && new URL(`https://${text}/`).host === text;
+    }
+    catch {
+        return false;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/settings/settings.ts
+
+
+
 
 
 
@@ -5515,66 +6596,76 @@ function settle(fn) {
 
 function buildSettings(raw, ctx) {
     const env = ctx.env;
-    const home = ctx.home ?? (0,node_os__WEBPACK_IMPORTED_MODULE_1__.homedir)();
+    const home = ctx.home ?? (0,external_node_os_.homedir)();
     const cwd = ctx.cwd ?? process.cwd();
     const value = (name) => {
         const v = raw[name]?.trim();
         return v ? v : undefined;
     };
-    const path = (p) => (0,node_path__WEBPACK_IMPORTED_MODULE_2__.resolve)(cwd, p.startsWith('~/') ? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(home, p.slice(2)) : p);
+    const path = (p) => (0,external_node_path_.resolve)(cwd, p.startsWith('~/') ? (0,external_node_path_.join)(home, p.slice(2)) : p);
     const flag = (name, fallback) => parseBoolean(value(name), fallback, ctx.nameOf(name));
     const int = (name, fallback, min, max) => parseInteger(value(name), fallback, min, max, ctx.nameOf(name));
-    const lines = (0,_refs_line_js__WEBPACK_IMPORTED_MODULE_7__/* .modelLines */ .tG)(raw.models ?? '');
+    const lines = (0,line/* modelLines */.tG)(raw.models ?? '');
     if (ctx.requireModels !== false && lines.length === 0) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Models)} names no model`);
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${ctx.nameOf(constants/* Inputs */.G0.Models)} names no model`);
     }
-    const verify = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Verify) ?? 'full';
+    const verify = value(constants/* Inputs */.G0.Verify) ?? 'full';
     if (verify !== 'full' && verify !== 'size') {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Verify)} must be full or size, got "${verify}"`);
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${ctx.nameOf(constants/* Inputs */.G0.Verify)} must be full or size, got "${verify}"`);
     }
-    const { url: hfEndpoint, auth: hfEndpointAuth, secrets: endpointSecrets, } = hubEndpointSetting(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfEndpoint) ?? nonEmpty(env.HF_ENDPOINT) ?? 'https://huggingface.co', ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfEndpoint));
-    const insecure = flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Insecure, false);
+    const { url: hfEndpoint, auth: hfEndpointAuth, secrets: endpointSecrets, } = hubEndpointSetting(value(constants/* Inputs */.G0.HfEndpoint) ?? nonEmpty(env.HF_ENDPOINT) ?? 'https://huggingface.co', ctx.nameOf(constants/* Inputs */.G0.HfEndpoint));
+    const insecure = flag(constants/* Inputs */.G0.Insecure, false);
     if (!insecure)
         refusePlainHttp(lines, hfEndpoint, ctx.nameOf);
-    const hfToken = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfToken) ?? nonEmpty(env.HF_TOKEN) ?? nonEmpty(env.HUGGING_FACE_HUB_TOKEN);
-    const username = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryUsername);
-    const password = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryPassword);
-    const registryHost = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryHost);
+    const hfToken = value(constants/* Inputs */.G0.HfToken) ?? nonEmpty(env.HF_TOKEN) ?? nonEmpty(env.HUGGING_FACE_HUB_TOKEN);
+    const username = value(constants/* Inputs */.G0.RegistryUsername);
+    const password = value(constants/* Inputs */.G0.RegistryPassword);
+    const registryHost = value(constants/* Inputs */.G0.RegistryHost);
     // A credential goes into a header: a line break inside it (a secret pasted with its newline)
     // would fail every request, so it fails here, before any, without quoting the secret.
     for (const [name, secret] of [
-        [`${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfToken)} (or HF_TOKEN)`, hfToken],
-        [ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryUsername), username],
-        [ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryPassword), password],
+        [`${ctx.nameOf(constants/* Inputs */.G0.HfToken)} (or HF_TOKEN)`, hfToken],
+        [ctx.nameOf(constants/* Inputs */.G0.RegistryUsername), username],
+        [ctx.nameOf(constants/* Inputs */.G0.RegistryPassword), password],
     ]) {
         // biome-ignore lint/suspicious/noControlCharactersInRegex: exactly what is refused
         if (secret !== undefined && /[\u0000-\u001f\u007f]/.test(secret)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name} contains a line break or control character`);
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${name} contains a line break or control character`);
         }
     }
     if (username !== undefined && registryHost === undefined) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryUsername)} needs ${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryHost)}: the registry (host[:port]) the credentials belong to`);
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${ctx.nameOf(constants/* Inputs */.G0.RegistryUsername)} needs ${ctx.nameOf(constants/* Inputs */.G0.RegistryHost)}: the registry (host[:port]) the credentials belong to`);
     }
     if ((username === undefined) !== (password === undefined)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryUsername)} and ${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.RegistryPassword)} go together`);
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${ctx.nameOf(constants/* Inputs */.G0.RegistryUsername)} and ${ctx.nameOf(constants/* Inputs */.G0.RegistryPassword)} go together`);
     }
-    const prefix = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.CacheKeyPrefix) ?? 'model-pull';
-    if (/[,\s]/.test(prefix) || prefix.length > 200) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.CacheKeyPrefix)} must be at most 200 characters without commas or spaces`);
+    const prefix = value(constants/* Inputs */.G0.CacheKeyPrefix) ?? 'model-pull';
+    if (!(0,key/* isKeyPrefix */.C6)(prefix)) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${ctx.nameOf(constants/* Inputs */.G0.CacheKeyPrefix)} must be ${key/* KEY_PREFIX_RULE */.OS}`);
     }
-    const concurrency = int(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Concurrency, 4, 1, 64);
-    const connections = int(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Connections, 16, 1, 64);
-    const caFile = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.CaCert);
-    const ollamaServe = flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaServe, false);
-    const ollamaVersion = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaVersion);
+    const cache = flag(constants/* Inputs */.G0.Cache, true);
+    const failOnCacheMiss = flag(constants/* Inputs */.G0.FailOnCacheMiss, false);
+    if (failOnCacheMiss && !cache) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${ctx.nameOf(constants/* Inputs */.G0.FailOnCacheMiss)} needs the cache: it cannot be true with ${ctx.nameOf(constants/* Inputs */.G0.Cache)} false`);
+    }
+    const lockMode = value(constants/* Inputs */.G0.LockMode) ?? 'frozen';
+    if (lockMode !== 'frozen' && lockMode !== 'update') {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${ctx.nameOf(constants/* Inputs */.G0.LockMode)} must be frozen or update, got "${lockMode}"`);
+    }
+    const lockfile = value(constants/* Inputs */.G0.Lockfile);
+    const concurrency = int(constants/* Inputs */.G0.Concurrency, 4, 1, 64);
+    const connections = int(constants/* Inputs */.G0.Connections, 16, 1, 64);
+    const caFile = value(constants/* Inputs */.G0.CaCert);
+    const ollamaServe = flag(constants/* Inputs */.G0.OllamaServe, false);
+    const ollamaVersion = value(constants/* Inputs */.G0.OllamaVersion);
     if (ollamaServe && !ollamaVersion) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaServe)} needs ${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaVersion)} (the version to install, or latest)`);
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${ctx.nameOf(constants/* Inputs */.G0.OllamaServe)} needs ${ctx.nameOf(constants/* Inputs */.G0.OllamaVersion)} (the version to install, or latest)`);
     }
-    const ollamaSha256 = value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaSha256)
+    const ollamaSha256 = value(constants/* Inputs */.G0.OllamaSha256)
         ?.toLowerCase()
         .replace(/^sha256:/, '');
-    if (ollamaSha256 !== undefined && !/^[0-9a-f]{64}$/.test(ollamaSha256)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaSha256)} must be a sha256 hex digest (64 hex characters), not "${ollamaSha256.slice(0, 80)}"`);
+    if (ollamaSha256 !== undefined && !(0,digest/* isSha256Hex */.P4)(ollamaSha256)) {
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${ctx.nameOf(constants/* Inputs */.G0.OllamaSha256)} must be a sha256 hex digest (64 hex characters), not "${ollamaSha256.slice(0, 80)}"`);
     }
     const sourceOptions = {};
     for (const option of ctx.sourceOptions ?? []) {
@@ -5591,23 +6682,25 @@ function buildSettings(raw, ctx) {
     ].filter((s) => s !== undefined);
     return {
         lines,
-        ollamaModels: path(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaModels) ?? nonEmpty(env.OLLAMA_MODELS) ?? '~/.ollama/models'),
-        hfCache: path(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfCache) ?? defaultHfCache(env)),
-        filesDir: path(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.FilesDir) ?? '~/.cache/model-pull/files'),
+        ollamaModels: path(value(constants/* Inputs */.G0.OllamaModels) ?? nonEmpty(env.OLLAMA_MODELS) ?? '~/.ollama/models'),
+        hfCache: path(value(constants/* Inputs */.G0.HfCache) ?? defaultHfCache(env)),
+        filesDir: path(value(constants/* Inputs */.G0.FilesDir) ?? '~/.cache/model-pull/files'),
         hfEndpoint,
         hfEndpointAuth,
         hfToken,
-        cache: flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Cache, true),
+        cache,
+        save: flag(constants/* Inputs */.G0.Save, true),
+        failOnCacheMiss,
         cacheKeyPrefix: prefix,
         concurrency,
         connections,
         verify,
-        lockfile: value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Lockfile) ? path(value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Lockfile)) : undefined,
-        exportEnv: flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.ExportEnv, true),
-        hfOffline: flag(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfOffline, false),
+        lockfile: lockfile ? { path: path(lockfile), shown: lockfile, mode: lockMode } : undefined,
+        exportEnv: flag(constants/* Inputs */.G0.ExportEnv, true),
+        hfOffline: flag(constants/* Inputs */.G0.HfOffline, false),
         ollamaVersion,
         ollamaServe,
-        ollamaDownloadUrl: (value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.OllamaDownloadUrl) ?? 'https://github.com/ollama/ollama/releases').replace(/\/+$/, ''),
+        ollamaDownloadUrl: (value(constants/* Inputs */.G0.OllamaDownloadUrl) ?? 'https://github.com/ollama/ollama/releases').replace(/\/+$/, ''),
         ollamaSha256,
         runner: {
             toolCache: nonEmpty(env.RUNNER_TOOL_CACHE),
@@ -5615,19 +6708,23 @@ function buildSettings(raw, ctx) {
             ...cacheService(env),
         },
         registryAuth: username && password && registryHost ? { host: registryHost, username, password } : undefined,
-        allowedRealmHosts: (value(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.AllowedRealmHosts) ?? '').split(/[\s,]+/).filter(Boolean),
+        allowedRealmHosts: (value(constants/* Inputs */.G0.AllowedRealmHosts) ?? '').split(/[\s,]+/).filter(Boolean),
         sourceOptions,
         http: {
             // Each file may open `connections` ranges and `concurrency` files run at once.
             connections: connections * concurrency,
             insecure,
-            extraCa: caFile ? readCa(path(caFile), ctx.nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.CaCert)) : undefined,
+            extraCa: caFile ? readCa(path(caFile), ctx.nameOf(constants/* Inputs */.G0.CaCert)) : undefined,
             proxy: proxyFrom(env),
-            stallTimeoutMs: int(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.StallTimeout, 30, 1, 3600) * 1000,
-            userAgent: _constants_js__WEBPACK_IMPORTED_MODULE_3__/* .USER_AGENT */ ._O,
+            stallTimeoutMs: int(constants/* Inputs */.G0.StallTimeout, 30, 1, 3600) * 1000,
+            userAgent: constants/* USER_AGENT */._O,
         },
-        retry: { ..._http_retry_js__WEBPACK_IMPORTED_MODULE_6__/* .DEFAULT_RETRY_POLICY */ .cO, retries: int(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Retries, _http_retry_js__WEBPACK_IMPORTED_MODULE_6__/* .DEFAULT_RETRY_POLICY */ .cO.retries, 0, 50) },
+        retry: { ...retry/* DEFAULT_RETRY_POLICY */.cO, retries: int(constants/* Inputs */.G0.Retries, retry/* DEFAULT_RETRY_POLICY */.cO.retries, 0, 50) },
         secrets,
+        ...mirrorSettings(value, ctx.nameOf),
+        uploadsDir: path('~/.cache/model-pull/uploads'),
+        nameOf: ctx.nameOf,
+        settingText: ctx.settingText ?? ((input, v) => `${ctx.nameOf(input)} ${v}`),
     };
 }
 /**
@@ -5635,7 +6732,7 @@ function buildSettings(raw, ctx) {
  * reached the error annotation, the `models` output and the summary). Errors never echo userinfo.
  */
 function hubEndpointSetting(given, name) {
-    const bad = () => new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name} is not a URL: "${given.replace(/\/\/[^/]*@/, '//***@')}"`);
+    const bad = () => new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${name} is not a URL: "${given.replace(/\/\/[^/]*@/, '//***@')}"`);
     let url;
     try {
         url = new URL(given);
@@ -5678,25 +6775,25 @@ function refusePlainHttp(lines, hfEndpoint, nameOf) {
         catch {
             return undefined; // the line's own parser says what is wrong with it
         }
-        return (0,_http_client_js__WEBPACK_IMPORTED_MODULE_5__/* .isLoopbackHost */ .cW)(hostname) ? undefined : hostname;
+        return (0,client/* isLoopbackHost */.cW)(hostname) ? undefined : hostname;
     };
-    const fix = `needs ${nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.Insecure)} (or use https)`;
+    const fix = `needs ${nameOf(constants/* Inputs */.G0.Insecure)} (or use https)`;
     for (const line of lines) {
         const host = plainHost(line);
         if (host)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `model line "${line}": plain http to ${host} ${fix}`);
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `model line "${line}": plain http to ${host} ${fix}`);
     }
     const hub = plainHost(hfEndpoint);
     if (hub) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${nameOf(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G0.HfEndpoint)} ${hfEndpoint}: plain http to ${hub} ${fix}`);
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${nameOf(constants/* Inputs */.G0.HfEndpoint)} ${hfEndpoint}: plain http to ${hub} ${fix}`);
     }
 }
 /** huggingface_hub's order: HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME, ~/.cache. */
 function defaultHfCache(env) {
     return (nonEmpty(env.HF_HUB_CACHE) ??
         nonEmpty(env.HUGGINGFACE_HUB_CACHE) ??
-        (nonEmpty(env.HF_HOME) ? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(env.HF_HOME, 'hub') : undefined) ??
-        (nonEmpty(env.XDG_CACHE_HOME) ? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(env.XDG_CACHE_HOME, 'huggingface', 'hub') : undefined) ??
+        (nonEmpty(env.HF_HOME) ? (0,external_node_path_.join)(env.HF_HOME, 'hub') : undefined) ??
+        (nonEmpty(env.XDG_CACHE_HOME) ? (0,external_node_path_.join)(env.XDG_CACHE_HOME, 'huggingface', 'hub') : undefined) ??
         '~/.cache/huggingface/hub');
 }
 function proxyFrom(env) {
@@ -5709,13 +6806,13 @@ function proxyFrom(env) {
 function readCa(file, name) {
     let pem;
     try {
-        pem = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(file, 'utf8');
+        pem = (0,external_node_fs_.readFileSync)(file, 'utf8');
     }
     catch (error) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name}: cannot read ${file} (${error.message})`);
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${name}: cannot read ${file} (${error.message})`);
     }
     if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name}: ${file} holds no PEM certificate`);
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${name}: ${file} holds no PEM certificate`);
     }
     return pem;
 }
@@ -5729,13 +6826,13 @@ function parseBoolean(v, fallback, name) {
         return true;
     if (/^(false|no|0|off)$/i.test(v))
         return false;
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name} must be true or false, got "${v}"`);
+    throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${name} must be true or false, got "${v}"`);
 }
 function parseInteger(v, fallback, min, max, name) {
     if (v === undefined)
         return fallback;
     if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_BAD_INPUT', `${name} must be a whole number from ${min} to ${max}, got "${v}"`);
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${name} must be a whole number from ${min} to ${max}, got "${v}"`);
     }
     return Number(v);
 }
@@ -5796,8 +6893,9 @@ function checkSourceList(sources, sharedInputs = []) {
     const prefixes = [];
     const options = new Set(sharedInputs);
     for (const source of sources) {
-        if (!/^[a-z][a-z0-9-]*$/.test(source.kind))
-            throw problem(`kind "${source.kind}" is not [a-z][a-z0-9-]*`);
+        // Kinds are part of cache keys: short enough that any valid cache-key-prefix still fits.
+        if (!/^[a-z][a-z0-9-]{0,31}$/.test(source.kind))
+            throw problem(`kind "${source.kind}" is not [a-z][a-z0-9-]*, at most 32 characters`);
         if (kinds.has(source.kind))
             throw problem(`kind "${source.kind}" is listed twice`);
         kinds.add(source.kind);
@@ -5839,108 +6937,7 @@ function sourceOf(sources, ref) {
 
 /***/ }),
 
-/***/ 932:
-/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
-
-/* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   E: () => (/* binding */ blobsPresent),
-/* harmony export */   aE: () => (/* binding */ readRecord),
-/* harmony export */   lX: () => (/* binding */ recordPath),
-/* harmony export */   rh: () => (/* binding */ recordContent),
-/* harmony export */   sg: () => (/* binding */ readRef),
-/* harmony export */   y0: () => (/* binding */ checkedFile)
-/* harmony export */ });
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _digest_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(2187);
-/* harmony import */ var _layouts_hf_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(9445);
-
-
-
-
-const FORMAT = 'model-pull/hf-snapshot@1';
-/** Filters decide the listing, so they are part of the record's name (order and repeats do not matter). */
-function recordPath(paths, key) {
-    const filters = JSON.stringify([canonical(key.include), canonical(key.exclude)]);
-    return (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(paths.private, `${key.commit}.${(0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .sha256Hex */ .fg)(filters).slice(0, 16)}.json`);
-}
-function recordContent(key, files) {
-    return `${JSON.stringify({
-        format: FORMAT,
-        type: key.type,
-        repo: key.repo,
-        commit: key.commit,
-        include: canonical(key.include),
-        exclude: canonical(key.exclude),
-        files: files.map((f) => ({ path: f.path, digest: (0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDigest */ .MO)(f.digest), size: f.size })),
-    }, null, 1)}\n`;
-}
-/** The listing of a matching record, or undefined when absent, foreign or malformed in any way. */
-async function readRecord(path, key) {
-    let data;
-    try {
-        data = JSON.parse(await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)(path, 'utf8'));
-    }
-    catch {
-        return undefined;
-    }
-    const same = data.format === FORMAT &&
-        data.type === key.type &&
-        data.repo === key.repo &&
-        data.commit === key.commit &&
-        JSON.stringify(data.include) === JSON.stringify(canonical(key.include)) &&
-        JSON.stringify(data.exclude) === JSON.stringify(canonical(key.exclude));
-    if (!same || !Array.isArray(data.files))
-        return undefined;
-    try {
-        return data.files.map(checkedFile);
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Validates a `{path, digest, size}` from a record or a lock file before it names a path. */
-function checkedFile(raw) {
-    const f = raw;
-    const problem = (0,_layouts_hf_js__WEBPACK_IMPORTED_MODULE_3__/* .repoPathProblem */ .Js)(f?.path);
-    if (problem)
-        throw new Error(problem);
-    if (typeof f.size !== 'number' || !Number.isSafeInteger(f.size) || f.size < 0)
-        throw new Error('an invalid size');
-    if (typeof f.digest !== 'string' || !/^(sha256:[0-9a-f]{64}|git-sha1:[0-9a-f]{40})$/.test(f.digest)) {
-        throw new Error('an invalid digest');
-    }
-    return { path: f.path, digest: (0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .parseDigest */ .m)(f.digest), size: f.size };
-}
-/** The commit `refs/<revision>` names, when it holds exactly 40 hex (as huggingface_hub writes it). */
-async function readRef(paths, revision) {
-    try {
-        const text = (await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)((0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(paths.refs, ...revision.split('/')), 'utf8')).trim();
-        return (0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .isSha1Hex */ .PV)(text) ? text : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Every file's blob is present with its size (the engine hashes them before use). */
-async function blobsPresent(paths, files) {
-    for (const file of files) {
-        const size = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.stat)((0,_layouts_hf_js__WEBPACK_IMPORTED_MODULE_3__/* .blobPath */ .nD)(paths, file.digest.hex)).then((s) => (s.isFile() ? s.size : -1), () => -1);
-        if (size !== file.size)
-            return false;
-    }
-    return true;
-}
-function canonical(patterns) {
-    return [...new Set(patterns)].sort();
-}
-
-
-/***/ }),
-
-/***/ 5785:
+/***/ 7928:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -5951,9 +6948,12 @@ __webpack_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./src/constants.ts
 var constants = __webpack_require__(7242);
+// EXTERNAL MODULE: ./src/digest.ts
+var src_digest = __webpack_require__(2187);
 // EXTERNAL MODULE: ./src/refs/line.ts
 var refs_line = __webpack_require__(9534);
 ;// CONCATENATED MODULE: ./src/sources/hf/ref.ts
+
 
 const HF_PREFIX = 'hf:';
 const DEFAULT_REVISION = 'main';
@@ -5996,6 +6996,16 @@ function parseHfRef(parts) {
         include: patternList(parts, 'include'),
         exclude: patternList(parts, 'exclude'),
     };
+}
+/** `hf:[datasets/|spaces/]owner/repo@revision [include=…] [exclude=…]`, the revision written out. */
+function canonicalHfLine(ref) {
+    const type = TYPE_PREFIXES.find(([, kind]) => kind === ref.type)?.[0] ?? '';
+    const words = [`${HF_PREFIX}${type}${ref.repo}@${ref.revision}`];
+    if (ref.include.length)
+        words.push(`include=${ref.include.join(',')}`);
+    if (ref.exclude.length)
+        words.push(`exclude=${ref.exclude.join(',')}`);
+    return words.join(' ');
 }
 const MAX_NAME = 96;
 /**
@@ -6063,7 +7073,7 @@ function revisionProblem(revision) {
 }
 /** True for a full commit id, which needs no revision lookup. */
 function isCommitId(revision) {
-    return /^[0-9a-f]{40}$/.test(revision);
+    return (0,src_digest/* isSha1Hex */.PV)(revision);
 }
 /** `include=a,b` → ['a','b']; empty patterns are refused rather than silently matching nothing. */
 function patternList(parts, key) {
@@ -6082,16 +7092,252 @@ function clip(text) {
 
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __webpack_require__(6760);
-// EXTERNAL MODULE: ./src/digest.ts
-var digest = __webpack_require__(2187);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/http/retry.ts
 var retry = __webpack_require__(8902);
-// EXTERNAL MODULE: ./src/layouts/hf.ts
-var hf = __webpack_require__(9445);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __webpack_require__(3024);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __webpack_require__(1455);
+// EXTERNAL MODULE: ./src/atomic-write.ts
+var atomic_write = __webpack_require__(8364);
+// EXTERNAL MODULE: ./src/fs-dirs.ts
+var fs_dirs = __webpack_require__(3341);
+;// CONCATENATED MODULE: ./src/layouts/hf.ts
+
+
+
+
+
+
+function repoFolderName(type, repo) {
+    return [`${type}s`, ...repo.split('/')].join('--');
+}
+function hfRepoPaths(cacheRoot, type, repo) {
+    const folder = (0,external_node_path_.join)(cacheRoot, repoFolderName(type, repo));
+    const priv = (0,external_node_path_.join)(folder, '.model-pull');
+    return {
+        folder,
+        blobs: (0,external_node_path_.join)(folder, 'blobs'),
+        snapshots: (0,external_node_path_.join)(folder, 'snapshots'),
+        refs: (0,external_node_path_.join)(folder, 'refs'),
+        private: priv,
+        ingest: (0,external_node_path_.join)(priv, 'ingest'),
+    };
+}
+function blobPath(paths, etag) {
+    return (0,external_node_path_.join)(paths.blobs, etag);
+}
+/** `path` uses `/` and has been checked by `repoPathProblem`. */
+function snapshotFilePath(paths, commit, path) {
+    return (0,external_node_path_.join)(paths.snapshots, commit, ...path.split('/'));
+}
+/**
+ * Why a path from the Hub (or a lock file) may not be joined under `snapshots/<commit>/`: it must
+ * be relative, use `/`, and have no empty, `.` or `..` segment, or it could land outside the folder.
+ */
+function repoPathProblem(path) {
+    if (typeof path !== 'string' || path === '')
+        return 'an empty path';
+    if (path.length > 4096)
+        return 'a path longer than 4096 characters';
+    if (path.includes('\\'))
+        return 'a path with a backslash';
+    if ([...path].some((c) => c < ' ' || c === '\x7f'))
+        return 'a path with a control character';
+    if (path.startsWith('/'))
+        return 'an absolute path';
+    if (path.split('/').some((s) => s === '' || s === '.' || s === '..'))
+        return 'a path with an empty, "." or ".." part';
+    return undefined;
+}
+const DEFAULT_OPS = {
+    symlink: (target, path) => (0,promises_.symlink)(target, path),
+    link: (existing, path) => (0,promises_.link)(existing, path),
+    copyFile: (source, dest) => (0,promises_.copyFile)(source, dest, external_node_fs_.constants.COPYFILE_FICLONE),
+};
+/**
+ * Writes the snapshot entries for verified blobs, the commit's listing, then `refs/<revision>`,
+ * then our record. The
+ * order matters to offline readers: a ref that exists names a snapshot whose files are there.
+ *
+ * A snapshot folder that does not exist yet is built aside (in our private folder, at the same
+ * depth so relative links read the same) and renamed into place whole: a commit that fails
+ * half-way leaves no `snapshots/<commit>` behind (issue 10). An existing snapshot (another
+ * `include=` of the same commit) only gains entries, each placed atomically.
+ */
+async function commitSnapshot(spec) {
+    const ops = { ...DEFAULT_OPS, ...spec.ops };
+    const { paths, commit } = spec;
+    const conflict = pathConflict(spec.files.map((f) => f.path));
+    if (conflict)
+        throw conflictError(conflict, `the snapshot of ${commit}`);
+    for (const file of spec.files)
+        await checkBlob(blobPath(paths, file.etag), file);
+    // @huggingface/hub's scanCacheDir fails on a repo without refs/ (a pinned pull writes no ref).
+    await (0,fs_dirs/* ensureDirs */.J)(paths.refs);
+    const snapshot = (0,external_node_path_.join)(paths.snapshots, commit);
+    const built = !(await (0,promises_.lstat)(snapshot).catch(() => undefined)) && (await buildSnapshotAside(spec, ops));
+    if (!built)
+        await placeEntries(spec, snapshot, ops);
+    if (spec.listing)
+        await writeAtomic(spec.listing.path, spec.listing.content, { mode: 0o600 });
+    if (spec.revision !== undefined && spec.revision !== commit) {
+        await writeAtomic((0,external_node_path_.join)(paths.refs, ...spec.revision.split('/')), commit);
+    }
+    if (spec.record)
+        await writeAtomic(spec.record.path, spec.record.content);
+}
+async function placeEntries(spec, folder, ops) {
+    await (0,fs_dirs/* ensureDirs */.J)(folder);
+    const mode = { symlinks: true };
+    for (const file of spec.files) {
+        await placeEntry(blobPath(spec.paths, file.etag), (0,external_node_path_.join)(folder, ...file.path.split('/')), ops, mode);
+    }
+}
+/**
+ * The whole snapshot in a private folder, then one rename; a failure removes the folder aside.
+ * False when another process renamed its snapshot in first: that one then gains our entries.
+ */
+async function buildSnapshotAside(spec, ops) {
+    // `.model-pull/<name>` sits as deep as `snapshots/<commit>`, so link texts are the final ones.
+    const aside = (0,external_node_path_.join)(spec.paths.private, tempName(`snapshot-${spec.commit}`));
+    try {
+        await placeEntries(spec, aside, ops);
+        await (0,fs_dirs/* ensureDirs */.J)(spec.paths.snapshots);
+        await (0,promises_.rename)(aside, (0,external_node_path_.join)(spec.paths.snapshots, spec.commit));
+        return true;
+    }
+    catch (error) {
+        if (errorCode(error) !== 'ENOTEMPTY' && errorCode(error) !== 'EEXIST')
+            throw error;
+        return false;
+    }
+    finally {
+        await (0,promises_.rm)(aside, { recursive: true, force: true });
+    }
+}
+/**
+ * A path that is also a folder of another path (`a` and `a/b.json`), which no snapshot (and no
+ * git tree) can hold. A trie of path segments keeps this linear in the total path length.
+ */
+function pathConflict(paths) {
+    const root = { children: new Map() };
+    for (const path of paths) {
+        let node = root;
+        for (const segment of path.split('/')) {
+            if (node.file !== undefined)
+                return [node.file, path];
+            let child = node.children.get(segment);
+            if (!child) {
+                child = { children: new Map() };
+                node.children.set(segment, child);
+            }
+            node = child;
+        }
+        if (node.children.size > 0)
+            return [path, firstFileUnder(node)];
+        node.file = path;
+    }
+    return undefined;
+}
+function firstFileUnder(node) {
+    let current = node;
+    while (current.file === undefined)
+        current = current.children.values().next().value;
+    return current.file;
+}
+function conflictError([file, under], where) {
+    return new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `${where} names both a file "${file}" and a file under it ("${under}"); no snapshot can hold both`);
+}
+async function checkBlob(blob, file) {
+    const size = await (0,promises_.stat)(blob).then((s) => s.size, () => undefined);
+    if (size !== file.size) {
+        const found = size === undefined ? 'it is missing' : `it has ${size} bytes`;
+        throw new errors/* ModelPullError */.Vy('ERR_SIZE_MISMATCH', `cannot link ${file.path}: blob ${file.etag} should have ${file.size} bytes but ${found}`);
+    }
+}
+/**
+ * One snapshot entry: a relative symlink when the filesystem has them (what huggingface_hub
+ * writes), else a hard link, else a copy (real files are what huggingface_hub falls back to as
+ * well). Once a symlink fails with EPERM/ENOTSUP, the rest of the snapshot skips straight to links.
+ */
+async function placeEntry(blob, entry, ops, mode) {
+    const target = (0,external_node_path_.relative)((0,external_node_path_.dirname)(entry), blob).split(external_node_path_.sep).join('/');
+    if (await entryIsCurrent(entry, blob, target))
+        return;
+    await (0,fs_dirs/* ensureDirs */.J)((0,external_node_path_.dirname)(entry));
+    const temp = tempName(entry);
+    await (0,promises_.rm)(temp, { force: true });
+    if (mode.symlinks) {
+        try {
+            await ops.symlink(target, temp);
+            return await replace(temp, entry);
+        }
+        catch (error) {
+            if (!isUnsupported(error))
+                throw error;
+            mode.symlinks = false;
+        }
+    }
+    try {
+        await ops.link(blob, temp);
+    }
+    catch (error) {
+        if (!isUnsupported(error) && errorCode(error) !== 'EXDEV' && errorCode(error) !== 'EMLINK')
+            throw error;
+        await ops.copyFile(blob, temp);
+    }
+    await replace(temp, entry);
+}
+async function entryIsCurrent(entry, blob, target) {
+    const info = await (0,promises_.lstat)(entry).catch(() => undefined);
+    if (!info)
+        return false;
+    if (info.isSymbolicLink())
+        return (await (0,promises_.readlink)(entry)) === target;
+    if (!info.isFile())
+        return false;
+    const blobInfo = await (0,promises_.stat)(blob);
+    return info.ino === blobInfo.ino && info.dev === blobInfo.dev;
+}
+/** rename() replaces a stale file or link atomically, but not a folder: one in the way goes first. */
+async function removeFolderInTheWay(path) {
+    const info = await (0,promises_.lstat)(path).catch(() => undefined);
+    if (info?.isDirectory())
+        await (0,promises_.rm)(path, { recursive: true, force: true });
+}
+async function replace(temp, entry) {
+    await removeFolderInTheWay(entry);
+    try {
+        await (0,promises_.rename)(temp, entry);
+    }
+    catch (error) {
+        // A temp name left beside the entry would look like one more file or ref to HF readers.
+        await (0,promises_.rm)(temp, { force: true });
+        throw error;
+    }
+}
+/** Temporary name, then rename: a reader never sees a half-written ref or record. */
+async function writeAtomic(path, content, options = {}) {
+    await removeFolderInTheWay(path);
+    await (0,atomic_write/* writeFileAtomic */.Z)(path, content, options);
+}
+let tempCounter = 0;
+/** Unique per call: two lines of one run may commit the same snapshot entry at the same time. */
+function tempName(path) {
+    tempCounter += 1;
+    return `${path}.model-pull-${process.pid}-${tempCounter}.tmp`;
+}
+function errorCode(error) {
+    return error?.code ?? '';
+}
+function isUnsupported(error) {
+    const code = errorCode(error);
+    return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS';
+}
+
 ;// CONCATENATED MODULE: ./src/layouts/hf-trees.ts
 
 
@@ -6158,16 +7404,16 @@ async function readTrees(paths, commit) {
 }
 function treeCacheFile(path, raw) {
     const info = raw;
-    if ((0,hf/* repoPathProblem */.Js)(path) || info === null || typeof info !== 'object')
+    if (repoPathProblem(path) || info === null || typeof info !== 'object')
         return undefined;
     const { size, blob_id: blobId, lfs_sha256: lfs, lfs_size: lfsSize, xet_hash: xet } = info;
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
         return undefined;
-    if (typeof blobId !== 'string' || !(0,digest/* isSha1Hex */.PV)(blobId))
+    if (typeof blobId !== 'string' || !(0,src_digest/* isSha1Hex */.PV)(blobId))
         return undefined;
     const file = { path, size, blobId };
     if (lfs !== undefined && lfs !== null) {
-        if (typeof lfs !== 'string' || !(0,digest/* isSha256Hex */.P4)(lfs) || lfsSize !== size)
+        if (typeof lfs !== 'string' || !(0,src_digest/* isSha256Hex */.P4)(lfs) || lfsSize !== size)
             return undefined;
         file.lfsSha256 = lfs;
     }
@@ -6198,7 +7444,7 @@ function compareCodePoints(a, b) {
 }
 
 // EXTERNAL MODULE: ./src/http/body.ts
-var http_body = __webpack_require__(9662);
+var body = __webpack_require__(9662);
 // EXTERNAL MODULE: ./src/http/client.ts
 var client = __webpack_require__(3329);
 ;// CONCATENATED MODULE: ./src/sources/hf/errors.ts
@@ -6208,7 +7454,7 @@ var client = __webpack_require__(3329);
 /**
  * Turns a non-2xx Hub answer into an error a user can act on. The Hub names the cause in
  * `X-Error-Code` (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo) and answers 401 for
- * private, gated and missing repos alike when no token is sent (protocols.md, "Hugging Face Hub").
+ * private, gated and missing repos alike when no token is sent (docs/registries.md, "Hugging Face Hub").
  */
 async function hubError(response, subject) {
     const status = response.status;
@@ -6338,7 +7584,7 @@ async function hubJson(url, ep, ctx, subject) {
         });
         if (response.status < 200 || response.status >= 300)
             throw await hubError(response, subject);
-        const json = await (0,http_body/* readJson */.Vh)(response, http_body/* BODY_LIMITS */.Mu.json, 'the Hub answer');
+        const json = await (0,body/* readJson */.Vh)(response, body/* BODY_LIMITS */.Mu.json, 'the Hub answer');
         const link = response.headers.link;
         return { json, next: nextLink(Array.isArray(link) ? link.join(',') : link, response.url) };
     }, ctx.retry, { clock: ctx.clock, ...(ctx.signal ? { signal: ctx.signal } : {}) });
@@ -6365,7 +7611,7 @@ async function resolveRevision(ep, type, repo, revision, ctx, subject) {
     const url = `${apiRepoUrl(ep, type, repo)}/revision/${encodeURIComponent(revision)}`;
     const { json } = await hubJson(url, ep, ctx, subject);
     const sha = json?.sha;
-    if (typeof sha !== 'string' || !(0,digest/* isSha1Hex */.PV)(sha)) {
+    if (typeof sha !== 'string' || !(0,src_digest/* isSha1Hex */.PV)(sha)) {
         throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `the Hub gave no valid commit for revision "${revision}" of ${subject.label}`);
     }
     return sha;
@@ -6398,9 +7644,9 @@ async function listTree(ep, type, repo, commit, ctx, subject) {
         }
         url = page.next;
     }
-    const conflict = (0,hf/* pathConflict */.w1)(seenPaths);
+    const conflict = pathConflict(seenPaths);
     if (conflict)
-        throw (0,hf/* conflictError */.jU)(conflict, `the file listing of ${subject.label}`);
+        throw conflictError(conflict, `the file listing of ${subject.label}`);
     return files;
 }
 /**
@@ -6414,13 +7660,13 @@ function treeFile(raw, label) {
     if (entry === null || typeof entry !== 'object' || entry.type !== 'file')
         return undefined;
     const bad = (why) => new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `the file listing of ${label} has an invalid entry: ${why}`);
-    const pathProblem = (0,hf/* repoPathProblem */.Js)(entry.path);
+    const pathProblem = repoPathProblem(entry.path);
     if (pathProblem)
         throw bad(`${pathProblem} (${JSON.stringify(String(entry.path).slice(0, 100))})`);
     const path = entry.path;
     if (!isSize(entry.size))
         throw bad(`"${path}" has no valid size`);
-    if (typeof entry.oid !== 'string' || !(0,digest/* isSha1Hex */.PV)(entry.oid))
+    if (typeof entry.oid !== 'string' || !(0,src_digest/* isSha1Hex */.PV)(entry.oid))
         throw bad(`"${path}" has no valid git blob id`);
     const common = {
         path,
@@ -6430,7 +7676,7 @@ function treeFile(raw, label) {
     };
     const lfs = entry.lfs;
     if (lfs !== undefined && lfs !== null) {
-        if (typeof lfs.oid !== 'string' || !(0,digest/* isSha256Hex */.P4)(lfs.oid))
+        if (typeof lfs.oid !== 'string' || !(0,src_digest/* isSha256Hex */.P4)(lfs.oid))
             throw bad(`"${path}" has no valid LFS sha256`);
         if (lfs.size !== undefined && lfs.size !== entry.size)
             throw bad(`"${path}" has two different sizes`);
@@ -6600,8 +7846,92 @@ function recordedIdentityError(identity, why) {
     return new errors/* ModelPullError */.Vy('ERR_LOCKFILE', `the recorded identity of "${identity.ref}" is invalid: ${why}`);
 }
 
-// EXTERNAL MODULE: ./src/sources/hf/record.ts
-var hf_record = __webpack_require__(932);
+;// CONCATENATED MODULE: ./src/sources/hf/record.ts
+
+
+
+
+const FORMAT = 'model-pull/hf-snapshot@1';
+/** Filters decide the listing, so they are part of the record's name (order and repeats do not matter). */
+function recordPath(paths, key) {
+    const filters = JSON.stringify([canonical(key.include), canonical(key.exclude)]);
+    return (0,external_node_path_.join)(paths.private, `${key.commit}.${(0,src_digest/* sha256Hex */.fg)(filters).slice(0, 16)}.json`);
+}
+function recordContent(key, files) {
+    return `${JSON.stringify({
+        format: FORMAT,
+        type: key.type,
+        repo: key.repo,
+        commit: key.commit,
+        include: canonical(key.include),
+        exclude: canonical(key.exclude),
+        files: files.map((f) => ({ path: f.path, digest: (0,src_digest/* formatDigest */.MO)(f.digest), size: f.size })),
+    }, null, 1)}\n`;
+}
+/** The listing of a matching record, or undefined when absent, foreign or malformed in any way. */
+async function readRecord(path, key) {
+    let data;
+    try {
+        data = JSON.parse(await (0,promises_.readFile)(path, 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+    const same = data.format === FORMAT &&
+        data.type === key.type &&
+        data.repo === key.repo &&
+        data.commit === key.commit &&
+        JSON.stringify(data.include) === JSON.stringify(canonical(key.include)) &&
+        JSON.stringify(data.exclude) === JSON.stringify(canonical(key.exclude));
+    if (!same || !Array.isArray(data.files))
+        return undefined;
+    try {
+        return data.files.map(checkedFile);
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Validates a `{path, digest, size}` from a record or a lock file before it names a path. */
+function checkedFile(raw) {
+    const f = raw;
+    const problem = repoPathProblem(f?.path);
+    if (problem)
+        throw new Error(problem);
+    if (typeof f.size !== 'number' || !Number.isSafeInteger(f.size) || f.size < 0)
+        throw new Error('an invalid size');
+    let digest;
+    try {
+        digest = (0,src_digest/* parseDigest */.m)(typeof f.digest === 'string' ? f.digest : '');
+    }
+    catch {
+        throw new Error('an invalid digest');
+    }
+    return { path: f.path, digest, size: f.size };
+}
+/** The commit `refs/<revision>` names, when it holds exactly 40 hex (as huggingface_hub writes it). */
+async function readRef(paths, revision) {
+    try {
+        const text = (await (0,promises_.readFile)((0,external_node_path_.join)(paths.refs, ...revision.split('/')), 'utf8')).trim();
+        return (0,src_digest/* isSha1Hex */.PV)(text) ? text : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Every file's blob is present with its size (the engine hashes them before use). */
+async function blobsPresent(paths, files) {
+    for (const file of files) {
+        const size = await (0,promises_.stat)(blobPath(paths, file.digest.hex)).then((s) => (s.isFile() ? s.size : -1), () => -1);
+        if (size !== file.size)
+            return false;
+    }
+    return true;
+}
+function canonical(patterns) {
+    return [...new Set(patterns)].sort();
+}
+
 ;// CONCATENATED MODULE: ./src/sources/hf/listing.ts
 
 
@@ -6619,7 +7949,7 @@ function treeJson(tree) {
     const sorted = [...tree].sort((a, b) => compareCodePoints(a.path, b.path));
     return sorted.map((e) => ({
         path: e.path,
-        digest: (0,digest/* formatDigest */.MO)(e.digest),
+        digest: (0,src_digest/* formatDigest */.MO)(e.digest),
         size: e.size,
         ...(e.digest.algorithm === 'git-sha1' ? {} : { blobId: e.blobId }),
         ...(e.xetHash === undefined ? {} : { xetHash: e.xetHash }),
@@ -6632,7 +7962,7 @@ function checkedTree(raw) {
     const tree = raw.map((item) => {
         let file;
         try {
-            file = (0,hf_record/* checkedFile */.y0)(item);
+            file = checkedFile(item);
         }
         catch (error) {
             throw new Error(`a tree entry has ${error.message}`);
@@ -6644,7 +7974,7 @@ function checkedTree(raw) {
                 throw new Error(`"${file.path}" has two git ids`);
             return { ...file, blobId: file.digest.hex, ...xet };
         }
-        const id = checked(typeof blobId === 'string' && (0,digest/* isSha1Hex */.PV)(blobId), blobId, file, 'git id');
+        const id = checked(typeof blobId === 'string' && (0,src_digest/* isSha1Hex */.PV)(blobId), blobId, file, 'git id');
         return { ...file, blobId: id, ...xet };
     });
     const problem = listingProblem(tree);
@@ -6665,8 +7995,8 @@ function listingProblem(tree) {
             return `"${e.path}" is listed twice in the tree`;
         paths.add(e.path);
     }
-    const conflict = (0,hf/* pathConflict */.w1)(paths);
-    return conflict ? (0,hf/* conflictError */.jU)(conflict, 'the tree').message : undefined;
+    const conflict = pathConflict(paths);
+    return conflict ? conflictError(conflict, 'the tree').message : undefined;
 }
 /**
  * Why a listing cannot be the commit's whole tree for these selected files: the filters must
@@ -6681,7 +8011,7 @@ function treeMismatch(tree, files, include, exclude) {
         const e = byPath.get(f.path);
         if (!e)
             return `the tree does not list "${f.path}"`;
-        if ((0,digest/* formatDigest */.MO)(e.digest) !== (0,digest/* formatDigest */.MO)(f.digest) || e.size !== f.size)
+        if ((0,src_digest/* formatDigest */.MO)(e.digest) !== (0,src_digest/* formatDigest */.MO)(f.digest) || e.size !== f.size)
             return `the tree lists "${f.path}" with other content`;
     }
     const selected = tree.reduce((n, e) => n + (keep(e.path) ? 1 : 0), 0);
@@ -6728,16 +8058,16 @@ function displayName(type, repo) {
  */
 function contentDigestOf(commit, files) {
     const rows = files
-        .map((f) => [f.path, (0,digest/* formatDigest */.MO)(f.digest), f.size])
+        .map((f) => [f.path, (0,src_digest/* formatDigest */.MO)(f.digest), f.size])
         .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return (0,digest/* sha256Hex */.fg)(JSON.stringify(['hf', commit, rows]));
+    return (0,src_digest/* sha256Hex */.fg)(JSON.stringify(['hf', commit, rows]));
 }
 function hfIdentity(ref, commit, files, tree) {
     return {
         source: 'hf',
         ref: ref.line,
         name: displayName(ref.type, ref.repo),
-        digest: commit,
+        pin: commit,
         contentDigest: contentDigestOf(commit, files),
         detail: {
             type: ref.type,
@@ -6746,7 +8076,7 @@ function hfIdentity(ref, commit, files, tree) {
             commit,
             include: [...ref.include],
             exclude: [...ref.exclude],
-            files: files.map((f) => ({ path: f.path, digest: (0,digest/* formatDigest */.MO)(f.digest), size: f.size })),
+            files: files.map((f) => ({ path: f.path, digest: (0,src_digest/* formatDigest */.MO)(f.digest), size: f.size })),
             ...(tree ? { tree: treeJson(tree) } : {}),
         },
     };
@@ -6773,7 +8103,7 @@ function hfDetail(identity, ref) {
     if (revProblem)
         throw bad(revProblem);
     const commit = typeof d.commit === 'string' ? d.commit : '';
-    if (!isCommitId(commit) || identity.digest !== commit)
+    if (!isCommitId(commit) || identity.pin !== commit)
         throw bad('the commit must be 40 lowercase hex, equal to digest');
     const include = stringList(d.include);
     const exclude = stringList(d.exclude);
@@ -6784,7 +8114,7 @@ function hfDetail(identity, ref) {
     for (const raw of d.files) {
         let file;
         try {
-            file = (0,hf_record/* checkedFile */.y0)(raw);
+            file = checkedFile(raw);
         }
         catch (error) {
             throw bad(`a file entry has ${error.message}`);
@@ -6794,9 +8124,9 @@ function hfDetail(identity, ref) {
         seen.add(file.path);
         files.push(file);
     }
-    const conflict = (0,hf/* pathConflict */.w1)(seen);
+    const conflict = pathConflict(seen);
     if (conflict)
-        throw bad((0,hf/* conflictError */.jU)(conflict, 'the file list').message);
+        throw bad(conflictError(conflict, 'the file list').message);
     if (contentDigestOf(commit, files) !== identity.contentDigest)
         throw bad('contentDigest does not match the files');
     const named = displayName(type, repo);
@@ -6863,7 +8193,7 @@ function subjectOf(env, ref) {
     };
 }
 async function identify(env, ref, ctx) {
-    const paths = (0,hf/* hfRepoPaths */.Rs)(env.cacheRoot, ref.type, ref.repo);
+    const paths = hfRepoPaths(env.cacheRoot, ref.type, ref.repo);
     if (isCommitId(ref.revision)) {
         // A commit's tree never changes: a complete earlier pull (with the commit's whole listing in
         // trees/) answers without a request.
@@ -6887,7 +8217,7 @@ async function identify(env, ref, ctx) {
         // warning.
         if (!(0,retry/* isUnreachable */.R0)(error))
             throw error;
-        const fallback = commit ?? (await (0,hf_record/* readRef */.sg)(paths, ref.revision));
+        const fallback = commit ?? (await readRef(paths, ref.revision));
         const local = fallback === undefined ? undefined : await completeLocally(paths, ref, fallback);
         if (fallback === undefined || !local)
             throw error;
@@ -6908,8 +8238,8 @@ function recordKey(ref, commit) {
  */
 async function completeLocally(paths, ref, commit) {
     const key = recordKey(ref, commit);
-    const files = await (0,hf_record/* readRecord */.aE)((0,hf_record/* recordPath */.lX)(paths, key), key);
-    if (!files || !(await (0,hf_record/* blobsPresent */.E)(paths, files)))
+    const files = await readRecord(recordPath(paths, key), key);
+    if (!files || !(await blobsPresent(paths, files)))
         return undefined;
     const tree = await localTree(paths, commit, files, ref);
     return tree ? { files, tree } : { files };
@@ -6939,21 +8269,21 @@ async function listFiles(env, ref, commit, ctx) {
 /** Blobs, files and the commit step for an identity; no request (the engine fetches, later). */
 function plan(env, ref, identity, ctx) {
     const d = hfDetail(identity, ref);
-    const paths = (0,hf/* hfRepoPaths */.Rs)(env.cacheRoot, d.type, d.repo);
+    const paths = hfRepoPaths(env.cacheRoot, d.type, d.repo);
     const blobs = new Map();
     for (const file of d.files) {
         // Files with the same content share one blob, as in huggingface_hub's cache.
         if (!blobs.has(file.digest.hex))
             blobs.set(file.digest.hex, blobSpec(env, d, paths, identity.name, file));
     }
-    const record = (0,hf_record/* recordPath */.lX)(paths, recordKey(d, d.commit));
+    const record = recordPath(paths, recordKey(d, d.commit));
     return {
         identity,
         path: (0,external_node_path_.join)(paths.snapshots, d.commit),
         size: d.files.reduce((sum, f) => sum + f.size, 0),
         files: d.files.map((f) => ({
-            path: (0,hf/* snapshotFilePath */.AF)(paths, d.commit, f.path),
-            digest: (0,digest/* formatDigest */.MO)(f.digest),
+            path: snapshotFilePath(paths, d.commit, f.path),
+            digest: (0,src_digest/* formatDigest */.MO)(f.digest),
             size: f.size,
         })),
         blobs: [...blobs.values()],
@@ -6962,7 +8292,7 @@ function plan(env, ref, identity, ctx) {
         cachePaths: [...[...blobs.values()].map((b) => b.target), record],
         commit: async () => {
             const tree = d.tree ?? (await recoverTree(env, d, paths, ctx, ref.line));
-            await (0,hf/* commitSnapshot */.Ge)({
+            await commitSnapshot({
                 paths,
                 commit: d.commit,
                 revision: d.revision,
@@ -6970,7 +8300,7 @@ function plan(env, ref, identity, ctx) {
                 ...(tree
                     ? { listing: { path: treesPath(paths, d.commit), content: treesContent(treeCacheFiles(tree)) } }
                     : {}),
-                record: { path: record, content: (0,hf_record/* recordContent */.rh)(recordKey(d, d.commit), d.files) },
+                record: { path: record, content: recordContent(recordKey(d, d.commit), d.files) },
                 ...(env.linkOps ? { ops: env.linkOps } : {}),
             });
         },
@@ -7004,7 +8334,7 @@ function blobSpec(env, d, paths, name, file) {
         digest: file.digest,
         size: file.size,
         label: `hf:${name} ${file.path}`,
-        target: (0,hf/* blobPath */.nD)(paths, file.digest.hex),
+        target: blobPath(paths, file.digest.hex),
         ingestDir: paths.ingest,
         // The resolve URL answers 302 to a freshly signed CDN URL each time, so asking again after
         // an expiry is just asking the Hub again.
@@ -7012,7 +8342,262 @@ function blobSpec(env, d, paths, name, file) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/verify/files.ts
+
+
+
+/** Counts what was hashed; a file reached twice (a blob shared by two models) is hashed once. */
+class Checker {
+    checkedFiles = 0;
+    checkedBytes = 0;
+    damaged = [];
+    verdicts = new Map();
+    /** Why `path` does not hold `digest` in `size` bytes, or undefined when it does. */
+    problem(path, digest, size) {
+        const key = `${path}\0${digest.algorithm}:${digest.hex}\0${size}`;
+        let verdict = this.verdicts.get(key);
+        if (!verdict) {
+            verdict = this.check(path, digest, size);
+            this.verdicts.set(key, verdict);
+        }
+        return verdict;
+    }
+    report() {
+        return { checkedFiles: this.checkedFiles, checkedBytes: this.checkedBytes, damaged: this.damaged };
+    }
+    async check(path, digest, size) {
+        let actual;
+        try {
+            const info = await (0,promises_.stat)(path);
+            if (!info.isFile())
+                return 'not a file';
+            actual = info.size;
+        }
+        catch {
+            return 'missing';
+        }
+        this.checkedFiles++;
+        this.checkedBytes += actual;
+        if (size !== undefined && actual !== size)
+            return `size ${actual}, expected ${size}`;
+        const hex = await (0,src_digest/* hashFile */.DC)(path, digest.algorithm, actual);
+        return hex === digest.hex ? undefined : `${digest.algorithm} ${hex}, expected ${digest.hex}`;
+    }
+}
+/** Names of the sub-folders of `path` (none when it does not exist). */
+async function dirs(path) {
+    return (await entries(path)).filter((e) => e.isDirectory()).map((e) => e.name);
+}
+/** Every file or symlink below `path`, depth first, sorted by name. */
+async function walk(path) {
+    const out = [];
+    for (const e of await entries(path)) {
+        const full = (0,external_node_path_.join)(path, e.name);
+        if (e.isDirectory())
+            out.push(...(await walk(full)));
+        else if (e.isFile() || e.isSymbolicLink())
+            out.push(full);
+    }
+    return out;
+}
+async function entries(path) {
+    try {
+        const list = await (0,promises_.readdir)(path, { withFileTypes: true });
+        return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+    catch {
+        return [];
+    }
+}
+
+;// CONCATENATED MODULE: ./src/sources/hf/verify.ts
+
+
+
+
+
+
+const REPO_FOLDER = /^(models|datasets|spaces)--(.+)$/;
+/**
+ * Re-hashes a Hugging Face cache (docs/layouts.md, "The Hugging Face cache"):
+ * - a snapshot model-pull wrote has a record (`<repo>/.model-pull/<commit>.*.json`) listing every
+ *   file with its digest and size, so a file missing from the snapshot is found too;
+ * - any other snapshot entry is checked against the blob its symlink names (the ETag: sha256 for
+ *   LFS files, git blob sha1 otherwise), or for a hard link, the blob that shares its inode; a
+ *   real file with no blob to compare with (huggingface_hub moves the blob where symlinks are
+ *   missing) cannot be checked and is skipped;
+ * - a ref must name a commit that has a snapshot;
+ * - a snapshot model-pull wrote has `trees/<commit>.json` listing its files as they are (else
+ *   huggingface_hub cannot load that commit offline).
+ */
+async function verifyHfCache(root) {
+    const checker = new Checker();
+    for (const folder of await dirs(root)) {
+        const m = REPO_FOLDER.exec(folder);
+        if (!m)
+            continue;
+        const repo = `hf:${m[1] === 'models' ? '' : `${m[1]}/`}${m[2].split('--').join('/')}`;
+        await verifyRepo((0,external_node_path_.join)(root, folder), repo, checker);
+    }
+    // Records list files in the Hub's order; a report sorted by path is easier to read and diff.
+    checker.damaged.sort((a, b) => (a.model === b.model ? compare(a.path, b.path) : compare(a.model, b.model)));
+    return checker.report();
+}
+async function verifyRepo(folder, repo, checker) {
+    const commits = await dirs((0,external_node_path_.join)(folder, 'snapshots'));
+    for (const ref of await walk((0,external_node_path_.join)(folder, 'refs'))) {
+        const commit = (await (0,promises_.readFile)(ref, 'utf8').catch(() => '')).trim();
+        if (!commits.includes(commit)) {
+            const named = (0,src_digest/* isSha1Hex */.PV)(commit) ? `commit ${commit}, which has no snapshot` : 'no commit';
+            const line = `${repo}@${(0,external_node_path_.relative)((0,external_node_path_.join)(folder, 'refs'), ref).split(external_node_path_.sep).join('/')}`;
+            checker.damaged.push({ model: repo, path: ref, problem: `the ref names ${named}`, line });
+        }
+    }
+    const records = await readRecords((0,external_node_path_.join)(folder, '.model-pull'));
+    const inodes = new BlobInodes((0,external_node_path_.join)(folder, 'blobs'));
+    for (const commit of commits) {
+        const model = `${repo}@${commit}`;
+        const snapshot = (0,external_node_path_.join)(folder, 'snapshots', commit);
+        const expected = records.get(commit) ?? new Map();
+        for (const [path, want] of expected) {
+            const file = (0,external_node_path_.join)(snapshot, ...path.split('/'));
+            const present = await (0,promises_.lstat)(file).then(() => true, () => false);
+            const problem = present
+                ? await checker.problem(file, want.digest, want.size)
+                : 'missing from the snapshot';
+            if (problem)
+                checker.damaged.push({
+                    model,
+                    path: file,
+                    problem: linkProblem(problem, want.digest),
+                    line: `${model}${want.filters}`,
+                });
+        }
+        if (records.has(commit)) {
+            const problem = await verify_listingProblem(folder, commit, expected);
+            // Any recorded line of the commit repairs it: a pull writes the whole listing.
+            const line = `${model}${[...expected.values()][0]?.filters ?? ''}`;
+            if (problem)
+                checker.damaged.push({ model, path: treesPath({ folder }, commit), problem, line });
+        }
+        for (const file of await walk(snapshot)) {
+            if (expected.has((0,external_node_path_.relative)(snapshot, file).split(external_node_path_.sep).join('/')))
+                continue;
+            const etag = await etagOf(file, inodes);
+            if (!etag)
+                continue;
+            const digest = (0,src_digest/* isSha256Hex */.P4)(etag)
+                ? { algorithm: 'sha256', hex: etag }
+                : { algorithm: 'git-sha1', hex: etag };
+            const problem = await checker.problem(file, digest, undefined);
+            if (problem)
+                checker.damaged.push({ model, path: file, problem: linkProblem(problem, digest), line: model });
+        }
+    }
+}
+/** Why trees/<commit>.json does not describe the recorded files, or undefined when it does. */
+async function verify_listingProblem(folder, commit, expected) {
+    const listing = await readTrees({ folder }, commit);
+    if (!listing) {
+        const present = await (0,promises_.lstat)(treesPath({ folder }, commit)).then(() => true, () => false);
+        return present
+            ? 'not a listing huggingface_hub accepts'
+            : 'missing (huggingface_hub cannot load this commit offline)';
+    }
+    const byPath = new Map(listing.map((f) => [f.path, f]));
+    for (const [path, want] of expected) {
+        const entry = byPath.get(path);
+        if (!entry || !describes(entry, want))
+            return `does not list ${path} as the snapshot holds it`;
+    }
+    return undefined;
+}
+function describes(entry, want) {
+    const sameContent = want.digest.algorithm === 'sha256'
+        ? entry.lfsSha256 === want.digest.hex
+        : entry.lfsSha256 === undefined && entry.blobId === want.digest.hex;
+    return sameContent && (want.size === undefined || entry.size === want.size);
+}
+function compare(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+/** A snapshot entry whose link target is gone is a missing blob, and says which. */
+function linkProblem(problem, digest) {
+    return problem === 'missing' ? `missing blob ${digest.hex}` : problem;
+}
+/** What model-pull's records say each complete snapshot holds, by commit then path. */
+async function readRecords(folder) {
+    const byCommit = new Map();
+    let names;
+    try {
+        names = (await (0,promises_.readdir)(folder)).filter((n) => n.endsWith('.json')).sort();
+    }
+    catch {
+        return byCommit;
+    }
+    for (const name of names) {
+        try {
+            const data = JSON.parse(await (0,promises_.readFile)((0,external_node_path_.join)(folder, name), 'utf8'));
+            if (typeof data.commit !== 'string' || !(0,src_digest/* isSha1Hex */.PV)(data.commit) || !Array.isArray(data.files))
+                continue;
+            const files = byCommit.get(data.commit) ?? new Map();
+            const filters = [filterWord('include', data.include), filterWord('exclude', data.exclude)].join('');
+            for (const raw of data.files) {
+                const file = checkedFile(raw);
+                if (!files.has(file.path))
+                    files.set(file.path, { digest: file.digest, size: file.size, filters });
+            }
+            byCommit.set(data.commit, files);
+        }
+        catch {
+            // Not a record of ours (or a damaged one): the symlink check below still covers its files.
+        }
+    }
+    return byCommit;
+}
+/** ` include=a,b` for a record's filter list (patterns never hold spaces or commas), '' when none. */
+function filterWord(key, patterns) {
+    if (!Array.isArray(patterns))
+        return '';
+    const words = patterns.filter((p) => typeof p === 'string' && /^[^\s,]+$/.test(p));
+    return words.length ? ` ${key}=${words.join(',')}` : '';
+}
+/** The ETag a snapshot entry stands for: its symlink target's name, or a blob with its inode. */
+async function etagOf(file, inodes) {
+    let name;
+    try {
+        name = (0,external_node_path_.basename)(await (0,promises_.readlink)(file));
+    }
+    catch {
+        name = (await inodes.nameOf(file)) ?? '';
+    }
+    return (0,src_digest/* isSha256Hex */.P4)(name) || (0,src_digest/* isSha1Hex */.PV)(name) ? name : undefined;
+}
+/** Blob names by inode, read once per repo, to recognise hard-linked snapshot files. */
+class BlobInodes {
+    blobs;
+    map;
+    constructor(blobs) {
+        this.blobs = blobs;
+    }
+    async nameOf(file) {
+        this.map ??= this.read();
+        const info = await (0,promises_.stat)(file).catch(() => undefined);
+        return info ? (await this.map).get(`${info.dev}:${info.ino}`) : undefined;
+    }
+    async read() {
+        const map = new Map();
+        for (const name of await (0,promises_.readdir)(this.blobs).catch(() => [])) {
+            const info = await (0,promises_.stat)((0,external_node_path_.join)(this.blobs, name)).catch(() => undefined);
+            if (info?.isFile())
+                map.set(`${info.dev}:${info.ino}`, name);
+        }
+        return map;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/sources/hf/index.ts
+
 
 
 
@@ -7021,9 +8606,18 @@ const hfSource = {
     kind: 'hf',
     prefixes: [HF_PREFIX],
     syntax: 'hf:OWNER/REPO',
+    usage: 'hf:OWNER/REPO[@REV] [include=GLOB,..] [exclude=GLOB,..]',
     parse: parseHfRef,
-    stores: (settings) => [{ what: 'the Hugging Face cache', path: settings.hfCache, input: constants/* Inputs */.G0.HfCache }],
+    stores: (settings) => [
+        {
+            what: 'the Hugging Face cache',
+            path: settings.hfCache,
+            input: constants/* Inputs */.G0.HfCache,
+            verify: { label: 'Hugging Face cache', check: verifyHfCache },
+        },
+    ],
     phases: { resolving: 'resolving revision', writing: 'linking snapshot' },
+    canonical: canonicalHfLine,
     create: (settings) => createHfSource({
         cacheRoot: settings.hfCache,
         endpoint: settings.hfEndpoint,
@@ -7032,435 +8626,1581 @@ const hfSource = {
     }),
 };
 
-;// CONCATENATED MODULE: ./src/registry/endpoint.ts
-
+// EXTERNAL MODULE: ./src/registry/client.ts + 1 modules
+var registry_client = __webpack_require__(8178);
+;// CONCATENATED MODULE: ./src/refs/registry-reference.ts
 
 
 /**
- * Where a registry's API lives, from the name users write (docs/registries.md, "Names and
- * addresses"): most registries serve it at their own host; Docker Hub's name `docker.io` is
- * served at `registry-1.docker.io`, with its token realm on `auth.docker.io`.
+ * Cuts `[scheme://]name[:tag][@sha256:<64 hex>]` the way Docker and Ollama read image names
+ * (docs/registries.md, "Names and addresses"): `@` never appears in a name part, so the last one
+ * starts the pin; the tag is split off only when the last `:` comes after the last `/`, so
+ * `host:port/ns/m` keeps its port (a `/` never appears in a tag). Errors quote the line.
  */
-const WELL_KNOWN = {
-    'docker.io': { api: 'registry-1.docker.io', realmHosts: ['auth.docker.io'] },
-};
-/** The host (and port) the distribution API is served at. */
-function apiHostOf(host) {
-    return WELL_KNOWN[host]?.api ?? host;
-}
-/** Token realms on other hosts that a well-known registry uses (https only, like any listed host). */
-function knownRealmHosts(host) {
-    return WELL_KNOWN[host]?.realmHosts ?? [];
-}
-/**
- * Socket codes that mean "nothing speaks TLS there": a plain-http server answering a ClientHello
- * (OpenSSL's `wrong version number`, `packet length too long`…) or hanging up on it. With a
- * refused connection (no listener on the https port) they are the only reasons to try http.
- * Certificate failures (ERR_TLS) are not: https was spoken, and a bad certificate is a reason to
- * stop (or to pass `ca-cert`), never to drop to plain http.
- */
-const NO_TLS_CODES = /^(?:ERR_SSL_(?!.*CERT).*|EPROTO|ECONNRESET)$/;
-/**
- * The origin (`scheme://host[:port]`) of a registry's API. A written scheme is obeyed. Without
- * one, Docker's rule for insecure registries: https first, and plain http only when https cannot
- * be spoken there; that fallback applies to loopback hosts and, with `insecure`, to every host.
- * Any other host is https, asked nothing here. The probe (`GET /v2/`, no credentials, no
- * redirect) is retried like any small request; only "no TLS there" leads to http.
- */
-async function registryOrigin(call, name) {
-    const host = apiHostOf(name.host);
-    if (name.scheme)
-        return new URL(`${name.scheme}://${host}/`).origin;
-    const https = new URL(`https://${host}/`).origin;
-    if (!call.http.options.insecure && !(0,client/* isLoopbackHost */.cW)(new URL(https).hostname))
-        return https;
-    const scheme = await (0,retry/* withRetries */.LH)(async () => {
-        try {
-            const answer = await call.http.request(`${https}/v2/`, {
-                maxRedirects: 0,
-                ...(call.signal ? { signal: call.signal } : {}),
-            });
-            await answer.body.dump().catch(() => undefined);
-            return 'https';
+function cutReference(line, text) {
+    let rest = text;
+    let pin;
+    const at = rest.lastIndexOf('@');
+    if (at >= 0) {
+        const digest = rest.slice(at + 1);
+        pin = (0,src_digest/* sha256HexOf */.AS)(digest);
+        if (pin === undefined) {
+            throw (0,refs_line/* badLine */.mV)(line, `a pin must be @sha256: followed by 64 lowercase hex digits, got "@${registry_reference_clip(digest)}"`);
         }
-        catch (error) {
-            // A refused certificate (ERR_TLS) is thrown as it is: https was spoken.
-            if (speaksNoTls(error))
-                return 'http';
-            throw error;
-        }
-    }, call.retry, { clock: call.clock, subject: `registry ${name.host}`, ...(call.signal ? { signal: call.signal } : {}) });
-    call.log.debug(`registry ${name.host}: ${scheme}`);
-    return scheme === 'https' ? https : new URL(`http://${host}/`).origin;
-}
-/** The codes along an error's cause chain. */
-function codes(error) {
-    const out = [];
-    for (let e = error; e; e = e.cause) {
-        const code = e.code;
-        if (typeof code === 'string')
-            out.push(code);
+        rest = rest.slice(0, at);
     }
-    return out;
+    let scheme;
+    const s = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(rest);
+    if (s) {
+        const given = s[1].toLowerCase();
+        if (given !== 'http' && given !== 'https') {
+            throw (0,refs_line/* badLine */.mV)(line, `unsupported scheme "${s[1]}://" (use http:// or https://)`);
+        }
+        scheme = given;
+        rest = rest.slice(s[0].length);
+    }
+    let tag;
+    const colon = rest.lastIndexOf(':');
+    if (colon > rest.lastIndexOf('/')) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+    }
+    return {
+        ...(scheme ? { scheme } : {}),
+        name: rest,
+        ...(tag === undefined ? {} : { tag }),
+        ...(pin === undefined ? {} : { pin }),
+    };
 }
-function speaksNoTls(error) {
-    if ((0,errors/* isModelPullError */.pq)(error, 'ERR_CONNECTION_REFUSED'))
-        return true;
-    if (!(0,errors/* isModelPullError */.pq)(error, 'ERR_NETWORK'))
-        return false;
-    return codes(error).some((c) => NO_TLS_CODES.test(c));
+function registry_reference_clip(text) {
+    return text.length > 60 ? `${text.slice(0, 60)}…` : text;
 }
 
-;// CONCATENATED MODULE: ./src/registry/auth.ts
+;// CONCATENATED MODULE: ./src/sources/oci/ref.ts
 
 
-
-/**
- * Parses every challenge of one or more `WWW-Authenticate` values (RFC 7235): a scheme, then
- * comma-separated `key=value` or `key="quoted, with \" escapes"` parameters. A bare word that
- * is followed by a space starts the next challenge.
- */
-function parseChallenges(header) {
-    const values = header === undefined ? [] : typeof header === 'string' ? [header] : header;
-    const out = [];
-    for (const value of values) {
-        const re = /\s*([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*)))?\s*,?/gy;
-        let current;
-        for (let m = re.exec(value); m && m[0] !== ''; m = re.exec(value)) {
-            const [, word, quoted, bare] = m;
-            if (quoted === undefined && bare === undefined) {
-                current = { scheme: word.toLowerCase(), params: {} };
-                out.push(current);
-            }
-            else if (current) {
-                current.params[word.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : bare;
-            }
+const OCI_PREFIX = 'oci:';
+const DOCKER_HUB = 'docker.io';
+/** Docker's grammar for repository parts: lowercase alphanumerics joined by `.`, `_`, `__` or dashes. */
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+/** A host name or IPv4 address, then an optional port; or a bracketed IPv6 address. */
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+/** Docker refuses names longer than this (host and repository). */
+const ref_MAX_NAME = 255;
+/** Parses the reference of an `oci:` line; every failure quotes the line and says why. */
+function parseOciRef(parts) {
+    const { line } = parts;
+    (0,refs_line/* onlyOptions */.Lg)(parts, []);
+    if (!parts.reference.toLowerCase().startsWith(OCI_PREFIX)) {
+        throw (0,refs_line/* badLine */.mV)(line, 'expected a reference starting with oci:');
+    }
+    const text = parts.reference.slice(OCI_PREFIX.length);
+    if (text === '')
+        throw (0,refs_line/* badLine */.mV)(line, 'the artifact name is missing after oci:');
+    const { scheme, name: rest, tag, pin } = cutReference(line, text);
+    if (rest === '')
+        throw (0,refs_line/* badLine */.mV)(line, 'the artifact name is missing before its tag or pin');
+    if (tag !== undefined && !TAG.test(tag)) {
+        throw (0,refs_line/* badLine */.mV)(line, `tag "${registry_reference_clip(tag)}" must be 1 to 128 letters, digits, _, . or - and not start with . or -`);
+    }
+    const [host, repository] = splitHost(line, rest, scheme !== undefined);
+    for (const component of repository.split('/')) {
+        if (!PATH_COMPONENT.test(component)) {
+            throw (0,refs_line/* badLine */.mV)(line, `repository part "${registry_reference_clip(component)}" must be lowercase letters and digits, joined by ., _, __ or -`);
         }
     }
-    return out;
+    if (host.length + 1 + repository.length > ref_MAX_NAME) {
+        throw (0,refs_line/* badLine */.mV)(line, `the name is longer than ${ref_MAX_NAME} characters`);
+    }
+    return {
+        line,
+        ...(scheme ? { scheme } : {}),
+        host,
+        repository,
+        tag: tag ?? 'latest',
+        ...(pin === undefined ? {} : { pin }),
+    };
 }
 /**
- * The realm is where credentials go, so it is checked before any request: on the registry's own
- * host it is trusted as the registry is; on another host only over https and only when the user
- * listed that host. Ollama refuses every foreign realm (its fix for CVE-2025-51471, where a
- * registry sent clients' credentials to an attacker's realm); GHCR-style registries keep the
- * realm on the same host, Docker Hub's lives on auth.docker.io, hence the opt-in list.
+ * Docker's rule: the first part is a registry host when it holds a `.` or a `:`, is `localhost`,
+ * or has capitals (repository parts never do); otherwise the name is on Docker Hub, where a
+ * single-part name lives under `library/`.
  */
-function checkRealm(realm, registry, policy) {
-    if (!realm)
-        throw authError(registry, 'asked for a Bearer token but named no realm');
-    let url;
+function splitHost(line, name, explicitScheme) {
+    const slash = name.indexOf('/');
+    const first = slash < 0 ? name : name.slice(0, slash);
+    const isHost = slash >= 0 && (/[.:]/.test(first) || first === 'localhost' || first !== first.toLowerCase());
+    if (explicitScheme && !isHost) {
+        throw (0,refs_line/* badLine */.mV)(line, 'an explicit scheme needs a registry host: scheme://host/repository[:tag]');
+    }
+    if (!isHost)
+        return [DOCKER_HUB, name.includes('/') ? name : `library/${name}`];
+    if (!HOST.test(first) || !isAddress(first)) {
+        throw (0,refs_line/* badLine */.mV)(line, `registry host "${registry_reference_clip(first)}" is not a host name or address (host[:port])`);
+    }
+    let host = first.toLowerCase();
+    if (host === 'index.docker.io')
+        host = DOCKER_HUB;
+    const repository = name.slice(slash + 1);
+    if (repository === '')
+        throw (0,refs_line/* badLine */.mV)(line, `the repository is missing after "${first}/"`);
+    return [host, host === DOCKER_HUB && !repository.includes('/') ? `library/${repository}` : repository];
+}
+/** The URL parser has the last word on ports and IPv6 literals. */
+function isAddress(host) {
     try {
-        url = new URL(realm);
+        return new URL(`https://${host}/`).host !== '';
     }
     catch {
-        throw authError(registry, 'sent a token realm that is not a URL');
+        return false;
     }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-        throw authError(registry, `sent a token realm with the unsupported scheme ${url.protocol}`);
-    }
-    if (url.host === registry.host)
-        return url;
-    const listed = policy.allowedRealmHosts.some((h) => {
-        const allowed = h.trim().toLowerCase();
-        return allowed === url.host || allowed === url.hostname;
-    });
-    if (listed && url.protocol === 'https:')
-        return url;
-    const why = listed
-        ? 'it is listed in allowed-realm-hosts but is not https'
-        : 'add that host to allowed-realm-hosts if you trust it';
-    throw authError(registry, `sent a token realm on another host (${url.host}); refused: ${why}`);
 }
-/**
- * Gets a token from the realm: `GET realm?service=…&scope=…`, anonymous or with the configured
- * basic credentials (bound to the realm's origin), answer `token` or `access_token`. The scope is
- * the challenge's when it names one, else ours (one `scope` parameter each, as for a push that
- * mounts from another repository). The token spec says a missing `expires_in` means 60 seconds.
- */
-async function fetchToken(http, challenge, registry, scopes, policy, now, signal) {
-    const realm = checkRealm(challenge.params.realm, registry, policy);
-    if (challenge.params.service)
-        realm.searchParams.set('service', challenge.params.service);
-    for (const scope of challenge.params.scope ? [challenge.params.scope] : scopes)
-        realm.searchParams.append('scope', scope);
-    const credentials = policy.basicAuth && {
-        origin: realm.origin,
-        headers: { authorization: basicHeader(policy.basicAuth) },
-    };
-    const started = now();
-    const response = await http.request(realm.toString(), {
-        headers: { accept: 'application/json' },
-        ...(credentials ? { credentials } : {}),
-        ...(signal ? { signal } : {}),
-        // A token endpoint has no reason to redirect; refusing keeps credentials on its origin.
-        maxRedirects: 0,
-    });
-    if (response.status === 401 || response.status === 403) {
-        await response.body.dump().catch(() => undefined);
-        const who = policy.basicAuth ? 'the configured credentials' : 'an anonymous request';
-        throw authError(registry, `its token service at ${realm.host} refused ${who} (HTTP ${response.status})`, 401);
-    }
-    if (response.status !== 200)
-        throw await (0,client/* statusError */.$C)(response, `the token service at ${realm.host}`);
-    let body;
-    try {
-        body = await (0,http_body/* readJson */.Vh)(response, http_body/* BODY_LIMITS */.Mu.token, 'the token answer');
-    }
-    catch (error) {
-        // Junk is "no token" below; an answer past the limit is refused as such.
-        if ((0,errors/* isModelPullError */.pq)(error, 'ERR_TOO_LARGE'))
-            throw error;
-        body = undefined;
-    }
-    const doc = (typeof body === 'object' && body !== null ? body : {});
-    const value = typeof doc.token === 'string' && doc.token ? doc.token : doc.access_token;
-    if (typeof value !== 'string' || value === '' || /[\r\n]/.test(value)) {
-        throw authError(registry, `its token service at ${realm.host} answered without a token`);
-    }
-    const lifetime = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : 60;
-    return { value, expiresAt: started + lifetime * 1000 };
-}
-function basicHeader(auth) {
-    return `Basic ${Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64')}`;
-}
-function authError(registry, reason, status) {
-    return new errors/* ModelPullError */.Vy('ERR_AUTH', `registry ${registry.host} ${reason}`, status === undefined ? {} : { status });
+/** `host/repository:tag` or `host/repository@sha256:…`: the `name` output, the layout's ref name. */
+function ociName(ref) {
+    return ref.pin === undefined
+        ? `${ref.host}/${ref.repository}:${ref.tag}`
+        : `${ref.host}/${ref.repository}@sha256:${ref.pin}`;
 }
 
 // EXTERNAL MODULE: ./src/registry/manifest.ts
-var manifest = __webpack_require__(506);
-;// CONCATENATED MODULE: ./src/registry/session.ts
+var registry_manifest = __webpack_require__(506);
+// EXTERNAL MODULE: ./src/registry/session.ts + 1 modules
+var registry_session = __webpack_require__(7898);
+// EXTERNAL MODULE: ./src/download/lease.ts
+var download_lease = __webpack_require__(1730);
+// EXTERNAL MODULE: ./src/download/safe-fs.ts
+var safe_fs = __webpack_require__(5039);
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __webpack_require__(7598);
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __webpack_require__(7075);
+// EXTERNAL MODULE: external "node:stream/promises"
+var external_node_stream_promises_ = __webpack_require__(6466);
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __webpack_require__(8522);
+;// CONCATENATED MODULE: ./src/cache/tar-reader.ts
 
-
-
-
-
-
-
-/** Refresh a token this long before the expiry the realm announced. */
-const EXPIRY_MARGIN_MS = 10_000;
-/**
- * One repository on one registry (`scheme://host`, `namespace/name`): the distribution API calls,
- * with anonymous-first auth (docs/registries.md, "Authentication"). Tokens live only here, in a
- * `Credentials` bound to the registry's origin, so the HTTP client never sends them to a CDN a
- * blob redirects to. Knows nothing of what the artifacts hold.
- */
-class RegistrySession {
-    registry;
-    repository;
-    policy;
-    auth = { kind: 'unknown' };
-    /** Bumped on every new token, so blobs re-located at once share one refresh. */
-    generation = 0;
-    pending;
-    scopes;
-    constructor(registry, repository, policy, actions = ['pull']) {
-        this.registry = registry;
-        this.repository = repository;
-        this.policy = policy;
-        this.scopes = [`repository:${repository}:${actions.join(',')}`];
+class TarFormatError extends Error {
+}
+const BLOCK = 512;
+/** The most bytes of one extended header (pax records, GNU long name) we hold in memory. */
+const MAX_META = 64 * 1024;
+class TarReader extends external_node_stream_.Writable {
+    #state = { kind: 'header' };
+    #header = Buffer.alloc(BLOCK);
+    #headerFill = 0;
+    #zeroBlocks = 0;
+    #pending = {};
+    #offset = 0;
+    #handler;
+    /** Members whose header was read (for the caller's accounting). */
+    members = 0;
+    constructor(handler) {
+        super({ highWaterMark: 4 * 1024 * 1024 });
+        this.#handler = handler;
     }
-    /** `{origin}/v2/{repository}/{path}`: where every call of this repository goes. */
-    url(path) {
-        return `${this.registry.origin}/v2/${this.repository}/${path}`;
+    _write(chunk, _encoding, callback) {
+        this.#consume(chunk).then(() => callback(), (error) => callback(error instanceof Error ? error : new Error(String(error))));
     }
-    /**
-     * GET a manifest (or, with an `accept` that lists index types, an index) by tag or `sha256:`
-     * digest, at most 4 MiB, with retries; when `expectHex` is given the bytes must hash to it.
-     */
-    async getManifest(call, reference, options) {
-        const { name } = options;
-        const url = this.url(`manifests/${reference}`);
-        const bytes = await (0,retry/* withRetries */.LH)(async () => {
-            const response = await this.send(call, url, {
-                headers: { accept: options.accept ?? manifest/* MANIFEST_ACCEPT */.dY },
-            });
-            if (response.status === 404) {
-                await response.body.dump().catch(() => undefined);
-                throw new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `${name} was not found on ${this.registry.host} (HTTP 404)`, {
-                    status: 404,
-                });
-            }
-            if (response.status !== 200)
-                throw await (0,client/* statusError */.$C)(response, `${this.registry.host} for ${name}`);
-            return (0,http_body/* readBody */.x8)(response, manifest/* MAX_MANIFEST_BYTES */.ZJ, `the manifest of ${name}`);
-        }, call.retry, {
-            clock: call.clock,
-            ...(call.signal ? { signal: call.signal } : {}),
-        });
-        const hex = (0,digest/* sha256Hex */.fg)(bytes);
-        if (options.expectHex !== undefined && hex !== options.expectHex) {
-            throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `the manifest served for ${name} has digest sha256:${hex}, not the requested sha256:${options.expectHex}`);
-        }
-        call.log.debug(`manifest of ${name}: sha256:${hex} (${bytes.length} bytes)`);
-        return bytes;
-    }
-    /**
-     * Where a blob is fetched: the registry URL with the current token (the client follows a
-     * 307/302 to the CDN without it; a plain registry answers 200 itself). `previous` is the token
-     * generation a blob saw when it last asked: asking again means its URL failed, so a token that
-     * has not changed since is refreshed once for everyone.
-     */
-    async blobLocation(call, hex, previous) {
-        const url = this.url(`blobs/sha256:${hex}`);
-        if (this.auth.kind === 'unknown')
-            await this.probe(call, url, hex);
-        if (this.auth.kind === 'bearer' && previous === this.generation) {
-            await this.refresh(call, this.auth.challenge);
-        }
-        const credentials = await this.credentials(call);
-        return { location: { url, ...(credentials ? { credentials } : {}) }, generation: this.generation };
-    }
-    /**
-     * Any other call on this repository (`HEAD blobs/…`, an upload), with the session's
-     * credentials: anonymous first, a 401 answered once. `path` is relative to the repository
-     * (`blobs/uploads/`), or an absolute URL the registry gave (an upload's Location). The caller
-     * reads or dumps the body.
-     */
-    request(call, path, options = {}) {
-        return this.send(call, /^https?:\/\//.test(path) ? path : this.url(path), options);
-    }
-    /** Learns the auth state with a HEAD that stops at the first answer (no CDN round trip). */
-    async probe(call, url, hex) {
-        const response = await this.send(call, url, { method: 'HEAD', maxRedirects: 0 });
-        await response.body.dump().catch(() => undefined);
-        if (response.status === 404) {
-            throw new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `blob sha256:${hex} of ${this.repository} is missing on ${this.registry.host}`, {
-                status: 404,
-            });
-        }
-    }
-    /** A request with the current credentials; on 401, answer the challenge and retry once. */
-    async send(call, url, options) {
-        const { body, ...rest } = options;
-        const attempt = async () => {
-            const credentials = await this.credentials(call);
-            return call.http.request(url, {
-                ...rest,
-                // A fresh body for each attempt: a stream sent before the 401 is spent.
-                ...(body ? { body: body() } : {}),
-                ...(credentials ? { credentials } : {}),
-                ...(call.signal ? { signal: call.signal } : {}),
-            });
-        };
-        let response = await attempt();
-        if (response.status !== 401) {
-            if (this.auth.kind === 'unknown')
-                this.auth = { kind: 'anonymous' };
-            return response;
-        }
-        const challenges = parseChallenges(response.headers['www-authenticate']);
-        await response.body.dump().catch(() => undefined);
-        await this.answer(call, challenges);
-        response = await attempt();
-        if (response.status === 401) {
-            await response.body.dump().catch(() => undefined);
-            throw authError(this.registry, `refused access to ${this.repository} after authenticating (HTTP 401)`, 401);
-        }
-        return response;
-    }
-    async answer(call, challenges) {
-        const bearer = challenges.find((c) => c.scheme === 'bearer');
-        if (bearer)
-            return this.refresh(call, bearer);
-        if (challenges.some((c) => c.scheme === 'basic') && this.policy.basicAuth) {
-            // A Basic challenge names no separate realm: the registry itself is where the password goes.
-            this.auth = { kind: 'basic' };
+    _final(callback) {
+        const state = this.#state;
+        // GNU tar ends with two zero blocks; one is tolerated, as GNU tar itself does.
+        const ended = state.kind === 'header' && this.#headerFill === 0 && this.#zeroBlocks >= 1;
+        if (state.kind === 'done' || ended) {
+            callback();
             return;
         }
-        const offered = challenges.map((c) => c.scheme).join(', ') || 'no challenge';
-        throw authError(this.registry, `requires authentication for ${this.repository} (offered: ${offered})`, 401);
+        callback(new TarFormatError(`the archive is truncated (it ends at byte ${this.#offset} inside ${describe(state)})`));
     }
-    /** One token request at a time; callers that arrive meanwhile share its result. */
-    refresh(call, challenge) {
-        this.pending ??= (async () => {
-            try {
-                const token = await fetchToken(call.http, challenge, this.registry, this.scopes, this.policy, () => call.clock.now(), call.signal);
-                this.auth = { kind: 'bearer', challenge, token: token.value, expiresAt: token.expiresAt };
-                this.generation++;
+    async #consume(chunk) {
+        let at = 0;
+        while (at < chunk.length) {
+            const state = this.#state;
+            switch (state.kind) {
+                case 'done':
+                    // Whatever follows the end marker (GNU tar pads to a 10 KiB record) is never read.
+                    this.#offset += chunk.length - at;
+                    return;
+                case 'header': {
+                    const take = Math.min(BLOCK - this.#headerFill, chunk.length - at);
+                    chunk.copy(this.#header, this.#headerFill, at, at + take);
+                    this.#headerFill += take;
+                    at += take;
+                    this.#offset += take;
+                    if (this.#headerFill === BLOCK) {
+                        this.#headerFill = 0;
+                        await this.#onHeader();
+                    }
+                    break;
+                }
+                case 'meta': {
+                    const take = Math.min(state.left, chunk.length - at);
+                    if (!state.oversize)
+                        state.parts.push(Buffer.from(chunk.subarray(at, at + take)));
+                    state.left -= take;
+                    at += take;
+                    this.#offset += take;
+                    if (state.left === 0)
+                        this.#onMeta(state);
+                    break;
+                }
+                case 'data': {
+                    const take = Math.min(state.left, chunk.length - at);
+                    if (take > 0 && state.sink)
+                        await state.sink.write(chunk.subarray(at, at + take));
+                    state.left -= take;
+                    at += take;
+                    this.#offset += take;
+                    if (state.left === 0) {
+                        if (state.sink)
+                            await state.sink.end();
+                        this.#state = state.pad > 0 ? { kind: 'pad', left: state.pad } : { kind: 'header' };
+                    }
+                    break;
+                }
+                case 'pad': {
+                    const take = Math.min(state.left, chunk.length - at);
+                    state.left -= take;
+                    at += take;
+                    this.#offset += take;
+                    if (state.left === 0)
+                        this.#state = { kind: 'header' };
+                    break;
+                }
             }
-            finally {
-                this.pending = undefined;
-            }
-        })();
-        return this.pending;
-    }
-    async credentials(call) {
-        if (this.pending)
-            await this.pending;
-        if (this.auth.kind === 'basic' && this.policy.basicAuth) {
-            return { origin: this.registry.origin, headers: { authorization: basicHeader(this.policy.basicAuth) } };
         }
-        if (this.auth.kind !== 'bearer')
+    }
+    async #onHeader() {
+        const header = this.#header;
+        if (header.every((b) => b === 0)) {
+            this.#zeroBlocks++;
+            if (this.#zeroBlocks >= 2)
+                this.#state = { kind: 'done' };
+            return;
+        }
+        if (this.#zeroBlocks > 0)
+            throw new TarFormatError(`a header follows the end-of-archive marker at byte ${this.#offset - BLOCK}`);
+        checkChecksum(header, this.#offset - BLOCK);
+        const type = header[156] === 0 ? '0' : String.fromCharCode(header[156] ?? 0x30);
+        const pending = this.#pending;
+        const extended = type === 'x' || type === 'g' || type === 'L' || type === 'K';
+        // A pax `size` is the next member's; an extended header's own size is in its header.
+        const size = (extended ? undefined : pending.size) ?? headerSize(header, this.#offset - BLOCK);
+        const pad = (BLOCK - (size % BLOCK)) % BLOCK;
+        // Extended headers: kept (bounded) and applied to the next member.
+        if (extended) {
+            this.#state = { kind: 'meta', type, left: size, pad, parts: [], oversize: size > MAX_META };
+            if (size === 0)
+                this.#onMeta(this.#state);
+            return;
+        }
+        this.#pending = {};
+        this.members++;
+        const name = pending.path ?? ustarName(header);
+        const member = pending.problem
+            ? { name, type, size, problem: pending.problem }
+            : { name, type, size };
+        const sink = await this.#handler(member);
+        this.#state = { kind: 'data', left: size, pad, sink };
+        if (size === 0) {
+            if (sink)
+                await sink.end();
+            this.#state = pad > 0 ? { kind: 'pad', left: pad } : { kind: 'header' };
+        }
+    }
+    #onMeta(state) {
+        this.#state = state.pad > 0 ? { kind: 'pad', left: state.pad } : { kind: 'header' };
+        if (state.oversize) {
+            if (state.type === 'x' || state.type === 'L')
+                this.#pending.problem = `an extended header larger than ${MAX_META} bytes`;
+            return;
+        }
+        const data = Buffer.concat(state.parts);
+        if (state.type === 'L') {
+            this.#pending.path = cString(data);
+        }
+        else if (state.type === 'x') {
+            const records = paxRecords(data);
+            if (records === undefined) {
+                this.#pending.problem = 'a malformed pax header';
+                return;
+            }
+            if (records.path !== undefined)
+                this.#pending.path = records.path;
+            if (records.size !== undefined) {
+                if (!/^\d{1,16}$/.test(records.size) || !Number.isSafeInteger(Number(records.size))) {
+                    throw new TarFormatError(`a pax header gives the size ${JSON.stringify(records.size.slice(0, 40))}`);
+                }
+                this.#pending.size = Number(records.size);
+            }
+        }
+        // 'g' (global) and 'K' (long link target) say nothing we use.
+    }
+}
+function describe(state) {
+    switch (state.kind) {
+        case 'header':
+            return 'a header';
+        case 'meta':
+            return 'an extended header';
+        case 'data':
+            return `a member, ${state.left} bytes short`;
+        case 'pad':
+            return 'the padding after a member';
+        case 'done':
+            return 'nothing';
+    }
+}
+function checkChecksum(header, at) {
+    const stored = Number.parseInt(cString(header.subarray(148, 156)).trim() || 'x', 8);
+    let unsigned = 0;
+    let signed = 0;
+    for (let i = 0; i < BLOCK; i++) {
+        const byte = i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
+        unsigned += byte;
+        signed += byte > 127 ? byte - 256 : byte;
+    }
+    if (stored !== unsigned && stored !== signed) {
+        throw new TarFormatError(`not a tar archive, or a damaged one (bad header checksum at byte ${at})`);
+    }
+}
+/** Octal, or GNU base-256 (first byte 0x80) for sizes of 8 GiB and more. */
+function headerSize(header, at) {
+    const field = header.subarray(124, 136);
+    if (((field[0] ?? 0) & 0x80) !== 0) {
+        if (field[0] !== 0x80)
+            throw new TarFormatError(`a negative or oversize member size at byte ${at}`);
+        let value = 0;
+        for (let i = 1; i < field.length; i++)
+            value = value * 256 + (field[i] ?? 0);
+        if (!Number.isSafeInteger(value))
+            throw new TarFormatError(`an oversize member size at byte ${at}`);
+        return value;
+    }
+    const text = cString(field).trim();
+    if (!/^[0-7]*$/.test(text))
+        throw new TarFormatError(`a malformed member size at byte ${at}`);
+    return text === '' ? 0 : Number.parseInt(text, 8);
+}
+function ustarName(header) {
+    const name = cString(header.subarray(0, 100));
+    const ustar = header.toString('latin1', 257, 262) === 'ustar';
+    const prefix = ustar ? cString(header.subarray(345, 500)) : '';
+    return prefix ? `${prefix}/${name}` : name;
+}
+function cString(bytes) {
+    const end = bytes.indexOf(0);
+    return bytes.toString('utf8', 0, end < 0 ? bytes.length : end);
+}
+/** `<length> <key>=<value>\n` records; undefined when they do not add up. */
+function paxRecords(data) {
+    const out = {};
+    let at = 0;
+    while (at < data.length) {
+        const space = data.indexOf(0x20, at);
+        if (space < 0 || space - at > 20)
             return undefined;
-        if (call.clock.now() >= this.auth.expiresAt - EXPIRY_MARGIN_MS)
-            await this.refresh(call, this.auth.challenge);
-        if (this.auth.kind !== 'bearer')
+        const length = Number(data.toString('latin1', at, space));
+        if (!Number.isSafeInteger(length) || length <= space - at + 1 || at + length > data.length)
             return undefined;
-        return { origin: this.registry.origin, headers: { authorization: `Bearer ${this.auth.token}` } };
+        if (data[at + length - 1] !== 0x0a)
+            return undefined;
+        const record = data.toString('utf8', space + 1, at + length - 1);
+        const eq = record.indexOf('=');
+        if (eq <= 0)
+            return undefined;
+        out[record.slice(0, eq)] = record.slice(eq + 1);
+        at += length;
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/sources/oci/paths.ts
+/**
+ * Paths inside a model's folder come from the artifact (a layer's annotation, a tar member's
+ * name): untrusted. A path is accepted only when it names something strictly inside the folder
+ * the same way on every system: relative, `/`-separated, no empty, `.` or `..` part, no
+ * backslash or control character, parts of at most 255 bytes. Nothing is "cleaned" into shape:
+ * a path that needs cleaning is refused, so what lands is exactly what the artifact says.
+ */
+const MAX_PART_BYTES = 255;
+const MAX_PATH_BYTES = 4096;
+/** Why `path` is refused, or undefined when it is a safe relative path. */
+function unsafePathReason(path) {
+    if (path === '')
+        return 'it is empty';
+    if (Buffer.byteLength(path) > MAX_PATH_BYTES)
+        return `it is longer than ${MAX_PATH_BYTES} bytes`;
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+    if (/[\u0000-\u001f\u007f]/.test(path))
+        return 'it holds a control character';
+    if (path.includes('\\'))
+        return 'it holds a backslash';
+    if (path.startsWith('/'))
+        return 'it is absolute';
+    for (const part of path.split('/')) {
+        if (part === '')
+            return 'it has an empty part (a doubled or trailing /)';
+        if (part === '.' || part === '..')
+            return `it has a "${part}" part`;
+        if (Buffer.byteLength(part) > MAX_PART_BYTES)
+            return `a part is longer than ${MAX_PART_BYTES} bytes`;
+    }
+    return undefined;
+}
+/**
+ * A tar member's name as archivers write it (`./a/b`, `dir/`), brought to the form above; the
+ * archive's own root (`.`, `./`) is `''`. The result still has to pass unsafePathReason.
+ */
+function memberPath(name) {
+    let path = name;
+    while (path.startsWith('./'))
+        path = path.slice(2);
+    if (path === '.')
+        return '';
+    return path.endsWith('/') ? path.replace(/\/+$/, '') : path;
+}
+/**
+ * Every path of one folder, files and folders, so that no two entries claim one path and no
+ * file sits where another entry needs a folder (`a` as a file, then `a/b`).
+ */
+class PathClaims {
+    files = new Map();
+    dirs = new Set();
+    /** Claims a file path for `owner`; returns why not when it clashes. */
+    file(path, owner) {
+        const earlier = this.files.get(path);
+        if (earlier !== undefined)
+            return `${owner} and ${earlier} both write "${path}"`;
+        if (this.dirs.has(path))
+            return `${owner} writes "${path}", which is a folder of another entry`;
+        for (const parent of parents(path)) {
+            const file = this.files.get(parent);
+            if (file !== undefined)
+                return `${owner} writes "${path}" inside "${parent}", a file of ${file}`;
+        }
+        this.files.set(path, owner);
+        for (const parent of parents(path))
+            this.dirs.add(parent);
+        return undefined;
+    }
+    /** Every folder the claimed paths need, parents before children. */
+    folders() {
+        return [...this.dirs].sort((a, b) => a.split('/').length - b.split('/').length);
+    }
+    /** Claims a folder path (a tar folder member). */
+    dir(path, owner) {
+        const file = this.files.get(path);
+        if (file !== undefined)
+            return `${owner} makes "${path}" a folder, but it is a file of ${file}`;
+        for (const parent of parents(path)) {
+            const other = this.files.get(parent);
+            if (other !== undefined)
+                return `${owner} makes "${path}" inside "${parent}", a file of ${other}`;
+        }
+        this.dirs.add(path);
+        for (const parent of parents(path))
+            this.dirs.add(parent);
+        return undefined;
+    }
+}
+/** `a/b/c` → `a`, `a/b`. */
+function parents(path) {
+    const parts = path.split('/');
+    return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'));
+}
+
+;// CONCATENATED MODULE: ./src/sources/oci/extract.ts
+
+
+
+
+
+
+
+
+
+
+/** Far beyond any model's file count; bounds the inodes one hostile layer can use. */
+const MAX_MEMBERS = 100_000;
+const MiB = 1024 * 1024;
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = promises_.constants;
+/**
+ * Extracts a tar layer into the folder with the rules of a cache restore: only regular files and
+ * folders, each at a path that stays inside the folder and is claimed by nothing else; links,
+ * devices, `..`, absolute paths and anything the tar reader itself refuses fail the layer (a
+ * model with a silently missing file is worse than one that fails). Files are created
+ * exclusively without following links, hashed as they are written, mode 0644.
+ */
+async function extractLayer(options) {
+    const files = [];
+    let writing;
+    let members = 0;
+    const refuse = (name, why) => new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `${options.owner} holds ${JSON.stringify(name.slice(0, 200))}, which is refused: ${why}`);
+    const handler = async (member) => {
+        if (++members > MAX_MEMBERS)
+            throw refuse(member.name, `the layer has more than ${MAX_MEMBERS} members`);
+        if (member.problem)
+            throw refuse(member.name, member.problem);
+        const path = memberPath(member.name);
+        if (member.type === '5') {
+            if (path === '')
+                return undefined;
+            const why = unsafePathReason(path) ?? options.claims.dir(path, options.owner);
+            if (why)
+                throw refuse(member.name, why);
+            await (0,promises_.mkdir)((0,external_node_path_.join)(options.root, path), { recursive: true, mode: 0o755 });
+            return undefined;
+        }
+        if (member.type !== '0' && member.type !== '7') {
+            throw refuse(member.name, `it is ${kindOf(member.type)}; only regular files and folders are extracted`);
+        }
+        const why = unsafePathReason(path) ?? options.claims.file(path, options.owner);
+        if (why)
+            throw refuse(member.name, why);
+        const target = (0,external_node_path_.join)(options.root, path);
+        await (0,promises_.mkdir)((0,external_node_path_.dirname)(target), { recursive: true, mode: 0o755 });
+        const file = await (0,promises_.open)(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+        writing = file;
+        const hash = (0,external_node_crypto_.createHash)('sha256');
+        let size = 0;
+        return {
+            async write(chunk) {
+                hash.update(chunk);
+                size += chunk.length;
+                for (let at = 0; at < chunk.length;) {
+                    const { bytesWritten } = await file.write(chunk, at, chunk.length - at);
+                    at += bytesWritten;
+                }
+            },
+            async end() {
+                writing = undefined;
+                await file.close();
+                files.push({ path, hex: hash.digest('hex'), size });
+            },
+        };
+    };
+    const source = (0,external_node_fs_.createReadStream)(options.blob, { highWaterMark: MiB });
+    const reader = new TarReader(handler);
+    try {
+        if (options.compression === 'none') {
+            await (0,external_node_stream_promises_.pipeline)(source, reader);
+        }
+        else {
+            await (0,external_node_stream_promises_.pipeline)(source, decompressor(options.compression), capped(options.maxBytes, options.owner), reader);
+        }
+    }
+    catch (error) {
+        await writing?.close().catch(() => undefined);
+        if (error instanceof errors/* ModelPullError */.Vy)
+            throw error;
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `${options.owner} is not a readable tar archive: ${error.message}`, { cause: error });
+    }
+    return files;
+}
+function decompressor(compression) {
+    return compression === 'gzip'
+        ? (0,external_node_zlib_.createGunzip)({ chunkSize: MiB })
+        : // Long-distance matching (`zstd --long`) needs a window up to zstd's 64-bit ceiling.
+            (0,external_node_zlib_.createZstdDecompress)({ chunkSize: MiB, params: { [external_node_zlib_.constants.ZSTD_d_windowLogMax]: 31 } });
+}
+function capped(maxBytes, owner) {
+    let total = 0;
+    return new external_node_stream_.Transform({
+        transform(chunk, _encoding, callback) {
+            total += chunk.length;
+            if (total > maxBytes) {
+                callback(new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `${owner} expands to more than ${maxBytes} bytes; refused`));
+                return;
+            }
+            callback(null, chunk);
+        },
+    });
+}
+function kindOf(type) {
+    switch (type) {
+        case '1':
+            return 'a hard link';
+        case '2':
+            return 'a symbolic link';
+        case '3':
+        case '4':
+            return 'a device';
+        case '6':
+            return 'a named pipe';
+        default:
+            return `a member of type "${type}"`;
     }
 }
 
-;// CONCATENATED MODULE: ./src/registry/client.ts
+;// CONCATENATED MODULE: ./src/sources/oci/folder.ts
 
 
-function registryOptions(settings) {
+
+
+
+
+
+
+
+
+
+/** Linked or copied raw files keep the blob's bytes; an archive expands at most this much. */
+const EXPANSION_FACTOR = 64;
+const EXPANSION_SLACK = 64 * 1024 * 1024;
+const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+/** The record of a folder: a hidden sibling, so the folder holds exactly the model's files. */
+function folder_recordPath(dir) {
+    return (0,external_node_path_.join)((0,external_node_path_.dirname)(dir), `.${(0,external_node_path_.basename)(dir)}.files.json`);
+}
+/** A short name for a layer in messages: `layer 3 (sha256:0123456789ab…, …doc.v1.tar+zstd)`. */
+function layerName(placement, index) {
+    return `layer ${index + 1} (sha256:${placement.layer.hex.slice(0, 12)}…, ${placement.layer.mediaType})`;
+}
+/**
+ * Checks every path the manifest states before anything is fetched: a bad or clashing path fails
+ * the model at plan time. (Tar members are checked as they are read.)
+ */
+function checkPlacedPaths(placements, name) {
+    const claims = new PathClaims();
+    placements.forEach((p, i) => {
+        if (p.kind !== 'file')
+            return;
+        const why = unsafePathReason(p.path) ?? claims.file(p.path, layerName(p, i));
+        if (why) {
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `manifest of ${name} is invalid: ${layerName(p, i)} names the path ${JSON.stringify(p.path.slice(0, 200))}, which is refused: ${why}`);
+        }
+    });
+}
+/**
+ * Builds the folder, or keeps the one in place when its record still holds; returns its files.
+ * One builder at a time per folder (two lines naming one manifest, two jobs sharing oci-dir):
+ * the others wait for its lease, then find its folder and keep it.
+ */
+async function commitFolder(spec, ctx) {
+    const parent = (0,external_node_path_.dirname)(spec.dir);
+    await (0,fs_dirs/* ensureDirs */.J)(parent);
+    const lease = await (0,download_lease/* acquireLease */.ZZ)((0,external_node_path_.join)(parent, `.${(0,external_node_path_.basename)(spec.dir)}.lock`), `the folder ${spec.dir}`, {
+        clock: ctx.clock,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        onWait: (holder) => ctx.log.info(`waiting for ${(0,download_lease/* describeHolder */.sG)(holder)} to finish ${spec.dir}`),
+    });
+    try {
+        return await buildOrKeep(spec, parent);
+    }
+    finally {
+        await lease.release();
+    }
+}
+async function buildOrKeep(spec, parent) {
+    const kept = await checkExisting(spec);
+    if (kept)
+        return kept;
+    await removeAbandoned(parent, (0,external_node_path_.basename)(spec.dir));
+    // mkdtemp makes it 0700: nobody else can plant a link inside while it is built.
+    const temp = await (0,promises_.mkdtemp)((0,external_node_path_.join)(parent, `.${(0,external_node_path_.basename)(spec.dir)}.${process.pid}.`));
+    try {
+        const files = await build(spec, temp);
+        await (0,promises_.chmod)(temp, 0o755);
+        await swapInto(temp, spec.dir);
+        await (0,atomic_write/* writeFileAtomic */.Z)(folder_recordPath(spec.dir), JSON.stringify({ version: 1, files }), {
+            mode: 0o644,
+        });
+        return files;
+    }
+    catch (error) {
+        await (0,promises_.rm)(temp, { recursive: true, force: true });
+        throw error;
+    }
+}
+async function build(spec, root) {
+    const claims = new PathClaims();
+    const files = [];
+    for (const [i, placement] of spec.placements.entries()) {
+        const owner = layerName(placement, i);
+        const blob = spec.blobPath(placement.layer.hex);
+        if (placement.kind === 'file') {
+            const why = claims.file(placement.path, owner);
+            if (why)
+                throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `the artifact is invalid: ${why}`);
+            const target = (0,external_node_path_.join)(root, placement.path);
+            await (0,promises_.mkdir)((0,external_node_path_.dirname)(target), { recursive: true, mode: 0o755 });
+            await linkOrCopy(blob, target);
+            files.push({ path: placement.path, hex: placement.layer.hex, size: placement.layer.size });
+        }
+        else {
+            const extracted = await extractLayer({
+                blob,
+                compression: placement.compression,
+                root,
+                claims,
+                owner,
+                maxBytes: placement.layer.size * EXPANSION_FACTOR + EXPANSION_SLACK,
+            });
+            files.push(...extracted);
+        }
+    }
+    await openFolders(root, claims);
+    return files;
+}
+/** Folders made while building get 0755 whatever the umask (the consumer may be another user). */
+async function openFolders(root, claims) {
+    for (const dir of claims.folders())
+        await (0,promises_.chmod)((0,external_node_path_.join)(root, dir), 0o755);
+}
+/** A hard link shares the verified blob's bytes at no cost; a copy where links are not possible. */
+async function linkOrCopy(blob, target) {
+    try {
+        await (0,promises_.link)(blob, target);
+    }
+    catch (error) {
+        const code = error.code;
+        if (code !== 'EXDEV' &&
+            code !== 'EPERM' &&
+            code !== 'EMLINK' &&
+            code !== 'ENOTSUP' &&
+            code !== 'EOPNOTSUPP')
+            throw error;
+        await (0,promises_.copyFile)(blob, target, external_node_fs_.constants.COPYFILE_EXCL | external_node_fs_.constants.COPYFILE_FICLONE);
+        await (0,promises_.chmod)(target, 0o644);
+    }
+}
+/** Puts the new folder in place of whatever is there (a damaged or older build). */
+async function swapInto(temp, dir) {
+    try {
+        await (0,promises_.rename)(temp, dir);
+        return;
+    }
+    catch (error) {
+        const code = error.code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR')
+            throw error;
+    }
+    const old = `${temp}.old`;
+    await (0,promises_.rename)(dir, old);
+    await (0,promises_.rename)(temp, dir);
+    await (0,promises_.rm)(old, { recursive: true, force: true });
+}
+/**
+ * Folders a killed run left half-built (`.<hex>.<pid>.<random>`). Called under the folder's
+ * lease: nobody else is building this folder now, so every such folder is abandoned.
+ */
+async function removeAbandoned(parent, name) {
+    const prefix = `.${name}.`;
+    for (const entry of await (0,promises_.readdir)(parent).catch(() => [])) {
+        if (entry.startsWith(prefix) && !entry.endsWith('.files.json') && !entry.endsWith('.lock'))
+            await (0,promises_.rm)((0,external_node_path_.join)(parent, entry), { recursive: true, force: true });
+    }
+}
+/**
+ * The files of a folder already in place, when its record is readable and every file still is
+ * what it says: a raw layer's file is still the blob's inode (or has its size and hash), an
+ * extracted file its size (and, with `verify: full`, its sha256). Anything else: rebuild.
+ */
+async function checkExisting(spec) {
+    const info = await (0,promises_.lstat)(spec.dir).catch(() => undefined);
+    if (!info?.isDirectory())
+        return undefined;
+    const record = parseRecord(await (0,safe_fs/* readSmall */.o5)(folder_recordPath(spec.dir), MAX_RECORD_BYTES));
+    if (!record)
+        return undefined;
+    const raw = new Map(spec.placements.flatMap((p) => (p.kind === 'file' ? [[p.path, p.layer.hex]] : [])));
+    if ([...raw.keys()].some((path) => !record.files.some((f) => f.path === path)))
+        return undefined;
+    for (const file of record.files) {
+        if (unsafePathReason(file.path))
+            return undefined;
+        const path = (0,external_node_path_.join)(spec.dir, file.path);
+        const stat = await (0,promises_.lstat)(path).catch(() => undefined);
+        if (!stat?.isFile() || stat.size !== file.size)
+            return undefined;
+        const blobHex = raw.get(file.path);
+        if (blobHex !== undefined) {
+            if (blobHex !== file.hex)
+                return undefined;
+            const blob = await (0,promises_.lstat)(spec.blobPath(blobHex)).catch(() => undefined);
+            if (blob && blob.ino === stat.ino && blob.dev === stat.dev)
+                continue;
+        }
+        else if (spec.verify === 'size') {
+            continue;
+        }
+        if ((await (0,src_digest/* hashFile */.DC)(path, 'sha256')) !== file.hex)
+            return undefined;
+    }
+    return [...record.files];
+}
+function parseRecord(bytes) {
+    if (!bytes)
+        return undefined;
+    try {
+        const doc = JSON.parse(bytes.toString('utf8'));
+        const ok = doc.version === 1 &&
+            Array.isArray(doc.files) &&
+            doc.files.every((f) => typeof f?.path === 'string' &&
+                typeof f.hex === 'string' &&
+                (0,src_digest/* isSha256Hex */.P4)(f.hex) &&
+                Number.isSafeInteger(f.size) &&
+                f.size >= 0);
+        return ok ? doc : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/sources/oci/formats.ts
+/**
+ * What the two model artifact formats say about their layers (docs/oci-artifacts.md, "Formats"):
+ * which layer is a file at a path, which is a tar archive of files, which we do not know. The
+ * rules are data, not code paths, so a new media type is one entry here.
+ */
+const MODELPACK_ARTIFACT = 'application/vnd.cncf.model.manifest.v1+json';
+const MODELPACK_CONFIG = 'application/vnd.cncf.model.config.v1+json';
+const DOCKER_CONFIG_PREFIX = 'application/vnd.docker.ai.model.config.';
+/** Both formats name a layer's file here, relative to the model's folder. */
+const FILEPATH_ANNOTATION = 'org.cncf.model.filepath';
+/** What ORAS and other generic artifact tools name a layer's file with. */
+const TITLE_ANNOTATION = 'org.opencontainers.image.title';
+const MODELPACK_LAYER = /^application\/vnd\.cncf\.model\.(weight|weight\.config|doc|code|dataset)\.v1\.(raw|tar|tar\+gzip|tar\+zstd)$/;
+/** Docker Model Runner marks some ModelPack weights with their file format (`…weight.v1.gguf`). */
+const MODELPACK_TYPED_WEIGHT = /^application\/vnd\.cncf\.model\.weight\.v1\.([a-z0-9]+)$/;
+/**
+ * Docker Model Runner's layer types: single files, with the name its own unpacker gives them
+ * when a layer carries no path (v0.1 artifacts), and its tar archives of folders.
+ */
+const DOCKER_FILES = {
+    'application/vnd.docker.ai.gguf.v3': { name: 'model.gguf', gguf: true },
+    'application/vnd.docker.ai.safetensors': { name: 'model.safetensors' },
+    'application/vnd.docker.ai.dduf': { name: 'model.dduf' },
+    'application/vnd.docker.ai.mmproj': { name: 'model.mmproj' },
+    'application/vnd.docker.ai.chat.template.jinja': { name: 'template.jinja' },
+    'application/vnd.docker.ai.license': { name: 'LICENSE' },
+};
+const DOCKER_ARCHIVES = new Set([
+    'application/vnd.docker.ai.dir.tar',
+    'application/vnd.docker.ai.vllm.config.tar',
+]);
+/** Generic OCI layer archives, which early model artifacts (CNAI) used for their files. */
+const OCI_ARCHIVES = {
+    'application/vnd.oci.image.layer.v1.tar': 'none',
+    'application/vnd.oci.image.layer.v1.tar+gzip': 'gzip',
+    'application/vnd.oci.image.layer.v1.tar+zstd': 'zstd',
+};
+function artifactFormat(manifest) {
+    if (manifest.artifactType === MODELPACK_ARTIFACT || manifest.config.mediaType === MODELPACK_CONFIG)
+        return 'modelpack';
+    if (manifest.config.mediaType.startsWith(DOCKER_CONFIG_PREFIX))
+        return 'docker';
+    return 'unknown';
+}
+/** Configs of container images (OCI and Docker): their layers are root filesystems, not model files. */
+const IMAGE_CONFIGS = new Set([
+    'application/vnd.oci.image.config.v1+json',
+    'application/vnd.docker.container.image.v1+json',
+]);
+/**
+ * Why a manifest is no model artifact at all, before anything is fetched: an Ollama model (its
+ * own source reads it) or a container image. Other unknown artifacts are pulled as they are.
+ */
+function notAModel(manifest) {
+    if (artifactFormat(manifest) !== 'unknown')
+        return undefined;
+    if (manifest.layers.some((l) => l.mediaType.startsWith('application/vnd.ollama.image.')))
+        return 'it is an Ollama model: pull it with an ollama: line';
+    if (IMAGE_CONFIGS.has(manifest.config.mediaType))
+        return `it is a container image (config ${manifest.config.mediaType}), not a model artifact`;
+    return undefined;
+}
+/** Whether an index entry announces a model manifest (its `artifactType`), without fetching it. */
+function announcesModel(entry) {
+    return (entry.artifactType === MODELPACK_ARTIFACT || entry.artifactType?.startsWith(DOCKER_CONFIG_PREFIX) === true);
+}
+/**
+ * Where every layer goes. Paths are as the artifact states them; the folder module checks them
+ * (relative, no `..`, no clash) before anything is written.
+ */
+function layoutOf(manifest) {
+    const format = artifactFormat(manifest);
+    // Unnamed Docker layers are named by type, numbered among those of their type.
+    const docker = manifest.layers.filter((l) => DOCKER_FILES[l.mediaType] !== undefined && !annotatedPath(l));
+    const placements = manifest.layers.map((layer) => placementOf(layer, docker));
+    return { format, placements };
+}
+function placementOf(layer, dockerFiles) {
+    const type = layer.mediaType;
+    const annotated = annotatedPath(layer);
+    const modelpack = MODELPACK_LAYER.exec(type);
+    if (modelpack) {
+        const packing = modelpack[2];
+        if (packing !== 'raw')
+            return { kind: 'archive', layer, compression: compressionOf(packing) };
+        if (!annotated)
+            return { kind: 'blob', layer, why: `a ${type} layer without ${FILEPATH_ANNOTATION}` };
+        return { kind: 'file', layer, path: annotated, gguf: modelpack[1] === 'weight' && isGgufName(annotated) };
+    }
+    const typedWeight = MODELPACK_TYPED_WEIGHT.exec(type);
+    if (typedWeight && annotated) {
+        return { kind: 'file', layer, path: annotated, gguf: typedWeight[1] === 'gguf' };
+    }
+    const dockerFile = DOCKER_FILES[type];
+    if (dockerFile) {
+        const path = annotated || defaultDockerName(layer, dockerFile.name, dockerFiles);
+        return { kind: 'file', layer, path, gguf: dockerFile.gguf === true };
+    }
+    if (DOCKER_ARCHIVES.has(type))
+        return { kind: 'archive', layer, compression: 'none' };
+    const oci = OCI_ARCHIVES[type];
+    if (oci !== undefined)
+        return { kind: 'archive', layer, compression: oci };
+    if (annotated && type.startsWith('application/vnd.cncf.model.'))
+        return { kind: 'file', layer, path: annotated, gguf: false };
+    return { kind: 'blob', layer, why: `unknown layer type ${type}` };
+}
+function annotatedPath(layer) {
+    return layer.annotations?.[FILEPATH_ANNOTATION] || layer.annotations?.[TITLE_ANNOTATION] || undefined;
+}
+function compressionOf(packing) {
+    return packing === 'tar+gzip' ? 'gzip' : packing === 'tar+zstd' ? 'zstd' : 'none';
+}
+/**
+ * A v0.1 Docker artifact names no files: its runner calls one GGUF `model.gguf` and several
+ * `model-00001-of-00003.gguf` (in layer order); the other types likewise by their kind.
+ */
+function defaultDockerName(layer, name, dockerFiles) {
+    const same = dockerFiles.filter((l) => l.mediaType === layer.mediaType);
+    if (same.length < 2)
+        return name;
+    const n = String(same.length).padStart(5, '0');
+    const i = String(same.indexOf(layer) + 1).padStart(5, '0');
+    const dot = name.lastIndexOf('.');
+    return dot > 0 ? `${name.slice(0, dot)}-${i}-of-${n}${name.slice(dot)}` : `${name}-${i}-of-${n}`;
+}
+/**
+ * A GGUF weights file by its name. A multimodal projector is GGUF too, but not the model's
+ * weights: ModelPack gives it the same weight media type, and its name says `mmproj` (the
+ * heuristic Docker Model Runner and Hugging Face tooling use).
+ */
+function isGgufName(path) {
+    const lower = path.toLowerCase();
+    const base = lower.slice(lower.lastIndexOf('/') + 1);
+    return base.endsWith('.gguf') && !base.includes('mmproj');
+}
+/** The model's single GGUF weights file, when it has exactly one. */
+function singleGguf(placements) {
+    const ggufs = placements.filter((p) => p.kind === 'file' && p.gguf);
+    return ggufs.length === 1 ? ggufs[0] : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/sources/oci/layout.ts
+
+
+
+
+
+
+
+
+/**
+ * The OCI image layout at `oci-dir` (docs/oci-artifacts.md, "Where models land"), which skopeo,
+ * oras and containerd read:
+ *   oci-layout                  {"imageLayoutVersion":"1.0.0"}
+ *   index.json                  an image index; one entry per pulled reference, named by the
+ *                               `org.opencontainers.image.ref.name` annotation
+ *   blobs/sha256/<hex>          manifests, configs and layers, shared by every model
+ * and beside it, ours: `models/` (one folder per model) and the engine's staging folder.
+ */
+const REF_NAME = 'org.opencontainers.image.ref.name';
+const INDEX_TYPE = 'application/vnd.oci.image.index.v1+json';
+const LAYOUT_FILE = '{"imageLayoutVersion":"1.0.0"}';
+/** index.json grows by one entry per reference; far beyond any real store, small for memory. */
+const MAX_INDEX_BYTES = 64 * 1024 * 1024;
+function layout_blobPath(root, hex) {
+    if (!(0,src_digest/* isSha256Hex */.P4)(hex))
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `not a sha256 digest: "${hex.slice(0, 80)}"`);
+    return (0,external_node_path_.join)(root, 'blobs', 'sha256', hex);
+}
+/** The engine's staging folder: same filesystem as `blobs/`, outside it. */
+function ingestDir(root) {
+    return (0,external_node_path_.join)(root, '.model-pull-ingest');
+}
+/** The stored bytes of a blob when they hash to `hex` (a manifest or index kept from a pull). */
+async function readVerifiedBlob(root, hex, limit) {
+    const bytes = await (0,safe_fs/* readSmall */.o5)(layout_blobPath(root, hex), limit);
+    return bytes && (0,src_digest/* sha256Hex */.fg)(bytes) === hex ? bytes : undefined;
+}
+/** Stores small verified bytes (a manifest) as a blob, unless the blob is already right. */
+async function writeBlob(root, hex, bytes) {
+    if ((0,src_digest/* sha256Hex */.fg)(bytes) !== hex)
+        throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `refusing to store bytes as sha256:${hex}: they hash differently`);
+    if (await readVerifiedBlob(root, hex, bytes.length))
+        return;
+    await (0,atomic_write/* writeFileAtomic */.Z)(layout_blobPath(root, hex), bytes, { mode: 0o644, tempDir: ingestDir(root) });
+}
+/**
+ * Names `descriptor` `refName` in index.json (replacing an older entry of that name), creating
+ * the layout files on first use. Several processes may share the folder: the read-change-write
+ * happens under a lease, and the file is replaced whole.
+ */
+async function addReference(root, refName, descriptor, ctx) {
+    await (0,fs_dirs/* ensureDirs */.J)((0,external_node_path_.join)(root, 'blobs', 'sha256'));
+    await (0,fs_dirs/* ensureDirs */.J)(ingestDir(root));
+    const lease = await (0,download_lease/* acquireLease */.ZZ)((0,external_node_path_.join)(ingestDir(root), 'index.json.lock'), `the index of ${root}`, {
+        clock: ctx.clock,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        onWait: (holder) => ctx.log.info(`waiting for ${(0,download_lease/* describeHolder */.sG)(holder)} to update ${(0,external_node_path_.join)(root, 'index.json')}`),
+    });
+    try {
+        const layoutFile = (0,external_node_path_.join)(root, 'oci-layout');
+        if (await (0,promises_.lstat)(layoutFile).catch(() => undefined))
+            checkLayoutFile(layoutFile, await (0,safe_fs/* readSmall */.o5)(layoutFile, 4096));
+        else
+            await (0,atomic_write/* writeFileAtomic */.Z)(layoutFile, LAYOUT_FILE, { mode: 0o644 });
+        const index = await readIndex((0,external_node_path_.join)(root, 'index.json'));
+        const manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME] !== refName);
+        manifests.push({
+            mediaType: descriptor.mediaType,
+            ...(descriptor.artifactType ? { artifactType: descriptor.artifactType } : {}),
+            digest: `sha256:${descriptor.hex}`,
+            size: descriptor.size,
+            annotations: { [REF_NAME]: refName },
+        });
+        const text = JSON.stringify({ ...index, schemaVersion: 2, mediaType: INDEX_TYPE, manifests });
+        await (0,atomic_write/* writeFileAtomic */.Z)((0,external_node_path_.join)(root, 'index.json'), text, { mode: 0o644 });
+    }
+    finally {
+        await lease.release();
+    }
+}
+function checkLayoutFile(path, bytes) {
+    let version;
+    try {
+        version = JSON.parse(bytes?.toString('utf8') ?? '')
+            .imageLayoutVersion;
+    }
+    catch {
+        version = undefined;
+    }
+    if (version !== '1.0.0') {
+        throw new errors/* ModelPullError */.Vy('ERR_FILESYSTEM', `${path} is not an OCI image layout version 1.0.0 marker; oci-dir must be an OCI layout or a new folder`);
+    }
+}
+/** index.json as another tool (or process) left it: an object with a `manifests` array, or none yet. */
+async function readIndex(path) {
+    const info = await (0,promises_.lstat)(path).catch(() => undefined);
+    if (!info)
+        return { schemaVersion: 2, manifests: [] };
+    const bytes = info.isFile() ? await (0,safe_fs/* readSmall */.o5)(path, MAX_INDEX_BYTES) : undefined;
+    let doc;
+    try {
+        doc = bytes ? JSON.parse(bytes.toString('utf8')) : undefined;
+    }
+    catch {
+        doc = undefined;
+    }
+    const manifests = doc?.manifests;
+    if (!bytes || typeof doc !== 'object' || doc === null || Array.isArray(doc) || !Array.isArray(manifests)) {
+        throw new errors/* ModelPullError */.Vy('ERR_FILESYSTEM', `${path} is not an OCI image index; move it away (the models in ${(0,external_node_path_.join)(path, '..', 'models')} stay usable)`);
+    }
+    return { ...doc, manifests };
+}
+
+;// CONCATENATED MODULE: ./src/sources/oci/select.ts
+
+
+
+/** Manifests of an index we open to look for the model when none announces itself. */
+const MAX_INSPECTED = 16;
+const MANIFEST_TYPES = new Set([registry_manifest/* MediaTypes */.mI.OciManifest, registry_manifest/* MediaTypes */.mI.DockerManifest]);
+/**
+ * The model manifest of an image index (docs/oci-artifacts.md, "Indexes"): the one entry that is
+ * a ModelPack or Docker Model Runner manifest. Entries that announce it (`artifactType`) are
+ * taken at their word and checked once loaded; otherwise each manifest entry is opened (nested
+ * indexes and attestations are not models). None, or more than one, fails with a list of what
+ * the index offers, so the user can pin the one they mean.
+ */
+async function pickModel(index, name, load) {
+    const manifests = index.manifests.filter((e) => MANIFEST_TYPES.has(e.mediaType) && !isAttestation(e));
+    const announced = manifests.filter(announcesModel);
+    const candidates = announced.length > 0 ? announced : manifests;
+    if (candidates.length > MAX_INSPECTED) {
+        throw choose(index, name, `it lists ${candidates.length} manifests and none announces a model`);
+    }
+    const models = [];
+    for (const entry of candidates) {
+        const loaded = await load(entry);
+        if (artifactFormat(loaded.manifest) !== 'unknown')
+            models.push({ entry, ...loaded });
+    }
+    if (models.length === 1)
+        return models[0];
+    if (models.length === 0)
+        throw choose(index, name, 'none of its entries is a model manifest');
+    throw choose(index, name, `it holds ${models.length} model manifests (${models.map((m) => `sha256:${m.entry.hex}`).join(', ')})`);
+}
+/** BuildKit stores provenance as manifests for the platform unknown/unknown. */
+function isAttestation(entry) {
+    return (entry.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' ||
+        (entry.platform?.os === 'unknown' && entry.platform?.architecture === 'unknown'));
+}
+function choose(index, name, why) {
+    const offers = index.manifests.map(describeEntry).join('; ');
+    return new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `${name} is an image index, and ${why}; it offers: ${offers || 'nothing'}. Pin the model's manifest with @sha256:<digest>`);
+}
+/** `sha256:<hex> (mediaType, artifactType …, linux/amd64)` */
+function describeEntry(entry) {
+    const platform = entry.platform
+        ? [entry.platform.os, entry.platform.architecture, entry.platform.variant]
+            .filter((p) => typeof p === 'string')
+            .join('/')
+        : '';
+    const details = [
+        entry.mediaType,
+        ...(entry.artifactType ? [`artifactType ${entry.artifactType}`] : []),
+        ...(platform ? [platform] : []),
+    ];
+    return `sha256:${entry.hex} (${details.join(', ')})`;
+}
+
+;// CONCATENATED MODULE: ./src/sources/oci/source.ts
+
+
+
+
+
+
+
+
+
+
+
+
+/** The folder of one model: `models/<host>/<repository>/<manifest hex>`. */
+function modelDir(root, ref, hex) {
+    return (0,external_node_path_.join)(root, 'models', ref.host, ...ref.repository.split('/'), hex);
+}
+/**
+ * Resolves `oci:` references: CNCF ModelPack and Docker Model Runner artifacts (directly or
+ * behind an image index) from any OCI distribution registry, into the OCI image layout at
+ * `oci-dir` plus one folder per model (docs/oci-artifacts.md).
+ */
+function createOciSource(options) {
+    const registry = new registry_client/* RegistryClient */.b(options);
+    const { root } = options;
+    const sessionFor = (ref, ctx) => registry.resolve(ctx, {
+        host: ref.host,
+        ...(ref.scheme ? { scheme: ref.scheme } : {}),
+        repository: ref.repository,
+    });
+    /** Manifest or index bytes by digest: the layout's own copy when it is there, else the registry. */
+    const byDigest = async (ref, hex, ctx) => (await readVerifiedBlob(root, hex, registry_manifest/* MAX_MANIFEST_BYTES */.ZJ)) ??
+        (await sessionFor(ref, ctx)).getManifest(ctx, `sha256:${hex}`, {
+            name: ociName(ref),
+            expectHex: hex,
+            accept: registry_manifest/* MANIFEST_OR_INDEX_ACCEPT */.ED,
+        });
     return {
-        allowedRealmHosts: settings.allowedRealmHosts,
-        ...(settings.registryAuth ? { basicAuth: settings.registryAuth } : {}),
+        async identify(ref, ctx) {
+            const name = ociName(ref);
+            const bytes = ref.pin !== undefined
+                ? await byDigest(ref, ref.pin, ctx)
+                : await (await sessionFor(ref, ctx)).getManifest(ctx, ref.tag, {
+                    name,
+                    accept: registry_manifest/* MANIFEST_OR_INDEX_ACCEPT */.ED,
+                });
+            const doc = (0,registry_manifest/* parseManifestOrIndex */.yA)(bytes, name);
+            if (doc.kind === 'manifest')
+                return identityOf(ref, doc, (0,src_digest/* sha256Hex */.fg)(bytes));
+            const chosen = await pickModel(doc, name, async (entry) => {
+                const entryBytes = await byDigest(ref, entry.hex, ctx);
+                return { bytes: entryBytes, manifest: (0,registry_manifest/* parseImageManifest */.Sw)(entryBytes, name) };
+            });
+            ctx.log.info(`${ref.line}: the index ${name} names the model manifest sha256:${chosen.entry.hex}`);
+            return identityOf(ref, chosen.manifest, chosen.entry.hex, doc.text);
+        },
+        async plan(ref, identity, ctx) {
+            const { hex, index } = recorded(ref, identity);
+            const manifest = await manifestFor(ref, identity, hex, () => byDigest(ref, hex, ctx));
+            return planEntry(ref, identity, hex, manifest, index, options, (c) => sessionFor(ref, c), ctx);
+        },
+    };
+}
+function identityOf(ref, manifest, hex, index) {
+    return {
+        source: 'oci',
+        ref: ref.line,
+        name: ociName(ref),
+        pin: `sha256:${hex}`,
+        contentDigest: hex,
+        // The manifest (and the index it came through) let plan() and a lock file skip requests;
+        // plan() checks their digests again.
+        detail: { manifest: manifest.text, ...(index === undefined ? {} : { index }) },
     };
 }
 /**
- * The OCI distribution client of a run: one session per repository and set of actions, so a
- * token is fetched once and shared by every blob of that repository. Basic credentials belong
- * to one registry: a session for any other host never sees them, even if that registry's
- * challenge names a realm on its own host.
+ * The manifest digest of an identity from identify() or a lock file, once it is known to name
+ * the line's artifact and pin. A pin may name the index the manifest was chosen from: then the
+ * recorded index must hash to the pin and list the manifest.
  */
-class RegistryClient {
-    options;
-    sessions = new Map();
-    /** Origins by registry name, settled once per run (a probe may be needed). */
-    origins = new Map();
-    policy;
-    constructor(options = {}) {
-        this.options = options;
-        this.policy = { allowedRealmHosts: options.allowedRealmHosts ?? [] };
+function recorded(ref, identity) {
+    const name = ociName(ref);
+    if (identity.name !== '' && identity.name !== name)
+        throw recordedIdentityError(identity, `it names ${identity.name}, not ${name}`);
+    const hex = (0,src_digest/* sha256HexOf */.AS)(identity.pin);
+    if (hex === undefined || identity.contentDigest !== hex)
+        throw recordedIdentityError(identity, `"${identity.pin.slice(0, 80)}" is not a manifest digest`);
+    const index = identity.detail?.index;
+    if (index !== undefined && typeof index !== 'string')
+        throw recordedIdentityError(identity, 'its recorded index is not text');
+    if (ref.pin === undefined || ref.pin === hex)
+        return { hex, ...(index === undefined ? {} : { index }) };
+    if (index !== undefined && (0,src_digest/* sha256Hex */.fg)(index) === ref.pin) {
+        const doc = (0,registry_manifest/* parseManifestOrIndex */.yA)(Buffer.from(index, 'utf8'), name);
+        if (doc.kind === 'index' && doc.manifests.some((e) => e.hex === hex))
+            return { hex, index };
     }
-    /**
-     * The session of a repository named as users write it (`host[:port]`, a scheme only if one
-     * was written): its origin is settled first (registryOrigin), once per registry and run.
-     */
-    async resolve(call, name, actions = ['pull']) {
-        const key = `${name.scheme ?? ''}://${name.host}`;
-        let origin = this.origins.get(key);
-        if (!origin) {
-            origin = registryOrigin(call, name);
-            this.origins.set(key, origin);
-            // A failed probe is not remembered: the next model of the run asks again.
-            origin.catch(() => this.origins.delete(key));
+    throw recordedIdentityError(identity, `it is pinned to ${identity.pin}, the line to sha256:${ref.pin}`);
+}
+/** The manifest bytes for a known digest: the recorded text, else the layout, else the registry. */
+async function manifestFor(ref, identity, hex, fetch) {
+    const name = ociName(ref);
+    const text = identity.detail?.manifest;
+    if (typeof text === 'string') {
+        const actual = (0,src_digest/* sha256Hex */.fg)(text);
+        if (actual !== hex) {
+            throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `the recorded manifest of ${name} hashes to sha256:${actual}, not its recorded digest sha256:${hex}`);
         }
-        return this.session({ origin: await origin, host: name.host, repository: name.repository }, actions);
+        return (0,registry_manifest/* parseImageManifest */.Sw)(Buffer.from(text, 'utf8'), name);
     }
-    session(address, actions = ['pull']) {
-        const registry = new URL(address.origin);
-        const key = `${registry.origin}/${address.repository} ${actions.join(',')}`;
-        let session = this.sessions.get(key);
-        if (!session) {
-            const basicAuth = this.options.basicAuth;
-            const own = basicAuth !== undefined && basicAuth.host === address.host;
-            // A well-known registry's own realm (Docker Hub's auth.docker.io) needs no listing.
-            const known = knownRealmHosts(address.host);
-            const realms = known.length ? { allowedRealmHosts: [...this.policy.allowedRealmHosts, ...known] } : {};
-            const policy = { ...this.policy, ...realms, ...(own ? { basicAuth } : {}) };
-            session = new RegistrySession(registry, address.repository, policy, actions);
-            this.sessions.set(key, session);
+    return (0,registry_manifest/* parseImageManifest */.Sw)(await fetch(), name);
+}
+function planEntry(ref, identity, hex, manifest, index, options, session, ctx) {
+    const { root } = options;
+    const name = ociName(ref);
+    const refused = notAModel(manifest);
+    if (refused)
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `${name} cannot be pulled as a model: ${refused}`);
+    const { placements } = layoutOf(manifest);
+    checkPlacedPaths(placements, name);
+    placements.forEach((p, i) => {
+        if (p.kind === 'blob')
+            ctx.log.warning(`${ref.line}: ${layerName(p, i)} is kept as a blob in the OCI layout only (${p.why})`);
+    });
+    const dir = modelDir(root, ref, hex);
+    const blobs = uniqueBlobs([manifest.config, ...manifest.layers]);
+    const gguf = singleGguf(placements);
+    const inFolder = placements.filter((p) => p.kind !== 'blob');
+    // Layers kept only as blobs are listed too, so the output shows every byte that was pulled.
+    const blobsOnly = placements.flatMap((p) => p.kind === 'blob'
+        ? [{ path: layout_blobPath(root, p.layer.hex), digest: `sha256:${p.layer.hex}`, size: p.layer.size }]
+        : []);
+    // Files known before the pull (raw layers); commit() returns them with what the archives hold.
+    const files = [
+        ...inFolder.flatMap((p) => p.kind === 'file'
+            ? [{ path: (0,external_node_path_.join)(dir, p.path), digest: `sha256:${p.layer.hex}`, size: p.layer.size }]
+            : []),
+        ...blobsOnly,
+    ];
+    const manifestBytes = Buffer.from(manifest.text, 'utf8');
+    return {
+        identity: { ...identity, name, detail: { ...identity.detail, manifest: manifest.text } },
+        path: gguf ? (0,external_node_path_.join)(dir, gguf.path) : dir,
+        size: manifest.totalSize,
+        files,
+        blobs: blobs.map((d) => (0,registry_session/* registryBlob */.L)(() => session(ctx), ctx, d, {
+            label: `${ref.line} ${d === manifest.config ? 'config' : source_kindOf(d)}`,
+            target: layout_blobPath(root, d.hex),
+            ingestDir: ingestDir(root),
+        })),
+        // Blobs only: the manifest, the folder and the index entry are written by commit() from
+        // verified blobs and the identity's bytes.
+        cachePaths: blobs.map((d) => layout_blobPath(root, d.hex)),
+        async commit() {
+            await writeBlob(root, hex, manifestBytes);
+            if (index !== undefined)
+                await writeBlob(root, (0,src_digest/* sha256Hex */.fg)(index), Buffer.from(index, 'utf8'));
+            const placed = await commitFolder({ dir, placements: inFolder, blobPath: (h) => layout_blobPath(root, h), verify: options.verify }, ctx);
+            const all = [...placed.map((f) => fileOf(dir, f)), ...blobsOnly];
+            await addReference(root, name, {
+                mediaType: manifest.mediaType ?? registry_manifest/* MediaTypes */.mI.OciManifest,
+                hex,
+                size: manifestBytes.length,
+                ...(manifest.artifactType ? { artifactType: manifest.artifactType } : {}),
+            }, ctx);
+            return { files: all };
+        },
+    };
+}
+function fileOf(dir, file) {
+    return { path: (0,external_node_path_.join)(dir, file.path), digest: `sha256:${file.hex}`, size: file.size };
+}
+/** A layer listed twice (one license under two names) is fetched once. */
+function uniqueBlobs(all) {
+    const byHex = new Map();
+    for (const d of all)
+        if (!byHex.has(d.hex))
+            byHex.set(d.hex, d);
+    return [...byHex.values()];
+}
+/** `weight.v1.raw`, `gguf.v3`, …: the end of the media type, for progress labels. */
+function source_kindOf(d) {
+    const m = /^application\/vnd\.(?:cncf\.model|docker\.ai)\.(.+)$/.exec(d.mediaType);
+    return m ? m[1] : d.mediaType;
+}
+
+;// CONCATENATED MODULE: ./src/sources/oci/verify.ts
+
+
+
+
+
+
+
+
+
+
+/** index.json beyond this is not ours to read whole (the layout module's own bound). */
+const verify_MAX_INDEX_BYTES = 64 * 1024 * 1024;
+const verify_MAX_RECORD_BYTES = 64 * 1024 * 1024;
+/**
+ * Re-hashes `oci-dir` (docs/oci-artifacts.md, "Where models land"): every reference in
+ * index.json must name a manifest blob with its digest, and every blob that manifest names its
+ * size and sha256; every model folder with a record must hold each recorded file with its size
+ * and sha256. A damaged model is named by the `oci:` line that pulls it again.
+ */
+async function verifyOciDir(root) {
+    const checker = new Checker();
+    for (const entry of await references(root, checker)) {
+        const model = `oci:${entry.name}`;
+        const manifestFile = layout_blobPath(root, entry.hex);
+        const problem = await checker.problem(manifestFile, { algorithm: 'sha256', hex: entry.hex }, entry.size);
+        if (problem) {
+            checker.damaged.push({ model, path: manifestFile, problem, line: model });
+            continue;
         }
-        return session;
+        let blobs = [];
+        try {
+            const doc = (0,registry_manifest/* parseManifestOrIndex */.yA)((await (0,safe_fs/* readSmall */.o5)(manifestFile, registry_manifest/* MAX_MANIFEST_BYTES */.ZJ)), entry.name);
+            blobs = doc.kind === 'manifest' ? [doc.config, ...doc.layers] : [...doc.manifests];
+        }
+        catch (error) {
+            checker.damaged.push({ model, path: manifestFile, problem: (0,errors/* describeError */.Uc)(error), line: model });
+        }
+        for (const blob of blobs) {
+            const path = layout_blobPath(root, blob.hex);
+            const bad = await checker.problem(path, { algorithm: 'sha256', hex: blob.hex }, blob.size);
+            if (bad)
+                checker.damaged.push({ model, path, problem: bad, line: model });
+        }
+    }
+    await verifyFolders(root, checker);
+    return checker.report();
+}
+/** The named entries of index.json; an unreadable index is itself the damage. */
+async function references(root, checker) {
+    const path = (0,external_node_path_.join)(root, 'index.json');
+    if (!(await (0,promises_.lstat)(path).catch(() => undefined)))
+        return [];
+    let manifests;
+    try {
+        manifests = JSON.parse((await (0,safe_fs/* readSmall */.o5)(path, verify_MAX_INDEX_BYTES))?.toString('utf8') ?? '').manifests;
+    }
+    catch {
+        manifests = undefined;
+    }
+    if (!Array.isArray(manifests)) {
+        checker.damaged.push({ model: root, path, problem: 'not an OCI image index', line: '' });
+        return [];
+    }
+    return manifests.flatMap((m) => {
+        const name = m?.annotations?.[REF_NAME];
+        const hex = typeof m?.digest === 'string' && m.digest.startsWith('sha256:') ? m.digest.slice(7) : '';
+        if (typeof name !== 'string' || !(0,src_digest/* isSha256Hex */.P4)(hex) || !Number.isSafeInteger(m.size))
+            return [];
+        return [{ name, hex, size: m.size }];
+    });
+}
+/** Each `models/…/.<hex>.files.json` record against the folder `models/…/<hex>` beside it. */
+async function verifyFolders(root, checker) {
+    const models = (0,external_node_path_.join)(root, 'models');
+    for (const record of await walk(models)) {
+        const m = /^\.([0-9a-f]{64})\.files\.json$/.exec((0,external_node_path_.basename)(record));
+        if (!m)
+            continue;
+        const dir = (0,external_node_path_.join)((0,external_node_path_.dirname)(record), m[1]);
+        if (folder_recordPath(dir) !== record)
+            continue;
+        const model = `oci:${(0,external_node_path_.relative)(models, (0,external_node_path_.dirname)(record)).split(external_node_path_.sep).join('/')}@sha256:${m[1]}`;
+        let files;
+        try {
+            files = JSON.parse((await (0,safe_fs/* readSmall */.o5)(record, verify_MAX_RECORD_BYTES))?.toString('utf8') ?? '').files;
+            if (!Array.isArray(files))
+                throw new Error('no file list');
+        }
+        catch {
+            checker.damaged.push({ model, path: record, problem: 'an unreadable record', line: model });
+            continue;
+        }
+        for (const file of files) {
+            if (typeof file?.path !== 'string' || unsafePathReason(file.path) || !(0,src_digest/* isSha256Hex */.P4)(file.hex)) {
+                checker.damaged.push({
+                    model,
+                    path: record,
+                    problem: 'a record entry that is not a file of the folder',
+                    line: model,
+                });
+                continue;
+            }
+            const path = (0,external_node_path_.join)(dir, file.path);
+            const problem = await checker.problem(path, { algorithm: 'sha256', hex: file.hex }, file.size);
+            if (problem)
+                checker.damaged.push({ model, path, problem, line: model });
+        }
     }
 }
 
+;// CONCATENATED MODULE: ./src/sources/oci/index.ts
+
+
+
+
+const OCI_DIR = 'oci-dir';
+/**
+ * `oci:[host/]repository[:tag][@sha256:…]`: a CNCF ModelPack or Docker Model Runner artifact
+ * from any OCI registry (Docker Hub when no host is written), into an OCI image layout plus one
+ * folder per model at `oci-dir`.
+ */
+const ociSource = {
+    kind: 'oci',
+    prefixes: [OCI_PREFIX],
+    syntax: 'oci:[HOST/]REPO[:TAG]',
+    usage: 'oci:[HOST/]REPO[:TAG][@sha256:HEX]',
+    parse: parseOciRef,
+    options: [
+        {
+            name: OCI_DIR,
+            help: 'where oci: models land: an OCI image layout plus one folder per model',
+            type: 'path',
+            default: '~/.cache/model-pull/oci',
+        },
+    ],
+    stores: (settings) => [
+        {
+            what: 'the OCI layout',
+            // The settings module fills every declared option, defaults included.
+            path: settings.sourceOptions[OCI_DIR],
+            input: OCI_DIR,
+            verify: { label: 'OCI layout', check: verifyOciDir },
+        },
+    ],
+    phases: { resolving: 'resolving manifest', writing: 'writing model folder' },
+    // Docker's normal form: docker.io/library/x:latest is the line `oci:x` (and `oci:docker.io/x`).
+    canonical: (ref) => `${OCI_PREFIX}${ref.scheme === 'http' ? 'http://' : ''}${ociName(ref)}`,
+    create: (settings) => createOciSource({
+        // The settings module fills every declared option, defaults included.
+        root: settings.sourceOptions[OCI_DIR],
+        verify: settings.verify,
+        ...(0,registry_client/* registryOptions */._)(settings),
+    }),
+};
+
+// EXTERNAL MODULE: ./src/registry/prefix.ts
+var registry_prefix = __webpack_require__(8911);
+;// CONCATENATED MODULE: ./src/sources/ollama/manifest.ts
+
+/** The layer that holds the GGUF weights (docs/registries.md, "Ollama's registry and names"). */
+const OLLAMA_MODEL_LAYER = 'application/vnd.ollama.image.model';
+/**
+ * An image manifest (not an index) with a config and at least one layer, validated before
+ * anything in it is used in a path or a URL, and with no digest listed twice: the store keeps one
+ * file per digest, so a repeat can only be a broken or hostile manifest.
+ */
+function parseManifest(bytes, name) {
+    const manifest = (0,registry_manifest/* parseImageManifest */.Sw)(bytes, name);
+    const seen = new Map([[manifest.config.hex, 'the config']]);
+    manifest.layers.forEach((layer, i) => {
+        const earlier = seen.get(layer.hex);
+        if (earlier)
+            throw (0,registry_manifest/* badManifest */.FC)(name, `layer ${i + 1} repeats the digest of ${earlier} (sha256:${layer.hex})`);
+        seen.set(layer.hex, `layer ${i + 1}`);
+    });
+    return manifest;
+}
+/** The weights: the `model` layer; a manifest without one (an adapter-only or OCI artifact) the largest. */
+function weightsLayer(manifest) {
+    const model = manifest.layers.find((l) => l.mediaType === OLLAMA_MODEL_LAYER);
+    if (model)
+        return model;
+    return manifest.layers.reduce((a, b) => (b.size > a.size ? b : a));
+}
+/** `model`, `template`, … for Ollama layers; the media type otherwise. For labels. */
+function layerKind(mediaType) {
+    const prefix = 'application/vnd.ollama.image.';
+    return mediaType.startsWith(prefix) ? mediaType.slice(prefix.length) : mediaType;
+}
+
+;// CONCATENATED MODULE: ./src/sources/ollama/mirror.ts
+
+
+
+
+
+
+/**
+ * Ollama models go to a registry as they are: the same manifest bytes (so the same digest where
+ * the registry keeps them verbatim), the same layers and media types, under
+ * `<host>/<namespace>/<model>:<tag>`, which is all an Ollama name can hold (docs/registries.md,
+ * "Ollama's registry and names"). A prefix with one path part is that namespace; a bare host
+ * keeps the source's namespace.
+ */
+const ollamaMirror = {
+    target(ref, line, prefix) {
+        const parts = prefix.path === '' ? [] : prefix.path.split('/');
+        if (parts.length > 1) {
+            throw (0,refs_line/* badLine */.mV)(line, `Ollama names hold one namespace (host/namespace/model:tag), so Ollama models can go to ${prefix.host} or ${prefix.host}/${parts[0]}, not under ${prefix.text}`);
+        }
+        const namespace = parts.length ? [] : [component(ref.namespace, 'namespace', line)];
+        return {
+            repository: (0,registry_prefix/* repositoryUnder */.vt)(prefix, ...namespace, component(ref.model, 'model', line)),
+            origin: `${ref.host}/${ref.namespace}/${ref.model}`,
+        };
+    },
+    async artifact(ref, model, target, settings) {
+        const text = model.identity.detail?.manifest;
+        if (typeof text !== 'string')
+            throw new Error(`${ref.line}: the pull left no manifest to push`);
+        const bytes = Buffer.from(text, 'utf8');
+        if ((0,src_digest/* sha256Hex */.fg)(bytes) !== model.identity.contentDigest) {
+            throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `${ref.line}: the manifest to push is not the one pulled (sha256:${model.identity.contentDigest})`);
+        }
+        const manifest = parseManifest(bytes, model.identity.name);
+        const paths = new Map(model.output.files.map((f) => [f.digest, f.path]));
+        const blobs = [manifest.config, ...manifest.layers].map((d) => {
+            const path = paths.get(`sha256:${d.hex}`);
+            if (!path)
+                throw new Error(`${ref.line}: blob sha256:${d.hex} was not pulled`);
+            const kind = d === manifest.config ? 'config' : layerKind(d.mediaType);
+            return { hex: d.hex, size: d.size, path, label: `${ref.line} ${kind}` };
+        });
+        return {
+            blobs,
+            manifest: { bytes, mediaType: manifest.mediaType ?? registry_manifest/* MediaTypes */.mI.DockerManifest },
+            references: [ref.tag],
+            name: (0,registry_prefix/* nameUnder */.c9)(settings.mirrorTo, target.repository, ref.tag),
+        };
+    },
+};
+/** Ollama allows capitals and a final `_` or `.`; a repository part does not. */
+function component(part, what, line) {
+    const valid = (0,registry_prefix/* repositoryComponent */.OK)(part);
+    if (valid === undefined || valid !== part.toLowerCase())
+        throw (0,refs_line/* badLine */.mV)(line, `the ${what} "${part}" cannot be a registry repository part (lowercase letters and digits joined by ., _ or -)`);
+    return valid;
+}
+
 ;// CONCATENATED MODULE: ./src/sources/ollama/ref.ts
+
 
 const OLLAMA_PREFIX = 'ollama:';
 const DEFAULTS = {
@@ -7469,7 +10209,7 @@ const DEFAULTS = {
     tag: 'latest',
 };
 /**
- * Ollama's per-part rules (protocols.md, "Names"): every part starts with a letter, digit or `_`;
+ * Ollama's per-part rules (docs/registries.md, "Ollama's registry and names"): every part starts with a letter, digit or `_`;
  * the host may also hold `.`, `-`, `_`, `:` (a port) and be 350 long; a namespace holds no `.`;
  * model and tag may hold `.`, `-`, `_`; namespace, model and tag are at most 80 long.
  */
@@ -7489,20 +10229,9 @@ function parseOllamaRef(parts) {
     const name = parts.reference.slice(OLLAMA_PREFIX.length);
     if (name === '')
         throw (0,refs_line/* badLine */.mV)(line, 'the model name is missing after ollama:');
-    // '@' never appears in a name part, so the last one starts the pin; then the scheme, then the
-    // tag, which is split off only when the last ':' comes after the last '/' (so `host:port/ns/m`
-    // keeps its port: a '/' can never appear in a tag).
-    const [unpinned, pin] = cutPin(line, name);
-    const [path, scheme] = cutScheme(line, unpinned);
-    let rest = path;
-    let tag;
-    const colon = rest.lastIndexOf(':');
-    if (colon > rest.lastIndexOf('/')) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-        if (tag === '')
-            throw (0,refs_line/* badLine */.mV)(line, 'the tag after ":" is empty');
-    }
+    const { scheme, name: rest, tag, pin } = cutReference(line, name);
+    if (tag === '')
+        throw (0,refs_line/* badLine */.mV)(line, 'the tag after ":" is empty');
     const segments = rest.split('/');
     if (segments.length > 3)
         throw (0,refs_line/* badLine */.mV)(line, 'too many "/": expected [host/][namespace/]model[:tag]');
@@ -7529,37 +10258,16 @@ function parseOllamaRef(parts) {
     checkAddress(line, ref);
     return ref;
 }
-function cutPin(line, name) {
-    const at = name.lastIndexOf('@');
-    if (at < 0)
-        return [name, undefined];
-    const digest = name.slice(at + 1);
-    const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
-    if (!m) {
-        throw (0,refs_line/* badLine */.mV)(line, `a pin must be @sha256: followed by 64 lowercase hex digits, got "@${ref_clip(digest)}"`);
-    }
-    return [name.slice(0, at), m[1]];
-}
-function cutScheme(line, name) {
-    const s = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(name);
-    if (!s)
-        return [name, undefined];
-    const given = s[1].toLowerCase();
-    if (given !== 'http' && given !== 'https') {
-        throw (0,refs_line/* badLine */.mV)(line, `unsupported scheme "${s[1]}://" (use http:// or https://)`);
-    }
-    return [name.slice(s[0].length), given];
-}
 function checkPart(line, kind, value) {
     const rule = PARTS[kind];
     if (value.length > rule.max) {
-        throw (0,refs_line/* badLine */.mV)(line, `${kind} "${ref_clip(value)}" is longer than ${rule.max} characters`);
+        throw (0,refs_line/* badLine */.mV)(line, `${kind} "${registry_reference_clip(value)}" is longer than ${rule.max} characters`);
     }
     if (!/^[A-Za-z0-9_]/.test(value)) {
-        throw (0,refs_line/* badLine */.mV)(line, `${kind} "${ref_clip(value)}" must start with a letter, a digit or _`);
+        throw (0,refs_line/* badLine */.mV)(line, `${kind} "${registry_reference_clip(value)}" must start with a letter, a digit or _`);
     }
     if (!rule.rest.test(value.slice(1))) {
-        throw (0,refs_line/* badLine */.mV)(line, `${kind} "${ref_clip(value)}" may only contain ${rule.allowed}`);
+        throw (0,refs_line/* badLine */.mV)(line, `${kind} "${registry_reference_clip(value)}" may only contain ${rule.allowed}`);
     }
 }
 /**
@@ -7571,25 +10279,27 @@ function checkAddress(line, ref) {
         new URL(`${ref.scheme ?? 'https'}://${ref.host}/`);
     }
     catch {
-        throw (0,refs_line/* badLine */.mV)(line, `host "${ref_clip(ref.host)}" is not a network address (expected host or host:port)`);
+        throw (0,refs_line/* badLine */.mV)(line, `host "${registry_reference_clip(ref.host)}" is not a network address (expected host or host:port)`);
     }
 }
 /** `host/namespace/model:tag`, the name Ollama lists and the `name` of the model's report. */
 function ollamaName(ref) {
     return `${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`;
 }
+/**
+ * `ollama:host/namespace/model:tag[@sha256:…]`, Ollama's defaults written out; a scheme only
+ * when the line asks for plain `http://` (https is what a bare host means).
+ */
+function canonicalOllamaLine(ref) {
+    const scheme = ref.scheme === 'http' ? 'http://' : '';
+    const pin = ref.pin === undefined ? '' : `@sha256:${ref.pin}`;
+    return `${OLLAMA_PREFIX}${scheme}${ollamaName(ref)}${pin}`;
+}
 /** `namespace/model`, the repository path of the distribution API. */
 function repositoryOf(ref) {
     return `${ref.namespace}/${ref.model}`;
 }
-function ref_clip(text) {
-    return text.length > 60 ? `${text.slice(0, 60)}…` : text;
-}
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __webpack_require__(7598);
-// EXTERNAL MODULE: ./src/fs-dirs.ts
-var fs_dirs = __webpack_require__(3341);
 ;// CONCATENATED MODULE: ./src/layouts/ollama.ts
 
 
@@ -7598,15 +10308,15 @@ var fs_dirs = __webpack_require__(3341);
 
 
 /**
- * Ollama's store (protocols.md, "Ollama on-disk layout"):
+ * Ollama's store (docs/layouts.md, "Ollama's store"):
  *   <root>/blobs/sha256-<hex>                          every layer and the config, 0644
  *   <root>/manifests/<host>/<namespace>/<model>/<tag>  the manifest bytes exactly as served
  * Folders are 0755. Partial data never goes inside `blobs/`, because the server deletes names
  * there that are not digests; our staging folder sits beside it and Ollama never scans it.
  */
 const INGEST_FOLDER = '.model-pull-ingest';
-function blobPath(root, hex) {
-    if (!(0,digest/* isSha256Hex */.P4)(hex))
+function ollama_blobPath(root, hex) {
+    if (!(0,src_digest/* isSha256Hex */.P4)(hex))
         throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `not a sha256 digest: "${hex.slice(0, 80)}"`);
     return (0,external_node_path_.join)(root, 'blobs', `sha256-${hex}`);
 }
@@ -7615,7 +10325,7 @@ function manifestPath(root, name) {
     return (0,external_node_path_.join)(root, 'manifests', name.host, name.namespace, name.model, name.tag);
 }
 /** The engine's staging folder: same filesystem as `blobs/` (atomic rename), outside it. */
-function ingestDir(root) {
+function ollama_ingestDir(root) {
     return (0,external_node_path_.join)(root, INGEST_FOLDER);
 }
 /** The stored manifest bytes, or undefined when there is none. */
@@ -7637,7 +10347,7 @@ async function readStoredManifest(root, name) {
 async function commitOllamaModel(root, name, manifest, blobs, now = new Date()) {
     await (0,fs_dirs/* ensureDirs */.J)((0,external_node_path_.join)(root, 'blobs'));
     for (const blob of blobs) {
-        const path = blobPath(root, blob.hex);
+        const path = ollama_blobPath(root, blob.hex);
         let size;
         try {
             size = (await (0,promises_.stat)(path)).size;
@@ -7651,28 +10361,15 @@ async function commitOllamaModel(root, name, manifest, blobs, now = new Date()) 
         await (0,promises_.chmod)(path, 0o644);
         await (0,promises_.utimes)(path, now, now);
     }
-    const target = manifestPath(root, name);
-    await (0,fs_dirs/* ensureDirs */.J)((0,external_node_path_.dirname)(target));
-    const staging = ingestDir(root);
-    await (0,fs_dirs/* ensureDirs */.J)(staging);
-    const temp = (0,external_node_path_.join)(staging, `manifest-${(0,external_node_crypto_.randomBytes)(8).toString('hex')}.tmp`);
-    try {
-        await (0,promises_.writeFile)(temp, manifest, { mode: 0o644 });
-        await (0,promises_.chmod)(temp, 0o644);
-        await (0,promises_.rename)(temp, target);
-    }
-    catch (error) {
-        await (0,promises_.rm)(temp, { force: true });
-        throw error;
-    }
+    // The temporary name lives in our staging folder: Ollama lists every file under manifests/.
+    await (0,atomic_write/* writeFileAtomic */.Z)(manifestPath(root, name), manifest, { mode: 0o644, tempDir: ollama_ingestDir(root) });
 }
 function label(name) {
     return `${name.host}/${name.namespace}/${name.model}:${name.tag}`;
 }
 
-// EXTERNAL MODULE: ./src/sources/ollama/manifest.ts
-var ollama_manifest = __webpack_require__(3340);
 ;// CONCATENATED MODULE: ./src/sources/ollama/source.ts
+
 
 
 
@@ -7682,7 +10379,7 @@ var ollama_manifest = __webpack_require__(3340);
 
 /** Resolves `ollama:` references against Ollama's registry or any OCI-distribution registry. */
 function createOllamaSource(options) {
-    const registry = new RegistryClient(options);
+    const registry = new registry_client/* RegistryClient */.b(options);
     const sessionFor = (ref, ctx) => registry.resolve(ctx, {
         host: ref.host,
         ...(ref.scheme ? { scheme: ref.scheme } : {}),
@@ -7693,31 +10390,31 @@ function createOllamaSource(options) {
             // A pin whose manifest is already in the store needs no request at all (offline reruns).
             if (ref.pin !== undefined) {
                 const stored = await readStoredManifest(options.modelsRoot, ref);
-                if (stored && (0,digest/* sha256Hex */.fg)(stored) === ref.pin)
-                    return identityOf(ref, (0,ollama_manifest/* parseManifest */.Ng)(stored, ollamaName(ref)), ref.pin);
+                if (stored && (0,src_digest/* sha256Hex */.fg)(stored) === ref.pin)
+                    return source_identityOf(ref, parseManifest(stored, ollamaName(ref)), ref.pin);
             }
             const session = await sessionFor(ref, ctx);
             const bytes = await session.getManifest(ctx, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
                 name: ollamaName(ref),
                 ...(ref.pin ? { expectHex: ref.pin } : {}),
             });
-            return identityOf(ref, (0,ollama_manifest/* parseManifest */.Ng)(bytes, ollamaName(ref)), (0,digest/* sha256Hex */.fg)(bytes));
+            return source_identityOf(ref, parseManifest(bytes, ollamaName(ref)), (0,src_digest/* sha256Hex */.fg)(bytes));
         },
         async plan(ref, identity, ctx) {
             const hex = recordedHex(ref, identity);
             // Settled only when a request is made: a pinned model complete on disk asks nothing.
             const session = () => sessionFor(ref, ctx);
-            const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, async () => (await session()).getManifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }));
-            return planEntry(ref, identity, manifest, options.modelsRoot, session, ctx);
+            const manifest = await source_manifestFor(ref, identity, hex, options.modelsRoot, async () => (await session()).getManifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }));
+            return source_planEntry(ref, identity, manifest, options.modelsRoot, session, ctx);
         },
     };
 }
-function identityOf(ref, manifest, hex) {
+function source_identityOf(ref, manifest, hex) {
     return {
         source: 'ollama',
         ref: ref.line,
         name: ollamaName(ref),
-        digest: `sha256:${hex}`,
+        pin: `sha256:${hex}`,
         contentDigest: hex,
         // The manifest text lets plan() and a lock file skip a second request; plan() re-hashes it.
         detail: { manifest: manifest.text },
@@ -7730,66 +10427,110 @@ function identityOf(ref, manifest, hex) {
 function recordedHex(ref, identity) {
     if (identity.name !== '' && identity.name !== ollamaName(ref))
         throw recordedIdentityError(identity, `it names ${identity.name}, not ${ollamaName(ref)}`);
-    const m = /^sha256:([0-9a-f]{64})$/.exec(identity.digest);
-    if (!m || identity.contentDigest !== m[1])
-        throw recordedIdentityError(identity, `"${identity.digest.slice(0, 80)}" is not a manifest digest`);
-    if (ref.pin !== undefined && m[1] !== ref.pin)
-        throw recordedIdentityError(identity, `it is pinned to ${identity.digest}, the line to sha256:${ref.pin}`);
-    return m[1];
+    const hex = (0,src_digest/* sha256HexOf */.AS)(identity.pin);
+    if (hex === undefined || identity.contentDigest !== hex)
+        throw recordedIdentityError(identity, `"${identity.pin.slice(0, 80)}" is not a manifest digest`);
+    if (ref.pin !== undefined && hex !== ref.pin)
+        throw recordedIdentityError(identity, `it is pinned to ${identity.pin}, the line to sha256:${ref.pin}`);
+    return hex;
 }
 /** The manifest bytes for a known digest: recorded text, else the store, else the registry. */
-async function manifestFor(ref, identity, hex, root, fetch) {
+async function source_manifestFor(ref, identity, hex, root, fetch) {
     const name = ollamaName(ref);
     const recorded = identity.detail?.manifest;
     if (typeof recorded === 'string') {
         const bytes = Buffer.from(recorded, 'utf8');
-        const actual = (0,digest/* sha256Hex */.fg)(bytes);
+        const actual = (0,src_digest/* sha256Hex */.fg)(bytes);
         if (actual !== hex) {
             throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `the recorded manifest of ${name} hashes to sha256:${actual}, not its recorded digest sha256:${hex}`);
         }
-        return (0,ollama_manifest/* parseManifest */.Ng)(bytes, name);
+        return parseManifest(bytes, name);
     }
     const stored = await readStoredManifest(root, ref);
-    if (stored && (0,digest/* sha256Hex */.fg)(stored) === hex)
-        return (0,ollama_manifest/* parseManifest */.Ng)(stored, name);
-    return (0,ollama_manifest/* parseManifest */.Ng)(await fetch(), name);
+    if (stored && (0,src_digest/* sha256Hex */.fg)(stored) === hex)
+        return parseManifest(stored, name);
+    return parseManifest(await fetch(), name);
 }
-function planEntry(ref, identity, manifest, root, session, ctx) {
+function source_planEntry(ref, identity, manifest, root, session, ctx) {
     const all = [manifest.config, ...manifest.layers];
-    const blobs = all.map((d) => source_blobSpec(ref, d, d === manifest.config ? 'config' : (0,ollama_manifest/* layerKind */.G0)(d.mediaType), root, session, ctx));
-    const files = all.map((d) => ({ path: blobPath(root, d.hex), digest: `sha256:${d.hex}`, size: d.size }));
+    const blobs = all.map((d) => (0,registry_session/* registryBlob */.L)(session, ctx, d, {
+        label: `${ref.line} ${d === manifest.config ? 'config' : layerKind(d.mediaType)}`,
+        target: ollama_blobPath(root, d.hex),
+        ingestDir: ollama_ingestDir(root),
+    }));
+    const files = all.map((d) => ({ path: ollama_blobPath(root, d.hex), digest: `sha256:${d.hex}`, size: d.size }));
     const bytes = Buffer.from(manifest.text, 'utf8');
     return {
         identity: { ...identity, name: ollamaName(ref), detail: { ...identity.detail, manifest: manifest.text } },
-        path: blobPath(root, (0,ollama_manifest/* weightsLayer */.nI)(manifest).hex),
+        path: ollama_blobPath(root, weightsLayer(manifest).hex),
         size: manifest.totalSize,
         files,
         blobs,
         // Blobs only: a restored manifest would name blobs before they are verified (the manifest is
         // written last, by commit(), from the identity's bytes).
         cachePaths: files.map((f) => f.path),
-        commit: () => commitOllamaModel(root, ref, bytes, all),
-    };
-}
-function source_blobSpec(ref, d, kind, root, session, ctx) {
-    // The token generation this blob last saw: a second locate() means its URL stopped working.
-    let seen;
-    return {
-        digest: { algorithm: 'sha256', hex: d.hex },
-        size: d.size,
-        label: `${ref.line} ${kind}`,
-        target: blobPath(root, d.hex),
-        ingestDir: ingestDir(root),
-        async locate(signal) {
-            const call = signal ? { ...ctx, signal } : ctx;
-            const { location, generation } = await (await session()).blobLocation(call, d.hex, seen);
-            seen = generation;
-            return location;
-        },
+        commit: () => commitOllamaModel(root, ref, bytes, all, new Date(ctx.clock.now())),
     };
 }
 
+;// CONCATENATED MODULE: ./src/sources/ollama/verify.ts
+
+
+
+
+
+
+
+/**
+ * Re-hashes an Ollama store against its manifests: every manifest under `manifests/` must parse
+ * and every blob it names (config included) must be `blobs/sha256-<hex>` with its size and
+ * sha256, which is what `ollama run` trusts without checking (docs/layouts.md, "Ollama's store").
+ */
+async function verifyOllamaStore(root) {
+    const checker = new Checker();
+    const manifests = (0,external_node_path_.join)(root, 'manifests');
+    for (const file of await walk(manifests)) {
+        const model = verify_ollamaName((0,external_node_path_.relative)(manifests, file));
+        const line = ollamaLine(model);
+        let manifest;
+        try {
+            manifest = parseManifest(await (0,promises_.readFile)(file), model);
+        }
+        catch (error) {
+            checker.damaged.push({ model, path: file, problem: (0,errors/* describeError */.Uc)(error), line });
+            continue;
+        }
+        for (const blob of [manifest.config, ...manifest.layers]) {
+            const path = (0,external_node_path_.join)(root, 'blobs', `sha256-${blob.hex}`);
+            const problem = await checker.problem(path, { algorithm: 'sha256', hex: blob.hex }, blob.size);
+            if (problem)
+                checker.damaged.push({ model, path, problem, line });
+        }
+    }
+    return checker.report();
+}
+/**
+ * The shortest line naming an Ollama model: Ollama's own defaults (its registry, `library/`) left
+ * out. The store does not keep the scheme; a registry on loopback is taken to be plain http (a
+ * local or test registry), anything else https.
+ */
+function ollamaLine(name) {
+    const short = name.replace(/^registry\.ollama\.ai\/(library\/)?/, '');
+    const host = short.split('/')[0];
+    const hostname = /^\[[^\]]*\]/.exec(host)?.[0] ?? host.replace(/:\d+$/, '');
+    const loopback = short.includes('/') && (0,client/* isLoopbackHost */.cW)(hostname);
+    return `ollama:${loopback ? 'http://' : ''}${short}`;
+}
+/** `host/namespace/name/tag` (the manifest's path in the store) as `host/namespace/name:tag`. */
+function verify_ollamaName(path) {
+    const parts = path.split(external_node_path_.sep);
+    const tag = parts.pop();
+    return parts.length ? `${parts.join('/')}:${tag}` : (tag ?? path);
+}
+
 ;// CONCATENATED MODULE: ./src/sources/ollama/index.ts
+
+
 
 
 
@@ -7799,12 +10540,20 @@ const ollamaSource = {
     kind: 'ollama',
     prefixes: [OLLAMA_PREFIX],
     syntax: 'ollama:NAME',
+    usage: 'ollama:NAME[:TAG][@sha256:HEX]',
     parse: parseOllamaRef,
     stores: (settings) => [
-        { what: 'the Ollama store', path: settings.ollamaModels, input: constants/* Inputs */.G0.OllamaModels },
+        {
+            what: 'the Ollama store',
+            path: settings.ollamaModels,
+            input: constants/* Inputs */.G0.OllamaModels,
+            verify: { label: 'Ollama store', check: verifyOllamaStore },
+        },
     ],
     phases: { resolving: 'resolving manifest', writing: 'writing manifest' },
-    create: (settings) => createOllamaSource({ modelsRoot: settings.ollamaModels, ...registryOptions(settings) }),
+    canonical: canonicalOllamaLine,
+    create: (settings) => createOllamaSource({ modelsRoot: settings.ollamaModels, ...(0,registry_client/* registryOptions */._)(settings) }),
+    mirror: ollamaMirror,
 };
 
 ;// CONCATENATED MODULE: ./src/sources/url/ref.ts
@@ -7825,7 +10574,7 @@ function parseUrlRef(parts) {
     const sha256 = parts.options.get('sha256')?.toLowerCase();
     if (sha256 === undefined)
         throw (0,refs_line/* badLine */.mV)(line, 'a URL needs sha256=<64 hex> so the file can be verified');
-    if (!(0,digest/* isSha256Hex */.P4)(sha256))
+    if (!(0,src_digest/* isSha256Hex */.P4)(sha256))
         throw (0,refs_line/* badLine */.mV)(line, 'sha256= must be 64 hexadecimal characters');
     // The line is echoed in logs, outputs and the lock file, so it must never carry a secret.
     if (url.username || url.password) {
@@ -7852,8 +10601,51 @@ function fileNameOf(url) {
     return name;
 }
 
-// EXTERNAL MODULE: ./src/sources/url/record.ts
-var record = __webpack_require__(3063);
+;// CONCATENATED MODULE: ./src/sources/url/record.ts
+
+
+
+const record_FORMAT = 'model-pull/url-file@1';
+const recordsFolder = (filesDir) => (0,external_node_path_.join)(filesDir, '.model-pull');
+/** Written after the file is in place; a record is a hint for verify, never trusted for bytes. */
+async function writeUrlRecord(filesDir, record) {
+    const folder = recordsFolder(filesDir);
+    await (0,promises_.mkdir)(folder, { recursive: true });
+    const path = (0,external_node_path_.join)(folder, `${record.file}.json`);
+    const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    try {
+        await (0,promises_.writeFile)(temp, `${JSON.stringify({ format: record_FORMAT, ...record }, null, 1)}\n`, { flag: 'wx' });
+        await (0,promises_.rename)(temp, path);
+    }
+    finally {
+        await (0,promises_.rm)(temp, { force: true });
+    }
+}
+/** Every well-formed record in files-dir, by file name; anything else there is ignored. */
+async function readUrlRecords(filesDir) {
+    const folder = recordsFolder(filesDir);
+    const names = await (0,promises_.readdir)(folder).catch(() => []);
+    const records = [];
+    for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+        try {
+            const data = JSON.parse(await (0,promises_.readFile)((0,external_node_path_.join)(folder, name), 'utf8'));
+            const { line, file, sha256 } = data;
+            if (data.format !== record_FORMAT || typeof line !== 'string' || typeof file !== 'string')
+                continue;
+            if (typeof sha256 !== 'string' || !(0,src_digest/* isSha256Hex */.P4)(sha256) || `${file}.json` !== name)
+                continue;
+            // A record names a file in files-dir itself, never a path that leaves it.
+            if (file.startsWith('.') || /[/\\\0]/.test(file))
+                continue;
+            records.push({ line, file, sha256 });
+        }
+        catch {
+            // unreadable or not JSON: not a record of ours
+        }
+    }
+    return records;
+}
+
 ;// CONCATENATED MODULE: ./src/sources/url/source.ts
 
 
@@ -7866,14 +10658,14 @@ var record = __webpack_require__(3063);
 function createUrlSource(options) {
     return {
         async identify(ref) {
-            return source_identityOf(ref);
+            return url_source_identityOf(ref);
         },
         async plan(ref, identity) {
             // The line itself is the whole identity: a recorded one must say the same (a name left
             // empty is taken from the line).
-            const expected = source_identityOf(ref);
-            if ((identity.name !== '' && identity.name !== expected.name) || identity.digest !== expected.digest)
-                throw recordedIdentityError(identity, `it names ${identity.name} ${identity.digest}, not the line's file`);
+            const expected = url_source_identityOf(ref);
+            if ((identity.name !== '' && identity.name !== expected.name) || identity.pin !== expected.pin)
+                throw recordedIdentityError(identity, `it names ${identity.name} ${identity.pin}, not the line's file`);
             if (identity.contentDigest !== expected.contentDigest)
                 throw recordedIdentityError(identity, 'contentDigest is not the sha256 of the file');
             const target = (0,external_node_path_.join)(options.filesDir, ref.fileName);
@@ -7881,7 +10673,7 @@ function createUrlSource(options) {
                 identity: expected,
                 path: target,
                 size: 0,
-                files: [{ path: target, digest: expected.digest, size: 0 }],
+                files: [{ path: target, digest: expected.pin, size: 0 }],
                 blobs: [
                     {
                         digest: { algorithm: 'sha256', hex: ref.sha256 },
@@ -7892,22 +10684,43 @@ function createUrlSource(options) {
                     },
                 ],
                 cachePaths: [target],
-                commit: () => (0,record/* writeUrlRecord */.sR)(options.filesDir, { line: ref.line, file: ref.fileName, sha256: ref.sha256 }),
+                commit: () => writeUrlRecord(options.filesDir, { line: ref.line, file: ref.fileName, sha256: ref.sha256 }),
             };
         },
     };
 }
-function source_identityOf(ref) {
+function url_source_identityOf(ref) {
     return {
         source: 'url',
         ref: ref.line,
         name: (0,errors/* redactUrl */.BO)(ref.url),
-        digest: `sha256:${ref.sha256}`,
+        pin: `sha256:${ref.sha256}`,
         contentDigest: ref.sha256,
     };
 }
 
+;// CONCATENATED MODULE: ./src/sources/url/verify.ts
+
+
+
+/**
+ * Re-hashes the files URL lines put in files-dir against the sha256 of their line, from the
+ * records model-pull keeps beside them. A file without a record (placed by hand, or by a
+ * version that kept none) has nothing to be compared with and is left alone.
+ */
+async function verifyFilesDir(root) {
+    const checker = new Checker();
+    for (const record of await readUrlRecords(root)) {
+        const path = (0,external_node_path_.join)(root, record.file);
+        const problem = await checker.problem(path, { algorithm: 'sha256', hex: record.sha256 }, undefined);
+        if (problem)
+            checker.damaged.push({ model: record.line, path, problem, line: record.line });
+    }
+    return checker.report();
+}
+
 ;// CONCATENATED MODULE: ./src/sources/url/index.ts
+
 
 
 
@@ -7917,10 +10730,19 @@ const urlSource = {
     kind: 'url',
     prefixes: ['https://', 'http://'],
     syntax: 'an https:// URL with sha256=',
+    usage: 'https://HOST/PATH/FILE sha256=HEX',
     parse: parseUrlRef,
-    stores: (settings) => [{ what: 'files-dir', path: settings.filesDir, input: constants/* Inputs */.G0.FilesDir }],
+    stores: (settings) => [
+        {
+            what: 'files-dir',
+            path: settings.filesDir,
+            input: constants/* Inputs */.G0.FilesDir,
+            verify: { label: 'files', check: verifyFilesDir },
+        },
+    ],
     // The line carries its sha256: nothing to look up.
     phases: { resolving: '', listing: '', writing: '' },
+    canonical: (ref) => `${ref.url} sha256=${ref.sha256}`,
     // URL lines land as <files-dir>/<file name>: two different files may not share one.
     checkLines(refs) {
         const byName = new Map();
@@ -7939,117 +10761,13 @@ const urlSource = {
 
 
 
+
 /**
  * The sources the action and the CLI pull with, one line each; a new source is its folder (with
  * a descriptor in its index.ts) and one line here. Order only matters for the wording of the
  * error on a line that no source claims.
  */
-const DEFAULT_SOURCES = [ollamaSource, hfSource, urlSource];
-
-
-/***/ }),
-
-/***/ 3340:
-/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
-
-/* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   G0: () => (/* binding */ layerKind),
-/* harmony export */   Ng: () => (/* binding */ parseManifest),
-/* harmony export */   nI: () => (/* binding */ weightsLayer)
-/* harmony export */ });
-/* unused harmony export OLLAMA_MODEL_LAYER */
-/* harmony import */ var _registry_manifest_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(506);
-
-/** The layer that holds the GGUF weights (docs/registries.md, "Ollama's registry and names"). */
-const OLLAMA_MODEL_LAYER = 'application/vnd.ollama.image.model';
-/**
- * An image manifest (not an index) with a config and at least one layer, validated before
- * anything in it is used in a path or a URL, and with no digest listed twice: the store keeps one
- * file per digest, so a repeat can only be a broken or hostile manifest.
- */
-function parseManifest(bytes, name) {
-    const manifest = (0,_registry_manifest_js__WEBPACK_IMPORTED_MODULE_0__/* .parseImageManifest */ .Sw)(bytes, name);
-    const seen = new Map([[manifest.config.hex, 'the config']]);
-    manifest.layers.forEach((layer, i) => {
-        const earlier = seen.get(layer.hex);
-        if (earlier)
-            throw (0,_registry_manifest_js__WEBPACK_IMPORTED_MODULE_0__/* .badManifest */ .FC)(name, `layer ${i + 1} repeats the digest of ${earlier} (sha256:${layer.hex})`);
-        seen.set(layer.hex, `layer ${i + 1}`);
-    });
-    return manifest;
-}
-/** The weights: the `model` layer; a manifest without one (an adapter-only or OCI artifact) the largest. */
-function weightsLayer(manifest) {
-    const model = manifest.layers.find((l) => l.mediaType === OLLAMA_MODEL_LAYER);
-    if (model)
-        return model;
-    return manifest.layers.reduce((a, b) => (b.size > a.size ? b : a));
-}
-/** `model`, `template`, … for Ollama layers; the media type otherwise. For labels. */
-function layerKind(mediaType) {
-    const prefix = 'application/vnd.ollama.image.';
-    return mediaType.startsWith(prefix) ? mediaType.slice(prefix.length) : mediaType;
-}
-
-
-/***/ }),
-
-/***/ 3063:
-/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
-
-/* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   Kg: () => (/* binding */ readUrlRecords),
-/* harmony export */   sR: () => (/* binding */ writeUrlRecord)
-/* harmony export */ });
-/* unused harmony export recordsFolder */
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _digest_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(2187);
-
-
-
-const FORMAT = 'model-pull/url-file@1';
-const recordsFolder = (filesDir) => (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(filesDir, '.model-pull');
-/** Written after the file is in place; a record is a hint for verify, never trusted for bytes. */
-async function writeUrlRecord(filesDir, record) {
-    const folder = recordsFolder(filesDir);
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)(folder, { recursive: true });
-    const path = (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(folder, `${record.file}.json`);
-    const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    try {
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.writeFile)(temp, `${JSON.stringify({ format: FORMAT, ...record }, null, 1)}\n`, { flag: 'wx' });
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rename)(temp, path);
-    }
-    finally {
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(temp, { force: true });
-    }
-}
-/** Every well-formed record in files-dir, by file name; anything else there is ignored. */
-async function readUrlRecords(filesDir) {
-    const folder = recordsFolder(filesDir);
-    const names = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readdir)(folder).catch(() => []);
-    const records = [];
-    for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
-        try {
-            const data = JSON.parse(await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)((0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(folder, name), 'utf8'));
-            const { line, file, sha256 } = data;
-            if (data.format !== FORMAT || typeof line !== 'string' || typeof file !== 'string')
-                continue;
-            if (typeof sha256 !== 'string' || !(0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .isSha256Hex */ .P4)(sha256) || `${file}.json` !== name)
-                continue;
-            // A record names a file in files-dir itself, never a path that leaves it.
-            if (file.startsWith('.') || /[/\\\0]/.test(file))
-                continue;
-            records.push({ line, file, sha256 });
-        }
-        catch {
-            // unreadable or not JSON: not a record of ours
-        }
-    }
-    return records;
-}
+const DEFAULT_SOURCES = [ollamaSource, hfSource, ociSource, urlSource];
 
 
 /***/ })

@@ -195,14 +195,14 @@ async function listen(handler) {
     };
 }
 
-// EXTERNAL MODULE: ./src/pull.ts + 17 modules
-var pull = __webpack_require__(4344);
+// EXTERNAL MODULE: ./src/pull.ts + 14 modules
+var pull = __webpack_require__(4916);
 // EXTERNAL MODULE: ./src/report/format.ts
 var format = __webpack_require__(2011);
-// EXTERNAL MODULE: ./src/settings/settings.ts
-var settings_settings = __webpack_require__(7100);
-// EXTERNAL MODULE: ./src/sources/index.ts + 21 modules
-var sources = __webpack_require__(5785);
+// EXTERNAL MODULE: ./src/settings/settings.ts + 1 modules
+var settings_settings = __webpack_require__(3756);
+// EXTERNAL MODULE: ./src/sources/index.ts + 38 modules
+var sources = __webpack_require__(7928);
 // EXTERNAL MODULE: ./src/cli/display.ts + 2 modules
 var cli_display = __webpack_require__(3552);
 ;// CONCATENATED MODULE: ./src/cli/demo.ts
@@ -292,7 +292,7 @@ async function pullRound(settings, io, notices, keep) {
         return await (0,pull/* pull */.a)(settings, {
             sources: sources/* DEFAULT_SOURCES */.h,
             log,
-            cache: (0,client/* createNoCache */.m)(),
+            cache: (0,client/* createNoCache */.m_)(),
             onProgress,
             onModel,
             signal: io.signal,
