@@ -106,7 +106,8 @@ describe('the action with a lock file', () => {
     // The job summary says it too, with the fix on its own line.
     expect(run.summary).toContain('**Failed before any download**');
     expect(run.summary).toContain(
-      `  - **Fix:** create it with \`model-pull lock --lockfile model-pull.lock ${ollama} '${hf}' '${url}'\``,
+      // In a code span (the summary's rule for messages), where a backtick reads as a quote.
+      `  - **Fix:** \`create it with 'model-pull lock --lockfile model-pull.lock ${ollama} '${hf}' '${url}'' and commit it`,
     );
   });
 

@@ -58,6 +58,7 @@ it('--keep keeps a store and cache that verify finds intact', async () => {
   expect(lines(verify.stdout)).toEqual([
     expect.stringMatching(/: 4 files, 8\.0 MiB checked, 0 damaged$/),
     expect.stringMatching(/: 2 files, 8\.0 MiB checked, 0 damaged$/),
+    `OCI layout ${join(tmp.path, '.cache', 'model-pull', 'oci')}: not there, nothing to check`,
     `files ${join(tmp.path, '.cache', 'model-pull', 'files')}: not there, nothing to check`,
   ]);
 });

@@ -89,6 +89,7 @@ describe('model-pull verify', () => {
     expect(lines(result.stdout)).toEqual([
       expect.stringMatching(new RegExp(`^Ollama store ${store()}: 4 files, .* checked, 0 damaged$`)),
       expect.stringMatching(new RegExp(`^Hugging Face cache ${hfCache()}: 3 files, .* checked, 0 damaged$`)),
+      `OCI layout ${join(home.path, '.cache', 'model-pull', 'oci')}: not there, nothing to check`,
       `files ${filesDir()}: 1 files, 100.0 KiB checked, 0 damaged`,
     ]);
     const json = await runCli([...verifyArgs(), '--json'], { env: { HOME: home.path } });
@@ -182,6 +183,7 @@ describe('model-pull verify', () => {
     expect(lines(result.stdout)).toEqual([
       expect.stringMatching(/: 4 files, .* checked, 0 damaged$/),
       expect.stringMatching(/: 3 files, .* checked, 0 damaged$/),
+      `OCI layout ${join(home.path, '.cache', 'model-pull', 'oci')}: not there, nothing to check`,
       expect.stringMatching(/^files .*: 1 files, .* checked, 0 damaged$/),
     ]);
     expect(result.code).toBe(0);
@@ -208,6 +210,7 @@ describe('model-pull verify', () => {
       expect(lines(result.stdout)).toEqual([
         `Ollama store ${join(empty.path, '.ollama', 'models')}: not there, nothing to check`,
         `Hugging Face cache ${join(empty.path, '.cache', 'huggingface', 'hub')}: not there, nothing to check`,
+        `OCI layout ${join(empty.path, '.cache', 'model-pull', 'oci')}: not there, nothing to check`,
         `files ${join(empty.path, '.cache', 'model-pull', 'files')}: not there, nothing to check`,
       ]);
     } finally {

@@ -12,6 +12,8 @@ describe('URL lines', () => {
     expect(parseLine(line)).toEqual({
       kind: 'url',
       line,
+      // The canonical line (lock files are keyed by it): no fragment, the pin in lowercase.
+      key: `https://files.example.com/m/tiny%20model.gguf?x=1 sha256=${hex}`,
       ref: {
         line,
         url: 'https://files.example.com/m/tiny%20model.gguf?x=1',
