@@ -271,7 +271,9 @@ test('the CLI takes the source list: its lines, its --file-dest flag, its --help
   expect(out).toContain('\n  --file-dest DIR         where file: lines land\n');
   out = '';
   expect(await runCli(['--help'], io)).toBe(0);
-  expect(out).toContain('\n       | oci:[HOST/]REPO[:TAG][@sha256:HEX] | https://HOST/PATH/FILE sha256=HEX\n       | file:/PATH sha256=HEX\n');
+  expect(out).toContain(
+    '\n       | oci:[HOST/]REPO[:TAG][@sha256:HEX] | https://HOST/PATH/FILE sha256=HEX\n       | file:/PATH sha256=HEX\n',
+  );
   out = '';
   expect(await runCli(['verify', '--file-dest', dest], io)).toBe(0);
   expect(out).toContain(`file: folder ${dest}: 1 files, 3.0 MiB checked, 0 damaged\n`);
