@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import type { HttpClient } from '../http/client.js';
 import type { RetryPolicy } from '../http/retry.js';
 import type { Logger } from '../report/logger.js';
+import type { RegistryMirror } from '../settings/mirrors.js';
 import type { Settings } from '../settings/settings.js';
 import type { AuthPolicy, BasicAuth } from './auth.js';
 import { knownRealmHosts, type RegistryName, registryOrigin } from './endpoint.js';
@@ -25,12 +26,15 @@ export interface RegistryOptions {
    * realm, or to the registry itself when it asks for Basic.
    */
   readonly basicAuth?: BasicAuth & { readonly host: string };
+  /** `registry-mirror`: pulls for these hosts ask the mirror first (RegistryRoutes). */
+  readonly mirrors?: readonly RegistryMirror[];
 }
 
 export function registryOptions(settings: Settings): RegistryOptions {
   return {
     allowedRealmHosts: settings.allowedRealmHosts,
     ...(settings.registryAuth ? { basicAuth: settings.registryAuth } : {}),
+    mirrors: settings.registryMirrors,
   };
 }
 

@@ -19,6 +19,7 @@ import {
   parseImageManifest,
   parseManifestOrIndex,
 } from '../../registry/manifest.js';
+import { RegistryRoutes } from '../../registry/mirror-route.js';
 import { type RegistrySession, registryBlob } from '../../registry/session.js';
 import { checkPlacedPaths, commitFolder, type FolderFile, layerName } from './folder.js';
 import { layoutOf, notAModel, type Placement, singleGguf } from './formats.js';
@@ -44,10 +45,11 @@ export function modelDir(root: string, ref: OciRef, hex: string): string {
  * `oci-dir` plus one folder per model (docs/oci-artifacts.md).
  */
 export function createOciSource(options: OciSourceOptions): Source<OciRef> {
-  const registry = new RegistryClient(options);
   const { root } = options;
-  const sessionFor = (ref: OciRef, ctx: SourceContext): Promise<RegistrySession> =>
-    registry.resolve(ctx, {
+  // Through the user's registry-mirror for the line's host, when there is one.
+  const routes = new RegistryRoutes(new RegistryClient(options), options.mirrors);
+  const routeFor = (ref: OciRef) =>
+    routes.route({
       host: ref.host,
       ...(ref.scheme ? { scheme: ref.scheme } : {}),
       repository: ref.repository,
@@ -55,7 +57,7 @@ export function createOciSource(options: OciSourceOptions): Source<OciRef> {
   /** Manifest or index bytes by digest: the layout's own copy when it is there, else the registry. */
   const byDigest = async (ref: OciRef, hex: string, ctx: SourceContext): Promise<Buffer> =>
     (await readVerifiedBlob(root, hex, MAX_MANIFEST_BYTES)) ??
-    (await sessionFor(ref, ctx)).getManifest(ctx, `sha256:${hex}`, {
+    routeFor(ref).manifest(ctx, `sha256:${hex}`, {
       name: ociName(ref),
       expectHex: hex,
       accept: MANIFEST_OR_INDEX_ACCEPT,
@@ -67,7 +69,7 @@ export function createOciSource(options: OciSourceOptions): Source<OciRef> {
       const bytes =
         ref.pin !== undefined
           ? await byDigest(ref, ref.pin, ctx)
-          : await (await sessionFor(ref, ctx)).getManifest(ctx, ref.tag, {
+          : await routeFor(ref).manifest(ctx, ref.tag, {
               name,
               accept: MANIFEST_OR_INDEX_ACCEPT,
             });
@@ -84,7 +86,8 @@ export function createOciSource(options: OciSourceOptions): Source<OciRef> {
     async plan(ref, identity, ctx) {
       const { hex, index } = recorded(ref, identity);
       const manifest = await manifestFor(ref, identity, hex, () => byDigest(ref, hex, ctx));
-      return planEntry(ref, identity, hex, manifest, index, options, (c) => sessionFor(ref, c), ctx);
+      const session = (c: SourceContext) => routeFor(ref).blobSession(c, hex, ociName(ref));
+      return planEntry(ref, identity, hex, manifest, index, options, session, ctx);
     },
   };
 }

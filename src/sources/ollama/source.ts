@@ -9,6 +9,7 @@ import {
   type SourceContext,
 } from '../../plan.js';
 import { RegistryClient, type RegistryOptions } from '../../registry/client.js';
+import { RegistryRoutes } from '../../registry/mirror-route.js';
 import { type RegistrySession, registryBlob } from '../../registry/session.js';
 import { type Descriptor, layerKind, type OllamaManifest, parseManifest, weightsLayer } from './manifest.js';
 import { type OllamaRef, ollamaName, repositoryOf } from './ref.js';
@@ -20,9 +21,10 @@ export interface OllamaSourceOptions extends RegistryOptions {
 
 /** Resolves `ollama:` references against Ollama's registry or any OCI-distribution registry. */
 export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaRef> {
-  const registry = new RegistryClient(options);
-  const sessionFor = (ref: OllamaRef, ctx: SourceContext): Promise<RegistrySession> =>
-    registry.resolve(ctx, {
+  // Through the user's registry-mirror for the line's host, when there is one.
+  const routes = new RegistryRoutes(new RegistryClient(options), options.mirrors);
+  const routeFor = (ref: OllamaRef) =>
+    routes.route({
       host: ref.host,
       ...(ref.scheme ? { scheme: ref.scheme } : {}),
       repository: repositoryOf(ref),
@@ -36,8 +38,7 @@ export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaR
         if (stored && sha256Hex(stored) === ref.pin)
           return identityOf(ref, parseManifest(stored, ollamaName(ref)), ref.pin);
       }
-      const session = await sessionFor(ref, ctx);
-      const bytes = await session.getManifest(ctx, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
+      const bytes = await routeFor(ref).manifest(ctx, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
         name: ollamaName(ref),
         ...(ref.pin ? { expectHex: ref.pin } : {}),
       });
@@ -47,9 +48,9 @@ export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaR
     async plan(ref, identity, ctx) {
       const hex = recordedHex(ref, identity);
       // Settled only when a request is made: a pinned model complete on disk asks nothing.
-      const session = () => sessionFor(ref, ctx);
-      const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, async () =>
-        (await session()).getManifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }),
+      const session = () => routeFor(ref).blobSession(ctx, hex, ollamaName(ref));
+      const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, () =>
+        routeFor(ref).manifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }),
       );
       return planEntry(ref, identity, manifest, options.modelsRoot, session, ctx);
     },

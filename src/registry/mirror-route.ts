@@ -1,0 +1,162 @@
+import { sha256Hex } from '../digest.js';
+import { describeError, isModelPullError } from '../errors.js';
+import { isUnreachable } from '../http/retry.js';
+import type { RegistryMirror } from '../settings/mirrors.js';
+import type { RegistryCall, RegistryClient } from './client.js';
+import type { RegistryName } from './endpoint.js';
+import { MANIFEST_OR_INDEX_ACCEPT } from './manifest.js';
+import { nameUnder, type RepositoryPrefix, repositoryUnder } from './prefix.js';
+import type { RegistrySession } from './session.js';
+
+/** A repository as a line names it: its registry, and its path there. */
+export type RepositoryName = RegistryName & { readonly repository: string };
+
+/** What getManifest is told: the name for messages, the digest to expect, what to accept. */
+export interface ManifestRequest {
+  readonly name: string;
+  readonly expectHex?: string;
+  readonly accept?: string;
+}
+
+/**
+ * The `registry-mirror` routes of one run (docs/scale-out.md, "Pulling through a mirror"): a
+ * repository whose host has a mirror is asked there first. A mirror that cannot be reached is
+ * left for the rest of the run after one warning; a mirror that lacks a model (or answers it
+ * wrongly) sends that repository to its own registry, again with one warning. Content never
+ * depends on the route: manifests by digest and every blob are verified against the digests
+ * the line, the lock or the manifest names, whichever registry served them.
+ */
+export class RegistryRoutes {
+  private readonly routes = new Map<string, RepositoryRoute>();
+  /** Mirrors found unreachable in this run (by their prefix text), with the warning told. */
+  readonly down: Set<string>;
+
+  constructor(
+    readonly client: RegistryClient,
+    private readonly mirrors: readonly RegistryMirror[] = [],
+  ) {
+    // Every source of a run gets the same list from its settings: the one warning and the
+    // decision to leave an unreachable mirror are shared by ollama: and oci: lines alike.
+    const down = downByRun.get(mirrors) ?? new Set<string>();
+    downByRun.set(mirrors, down);
+    this.down = down;
+  }
+
+  /** The route of one repository (shared by every line that names it, so it warns once). */
+  route(name: RepositoryName): RepositoryRoute {
+    const key = `${name.scheme ?? ''}://${name.host}/${name.repository}`;
+    let route = this.routes.get(key);
+    if (!route) {
+      const mirror = this.mirrors.find((m) => m.host === name.host.toLowerCase())?.mirror;
+      route = new RepositoryRoute(this, name, mirror);
+      this.routes.set(key, route);
+    }
+    return route;
+  }
+}
+
+/** The mirrors found unreachable, per run (keyed by the run's list of mirrors). */
+const downByRun = new WeakMap<readonly RegistryMirror[], Set<string>>();
+
+/** One repository's way to its manifests and blobs: the mirror while it serves, else the origin. */
+export class RepositoryRoute {
+  /** Set once the mirror failed this repository: everything then goes to the origin. */
+  private fellBack = false;
+  /** Manifest digests the mirror was seen to hold (or not), so blobs know where to go. */
+  private readonly held = new Map<string, Promise<boolean>>();
+
+  constructor(
+    private readonly routes: RegistryRoutes,
+    readonly origin: RepositoryName,
+    private readonly mirror: RepositoryPrefix | undefined,
+  ) {}
+
+  /** The repository on the mirror: the mirror's path, then the origin's repository. */
+  private get mirrorName(): RepositoryName | undefined {
+    const m = this.mirror;
+    if (!m || this.fellBack || this.routes.down.has(m.text)) return undefined;
+    return {
+      host: m.host,
+      ...(m.scheme ? { scheme: m.scheme } : {}),
+      repository: repositoryUnder(m, ...this.origin.repository.split('/')),
+    };
+  }
+
+  /** The origin's session (no mirror). */
+  originSession(call: RegistryCall): Promise<RegistrySession> {
+    return this.routes.client.resolve(call, this.origin);
+  }
+
+  /**
+   * A manifest (or index) by tag or digest: from the mirror when it has it, else from the
+   * origin. A digest mismatch from the mirror is a miss, never an answer.
+   */
+  async manifest(call: RegistryCall, reference: string, request: ManifestRequest): Promise<Buffer> {
+    const mirror = this.mirrorName;
+    if (mirror) {
+      try {
+        const session = await this.routes.client.resolve(call, mirror);
+        const bytes = await session.getManifest(call, reference, request);
+        this.held.set(sha256Hex(bytes), Promise.resolve(true));
+        call.log.debug(`${request.name}: manifest ${reference} from the mirror ${this.mirror!.host}`);
+        return bytes;
+      } catch (error) {
+        this.fallBack(call, error, mirror, reference);
+      }
+    }
+    return (await this.originSession(call)).getManifest(call, reference, request);
+  }
+
+  /**
+   * Where the blobs of the manifest `hex` are fetched: the mirror when it holds that manifest
+   * (asked once, by digest, when the manifest came from elsewhere: a lock or the store), else
+   * the origin. Called on the first blob that needs fetching, so a model on disk asks nothing.
+   */
+  async blobSession(call: RegistryCall, hex: string, name: string): Promise<RegistrySession> {
+    const mirror = this.mirrorName;
+    if (!mirror) return this.originSession(call);
+    let held = this.held.get(hex);
+    if (!held) {
+      held = (async () => {
+        try {
+          const session = await this.routes.client.resolve(call, mirror);
+          await session.getManifest(call, `sha256:${hex}`, {
+            name,
+            expectHex: hex,
+            accept: MANIFEST_OR_INDEX_ACCEPT,
+          });
+          return true;
+        } catch (error) {
+          this.fallBack(call, error, mirror, `sha256:${hex}`);
+          return false;
+        }
+      })();
+      this.held.set(hex, held);
+    }
+    const onMirror = await held;
+    const still = this.mirrorName;
+    return onMirror && still ? this.routes.client.resolve(call, still) : this.originSession(call);
+  }
+
+  /** Leaves the mirror for this repository (or, when unreachable, for the run) with one warning. */
+  private fallBack(call: RegistryCall, error: unknown, mirror: RepositoryName, reference: string): void {
+    if (isModelPullError(error, 'ERR_ABORTED') || call.signal?.aborted) throw error;
+    const prefix = this.mirror!;
+    const where = nameUnder(prefix, mirror.repository, reference);
+    const origin = this.origin.host;
+    if (isUnreachable(error)) {
+      if (this.routes.down.has(prefix.text)) return;
+      this.routes.down.add(prefix.text);
+      call.log.warning(
+        `registry-mirror ${prefix.text} cannot be reached (${describeError(error)}); pulling from ${origin} instead for the rest of this run`,
+      );
+      return;
+    }
+    if (this.fellBack) return;
+    this.fellBack = true;
+    const why = isModelPullError(error, 'ERR_NOT_FOUND')
+      ? 'is not on the mirror'
+      : `failed: ${describeError(error)}`;
+    call.log.warning(`registry-mirror: ${where} ${why}; pulling ${this.origin.repository} from ${origin}`);
+  }
+}
