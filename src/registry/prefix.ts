@@ -1,4 +1,5 @@
 import { ModelPullError } from '../errors.js';
+import { badLine } from '../refs/line.js';
 import type { RegistryName } from './endpoint.js';
 
 /**
@@ -70,4 +71,29 @@ export function repositoryComponent(text: string): string | undefined {
     .replace(/[._-]{2,}/g, (run) => (run === '__' ? run : run[0] === '-' ? '-' : run[0]!))
     .replace(/^[._-]+|[._-]+$/g, '');
   return COMPONENT.test(lower) ? lower : undefined;
+}
+
+/**
+ * A name part of a line (`what` says which) as one repository component under a mirror prefix:
+ * lower case is all that may change (capitals are common on the Hub and in Ollama names);
+ * anything else would be a silent rename, so the line is refused.
+ */
+export function repositoryPart(part: string, what: string, line: string): string {
+  const valid = repositoryComponent(part);
+  if (valid === undefined || valid !== part.toLowerCase())
+    throw badLine(
+      line,
+      `the ${what} "${part}" cannot be a registry repository part (lowercase letters and digits joined by ., _ or -)`,
+    );
+  return valid;
+}
+
+/**
+ * A tag made from a name (a branch, `refs/pr/1`): characters a tag cannot hold become `-`, and
+ * `suffix` is kept whole within the 128 allowed; undefined when nothing valid is left.
+ */
+export function tagFrom(name: string, suffix = ''): string | undefined {
+  const base = name.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+/, '');
+  const tag = `${base.slice(0, 128 - suffix.length)}${suffix}`;
+  return base !== '' && /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag) ? tag : undefined;
 }

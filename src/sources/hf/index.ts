@@ -1,5 +1,6 @@
 import { Inputs } from '../../constants.js';
 import type { SourceDescriptor } from '../descriptor.js';
+import { hfMirror } from './mirror.js';
 import { canonicalHfLine, HF_PREFIX, type HfRef, parseHfRef } from './ref.js';
 import { createHfSource } from './source.js';
 import { verifyHfCache } from './verify.js';
@@ -28,4 +29,5 @@ export const hfSource: SourceDescriptor<HfRef> = {
       ...(settings.hfToken ? { token: settings.hfToken } : {}),
       ...(settings.hfEndpointAuth ? { endpointAuth: settings.hfEndpointAuth } : {}),
     }),
+  mirror: hfMirror,
 };

@@ -3,7 +3,7 @@ import { ModelPullError } from '../../errors.js';
 import type { SourceMirror } from '../../mirror/types.js';
 import { badLine } from '../../refs/line.js';
 import { MediaTypes } from '../../registry/manifest.js';
-import { nameUnder, repositoryComponent, repositoryUnder } from '../../registry/prefix.js';
+import { nameUnder, repositoryPart, repositoryUnder } from '../../registry/prefix.js';
 import type { LocalBlob } from '../../registry/push.js';
 import { layerKind, parseManifest } from './manifest.js';
 import type { OllamaRef } from './ref.js';
@@ -24,9 +24,9 @@ export const ollamaMirror: SourceMirror<OllamaRef> = {
         `Ollama names hold one namespace (host/namespace/model:tag), so Ollama models can go to ${prefix.host} or ${prefix.host}/${parts[0]}, not under ${prefix.text}`,
       );
     }
-    const namespace = parts.length ? [] : [component(ref.namespace, 'namespace', line)];
+    const namespace = parts.length ? [] : [repositoryPart(ref.namespace, 'namespace', line)];
     return {
-      repository: repositoryUnder(prefix, ...namespace, component(ref.model, 'model', line)),
+      repository: repositoryUnder(prefix, ...namespace, repositoryPart(ref.model, 'model', line)),
       origin: `${ref.host}/${ref.namespace}/${ref.model}`,
     };
   },
@@ -57,14 +57,3 @@ export const ollamaMirror: SourceMirror<OllamaRef> = {
     };
   },
 };
-
-/** Ollama allows capitals and a final `_` or `.`; a repository part does not. */
-function component(part: string, what: string, line: string): string {
-  const valid = repositoryComponent(part);
-  if (valid === undefined || valid !== part.toLowerCase())
-    throw badLine(
-      line,
-      `the ${what} "${part}" cannot be a registry repository part (lowercase letters and digits joined by ., _ or -)`,
-    );
-  return valid;
-}

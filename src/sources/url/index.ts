@@ -1,6 +1,7 @@
 import { Inputs } from '../../constants.js';
 import { badLine } from '../../refs/line.js';
 import type { SourceDescriptor } from '../descriptor.js';
+import { urlMirror } from './mirror.js';
 import { parseUrlRef, type UrlRef } from './ref.js';
 import { createUrlSource } from './source.js';
 import { verifyFilesDir } from './verify.js';
@@ -38,4 +39,5 @@ export const urlSource: SourceDescriptor<UrlRef> = {
     }
   },
   create: (settings) => createUrlSource({ filesDir: settings.filesDir }),
+  mirror: urlMirror,
 };

@@ -1,0 +1,209 @@
+import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gitBlobSha1Hex, sha256Hex } from '../../src/digest.js';
+import { cliInProcess } from '../helpers/cli-in-process.js';
+import { startServer, type TestServer, tempDir } from '../helpers/http.js';
+import { fileBytes, type HubFileSpec, type LocalHub, randomCommit, startHub } from '../helpers/hub.js';
+import { gguf } from '../helpers/oci-artifacts.js';
+import { type RealRegistry, startRegistry } from '../helpers/registry.js';
+
+// model-pull mirror for hf: repos and URL files: pulled from a local Hub and file server, pushed
+// to the real registry (htpasswd Basic auth) as ModelPack artifacts, read by skopeo, and pulled
+// back with oci: lines into fresh folders, byte for byte.
+
+const USER = { username: 'ci', password: 'hf-mirror-pw' };
+const COMMIT = randomCommit();
+const FILES: HubFileSpec[] = [
+  { path: 'config.json', content: fileBytes('{"model_type":"tiny"}') },
+  { path: 'README.md', content: fileBytes('# tiny\n') },
+  { path: 'model.safetensors', content: fileBytes(200 * 1024), lfs: true },
+  { path: 'onnx/model q.onnx', content: fileBytes(30 * 1024), lfs: true },
+  { path: 'copy/config.json', content: fileBytes('{"model_type":"tiny"}') },
+];
+const oid = (f: HubFileSpec) =>
+  f.lfs ? `sha256:${sha256Hex(f.content)}` : `git-sha1:${gitBlobSha1Hex(f.content)}`;
+const FILE = gguf(150 * 1024);
+const FILE_HEX = sha256Hex(FILE);
+
+let org: RealRegistry;
+let hub: LocalHub;
+let files: TestServer;
+let home: Awaited<ReturnType<typeof tempDir>>;
+
+beforeAll(async () => {
+  org = await startRegistry({ htpasswd: USER });
+  hub = await startHub([{ id: 'Team/Tiny-Model', refs: { main: COMMIT }, commits: { [COMMIT]: FILES } }]);
+  files = await startServer((req, res) => {
+    if (req.url !== '/dl/tiny.Q4_K_M.gguf') return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-length': String(FILE.length) }).end(FILE);
+  });
+  home = await tempDir('model-pull-mirror-hf-');
+});
+afterAll(async () => {
+  await Promise.all([org?.close(), hub?.close(), files?.close()]);
+  await home?.remove();
+});
+
+const orgHost = () => new URL(org.url).host;
+const creds = () => [
+  '--registry-host',
+  orgHost(),
+  '--registry-username',
+  USER.username,
+  '--registry-password',
+  USER.password,
+];
+const urlLine = () => `${files.url}/dl/tiny.Q4_K_M.gguf sha256=${FILE_HEX}`;
+const hfLine = 'hf:Team/Tiny-Model';
+
+function skopeoRaw(name: string): Buffer {
+  return execFileSync('skopeo', [
+    'inspect',
+    '--raw',
+    '--tls-verify=false',
+    '--creds',
+    `${USER.username}:${USER.password}`,
+    `docker://${name}`,
+  ]);
+}
+
+async function mirrorBoth(dir: string) {
+  return cliInProcess(
+    [
+      'mirror',
+      '--to',
+      `${orgHost()}/models`,
+      '--hf-cache',
+      join(dir, 'hf'),
+      '--hf-endpoint',
+      hub.url,
+      '--files-dir',
+      join(dir, 'files'),
+      ...creds(),
+      hfLine,
+      urlLine(),
+    ],
+    { HOME: dir },
+  );
+}
+
+test('an hf: repo and a URL file become ModelPack artifacts that skopeo reads and oci: lines pull back', async () => {
+  const dir = join(home.path, 'push');
+  const pushed = await mirrorBoth(dir);
+  expect(pushed.stderr).not.toContain(USER.password);
+  expect(pushed.code).toBe(0);
+  const repo = `${orgHost()}/models/team/tiny-model`;
+  const hfPush = new RegExp(`${hfLine}: pushed ${repo}:${COMMIT}, ${repo}:main \\(sha256:([0-9a-f]{64})\\)`);
+  const digest = hfPush.exec(pushed.stderr)?.[1];
+  expect(digest).toBeDefined();
+  // Two paths with the same bytes are one blob: 4 files and the config.
+  expect(pushed.stderr).toContain(`(sha256:${digest}): 5 blobs uploaded (`);
+  const fileRepo = `${orgHost()}/models/files/tiny.q4_k_m.gguf`;
+  expect(pushed.stderr).toContain(`${urlLine()}: pushed ${fileRepo}:${FILE_HEX} (sha256:`);
+
+  // What skopeo reads: a ModelPack manifest, one raw layer per file with its path and Hub oid.
+  const raw = skopeoRaw(`${repo}:${COMMIT}`);
+  expect(sha256Hex(raw)).toBe(digest);
+  expect(skopeoRaw(`${repo}:main`).equals(raw)).toBe(true);
+  const manifest = JSON.parse(raw.toString());
+  expect(manifest.artifactType).toBe('application/vnd.cncf.model.manifest.v1+json');
+  expect(manifest.config.mediaType).toBe('application/vnd.cncf.model.config.v1+json');
+  expect(manifest.annotations).toMatchObject({
+    'dev.model-pull.hf.repo': 'Team/Tiny-Model',
+    'dev.model-pull.hf.commit': COMMIT,
+    'dev.model-pull.hf.revision': 'main',
+  });
+  const layers = manifest.layers as {
+    mediaType: string;
+    digest: string;
+    size: number;
+    annotations: Record<string, string>;
+  }[];
+  const byPath = new Map(layers.map((l) => [l.annotations['org.cncf.model.filepath'], l]));
+  expect([...byPath.keys()].sort()).toEqual(FILES.map((f) => f.path).sort());
+  for (const f of FILES) {
+    const layer = byPath.get(f.path)!;
+    expect(layer.digest).toBe(`sha256:${sha256Hex(f.content)}`);
+    expect(layer.size).toBe(f.content.length);
+    expect(layer.annotations['dev.model-pull.hf.oid']).toBe(oid(f));
+  }
+  expect(byPath.get('model.safetensors')!.mediaType).toBe('application/vnd.cncf.model.weight.v1.raw');
+  expect(byPath.get('README.md')!.mediaType).toBe('application/vnd.cncf.model.doc.v1.raw');
+  expect(byPath.get('config.json')!.mediaType).toBe('application/vnd.cncf.model.weight.config.v1.raw');
+  const fileManifest = JSON.parse(skopeoRaw(`${fileRepo}:${FILE_HEX}`).toString());
+  expect(fileManifest.layers).toEqual([
+    {
+      mediaType: 'application/vnd.cncf.model.weight.v1.raw',
+      digest: `sha256:${FILE_HEX}`,
+      size: FILE.length,
+      annotations: { 'org.cncf.model.filepath': 'tiny.Q4_K_M.gguf' },
+    },
+  ]);
+
+  // Pulled back by oci: lines into a fresh folder: every file at its path, byte for byte.
+  const back = join(home.path, 'back');
+  const pulled = await cliInProcess(
+    [
+      'pull',
+      '--json',
+      '--oci-dir',
+      join(back, 'oci'),
+      ...creds(),
+      `oci:${repo}:${COMMIT}`,
+      `oci:${fileRepo}:${FILE_HEX}`,
+    ],
+    { HOME: back },
+  );
+  expect(pulled.stderr).not.toContain('warning');
+  expect(pulled.code).toBe(0);
+  const [hfModel, fileModel] = JSON.parse(pulled.stdout) as { path: string; digest: string }[];
+  expect(hfModel!.digest).toBe(`sha256:${digest}`);
+  for (const f of FILES)
+    expect((await readFile(join(hfModel!.path, ...f.path.split('/')))).equals(Buffer.from(f.content))).toBe(
+      true,
+    );
+  expect(fileModel!.path.endsWith('/tiny.Q4_K_M.gguf')).toBe(true);
+  expect((await readFile(fileModel!.path)).equals(FILE)).toBe(true);
+
+  // Mirrored again from the same stores: the same digests, nothing sent.
+  const again = await mirrorBoth(dir);
+  expect(again.code).toBe(0);
+  expect(again.stderr).toContain(`(sha256:${digest}): 0 blobs uploaded (0 B), 5 already there`);
+  expect(again.stderr).toMatch(
+    /tiny\.q4_k_m\.gguf:[0-9a-f]{64} \(sha256:[0-9a-f]{64}\): 0 blobs uploaded \(0 B\), 2 already there/,
+  );
+});
+
+test('a filtered hf: line gets tags of its own, never the tag that promises every file', async () => {
+  const dir = join(home.path, 'filtered');
+  const line = `${hfLine} include=*.json`;
+  const result = await cliInProcess(
+    [
+      'mirror',
+      '--to',
+      `${orgHost()}/models`,
+      '--hf-cache',
+      join(dir, 'hf'),
+      '--hf-endpoint',
+      hub.url,
+      ...creds(),
+      line,
+    ],
+    { HOME: dir },
+  );
+  expect(result.code).toBe(0);
+  const suffix = sha256Hex(JSON.stringify([['*.json'], []])).slice(0, 12);
+  expect(result.stderr).toContain(
+    `${line}: pushed ${orgHost()}/models/team/tiny-model:${COMMIT}-${suffix}, ${orgHost()}/models/team/tiny-model:main-${suffix} (`,
+  );
+  const manifest = JSON.parse(
+    skopeoRaw(`${orgHost()}/models/team/tiny-model:${COMMIT}-${suffix}`).toString(),
+  );
+  expect(
+    manifest.layers
+      .map((l: { annotations: Record<string, string> }) => l.annotations['org.cncf.model.filepath'])
+      .sort(),
+  ).toEqual(['config.json', 'copy/config.json']);
+  expect(manifest.annotations['dev.model-pull.hf.filters']).toBe('{"include":["*.json"],"exclude":[]}');
+});
