@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gitBlobSha1Hex, sha256Hex } from '../../src/digest.js';
 import { cliInProcess } from '../helpers/cli-in-process.js';
 import { startServer, type TestServer, tempDir } from '../helpers/http.js';
 import { fileBytes, type HubFileSpec, type LocalHub, randomCommit, startHub } from '../helpers/hub.js';
 import { gguf } from '../helpers/oci-artifacts.js';
-import { type RealRegistry, startRegistry } from '../helpers/registry.js';
+import { type RealRegistry, startRecordingProxy, startRegistry } from '../helpers/registry.js';
 
 // model-pull mirror for hf: repos and URL files: pulled from a local Hub and file server, pushed
 // to the real registry (htpasswd Basic auth) as ModelPack artifacts, read by skopeo, and pulled
@@ -206,4 +206,154 @@ test('a filtered hf: line gets tags of its own, never the tag that promises ever
       .sort(),
   ).toEqual(['config.json', 'copy/config.json']);
   expect(manifest.annotations['dev.model-pull.hf.filters']).toBe('{"include":["*.json"],"exclude":[]}');
+});
+
+/** Every entry under a folder: links by target, files by sha256 (the engine's staging aside). */
+async function listing(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      const name = rel ? `${rel}/${entry.name}` : entry.name;
+      if (name.includes('/.model-pull/ingest') || name.endsWith('.lease')) continue;
+      if (entry.isSymbolicLink()) out[name] = `link ${await readlink(path)}`;
+      else if (entry.isDirectory()) await walk(path, name);
+      else out[name] = `file ${sha256Hex(await readFile(path))}`;
+    }
+  };
+  await walk(root, '');
+  return out;
+}
+
+describe('hf-oci-mirror', () => {
+  let direct: Record<string, string>;
+  let lockPath: string;
+
+  beforeAll(async () => {
+    // The Hub's own answer, pulled directly, and a lock file of the line.
+    const dir = join(home.path, 'direct');
+    const pulled = await cliInProcess(
+      ['pull', '--hf-cache', join(dir, 'hf'), '--hf-endpoint', hub.url, hfLine],
+      { HOME: dir },
+    );
+    expect(pulled.code).toBe(0);
+    direct = await listing(join(dir, 'hf'));
+    lockPath = join(home.path, 'model-pull.lock');
+    const locked = await cliInProcess(['lock', '--lockfile', lockPath, '--hf-endpoint', hub.url, hfLine], {
+      HOME: dir,
+    });
+    expect(locked.code).toBe(0);
+    // The commit on the mirror, pushed as a platform team's scheduled job would.
+    const pushed = await mirrorBoth(join(home.path, 'warm'));
+    expect(pushed.code).toBe(0);
+  });
+
+  const pullVia = (name: string, mirror: string, args: readonly string[]) => {
+    const dir = join(home.path, name);
+    return cliInProcess(
+      [
+        'pull',
+        '--hf-cache',
+        join(dir, 'hf'),
+        '--hf-endpoint',
+        hub.url,
+        '--hf-oci-mirror',
+        mirror,
+        ...creds(),
+        ...args,
+      ],
+      { HOME: dir },
+    ).then((r) => ({ ...r, cache: join(dir, 'hf') }));
+  };
+
+  test('a locked line with a warm mirror: no request to the Hub, the cache exactly as from the Hub', async () => {
+    const before = hub.requestCount();
+    const r = await pullVia('locked', `${orgHost()}/models`, ['--lockfile', lockPath, hfLine]);
+    expect(r.stderr).not.toContain('warning');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      `${hfLine}: commit ${COMMIT} from ${orgHost()}/models/team/tiny-model:${COMMIT}`,
+    );
+    expect(hub.requestCount()).toBe(before);
+    expect(await listing(r.cache)).toEqual(direct);
+    expect(Object.keys(direct)).toEqual(
+      expect.arrayContaining([
+        `models--Team--Tiny-Model/refs/main`,
+        `models--Team--Tiny-Model/trees/${COMMIT}.json`,
+      ]),
+    );
+  });
+
+  test('a pinned commit asks the Hub nothing; a branch without a lock asks it once (the revision)', async () => {
+    const before = hub.requestCount();
+    const pinned = await pullVia('pinned', `${orgHost()}/models`, [`${hfLine}@${COMMIT}`]);
+    expect(pinned.code).toBe(0);
+    expect(hub.requestCount()).toBe(before);
+    const branch = await pullVia('branch', `${orgHost()}/models`, [hfLine]);
+    expect(branch.code).toBe(0);
+    expect(hub.hub.requests.slice(-1).map((q) => q.url)).toEqual([
+      `/api/models/Team/Tiny-Model/revision/main`,
+    ]);
+    expect(hub.requestCount()).toBe(before + 1);
+    expect(await listing(branch.cache)).toEqual(direct);
+  });
+
+  test('a commit the mirror lacks: one warning, then the Hub', async () => {
+    const r = await pullVia('missing', `${orgHost()}/elsewhere`, ['--lockfile', lockPath, hfLine]);
+    expect(r.code).toBe(0);
+    const warnings = r.stderr.split('\n').filter((l) => l.includes('warning'));
+    expect(warnings).toEqual([
+      expect.stringContaining(
+        `${hfLine}: hf-oci-mirror ${orgHost()}/elsewhere: ${orgHost()}/elsewhere/team/tiny-model:${COMMIT} is not there; pulling from the Hub`,
+      ),
+    ]);
+    expect(await listing(r.cache)).toEqual(direct);
+  });
+
+  test('a mirror serving other bytes for a file is refused by the Hub oid', async () => {
+    const readme = FILES.find((f) => f.path === 'README.md')!;
+    const hex = sha256Hex(readme.content);
+    const forged = Buffer.from('# not tiny\n');
+    const liar = await startRecordingProxy(org.url, {
+      answer: (req, res) => {
+        if (req.method !== 'GET' || !req.url?.endsWith(`/blobs/sha256:${hex}`)) return false;
+        res.writeHead(200, { 'content-length': String(forged.length) }).end(forged);
+        return true;
+      },
+    });
+    try {
+      const host = new URL(liar.url).host;
+      const dir = join(home.path, 'forged');
+      const r = await cliInProcess(
+        [
+          'pull',
+          '--hf-cache',
+          join(dir, 'hf'),
+          '--hf-endpoint',
+          hub.url,
+          '--hf-oci-mirror',
+          `${host}/models`,
+          '--registry-host',
+          host,
+          '--registry-username',
+          USER.username,
+          '--registry-password',
+          USER.password,
+          '--lockfile',
+          lockPath,
+          hfLine,
+        ],
+        { HOME: dir },
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        `git-sha1 mismatch from ${host}: expected ${gitBlobSha1Hex(readme.content)}`,
+      );
+      const blobs = await readdir(join(dir, 'hf', 'models--Team--Tiny-Model', 'blobs'));
+      expect(blobs).not.toContain(gitBlobSha1Hex(forged));
+      await expect(readdir(join(dir, 'hf', 'models--Team--Tiny-Model', 'snapshots'))).rejects.toThrow();
+    } finally {
+      await liar.close();
+    }
+  });
 });

@@ -1,6 +1,8 @@
 import { Inputs } from '../../constants.js';
+import { RegistryClient, registryOptions } from '../../registry/client.js';
 import type { SourceDescriptor } from '../descriptor.js';
 import { hfMirror } from './mirror.js';
+import { HfOciMirror } from './oci-mirror.js';
 import { canonicalHfLine, HF_PREFIX, type HfRef, parseHfRef } from './ref.js';
 import { createHfSource } from './source.js';
 import { verifyHfCache } from './verify.js';
@@ -28,6 +30,9 @@ export const hfSource: SourceDescriptor<HfRef> = {
       endpoint: settings.hfEndpoint,
       ...(settings.hfToken ? { token: settings.hfToken } : {}),
       ...(settings.hfEndpointAuth ? { endpointAuth: settings.hfEndpointAuth } : {}),
+      ...(settings.hfOciMirror
+        ? { ociMirror: new HfOciMirror(new RegistryClient(registryOptions(settings)), settings.hfOciMirror) }
+        : {}),
     }),
   mirror: hfMirror,
 };

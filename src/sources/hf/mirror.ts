@@ -1,6 +1,5 @@
 import { formatDigest, hashFile, sha256Hex } from '../../digest.js';
 import { blobPath, hfRepoPaths } from '../../layouts/hf.js';
-import { compareCodePoints } from '../../layouts/hf-trees.js';
 import { modelPackArtifact, type PackFile } from '../../mirror/modelpack.js';
 import type { SourceMirror } from '../../mirror/types.js';
 import {
@@ -68,7 +67,8 @@ export const hfMirror: SourceMirror<HfRef> = {
     const d = hfDetail(model.identity, ref);
     const paths = hfRepoPaths(settings.hfCache, d.type, d.repo);
     const files: PackFile[] = [];
-    for (const f of [...d.files].sort((a, b) => compareCodePoints(a.path, b.path))) {
+    // Layers in the order the Hub listed the files: hf-oci-mirror rebuilds the same identity.
+    for (const f of d.files) {
       const source = blobPath(paths, f.digest.hex);
       // LFS files are named by their sha256 already; git files by a sha1 of their header and bytes.
       const hex = f.digest.algorithm === 'sha256' ? f.digest.hex : await hashFile(source, 'sha256');

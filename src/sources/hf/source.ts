@@ -28,6 +28,7 @@ import type { HubSubject } from './errors.js';
 import { fileFilter } from './glob.js';
 import { type HfDetail, hfDetail, hfIdentity } from './identity.js';
 import { treeCacheFiles, treeEntries, treeMismatch } from './listing.js';
+import { HfOciMirror, type MirroredCommit } from './oci-mirror.js';
 import { blobsPresent, type RecordKey, readRecord, readRef, recordContent, recordPath } from './record.js';
 import { type HfRef, isCommitId } from './ref.js';
 
@@ -42,6 +43,8 @@ export interface HfSourceOptions {
   readonly endpointAuth?: BasicAuth;
   /** Filesystem seam for snapshot entries (tests take symlinks away). */
   readonly linkOps?: Partial<LinkOps>;
+  /** `hf-oci-mirror`: commits pushed by `model-pull mirror`, read before the Hub. */
+  readonly ociMirror?: HfOciMirror;
 }
 
 /** The `hf:` source: Hub revision → commit → filtered listing → blobs and the HF cache layout. */
@@ -79,12 +82,17 @@ async function identify(env: SourceEnv, ref: HfRef, ctx: SourceContext): Promise
       ctx.log.debug(`${ref.line}: complete in the cache at ${ref.revision}, no request made`);
       return hfIdentity(ref, ref.revision, local.files, local.tree);
     }
+    const mirrored = await fromOciMirror(env, ref, ref.revision, ctx);
+    if (mirrored) return mirrored;
     const listed = await listFiles(env, ref, ref.revision, ctx);
     return hfIdentity(ref, ref.revision, listed.files, listed.tree);
   }
   let commit: string | undefined;
   try {
     commit = await resolveRevision(env.ep, ref.type, ref.repo, ref.revision, ctx, subjectOf(env, ref));
+    // A branch costs the Hub one call; the listing and the files may come from the mirror.
+    const mirrored = await fromOciMirror(env, ref, commit, ctx);
+    if (mirrored) return mirrored;
     const listed = await listFiles(env, ref, commit, ctx);
     return hfIdentity(ref, commit, listed.files, listed.tree);
   } catch (error) {
@@ -101,6 +109,45 @@ async function identify(env: SourceEnv, ref: HfRef, ctx: SourceContext): Promise
     );
     return hfIdentity(ref, fallback, local.files, local.tree);
   }
+}
+
+/** The identity of a commit from the hf-oci-mirror's listing, when the mirror has the commit. */
+async function fromOciMirror(
+  env: SourceEnv,
+  ref: HfRef,
+  commit: string,
+  ctx: SourceContext,
+): Promise<Identity | undefined> {
+  const mirrored = env.ociMirror && (await env.ociMirror.commit(ref, commit, ctx));
+  if (!mirrored) return undefined;
+  const files = HfOciMirror.selected(mirrored, ref);
+  return files.length ? hfIdentity(ref, commit, files, mirrored.tree) : undefined;
+}
+
+/**
+ * The mirror's copy of the planned commit, asked once per model and only when a file must be
+ * fetched; undefined (the Hub) when it is absent or does not hold these files with these oids.
+ */
+function mirroredFiles(
+  env: SourceEnv,
+  ref: HfRef,
+  d: HfDetail,
+  ctx: SourceContext,
+): (() => Promise<MirroredCommit | undefined>) | undefined {
+  const mirror = env.ociMirror;
+  if (!mirror) return undefined;
+  let found: Promise<MirroredCommit | undefined> | undefined;
+  return () => {
+    found ??= mirror.commit({ ...d, line: ref.line }, d.commit, ctx).then((m) => {
+      const lacks = m && HfOciMirror.lacks(m, d.files);
+      if (!lacks) return m;
+      ctx.log.warning(
+        `${ref.line}: hf-oci-mirror ${m.name} does not fit the lock (${lacks}); pulling from the Hub`,
+      );
+      return undefined;
+    });
+    return found;
+  };
 }
 
 function recordKey(ref: Pick<HfRef, 'type' | 'repo' | 'include' | 'exclude'>, commit: string): RecordKey {
@@ -165,9 +212,11 @@ function plan(env: SourceEnv, ref: HfRef, identity: Identity, ctx: SourceContext
   const d = hfDetail(identity, ref);
   const paths = hfRepoPaths(env.cacheRoot, d.type, d.repo);
   const blobs = new Map<string, BlobSpec>();
+  const mirrored = mirroredFiles(env, ref, d, ctx);
   for (const file of d.files) {
     // Files with the same content share one blob, as in huggingface_hub's cache.
-    if (!blobs.has(file.digest.hex)) blobs.set(file.digest.hex, blobSpec(env, d, paths, identity.name, file));
+    if (!blobs.has(file.digest.hex))
+      blobs.set(file.digest.hex, blobSpec(env, d, paths, identity.name, file, ctx, mirrored));
   }
   const record = recordPath(paths, recordKey(d, d.commit));
   return {
@@ -230,9 +279,19 @@ async function recoverTree(
   }
 }
 
-function blobSpec(env: SourceEnv, d: HfDetail, paths: HfRepoPaths, name: string, file: HubFile): BlobSpec {
+function blobSpec(
+  env: SourceEnv,
+  d: HfDetail,
+  paths: HfRepoPaths,
+  name: string,
+  file: HubFile,
+  ctx: SourceContext,
+  mirrored: (() => Promise<MirroredCommit | undefined>) | undefined,
+): BlobSpec {
   const url = resolveUrl(env.ep, d.type, d.repo, d.commit, file.path);
   const location: BlobLocation = env.ep.credentials ? { url, credentials: env.ep.credentials } : { url };
+  /** The registry token generation this blob last saw (see registryBlob). */
+  let seen: number | undefined;
   return {
     digest: file.digest,
     size: file.size,
@@ -240,7 +299,14 @@ function blobSpec(env: SourceEnv, d: HfDetail, paths: HfRepoPaths, name: string,
     target: blobPath(paths, file.digest.hex),
     ingestDir: paths.ingest,
     // The resolve URL answers 302 to a freshly signed CDN URL each time, so asking again after
-    // an expiry is just asking the Hub again.
-    locate: async () => location,
+    // an expiry is just asking the Hub again. From the mirror, the engine checks the bytes
+    // against the same oid.
+    async locate(signal) {
+      const commit = mirrored && (await mirrored());
+      if (!commit || !env.ociMirror) return location;
+      const at = await env.ociMirror.location(commit, file, signal ? { ...ctx, signal } : ctx, seen);
+      seen = at.generation;
+      return at.location;
+    },
   };
 }
