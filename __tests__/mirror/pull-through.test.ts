@@ -175,6 +175,47 @@ function modelBytes(): number {
   return allBlobs().reduce((n, hex) => n + sizeOf(hex), 0);
 }
 
+test('a blob large enough for parallel ranges: one connection until the mirror serves a range', async () => {
+  // 24 MiB: split into ranges (16 connections) when the server serves them. A cold cache
+  // answers a range request with the whole blob, fetched from the origin each time.
+  const large = generateModel(24 * 1024 * KiB);
+  await pushModel(upstream.url, 'team/large', 'v1', large);
+  const front = await startRecordingProxy(cache.url);
+  try {
+    const line = `ollama:${originHost()}/team/large:v1`;
+    const weightsHex = sha256(large.layers[0]!.bytes);
+    const start = origin.requests.length;
+    const cold = await run(front.url, [line]);
+    expect(cold.code).toBe(0);
+    const fromOrigin = originBlobGets(origin.requests.slice(start)).get(weightsHex) ?? 0;
+    expect(fromOrigin).toBeGreaterThanOrEqual(1);
+    // Measured without the probe: 12 (each of the first range requests, then a whole stream).
+    expect(fromOrigin).toBeLessThanOrEqual(3);
+    const coldAsks = front.requests.filter((r) => r.method === 'GET' && r.url.endsWith(weightsHex)).length;
+    expect(coldAsks).toBeLessThanOrEqual(2);
+
+    // Warm: the first range comes back 206, then the others ask in parallel; the origin sees none.
+    const warmStart = origin.requests.length;
+    const frontStart = front.requests.length;
+    const warm = await run(front.url, [line]);
+    expect(warm.code).toBe(0);
+    const ranges = front.requests
+      .slice(frontStart)
+      .filter((r) => r.method === 'GET' && r.url.endsWith(weightsHex))
+      .map((r) => r.headers.range);
+    expect(ranges.length).toBeGreaterThan(1);
+    expect(ranges.every((r) => typeof r === 'string' && r.startsWith('bytes='))).toBe(true);
+    expect(originBlobGets(origin.requests.slice(warmStart)).size).toBe(0);
+    const blob = join(warm.dir, 'ollama', 'blobs', `sha256-${weightsHex}`);
+    expect(sha256(await readFile(blob))).toBe(weightsHex);
+    process.stdout.write(
+      `pull-through, 24 MiB weights: cold runner ${fromOrigin} origin GETs (${coldAsks} asks at the mirror), warm runner ${ranges.length} range requests at the mirror, 0 at the origin\n`,
+    );
+  } finally {
+    await front.close();
+  }
+});
+
 /** Prints what the origin served, for docs/scale-out.md. */
 function report(what: string, runners: number, counts: Map<string, number>): void {
   const gets = [...counts.values()].reduce((a, b) => a + b, 0);

@@ -145,6 +145,8 @@ class BlobRun {
   private unflushed = 0;
   private lastFlush: number;
   private flushing: Promise<void> | undefined;
+  /** Whether more than one connection may ask (see BlobSpec.probeRanges). */
+  private rangesShown: boolean;
   constructor(
     private readonly blob: BlobSpec,
     private readonly tuning: DownloadTuning,
@@ -167,6 +169,7 @@ class BlobRun {
       ? tuning.follow(staged)
       : new PrefixHasher(blob.digest.algorithm, file, paths.data, staged.size, staged.prefix);
     this.locator = new Locator(blob, this.abort.signal);
+    this.rangesShown = blob.probeRanges !== true;
     this.lastFlush = tuning.clock.now();
     // A blob that starts after Ctrl-C must stop at once, not download in full.
     if (tuning.signal?.aborted) this.abort.abort(tuning.signal.reason);
@@ -202,7 +205,8 @@ class BlobRun {
   }
 
   private spawnWorkers(): void {
-    const wanted = this.singleStream || this.plan.size === undefined ? 1 : this.tuning.connections;
+    const wanted =
+      this.singleStream || this.plan.size === undefined || !this.rangesShown ? 1 : this.tuning.connections;
     while (this.workers.size < wanted && !this.abort.signal.aborted) {
       const segment = this.plan.take();
       if (!segment) return;
@@ -324,6 +328,10 @@ class BlobRun {
       );
     }
     if (range[3] !== '*') await this.learnSize(Number(range[3]), segment, response);
+    if (!this.rangesShown) {
+      this.rangesShown = true;
+      this.spawnWorkers();
+    }
     return this.consume(segment, response, Number(range[2]) + 1);
   }
 

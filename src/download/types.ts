@@ -22,6 +22,12 @@ export interface BlobSpec {
   /** Staging folder on the same filesystem as `target` (rename must be atomic). */
   readonly ingestDir: string;
   /**
+   * One connection until the server answers a range with 206, then all of them. For a server
+   * that may answer each range request by fetching the whole blob elsewhere first (a
+   * pull-through cache that lacks it): parallel ranges there multiply its upstream traffic.
+   */
+  readonly probeRanges?: boolean;
+  /**
    * Where to fetch from. Called before the first request and again when a signed URL reached
    * through a redirect answers 401/403 (expired), so the source can mint a fresh one.
    */

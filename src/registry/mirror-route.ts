@@ -71,6 +71,15 @@ export class RepositoryRoute {
     private readonly mirror: RepositoryPrefix | undefined,
   ) {}
 
+  /**
+   * Whether blobs may come from a mirror: then each is asked with one connection until the
+   * mirror shows it serves ranges (a pull-through cache lacking a blob fetches all of it from
+   * the origin for every range request; measured in docs/scale-out.md).
+   */
+  get mirrored(): boolean {
+    return this.mirror !== undefined;
+  }
+
   /** The repository on the mirror: the mirror's path, then the origin's repository. */
   private get mirrorName(): RepositoryName | undefined {
     const m = this.mirror;

@@ -268,7 +268,7 @@ export function registryBlob(
   session: () => Promise<RegistrySession>,
   call: RegistryCall,
   blob: { readonly hex: string; readonly size: number },
-  place: Pick<BlobSpec, 'label' | 'target' | 'ingestDir'>,
+  place: Pick<BlobSpec, 'label' | 'target' | 'ingestDir' | 'probeRanges'>,
 ): BlobSpec {
   let seen: number | undefined;
   return {

@@ -87,7 +87,7 @@ export function createOciSource(options: OciSourceOptions): Source<OciRef> {
       const { hex, index } = recorded(ref, identity);
       const manifest = await manifestFor(ref, identity, hex, () => byDigest(ref, hex, ctx));
       const session = (c: SourceContext) => routeFor(ref).blobSession(c, hex, ociName(ref));
-      return planEntry(ref, identity, hex, manifest, index, options, session, ctx);
+      return planEntry(ref, identity, hex, manifest, index, options, session, ctx, routeFor(ref).mirrored);
     },
   };
 }
@@ -159,6 +159,8 @@ function planEntry(
   options: OciSourceOptions,
   session: (ctx: SourceContext) => Promise<RegistrySession>,
   ctx: SourceContext,
+  /** Blobs may come from a registry-mirror (see BlobSpec.probeRanges). */
+  probeRanges: boolean,
 ): PlanEntry {
   const { root } = options;
   const name = ociName(ref);
@@ -201,6 +203,7 @@ function planEntry(
         label: `${ref.line} ${d === manifest.config ? 'config' : kindOf(d)}`,
         target: blobPath(root, d.hex),
         ingestDir: ingestDir(root),
+        probeRanges,
       }),
     ),
     // Blobs only: the manifest, the folder and the index entry are written by commit() from

@@ -52,7 +52,7 @@ export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaR
       const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, () =>
         routeFor(ref).manifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }),
       );
-      return planEntry(ref, identity, manifest, options.modelsRoot, session, ctx);
+      return planEntry(ref, identity, manifest, options.modelsRoot, session, ctx, routeFor(ref).mirrored);
     },
   };
 }
@@ -117,6 +117,8 @@ function planEntry(
   root: string,
   session: () => Promise<RegistrySession>,
   ctx: SourceContext,
+  /** Blobs may come from a registry-mirror (see BlobSpec.probeRanges). */
+  probeRanges: boolean,
 ): PlanEntry {
   const all: readonly Descriptor[] = [manifest.config, ...manifest.layers];
   const blobs = all.map((d) =>
@@ -124,6 +126,7 @@ function planEntry(
       label: `${ref.line} ${d === manifest.config ? 'config' : layerKind(d.mediaType)}`,
       target: blobPath(root, d.hex),
       ingestDir: ingestDir(root),
+      probeRanges,
     }),
   );
   const files = all.map((d) => ({ path: blobPath(root, d.hex), digest: `sha256:${d.hex}`, size: d.size }));
