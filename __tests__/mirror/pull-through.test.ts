@@ -12,6 +12,7 @@ import {
   sha256,
   startRecordingProxy,
   startRegistry,
+  storedBlobs,
 } from '../helpers/registry.js';
 
 // registry-mirror: ollama: and oci: lines for a host go to its mirror first. The mirror here is a
@@ -87,6 +88,21 @@ async function expectModels(dir: string): Promise<void> {
   expect((await readFile(join(folder, 'tiny.gguf'))).equals(weights)).toBe(true);
 }
 
+/**
+ * Waits until the cache has stored these blobs: distribution stores a blob it proxied in the
+ * background, and may still be writing it after the client has all of its bytes.
+ */
+async function cacheHolds(hexes: readonly string[]): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const { blobs } = await storedBlobs(cache);
+    if (hexes.every((h) => blobs.includes(h))) return;
+    if (Date.now() > deadline)
+      throw new Error(`the cache did not store ${hexes.filter((h) => !blobs.includes(h))}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** GETs of each blob that reached the origin, by digest (manifests and HEADs not counted). */
 function originBlobGets(requests = origin.requests): Map<string, number> {
   const counts = new Map<string, number>();
@@ -122,6 +138,7 @@ test('concurrent runs through a cold pull-through cache: at most two origin fetc
   }
 
   // A second wave of runners: the cache is warm, the origin serves no blob at all.
+  await cacheHolds(allBlobs());
   const before = origin.requests.length;
   const warm = await Promise.all(Array.from({ length: N }, () => run(cache.url)));
   for (const r of warm) {
@@ -145,6 +162,7 @@ test('one runner warms the cache: the origin serves each blob twice at most, the
   const warming = originBlobGets(origin.requests.slice(start));
   const hexes = [solo.config, ...solo.layers].map((b) => sha256(b.bytes));
   for (const hex of hexes) expect(warming.get(hex)).toBeLessThanOrEqual(2);
+  await cacheHolds(hexes);
   const after = origin.requests.length;
   const N = 4;
   const rest = await Promise.all(Array.from({ length: N }, () => run(cache.url, [line])));
@@ -195,6 +213,7 @@ test('a blob large enough for parallel ranges: one connection until the mirror s
     expect(coldAsks).toBeLessThanOrEqual(2);
 
     // Warm: the first range comes back 206, then the others ask in parallel; the origin sees none.
+    await cacheHolds([weightsHex]);
     const warmStart = origin.requests.length;
     const frontStart = front.requests.length;
     const warm = await run(front.url, [line]);
