@@ -104,8 +104,9 @@ ${LOCK_OPTIONS}`,
 Pulls each line as pull does, then pushes each model to the OCI registry PREFIX
 (host[:port][/path], http:// or https:// to choose): Ollama models as Ollama manifests, unchanged,
 at PREFIX/<model>:<tag> (a bare host keeps the namespace), which ollama: lines and ollama pull read;
-Hugging Face repos as ModelPack artifacts at PREFIX/<owner>/<repo>:<commit> and :<revision>, which
-hf-oci-mirror reads; files at PREFIX/files/<name>:<sha256>. Blobs the registry has are not sent
+Hugging Face repos as ModelPack artifacts at PREFIX/<owner>/<repo>:<commit> and :<revision> (a
+line with include=/exclude= adds -<hash of its filters> to both), which hf-oci-mirror reads; files
+at PREFIX/files/<name>:<sha256>. See docs/scale-out.md. Blobs the registry has are not sent
 again, and an upload stopped between chunks resumes in the next run. Credentials:
 --registry-host with --registry-username/--registry-password.
 
