@@ -1119,8 +1119,8 @@ function failureItem(error, line) {
 var resolve = __webpack_require__(1259);
 // EXTERNAL MODULE: ./src/settings/settings.ts + 1 modules
 var settings = __webpack_require__(3756);
-// EXTERNAL MODULE: ./src/sources/index.ts + 38 modules
-var src_sources = __webpack_require__(7928);
+// EXTERNAL MODULE: ./src/sources/index.ts + 43 modules
+var src_sources = __webpack_require__(4026);
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __webpack_require__(7975);
 ;// CONCATENATED MODULE: ./src/cli/args.ts
@@ -1363,8 +1363,9 @@ ${LOCK_OPTIONS}`,
 Pulls each line as pull does, then pushes each model to the OCI registry PREFIX
 (host[:port][/path], http:// or https:// to choose): Ollama models as Ollama manifests, unchanged,
 at PREFIX/<model>:<tag> (a bare host keeps the namespace), which ollama: lines and ollama pull read;
-Hugging Face repos as ModelPack artifacts at PREFIX/<owner>/<repo>:<commit> and :<revision>, which
-hf-oci-mirror reads; files at PREFIX/files/<name>:<sha256>. Blobs the registry has are not sent
+Hugging Face repos as ModelPack artifacts at PREFIX/<owner>/<repo>:<commit> and :<revision> (a
+line with include=/exclude= adds -<hash of its filters> to both), which hf-oci-mirror reads; files
+at PREFIX/files/<name>:<sha256>. See docs/scale-out.md. Blobs the registry has are not sent
 again, and an upload stopped between chunks resumes in the next run. Credentials:
 --registry-host with --registry-username/--registry-password.
 
@@ -4091,6 +4092,8 @@ class BlobRun {
     unflushed = 0;
     lastFlush;
     flushing;
+    /** Whether more than one connection may ask (see BlobSpec.probeRanges). */
+    rangesShown;
     constructor(blob, tuning, paths, file, saved, size, 
     /** One request for the whole blob: the server ignores Range. */
     singleStream) {
@@ -4111,6 +4114,7 @@ class BlobRun {
             ? tuning.follow(staged)
             : new PrefixHasher(blob.digest.algorithm, file, paths.data, staged.size, staged.prefix);
         this.locator = new Locator(blob, this.abort.signal);
+        this.rangesShown = blob.probeRanges !== true;
         this.lastFlush = tuning.clock.now();
         // A blob that starts after Ctrl-C must stop at once, not download in full.
         if (tuning.signal?.aborted)
@@ -4145,7 +4149,7 @@ class BlobRun {
         }
     }
     spawnWorkers() {
-        const wanted = this.singleStream || this.plan.size === undefined ? 1 : this.tuning.connections;
+        const wanted = this.singleStream || this.plan.size === undefined || !this.rangesShown ? 1 : this.tuning.connections;
         while (this.workers.size < wanted && !this.abort.signal.aborted) {
             const segment = this.plan.take();
             if (!segment)
@@ -4265,6 +4269,10 @@ class BlobRun {
         }
         if (range[3] !== '*')
             await this.learnSize(Number(range[3]), segment, response);
+        if (!this.rangesShown) {
+            this.rangesShown = true;
+            this.spawnWorkers();
+        }
         return this.consume(segment, response, Number(range[2]) + 1);
     }
     /**
@@ -5624,6 +5632,7 @@ function registryOptions(settings) {
     return {
         allowedRealmHosts: settings.allowedRealmHosts,
         ...(settings.registryAuth ? { basicAuth: settings.registryAuth } : {}),
+        mirrors: settings.registryMirrors,
     };
 }
 /**
@@ -5850,12 +5859,16 @@ function short(value) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   OK: () => (/* binding */ repositoryComponent),
+/* harmony export */   FL: () => (/* binding */ tagFrom),
 /* harmony export */   c9: () => (/* binding */ nameUnder),
+/* harmony export */   mi: () => (/* binding */ repositoryPart),
 /* harmony export */   u: () => (/* binding */ parseRepositoryPrefix),
 /* harmony export */   vt: () => (/* binding */ repositoryUnder)
 /* harmony export */ });
+/* unused harmony export repositoryComponent */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
+/* harmony import */ var _refs_line_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(9534);
+
 
 /** One repository path component, as the distribution spec allows it. */
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
@@ -5909,6 +5922,26 @@ function repositoryComponent(text) {
         .replace(/[._-]{2,}/g, (run) => (run === '__' ? run : run[0] === '-' ? '-' : run[0]))
         .replace(/^[._-]+|[._-]+$/g, '');
     return COMPONENT.test(lower) ? lower : undefined;
+}
+/**
+ * A name part of a line (`what` says which) as one repository component under a mirror prefix:
+ * lower case is all that may change (capitals are common on the Hub and in Ollama names);
+ * anything else would be a silent rename, so the line is refused.
+ */
+function repositoryPart(part, what, line) {
+    const valid = repositoryComponent(part);
+    if (valid === undefined || valid !== part.toLowerCase())
+        throw (0,_refs_line_js__WEBPACK_IMPORTED_MODULE_1__/* .badLine */ .mV)(line, `the ${what} "${part}" cannot be a registry repository part (lowercase letters and digits joined by ., _ or -)`);
+    return valid;
+}
+/**
+ * A tag made from a name (a branch, `refs/pr/1`): characters a tag cannot hold become `-`, and
+ * `suffix` is kept whole within the 128 allowed; undefined when nothing valid is left.
+ */
+function tagFrom(name, suffix = '') {
+    const base = name.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+/, '');
+    const tag = `${base.slice(0, 128 - suffix.length)}${suffix}`;
+    return base !== '' && /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag) ? tag : undefined;
 }
 
 
@@ -6937,7 +6970,7 @@ function sourceOf(sources, ref) {
 
 /***/ }),
 
-/***/ 7928:
+/***/ 4026:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -6948,160 +6981,20 @@ __webpack_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./src/constants.ts
 var constants = __webpack_require__(7242);
+// EXTERNAL MODULE: ./src/registry/client.ts + 1 modules
+var client = __webpack_require__(8178);
 // EXTERNAL MODULE: ./src/digest.ts
 var src_digest = __webpack_require__(2187);
-// EXTERNAL MODULE: ./src/refs/line.ts
-var refs_line = __webpack_require__(9534);
-;// CONCATENATED MODULE: ./src/sources/hf/ref.ts
-
-
-const HF_PREFIX = 'hf:';
-const DEFAULT_REVISION = 'main';
-const TYPE_PREFIXES = [
-    ['datasets/', 'dataset'],
-    ['spaces/', 'space'],
-];
-/** Parses the reference and options of an `hf:` line; every failure quotes the line and says why. */
-function parseHfRef(parts) {
-    const { line } = parts;
-    (0,refs_line/* onlyOptions */.Lg)(parts, ['include', 'exclude']);
-    if (!parts.reference.startsWith(HF_PREFIX))
-        throw (0,refs_line/* badLine */.mV)(line, 'expected a reference starting with hf:');
-    let rest = parts.reference.slice(HF_PREFIX.length);
-    let type = 'model';
-    for (const [prefix, kind] of TYPE_PREFIXES) {
-        if (rest.startsWith(prefix)) {
-            type = kind;
-            rest = rest.slice(prefix.length);
-            break;
-        }
-    }
-    let revision = DEFAULT_REVISION;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        revision = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        const problem = revisionProblem(revision);
-        if (problem)
-            throw (0,refs_line/* badLine */.mV)(line, problem);
-    }
-    const problem = repoIdProblem(rest);
-    if (problem)
-        throw (0,refs_line/* badLine */.mV)(line, problem);
-    return {
-        line,
-        type,
-        repo: rest,
-        revision,
-        include: patternList(parts, 'include'),
-        exclude: patternList(parts, 'exclude'),
-    };
-}
-/** `hf:[datasets/|spaces/]owner/repo@revision [include=…] [exclude=…]`, the revision written out. */
-function canonicalHfLine(ref) {
-    const type = TYPE_PREFIXES.find(([, kind]) => kind === ref.type)?.[0] ?? '';
-    const words = [`${HF_PREFIX}${type}${ref.repo}@${ref.revision}`];
-    if (ref.include.length)
-        words.push(`include=${ref.include.join(',')}`);
-    if (ref.exclude.length)
-        words.push(`exclude=${ref.exclude.join(',')}`);
-    return words.join(' ');
-}
-const MAX_NAME = 96;
-/**
- * The Hub's repo id rules (as huggingface_hub validates them): `owner/name`, each part made of
- * letters, digits, `_`, `-` and `.`, starting and ending with a letter, digit or `_`, no `--` or
- * `..` anywhere (`--` is the cache's folder separator), the name at most 96 characters and not
- * ending in `.git`.
- */
-function repoIdProblem(repo) {
-    if (repo === '')
-        return 'the repository is missing: expected hf:owner/repo';
-    const parts = repo.split('/');
-    if (parts.length !== 2) {
-        return `"${clip(repo)}" is not owner/repo (for a dataset write hf:datasets/owner/repo)`;
-    }
-    for (const [index, part] of parts.entries()) {
-        const what = index === 0 ? 'owner' : 'repository name';
-        if (part === '')
-            return `the ${what} in "${clip(repo)}" is empty`;
-        if (part.length > MAX_NAME)
-            return `the ${what} "${clip(part)}" is longer than ${MAX_NAME} characters`;
-        if (!/^[A-Za-z0-9_.-]+$/.test(part)) {
-            return `the ${what} "${clip(part)}" may hold only letters, digits, "_", "-" and "."`;
-        }
-        if (!/^[A-Za-z0-9_]/.test(part) || !/[A-Za-z0-9_]$/.test(part)) {
-            return `the ${what} "${clip(part)}" must start and end with a letter, digit or "_"`;
-        }
-        if (part.includes('--') || part.includes('..'))
-            return `the ${what} "${clip(part)}" may not contain "--" or ".."`;
-    }
-    if (parts[1].endsWith('.git'))
-        return `the repository name "${clip(parts[1])}" may not end with ".git"`;
-    return undefined;
-}
-const MAX_REVISION = 255;
-/**
- * A branch, tag, `refs/pr/N` or commit, checked with git's ref-name rules (no `..`, no spaces or
- * control characters, none of `~^:?*[\`, no `@{`, no empty, `.`-led or `.lock` segment). It later
- * becomes a file under `refs/` and a URL path segment, so a lax check here would be a path escape.
- */
-function revisionProblem(revision) {
-    if (revision === '')
-        return 'the revision after "@" is empty';
-    if (revision.length > MAX_REVISION)
-        return `the revision is longer than ${MAX_REVISION} characters`;
-    if (!/^[A-Za-z0-9._/+-]+$/.test(revision)) {
-        return `the revision "${clip(revision)}" may hold only letters, digits, "/", "_", "-", "+" and "."`;
-    }
-    if (revision.includes('..'))
-        return `the revision "${clip(revision)}" may not contain ".."`;
-    const segments = revision.split('/');
-    for (const segment of segments) {
-        if (segment === '')
-            return `the revision "${clip(revision)}" has an empty part between "/"`;
-        if (segment.startsWith('.') || segment.endsWith('.lock') || segment.startsWith('-')) {
-            return `the revision "${clip(revision)}" has a part starting with "." or "-", or ending with ".lock"`;
-        }
-    }
-    if (revision.endsWith('.'))
-        return `the revision "${clip(revision)}" may not end with "."`;
-    if (segments[0] === 'refs' && segments[1] === 'pr' && !/^refs\/pr\/[1-9][0-9]*$/.test(revision)) {
-        return `"${clip(revision)}" is not a pull request revision: expected refs/pr/<number>`;
-    }
-    return undefined;
-}
-/** True for a full commit id, which needs no revision lookup. */
-function isCommitId(revision) {
-    return (0,src_digest/* isSha1Hex */.PV)(revision);
-}
-/** `include=a,b` → ['a','b']; empty patterns are refused rather than silently matching nothing. */
-function patternList(parts, key) {
-    const value = parts.options.get(key);
-    if (value === undefined)
-        return [];
-    const patterns = value.split(',');
-    if (patterns.some((p) => p === '')) {
-        throw (0,refs_line/* badLine */.mV)(parts.line, `${key}= holds an empty pattern (write ${key}=GLOB[,GLOB…])`);
-    }
-    return patterns;
-}
-function clip(text) {
-    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __webpack_require__(6760);
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __webpack_require__(3916);
-// EXTERNAL MODULE: ./src/http/retry.ts
-var retry = __webpack_require__(8902);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __webpack_require__(3024);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __webpack_require__(1455);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __webpack_require__(6760);
 // EXTERNAL MODULE: ./src/atomic-write.ts
 var atomic_write = __webpack_require__(8364);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/fs-dirs.ts
 var fs_dirs = __webpack_require__(3341);
 ;// CONCATENATED MODULE: ./src/layouts/hf.ts
@@ -7338,6 +7231,236 @@ function isUnsupported(error) {
     return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS';
 }
 
+// EXTERNAL MODULE: ./src/registry/manifest.ts
+var registry_manifest = __webpack_require__(506);
+;// CONCATENATED MODULE: ./src/sources/oci/formats.ts
+/**
+ * What the two model artifact formats say about their layers (docs/oci-artifacts.md, "Formats"):
+ * which layer is a file at a path, which is a tar archive of files, which we do not know. The
+ * rules are data, not code paths, so a new media type is one entry here.
+ */
+const MODELPACK_ARTIFACT = 'application/vnd.cncf.model.manifest.v1+json';
+const MODELPACK_CONFIG = 'application/vnd.cncf.model.config.v1+json';
+const DOCKER_CONFIG_PREFIX = 'application/vnd.docker.ai.model.config.';
+/** Both formats name a layer's file here, relative to the model's folder. */
+const FILEPATH_ANNOTATION = 'org.cncf.model.filepath';
+/** What ORAS and other generic artifact tools name a layer's file with. */
+const TITLE_ANNOTATION = 'org.opencontainers.image.title';
+const MODELPACK_LAYER = /^application\/vnd\.cncf\.model\.(weight|weight\.config|doc|code|dataset)\.v1\.(raw|tar|tar\+gzip|tar\+zstd)$/;
+/** Docker Model Runner marks some ModelPack weights with their file format (`…weight.v1.gguf`). */
+const MODELPACK_TYPED_WEIGHT = /^application\/vnd\.cncf\.model\.weight\.v1\.([a-z0-9]+)$/;
+/**
+ * Docker Model Runner's layer types: single files, with the name its own unpacker gives them
+ * when a layer carries no path (v0.1 artifacts), and its tar archives of folders.
+ */
+const DOCKER_FILES = {
+    'application/vnd.docker.ai.gguf.v3': { name: 'model.gguf', gguf: true },
+    'application/vnd.docker.ai.safetensors': { name: 'model.safetensors' },
+    'application/vnd.docker.ai.dduf': { name: 'model.dduf' },
+    'application/vnd.docker.ai.mmproj': { name: 'model.mmproj' },
+    'application/vnd.docker.ai.chat.template.jinja': { name: 'template.jinja' },
+    'application/vnd.docker.ai.license': { name: 'LICENSE' },
+};
+const DOCKER_ARCHIVES = new Set([
+    'application/vnd.docker.ai.dir.tar',
+    'application/vnd.docker.ai.vllm.config.tar',
+]);
+/** Generic OCI layer archives, which early model artifacts (CNAI) used for their files. */
+const OCI_ARCHIVES = {
+    'application/vnd.oci.image.layer.v1.tar': 'none',
+    'application/vnd.oci.image.layer.v1.tar+gzip': 'gzip',
+    'application/vnd.oci.image.layer.v1.tar+zstd': 'zstd',
+};
+function artifactFormat(manifest) {
+    if (manifest.artifactType === MODELPACK_ARTIFACT || manifest.config.mediaType === MODELPACK_CONFIG)
+        return 'modelpack';
+    if (manifest.config.mediaType.startsWith(DOCKER_CONFIG_PREFIX))
+        return 'docker';
+    return 'unknown';
+}
+/** Configs of container images (OCI and Docker): their layers are root filesystems, not model files. */
+const IMAGE_CONFIGS = new Set([
+    'application/vnd.oci.image.config.v1+json',
+    'application/vnd.docker.container.image.v1+json',
+]);
+/**
+ * Why a manifest is no model artifact at all, before anything is fetched: an Ollama model (its
+ * own source reads it) or a container image. Other unknown artifacts are pulled as they are.
+ */
+function notAModel(manifest) {
+    if (artifactFormat(manifest) !== 'unknown')
+        return undefined;
+    if (manifest.layers.some((l) => l.mediaType.startsWith('application/vnd.ollama.image.')))
+        return 'it is an Ollama model: pull it with an ollama: line';
+    if (IMAGE_CONFIGS.has(manifest.config.mediaType))
+        return `it is a container image (config ${manifest.config.mediaType}), not a model artifact`;
+    return undefined;
+}
+/** Whether an index entry announces a model manifest (its `artifactType`), without fetching it. */
+function announcesModel(entry) {
+    return (entry.artifactType === MODELPACK_ARTIFACT || entry.artifactType?.startsWith(DOCKER_CONFIG_PREFIX) === true);
+}
+/**
+ * Where every layer goes. Paths are as the artifact states them; the folder module checks them
+ * (relative, no `..`, no clash) before anything is written.
+ */
+function layoutOf(manifest) {
+    const format = artifactFormat(manifest);
+    // Unnamed Docker layers are named by type, numbered among those of their type.
+    const docker = manifest.layers.filter((l) => DOCKER_FILES[l.mediaType] !== undefined && !annotatedPath(l));
+    const placements = manifest.layers.map((layer) => placementOf(layer, docker));
+    return { format, placements };
+}
+function placementOf(layer, dockerFiles) {
+    const type = layer.mediaType;
+    const annotated = annotatedPath(layer);
+    const modelpack = MODELPACK_LAYER.exec(type);
+    if (modelpack) {
+        const packing = modelpack[2];
+        if (packing !== 'raw')
+            return { kind: 'archive', layer, compression: compressionOf(packing) };
+        if (!annotated)
+            return { kind: 'blob', layer, why: `a ${type} layer without ${FILEPATH_ANNOTATION}` };
+        return { kind: 'file', layer, path: annotated, gguf: modelpack[1] === 'weight' && isGgufName(annotated) };
+    }
+    const typedWeight = MODELPACK_TYPED_WEIGHT.exec(type);
+    if (typedWeight && annotated) {
+        return { kind: 'file', layer, path: annotated, gguf: typedWeight[1] === 'gguf' };
+    }
+    const dockerFile = DOCKER_FILES[type];
+    if (dockerFile) {
+        const path = annotated || defaultDockerName(layer, dockerFile.name, dockerFiles);
+        return { kind: 'file', layer, path, gguf: dockerFile.gguf === true };
+    }
+    if (DOCKER_ARCHIVES.has(type))
+        return { kind: 'archive', layer, compression: 'none' };
+    const oci = OCI_ARCHIVES[type];
+    if (oci !== undefined)
+        return { kind: 'archive', layer, compression: oci };
+    if (annotated && type.startsWith('application/vnd.cncf.model.'))
+        return { kind: 'file', layer, path: annotated, gguf: false };
+    return { kind: 'blob', layer, why: `unknown layer type ${type}` };
+}
+function annotatedPath(layer) {
+    return layer.annotations?.[FILEPATH_ANNOTATION] || layer.annotations?.[TITLE_ANNOTATION] || undefined;
+}
+function compressionOf(packing) {
+    return packing === 'tar+gzip' ? 'gzip' : packing === 'tar+zstd' ? 'zstd' : 'none';
+}
+/**
+ * A v0.1 Docker artifact names no files: its runner calls one GGUF `model.gguf` and several
+ * `model-00001-of-00003.gguf` (in layer order); the other types likewise by their kind.
+ */
+function defaultDockerName(layer, name, dockerFiles) {
+    const same = dockerFiles.filter((l) => l.mediaType === layer.mediaType);
+    if (same.length < 2)
+        return name;
+    const n = String(same.length).padStart(5, '0');
+    const i = String(same.indexOf(layer) + 1).padStart(5, '0');
+    const dot = name.lastIndexOf('.');
+    return dot > 0 ? `${name.slice(0, dot)}-${i}-of-${n}${name.slice(dot)}` : `${name}-${i}-of-${n}`;
+}
+/**
+ * A GGUF weights file by its name. A multimodal projector is GGUF too, but not the model's
+ * weights: ModelPack gives it the same weight media type, and its name says `mmproj` (the
+ * heuristic Docker Model Runner and Hugging Face tooling use).
+ */
+function isGgufName(path) {
+    const lower = path.toLowerCase();
+    const base = lower.slice(lower.lastIndexOf('/') + 1);
+    return base.endsWith('.gguf') && !base.includes('mmproj');
+}
+/** The model's single GGUF weights file, when it has exactly one. */
+function singleGguf(placements) {
+    const ggufs = placements.filter((p) => p.kind === 'file' && p.gguf);
+    return ggufs.length === 1 ? ggufs[0] : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/mirror/modelpack.ts
+
+
+
+/**
+ * A CNCF ModelPack artifact (docs/oci-artifacts.md, "Formats") with one raw layer per file, its
+ * path in `org.cncf.model.filepath`: what `oci:` lines (and modctl, Docker Model Runner) read.
+ * The bytes depend only on the files and the metadata given (no timestamps), so pushing the
+ * same model again yields the same digest and sends nothing.
+ */
+function modelPackArtifact(spec) {
+    const config = Buffer.from(JSON.stringify({
+        descriptor: spec.descriptor,
+        config: formatOf(spec.files),
+        modelfs: { type: 'layers', diff_ids: spec.files.map((f) => `sha256:${f.hex}`) },
+        ...spec.extra,
+    }));
+    const configHex = (0,src_digest/* sha256Hex */.fg)(config);
+    const layers = spec.files.map((f) => ({
+        mediaType: `application/vnd.cncf.model.${layerKind(f.path)}.v1.raw`,
+        digest: `sha256:${f.hex}`,
+        size: f.size,
+        annotations: { [FILEPATH_ANNOTATION]: f.path, ...f.annotations },
+    }));
+    const manifest = Buffer.from(JSON.stringify({
+        schemaVersion: 2,
+        mediaType: registry_manifest/* MediaTypes */.mI.OciManifest,
+        artifactType: MODELPACK_ARTIFACT,
+        config: { mediaType: MODELPACK_CONFIG, digest: `sha256:${configHex}`, size: config.length },
+        layers,
+        annotations: spec.annotations,
+    }));
+    // A file listed under two paths is one blob.
+    const blobs = new Map();
+    blobs.set(configHex, {
+        hex: configHex,
+        size: config.length,
+        path: `${spec.name} config`,
+        bytes: config,
+        label: `${spec.label} config`,
+    });
+    for (const f of spec.files)
+        if (!blobs.has(f.hex))
+            blobs.set(f.hex, { hex: f.hex, size: f.size, path: f.source, label: `${spec.label} ${f.path}` });
+    return {
+        blobs: [...blobs.values()],
+        manifest: { bytes: manifest, mediaType: registry_manifest/* MediaTypes */.mI.OciManifest },
+        references: spec.references,
+        name: spec.name,
+    };
+}
+const WEIGHTS = /\.(gguf|safetensors|bin|pt|pth|ckpt|onnx|h5|msgpack|tflite|mlmodel|ot|nemo|llamafile)$/i;
+const CODE = /\.(py|ipynb|sh|js|ts|rs|go|c|cc|cpp|h)$/i;
+const DOCS = /(^|\/)(readme|license|licence|notice|copying|use_policy|model_card)[^/]*$|\.(md|txt|rst|pdf)$/i;
+/** ModelPack's layer kind for a file, by its name: weights, their config, docs, code. */
+function layerKind(path) {
+    if (WEIGHTS.test(path))
+        return 'weight';
+    if (DOCS.test(path))
+        return 'doc';
+    if (CODE.test(path))
+        return 'code';
+    return 'weight.config';
+}
+/** The config's `format`, when the weights agree on one file format. */
+function formatOf(files) {
+    const formats = new Set(files
+        .filter((f) => layerKind(f.path) === 'weight')
+        .map((f) => /\.([^./]+)$/.exec(f.path)?.[1]?.toLowerCase()));
+    const [format] = formats;
+    return formats.size === 1 && format ? { format } : {};
+}
+
+// EXTERNAL MODULE: ./src/registry/prefix.ts
+var registry_prefix = __webpack_require__(8911);
+;// CONCATENATED MODULE: ./src/plan.ts
+
+/**
+ * The one error for an identity that does not fit its line (edited or stale lock entry, an
+ * entry copied under another line): ERR_LOCKFILE whichever source finds it.
+ */
+function recordedIdentityError(identity, why) {
+    return new errors/* ModelPullError */.Vy('ERR_LOCKFILE', `the recorded identity of "${identity.ref}" is invalid: ${why}`);
+}
+
 ;// CONCATENATED MODULE: ./src/layouts/hf-trees.ts
 
 
@@ -7443,10 +7566,867 @@ function compareCodePoints(a, b) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/sources/hf/glob.ts
+/**
+ * File selection with huggingface_hub's semantics (`filter_repo_objects`): Python's `fnmatchcase`,
+ * so matching is case-sensitive and whole-path; `*` matches any run of characters, `/` included;
+ * `?` one character; `[seq]` / `[!seq]` a character class; no escapes (a backslash is taken as
+ * `/`, as huggingface_hub normalises it); a pattern ending in `/` selects everything below it.
+ *
+ * Repository owners choose the paths, so matching must not backtrack (issue 10: `*-*-*.gguf`
+ * against a 4,000-character path took 33 s as a regular expression). Because `*` matches every
+ * character, a pattern is a run of fixed-width pieces between stars: the first piece must sit at
+ * the start, the last at the end, and each middle piece at its leftmost place after the one
+ * before (any later place leaves less room and gains nothing). Every path character is then
+ * compared at most once per pattern character: linear in the path for a given pattern.
+ */
+/** Compiles one pattern into an anchored matcher. */
+function compileGlob(pattern, meter) {
+    let normalized = pattern.replace(/\\/g, '/');
+    if (normalized.endsWith('/'))
+        normalized += '*';
+    const pieces = parse(Array.from(normalized));
+    const count = meter ? (n) => (meter.comparisons += n) : () => 0;
+    return (path) => matchPieces(pieces, codePoints(path), count);
+}
+/**
+ * A file is selected when it matches some include pattern (or there are none) and no exclude
+ * pattern, the same precedence as `allow_patterns` / `ignore_patterns`.
+ */
+function fileFilter(include, exclude) {
+    const allow = include.map((p) => compileGlob(p));
+    const deny = exclude.map((p) => compileGlob(p));
+    return (path) => (allow.length === 0 || allow.some((m) => m(path))) && !deny.some((m) => m(path));
+}
+/** The pattern split at its stars (a run of stars is one star): n stars give n + 1 pieces. */
+function parse(chars) {
+    const pieces = [[]];
+    let i = 0;
+    while (i < chars.length) {
+        const c = chars[i];
+        i++;
+        if (c === '*') {
+            while (chars[i] === '*')
+                i++;
+            pieces.push([]);
+        }
+        else if (c === '?') {
+            pieces.at(-1).push('any');
+        }
+        else if (c === '[') {
+            const cls = characterClass(chars, i);
+            if (cls) {
+                pieces.at(-1).push(cls.test);
+                i = cls.next;
+            }
+            else {
+                pieces.at(-1).push(cp('['));
+            }
+        }
+        else {
+            pieces.at(-1).push(cp(c));
+        }
+    }
+    return pieces;
+}
+function matchPieces(pieces, path, count) {
+    const first = pieces[0];
+    if (pieces.length === 1)
+        return path.length === first.length && matchesAt(first, path, 0, count);
+    const last = pieces.at(-1);
+    const end = path.length - last.length;
+    if (end < first.length || !matchesAt(first, path, 0, count) || !matchesAt(last, path, end, count))
+        return false;
+    let from = first.length;
+    for (let p = 1; p < pieces.length - 1; p++) {
+        const piece = pieces[p];
+        const at = leftmost(piece, path, from, end, count);
+        if (at < 0)
+            return false;
+        from = at + piece.length;
+    }
+    return true;
+}
+/** The first position in [from, end - piece.length] where the piece matches, or -1. */
+function leftmost(piece, path, from, end, count) {
+    for (let at = from; at + piece.length <= end; at++)
+        if (matchesAt(piece, path, at, count))
+            return at;
+    return -1;
+}
+function matchesAt(piece, path, at, count) {
+    for (let k = 0; k < piece.length; k++) {
+        if (!charMatches(piece[k], path[at + k])) {
+            count(k + 1);
+            return false;
+        }
+    }
+    count(piece.length);
+    return true;
+}
+function charMatches(test, c) {
+    if (test === 'any')
+        return true;
+    if (typeof test === 'number')
+        return test === c;
+    return test.ranges.some(([lo, hi]) => lo <= c && c <= hi) !== test.negated;
+}
+/**
+ * fnmatch's class rules: `!` first negates; a `]` right after `[` or `[!` is a member; `a-z` is a
+ * range and a reversed range matches nothing; a `-` first or last is literal; without a closing
+ * `]` the `[` is an ordinary character (returns undefined).
+ */
+function characterClass(chars, start) {
+    let j = start;
+    const negated = chars[j] === '!';
+    if (negated)
+        j++;
+    if (chars[j] === ']')
+        j++;
+    while (j < chars.length && chars[j] !== ']')
+        j++;
+    if (j >= chars.length)
+        return undefined;
+    const members = chars.slice(negated ? start + 1 : start, j);
+    const ranges = [];
+    for (let k = 0; k < members.length;) {
+        const first = cp(members[k]);
+        if (members[k + 1] === '-' && k + 2 < members.length) {
+            const last = cp(members[k + 2]);
+            if (first <= last)
+                ranges.push([first, last]);
+            k += 3;
+        }
+        else {
+            ranges.push([first, first]);
+            k += 1;
+        }
+    }
+    return { test: { negated, ranges }, next: j + 1 };
+}
+function cp(c) {
+    return c.codePointAt(0);
+}
+function codePoints(text) {
+    const out = [];
+    for (const c of text)
+        out.push(cp(c));
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/sources/hf/record.ts
+
+
+
+
+const FORMAT = 'model-pull/hf-snapshot@1';
+/** Filters decide the listing, so they are part of the record's name (order and repeats do not matter). */
+function recordPath(paths, key) {
+    const filters = JSON.stringify([canonical(key.include), canonical(key.exclude)]);
+    return (0,external_node_path_.join)(paths.private, `${key.commit}.${(0,src_digest/* sha256Hex */.fg)(filters).slice(0, 16)}.json`);
+}
+function recordContent(key, files) {
+    return `${JSON.stringify({
+        format: FORMAT,
+        type: key.type,
+        repo: key.repo,
+        commit: key.commit,
+        include: canonical(key.include),
+        exclude: canonical(key.exclude),
+        files: files.map((f) => ({ path: f.path, digest: (0,src_digest/* formatDigest */.MO)(f.digest), size: f.size })),
+    }, null, 1)}\n`;
+}
+/** The listing of a matching record, or undefined when absent, foreign or malformed in any way. */
+async function readRecord(path, key) {
+    let data;
+    try {
+        data = JSON.parse(await (0,promises_.readFile)(path, 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+    const same = data.format === FORMAT &&
+        data.type === key.type &&
+        data.repo === key.repo &&
+        data.commit === key.commit &&
+        JSON.stringify(data.include) === JSON.stringify(canonical(key.include)) &&
+        JSON.stringify(data.exclude) === JSON.stringify(canonical(key.exclude));
+    if (!same || !Array.isArray(data.files))
+        return undefined;
+    try {
+        return data.files.map(checkedFile);
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Validates a `{path, digest, size}` from a record or a lock file before it names a path. */
+function checkedFile(raw) {
+    const f = raw;
+    const problem = repoPathProblem(f?.path);
+    if (problem)
+        throw new Error(problem);
+    if (typeof f.size !== 'number' || !Number.isSafeInteger(f.size) || f.size < 0)
+        throw new Error('an invalid size');
+    let digest;
+    try {
+        digest = (0,src_digest/* parseDigest */.m)(typeof f.digest === 'string' ? f.digest : '');
+    }
+    catch {
+        throw new Error('an invalid digest');
+    }
+    return { path: f.path, digest, size: f.size };
+}
+/** The commit `refs/<revision>` names, when it holds exactly 40 hex (as huggingface_hub writes it). */
+async function readRef(paths, revision) {
+    try {
+        const text = (await (0,promises_.readFile)((0,external_node_path_.join)(paths.refs, ...revision.split('/')), 'utf8')).trim();
+        return (0,src_digest/* isSha1Hex */.PV)(text) ? text : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Every file's blob is present with its size (the engine hashes them before use). */
+async function blobsPresent(paths, files) {
+    for (const file of files) {
+        const size = await (0,promises_.stat)(blobPath(paths, file.digest.hex)).then((s) => (s.isFile() ? s.size : -1), () => -1);
+        if (size !== file.size)
+            return false;
+    }
+    return true;
+}
+function canonical(patterns) {
+    return [...new Set(patterns)].sort();
+}
+
+;// CONCATENATED MODULE: ./src/sources/hf/listing.ts
+
+
+
+
+
+/**
+ * A commit's whole file listing (not just what `include=` selected): it travels in the identity
+ * (so a lock file can write `trees/<commit>.json` without a request) and becomes that file.
+ * In `detail.tree` an entry is `{path, digest, size}` like a selected file, plus `blobId` where
+ * the git object id is not the digest itself (LFS files) and `xetHash` where the Hub gave one.
+ * Sorted by path, so the same commit gives the same identity whichever way it was listed.
+ */
+function treeJson(tree) {
+    const sorted = [...tree].sort((a, b) => compareCodePoints(a.path, b.path));
+    return sorted.map((e) => ({
+        path: e.path,
+        digest: (0,src_digest/* formatDigest */.MO)(e.digest),
+        size: e.size,
+        ...(e.digest.algorithm === 'git-sha1' ? {} : { blobId: e.blobId }),
+        ...(e.xetHash === undefined ? {} : { xetHash: e.xetHash }),
+    }));
+}
+/** Reads `detail.tree` back; throws an Error whose message says what is wrong. */
+function checkedTree(raw) {
+    if (!Array.isArray(raw))
+        throw new Error('tree must be a list');
+    const tree = raw.map((item) => {
+        let file;
+        try {
+            file = checkedFile(item);
+        }
+        catch (error) {
+            throw new Error(`a tree entry has ${error.message}`);
+        }
+        const { blobId, xetHash } = item;
+        const xet = xetHash === undefined ? {} : { xetHash: checked(isXetHash(xetHash), xetHash, file, 'Xet hash') };
+        if (file.digest.algorithm === 'git-sha1') {
+            if (blobId !== undefined && blobId !== file.digest.hex)
+                throw new Error(`"${file.path}" has two git ids`);
+            return { ...file, blobId: file.digest.hex, ...xet };
+        }
+        const id = checked(typeof blobId === 'string' && (0,src_digest/* isSha1Hex */.PV)(blobId), blobId, file, 'git id');
+        return { ...file, blobId: id, ...xet };
+    });
+    const problem = listingProblem(tree);
+    if (problem)
+        throw new Error(problem);
+    return tree;
+}
+function checked(ok, value, file, what) {
+    if (!ok)
+        throw new Error(`"${file.path}" has an invalid ${what}`);
+    return value;
+}
+/** Duplicate paths or a file that is also a folder: no commit has such a tree. */
+function listingProblem(tree) {
+    const paths = new Set();
+    for (const e of tree) {
+        if (paths.has(e.path))
+            return `"${e.path}" is listed twice in the tree`;
+        paths.add(e.path);
+    }
+    const conflict = pathConflict(paths);
+    return conflict ? conflictError(conflict, 'the tree').message : undefined;
+}
+/**
+ * Why a listing cannot be the commit's whole tree for these selected files: the filters must
+ * select from it exactly the files, with the same digests and sizes. Undefined when it fits.
+ */
+function treeMismatch(tree, files, include, exclude) {
+    const byPath = new Map(tree.map((e) => [e.path, e]));
+    const keep = fileFilter(include, exclude);
+    for (const f of files) {
+        if (!keep(f.path))
+            return `the filters do not select "${f.path}"`;
+        const e = byPath.get(f.path);
+        if (!e)
+            return `the tree does not list "${f.path}"`;
+        if ((0,src_digest/* formatDigest */.MO)(e.digest) !== (0,src_digest/* formatDigest */.MO)(f.digest) || e.size !== f.size)
+            return `the tree lists "${f.path}" with other content`;
+    }
+    const selected = tree.reduce((n, e) => n + (keep(e.path) ? 1 : 0), 0);
+    return selected === files.length ? undefined : 'the filters select other files from the tree';
+}
+/** The listing as the layout writes it to `trees/<commit>.json`. */
+function treeCacheFiles(tree) {
+    return tree.map((e) => ({
+        path: e.path,
+        size: e.size,
+        blobId: e.blobId,
+        ...(e.digest.algorithm === 'sha256' ? { lfsSha256: e.digest.hex } : {}),
+        ...(e.xetHash === undefined ? {} : { xetHash: e.xetHash }),
+    }));
+}
+/** A `trees/<commit>.json` listing read back as tree entries; undefined when no tree can look so. */
+function treeEntries(files) {
+    const tree = files.map((f) => ({
+        path: f.path,
+        size: f.size,
+        blobId: f.blobId,
+        digest: f.lfsSha256 === undefined
+            ? { algorithm: 'git-sha1', hex: f.blobId }
+            : { algorithm: 'sha256', hex: f.lfsSha256 },
+        ...(f.xetHash === undefined ? {} : { xetHash: f.xetHash }),
+    }));
+    return listingProblem(tree) ? undefined : tree;
+}
+
+// EXTERNAL MODULE: ./src/refs/line.ts
+var refs_line = __webpack_require__(9534);
+;// CONCATENATED MODULE: ./src/sources/hf/ref.ts
+
+
+const HF_PREFIX = 'hf:';
+const DEFAULT_REVISION = 'main';
+const TYPE_PREFIXES = [
+    ['datasets/', 'dataset'],
+    ['spaces/', 'space'],
+];
+/** Parses the reference and options of an `hf:` line; every failure quotes the line and says why. */
+function parseHfRef(parts) {
+    const { line } = parts;
+    (0,refs_line/* onlyOptions */.Lg)(parts, ['include', 'exclude']);
+    if (!parts.reference.startsWith(HF_PREFIX))
+        throw (0,refs_line/* badLine */.mV)(line, 'expected a reference starting with hf:');
+    let rest = parts.reference.slice(HF_PREFIX.length);
+    let type = 'model';
+    for (const [prefix, kind] of TYPE_PREFIXES) {
+        if (rest.startsWith(prefix)) {
+            type = kind;
+            rest = rest.slice(prefix.length);
+            break;
+        }
+    }
+    let revision = DEFAULT_REVISION;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        revision = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        const problem = revisionProblem(revision);
+        if (problem)
+            throw (0,refs_line/* badLine */.mV)(line, problem);
+    }
+    const problem = repoIdProblem(rest);
+    if (problem)
+        throw (0,refs_line/* badLine */.mV)(line, problem);
+    return {
+        line,
+        type,
+        repo: rest,
+        revision,
+        include: patternList(parts, 'include'),
+        exclude: patternList(parts, 'exclude'),
+    };
+}
+/** `hf:[datasets/|spaces/]owner/repo@revision [include=…] [exclude=…]`, the revision written out. */
+function canonicalHfLine(ref) {
+    const type = TYPE_PREFIXES.find(([, kind]) => kind === ref.type)?.[0] ?? '';
+    const words = [`${HF_PREFIX}${type}${ref.repo}@${ref.revision}`];
+    if (ref.include.length)
+        words.push(`include=${ref.include.join(',')}`);
+    if (ref.exclude.length)
+        words.push(`exclude=${ref.exclude.join(',')}`);
+    return words.join(' ');
+}
+const MAX_NAME = 96;
+/**
+ * The Hub's repo id rules (as huggingface_hub validates them): `owner/name`, each part made of
+ * letters, digits, `_`, `-` and `.`, starting and ending with a letter, digit or `_`, no `--` or
+ * `..` anywhere (`--` is the cache's folder separator), the name at most 96 characters and not
+ * ending in `.git`.
+ */
+function repoIdProblem(repo) {
+    if (repo === '')
+        return 'the repository is missing: expected hf:owner/repo';
+    const parts = repo.split('/');
+    if (parts.length !== 2) {
+        return `"${clip(repo)}" is not owner/repo (for a dataset write hf:datasets/owner/repo)`;
+    }
+    for (const [index, part] of parts.entries()) {
+        const what = index === 0 ? 'owner' : 'repository name';
+        if (part === '')
+            return `the ${what} in "${clip(repo)}" is empty`;
+        if (part.length > MAX_NAME)
+            return `the ${what} "${clip(part)}" is longer than ${MAX_NAME} characters`;
+        if (!/^[A-Za-z0-9_.-]+$/.test(part)) {
+            return `the ${what} "${clip(part)}" may hold only letters, digits, "_", "-" and "."`;
+        }
+        if (!/^[A-Za-z0-9_]/.test(part) || !/[A-Za-z0-9_]$/.test(part)) {
+            return `the ${what} "${clip(part)}" must start and end with a letter, digit or "_"`;
+        }
+        if (part.includes('--') || part.includes('..'))
+            return `the ${what} "${clip(part)}" may not contain "--" or ".."`;
+    }
+    if (parts[1].endsWith('.git'))
+        return `the repository name "${clip(parts[1])}" may not end with ".git"`;
+    return undefined;
+}
+const MAX_REVISION = 255;
+/**
+ * A branch, tag, `refs/pr/N` or commit, checked with git's ref-name rules (no `..`, no spaces or
+ * control characters, none of `~^:?*[\`, no `@{`, no empty, `.`-led or `.lock` segment). It later
+ * becomes a file under `refs/` and a URL path segment, so a lax check here would be a path escape.
+ */
+function revisionProblem(revision) {
+    if (revision === '')
+        return 'the revision after "@" is empty';
+    if (revision.length > MAX_REVISION)
+        return `the revision is longer than ${MAX_REVISION} characters`;
+    if (!/^[A-Za-z0-9._/+-]+$/.test(revision)) {
+        return `the revision "${clip(revision)}" may hold only letters, digits, "/", "_", "-", "+" and "."`;
+    }
+    if (revision.includes('..'))
+        return `the revision "${clip(revision)}" may not contain ".."`;
+    const segments = revision.split('/');
+    for (const segment of segments) {
+        if (segment === '')
+            return `the revision "${clip(revision)}" has an empty part between "/"`;
+        if (segment.startsWith('.') || segment.endsWith('.lock') || segment.startsWith('-')) {
+            return `the revision "${clip(revision)}" has a part starting with "." or "-", or ending with ".lock"`;
+        }
+    }
+    if (revision.endsWith('.'))
+        return `the revision "${clip(revision)}" may not end with "."`;
+    if (segments[0] === 'refs' && segments[1] === 'pr' && !/^refs\/pr\/[1-9][0-9]*$/.test(revision)) {
+        return `"${clip(revision)}" is not a pull request revision: expected refs/pr/<number>`;
+    }
+    return undefined;
+}
+/** True for a full commit id, which needs no revision lookup. */
+function isCommitId(revision) {
+    return (0,src_digest/* isSha1Hex */.PV)(revision);
+}
+/** `include=a,b` → ['a','b']; empty patterns are refused rather than silently matching nothing. */
+function patternList(parts, key) {
+    const value = parts.options.get(key);
+    if (value === undefined)
+        return [];
+    const patterns = value.split(',');
+    if (patterns.some((p) => p === '')) {
+        throw (0,refs_line/* badLine */.mV)(parts.line, `${key}= holds an empty pattern (write ${key}=GLOB[,GLOB…])`);
+    }
+    return patterns;
+}
+function clip(text) {
+    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+;// CONCATENATED MODULE: ./src/sources/hf/identity.ts
+
+
+
+
+
+
+/** `owner/repo` for models, `datasets/owner/repo` and `spaces/owner/repo` otherwise. */
+function displayName(type, repo) {
+    return type === 'model' ? repo : `${type}s/${repo}`;
+}
+/**
+ * The sha256 of a canonical JSON of the commit and the selected files sorted by path: two pulls
+ * with the same bytes at the same paths share it, whatever the filters that chose them.
+ */
+function contentDigestOf(commit, files) {
+    const rows = files
+        .map((f) => [f.path, (0,src_digest/* formatDigest */.MO)(f.digest), f.size])
+        .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return (0,src_digest/* sha256Hex */.fg)(JSON.stringify(['hf', commit, rows]));
+}
+function hfIdentity(ref, commit, files, tree) {
+    return {
+        source: 'hf',
+        ref: ref.line,
+        name: displayName(ref.type, ref.repo),
+        pin: commit,
+        contentDigest: contentDigestOf(commit, files),
+        detail: {
+            type: ref.type,
+            repo: ref.repo,
+            revision: ref.revision,
+            commit,
+            include: [...ref.include],
+            exclude: [...ref.exclude],
+            files: files.map((f) => ({ path: f.path, digest: (0,src_digest/* formatDigest */.MO)(f.digest), size: f.size })),
+            ...(tree ? { tree: treeJson(tree) } : {}),
+        },
+    };
+}
+/**
+ * Reads `detail` back, checking everything that will reach a path or URL, and that it names what
+ * the line names: an identity may come from a lock file that someone edited, or from the entry
+ * of another line.
+ */
+function hfDetail(identity, ref) {
+    const bad = (why) => recordedIdentityError(identity, why);
+    const d = (identity.detail ?? {});
+    if (identity.source !== 'hf')
+        throw bad(`source is ${identity.source}, not hf`);
+    const type = d.type;
+    if (type !== 'model' && type !== 'dataset' && type !== 'space')
+        throw bad('type must be model, dataset or space');
+    const repo = typeof d.repo === 'string' ? d.repo : '';
+    const repoProblem = repoIdProblem(repo);
+    if (repoProblem)
+        throw bad(repoProblem);
+    const revision = typeof d.revision === 'string' ? d.revision : '';
+    const revProblem = revisionProblem(revision);
+    if (revProblem)
+        throw bad(revProblem);
+    const commit = typeof d.commit === 'string' ? d.commit : '';
+    if (!isCommitId(commit) || identity.pin !== commit)
+        throw bad('the commit must be 40 lowercase hex, equal to digest');
+    const include = stringList(d.include);
+    const exclude = stringList(d.exclude);
+    if (!include || !exclude || !Array.isArray(d.files))
+        throw bad('include, exclude and files must be lists');
+    const files = [];
+    const seen = new Set();
+    for (const raw of d.files) {
+        let file;
+        try {
+            file = checkedFile(raw);
+        }
+        catch (error) {
+            throw bad(`a file entry has ${error.message}`);
+        }
+        if (seen.has(file.path))
+            throw bad(`"${file.path}" is listed twice`);
+        seen.add(file.path);
+        files.push(file);
+    }
+    const conflict = pathConflict(seen);
+    if (conflict)
+        throw bad(conflictError(conflict, 'the file list').message);
+    if (contentDigestOf(commit, files) !== identity.contentDigest)
+        throw bad('contentDigest does not match the files');
+    const named = displayName(type, repo);
+    const wanted = displayName(ref.type, ref.repo);
+    if (identity.name !== named || named !== wanted)
+        throw bad(`it names ${identity.name}, not ${wanted}`);
+    if (revision !== ref.revision)
+        throw bad(`it is for revision ${revision}, not ${ref.revision}`);
+    if (isCommitId(ref.revision) && commit !== ref.revision)
+        throw bad(`it pins commit ${commit}, not the line's ${ref.revision}`);
+    if (!sameList(include, ref.include) || !sameList(exclude, ref.exclude))
+        throw bad("its include= / exclude= filters are not the line's");
+    if (d.tree === undefined)
+        return { type, repo, revision, commit, include, exclude, files };
+    let tree;
+    try {
+        tree = checkedTree(d.tree);
+    }
+    catch (error) {
+        throw bad(error.message);
+    }
+    const mismatch = treeMismatch(tree, files, include, exclude);
+    if (mismatch)
+        throw bad(mismatch);
+    return { type, repo, revision, commit, include, exclude, files, tree };
+}
+function sameList(a, b) {
+    return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+function stringList(value) {
+    return Array.isArray(value) && value.every((v) => typeof v === 'string') ? [...value] : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/sources/hf/mirror.ts
+
+
+
+
+
+
+/**
+ * What a mirrored Hugging Face repo records (docs/scale-out.md, "What a mirror holds"): the
+ * manifest names the repository, its commit and the revision the line named; each layer the
+ * file's Hub oid (`sha256:` for LFS files, `git-sha1:` for the others), which is what
+ * hf-oci-mirror verifies the bytes against, as a pull from the Hub does.
+ */
+const HfAnnotations = {
+    Repo: 'dev.model-pull.hf.repo',
+    Commit: 'dev.model-pull.hf.commit',
+    Revision: 'dev.model-pull.hf.revision',
+    /** Set only on an artifact that holds part of the commit (include= / exclude=). */
+    Filters: 'dev.model-pull.hf.filters',
+    Oid: 'dev.model-pull.hf.oid',
+};
+/** The config key beside ModelPack's own that carries the commit's listing (trees/<commit>.json). */
+const HF_CONFIG_KEY = 'huggingface';
+/** `owner/repo` (`datasets/owner/repo`) under the prefix, lower case. */
+function hfRepository(prefix, ref) {
+    const [owner = '', name = ''] = ref.repo.split('/');
+    const kind = ref.type === 'model' ? [] : [`${ref.type}s`];
+    return (0,registry_prefix/* repositoryUnder */.vt)(prefix, ...kind, (0,registry_prefix/* repositoryPart */.mi)(owner, 'owner', ref.line), (0,registry_prefix/* repositoryPart */.mi)(name, 'repository name', ref.line));
+}
+/**
+ * The tag of a commit's artifact: the commit itself for the whole repo; with `include=` /
+ * `exclude=`, the commit and a short hash of the filters, so a partial copy never takes the
+ * tag that promises every file.
+ */
+function hfTag(name, ref) {
+    const filtered = ref.include.length > 0 || ref.exclude.length > 0;
+    const suffix = filtered ? `-${(0,src_digest/* sha256Hex */.fg)(JSON.stringify([ref.include, ref.exclude])).slice(0, 12)}` : '';
+    return (0,registry_prefix/* tagFrom */.FL)(name, suffix);
+}
+/** HF repos as ModelPack artifacts, one raw layer per file at its repo path, tagged by commit. */
+const hfMirror = {
+    target(ref, line, prefix) {
+        return {
+            repository: hfRepository(prefix, { ...ref, line }),
+            origin: `hf:${displayName(ref.type, ref.repo)}`,
+        };
+    },
+    async artifact(ref, model, target, settings) {
+        const d = hfDetail(model.identity, ref);
+        const paths = hfRepoPaths(settings.hfCache, d.type, d.repo);
+        const files = [];
+        // Layers in the order the Hub listed the files: hf-oci-mirror rebuilds the same identity.
+        for (const f of d.files) {
+            const source = blobPath(paths, f.digest.hex);
+            // LFS files are named by their sha256 already; git files by a sha1 of their header and bytes.
+            const hex = f.digest.algorithm === 'sha256' ? f.digest.hex : await (0,src_digest/* hashFile */.DC)(source, 'sha256');
+            files.push({
+                path: f.path,
+                hex,
+                size: f.size,
+                source,
+                annotations: { [HfAnnotations.Oid]: (0,src_digest/* formatDigest */.MO)(f.digest) },
+            });
+        }
+        const tags = [hfTag(d.commit, d), d.revision === d.commit ? undefined : hfTag(d.revision, d)].filter((t) => t !== undefined);
+        const name = displayName(d.type, d.repo);
+        const filters = d.include.length || d.exclude.length
+            ? JSON.stringify({ include: d.include, exclude: d.exclude })
+            : undefined;
+        const source = `${settings.hfEndpoint}/${d.type === 'model' ? '' : `${d.type}s/`}${d.repo}`;
+        return modelPackArtifact({
+            files,
+            descriptor: { name, revision: d.commit, sourceURL: source },
+            extra: {
+                [HF_CONFIG_KEY]: {
+                    type: d.type,
+                    repo: d.repo,
+                    commit: d.commit,
+                    ...(d.tree ? { tree: treeJson(d.tree) } : {}),
+                },
+            },
+            annotations: {
+                [HfAnnotations.Repo]: name,
+                [HfAnnotations.Commit]: d.commit,
+                [HfAnnotations.Revision]: d.revision,
+                ...(filters ? { [HfAnnotations.Filters]: filters } : {}),
+                'org.opencontainers.image.source': source,
+                'org.opencontainers.image.revision': d.commit,
+            },
+            references: tags,
+            name: (0,registry_prefix/* nameUnder */.c9)(settings.mirrorTo, target.repository, tags[0]),
+            label: ref.line,
+        });
+    },
+};
+
 // EXTERNAL MODULE: ./src/http/body.ts
 var body = __webpack_require__(9662);
+// EXTERNAL MODULE: ./src/http/retry.ts
+var retry = __webpack_require__(8902);
+;// CONCATENATED MODULE: ./src/sources/hf/oci-mirror.ts
+
+
+
+
+
+
+
+
+
+
+
+/** A commit's listing travels in the artifact's config: 100,000 files fit well within this. */
+const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
+/**
+ * `hf-oci-mirror` (docs/scale-out.md, "Hugging Face repos from a registry"): a commit that
+ * `model-pull mirror` pushed is read from `<prefix>/<owner>/<repo>:<commit>` (or the tag of the
+ * line's filters) instead of the Hub. The artifact is only used when it names this repository
+ * and commit and carries every selected file with the oid the Hub listed (or the lock
+ * recorded); the engine then checks every byte against those oids, as for a Hub download.
+ * Anything else sends the line to the Hub, with one warning.
+ */
+class HfOciMirror {
+    registry;
+    prefix;
+    commits = new Map();
+    constructor(registry, prefix) {
+        this.registry = registry;
+        this.prefix = prefix;
+    }
+    /** The artifact of a commit for this line's repository and filters, if the mirror has it. */
+    commit(ref, commit, ctx) {
+        const key = `${ref.type}/${ref.repo}@${commit} ${JSON.stringify([ref.include, ref.exclude])}`;
+        let found = this.commits.get(key);
+        if (!found) {
+            found = this.fetch(ref, commit, ctx).catch((error) => {
+                if ((0,errors/* isModelPullError */.pq)(error, 'ERR_ABORTED') || ctx.signal?.aborted)
+                    throw error;
+                ctx.log.warning(`${ref.line}: hf-oci-mirror ${this.prefix.text}: ${(0,errors/* describeError */.Uc)(error)}; pulling from the Hub`);
+                return undefined;
+            });
+            this.commits.set(key, found);
+        }
+        return found;
+    }
+    /**
+     * Selected files from the mirror's listing: what identify() would have listed at the Hub, in
+     * the order the Hub listed them (the layers keep it), so the identity is the same either way.
+     */
+    static selected(mirrored, ref) {
+        const keep = fileFilter(ref.include, ref.exclude);
+        const byPath = new Map(mirrored.tree.map((e) => [e.path, e]));
+        const carried = [...mirrored.layers.keys()].flatMap((p) => {
+            const entry = byPath.get(p);
+            return entry && keep(p) ? [entry] : [];
+        });
+        const others = mirrored.tree.filter((e) => keep(e.path) && !mirrored.layers.has(e.path));
+        return [...carried, ...others];
+    }
+    /** Where the engine fetches a file from the mirror (credentials bound to the registry). */
+    async location(mirrored, file, ctx, previous) {
+        const layer = mirrored.layers.get(file.path);
+        if (!layer)
+            throw new Error(`${file.path} is not in ${mirrored.name}`);
+        return mirrored.session.blobLocation(ctx, layer.hex, previous);
+    }
+    /** Why the artifact cannot serve these files (a file missing or with another oid), if it cannot. */
+    static lacks(mirrored, files) {
+        for (const f of files) {
+            const layer = mirrored.layers.get(f.path);
+            if (!layer)
+                return `it does not hold "${f.path}"`;
+            if (layer.oid !== (0,src_digest/* formatDigest */.MO)(f.digest) || layer.size !== f.size)
+                return `it holds "${f.path}" with oid ${layer.oid}, not ${(0,src_digest/* formatDigest */.MO)(f.digest)}`;
+        }
+        return undefined;
+    }
+    async fetch(ref, commit, ctx) {
+        const repository = hfRepository(this.prefix, ref);
+        const session = await this.registry.resolve(ctx, {
+            host: this.prefix.host,
+            ...(this.prefix.scheme ? { scheme: this.prefix.scheme } : {}),
+            repository,
+        });
+        const filtered = ref.include.length > 0 || ref.exclude.length > 0;
+        // The line's own copy first, then the whole commit, which serves any filters.
+        const tags = [hfTag(commit, ref), ...(filtered ? [hfTag(commit, { include: [], exclude: [] })] : [])];
+        for (const tag of tags) {
+            if (tag === undefined)
+                continue;
+            const name = (0,registry_prefix/* nameUnder */.c9)(this.prefix, repository, tag);
+            let bytes;
+            try {
+                bytes = await session.getManifest(ctx, tag, { name, accept: registry_manifest/* MediaTypes */.mI.OciManifest });
+            }
+            catch (error) {
+                if ((0,errors/* isModelPullError */.pq)(error, 'ERR_NOT_FOUND'))
+                    continue;
+                throw error;
+            }
+            const mirrored = await this.read(ref, commit, name, (0,registry_manifest/* parseImageManifest */.Sw)(bytes, name), session, ctx);
+            const lacks = HfOciMirror.lacks(mirrored, HfOciMirror.selected(mirrored, ref));
+            if (lacks)
+                throw new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `${name} cannot serve this line: ${lacks}`);
+            ctx.log.info(`${ref.line}: commit ${commit} from ${name}`);
+            return mirrored;
+        }
+        const where = (0,registry_prefix/* nameUnder */.c9)(this.prefix, repository, tags[0] ?? commit);
+        throw new errors/* ModelPullError */.Vy('ERR_NOT_FOUND', `${where} is not there`);
+    }
+    /** Checks what the artifact says it is, then reads its listing from the config. */
+    async read(ref, commit, name, manifest, session, ctx) {
+        const bad = (why) => new errors/* ModelPullError */.Vy('ERR_BAD_MANIFEST', `${name} ${why}`);
+        const notes = manifest.annotations ?? {};
+        const repo = displayName(ref.type, ref.repo);
+        if (notes[HfAnnotations.Commit] !== commit)
+            throw bad(`is not commit ${commit}`);
+        if (notes[HfAnnotations.Repo]?.toLowerCase() !== repo.toLowerCase())
+            throw bad(`is not ${repo}`);
+        if (manifest.config.mediaType !== MODELPACK_CONFIG)
+            throw bad('is not a ModelPack artifact');
+        const config = await (0,retry/* withRetries */.LH)(async () => {
+            const answer = await session.request(ctx, `blobs/sha256:${manifest.config.hex}`);
+            if (answer.status !== 200) {
+                await answer.body.dump().catch(() => undefined);
+                throw bad(`has no config blob (HTTP ${answer.status})`);
+            }
+            return (0,body/* readBody */.x8)(answer, MAX_CONFIG_BYTES, `the config of ${name}`);
+        }, ctx.retry, { clock: ctx.clock, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+        if ((0,src_digest/* sha256Hex */.fg)(config) !== manifest.config.hex)
+            throw bad('has a config that does not match its digest');
+        let tree;
+        try {
+            const hf = JSON.parse(config.toString('utf8'))[HF_CONFIG_KEY];
+            if (hf?.commit !== commit)
+                throw new Error(`it names another commit`);
+            tree = checkedTree(hf.tree);
+        }
+        catch (error) {
+            throw bad(`has no usable listing of the commit (${error.message})`);
+        }
+        const layers = new Map();
+        for (const layer of manifest.layers) {
+            const path = layer.annotations?.[FILEPATH_ANNOTATION];
+            const oid = layer.annotations?.[HfAnnotations.Oid];
+            if (path === undefined || oid === undefined)
+                continue;
+            layers.set(path, {
+                hex: layer.hex,
+                size: layer.size,
+                oid: (0,src_digest/* formatDigest */.MO)((0,src_digest/* parseDigest */.m)(oid, `oid of ${path}`)),
+            });
+        }
+        return { name, tree, layers, session };
+    }
+}
+
 // EXTERNAL MODULE: ./src/http/client.ts
-var client = __webpack_require__(3329);
+var http_client = __webpack_require__(3329);
 ;// CONCATENATED MODULE: ./src/sources/hf/errors.ts
 
 
@@ -7460,7 +8440,7 @@ async function hubError(response, subject) {
     const status = response.status;
     // 5xx keeps the generic, retryable status error (it carries the body's first words).
     if (status >= 500)
-        return (0,client/* statusError */.$C)(response);
+        return (0,http_client/* statusError */.$C)(response);
     await response.body.dump().catch(() => undefined);
     const host = new URL(response.url).host;
     if (status === 429)
@@ -7688,479 +8668,8 @@ function isSize(value) {
     return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
-;// CONCATENATED MODULE: ./src/sources/hf/glob.ts
-/**
- * File selection with huggingface_hub's semantics (`filter_repo_objects`): Python's `fnmatchcase`,
- * so matching is case-sensitive and whole-path; `*` matches any run of characters, `/` included;
- * `?` one character; `[seq]` / `[!seq]` a character class; no escapes (a backslash is taken as
- * `/`, as huggingface_hub normalises it); a pattern ending in `/` selects everything below it.
- *
- * Repository owners choose the paths, so matching must not backtrack (issue 10: `*-*-*.gguf`
- * against a 4,000-character path took 33 s as a regular expression). Because `*` matches every
- * character, a pattern is a run of fixed-width pieces between stars: the first piece must sit at
- * the start, the last at the end, and each middle piece at its leftmost place after the one
- * before (any later place leaves less room and gains nothing). Every path character is then
- * compared at most once per pattern character: linear in the path for a given pattern.
- */
-/** Compiles one pattern into an anchored matcher. */
-function compileGlob(pattern, meter) {
-    let normalized = pattern.replace(/\\/g, '/');
-    if (normalized.endsWith('/'))
-        normalized += '*';
-    const pieces = parse(Array.from(normalized));
-    const count = meter ? (n) => (meter.comparisons += n) : () => 0;
-    return (path) => matchPieces(pieces, codePoints(path), count);
-}
-/**
- * A file is selected when it matches some include pattern (or there are none) and no exclude
- * pattern, the same precedence as `allow_patterns` / `ignore_patterns`.
- */
-function fileFilter(include, exclude) {
-    const allow = include.map((p) => compileGlob(p));
-    const deny = exclude.map((p) => compileGlob(p));
-    return (path) => (allow.length === 0 || allow.some((m) => m(path))) && !deny.some((m) => m(path));
-}
-/** The pattern split at its stars (a run of stars is one star): n stars give n + 1 pieces. */
-function parse(chars) {
-    const pieces = [[]];
-    let i = 0;
-    while (i < chars.length) {
-        const c = chars[i];
-        i++;
-        if (c === '*') {
-            while (chars[i] === '*')
-                i++;
-            pieces.push([]);
-        }
-        else if (c === '?') {
-            pieces.at(-1).push('any');
-        }
-        else if (c === '[') {
-            const cls = characterClass(chars, i);
-            if (cls) {
-                pieces.at(-1).push(cls.test);
-                i = cls.next;
-            }
-            else {
-                pieces.at(-1).push(cp('['));
-            }
-        }
-        else {
-            pieces.at(-1).push(cp(c));
-        }
-    }
-    return pieces;
-}
-function matchPieces(pieces, path, count) {
-    const first = pieces[0];
-    if (pieces.length === 1)
-        return path.length === first.length && matchesAt(first, path, 0, count);
-    const last = pieces.at(-1);
-    const end = path.length - last.length;
-    if (end < first.length || !matchesAt(first, path, 0, count) || !matchesAt(last, path, end, count))
-        return false;
-    let from = first.length;
-    for (let p = 1; p < pieces.length - 1; p++) {
-        const piece = pieces[p];
-        const at = leftmost(piece, path, from, end, count);
-        if (at < 0)
-            return false;
-        from = at + piece.length;
-    }
-    return true;
-}
-/** The first position in [from, end - piece.length] where the piece matches, or -1. */
-function leftmost(piece, path, from, end, count) {
-    for (let at = from; at + piece.length <= end; at++)
-        if (matchesAt(piece, path, at, count))
-            return at;
-    return -1;
-}
-function matchesAt(piece, path, at, count) {
-    for (let k = 0; k < piece.length; k++) {
-        if (!charMatches(piece[k], path[at + k])) {
-            count(k + 1);
-            return false;
-        }
-    }
-    count(piece.length);
-    return true;
-}
-function charMatches(test, c) {
-    if (test === 'any')
-        return true;
-    if (typeof test === 'number')
-        return test === c;
-    return test.ranges.some(([lo, hi]) => lo <= c && c <= hi) !== test.negated;
-}
-/**
- * fnmatch's class rules: `!` first negates; a `]` right after `[` or `[!` is a member; `a-z` is a
- * range and a reversed range matches nothing; a `-` first or last is literal; without a closing
- * `]` the `[` is an ordinary character (returns undefined).
- */
-function characterClass(chars, start) {
-    let j = start;
-    const negated = chars[j] === '!';
-    if (negated)
-        j++;
-    if (chars[j] === ']')
-        j++;
-    while (j < chars.length && chars[j] !== ']')
-        j++;
-    if (j >= chars.length)
-        return undefined;
-    const members = chars.slice(negated ? start + 1 : start, j);
-    const ranges = [];
-    for (let k = 0; k < members.length;) {
-        const first = cp(members[k]);
-        if (members[k + 1] === '-' && k + 2 < members.length) {
-            const last = cp(members[k + 2]);
-            if (first <= last)
-                ranges.push([first, last]);
-            k += 3;
-        }
-        else {
-            ranges.push([first, first]);
-            k += 1;
-        }
-    }
-    return { test: { negated, ranges }, next: j + 1 };
-}
-function cp(c) {
-    return c.codePointAt(0);
-}
-function codePoints(text) {
-    const out = [];
-    for (const c of text)
-        out.push(cp(c));
-    return out;
-}
-
-;// CONCATENATED MODULE: ./src/plan.ts
-
-/**
- * The one error for an identity that does not fit its line (edited or stale lock entry, an
- * entry copied under another line): ERR_LOCKFILE whichever source finds it.
- */
-function recordedIdentityError(identity, why) {
-    return new errors/* ModelPullError */.Vy('ERR_LOCKFILE', `the recorded identity of "${identity.ref}" is invalid: ${why}`);
-}
-
-;// CONCATENATED MODULE: ./src/sources/hf/record.ts
-
-
-
-
-const FORMAT = 'model-pull/hf-snapshot@1';
-/** Filters decide the listing, so they are part of the record's name (order and repeats do not matter). */
-function recordPath(paths, key) {
-    const filters = JSON.stringify([canonical(key.include), canonical(key.exclude)]);
-    return (0,external_node_path_.join)(paths.private, `${key.commit}.${(0,src_digest/* sha256Hex */.fg)(filters).slice(0, 16)}.json`);
-}
-function recordContent(key, files) {
-    return `${JSON.stringify({
-        format: FORMAT,
-        type: key.type,
-        repo: key.repo,
-        commit: key.commit,
-        include: canonical(key.include),
-        exclude: canonical(key.exclude),
-        files: files.map((f) => ({ path: f.path, digest: (0,src_digest/* formatDigest */.MO)(f.digest), size: f.size })),
-    }, null, 1)}\n`;
-}
-/** The listing of a matching record, or undefined when absent, foreign or malformed in any way. */
-async function readRecord(path, key) {
-    let data;
-    try {
-        data = JSON.parse(await (0,promises_.readFile)(path, 'utf8'));
-    }
-    catch {
-        return undefined;
-    }
-    const same = data.format === FORMAT &&
-        data.type === key.type &&
-        data.repo === key.repo &&
-        data.commit === key.commit &&
-        JSON.stringify(data.include) === JSON.stringify(canonical(key.include)) &&
-        JSON.stringify(data.exclude) === JSON.stringify(canonical(key.exclude));
-    if (!same || !Array.isArray(data.files))
-        return undefined;
-    try {
-        return data.files.map(checkedFile);
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Validates a `{path, digest, size}` from a record or a lock file before it names a path. */
-function checkedFile(raw) {
-    const f = raw;
-    const problem = repoPathProblem(f?.path);
-    if (problem)
-        throw new Error(problem);
-    if (typeof f.size !== 'number' || !Number.isSafeInteger(f.size) || f.size < 0)
-        throw new Error('an invalid size');
-    let digest;
-    try {
-        digest = (0,src_digest/* parseDigest */.m)(typeof f.digest === 'string' ? f.digest : '');
-    }
-    catch {
-        throw new Error('an invalid digest');
-    }
-    return { path: f.path, digest, size: f.size };
-}
-/** The commit `refs/<revision>` names, when it holds exactly 40 hex (as huggingface_hub writes it). */
-async function readRef(paths, revision) {
-    try {
-        const text = (await (0,promises_.readFile)((0,external_node_path_.join)(paths.refs, ...revision.split('/')), 'utf8')).trim();
-        return (0,src_digest/* isSha1Hex */.PV)(text) ? text : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Every file's blob is present with its size (the engine hashes them before use). */
-async function blobsPresent(paths, files) {
-    for (const file of files) {
-        const size = await (0,promises_.stat)(blobPath(paths, file.digest.hex)).then((s) => (s.isFile() ? s.size : -1), () => -1);
-        if (size !== file.size)
-            return false;
-    }
-    return true;
-}
-function canonical(patterns) {
-    return [...new Set(patterns)].sort();
-}
-
-;// CONCATENATED MODULE: ./src/sources/hf/listing.ts
-
-
-
-
-
-/**
- * A commit's whole file listing (not just what `include=` selected): it travels in the identity
- * (so a lock file can write `trees/<commit>.json` without a request) and becomes that file.
- * In `detail.tree` an entry is `{path, digest, size}` like a selected file, plus `blobId` where
- * the git object id is not the digest itself (LFS files) and `xetHash` where the Hub gave one.
- * Sorted by path, so the same commit gives the same identity whichever way it was listed.
- */
-function treeJson(tree) {
-    const sorted = [...tree].sort((a, b) => compareCodePoints(a.path, b.path));
-    return sorted.map((e) => ({
-        path: e.path,
-        digest: (0,src_digest/* formatDigest */.MO)(e.digest),
-        size: e.size,
-        ...(e.digest.algorithm === 'git-sha1' ? {} : { blobId: e.blobId }),
-        ...(e.xetHash === undefined ? {} : { xetHash: e.xetHash }),
-    }));
-}
-/** Reads `detail.tree` back; throws an Error whose message says what is wrong. */
-function checkedTree(raw) {
-    if (!Array.isArray(raw))
-        throw new Error('tree must be a list');
-    const tree = raw.map((item) => {
-        let file;
-        try {
-            file = checkedFile(item);
-        }
-        catch (error) {
-            throw new Error(`a tree entry has ${error.message}`);
-        }
-        const { blobId, xetHash } = item;
-        const xet = xetHash === undefined ? {} : { xetHash: checked(isXetHash(xetHash), xetHash, file, 'Xet hash') };
-        if (file.digest.algorithm === 'git-sha1') {
-            if (blobId !== undefined && blobId !== file.digest.hex)
-                throw new Error(`"${file.path}" has two git ids`);
-            return { ...file, blobId: file.digest.hex, ...xet };
-        }
-        const id = checked(typeof blobId === 'string' && (0,src_digest/* isSha1Hex */.PV)(blobId), blobId, file, 'git id');
-        return { ...file, blobId: id, ...xet };
-    });
-    const problem = listingProblem(tree);
-    if (problem)
-        throw new Error(problem);
-    return tree;
-}
-function checked(ok, value, file, what) {
-    if (!ok)
-        throw new Error(`"${file.path}" has an invalid ${what}`);
-    return value;
-}
-/** Duplicate paths or a file that is also a folder: no commit has such a tree. */
-function listingProblem(tree) {
-    const paths = new Set();
-    for (const e of tree) {
-        if (paths.has(e.path))
-            return `"${e.path}" is listed twice in the tree`;
-        paths.add(e.path);
-    }
-    const conflict = pathConflict(paths);
-    return conflict ? conflictError(conflict, 'the tree').message : undefined;
-}
-/**
- * Why a listing cannot be the commit's whole tree for these selected files: the filters must
- * select from it exactly the files, with the same digests and sizes. Undefined when it fits.
- */
-function treeMismatch(tree, files, include, exclude) {
-    const byPath = new Map(tree.map((e) => [e.path, e]));
-    const keep = fileFilter(include, exclude);
-    for (const f of files) {
-        if (!keep(f.path))
-            return `the filters do not select "${f.path}"`;
-        const e = byPath.get(f.path);
-        if (!e)
-            return `the tree does not list "${f.path}"`;
-        if ((0,src_digest/* formatDigest */.MO)(e.digest) !== (0,src_digest/* formatDigest */.MO)(f.digest) || e.size !== f.size)
-            return `the tree lists "${f.path}" with other content`;
-    }
-    const selected = tree.reduce((n, e) => n + (keep(e.path) ? 1 : 0), 0);
-    return selected === files.length ? undefined : 'the filters select other files from the tree';
-}
-/** The listing as the layout writes it to `trees/<commit>.json`. */
-function treeCacheFiles(tree) {
-    return tree.map((e) => ({
-        path: e.path,
-        size: e.size,
-        blobId: e.blobId,
-        ...(e.digest.algorithm === 'sha256' ? { lfsSha256: e.digest.hex } : {}),
-        ...(e.xetHash === undefined ? {} : { xetHash: e.xetHash }),
-    }));
-}
-/** A `trees/<commit>.json` listing read back as tree entries; undefined when no tree can look so. */
-function treeEntries(files) {
-    const tree = files.map((f) => ({
-        path: f.path,
-        size: f.size,
-        blobId: f.blobId,
-        digest: f.lfsSha256 === undefined
-            ? { algorithm: 'git-sha1', hex: f.blobId }
-            : { algorithm: 'sha256', hex: f.lfsSha256 },
-        ...(f.xetHash === undefined ? {} : { xetHash: f.xetHash }),
-    }));
-    return listingProblem(tree) ? undefined : tree;
-}
-
-;// CONCATENATED MODULE: ./src/sources/hf/identity.ts
-
-
-
-
-
-
-/** `owner/repo` for models, `datasets/owner/repo` and `spaces/owner/repo` otherwise. */
-function displayName(type, repo) {
-    return type === 'model' ? repo : `${type}s/${repo}`;
-}
-/**
- * The sha256 of a canonical JSON of the commit and the selected files sorted by path: two pulls
- * with the same bytes at the same paths share it, whatever the filters that chose them.
- */
-function contentDigestOf(commit, files) {
-    const rows = files
-        .map((f) => [f.path, (0,src_digest/* formatDigest */.MO)(f.digest), f.size])
-        .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return (0,src_digest/* sha256Hex */.fg)(JSON.stringify(['hf', commit, rows]));
-}
-function hfIdentity(ref, commit, files, tree) {
-    return {
-        source: 'hf',
-        ref: ref.line,
-        name: displayName(ref.type, ref.repo),
-        pin: commit,
-        contentDigest: contentDigestOf(commit, files),
-        detail: {
-            type: ref.type,
-            repo: ref.repo,
-            revision: ref.revision,
-            commit,
-            include: [...ref.include],
-            exclude: [...ref.exclude],
-            files: files.map((f) => ({ path: f.path, digest: (0,src_digest/* formatDigest */.MO)(f.digest), size: f.size })),
-            ...(tree ? { tree: treeJson(tree) } : {}),
-        },
-    };
-}
-/**
- * Reads `detail` back, checking everything that will reach a path or URL, and that it names what
- * the line names: an identity may come from a lock file that someone edited, or from the entry
- * of another line.
- */
-function hfDetail(identity, ref) {
-    const bad = (why) => recordedIdentityError(identity, why);
-    const d = (identity.detail ?? {});
-    if (identity.source !== 'hf')
-        throw bad(`source is ${identity.source}, not hf`);
-    const type = d.type;
-    if (type !== 'model' && type !== 'dataset' && type !== 'space')
-        throw bad('type must be model, dataset or space');
-    const repo = typeof d.repo === 'string' ? d.repo : '';
-    const repoProblem = repoIdProblem(repo);
-    if (repoProblem)
-        throw bad(repoProblem);
-    const revision = typeof d.revision === 'string' ? d.revision : '';
-    const revProblem = revisionProblem(revision);
-    if (revProblem)
-        throw bad(revProblem);
-    const commit = typeof d.commit === 'string' ? d.commit : '';
-    if (!isCommitId(commit) || identity.pin !== commit)
-        throw bad('the commit must be 40 lowercase hex, equal to digest');
-    const include = stringList(d.include);
-    const exclude = stringList(d.exclude);
-    if (!include || !exclude || !Array.isArray(d.files))
-        throw bad('include, exclude and files must be lists');
-    const files = [];
-    const seen = new Set();
-    for (const raw of d.files) {
-        let file;
-        try {
-            file = checkedFile(raw);
-        }
-        catch (error) {
-            throw bad(`a file entry has ${error.message}`);
-        }
-        if (seen.has(file.path))
-            throw bad(`"${file.path}" is listed twice`);
-        seen.add(file.path);
-        files.push(file);
-    }
-    const conflict = pathConflict(seen);
-    if (conflict)
-        throw bad(conflictError(conflict, 'the file list').message);
-    if (contentDigestOf(commit, files) !== identity.contentDigest)
-        throw bad('contentDigest does not match the files');
-    const named = displayName(type, repo);
-    const wanted = displayName(ref.type, ref.repo);
-    if (identity.name !== named || named !== wanted)
-        throw bad(`it names ${identity.name}, not ${wanted}`);
-    if (revision !== ref.revision)
-        throw bad(`it is for revision ${revision}, not ${ref.revision}`);
-    if (isCommitId(ref.revision) && commit !== ref.revision)
-        throw bad(`it pins commit ${commit}, not the line's ${ref.revision}`);
-    if (!sameList(include, ref.include) || !sameList(exclude, ref.exclude))
-        throw bad("its include= / exclude= filters are not the line's");
-    if (d.tree === undefined)
-        return { type, repo, revision, commit, include, exclude, files };
-    let tree;
-    try {
-        tree = checkedTree(d.tree);
-    }
-    catch (error) {
-        throw bad(error.message);
-    }
-    const mismatch = treeMismatch(tree, files, include, exclude);
-    if (mismatch)
-        throw bad(mismatch);
-    return { type, repo, revision, commit, include, exclude, files, tree };
-}
-function sameList(a, b) {
-    return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-function stringList(value) {
-    return Array.isArray(value) && value.every((v) => typeof v === 'string') ? [...value] : undefined;
-}
-
 ;// CONCATENATED MODULE: ./src/sources/hf/source.ts
+
 
 
 
@@ -8202,12 +8711,19 @@ async function identify(env, ref, ctx) {
             ctx.log.debug(`${ref.line}: complete in the cache at ${ref.revision}, no request made`);
             return hfIdentity(ref, ref.revision, local.files, local.tree);
         }
+        const mirrored = await fromOciMirror(env, ref, ref.revision, ctx);
+        if (mirrored)
+            return mirrored;
         const listed = await listFiles(env, ref, ref.revision, ctx);
         return hfIdentity(ref, ref.revision, listed.files, listed.tree);
     }
     let commit;
     try {
         commit = await resolveRevision(env.ep, ref.type, ref.repo, ref.revision, ctx, subjectOf(env, ref));
+        // A branch costs the Hub one call; the listing and the files may come from the mirror.
+        const mirrored = await fromOciMirror(env, ref, commit, ctx);
+        if (mirrored)
+            return mirrored;
         const listed = await listFiles(env, ref, commit, ctx);
         return hfIdentity(ref, commit, listed.files, listed.tree);
     }
@@ -8225,6 +8741,34 @@ async function identify(env, ref, ctx) {
             'which may be behind the Hub');
         return hfIdentity(ref, fallback, local.files, local.tree);
     }
+}
+/** The identity of a commit from the hf-oci-mirror's listing, when the mirror has the commit. */
+async function fromOciMirror(env, ref, commit, ctx) {
+    const mirrored = env.ociMirror && (await env.ociMirror.commit(ref, commit, ctx));
+    if (!mirrored)
+        return undefined;
+    const files = HfOciMirror.selected(mirrored, ref);
+    return files.length ? hfIdentity(ref, commit, files, mirrored.tree) : undefined;
+}
+/**
+ * The mirror's copy of the planned commit, asked once per model and only when a file must be
+ * fetched; undefined (the Hub) when it is absent or does not hold these files with these oids.
+ */
+function mirroredFiles(env, ref, d, ctx) {
+    const mirror = env.ociMirror;
+    if (!mirror)
+        return undefined;
+    let found;
+    return () => {
+        found ??= mirror.commit({ ...d, line: ref.line }, d.commit, ctx).then((m) => {
+            const lacks = m && HfOciMirror.lacks(m, d.files);
+            if (!lacks)
+                return m;
+            ctx.log.warning(`${ref.line}: hf-oci-mirror ${m.name} does not fit the lock (${lacks}); pulling from the Hub`);
+            return undefined;
+        });
+        return found;
+    };
 }
 function recordKey(ref, commit) {
     return { type: ref.type, repo: ref.repo, commit, include: ref.include, exclude: ref.exclude };
@@ -8271,10 +8815,11 @@ function plan(env, ref, identity, ctx) {
     const d = hfDetail(identity, ref);
     const paths = hfRepoPaths(env.cacheRoot, d.type, d.repo);
     const blobs = new Map();
+    const mirrored = mirroredFiles(env, ref, d, ctx);
     for (const file of d.files) {
         // Files with the same content share one blob, as in huggingface_hub's cache.
         if (!blobs.has(file.digest.hex))
-            blobs.set(file.digest.hex, blobSpec(env, d, paths, identity.name, file));
+            blobs.set(file.digest.hex, blobSpec(env, d, paths, identity.name, file, ctx, mirrored));
     }
     const record = recordPath(paths, recordKey(d, d.commit));
     return {
@@ -8327,9 +8872,11 @@ async function recoverTree(env, d, paths, ctx, line) {
         return undefined;
     }
 }
-function blobSpec(env, d, paths, name, file) {
+function blobSpec(env, d, paths, name, file, ctx, mirrored) {
     const url = resolveUrl(env.ep, d.type, d.repo, d.commit, file.path);
     const location = env.ep.credentials ? { url, credentials: env.ep.credentials } : { url };
+    /** The registry token generation this blob last saw (see registryBlob). */
+    let seen;
     return {
         digest: file.digest,
         size: file.size,
@@ -8337,8 +8884,16 @@ function blobSpec(env, d, paths, name, file) {
         target: blobPath(paths, file.digest.hex),
         ingestDir: paths.ingest,
         // The resolve URL answers 302 to a freshly signed CDN URL each time, so asking again after
-        // an expiry is just asking the Hub again.
-        locate: async () => location,
+        // an expiry is just asking the Hub again. From the mirror, the engine checks the bytes
+        // against the same oid.
+        async locate(signal) {
+            const commit = mirrored && (await mirrored());
+            if (!commit || !env.ociMirror)
+                return location;
+            const at = await env.ociMirror.location(commit, file, signal ? { ...ctx, signal } : ctx, seen);
+            seen = at.generation;
+            return at.location;
+        },
     };
 }
 
@@ -8601,6 +9156,9 @@ class BlobInodes {
 
 
 
+
+
+
 /** `hf:[datasets/|spaces/]owner/repo[@revision] [include=…] [exclude=…]`: the Hub into the HF cache. */
 const hfSource = {
     kind: 'hf',
@@ -8623,11 +9181,13 @@ const hfSource = {
         endpoint: settings.hfEndpoint,
         ...(settings.hfToken ? { token: settings.hfToken } : {}),
         ...(settings.hfEndpointAuth ? { endpointAuth: settings.hfEndpointAuth } : {}),
+        ...(settings.hfOciMirror
+            ? { ociMirror: new HfOciMirror(new client/* RegistryClient */.b((0,client/* registryOptions */._)(settings)), settings.hfOciMirror) }
+            : {}),
     }),
+    mirror: hfMirror,
 };
 
-// EXTERNAL MODULE: ./src/registry/client.ts + 1 modules
-var registry_client = __webpack_require__(8178);
 ;// CONCATENATED MODULE: ./src/refs/registry-reference.ts
 
 
@@ -8763,8 +9323,162 @@ function ociName(ref) {
         : `${ref.host}/${ref.repository}@sha256:${ref.pin}`;
 }
 
-// EXTERNAL MODULE: ./src/registry/manifest.ts
-var registry_manifest = __webpack_require__(506);
+;// CONCATENATED MODULE: ./src/registry/mirror-route.ts
+
+
+
+
+
+/**
+ * The `registry-mirror` routes of one run (docs/scale-out.md, "Pulling through a mirror"): a
+ * repository whose host has a mirror is asked there first. A mirror that cannot be reached is
+ * left for the rest of the run after one warning; a mirror that lacks a model (or answers it
+ * wrongly) sends that repository to its own registry, again with one warning. Content never
+ * depends on the route: manifests by digest and every blob are verified against the digests
+ * the line, the lock or the manifest names, whichever registry served them.
+ */
+class RegistryRoutes {
+    client;
+    mirrors;
+    routes = new Map();
+    /** Mirrors found unreachable in this run (by their prefix text), with the warning told. */
+    down;
+    constructor(client, mirrors = []) {
+        this.client = client;
+        this.mirrors = mirrors;
+        // Every source of a run gets the same list from its settings: the one warning and the
+        // decision to leave an unreachable mirror are shared by ollama: and oci: lines alike.
+        const down = downByRun.get(mirrors) ?? new Set();
+        downByRun.set(mirrors, down);
+        this.down = down;
+    }
+    /** The route of one repository (shared by every line that names it, so it warns once). */
+    route(name) {
+        const key = `${name.scheme ?? ''}://${name.host}/${name.repository}`;
+        let route = this.routes.get(key);
+        if (!route) {
+            const mirror = this.mirrors.find((m) => m.host === name.host.toLowerCase())?.mirror;
+            route = new RepositoryRoute(this, name, mirror);
+            this.routes.set(key, route);
+        }
+        return route;
+    }
+}
+/** The mirrors found unreachable, per run (keyed by the run's list of mirrors). */
+const downByRun = new WeakMap();
+/** One repository's way to its manifests and blobs: the mirror while it serves, else the origin. */
+class RepositoryRoute {
+    routes;
+    origin;
+    mirror;
+    /** Set once the mirror failed this repository: everything then goes to the origin. */
+    fellBack = false;
+    /** Manifest digests the mirror was seen to hold (or not), so blobs know where to go. */
+    held = new Map();
+    constructor(routes, origin, mirror) {
+        this.routes = routes;
+        this.origin = origin;
+        this.mirror = mirror;
+    }
+    /**
+     * Whether blobs may come from a mirror: then each is asked with one connection until the
+     * mirror shows it serves ranges (a pull-through cache lacking a blob fetches all of it from
+     * the origin for every range request; measured in docs/scale-out.md).
+     */
+    get mirrored() {
+        return this.mirror !== undefined;
+    }
+    /** The repository on the mirror: the mirror's path, then the origin's repository. */
+    get mirrorName() {
+        const m = this.mirror;
+        if (!m || this.fellBack || this.routes.down.has(m.text))
+            return undefined;
+        return {
+            host: m.host,
+            ...(m.scheme ? { scheme: m.scheme } : {}),
+            repository: (0,registry_prefix/* repositoryUnder */.vt)(m, ...this.origin.repository.split('/')),
+        };
+    }
+    /** The origin's session (no mirror). */
+    originSession(call) {
+        return this.routes.client.resolve(call, this.origin);
+    }
+    /**
+     * A manifest (or index) by tag or digest: from the mirror when it has it, else from the
+     * origin. A digest mismatch from the mirror is a miss, never an answer.
+     */
+    async manifest(call, reference, request) {
+        const mirror = this.mirrorName;
+        if (mirror) {
+            try {
+                const session = await this.routes.client.resolve(call, mirror);
+                const bytes = await session.getManifest(call, reference, request);
+                this.held.set((0,src_digest/* sha256Hex */.fg)(bytes), Promise.resolve(true));
+                call.log.debug(`${request.name}: manifest ${reference} from the mirror ${this.mirror.host}`);
+                return bytes;
+            }
+            catch (error) {
+                this.fallBack(call, error, mirror, reference);
+            }
+        }
+        return (await this.originSession(call)).getManifest(call, reference, request);
+    }
+    /**
+     * Where the blobs of the manifest `hex` are fetched: the mirror when it holds that manifest
+     * (asked once, by digest, when the manifest came from elsewhere: a lock or the store), else
+     * the origin. Called on the first blob that needs fetching, so a model on disk asks nothing.
+     */
+    async blobSession(call, hex, name) {
+        const mirror = this.mirrorName;
+        if (!mirror)
+            return this.originSession(call);
+        let held = this.held.get(hex);
+        if (!held) {
+            held = (async () => {
+                try {
+                    const session = await this.routes.client.resolve(call, mirror);
+                    await session.getManifest(call, `sha256:${hex}`, {
+                        name,
+                        expectHex: hex,
+                        accept: registry_manifest/* MANIFEST_OR_INDEX_ACCEPT */.ED,
+                    });
+                    return true;
+                }
+                catch (error) {
+                    this.fallBack(call, error, mirror, `sha256:${hex}`);
+                    return false;
+                }
+            })();
+            this.held.set(hex, held);
+        }
+        const onMirror = await held;
+        const still = this.mirrorName;
+        return onMirror && still ? this.routes.client.resolve(call, still) : this.originSession(call);
+    }
+    /** Leaves the mirror for this repository (or, when unreachable, for the run) with one warning. */
+    fallBack(call, error, mirror, reference) {
+        if ((0,errors/* isModelPullError */.pq)(error, 'ERR_ABORTED') || call.signal?.aborted)
+            throw error;
+        const prefix = this.mirror;
+        const where = (0,registry_prefix/* nameUnder */.c9)(prefix, mirror.repository, reference);
+        const origin = this.origin.host;
+        if ((0,retry/* isUnreachable */.R0)(error)) {
+            if (this.routes.down.has(prefix.text))
+                return;
+            this.routes.down.add(prefix.text);
+            call.log.warning(`registry-mirror ${prefix.text} cannot be reached (${(0,errors/* describeError */.Uc)(error)}); pulling from ${origin} instead for the rest of this run`);
+            return;
+        }
+        if (this.fellBack)
+            return;
+        this.fellBack = true;
+        const why = (0,errors/* isModelPullError */.pq)(error, 'ERR_NOT_FOUND')
+            ? 'is not on the mirror'
+            : `failed: ${(0,errors/* describeError */.Uc)(error)}`;
+        call.log.warning(`registry-mirror: ${where} ${why}; pulling ${this.origin.repository} from ${origin}`);
+    }
+}
+
 // EXTERNAL MODULE: ./src/registry/session.ts + 1 modules
 var registry_session = __webpack_require__(7898);
 // EXTERNAL MODULE: ./src/download/lease.ts
@@ -9450,149 +10164,6 @@ function parseRecord(bytes) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/sources/oci/formats.ts
-/**
- * What the two model artifact formats say about their layers (docs/oci-artifacts.md, "Formats"):
- * which layer is a file at a path, which is a tar archive of files, which we do not know. The
- * rules are data, not code paths, so a new media type is one entry here.
- */
-const MODELPACK_ARTIFACT = 'application/vnd.cncf.model.manifest.v1+json';
-const MODELPACK_CONFIG = 'application/vnd.cncf.model.config.v1+json';
-const DOCKER_CONFIG_PREFIX = 'application/vnd.docker.ai.model.config.';
-/** Both formats name a layer's file here, relative to the model's folder. */
-const FILEPATH_ANNOTATION = 'org.cncf.model.filepath';
-/** What ORAS and other generic artifact tools name a layer's file with. */
-const TITLE_ANNOTATION = 'org.opencontainers.image.title';
-const MODELPACK_LAYER = /^application\/vnd\.cncf\.model\.(weight|weight\.config|doc|code|dataset)\.v1\.(raw|tar|tar\+gzip|tar\+zstd)$/;
-/** Docker Model Runner marks some ModelPack weights with their file format (`…weight.v1.gguf`). */
-const MODELPACK_TYPED_WEIGHT = /^application\/vnd\.cncf\.model\.weight\.v1\.([a-z0-9]+)$/;
-/**
- * Docker Model Runner's layer types: single files, with the name its own unpacker gives them
- * when a layer carries no path (v0.1 artifacts), and its tar archives of folders.
- */
-const DOCKER_FILES = {
-    'application/vnd.docker.ai.gguf.v3': { name: 'model.gguf', gguf: true },
-    'application/vnd.docker.ai.safetensors': { name: 'model.safetensors' },
-    'application/vnd.docker.ai.dduf': { name: 'model.dduf' },
-    'application/vnd.docker.ai.mmproj': { name: 'model.mmproj' },
-    'application/vnd.docker.ai.chat.template.jinja': { name: 'template.jinja' },
-    'application/vnd.docker.ai.license': { name: 'LICENSE' },
-};
-const DOCKER_ARCHIVES = new Set([
-    'application/vnd.docker.ai.dir.tar',
-    'application/vnd.docker.ai.vllm.config.tar',
-]);
-/** Generic OCI layer archives, which early model artifacts (CNAI) used for their files. */
-const OCI_ARCHIVES = {
-    'application/vnd.oci.image.layer.v1.tar': 'none',
-    'application/vnd.oci.image.layer.v1.tar+gzip': 'gzip',
-    'application/vnd.oci.image.layer.v1.tar+zstd': 'zstd',
-};
-function artifactFormat(manifest) {
-    if (manifest.artifactType === MODELPACK_ARTIFACT || manifest.config.mediaType === MODELPACK_CONFIG)
-        return 'modelpack';
-    if (manifest.config.mediaType.startsWith(DOCKER_CONFIG_PREFIX))
-        return 'docker';
-    return 'unknown';
-}
-/** Configs of container images (OCI and Docker): their layers are root filesystems, not model files. */
-const IMAGE_CONFIGS = new Set([
-    'application/vnd.oci.image.config.v1+json',
-    'application/vnd.docker.container.image.v1+json',
-]);
-/**
- * Why a manifest is no model artifact at all, before anything is fetched: an Ollama model (its
- * own source reads it) or a container image. Other unknown artifacts are pulled as they are.
- */
-function notAModel(manifest) {
-    if (artifactFormat(manifest) !== 'unknown')
-        return undefined;
-    if (manifest.layers.some((l) => l.mediaType.startsWith('application/vnd.ollama.image.')))
-        return 'it is an Ollama model: pull it with an ollama: line';
-    if (IMAGE_CONFIGS.has(manifest.config.mediaType))
-        return `it is a container image (config ${manifest.config.mediaType}), not a model artifact`;
-    return undefined;
-}
-/** Whether an index entry announces a model manifest (its `artifactType`), without fetching it. */
-function announcesModel(entry) {
-    return (entry.artifactType === MODELPACK_ARTIFACT || entry.artifactType?.startsWith(DOCKER_CONFIG_PREFIX) === true);
-}
-/**
- * Where every layer goes. Paths are as the artifact states them; the folder module checks them
- * (relative, no `..`, no clash) before anything is written.
- */
-function layoutOf(manifest) {
-    const format = artifactFormat(manifest);
-    // Unnamed Docker layers are named by type, numbered among those of their type.
-    const docker = manifest.layers.filter((l) => DOCKER_FILES[l.mediaType] !== undefined && !annotatedPath(l));
-    const placements = manifest.layers.map((layer) => placementOf(layer, docker));
-    return { format, placements };
-}
-function placementOf(layer, dockerFiles) {
-    const type = layer.mediaType;
-    const annotated = annotatedPath(layer);
-    const modelpack = MODELPACK_LAYER.exec(type);
-    if (modelpack) {
-        const packing = modelpack[2];
-        if (packing !== 'raw')
-            return { kind: 'archive', layer, compression: compressionOf(packing) };
-        if (!annotated)
-            return { kind: 'blob', layer, why: `a ${type} layer without ${FILEPATH_ANNOTATION}` };
-        return { kind: 'file', layer, path: annotated, gguf: modelpack[1] === 'weight' && isGgufName(annotated) };
-    }
-    const typedWeight = MODELPACK_TYPED_WEIGHT.exec(type);
-    if (typedWeight && annotated) {
-        return { kind: 'file', layer, path: annotated, gguf: typedWeight[1] === 'gguf' };
-    }
-    const dockerFile = DOCKER_FILES[type];
-    if (dockerFile) {
-        const path = annotated || defaultDockerName(layer, dockerFile.name, dockerFiles);
-        return { kind: 'file', layer, path, gguf: dockerFile.gguf === true };
-    }
-    if (DOCKER_ARCHIVES.has(type))
-        return { kind: 'archive', layer, compression: 'none' };
-    const oci = OCI_ARCHIVES[type];
-    if (oci !== undefined)
-        return { kind: 'archive', layer, compression: oci };
-    if (annotated && type.startsWith('application/vnd.cncf.model.'))
-        return { kind: 'file', layer, path: annotated, gguf: false };
-    return { kind: 'blob', layer, why: `unknown layer type ${type}` };
-}
-function annotatedPath(layer) {
-    return layer.annotations?.[FILEPATH_ANNOTATION] || layer.annotations?.[TITLE_ANNOTATION] || undefined;
-}
-function compressionOf(packing) {
-    return packing === 'tar+gzip' ? 'gzip' : packing === 'tar+zstd' ? 'zstd' : 'none';
-}
-/**
- * A v0.1 Docker artifact names no files: its runner calls one GGUF `model.gguf` and several
- * `model-00001-of-00003.gguf` (in layer order); the other types likewise by their kind.
- */
-function defaultDockerName(layer, name, dockerFiles) {
-    const same = dockerFiles.filter((l) => l.mediaType === layer.mediaType);
-    if (same.length < 2)
-        return name;
-    const n = String(same.length).padStart(5, '0');
-    const i = String(same.indexOf(layer) + 1).padStart(5, '0');
-    const dot = name.lastIndexOf('.');
-    return dot > 0 ? `${name.slice(0, dot)}-${i}-of-${n}${name.slice(dot)}` : `${name}-${i}-of-${n}`;
-}
-/**
- * A GGUF weights file by its name. A multimodal projector is GGUF too, but not the model's
- * weights: ModelPack gives it the same weight media type, and its name says `mmproj` (the
- * heuristic Docker Model Runner and Hugging Face tooling use).
- */
-function isGgufName(path) {
-    const lower = path.toLowerCase();
-    const base = lower.slice(lower.lastIndexOf('/') + 1);
-    return base.endsWith('.gguf') && !base.includes('mmproj');
-}
-/** The model's single GGUF weights file, when it has exactly one. */
-function singleGguf(placements) {
-    const ggufs = placements.filter((p) => p.kind === 'file' && p.gguf);
-    return ggufs.length === 1 ? ggufs[0] : undefined;
-}
-
 ;// CONCATENATED MODULE: ./src/sources/oci/layout.ts
 
 
@@ -9776,6 +10347,7 @@ function describeEntry(entry) {
 
 
 
+
 /** The folder of one model: `models/<host>/<repository>/<manifest hex>`. */
 function modelDir(root, ref, hex) {
     return (0,external_node_path_.join)(root, 'models', ref.host, ...ref.repository.split('/'), hex);
@@ -9786,16 +10358,17 @@ function modelDir(root, ref, hex) {
  * `oci-dir` plus one folder per model (docs/oci-artifacts.md).
  */
 function createOciSource(options) {
-    const registry = new registry_client/* RegistryClient */.b(options);
     const { root } = options;
-    const sessionFor = (ref, ctx) => registry.resolve(ctx, {
+    // Through the user's registry-mirror for the line's host, when there is one.
+    const routes = new RegistryRoutes(new client/* RegistryClient */.b(options), options.mirrors);
+    const routeFor = (ref) => routes.route({
         host: ref.host,
         ...(ref.scheme ? { scheme: ref.scheme } : {}),
         repository: ref.repository,
     });
     /** Manifest or index bytes by digest: the layout's own copy when it is there, else the registry. */
     const byDigest = async (ref, hex, ctx) => (await readVerifiedBlob(root, hex, registry_manifest/* MAX_MANIFEST_BYTES */.ZJ)) ??
-        (await sessionFor(ref, ctx)).getManifest(ctx, `sha256:${hex}`, {
+        routeFor(ref).manifest(ctx, `sha256:${hex}`, {
             name: ociName(ref),
             expectHex: hex,
             accept: registry_manifest/* MANIFEST_OR_INDEX_ACCEPT */.ED,
@@ -9805,7 +10378,7 @@ function createOciSource(options) {
             const name = ociName(ref);
             const bytes = ref.pin !== undefined
                 ? await byDigest(ref, ref.pin, ctx)
-                : await (await sessionFor(ref, ctx)).getManifest(ctx, ref.tag, {
+                : await routeFor(ref).manifest(ctx, ref.tag, {
                     name,
                     accept: registry_manifest/* MANIFEST_OR_INDEX_ACCEPT */.ED,
                 });
@@ -9822,7 +10395,8 @@ function createOciSource(options) {
         async plan(ref, identity, ctx) {
             const { hex, index } = recorded(ref, identity);
             const manifest = await manifestFor(ref, identity, hex, () => byDigest(ref, hex, ctx));
-            return planEntry(ref, identity, hex, manifest, index, options, (c) => sessionFor(ref, c), ctx);
+            const session = (c) => routeFor(ref).blobSession(c, hex, ociName(ref));
+            return planEntry(ref, identity, hex, manifest, index, options, session, ctx, routeFor(ref).mirrored);
         },
     };
 }
@@ -9875,7 +10449,9 @@ async function manifestFor(ref, identity, hex, fetch) {
     }
     return (0,registry_manifest/* parseImageManifest */.Sw)(await fetch(), name);
 }
-function planEntry(ref, identity, hex, manifest, index, options, session, ctx) {
+function planEntry(ref, identity, hex, manifest, index, options, session, ctx, 
+/** Blobs may come from a registry-mirror (see BlobSpec.probeRanges). */
+probeRanges) {
     const { root } = options;
     const name = ociName(ref);
     const refused = notAModel(manifest);
@@ -9912,6 +10488,7 @@ function planEntry(ref, identity, hex, manifest, index, options, session, ctx) {
             label: `${ref.line} ${d === manifest.config ? 'config' : source_kindOf(d)}`,
             target: layout_blobPath(root, d.hex),
             ingestDir: ingestDir(root),
+            probeRanges,
         })),
         // Blobs only: the manifest, the folder and the index entry are written by commit() from
         // verified blobs and the identity's bytes.
@@ -10101,12 +10678,10 @@ const ociSource = {
         // The settings module fills every declared option, defaults included.
         root: settings.sourceOptions[OCI_DIR],
         verify: settings.verify,
-        ...(0,registry_client/* registryOptions */._)(settings),
+        ...(0,client/* registryOptions */._)(settings),
     }),
 };
 
-// EXTERNAL MODULE: ./src/registry/prefix.ts
-var registry_prefix = __webpack_require__(8911);
 ;// CONCATENATED MODULE: ./src/sources/ollama/manifest.ts
 
 /** The layer that holds the GGUF weights (docs/registries.md, "Ollama's registry and names"). */
@@ -10135,7 +10710,7 @@ function weightsLayer(manifest) {
     return manifest.layers.reduce((a, b) => (b.size > a.size ? b : a));
 }
 /** `model`, `template`, … for Ollama layers; the media type otherwise. For labels. */
-function layerKind(mediaType) {
+function manifest_layerKind(mediaType) {
     const prefix = 'application/vnd.ollama.image.';
     return mediaType.startsWith(prefix) ? mediaType.slice(prefix.length) : mediaType;
 }
@@ -10160,9 +10735,9 @@ const ollamaMirror = {
         if (parts.length > 1) {
             throw (0,refs_line/* badLine */.mV)(line, `Ollama names hold one namespace (host/namespace/model:tag), so Ollama models can go to ${prefix.host} or ${prefix.host}/${parts[0]}, not under ${prefix.text}`);
         }
-        const namespace = parts.length ? [] : [component(ref.namespace, 'namespace', line)];
+        const namespace = parts.length ? [] : [(0,registry_prefix/* repositoryPart */.mi)(ref.namespace, 'namespace', line)];
         return {
-            repository: (0,registry_prefix/* repositoryUnder */.vt)(prefix, ...namespace, component(ref.model, 'model', line)),
+            repository: (0,registry_prefix/* repositoryUnder */.vt)(prefix, ...namespace, (0,registry_prefix/* repositoryPart */.mi)(ref.model, 'model', line)),
             origin: `${ref.host}/${ref.namespace}/${ref.model}`,
         };
     },
@@ -10180,7 +10755,7 @@ const ollamaMirror = {
             const path = paths.get(`sha256:${d.hex}`);
             if (!path)
                 throw new Error(`${ref.line}: blob sha256:${d.hex} was not pulled`);
-            const kind = d === manifest.config ? 'config' : layerKind(d.mediaType);
+            const kind = d === manifest.config ? 'config' : manifest_layerKind(d.mediaType);
             return { hex: d.hex, size: d.size, path, label: `${ref.line} ${kind}` };
         });
         return {
@@ -10191,13 +10766,6 @@ const ollamaMirror = {
         };
     },
 };
-/** Ollama allows capitals and a final `_` or `.`; a repository part does not. */
-function component(part, what, line) {
-    const valid = (0,registry_prefix/* repositoryComponent */.OK)(part);
-    if (valid === undefined || valid !== part.toLowerCase())
-        throw (0,refs_line/* badLine */.mV)(line, `the ${what} "${part}" cannot be a registry repository part (lowercase letters and digits joined by ., _ or -)`);
-    return valid;
-}
 
 ;// CONCATENATED MODULE: ./src/sources/ollama/ref.ts
 
@@ -10377,10 +10945,12 @@ function label(name) {
 
 
 
+
 /** Resolves `ollama:` references against Ollama's registry or any OCI-distribution registry. */
 function createOllamaSource(options) {
-    const registry = new registry_client/* RegistryClient */.b(options);
-    const sessionFor = (ref, ctx) => registry.resolve(ctx, {
+    // Through the user's registry-mirror for the line's host, when there is one.
+    const routes = new RegistryRoutes(new client/* RegistryClient */.b(options), options.mirrors);
+    const routeFor = (ref) => routes.route({
         host: ref.host,
         ...(ref.scheme ? { scheme: ref.scheme } : {}),
         repository: repositoryOf(ref),
@@ -10393,8 +10963,7 @@ function createOllamaSource(options) {
                 if (stored && (0,src_digest/* sha256Hex */.fg)(stored) === ref.pin)
                     return source_identityOf(ref, parseManifest(stored, ollamaName(ref)), ref.pin);
             }
-            const session = await sessionFor(ref, ctx);
-            const bytes = await session.getManifest(ctx, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
+            const bytes = await routeFor(ref).manifest(ctx, ref.pin ? `sha256:${ref.pin}` : ref.tag, {
                 name: ollamaName(ref),
                 ...(ref.pin ? { expectHex: ref.pin } : {}),
             });
@@ -10403,9 +10972,9 @@ function createOllamaSource(options) {
         async plan(ref, identity, ctx) {
             const hex = recordedHex(ref, identity);
             // Settled only when a request is made: a pinned model complete on disk asks nothing.
-            const session = () => sessionFor(ref, ctx);
-            const manifest = await source_manifestFor(ref, identity, hex, options.modelsRoot, async () => (await session()).getManifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }));
-            return source_planEntry(ref, identity, manifest, options.modelsRoot, session, ctx);
+            const session = () => routeFor(ref).blobSession(ctx, hex, ollamaName(ref));
+            const manifest = await source_manifestFor(ref, identity, hex, options.modelsRoot, () => routeFor(ref).manifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }));
+            return source_planEntry(ref, identity, manifest, options.modelsRoot, session, ctx, routeFor(ref).mirrored);
         },
     };
 }
@@ -10451,12 +11020,15 @@ async function source_manifestFor(ref, identity, hex, root, fetch) {
         return parseManifest(stored, name);
     return parseManifest(await fetch(), name);
 }
-function source_planEntry(ref, identity, manifest, root, session, ctx) {
+function source_planEntry(ref, identity, manifest, root, session, ctx, 
+/** Blobs may come from a registry-mirror (see BlobSpec.probeRanges). */
+probeRanges) {
     const all = [manifest.config, ...manifest.layers];
     const blobs = all.map((d) => (0,registry_session/* registryBlob */.L)(session, ctx, d, {
-        label: `${ref.line} ${d === manifest.config ? 'config' : layerKind(d.mediaType)}`,
+        label: `${ref.line} ${d === manifest.config ? 'config' : manifest_layerKind(d.mediaType)}`,
         target: ollama_blobPath(root, d.hex),
         ingestDir: ollama_ingestDir(root),
+        probeRanges,
     }));
     const files = all.map((d) => ({ path: ollama_blobPath(root, d.hex), digest: `sha256:${d.hex}`, size: d.size }));
     const bytes = Buffer.from(manifest.text, 'utf8');
@@ -10518,7 +11090,7 @@ function ollamaLine(name) {
     const short = name.replace(/^registry\.ollama\.ai\/(library\/)?/, '');
     const host = short.split('/')[0];
     const hostname = /^\[[^\]]*\]/.exec(host)?.[0] ?? host.replace(/:\d+$/, '');
-    const loopback = short.includes('/') && (0,client/* isLoopbackHost */.cW)(hostname);
+    const loopback = short.includes('/') && (0,http_client/* isLoopbackHost */.cW)(hostname);
     return `ollama:${loopback ? 'http://' : ''}${short}`;
 }
 /** `host/namespace/name/tag` (the manifest's path in the store) as `host/namespace/name:tag`. */
@@ -10552,8 +11124,39 @@ const ollamaSource = {
     ],
     phases: { resolving: 'resolving manifest', writing: 'writing manifest' },
     canonical: canonicalOllamaLine,
-    create: (settings) => createOllamaSource({ modelsRoot: settings.ollamaModels, ...(0,registry_client/* registryOptions */._)(settings) }),
+    create: (settings) => createOllamaSource({ modelsRoot: settings.ollamaModels, ...(0,client/* registryOptions */._)(settings) }),
     mirror: ollamaMirror,
+};
+
+;// CONCATENATED MODULE: ./src/sources/url/mirror.ts
+
+
+
+
+/**
+ * A URL file as a single-layer ModelPack artifact at `<prefix>/files/<file name>:<sha256>`: the
+ * tag is the line's own pin, so an `oci:` line with that tag (or a pin of the manifest) reads
+ * back exactly the file the URL line verified.
+ */
+const urlMirror = {
+    target(ref, line, prefix) {
+        const name = (0,registry_prefix/* repositoryPart */.mi)(ref.fileName, 'file name', line);
+        // Files of one name from different URLs share the repository: their tags (sha256) differ.
+        return { repository: (0,registry_prefix/* repositoryUnder */.vt)(prefix, 'files', name), origin: `file ${name}` };
+    },
+    async artifact(ref, model, target, settings) {
+        const source = model.output.path;
+        const { size } = await (0,promises_.stat)(source);
+        const url = (0,errors/* redactUrl */.BO)(ref.url);
+        return modelPackArtifact({
+            files: [{ path: ref.fileName, hex: ref.sha256, size, source }],
+            descriptor: { name: ref.fileName, sourceURL: url },
+            annotations: { 'org.opencontainers.image.source': url },
+            references: [ref.sha256],
+            name: (0,registry_prefix/* nameUnder */.c9)(settings.mirrorTo, target.repository, ref.sha256),
+            label: ref.line,
+        });
+    },
 };
 
 ;// CONCATENATED MODULE: ./src/sources/url/ref.ts
@@ -10725,6 +11328,7 @@ async function verifyFilesDir(root) {
 
 
 
+
 /** `https://host/path/file.gguf sha256=<64 hex>`: a plain file, landing in files-dir. */
 const urlSource = {
     kind: 'url',
@@ -10755,6 +11359,7 @@ const urlSource = {
         }
     },
     create: (settings) => createUrlSource({ filesDir: settings.filesDir }),
+    mirror: urlMirror,
 };
 
 ;// CONCATENATED MODULE: ./src/sources/index.ts
