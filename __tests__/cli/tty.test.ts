@@ -54,6 +54,9 @@ it('bars on a terminal; Ctrl-C leaves its line on screen; the resume starts at w
       /^stopping: progress is kept for the next run \(Ctrl-C again to quit at once\)$/m,
     );
     expect(stopped).toMatch(/^error: interrupted: progress is kept, run the same command again to resume$/m);
+    // Every line printed above the bars is whole: nothing of an old bar is left after its text.
+    expect(stopped).toMatch(/^ ✗ .*big\.gguf: stopped; progress kept for the next run$/m);
+    expect(stopped).not.toMatch(/next run\S/);
     const kept = await recordedBytes(
       join(dir.path, 'files', '.model-pull-ingest', `sha256-${hex}.progress.json`),
     );

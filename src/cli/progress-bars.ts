@@ -36,8 +36,16 @@ export function progressBars(stream: NodeJS.WriteStream): ProgressBars {
   const ended = new Set<string>();
   let total: cliProgress.SingleBar | undefined;
   // cli-progress turns the terminal's line wrap off while it draws, so a line longer than the
-  // screen would be cut: it is wrapped here instead, nothing lost.
-  const log = (line: string) => multi.log(`${wrap(line, columns)}\n`);
+  // screen would be cut: it is wrapped here instead, nothing lost. It clears only the first row
+  // of what it prints between two frames, so each row clears itself (ESC[2K): a second line
+  // printed over a longer bar would otherwise keep the bar's tail.
+  const log = (line: string) =>
+    multi.log(
+      `${wrap(line, columns)
+        .split('\n')
+        .map((row) => `\x1b[2K${row}`)
+        .join('\n')}\n`,
+    );
   const listener = (snapshot: ProgressSnapshot) => {
     for (const blob of snapshot.blobs) updateFile(blob);
     // The total appears with the first download: a run that only verifies shows no rate at all.
