@@ -246,8 +246,13 @@ function progressBars(stream) {
     const ended = new Set();
     let total;
     // cli-progress turns the terminal's line wrap off while it draws, so a line longer than the
-    // screen would be cut: it is wrapped here instead, nothing lost.
-    const log = (line) => multi.log(`${wrap(line, columns)}\n`);
+    // screen would be cut: it is wrapped here instead, nothing lost. It clears only the first row
+    // of what it prints between two frames, so each row clears itself (ESC[2K): a second line
+    // printed over a longer bar would otherwise keep the bar's tail.
+    const log = (line) => multi.log(`${wrap(line, columns)
+        .split('\n')
+        .map((row) => `\x1b[2K${row}`)
+        .join('\n')}\n`);
     const listener = (snapshot) => {
         for (const blob of snapshot.blobs)
             updateFile(blob);
