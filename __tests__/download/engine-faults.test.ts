@@ -96,6 +96,28 @@ describe('engine faults found in review', () => {
     expect(locates).toBeGreaterThanOrEqual(2);
   });
 
+  it('gives up with ERR_URL_REFRESH_LIMIT when every fresh URL is refused without a byte landing', async () => {
+    // The registry's own 401 with credentials: each location the source mints is refused too.
+    server.setFault((_req, res) => {
+      res.writeHead(401).end('token expired');
+      return true;
+    });
+    let locates = 0;
+    const blob = blobSpec(dir.path, hex, SIZE, async () => {
+      locates++;
+      return {
+        url: `${server.url}/v2/x/blobs/sha256:${hex}`,
+        credentials: { origin: server.origin, headers: { authorization: `Bearer token-${locates}` } },
+      };
+    });
+    const error = await fetchBlobs([blob], options({ connections: 1 })).catch((e: unknown) => e);
+    expect((error as ModelPullError).code).toBe('ERR_URL_REFRESH_LIMIT');
+    expect((error as Error).message).toBe('test blob: the download URL kept expiring (5 fresh URLs refused)');
+    // The first location and five fresh ones, each asked once: no request after giving up.
+    expect(locates).toBe(6);
+    expect(server.requests).toHaveLength(6);
+  });
+
   it('restarts a whole-body stream that breaks, when the server ignores Range', async () => {
     server.setFault((_req, _res, n) =>
       n === 1 ? { ignoreRange: true, resetAfter: 200 * KiB } : { ignoreRange: true },

@@ -61,7 +61,7 @@ export class Locator {
     this.writtenAtRefresh = written;
     if (++this.refreshes > MAX_REFRESHES) {
       throw new ModelPullError(
-        'ERR_URL_EXPIRED',
+        'ERR_URL_REFRESH_LIMIT',
         `${this.blob.label}: the download URL kept expiring (${MAX_REFRESHES} fresh URLs refused)`,
       );
     }
