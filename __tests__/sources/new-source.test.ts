@@ -1,8 +1,10 @@
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, isAbsolute, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { createActionsCache } from '../../src/cache/actions-cache.js';
 import { LAYOUT_VERSION } from '../../src/cache/key.js';
+import { commandFlags } from '../../src/cli/args.js';
 import { runCli } from '../../src/cli/main.js';
 import { isSha256Hex, sha256Hex } from '../../src/digest.js';
 import type { HttpClient } from '../../src/http/client.js';
@@ -10,10 +12,13 @@ import { type Identity, recordedIdentityError } from '../../src/plan.js';
 import { pull } from '../../src/pull.js';
 import { badLine, onlyOptions } from '../../src/refs/line.js';
 import { MemoryLogger } from '../../src/report/logger.js';
+import { settingsFromInputs } from '../../src/settings/action-inputs.js';
 import { buildSettings, cacheService } from '../../src/settings/settings.js';
 import { type SourceDescriptor, type SourceList, sourceOptions } from '../../src/sources/descriptor.js';
 import { DEFAULT_SOURCES } from '../../src/sources/index.js';
+import { writeActionYml, writeReadme } from '../../src/sources/reference.js';
 import { fakeRunner, type Runner, recordStdout } from '../cache/env.js';
+import { ROOT } from '../docs/examples.js';
 import { type CacheService, startCacheService } from '../helpers/cache-service.js';
 import { FAST_RETRY, randomBlob, testClient } from '../helpers/engine.js';
 import { parseRange, startServer, type TestServer, tempDir } from '../helpers/http.js';
@@ -268,7 +273,7 @@ test('the CLI takes the source list: its lines, its --file-dest flag, its --help
   out = '';
   expect(await runCli(['pull', '--help'], io)).toBe(0);
   expect(out).toContain('\nOptions of the sources:\n');
-  expect(out).toContain('\n  --file-dest DIR         where file: lines land\n');
+  expect(out).toContain('\n  --file-dest DIR         where file: lines land (~/file-models)\n');
   out = '';
   expect(await runCli(['--help'], io)).toBe(0);
   expect(out).toContain(
@@ -289,4 +294,33 @@ test('the CLI takes the source list: its lines, its --file-dest flag, its --help
   expect(err).toContain(
     'expected ollama:NAME, hf:OWNER/REPO, oci:[HOST/]REPO[:TAG] or an https:// URL with sha256=',
   );
+});
+
+test('its input reaches action.yml, the README reference tables and the action settings', async () => {
+  // What `npm run build` would write with the toy in the default list.
+  const action = writeActionYml(await readFile(join(ROOT, 'action.yml'), 'utf8'), sources);
+  const inputs = (parseYaml(action) as { inputs: Record<string, { description: string }> }).inputs;
+  expect(inputs['file-dest']).toEqual({
+    description: 'where file: lines land (default ~/file-models)',
+    required: false,
+  });
+  expect(inputs.models!.description).toContain(' or file:/PATH sha256=HEX. ');
+  const flags = commandFlags(sources);
+  const commandsOf = (flag: string) =>
+    Object.keys(flags).filter((command) => Object.hasOwn(flags[command]!, flag));
+  const readme = writeReadme(await readFile(join(ROOT, 'README.md'), 'utf8'), sources, commandsOf);
+  expect(readme).toContain('\n| `file-dest` | `~/file-models` | where file: lines land |\n');
+  expect(readme).toContain(
+    '\n| `--file-dest DIR` | `pull` `lock` `mirror` `verify` | `~/file-models` | where file: lines land |\n',
+  );
+
+  // The action reads it with the shared inputs (the runner hands every input as INPUT_<NAME>).
+  const given = { INPUT_MODELS: `file:/x sha256=${hex}`, 'INPUT_FILE-DEST': join(dir.path, 'from-input') };
+  Object.assign(process.env, given);
+  try {
+    const settings = settingsFromInputs({ HOME: dir.path }, sources);
+    expect(settings.sourceOptions['file-dest']).toBe(join(dir.path, 'from-input'));
+  } finally {
+    for (const name of Object.keys(given)) delete process.env[name];
+  }
 });

@@ -1,5 +1,6 @@
 import { isModelPullError } from '../errors.js';
 import { type SourceList, sourceOptions } from '../sources/descriptor.js';
+import { helpRow } from '../sources/reference.js';
 import { COMMAND_FLAGS } from './args.js';
 
 const LINES_PLACEHOLDER = '<lines>';
@@ -145,10 +146,7 @@ export function helpFor(command: keyof typeof HELP, sources: SourceList): string
   if (command === 'main') return HELP.main.replace(LINES_PLACEHOLDER, linesHelp(sources));
   const options = sourceOptions(sources);
   if (command === 'demo' || options.length === 0) return HELP[command];
-  const rows = options.map(
-    (o) => `  --${`${o.name} ${o.type === 'path' ? 'DIR' : 'VALUE'}`.padEnd(22)}${o.help}`,
-  );
-  return `${HELP[command]}\nOptions of the sources:\n${rows.join('\n')}\n`;
+  return `${HELP[command]}\nOptions of the sources:\n${options.map(helpRow).join('\n')}\n`;
 }
 
 /** Bad lines and bad flags are usage errors (exit 2); the rest, an uncovered lock line too, are failures. */
