@@ -325,7 +325,7 @@ function hubEndpointSetting(
 }
 
 /**
- * Plain http to a host other than loopback needs `insecure` (interface.md): said before any
+ * Plain http to a host other than loopback needs `insecure` (docs/security.md, Network): said before any
  * request, naming the option, instead of as a download failure. A reference may carry its
  * source's prefix before the URL (`ollama:http://…`).
  */
