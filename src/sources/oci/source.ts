@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { sha256Hex, sha256HexOf } from '../../digest.js';
+import { sha256Hex } from '../../digest.js';
 import { ModelPullError } from '../../errors.js';
 import {
   type Identity,
@@ -20,6 +20,7 @@ import {
   parseManifestOrIndex,
 } from '../../registry/manifest.js';
 import { RegistryRoutes } from '../../registry/mirror-route.js';
+import { recordedManifest, recordedManifestHex } from '../../registry/recorded.js';
 import { type RegistrySession, registryBlob } from '../../registry/session.js';
 import { checkPlacedPaths, commitFolder, type FolderFile, layerName } from './folder.js';
 import { layoutOf, notAModel, type Placement, singleGguf } from './formats.js';
@@ -112,11 +113,7 @@ function identityOf(ref: OciRef, manifest: ImageManifest, hex: string, index?: s
  */
 function recorded(ref: OciRef, identity: Identity): { hex: string; index?: string } {
   const name = ociName(ref);
-  if (identity.name !== '' && identity.name !== name)
-    throw recordedIdentityError(identity, `it names ${identity.name}, not ${name}`);
-  const hex = sha256HexOf(identity.pin);
-  if (hex === undefined || identity.contentDigest !== hex)
-    throw recordedIdentityError(identity, `"${identity.pin.slice(0, 80)}" is not a manifest digest`);
+  const hex = recordedManifestHex(identity, name);
   const index = identity.detail?.index;
   if (index !== undefined && typeof index !== 'string')
     throw recordedIdentityError(identity, 'its recorded index is not text');
@@ -136,17 +133,8 @@ async function manifestFor(
   fetch: () => Promise<Buffer>,
 ): Promise<ImageManifest> {
   const name = ociName(ref);
-  const text = identity.detail?.manifest;
-  if (typeof text === 'string') {
-    const actual = sha256Hex(text);
-    if (actual !== hex) {
-      throw new ModelPullError(
-        'ERR_DIGEST_MISMATCH',
-        `the recorded manifest of ${name} hashes to sha256:${actual}, not its recorded digest sha256:${hex}`,
-      );
-    }
-    return parseImageManifest(Buffer.from(text, 'utf8'), name);
-  }
+  const recorded = recordedManifest(identity, name, hex);
+  if (recorded) return parseImageManifest(recorded, name);
   return parseImageManifest(await fetch(), name);
 }
 

@@ -1,5 +1,4 @@
-import { sha256Hex, sha256HexOf } from '../../digest.js';
-import { ModelPullError } from '../../errors.js';
+import { sha256Hex } from '../../digest.js';
 import { blobPath, commitOllamaModel, ingestDir, readStoredManifest } from '../../layouts/ollama.js';
 import {
   type Identity,
@@ -10,6 +9,7 @@ import {
 } from '../../plan.js';
 import { RegistryClient, type RegistryOptions } from '../../registry/client.js';
 import { RegistryRoutes } from '../../registry/mirror-route.js';
+import { recordedManifest, recordedManifestHex } from '../../registry/recorded.js';
 import { type RegistrySession, registryBlob } from '../../registry/session.js';
 import { type Descriptor, layerKind, type OllamaManifest, parseManifest, weightsLayer } from './manifest.js';
 import { type OllamaRef, ollamaName, repositoryOf } from './ref.js';
@@ -74,11 +74,7 @@ function identityOf(ref: OllamaRef, manifest: OllamaManifest, hex: string): Iden
  * the line's model (and its pin, if the line has one). A name left empty is taken from the line.
  */
 function recordedHex(ref: OllamaRef, identity: Identity): string {
-  if (identity.name !== '' && identity.name !== ollamaName(ref))
-    throw recordedIdentityError(identity, `it names ${identity.name}, not ${ollamaName(ref)}`);
-  const hex = sha256HexOf(identity.pin);
-  if (hex === undefined || identity.contentDigest !== hex)
-    throw recordedIdentityError(identity, `"${identity.pin.slice(0, 80)}" is not a manifest digest`);
+  const hex = recordedManifestHex(identity, ollamaName(ref));
   if (ref.pin !== undefined && hex !== ref.pin)
     throw recordedIdentityError(identity, `it is pinned to ${identity.pin}, the line to sha256:${ref.pin}`);
   return hex;
@@ -93,18 +89,8 @@ async function manifestFor(
   fetch: () => Promise<Buffer>,
 ): Promise<OllamaManifest> {
   const name = ollamaName(ref);
-  const recorded = identity.detail?.manifest;
-  if (typeof recorded === 'string') {
-    const bytes = Buffer.from(recorded, 'utf8');
-    const actual = sha256Hex(bytes);
-    if (actual !== hex) {
-      throw new ModelPullError(
-        'ERR_DIGEST_MISMATCH',
-        `the recorded manifest of ${name} hashes to sha256:${actual}, not its recorded digest sha256:${hex}`,
-      );
-    }
-    return parseManifest(bytes, name);
-  }
+  const recorded = recordedManifest(identity, name, hex);
+  if (recorded) return parseManifest(recorded, name);
   const stored = await readStoredManifest(root, ref);
   if (stored && sha256Hex(stored) === hex) return parseManifest(stored, name);
   return parseManifest(await fetch(), name);
