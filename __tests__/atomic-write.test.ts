@@ -1,6 +1,6 @@
 import { lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../src/atomic-write.js';
+import { removeStaleTemps, writeFileAtomic } from '../src/atomic-write.js';
 import { tempDir } from './helpers/http.js';
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -42,4 +42,19 @@ test('a failed rename leaves no temporary file behind, in the temp folder either
   await mkdir(join(path, 'in-the-way'), { recursive: true });
   await expect(writeFileAtomic(path, 'm', { tempDir: staging })).rejects.toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
   expect(await readdir(staging)).toEqual([]);
+});
+
+test('removeStaleTemps removes what killed writers of one path left, and nothing else', async () => {
+  const path = join(dir.path, 'x.progress.json');
+  await writeFileAtomic(path, 'kept');
+  const left = ['.x.progress.json.0123456789ab.tmp', '.x.progress.json.ba9876543210.tmp'];
+  const others = [
+    '.y.progress.json.0123456789ab.tmp',
+    '.x.progress.json.tmp',
+    '.x.progress.json.nothex123456.tmp',
+  ];
+  for (const name of [...left, ...others]) await writeFile(join(dir.path, name), 'half');
+  await removeStaleTemps(path);
+  expect((await readdir(dir.path)).sort()).toEqual(['x.progress.json', ...others].sort());
+  expect(await readFile(path, 'utf8')).toBe('kept');
 });

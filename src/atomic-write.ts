@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ensureDirs } from './fs-dirs.js';
 
@@ -25,7 +25,7 @@ export async function writeFileAtomic(
   options: AtomicWriteOptions = {},
 ): Promise<void> {
   const folder = options.tempDir ?? dirname(path);
-  const temp = join(folder, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = join(folder, `${tempPrefix(path)}${randomBytes(6).toString('hex')}.tmp`);
   const mode = options.mode === undefined ? {} : { mode: options.mode };
   // Folders are made only when missing, so frequent writers (progress records) pay no extra call.
   const whenMissing = (folders: readonly string[], step: () => Promise<void>) => async (error: unknown) => {
@@ -43,4 +43,21 @@ export async function writeFileAtomic(
     await rm(temp, { force: true });
     throw error;
   }
+}
+
+/** `.record.json.` for `…/record.json`: the temporary names of a path start with it. */
+const tempPrefix = (path: string) => `.${basename(path)}.`;
+
+/**
+ * Removes the temporary files that writers of `path` killed mid-write left behind (a random name
+ * each, so nothing else would ever reuse them). Only while no other writer of `path` can run:
+ * the staging area calls it under the entry's lease.
+ */
+export async function removeStaleTemps(path: string, tempDir = dirname(path)): Promise<void> {
+  const prefix = tempPrefix(path);
+  const names = await readdir(tempDir).catch(() => [] as string[]);
+  const stale = names.filter(
+    (n) => n.startsWith(prefix) && /^[0-9a-f]{12}\.tmp$/.test(n.slice(prefix.length)),
+  );
+  await Promise.all(stale.map((n) => rm(join(tempDir, n), { force: true })));
 }

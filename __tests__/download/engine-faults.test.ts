@@ -1,7 +1,8 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { sha256Hex } from '../../src/digest.js';
 import { fetchBlobs, fetchBlobsSettled } from '../../src/download/engine.js';
+import { stagingPaths } from '../../src/download/staging.js';
 import { ModelPullError } from '../../src/errors.js';
 import type { HttpClient } from '../../src/http/client.js';
 import type { BlobServer } from '../helpers/blob-server.js';
@@ -116,6 +117,17 @@ describe('engine faults found in review', () => {
     // The first location and five fresh ones, each asked once: no request after giving up.
     expect(locates).toBe(6);
     expect(server.requests).toHaveLength(6);
+  });
+
+  it('a progress record whose write a kill cut short is cleared when the blob commits', async () => {
+    const blob = blobSpec(dir.path, hex, SIZE, `${server.url}/blob`);
+    const { record } = stagingPaths(blob.ingestDir, blob.digest);
+    await mkdir(blob.ingestDir, { recursive: true });
+    // What writeFileAtomic leaves when killed between writing its temporary file and the rename.
+    await writeFile(join(blob.ingestDir, `.${basename(record)}.00112233aabb.tmp`), '{"version":1,"segm');
+    const [result] = await fetchBlobs([blob], options());
+    expect(sha256Hex(await readFile(result!.target))).toBe(hex);
+    expect(await readdir(blob.ingestDir)).toEqual([]);
   });
 
   it('restarts a whole-body stream that breaks, when the server ignores Range', async () => {

@@ -1,4 +1,4 @@
-import { constants, type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { constants, type FileHandle, open, rm } from 'node:fs/promises';
 
 /**
  * File access for folders other processes share (staging areas, lease files): nothing here
@@ -53,16 +53,4 @@ export async function openOwnFile(path: string): Promise<FileHandle | undefined>
   if (info?.isFile() && info.nlink === 1) return file;
   await file.close();
   return undefined;
-}
-
-/** Writes `data` to a fresh file next to `path`, then renames it over `path` (atomic, no link followed). */
-export async function replaceFile(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const file = await createExclusive(tmp, mode);
-  try {
-    await file.writeFile(data);
-  } finally {
-    await file.close();
-  }
-  await rename(tmp, path);
 }

@@ -1,10 +1,11 @@
 import { type FileHandle, lstat, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { removeStaleTemps, writeFileAtomic } from '../atomic-write.js';
 import { type Digest, formatDigest } from '../digest.js';
 import { ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
 import type { SegmentRecord } from './range-plan.js';
-import { createExclusive, openOwnFile, readSmall, replaceFile } from './safe-fs.js';
+import { createExclusive, openOwnFile, readSmall } from './safe-fs.js';
 
 /**
  * The staging area: `<ingestDir>/<algo>-<hex>.partial` holds the bytes, `.progress.json` which
@@ -107,7 +108,7 @@ export async function saveProgress(
       end: Number.isFinite(s.end) ? s.end : null,
     })),
   };
-  await replaceFile(paths.record, JSON.stringify(record));
+  await writeFileAtomic(paths.record, JSON.stringify(record));
 }
 
 /**
@@ -125,7 +126,11 @@ export async function openStagingData(
 }
 
 export async function discardStaging(paths: StagingPaths): Promise<void> {
-  await Promise.all([rm(paths.data, { force: true }), rm(paths.record, { force: true })]);
+  await Promise.all([
+    rm(paths.data, { force: true }),
+    rm(paths.record, { force: true }),
+    removeStaleTemps(paths.record),
+  ]);
 }
 
 /**
@@ -148,7 +153,8 @@ export async function commitStaged(paths: StagingPaths, target: string): Promise
     await file.close();
   }
   await rename(paths.data, target);
-  await rm(paths.record, { force: true });
+  // A record write cut by a kill leaves its temporary file; the entry is done, so it goes too.
+  await Promise.all([rm(paths.record, { force: true }), removeStaleTemps(paths.record)]);
 }
 
 /** What is at a final path, without following a link there. */

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readSmall, replaceFile } from '../download/safe-fs.js';
+import { writeFileAtomic } from '../atomic-write.js';
+import { readSmall } from '../download/safe-fs.js';
 import { ensureDirs } from '../fs-dirs.js';
 
 /**
@@ -48,7 +49,7 @@ export function uploadRecords(dir: string): UploadRecords {
     async set(origin, repository, hex, location) {
       await ensureDirs(dir);
       const record = { format: FORMAT, origin, repository, hex, location };
-      await replaceFile(pathOf(origin, repository, hex), `${JSON.stringify(record)}\n`, 0o600);
+      await writeFileAtomic(pathOf(origin, repository, hex), `${JSON.stringify(record)}\n`, { mode: 0o600 });
     },
     async forget(origin, repository, hex) {
       await rm(pathOf(origin, repository, hex), { force: true });

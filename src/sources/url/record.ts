@@ -1,5 +1,6 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../atomic-write.js';
 import { isSha256Hex } from '../../digest.js';
 
 /**
@@ -18,16 +19,8 @@ export const recordsFolder = (filesDir: string) => join(filesDir, '.model-pull')
 
 /** Written after the file is in place; a record is a hint for verify, never trusted for bytes. */
 export async function writeUrlRecord(filesDir: string, record: UrlRecord): Promise<void> {
-  const folder = recordsFolder(filesDir);
-  await mkdir(folder, { recursive: true });
-  const path = join(folder, `${record.file}.json`);
-  const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  try {
-    await writeFile(temp, `${JSON.stringify({ format: FORMAT, ...record }, null, 1)}\n`, { flag: 'wx' });
-    await rename(temp, path);
-  } finally {
-    await rm(temp, { force: true });
-  }
+  const path = join(recordsFolder(filesDir), `${record.file}.json`);
+  await writeFileAtomic(path, `${JSON.stringify({ format: FORMAT, ...record }, null, 1)}\n`);
 }
 
 /** Every well-formed record in files-dir, by file name; anything else there is ignored. */
