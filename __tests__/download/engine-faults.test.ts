@@ -33,6 +33,19 @@ describe('engine faults found in review', () => {
     ({ server, dir, http } = f);
   });
 
+  /** A blob the registry serves itself, located with the Bearer token `token` gives for the n-th locate. */
+  const registryServed = (token: (n: number) => string) => {
+    let locates = 0;
+    const blob = blobSpec(dir.path, hex, SIZE, async () => {
+      locates++;
+      return {
+        url: `${server.url}/v2/x/blobs/sha256:${hex}`,
+        credentials: { origin: server.origin, headers: { authorization: `Bearer ${token(locates)}` } },
+      };
+    });
+    return { blob, locates: () => locates };
+  };
+
   it('gives two targets of one digest each the right bytes (one staging writer at a time)', async () => {
     const a = {
       ...blobSpec(dir.path, hex, SIZE, `${server.url}/a`),
@@ -84,17 +97,10 @@ describe('engine faults found in review', () => {
       }
       return undefined;
     });
-    let locates = 0;
-    const blob = blobSpec(dir.path, hex, SIZE, async () => {
-      locates++;
-      return {
-        url: `${server.url}/v2/x/blobs/sha256:${hex}`,
-        credentials: { origin: server.origin, headers: { authorization: `Bearer ${current}` } },
-      };
-    });
+    const { blob, locates } = registryServed(() => current);
     const [result] = await fetchBlobs([blob], options());
     expect(sha256Hex(await readFile(result!.target))).toBe(hex);
-    expect(locates).toBeGreaterThanOrEqual(2);
+    expect(locates()).toBeGreaterThanOrEqual(2);
   });
 
   it('gives up with ERR_URL_REFRESH_LIMIT when every fresh URL is refused without a byte landing', async () => {
@@ -103,19 +109,12 @@ describe('engine faults found in review', () => {
       res.writeHead(401).end('token expired');
       return true;
     });
-    let locates = 0;
-    const blob = blobSpec(dir.path, hex, SIZE, async () => {
-      locates++;
-      return {
-        url: `${server.url}/v2/x/blobs/sha256:${hex}`,
-        credentials: { origin: server.origin, headers: { authorization: `Bearer token-${locates}` } },
-      };
-    });
+    const { blob, locates } = registryServed((n) => `token-${n}`);
     const error = await fetchBlobs([blob], options({ connections: 1 })).catch((e: unknown) => e);
     expect((error as ModelPullError).code).toBe('ERR_URL_REFRESH_LIMIT');
     expect((error as Error).message).toBe('test blob: the download URL kept expiring (5 fresh URLs refused)');
     // The first location and five fresh ones, each asked once: no request after giving up.
-    expect(locates).toBe(6);
+    expect(locates()).toBe(6);
     expect(server.requests).toHaveLength(6);
   });
 
