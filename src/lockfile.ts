@@ -110,6 +110,16 @@ export function lockEntries(lock: LockFile, path: string, sources: SourceList): 
   return entries;
 }
 
+/** The entries of the lock file at `path` (named `shown` in messages); undefined when it does not exist. */
+export async function readLockEntries(
+  path: string,
+  shown: string,
+  sources: SourceList,
+): Promise<LockEntries | undefined> {
+  const lock = await readLock(path);
+  return lock ? lockEntries(lock, shown, sources) : undefined;
+}
+
 /**
  * Writes atomically (temp file + rename) with sorted keys and a final newline; `entries` are
  * keyed by canonical line, which each entry's `ref` repeats.

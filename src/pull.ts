@@ -6,7 +6,7 @@ import type { BlobResult, ProgressListener } from './download/types.js';
 import { ModelPullError } from './errors.js';
 import { HttpClient } from './http/client.js';
 import { describeRetry, type RetryEvent, type RetryListener } from './http/retry.js';
-import { type LockEntries, lockEntries, readLock } from './lockfile.js';
+import { type LockEntries, readLockEntries } from './lockfile.js';
 import { type BlobOwners, type FetchOutcome, ModelRun, type RunContext } from './model-run.js';
 import type { SourceContext } from './plan.js';
 import { parseLines } from './refs/index.js';
@@ -174,12 +174,8 @@ function requireRestored(models: readonly ModelRun[], settings: Settings): void 
 async function lockTarget(settings: Settings, sources: SourceList): Promise<LockTarget | undefined> {
   const config = settings.lockfile;
   if (!config) return undefined;
-  const lock = await readLock(config.path);
-  return {
-    ...config,
-    entries: lock ? lockEntries(lock, config.shown, sources) : undefined,
-    setting: settings.settingText,
-  };
+  const entries = await readLockEntries(config.path, config.shown, sources);
+  return { ...config, entries, setting: settings.settingText };
 }
 
 /** The lines given, or with none (`pull --lockfile FILE`), every line of the lock, like `npm ci`. */

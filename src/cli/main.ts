@@ -6,7 +6,7 @@ import { Inputs } from '../constants.js';
 import { describeError, ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
 import { describeRetry, type RetryEvent } from '../http/retry.js';
-import { lockEntries, readLock } from '../lockfile.js';
+import { readLockEntries } from '../lockfile.js';
 import { mirror } from '../mirror/run.js';
 import { type PullDeps, pull } from '../pull.js';
 import { parseLines } from '../refs/index.js';
@@ -191,14 +191,13 @@ async function pipelineCommand(
 async function lockCommand(inv: Invocation): Promise<number> {
   const settings = await settingsOf(inv);
   const path = settings.lockfile?.path ?? resolve(inv.io.cwd ?? process.cwd(), 'model-pull.lock');
-  const lock = await readLock(path);
-  const previous = lock ? lockEntries(lock, path, inv.sources) : undefined;
+  const previous = await readLockEntries(path, path, inv.sources);
   // With no line given, every line of the lock is looked up again (moved tags and branches).
   const lines = settings.lines.length > 0 ? settings.lines : [...(previous?.keys() ?? [])];
   if (lines.length === 0) {
     throw new ModelPullError(
       'ERR_BAD_INPUT',
-      `no model line given, and ${lock ? `${path} holds none` : `${path} does not exist`}: pass LINE... or -f FILE`,
+      `no model line given, and ${previous ? `${path} holds none` : `${path} does not exist`}: pass LINE... or -f FILE`,
     );
   }
   const refs = parseLines(lines, inv.sources);
