@@ -6,7 +6,8 @@ export const modules = {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   Z: () => (/* binding */ writeFileAtomic)
+/* harmony export */   Z: () => (/* binding */ writeFileAtomic),
+/* harmony export */   j: () => (/* binding */ removeStaleTemps)
 /* harmony export */ });
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7598);
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
@@ -27,7 +28,7 @@ export const modules = {
  */
 async function writeFileAtomic(path, data, options = {}) {
     const folder = options.tempDir ?? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path);
-    const temp = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, `.${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(path)}.${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(6).toString('hex')}.tmp`);
+    const temp = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, `${tempPrefix(path)}${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(6).toString('hex')}.tmp`);
     const mode = options.mode === undefined ? {} : { mode: options.mode };
     // Folders are made only when missing, so frequent writers (progress records) pay no extra call.
     const whenMissing = (folders, step) => async (error) => {
@@ -49,6 +50,19 @@ async function writeFileAtomic(path, data, options = {}) {
         await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(temp, { force: true });
         throw error;
     }
+}
+/** `.record.json.` for `…/record.json`: the temporary names of a path start with it. */
+const tempPrefix = (path) => `.${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(path)}.`;
+/**
+ * Removes the temporary files that writers of `path` killed mid-write left behind (a random name
+ * each, so nothing else would ever reuse them). Only while no other writer of `path` can run:
+ * the staging area calls it under the entry's lease.
+ */
+async function removeStaleTemps(path, tempDir = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path)) {
+    const prefix = tempPrefix(path);
+    const names = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readdir)(tempDir).catch(() => []);
+    const stale = names.filter((n) => n.startsWith(prefix) && /^[0-9a-f]{12}\.tmp$/.test(n.slice(prefix.length)));
+    await Promise.all(stale.map((n) => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(tempDir, n), { force: true })));
 }
 
 
@@ -435,7 +449,7 @@ const toStream = (stream) => (line) => void stream.write(`${line}\n`);
 
 __webpack_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 __webpack_require__.r(__webpack_exports__);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3654);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7402);
 
 // The CLI proper, loaded by src/cli.ts once Node is new enough: the only place that touches
 // argv, signals and the exit code.
@@ -475,7 +489,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 3654:
+/***/ 7402:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -520,11 +534,14 @@ var external_node_stream_ = __webpack_require__(7075);
 var src_digest = __webpack_require__(2187);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __webpack_require__(7598);
+// EXTERNAL MODULE: ./src/atomic-write.ts
+var atomic_write = __webpack_require__(8364);
 // EXTERNAL MODULE: ./src/download/safe-fs.ts
 var safe_fs = __webpack_require__(5039);
 // EXTERNAL MODULE: ./src/fs-dirs.ts
 var fs_dirs = __webpack_require__(3341);
 ;// CONCATENATED MODULE: ./src/registry/uploads.ts
+
 
 
 
@@ -562,7 +579,7 @@ function uploadRecords(dir) {
         async set(origin, repository, hex, location) {
             await (0,fs_dirs/* ensureDirs */.J)(dir);
             const record = { format: FORMAT, origin, repository, hex, location };
-            await (0,safe_fs/* replaceFile */.fR)(pathOf(origin, repository, hex), `${JSON.stringify(record)}\n`, 0o600);
+            await (0,atomic_write/* writeFileAtomic */.Z)(pathOf(origin, repository, hex), `${JSON.stringify(record)}\n`, { mode: 0o600 });
         },
         async forget(origin, repository, hex) {
             await (0,promises_.rm)(pathOf(origin, repository, hex), { force: true });
@@ -1124,8 +1141,8 @@ function failureItem(error, line) {
 var resolve = __webpack_require__(1259);
 // EXTERNAL MODULE: ./src/settings/settings.ts + 1 modules
 var settings = __webpack_require__(3756);
-// EXTERNAL MODULE: ./src/sources/index.ts + 43 modules
-var src_sources = __webpack_require__(4026);
+// EXTERNAL MODULE: ./src/sources/index.ts + 44 modules
+var src_sources = __webpack_require__(578);
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __webpack_require__(7975);
 ;// CONCATENATED MODULE: ./src/cli/args.ts
@@ -1265,7 +1282,107 @@ function parseProblem(command, error) {
 
 // EXTERNAL MODULE: ./src/cli/display.ts + 2 modules
 var cli_display = __webpack_require__(3552);
+;// CONCATENATED MODULE: ./src/sources/reference.ts
+/**
+ * What users read about the sources, written from their descriptors so that a new source is its
+ * folder and one line in the list: the line forms in action.yml's `models` input, the sources'
+ * own inputs in action.yml, their rows in the README's input and CLI option tables, and their
+ * `--help` rows. `npm run build` rewrites action.yml and README.md with these
+ * (scripts/sources-reference.ts); a test checks both are what it would write.
+ */
+/** What the flag's value is called: `--oci-dir DIR`. */
+function valueName(option) {
+    return option.type === 'path' ? 'DIR' : 'VALUE';
+}
+/** Where the value comes from when not given, in order: `$A, else ~/x` (`quote` wraps each). */
+function defaultText(option, quote = (w) => w) {
+    const words = [
+        ...(option.env ?? []).map((name) => `$${name}`),
+        ...(option.default ? [option.default] : []),
+    ];
+    return words.map(quote).join(', else ');
+}
+/** The option's row in `--help`: `  --oci-dir DIR           where … (~/.cache/model-pull/oci)`. */
+function helpRow(option) {
+    const from = defaultText(option);
+    return `  --${`${option.name} ${valueName(option)}`.padEnd(22)}${option.help}${from ? ` (${from})` : ''}`;
+}
+const START = '  # The sources’ own inputs, written by `npm run build` from src/sources/*/index.ts: edit those.';
+const END = '  # End of the sources’ inputs.';
+/** One input of action.yml, as YAML: the description is a JSON string (a YAML double-quoted one). */
+function actionInput(option) {
+    const from = defaultText(option);
+    const secret = option.type === 'secret' ? '; masked in logs' : '';
+    const description = `${option.help}${from ? ` (default ${from})` : ''}${secret}`;
+    return `  ${option.name}:\n    description: ${JSON.stringify(description)}\n    required: false`;
+}
+/** `Model lines: a, b or c. Blank lines and # comments are ignored.` */
+function modelsDescription(sources) {
+    const forms = sources.map((s) => s.usage);
+    const listed = forms.length > 1 ? `${forms.slice(0, -1).join(', ')} or ${forms.at(-1)}` : (forms[0] ?? '');
+    return `Model lines, one per line: ${listed}. Blank lines and # comments are ignored.`;
+}
+/**
+ * action.yml with the `models` description and the sources' inputs written from `sources`. The
+ * inputs go between the marker comments, which are added after `models` when absent.
+ */
+function writeActionYml(text, sources) {
+    const models = /^( {2}models:\n {4}description: ).*$/m;
+    if (!models.test(text))
+        throw new Error('action.yml has no models input with a description line');
+    let out = text.replace(models, (_all, head) => head + JSON.stringify(modelsDescription(sources)));
+    const inputs = sources.flatMap((s) => s.options ?? []).map(actionInput);
+    const block = [START, ...inputs, END].join('\n');
+    const start = out.indexOf(`${START}\n`);
+    const end = out.indexOf(`${END}\n`);
+    if (start >= 0 && end > start)
+        return `${out.slice(0, start)}${block}${out.slice(end + END.length)}`;
+    // First run: after the models input (its description and required lines).
+    out = out.replace(/^( {2}models:\n(?: {4}.*\n)+)/m, (all) => `${all}${block}\n`);
+    return out;
+}
+/**
+ * README.md with one row per source option in the input table (the one that lists `models`) and
+ * in the CLI option table (the one with a `commands` column): an existing row of that option is
+ * replaced where it stands, a new one goes at the table's end. Other rows are the README's own.
+ */
+function writeReadme(text, sources, commandsOf) {
+    const options = sources.flatMap((s) => s.options ?? []);
+    const code = (w) => `\`${w}\``;
+    const cells = (...texts) => `|${texts.map((t) => (t ? ` ${t} ` : ' ')).join('|')}|`;
+    const inputRow = (o) => cells(code(o.name), defaultText(o, code), o.help);
+    const flagRow = (o) => cells(code(`--${o.name} ${valueName(o)}`), commandsOf(o.name).map(code).join(' '), defaultText(o, code), o.help);
+    const lines = text.split('\n');
+    fillTable(lines, '| input | default | meaning |', '| `models` |', options, inputRow, (o) => `| \`${o.name}\` |`);
+    fillTable(lines, '| option | commands | default | meaning |', '', options, flagRow, (o) => `| \`--${o.name} `);
+    return lines.join('\n');
+}
+/** Rewrites, in place, the first table under `header` that has a row starting with `having`. */
+function fillTable(lines, header, having, options, row, rowStart) {
+    for (let i = 0; i < lines.length; i++) {
+        if (lines[i] !== header)
+            continue;
+        let end = i + 2;
+        while (end < lines.length && lines[end].startsWith('|'))
+            end++;
+        const rows = lines.slice(i + 2, end);
+        if (!rows.some((r) => r.startsWith(having)))
+            continue;
+        for (const option of options) {
+            const at = rows.findIndex((r) => r.startsWith(rowStart(option)));
+            if (at >= 0)
+                rows[at] = row(option);
+            else
+                rows.push(row(option));
+        }
+        lines.splice(i + 2, end - i - 2, ...rows);
+        return;
+    }
+    throw new Error(`README.md has no table "${header}"${having ? ` listing ${having}` : ''}`);
+}
+
 ;// CONCATENATED MODULE: ./src/cli/help.ts
+
 
 
 
@@ -1409,8 +1526,7 @@ function helpFor(command, sources) {
     const options = (0,descriptor/* sourceOptions */.k0)(sources);
     if (command === 'demo' || options.length === 0)
         return HELP[command];
-    const rows = options.map((o) => `  --${`${o.name} ${o.type === 'path' ? 'DIR' : 'VALUE'}`.padEnd(22)}${o.help}`);
-    return `${HELP[command]}\nOptions of the sources:\n${rows.join('\n')}\n`;
+    return `${HELP[command]}\nOptions of the sources:\n${options.map(helpRow).join('\n')}\n`;
 }
 /** Bad lines and bad flags are usage errors (exit 2); the rest, an uncovered lock line too, are failures. */
 function usageError(error) {
@@ -1648,12 +1764,11 @@ async function pipelineCommand(inv, run) {
 async function lockCommand(inv) {
     const settings = await settingsOf(inv);
     const path = settings.lockfile?.path ?? (0,external_node_path_.resolve)(inv.io.cwd ?? process.cwd(), 'model-pull.lock');
-    const lock = await (0,lockfile/* readLock */.mF)(path);
-    const previous = lock ? (0,lockfile/* lockEntries */.Cd)(lock, path, inv.sources) : undefined;
+    const previous = await (0,lockfile/* readLockEntries */.M0)(path, path, inv.sources);
     // With no line given, every line of the lock is looked up again (moved tags and branches).
     const lines = settings.lines.length > 0 ? settings.lines : [...(previous?.keys() ?? [])];
     if (lines.length === 0) {
-        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `no model line given, and ${lock ? `${path} holds none` : `${path} does not exist`}: pass LINE... or -f FILE`);
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `no model line given, and ${previous ? `${path} holds none` : `${path} does not exist`}: pass LINE... or -f FILE`);
     }
     const refs = (0,src_refs/* parseLines */.L)(lines, inv.sources);
     const http = new http_client/* HttpClient */.Qq(settings.http);
@@ -2099,7 +2214,6 @@ function isAlive(pid) {
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   H0: () => (/* binding */ createExclusive),
 /* harmony export */   ZM: () => (/* binding */ openOwnFile),
-/* harmony export */   fR: () => (/* binding */ replaceFile),
 /* harmony export */   o5: () => (/* binding */ readSmall)
 /* harmony export */ });
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
@@ -2160,18 +2274,6 @@ async function openOwnFile(path) {
         return file;
     await file.close();
     return undefined;
-}
-/** Writes `data` to a fresh file next to `path`, then renames it over `path` (atomic, no link followed). */
-async function replaceFile(path, data, mode = 0o644) {
-    const tmp = `${path}.tmp`;
-    const file = await createExclusive(tmp, mode);
-    try {
-        await file.writeFile(data);
-    }
-    finally {
-        await file.close();
-    }
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rename)(tmp, path);
 }
 
 
@@ -2934,11 +3036,10 @@ async function withRetries(attempt, policy, options = {}) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   Cd: () => (/* binding */ lockEntries),
-/* harmony export */   be: () => (/* binding */ writeLock),
-/* harmony export */   mF: () => (/* binding */ readLock)
+/* harmony export */   M0: () => (/* binding */ readLockEntries),
+/* harmony export */   be: () => (/* binding */ writeLock)
 /* harmony export */ });
-/* unused harmony exports LOCK_VERSION, stableStringify */
+/* unused harmony exports LOCK_VERSION, readLock, lockEntries, stableStringify */
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _atomic_write_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(8364);
@@ -3021,6 +3122,11 @@ function lockEntries(lock, path, sources) {
         entries.set(ref.key, identity);
     }
     return entries;
+}
+/** The entries of the lock file at `path` (named `shown` in messages); undefined when it does not exist. */
+async function readLockEntries(path, shown, sources) {
+    const lock = await readLock(path);
+    return lock ? lockEntries(lock, shown, sources) : undefined;
 }
 /**
  * Writes atomically (temp file + rename) with sorted keys and a final newline; `entries` are
@@ -3394,7 +3500,7 @@ class Locator {
             this.refreshes = 0;
         this.writtenAtRefresh = written;
         if (++this.refreshes > MAX_REFRESHES) {
-            throw new errors/* ModelPullError */.Vy('ERR_URL_EXPIRED', `${this.blob.label}: the download URL kept expiring (${MAX_REFRESHES} fresh URLs refused)`);
+            throw new errors/* ModelPullError */.Vy('ERR_URL_REFRESH_LIMIT', `${this.blob.label}: the download URL kept expiring (${MAX_REFRESHES} fresh URLs refused)`);
         }
         this.generation++;
         this.learned = undefined;
@@ -3889,9 +3995,12 @@ class RangePlan {
     }
 }
 
+// EXTERNAL MODULE: ./src/atomic-write.ts
+var atomic_write = __webpack_require__(8364);
 // EXTERNAL MODULE: ./src/download/safe-fs.ts
 var safe_fs = __webpack_require__(5039);
 ;// CONCATENATED MODULE: ./src/download/staging.ts
+
 
 
 
@@ -3969,7 +4078,7 @@ async function saveProgress(paths, digest, size, segments) {
             end: Number.isFinite(s.end) ? s.end : null,
         })),
     };
-    await (0,safe_fs/* replaceFile */.fR)(paths.record, JSON.stringify(record));
+    await (0,atomic_write/* writeFileAtomic */.Z)(paths.record, JSON.stringify(record));
 }
 /**
  * The staged data file: the existing one when there is progress to resume and it is a plain
@@ -3983,7 +4092,11 @@ async function openStagingData(paths, resume) {
     return { file: await (0,safe_fs/* createExclusive */.H0)(paths.data, 0o644, true), resumed: false };
 }
 async function discardStaging(paths) {
-    await Promise.all([(0,promises_.rm)(paths.data, { force: true }), (0,promises_.rm)(paths.record, { force: true })]);
+    await Promise.all([
+        (0,promises_.rm)(paths.data, { force: true }),
+        (0,promises_.rm)(paths.record, { force: true }),
+        (0,atomic_write/* removeStaleTemps */.j)(paths.record),
+    ]);
 }
 /**
  * Moves verified bytes onto the target: 0644, parent folders 0755, then the record goes. The
@@ -4003,7 +4116,8 @@ async function commitStaged(paths, target) {
         await file.close();
     }
     await (0,promises_.rename)(paths.data, target);
-    await (0,promises_.rm)(paths.record, { force: true });
+    // A record write cut by a kill leaves its temporary file; the entry is done, so it goes too.
+    await Promise.all([(0,promises_.rm)(paths.record, { force: true }), (0,atomic_write/* removeStaleTemps */.j)(paths.record)]);
 }
 /** What is at a final path, without following a link there. */
 async function targetInfo(target) {
@@ -5298,12 +5412,8 @@ async function lockTarget(settings, sources) {
     const config = settings.lockfile;
     if (!config)
         return undefined;
-    const lock = await (0,lockfile/* readLock */.mF)(config.path);
-    return {
-        ...config,
-        entries: lock ? (0,lockfile/* lockEntries */.Cd)(lock, config.shown, sources) : undefined,
-        setting: settings.settingText,
-    };
+    const entries = await (0,lockfile/* readLockEntries */.M0)(config.path, config.shown, sources);
+    return { ...config, entries, setting: settings.settingText };
 }
 /** The lines given, or with none (`pull --lockfile FILE`), every line of the lock, like `npm ci`. */
 function linesOf(settings, lockfile) {
@@ -6797,7 +6907,7 @@ function hubEndpointSetting(given, name) {
     return { url: url.toString().replace(/\/+$/, ''), auth, secrets };
 }
 /**
- * Plain http to a host other than loopback needs `insecure` (interface.md): said before any
+ * Plain http to a host other than loopback needs `insecure` (docs/security.md, Network): said before any
  * request, naming the option, instead of as a download failure. A reference may carry its
  * source's prefix before the URL (`ollama:http://…`).
  */
@@ -6975,7 +7085,7 @@ function sourceOf(sources, ref) {
 
 /***/ }),
 
-/***/ 4026:
+/***/ 578:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -9484,6 +9594,39 @@ class RepositoryRoute {
     }
 }
 
+;// CONCATENATED MODULE: ./src/registry/recorded.ts
+
+
+
+/**
+ * The rules every registry source (ollama:, oci:) applies to an identity from identify() or a
+ * lock file: it pins a manifest by digest, and the manifest text it may carry is those bytes.
+ */
+/**
+ * The manifest digest (hex) an identity records, once it names `name` (an empty name is taken
+ * from the line) and its pin is a `sha256:` digest equal to its contentDigest.
+ */
+function recordedManifestHex(identity, name) {
+    if (identity.name !== '' && identity.name !== name)
+        throw recordedIdentityError(identity, `it names ${identity.name}, not ${name}`);
+    const hex = (0,src_digest/* sha256HexOf */.AS)(identity.pin);
+    if (hex === undefined || identity.contentDigest !== hex)
+        throw recordedIdentityError(identity, `"${identity.pin.slice(0, 80)}" is not a manifest digest`);
+    return hex;
+}
+/** The manifest bytes an identity records (`detail.manifest`), checked against `hex`; none: undefined. */
+function recordedManifest(identity, name, hex) {
+    const text = identity.detail?.manifest;
+    if (typeof text !== 'string')
+        return undefined;
+    const bytes = Buffer.from(text, 'utf8');
+    const actual = (0,src_digest/* sha256Hex */.fg)(bytes);
+    if (actual !== hex) {
+        throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `the recorded manifest of ${name} hashes to sha256:${actual}, not its recorded digest sha256:${hex}`);
+    }
+    return bytes;
+}
+
 // EXTERNAL MODULE: ./src/registry/session.ts + 1 modules
 var registry_session = __webpack_require__(7898);
 // EXTERNAL MODULE: ./src/download/lease.ts
@@ -10353,6 +10496,7 @@ function describeEntry(entry) {
 
 
 
+
 /** The folder of one model: `models/<host>/<repository>/<manifest hex>`. */
 function modelDir(root, ref, hex) {
     return (0,external_node_path_.join)(root, 'models', ref.host, ...ref.repository.split('/'), hex);
@@ -10424,11 +10568,7 @@ function identityOf(ref, manifest, hex, index) {
  */
 function recorded(ref, identity) {
     const name = ociName(ref);
-    if (identity.name !== '' && identity.name !== name)
-        throw recordedIdentityError(identity, `it names ${identity.name}, not ${name}`);
-    const hex = (0,src_digest/* sha256HexOf */.AS)(identity.pin);
-    if (hex === undefined || identity.contentDigest !== hex)
-        throw recordedIdentityError(identity, `"${identity.pin.slice(0, 80)}" is not a manifest digest`);
+    const hex = recordedManifestHex(identity, name);
     const index = identity.detail?.index;
     if (index !== undefined && typeof index !== 'string')
         throw recordedIdentityError(identity, 'its recorded index is not text');
@@ -10444,14 +10584,9 @@ function recorded(ref, identity) {
 /** The manifest bytes for a known digest: the recorded text, else the layout, else the registry. */
 async function manifestFor(ref, identity, hex, fetch) {
     const name = ociName(ref);
-    const text = identity.detail?.manifest;
-    if (typeof text === 'string') {
-        const actual = (0,src_digest/* sha256Hex */.fg)(text);
-        if (actual !== hex) {
-            throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `the recorded manifest of ${name} hashes to sha256:${actual}, not its recorded digest sha256:${hex}`);
-        }
-        return (0,registry_manifest/* parseImageManifest */.Sw)(Buffer.from(text, 'utf8'), name);
-    }
+    const recorded = recordedManifest(identity, name, hex);
+    if (recorded)
+        return (0,registry_manifest/* parseImageManifest */.Sw)(recorded, name);
     return (0,registry_manifest/* parseImageManifest */.Sw)(await fetch(), name);
 }
 function planEntry(ref, identity, hex, manifest, index, options, session, ctx, 
@@ -10999,11 +11134,7 @@ function source_identityOf(ref, manifest, hex) {
  * the line's model (and its pin, if the line has one). A name left empty is taken from the line.
  */
 function recordedHex(ref, identity) {
-    if (identity.name !== '' && identity.name !== ollamaName(ref))
-        throw recordedIdentityError(identity, `it names ${identity.name}, not ${ollamaName(ref)}`);
-    const hex = (0,src_digest/* sha256HexOf */.AS)(identity.pin);
-    if (hex === undefined || identity.contentDigest !== hex)
-        throw recordedIdentityError(identity, `"${identity.pin.slice(0, 80)}" is not a manifest digest`);
+    const hex = recordedManifestHex(identity, ollamaName(ref));
     if (ref.pin !== undefined && hex !== ref.pin)
         throw recordedIdentityError(identity, `it is pinned to ${identity.pin}, the line to sha256:${ref.pin}`);
     return hex;
@@ -11011,15 +11142,9 @@ function recordedHex(ref, identity) {
 /** The manifest bytes for a known digest: recorded text, else the store, else the registry. */
 async function source_manifestFor(ref, identity, hex, root, fetch) {
     const name = ollamaName(ref);
-    const recorded = identity.detail?.manifest;
-    if (typeof recorded === 'string') {
-        const bytes = Buffer.from(recorded, 'utf8');
-        const actual = (0,src_digest/* sha256Hex */.fg)(bytes);
-        if (actual !== hex) {
-            throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `the recorded manifest of ${name} hashes to sha256:${actual}, not its recorded digest sha256:${hex}`);
-        }
-        return parseManifest(bytes, name);
-    }
+    const recorded = recordedManifest(identity, name, hex);
+    if (recorded)
+        return parseManifest(recorded, name);
     const stored = await readStoredManifest(root, ref);
     if (stored && (0,src_digest/* sha256Hex */.fg)(stored) === hex)
         return parseManifest(stored, name);
@@ -11213,21 +11338,13 @@ function fileNameOf(url) {
 
 
 
+
 const record_FORMAT = 'model-pull/url-file@1';
 const recordsFolder = (filesDir) => (0,external_node_path_.join)(filesDir, '.model-pull');
 /** Written after the file is in place; a record is a hint for verify, never trusted for bytes. */
 async function writeUrlRecord(filesDir, record) {
-    const folder = recordsFolder(filesDir);
-    await (0,promises_.mkdir)(folder, { recursive: true });
-    const path = (0,external_node_path_.join)(folder, `${record.file}.json`);
-    const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    try {
-        await (0,promises_.writeFile)(temp, `${JSON.stringify({ format: record_FORMAT, ...record }, null, 1)}\n`, { flag: 'wx' });
-        await (0,promises_.rename)(temp, path);
-    }
-    finally {
-        await (0,promises_.rm)(temp, { force: true });
-    }
+    const path = (0,external_node_path_.join)(recordsFolder(filesDir), `${record.file}.json`);
+    await (0,atomic_write/* writeFileAtomic */.Z)(path, `${JSON.stringify({ format: record_FORMAT, ...record }, null, 1)}\n`);
 }
 /** Every well-formed record in files-dir, by file name; anything else there is ignored. */
 async function readUrlRecords(filesDir) {

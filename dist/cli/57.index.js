@@ -201,8 +201,8 @@ var pull = __webpack_require__(4916);
 var format = __webpack_require__(2011);
 // EXTERNAL MODULE: ./src/settings/settings.ts + 1 modules
 var settings_settings = __webpack_require__(3756);
-// EXTERNAL MODULE: ./src/sources/index.ts + 43 modules
-var sources = __webpack_require__(4026);
+// EXTERNAL MODULE: ./src/sources/index.ts + 44 modules
+var sources = __webpack_require__(578);
 // EXTERNAL MODULE: ./src/cli/display.ts + 2 modules
 var cli_display = __webpack_require__(3552);
 ;// CONCATENATED MODULE: ./src/cli/demo.ts
