@@ -1,5 +1,6 @@
 import type { CacheClient, LookupResult, RestoreResult } from './cache/client.js';
 import { cacheKey } from './cache/key.js';
+import type { RestoreProgress } from './cache/restore.js';
 import type { BlobResult } from './download/types.js';
 import { describeError, isModelPullError, ModelPullError } from './errors.js';
 import type { Identity, PlanEntry, SourceContext } from './plan.js';
@@ -16,6 +17,8 @@ export interface RunContext {
   /** Undefined when the Actions cache is off for this run. */
   readonly cache: { readonly client: CacheClient; readonly keyPrefix: string } | undefined;
   readonly log: Logger;
+  /** How files already on disk are trusted (a restore passes over the ones that verify). */
+  readonly verify: 'full' | 'size';
 }
 
 /** How the engine's work ended, for every blob of the run (by target). */
@@ -101,8 +104,11 @@ export class ModelRun {
     return { key, found: await this.run.cache.client.lookup({ key, paths: plan.cachePaths }) };
   }
 
-  /** The model's Actions cache entry, named by its content, restored onto the plan's paths. */
-  async restore(): Promise<this> {
+  /**
+   * The model's Actions cache entry, named by its content, restored onto the plan's paths;
+   * files already in place and verified are kept, and when all are, no archive is fetched.
+   */
+  async restore(progress?: (model: ModelRun) => RestoreProgress): Promise<this> {
     const plan = this.plan;
     const cache = this.run.cache;
     if (!plan || this.error || !cache || !this.key) return this;
@@ -110,12 +116,17 @@ export class ModelRun {
       key: this.key,
       paths: plan.cachePaths,
       blobs: plan.blobs,
+      verify: this.run.verify,
+      ...(progress ? { progress: progress(this) } : {}),
     });
     this.restored = this.restoreResult.state !== 'miss' && this.restoreResult.state !== 'off';
-    if (this.restored)
+    if (this.restored) {
+      const present = this.restoreResult.present?.size ?? 0;
+      const kept = present > 0 ? `, ${present} already in place` : '';
       this.run.log.info(
-        `${this.ref.line}: restored ${this.restoreResult.restored.size} of ${plan.blobs.length} files from the Actions cache (${this.key})`,
+        `${this.ref.line}: restored ${this.restoreResult.restored.size} of ${plan.blobs.length} files from the Actions cache${kept} (${this.key})`,
       );
+    }
     return this;
   }
 
@@ -156,7 +167,10 @@ export class ModelRun {
     for (const r of results) {
       if (r.status !== 'fulfilled') continue;
       if (owns.fetched(r.value.target)) downloadedBytes += r.value.downloadedBytes;
-      if (this.restored && r.value.reused && owns.restored(r.value.target)) cachedBytes += r.value.size;
+      // A file the restore found in place came from the disk, not from the cache.
+      const inPlace = this.restoreResult?.present?.has(r.value.target) === true;
+      if (this.restored && r.value.reused && !inPlace && owns.restored(r.value.target))
+        cachedBytes += r.value.size;
     }
     // Restored bytes count only for a model that ends in place (a failed one restored nothing usable).
     const anyFailed = results.some((r) => r.status === 'rejected');

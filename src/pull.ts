@@ -1,7 +1,9 @@
 import type { CacheClient, RestoreResult, SaveResult } from './cache/client.js';
+import type { RestoreProgress } from './cache/restore.js';
 import { type Clock, systemClock } from './clock.js';
 import { Inputs } from './constants.js';
 import { fetchBlobsSettled, reusedResult } from './download/engine.js';
+import { ProgressTracker } from './download/progress.js';
 import type { BlobResult, ProgressListener } from './download/types.js';
 import { ModelPullError } from './errors.js';
 import { HttpClient } from './http/client.js';
@@ -10,6 +12,7 @@ import { type LockEntries, readLockEntries } from './lockfile.js';
 import { type BlobOwners, type FetchOutcome, ModelRun, type RunContext } from './model-run.js';
 import type { SourceContext } from './plan.js';
 import { parseLines } from './refs/index.js';
+import { formatBytes } from './report/format.js';
 import type { Logger } from './report/logger.js';
 import { type ModelListener, ModelPhases } from './report/phases.js';
 import type { ModelReport, PullReport } from './report/types.js';
@@ -69,6 +72,7 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
       cache: settings.cache
         ? { client: oncePerEntry(deps.cache), keyPrefix: settings.cacheKeyPrefix }
         : undefined,
+      verify: settings.verify,
     };
     let models = await Promise.all(
       refs.map((ref, i) =>
@@ -79,7 +83,12 @@ export async function pull(settings: Settings, deps: PullDeps): Promise<PullRepo
     // A model that could not be planned is reported now, not after the others' downloads.
     for (const model of models) if (model.error) phases.failed(model.ref.line, model.error);
     if (settings.failOnCacheMiss) await requireCacheEntries(models, settings);
-    await Promise.all(models.map((m) => m.restore()));
+    const restoring = restoreProgress(deps.onProgress, clock, phases);
+    try {
+      await Promise.all(models.map((m) => m.restore(restoring.of)));
+    } finally {
+      restoring.stop();
+    }
     if (settings.failOnCacheMiss) requireRestored(models, settings);
     const fetched = await fetchAll(models, settings, ctx, deps, started, phases);
     const reports: ModelReport[] = [];
@@ -210,8 +219,11 @@ async function fetchAll(
   phases: ModelPhases,
 ): Promise<FetchOutcome> {
   const blobs = models.flatMap((m) => m.plan?.blobs ?? []);
-  // Files a cache restore placed were verified as they were written: the engine skips them.
-  const restored = new Map(models.flatMap((m) => [...(m.restoreResult?.restored ?? [])]));
+  // Files a cache restore placed were verified as they were written, and the ones it found in
+  // place were verified before: the engine skips them.
+  const restored = new Map(
+    models.flatMap((m) => [...(m.restoreResult?.restored ?? []), ...(m.restoreResult?.present ?? [])]),
+  );
   const pending = blobs.filter((b) => !restored.has(b.target));
   const settledAt = new Map<string, number>();
   const told = phases.engineEvents(models, deps.onProgress);
@@ -240,6 +252,44 @@ async function fetchAll(
     results.set(blob.target, { status: 'fulfilled', value: reusedResult(blob, size) });
   }
   return { results, settledAt, started };
+}
+
+/**
+ * The restores' progress as the engine's is shown (a bar, or log lines, per archive being
+ * fetched), and each model's `restoring` phase as its archive starts.
+ */
+function restoreProgress(
+  listener: ProgressListener | undefined,
+  clock: Clock,
+  phases: ModelPhases,
+): { of: (model: ModelRun) => RestoreProgress; stop: () => void } {
+  const tracker = new ProgressTracker(listener, 1000, clock);
+  return {
+    of: (model) => {
+      let entry: ReturnType<ProgressTracker['add']> | undefined;
+      return {
+        start: (size) => {
+          const of = size !== undefined ? `, ${formatBytes(size)}` : '';
+          phases.enter(model.ref, 'restoring', `restoring from the Actions cache${of}`);
+          entry = tracker.add(`${model.ref.line} (Actions cache)`, `actions-cache:${model.key}`, size);
+          tracker.start(entry);
+          tracker.startAt(entry, 0);
+        },
+        size: (size) => {
+          if (entry) entry.total = size;
+        },
+        bytes: (n) => {
+          if (entry) entry.done += n;
+        },
+        end: (ok) => {
+          if (!entry) return;
+          if (ok) tracker.finish(entry, entry.total ?? entry.done);
+          else Object.assign(entry, { state: 'failed', error: 'not restored; its files are downloaded' });
+        },
+      };
+    },
+    stop: () => tracker.stop(),
+  };
 }
 
 /**

@@ -142,6 +142,39 @@ describe('the action with Ollama models and the Actions cache', () => {
     ).toEqual([]);
   });
 
+  test('the log tells the restore; a model already in place fetches no archive byte', async () => {
+    const line = lineOf('team/tiny');
+    expect((await pull([line])).code).toBe(0);
+    await runner.emptyHome();
+    const restored = await pull([line]);
+    expect(restored.outputs['cache-hit']).toBe('true');
+    const told = restored.stdout
+      .split('\n')
+      .filter((l) => l.startsWith(`${line}: `))
+      .map((l) => l.slice(line.length + 2));
+    expect(told).toEqual([
+      'resolving manifest',
+      expect.stringMatching(/^listing files \(\d+\)$/),
+      expect.stringMatching(/^restoring from the Actions cache, 2\.\d MiB$/),
+      expect.stringMatching(/^restored \d+ of \d+ files from the Actions cache \(/),
+      'writing manifest',
+      expect.stringMatching(/^done, 2\.0 MiB at .* \(restored 2\.0 MiB from the Actions cache\)$/),
+    ]);
+
+    const mark = service.calls.length;
+    const again = await pull([line]);
+    expect(again.code).toBe(0);
+    expect(again.outputs['cache-hit']).toBe('true');
+    expect(JSON.parse(again.outputs.models!)).toEqual([expectedModel('team/tiny', small, 'hit')]);
+    // The entry is looked up (it exists, so nothing is saved), its archive never fetched.
+    expect(service.calls.slice(mark).map((c) => c.call)).toEqual(['GetCacheEntryDownloadURL']);
+    expect(again.stdout).toMatch(/: restored 0 of 4 files from the Actions cache, 4 already in place \(/);
+    // Nothing came from the cache this time: the files were on disk.
+    expect(again.outputs['cached-bytes']).toBe('0');
+    expect(again.stdout).toMatch(/: done, 2\.0 MiB at .* \(already on disk, verified\)\n/);
+    expect(again.stdout).not.toContain('restoring from the Actions cache');
+  });
+
   test('two models, one cached: only the other is downloaded and saved', async () => {
     const tiny = lineOf('team/tiny');
     const second = lineOf('team/other');

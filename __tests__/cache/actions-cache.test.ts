@@ -1,4 +1,4 @@
-import { lstat, mkdir, rm, stat, symlink } from 'node:fs/promises';
+import { lstat, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { createActionsCache } from '../../src/cache/actions-cache.js';
 import { type CacheClient, createNoCache, type RestoreEntry } from '../../src/cache/client.js';
@@ -387,6 +387,95 @@ describe('createActionsCache against a local cache service v2', () => {
       `warning: Cache entry k-tamper: refused 1 archive member: 1 × not the planned bytes (${JSON.stringify(changed[0])}); ` +
         '1 of 2 files are downloaded from the origin instead.',
     ]);
+  });
+});
+
+describe('restoring around what is on disk already', () => {
+  const archiveGets = () => service.calls.filter((c) => c.call === 'GET archive').length;
+
+  test('every planned file in place and verified: the archive is not fetched, a hit', async () => {
+    const { paths, hashed, entry } = await model('present', { 'blobs/w.bin': 300_000, 'config.json': 300 });
+    expect(await client.save(paths, 'k-present')).toBe('saved');
+    const before = await Promise.all(paths.map(async (p) => (await stat(p)).ino));
+    service.calls.length = 0;
+    const result = await client.restore({ ...entry('k-present'), verify: 'full' });
+    expect(result).toMatchObject({ state: 'hit', found: true, missing: 0, fetched: 0 });
+    expect(result.restored.size).toBe(0);
+    expect([...(result.present ?? new Map()).keys()].sort()).toEqual([...paths].sort());
+    // One lookup (the entry exists: not saved again), no HEAD, no archive byte.
+    expect(service.calls.map((c) => c.call)).toEqual([GET]);
+    expect(await Promise.all(paths.map(async (p) => (await stat(p)).ino))).toEqual(before);
+    expect(await hashes(paths)).toEqual(hashed);
+  });
+
+  test('a restore that stopped resumes by what it committed: files in place are kept, the rest restored', async () => {
+    const { paths, hashed, entry } = await model('resume', { 'blobs/w.bin': 300_000, 'config.json': 300 });
+    expect(await client.save(paths, 'k-resume')).toBe('saved');
+    const weights = paths.find((p) => p.endsWith('w.bin'))!;
+    const config = paths.find((p) => p.endsWith('config.json'))!;
+    await rm(config);
+    const kept = (await stat(weights)).ino;
+    service.calls.length = 0;
+    const result = await client.restore({ ...entry('k-resume'), verify: 'size' });
+    expect(result).toMatchObject({ state: 'hit', missing: 0 });
+    expect([...result.restored.keys()]).toEqual([config]);
+    expect([...(result.present ?? new Map()).keys()]).toEqual([weights]);
+    expect(archiveGets()).toBeGreaterThan(0);
+    // The file in place was not written again (same inode); the missing one came verified.
+    expect((await stat(weights)).ino).toBe(kept);
+    expect(await hashes(paths)).toEqual(hashed);
+  });
+
+  test('a file in place with other bytes is not trusted: the archive restores it', async () => {
+    const { paths, hashed, entry } = await model('wrong', { 'blobs/w.bin': 100_000 });
+    expect(await client.save(paths, 'k-wrong')).toBe('saved');
+    await writeFile(paths[0]!, Buffer.alloc(100_000, 1));
+    const result = await client.restore({ ...entry('k-wrong'), verify: 'full' });
+    expect(result).toMatchObject({ state: 'hit', missing: 0 });
+    expect(result.restored.size).toBe(1);
+    expect(await hashes(paths)).toEqual(hashed);
+  });
+
+  test('not enough room for the files: one warning naming the folder and sizes, no archive byte fetched', async () => {
+    const { paths, entry } = await model('room', { 'blobs/w.bin': 100_000 });
+    expect(await client.save(paths, 'k-room')).toBe('saved');
+    await removeAll(paths);
+    service.calls.length = 0;
+    const asked = entry('k-room');
+    // A plan naming a file larger than any disk here.
+    const huge = { ...asked, blobs: asked.blobs.map((b) => ({ ...b, size: 2 ** 52 })) };
+    const result = await client.restore(huge);
+    expect(result).toMatchObject({ state: 'miss', found: true, missing: 1 });
+    expect(archiveGets()).toBe(0);
+    const lines = warnings();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^warning: Could not restore cache entry k-room \(not enough disk space under \/\S*: 4096\.0 TiB of files to restore from a [\d.]+ KiB archive, [\d.]+ [KMGT]?i?B free\); its files are downloaded instead\.$/,
+    );
+  });
+
+  test("progress: the archive's size first, then its bytes as they come, then the end", async () => {
+    const { paths, entry } = await model('progress', { 'blobs/w.bin': 3_000_000, 'config.json': 300 });
+    expect(await client.save(paths, 'k-progress')).toBe('saved');
+    await removeAll(paths);
+    const told: string[] = [];
+    let bytes = 0;
+    const result = await client.restore({
+      ...entry('k-progress'),
+      progress: {
+        start: (size) => told.push(`start ${size}`),
+        size: (size) => told.push(`size ${size}`),
+        bytes: (n) => {
+          bytes += n;
+        },
+        end: (ok) => told.push(`end ${ok}`),
+      },
+    });
+    expect(result.state).toBe('hit');
+    const head = service.calls.find((c) => c.call === 'HEAD archive');
+    expect(head).toBeDefined();
+    expect(told).toEqual([`start ${result.fetched}`, 'end true']);
+    expect(bytes).toBe(result.fetched);
   });
 });
 

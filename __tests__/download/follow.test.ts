@@ -15,9 +15,7 @@ engineFixture(data, (fixture) => {
 });
 
 const spec = (url: string) => ({
-  id: 'entry-a',
   label: 'cache archive',
-  ingestDir: join(f.dir.path, 'ingest'),
   locate: async () => ({ url }),
 });
 const options = () => ({
@@ -29,23 +27,71 @@ const options = () => ({
 });
 
 describe('streamBlob: a blob without a known digest, read in order as its ranges land', () => {
-  test('parallel ranges, one reset connection, bytes handed over in order exactly once; nothing staged after', async () => {
+  test('parallel ranges, one reset connection, bytes handed over in order exactly once, in whole blocks; nothing on disk', async () => {
     let resets = 0;
     f.server.setFault((req) =>
       req.headers.range !== 'bytes=0-' && resets++ === 0 ? { resetAfter: 100_000 } : undefined,
     );
     const hash = createHash('sha256');
-    let taken = 0;
+    const sizes: number[] = [];
     const result = await streamBlob(spec(`${f.server.url}/blob`), options(), async (chunk) => {
       hash.update(chunk);
-      taken += chunk.length;
+      sizes.push(chunk.length);
     });
     expect(result).toEqual({ size: data.length, fetched: expect.any(Number) });
-    expect(taken).toBe(data.length);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(data.length);
+    // Every block but the last is a whole MiB (the reader's calls are per block, not per read).
+    expect(sizes.slice(0, -1).every((n) => n === MiB)).toBe(true);
+    expect(sizes.at(-1)).toBe(data.length % MiB);
     expect(hash.digest('hex')).toBe(hex);
     expect(f.server.requests.length).toBeGreaterThan(2);
     expect(resets).toBeGreaterThan(0);
-    expect(await readdir(join(f.dir.path, 'ingest'))).toEqual([]);
+    expect(await readdir(f.dir.path)).toEqual([]);
+  });
+
+  test('the window bounds what is held ahead of a slow consumer; ranges stay inside it', async () => {
+    const window = 4 * MiB;
+    let landed = 0;
+    let taken = 0;
+    let ahead = 0;
+    const ranges: number[] = [];
+    f.server.setFault((req) => {
+      const start = /^bytes=(\d+)-/.exec(String(req.headers.range))?.[1];
+      if (start !== undefined) ranges.push(Number(start));
+      return undefined;
+    });
+    const hash = createHash('sha256');
+    await streamBlob(
+      { ...spec(`${f.server.url}/blob`), size: data.length },
+      {
+        ...options(),
+        window,
+        onBytes: (n) => {
+          landed += n;
+          ahead = Math.max(ahead, landed - taken);
+        },
+      },
+      async (chunk) => {
+        hash.update(chunk);
+        // A consumer slower than the network: a few turns of the event loop per block.
+        for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+        taken += chunk.length;
+      },
+    );
+    expect(hash.digest('hex')).toBe(hex);
+    expect(ranges.length).toBeGreaterThan(6);
+    // Bytes land in the window only below frontier + window (plus the socket read that crossed it).
+    expect(ahead).toBeLessThanOrEqual(window + MiB + 6 * 64 * 1024);
+  });
+
+  test('a server that ignores Range: one stream, handed over in order', async () => {
+    f.server.setFault(() => ({ ignoreRange: true }));
+    const hash = createHash('sha256');
+    const result = await streamBlob(spec(`${f.server.url}/blob`), options(), async (chunk) => {
+      hash.update(chunk);
+    });
+    expect(result.size).toBe(data.length);
+    expect(hash.digest('hex')).toBe(hex);
   });
 
   test('a consumer that throws stops the download and its error is the one reported', async () => {
@@ -56,32 +102,18 @@ describe('streamBlob: a blob without a known digest, read in order as its ranges
     });
     await expect(failure).rejects.toThrow('not a tar archive');
     expect(calls).toBe(2);
-    expect(await readdir(join(f.dir.path, 'ingest'))).toEqual([]);
+    expect(await readdir(f.dir.path)).toEqual([]);
   });
 
-  test('a leftover staged under the same id is never resumed: its bytes cannot be told apart', async () => {
-    const ingest = join(f.dir.path, 'ingest');
-    const paths = stagingPaths(ingest, { algorithm: 'sha256', hex: sha256Hex('stream:entry-a') });
-    await mkdir(ingest, { recursive: true });
-    await writeFile(paths.data, Buffer.alloc(8 * MiB, 7));
-    await writeFile(
-      paths.record,
-      JSON.stringify({
-        version: 1,
-        digest: `sha256:${sha256Hex('stream:entry-a')}`,
-        size: null,
-        segments: [{ start: 0, pos: 8 * MiB, end: null }],
+  test('a consumer that fails on the last, short block (taken after the download) is reported too', async () => {
+    await expect(
+      streamBlob({ ...spec(`${f.server.url}/blob`), size: data.length }, options(), async (chunk) => {
+        if (chunk.length < MiB) throw new Error('the archive is truncated');
       }),
-    );
-    const hash = createHash('sha256');
-    await streamBlob(spec(`${f.server.url}/blob`), options(), async (chunk) => void hash.update(chunk));
-    expect(hash.digest('hex')).toBe(hex);
+    ).rejects.toThrow('the archive is truncated');
   });
-});
 
-describe('streamBlob, resumable: an id that names immutable bytes', () => {
-  test('a failed download leaves its bytes for the next run, which fetches only the rest and hands over all', async () => {
-    const resumable = { ...spec(`${f.server.url}/blob`), size: data.length, resumable: true };
+  test('a download that fails rejects with its own error and keeps nothing', async () => {
     f.server.setFault((_req, res, n) => {
       if (n <= 3) return undefined;
       res.writeHead(500).end('down');
@@ -89,45 +121,13 @@ describe('streamBlob, resumable: an id that names immutable bytes', () => {
     });
     const none = { ...FAST_RETRY, retries: 0 };
     await expect(
-      streamBlob(resumable, { ...options(), retry: none }, async () => undefined),
-    ).rejects.toMatchObject({
-      code: expect.stringMatching(/^ERR_/),
-    });
-    expect((await readdir(join(f.dir.path, 'ingest'))).some((name) => name.endsWith('.partial'))).toBe(true);
-
-    f.server.setFault(undefined);
-    const hash = createHash('sha256');
-    const result = await streamBlob(resumable, options(), async (chunk) => void hash.update(chunk));
-    expect(hash.digest('hex')).toBe(hex);
-    expect(result.size).toBe(data.length);
-    expect(result.fetched).toBeLessThan(data.length);
-    expect((await readdir(join(f.dir.path, 'ingest'))).filter((name) => name.endsWith('.partial'))).toEqual(
-      [],
-    );
-  });
-
-  test('a consumer that fails on the last, short block (read after the download) leaves nothing either', async () => {
-    const resumable = { ...spec(`${f.server.url}/blob`), size: data.length, resumable: true };
-    await expect(
-      streamBlob(resumable, options(), async (chunk) => {
-        if (chunk.length < MiB) throw new Error('the archive is truncated');
-      }),
-    ).rejects.toThrow('the archive is truncated');
-    expect((await readdir(join(f.dir.path, 'ingest'))).filter((name) => name.endsWith('.partial'))).toEqual(
-      [],
-    );
-  });
-
-  test('a consumer that fails leaves nothing to resume', async () => {
-    const resumable = { ...spec(`${f.server.url}/blob`), size: data.length, resumable: true };
-    await expect(
-      streamBlob(resumable, options(), async () => {
-        throw new Error('not a tar archive');
-      }),
-    ).rejects.toThrow('not a tar archive');
-    expect((await readdir(join(f.dir.path, 'ingest'))).filter((name) => name.endsWith('.partial'))).toEqual(
-      [],
-    );
+      streamBlob(
+        { ...spec(`${f.server.url}/blob`), size: data.length },
+        { ...options(), retry: none },
+        async () => undefined,
+      ),
+    ).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_/) });
+    expect(await readdir(f.dir.path)).toEqual([]);
   });
 });
 

@@ -1,9 +1,11 @@
-import { sha256Hex } from '../digest.js';
+import { freeBytes } from '../download/disk.js';
+import { verifiedSize } from '../download/engine.js';
 import { type LocalBlobWriter, openLocalBlob, streamBlob } from '../download/follow.js';
 import type { BlobSpec } from '../download/types.js';
-import { describeError } from '../errors.js';
+import { describeError, ModelPullError } from '../errors.js';
 import type { HttpClient } from '../http/client.js';
 import type { RetryPolicy } from '../http/retry.js';
+import { formatBytes } from '../report/format.js';
 import { ArchiveReader } from './archive.js';
 import { missed } from './client.js';
 import {
@@ -29,19 +31,41 @@ export interface RestoreEntry {
    * over; every other member is refused.
    */
   readonly blobs: readonly BlobSpec[];
+  /**
+   * How a file already at its target is trusted (the run's `verify`): such files are not
+   * written again, and when every file is in place the archive is not fetched at all. Without
+   * it, every planned file is restored.
+   */
+  readonly verify?: 'full' | 'size';
+  /** Hears the archive being fetched, for progress. */
+  readonly progress?: RestoreProgress;
+}
+
+/** The fetch of an entry's archive, told as it goes. */
+export interface RestoreProgress {
+  /** The archive is about to be fetched; its size when the storage told it. */
+  start(size: number | undefined): void;
+  /** The storage told the size only once the first range came. */
+  size(size: number): void;
+  bytes(n: number): void;
+  /** The restore is over (whatever it placed). */
+  end(ok: boolean): void;
 }
 
 export interface RestoreResult {
   /**
    * `miss`: no entry, or one whose archive gave nothing at all. `hit`: every file came verified
-   * from it. `partial`: some did not, or a member was refused. `off`: nothing was looked up (the
-   * cache is off, or its service missing, failing or not readable in this run).
+   * from it (or was in place already). `partial`: some did not, or a member was refused. `off`:
+   * nothing was looked up (the cache is off, or its service missing, failing or not readable in
+   * this run).
    */
   readonly state: 'miss' | 'hit' | 'partial' | 'off';
   /** The service named an entry under the key (whatever its archive held). */
   readonly found: boolean;
   /** Targets placed from the archive, verified, with their sizes. */
   readonly restored: ReadonlyMap<string, number>;
+  /** Targets that held their verified bytes before the restore (not written again), with sizes. */
+  readonly present?: ReadonlyMap<string, number>;
   /** Bytes fetched from the cache's storage. */
   readonly fetched: number;
   /** Why reading the archive stopped early (it could not be fetched, is truncated, is not zstd…). */
@@ -63,9 +87,15 @@ export interface RestoreDeps {
 /**
  * Restores one entry without trusting it: looks it up with the key and version @actions/cache
  * saved it under, fetches the archive through the engine (parallel ranges, retries) and reads it
- * as it lands. Only regular files whose names map to a planned file are taken, and each goes
- * through the download path's staging, hash and atomic commit; paths come from the plan, never
- * from the archive, so nothing is written anywhere else, whatever the archive says.
+ * as it lands, in memory: each byte reaches the disk once, in its planned file. Only regular
+ * files whose names map to a planned file are taken, and each goes through the download path's
+ * staging, hash and atomic commit; paths come from the plan, never from the archive, so nothing
+ * is written anywhere else, whatever the archive says.
+ *
+ * An interrupted restore resumes by what it committed: files already in place and verified are
+ * passed over (their members are read and dropped), and when all are in place the archive is
+ * not fetched. The archive itself is fetched again from its start: a compressed stream cannot
+ * be entered halfway.
  * Throws only when the service itself cannot be used (the caller warns and stops using it).
  */
 export async function restoreEntry(
@@ -73,13 +103,66 @@ export async function restoreEntry(
   deps: RestoreDeps,
   lookup: Promise<FoundEntry | undefined> = findEntry(entry, deps),
 ): Promise<RestoreResult> {
-  const version = await versionOf(entry);
   const found = await lookup;
   if (!found || entry.blobs.length === 0) return missed(entry, found !== undefined);
 
-  const plan = new PlannedFiles(entry.blobs, entry.paths);
-  const refused = new Refusals();
+  const present = new Map<string, number>();
   const restored = new Map<string, number>();
+  const refused = new Refusals();
+  let failure: string | undefined;
+  let fetched = 0;
+  try {
+    if (entry.verify) await findPresent(entry.blobs, entry.verify, present);
+    if (present.size < entry.blobs.length) {
+      fetched = await readArchive(entry, deps, found, { present, restored, refused });
+    }
+  } catch (error) {
+    failure = describeError(error);
+  }
+  const missing = entry.blobs.filter((b) => !restored.has(b.target) && !present.has(b.target)).length;
+  // An archive that could not be read at all gave nothing: a miss. Anything refused, or some
+  // files but not all, is partial.
+  const state =
+    missing === 0 && refused.count === 0 && failure === undefined
+      ? 'hit'
+      : restored.size === 0 && refused.count === 0
+        ? 'miss'
+        : 'partial';
+  const described = refused.describe();
+  return {
+    state,
+    found: true,
+    restored,
+    ...(present.size > 0 ? { present } : {}),
+    fetched,
+    missing,
+    ...(failure !== undefined ? { failure } : {}),
+    ...(described !== undefined ? { refused: described } : {}),
+  };
+}
+
+/** Planned files whose targets hold their verified bytes already, into `present`. */
+async function findPresent(
+  blobs: readonly BlobSpec[],
+  verify: 'full' | 'size',
+  present: Map<string, number>,
+): Promise<void> {
+  for (const blob of blobs) {
+    // One that cannot be checked is simply restored (the engine reports it if it stays unreadable).
+    const size = await verifiedSize(blob, verify).catch(() => undefined);
+    if (size !== undefined) present.set(blob.target, size);
+  }
+}
+
+/** Fetches and reads the archive, filling `restored`; resolves with the bytes fetched. */
+async function readArchive(
+  entry: RestoreEntry,
+  deps: RestoreDeps,
+  found: FoundEntry,
+  into: { present: ReadonlyMap<string, number>; restored: Map<string, number>; refused: Refusals },
+): Promise<number> {
+  const { present, restored, refused } = into;
+  const plan = new PlannedFiles(entry.blobs, entry.paths, present);
   let current: LocalBlobWriter | undefined;
   let archiveSize: number | undefined;
   const known = entry.blobs.reduce((sum, b) => sum + (b.size ?? 0), 0);
@@ -100,20 +183,15 @@ export async function restoreEntry(
     });
   }, maxBytes);
 
-  let failure: string | undefined;
-  let fetched = 0;
-  const ingestDir = entry.blobs[0]!.ingestDir;
+  let ok = false;
   try {
     // Knowing the size up front lets every connection start at once (else the first one learns it).
     archiveSize = await sizeOf(deps.http, found.url, deps.signal);
-    // Staged bytes of an interrupted run are reused only for the very same stored object.
-    const object = `${entry.key}\0${version}\0${found.url.split('?')[0]}\0${archiveSize}`;
+    await checkRoom(entry, present, archiveSize);
+    entry.progress?.start(archiveSize);
     const result = await streamBlob(
       {
-        id: sha256Hex(object),
-        resumable: archiveSize !== undefined,
         label: `cache entry ${entry.key}`,
-        ingestDir,
         locate: async () => ({ url: found.url }),
         ...(archiveSize !== undefined ? { size: archiveSize } : {}),
       },
@@ -124,37 +202,53 @@ export async function restoreEntry(
         ...(deps.signal ? { signal: deps.signal } : {}),
         onSize: (size) => {
           archiveSize = size;
+          entry.progress?.size(size);
         },
+        ...(entry.progress ? { onBytes: (n: number) => entry.progress!.bytes(n) } : {}),
       },
       (chunk) => reader.write(chunk),
     );
-    fetched = result.size;
     await reader.end();
+    ok = true;
+    return result.size;
   } catch (error) {
     reader.destroy();
-    failure = describeError(error);
+    throw error;
   } finally {
     await current?.abort();
+    entry.progress?.end(ok);
   }
-  const missing = entry.blobs.filter((b) => !restored.has(b.target)).length;
-  // An archive that could not be read at all gave nothing: a miss. Anything refused, or some
-  // files but not all, is partial.
-  const state =
-    missing === 0 && refused.count === 0 && failure === undefined
-      ? 'hit'
-      : restored.size === 0 && refused.count === 0
-        ? 'miss'
-        : 'partial';
-  const described = refused.describe();
-  return {
-    state,
-    found: true,
-    restored,
-    fetched,
-    missing,
-    ...(failure !== undefined ? { failure } : {}),
-    ...(described !== undefined ? { refused: described } : {}),
-  };
+}
+
+/**
+ * Fails before the first byte when the files to restore cannot fit beside what is free where
+ * they land (the archive itself is read in memory and takes no room).
+ */
+async function checkRoom(
+  entry: RestoreEntry,
+  present: ReadonlyMap<string, number>,
+  archiveSize: number | undefined,
+): Promise<void> {
+  const byFolder = new Map<string, number>();
+  for (const blob of entry.blobs) {
+    if (present.has(blob.target) || blob.size === undefined) continue;
+    byFolder.set(blob.ingestDir, (byFolder.get(blob.ingestDir) ?? 0) + blob.size);
+  }
+  const byFs = new Map<number, { need: number; free: number; at: string }>();
+  for (const [dir, need] of byFolder) {
+    const { free, at, device } = await freeBytes(dir);
+    const sum = byFs.get(device) ?? { need: 0, free, at };
+    sum.need += need;
+    byFs.set(device, sum);
+  }
+  for (const { need, free, at } of byFs.values()) {
+    if (need <= free) continue;
+    const archive = archiveSize !== undefined ? ` from a ${formatBytes(archiveSize)} archive` : '';
+    throw new ModelPullError(
+      'ERR_DISK_SPACE',
+      `not enough disk space under ${at}: ${formatBytes(need)} of files to restore${archive}, ${formatBytes(free)} free`,
+    );
+  }
 }
 
 /**
@@ -207,7 +301,12 @@ class PlannedFiles {
   readonly #others = new Map<string, number>();
   readonly #seen = new Set<string>();
 
-  constructor(blobs: readonly BlobSpec[], paths: readonly string[]) {
+  constructor(
+    blobs: readonly BlobSpec[],
+    paths: readonly string[],
+    /** Targets already in place: their members are passed over, not written again. */
+    private readonly present: ReadonlyMap<string, number> = new Map(),
+  ) {
     const targets = new Set(blobs.map((b) => b.target));
     for (const blob of blobs) for (const suffix of suffixes(blob.target)) push(this.#blobs, suffix, blob);
     for (const path of paths) {
@@ -239,7 +338,7 @@ class PlannedFiles {
         member.name,
       );
     }
-    return blob;
+    return this.present.has(blob.target) ? undefined : blob;
   }
 }
 

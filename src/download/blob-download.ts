@@ -1,4 +1,3 @@
-import type { FileHandle } from 'node:fs/promises';
 import type { Clock } from '../clock.js';
 import { isModelPullError, ModelPullError } from '../errors.js';
 import { discardBody, statusError } from '../http/body.js';
@@ -8,11 +7,11 @@ import { RateGuard } from '../http/rate-guard.js';
 import { isRetryable, nextRetry, type RetryPolicy, retryEvent } from '../http/retry.js';
 import { formatBytes } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
-import { writeBody } from './body-writer.js';
+import { type ByteSink, writeBody } from './body-writer.js';
 import { checkDiskSpace } from './disk.js';
 import { Locator } from './locator.js';
 import { PrefixHasher } from './prefix-hasher.js';
-import { RangePlan, type Segment } from './range-plan.js';
+import { RangePlan, type Segment, type SegmentRecord } from './range-plan.js';
 import {
   discardStaging,
   loadProgress,
@@ -47,21 +46,27 @@ export interface DownloadTuning {
   readonly onStart?: (staged: number, size: number | undefined) => void;
   /** Called once when a blob of unknown size learns it from the server. */
   readonly onSize?: (size: number) => void;
-  /**
-   * What follows the contiguous written prefix; by default the digest's hasher. A caller that
-   * does not know the digest in advance (a cache archive) reads the bytes in order instead.
-   */
-  readonly follow?: (staged: StagedFile) => PrefixFollower;
+  /** Largest range handed to one connection at a time (default: the plan's own, 64 MiB). */
+  readonly maxPiece?: number;
 }
 
-/** The staging file as a follower sees it while ranges land. */
-export interface StagedFile {
-  readonly file: FileHandle;
-  readonly path: string;
+/** The bytes landed so far, as a follower sees them while ranges land. */
+export interface LandedBytes {
   /** The blob's size, once known. */
   size(): number | undefined;
-  /** Bytes [0, n) are written to the file. */
+  /** Bytes [0, n) are written. */
   prefix(): number;
+}
+
+/**
+ * Where one download's bytes go: the sink its ranges write to, what follows the contiguous
+ * prefix, and, for a staging file, where its progress is recorded for a resume.
+ */
+interface RunOutput {
+  readonly sink: ByteSink;
+  follow(landed: LandedBytes): PrefixFollower;
+  /** The staging entry (progress records, the disk check); none for a stream read in memory. */
+  readonly paths?: StagingPaths;
 }
 
 /**
@@ -103,28 +108,13 @@ export async function downloadToStaging(blob: BlobSpec, tuning: DownloadTuning):
   // The record is only worth something with its own data file (not a link planted in its place).
   const { file, resumed } = await openStagingData(paths, recorded !== undefined);
   const saved = resumed ? recorded : undefined;
+  const output: RunOutput = {
+    sink: file,
+    paths,
+    follow: (landed) => new PrefixHasher(blob.digest.algorithm, file, paths.data, landed.size, landed.prefix),
+  };
   try {
-    const run = new BlobRun(blob, tuning, paths, file, saved?.segments, saved?.size, false);
-    try {
-      return await run.execute();
-    } catch (error) {
-      if (!(error instanceof RangesIgnored)) throw error;
-    }
-    // The server sends whole bodies only: start over as one stream (undici's rule: a 200 to a
-    // range request means "restart", never "append"). A stream cut short cannot resume
-    // there either, so each cut restarts from byte 0, within the retry budget.
-    for (let attempt = 0; attempt <= tuning.retry.retries; attempt++) {
-      const single = new BlobRun(blob, tuning, paths, file, undefined, blob.size, true);
-      try {
-        return await single.execute();
-      } catch (error) {
-        if (!(error instanceof RangesIgnored)) throw error;
-      }
-    }
-    throw new ModelPullError(
-      'ERR_RANGE_IGNORED',
-      `${blob.label}: the server ignores Range and its connection kept breaking; gave up after ${tuning.retry.retries + 1} full restarts`,
-    );
+    return { paths, ...(await runWithRestarts(blob, tuning, output, saved)) };
   } catch (error) {
     // Refused for lack of room before its first byte: leave no empty staging file behind.
     if (isModelPullError(error, 'ERR_DISK_SPACE') && !saved) await discardStaging(paths);
@@ -132,6 +122,49 @@ export async function downloadToStaging(blob: BlobSpec, tuning: DownloadTuning):
   } finally {
     await file.close();
   }
+}
+
+/**
+ * Downloads a blob into a sink of the caller's (a stream's in-memory window) instead of a
+ * staging file: the same ranges, retries, steals and URL refreshes, nothing on disk and nothing
+ * recorded for a resume. `follow` takes the contiguous prefix as it grows.
+ */
+export async function downloadToSink(
+  blob: BlobSpec,
+  tuning: DownloadTuning,
+  sink: ByteSink,
+  follow: (landed: LandedBytes) => PrefixFollower,
+): Promise<Omit<StagedBlob, 'paths'>> {
+  return runWithRestarts(blob, tuning, { sink, follow }, undefined);
+}
+
+async function runWithRestarts(
+  blob: BlobSpec,
+  tuning: DownloadTuning,
+  output: RunOutput,
+  saved: { segments: readonly SegmentRecord[]; size: number | undefined } | undefined,
+): Promise<Omit<StagedBlob, 'paths'>> {
+  const run = new BlobRun(blob, tuning, output, saved?.segments, saved?.size, false);
+  try {
+    return await run.execute();
+  } catch (error) {
+    if (!(error instanceof RangesIgnored)) throw error;
+  }
+  // The server sends whole bodies only: start over as one stream (undici's rule: a 200 to a
+  // range request means "restart", never "append"). A stream cut short cannot resume
+  // there either, so each cut restarts from byte 0, within the retry budget.
+  for (let attempt = 0; attempt <= tuning.retry.retries; attempt++) {
+    const single = new BlobRun(blob, tuning, output, undefined, blob.size, true);
+    try {
+      return await single.execute();
+    } catch (error) {
+      if (!(error instanceof RangesIgnored)) throw error;
+    }
+  }
+  throw new ModelPullError(
+    'ERR_RANGE_IGNORED',
+    `${blob.label}: the server ignores Range and its connection kept breaking; gave up after ${tuning.retry.retries + 1} full restarts`,
+  );
 }
 
 class BlobRun {
@@ -150,24 +183,18 @@ class BlobRun {
   constructor(
     private readonly blob: BlobSpec,
     private readonly tuning: DownloadTuning,
-    private readonly paths: StagingPaths,
-    private readonly file: FileHandle,
-    saved: readonly { start: number; pos: number; end: number }[] | undefined,
+    private readonly output: RunOutput,
+    saved: readonly SegmentRecord[] | undefined,
     size: number | undefined,
     /** One request for the whole blob: the server ignores Range. */
     private singleStream: boolean,
   ) {
     const connections = singleStream ? 1 : tuning.connections;
-    this.plan = new RangePlan(blob.size ?? size, tuning.minSplit, saved, connections);
-    const staged: StagedFile = {
-      file,
-      path: paths.data,
+    this.plan = new RangePlan(blob.size ?? size, tuning.minSplit, saved, connections, tuning.maxPiece);
+    this.hasher = output.follow({
       size: () => this.plan.size,
       prefix: () => this.plan.contiguousPrefix(),
-    };
-    this.hasher = tuning.follow
-      ? tuning.follow(staged)
-      : new PrefixHasher(blob.digest.algorithm, file, paths.data, staged.size, staged.prefix);
+    });
     this.locator = new Locator(blob, this.abort.signal);
     this.rangesShown = blob.probeRanges !== true;
     this.lastFlush = tuning.clock.now();
@@ -178,7 +205,7 @@ class BlobRun {
 
   private readonly onAbort = () => this.abort.abort(this.tuning.signal?.reason);
 
-  async execute(): Promise<StagedBlob> {
+  async execute(): Promise<Omit<StagedBlob, 'paths'>> {
     try {
       this.tuning.onStart?.(this.plan.written(), this.plan.size);
       this.hasher.catchUp();
@@ -197,7 +224,7 @@ class BlobRun {
       }
       const size = this.plan.size ?? 0;
       const { hex } = await this.hasher.finish(size);
-      return { paths: this.paths, size, hex, fetched: this.fetched, host: this.host() ?? 'unknown host' };
+      return { size, hex, fetched: this.fetched, host: this.host() ?? 'unknown host' };
     } finally {
       this.tuning.signal?.removeEventListener('abort', this.onAbort);
       await this.hasher.dispose();
@@ -340,7 +367,8 @@ class BlobRun {
    * its disk-space check here, before its first byte is written.
    */
   private async learnSize(total: number, segment: Segment, response: HttpResponse): Promise<void> {
-    if (this.plan.size === undefined && this.blob.size === undefined) {
+    // A stream read in memory puts nothing on disk.
+    if (this.plan.size === undefined && this.blob.size === undefined && this.output.paths) {
       try {
         await checkDiskSpace(new Map([[this.blob.ingestDir, total - this.plan.written()]]));
       } catch (error) {
@@ -399,7 +427,7 @@ class BlobRun {
     let windowStart = clock.now();
     let windowBytes = 0;
     const writing = writeBody(response.body, {
-      file: this.file,
+      file: this.output.sink,
       segment,
       bodyEnd: declaredEnd,
       bodyError: (error) => networkError(error, response.url),
@@ -467,13 +495,15 @@ class BlobRun {
 
   /** Records which ranges are written; skipped while a record is being written, except at the end. */
   private async flush(final: boolean): Promise<void> {
+    const paths = this.output.paths;
+    if (!paths) return;
     if (this.flushing) {
       if (!final) return;
       await this.flushing;
     }
     this.unflushed = 0;
     this.lastFlush = this.tuning.clock.now();
-    this.flushing = saveProgress(this.paths, this.blob.digest, this.plan.size, this.plan.records())
+    this.flushing = saveProgress(paths, this.blob.digest, this.plan.size, this.plan.records())
       // Losing one record costs only resume distance, never correctness: the digest checks all.
       .catch((error: unknown) =>
         this.tuning.log?.debug(`${this.blob.label}: could not save download progress: ${String(error)}`),

@@ -1,4 +1,3 @@
-import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { ModelPullError } from '../errors.js';
 import type { Segment } from './range-plan.js';
@@ -7,8 +6,16 @@ import type { Segment } from './range-plan.js';
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = HIGH_WATER / 4;
 
+/**
+ * Where a body's bytes go: a staging file (a FileHandle is one), or a stream's in-memory window,
+ * whose write resolves only once there is room (the body then pauses, as for a slow disk).
+ */
+export interface ByteSink {
+  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+}
+
 export interface BodyTarget {
-  readonly file: FileHandle;
+  readonly file: ByteSink;
   /** Bytes land at `segment.pos` onwards; `pos` advances only over bytes in the file. */
   readonly segment: Segment;
   /** Called in file order once `bytes` (at `offset`, all ours) are in the file. */

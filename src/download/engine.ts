@@ -271,6 +271,15 @@ async function fetchVerifiedLocked(
   }
 }
 
+/**
+ * The size of the blob's target when it already holds the verified bytes (checked as the
+ * engine checks before a download), else undefined. A target that cannot be read throws.
+ */
+export async function verifiedSize(blob: BlobSpec, verify: 'full' | 'size'): Promise<number | undefined> {
+  const verdict = await checkExisting(blob, verify);
+  return verdict.ok ? verdict.size : undefined;
+}
+
 type TargetSeen = NonNullable<Awaited<ReturnType<typeof targetInfo>>>;
 type Missing = { ok: false; present: boolean; seen?: TargetSeen };
 type Verdict = { ok: true; present: true; size: number } | Missing;

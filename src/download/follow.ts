@@ -1,11 +1,11 @@
 import type { FileHandle } from 'node:fs/promises';
 import { type Clock, systemClock } from '../clock.js';
-import { sha256Hex } from '../digest.js';
 import { ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
 import type { HttpClient } from '../http/client.js';
 import type { RetryPolicy } from '../http/retry.js';
-import { downloadToStaging, type PrefixFollower, type StagedFile } from './blob-download.js';
+import { downloadToSink, type LandedBytes, type PrefixFollower } from './blob-download.js';
+import type { ByteSink } from './body-writer.js';
 import { acquireLease } from './lease.js';
 import { PrefixHasher } from './prefix-hasher.js';
 import { createExclusive } from './safe-fs.js';
@@ -13,24 +13,16 @@ import { commitStaged, discardStaging, stagingPaths } from './staging.js';
 import type { BlobLocation, BlobSpec } from './types.js';
 
 const MiB = 1024 * 1024;
-/** Bytes read back per step while following a prefix. */
-const READ_BLOCK = MiB;
+/** Bytes handed to a stream's consumer per call. */
+const BLOCK = MiB;
+const DEFAULT_WINDOW = 128 * MiB;
 
 /** A blob whose digest nobody knows in advance (a cache archive): fetched to be read, not kept. */
 export interface StreamSpec {
-  /** Names its staging entry: one writer per id, in this process and across processes. */
-  readonly id: string;
   /** Shown in errors. */
   readonly label: string;
-  /** Staging folder (the bytes live there only while they are read). */
-  readonly ingestDir: string;
   /** The size, when known (ranges are then planned from the start); else learned from the server. */
   readonly size?: number;
-  /**
-   * The id names these exact bytes (an immutable object: its name, version, storage path and
-   * size), so bytes staged by a run that stopped may be read again instead of fetched again.
-   */
-  readonly resumable?: boolean;
   locate(signal?: AbortSignal): Promise<BlobLocation>;
 }
 
@@ -39,10 +31,12 @@ export interface StreamOptions {
   readonly connections: number;
   readonly retry: RetryPolicy;
   readonly signal?: AbortSignal;
-  /** Time for retries and lease waits (default: real time). */
+  /** Time for retries (default: real time). */
   readonly clock?: Clock;
   /** Smallest range worth a request of its own (default 4 MiB). */
   readonly minSplit?: number;
+  /** Most bytes held in memory ahead of the consumer (default 128 MiB). */
+  readonly window?: number;
   readonly onBytes?: (bytes: number) => void;
   readonly onSize?: (size: number) => void;
 }
@@ -55,81 +49,176 @@ export interface StreamResult {
 
 /**
  * Fetches a blob with the engine's parallel ranges, retries and URL refreshes, and hands its
- * bytes to `consume` strictly in order, as the contiguous prefix grows: ranges landing ahead are
- * read back from the staging file once the gap before them closes, so memory stays bounded
- * whatever the consumer's pace. A consumer that throws stops the download at once, and its
- * error is what this rejects with.
+ * bytes to `consume` strictly in order, in whole 1 MiB blocks, as the contiguous prefix grows.
+ * Nothing touches the disk: ranges land in a bounded window in memory, and a connection whose
+ * bytes would land further than `window` ahead of the consumer waits (its body pauses, as for
+ * a slow disk), so memory stays bounded whatever the consumer's pace. Ranges are handed out in
+ * pieces small enough that every connection works inside the window. A consumer that throws
+ * stops the download at once, and its error is what this rejects with.
  *
- * Without a digest nothing checks the staged bytes, so a run that stopped leaves them for the
- * next only when the spec is `resumable` (its id names immutable bytes) and the download, not
- * the consumer, failed; otherwise they are removed, and a leftover is discarded before starting.
- * A resumed stream hands over every byte again from the first (the consumer starts afresh).
+ * Nothing is kept for a later run: without a digest no staged byte could be checked, and a
+ * compressed stream cannot be entered halfway anyway. (A cache restore resumes by what it
+ * committed: files already in place are passed over.)
  */
 export async function streamBlob(
   spec: StreamSpec,
   options: StreamOptions,
   consume: (chunk: Buffer) => Promise<void>,
 ): Promise<StreamResult> {
-  // The staging entry is named by a digest of the id; `stream:` keeps it apart from any blob's.
-  const digest = { algorithm: 'sha256' as const, hex: sha256Hex(`stream:${spec.id}`) };
   const blob: BlobSpec = {
-    digest,
+    // Never compared nor used to name a file: a stream has no staging entry.
+    digest: { algorithm: 'sha256', hex: '' },
     label: spec.label,
     target: '',
-    ingestDir: spec.ingestDir,
+    ingestDir: '',
     locate: spec.locate,
     ...(spec.size !== undefined ? { size: spec.size } : {}),
   };
-  await ensureDirs(spec.ingestDir);
-  const paths = stagingPaths(spec.ingestDir, digest);
-  const clock = options.clock ?? systemClock;
-  const lease = await acquireLease(paths.lease, spec.label, { clock, signal: options.signal });
-  const release = () => lease.release();
   const stop = new AbortController();
   const onAbort = () => stop.abort(options.signal?.reason);
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener('abort', onAbort, { once: true });
+  const limit = Math.max(BLOCK, options.window ?? DEFAULT_WINDOW);
+  const minSplit = options.minSplit ?? 4 * MiB;
+  const window = new StreamWindow(limit, stop.signal);
   let consumerFailure: { error: unknown } | undefined;
-  let keep = false;
   try {
-    if (!spec.resumable) await discardStaging(paths);
-    const staged = await downloadToStaging(blob, {
-      http: options.http,
-      connections: options.connections,
-      retry: options.retry,
-      minSplit: options.minSplit ?? 4 * MiB,
-      flushBytes: 8 * MiB,
-      flushIntervalMs: 1000,
-      signal: stop.signal,
-      clock,
-      ...(options.onBytes ? { onBytes: options.onBytes } : {}),
-      ...(options.onSize ? { onSize: options.onSize } : {}),
-      follow: (file) =>
-        new PrefixReader(file, consume, (error) => {
+    const landed = await downloadToSink(
+      blob,
+      {
+        http: options.http,
+        connections: options.connections,
+        retry: options.retry,
+        minSplit,
+        // Every connection's piece inside the window, with room for the next round.
+        maxPiece: Math.max(minSplit, Math.floor(limit / (2 * Math.max(1, options.connections)))),
+        flushBytes: Number.POSITIVE_INFINITY,
+        flushIntervalMs: Number.POSITIVE_INFINITY,
+        signal: stop.signal,
+        clock: options.clock ?? systemClock,
+        ...(options.onBytes ? { onBytes: options.onBytes } : {}),
+        ...(options.onSize ? { onSize: options.onSize } : {}),
+      },
+      window,
+      (landed) =>
+        new WindowReader(window, landed, consume, (error) => {
           consumerFailure ??= { error };
           stop.abort(error);
         }),
-    });
-    return { size: staged.size, fetched: staged.fetched };
+    );
+    return { size: landed.size, fetched: landed.fetched };
   } catch (error) {
-    keep = spec.resumable === true && !consumerFailure;
     throw consumerFailure ? consumerFailure.error : error;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
-    if (!keep) await discardStaging(paths);
-    await release();
+    window.clear();
   }
 }
 
-/** Hands the written prefix of a staging file, in order, to an async consumer. */
-class PrefixReader implements PrefixFollower {
-  private frontier = 0;
+/**
+ * The bytes of a stream between what its consumer took (`frontier`, a multiple of BLOCK until
+ * the last, short block) and `frontier + limit`, in 1 MiB blocks. A write further ahead waits
+ * until the consumer has moved on; bytes below the frontier (a range the server sent again
+ * after a restart) were handed over already and are dropped.
+ */
+class StreamWindow implements ByteSink {
+  readonly #blocks = new Map<number, Buffer>();
+  #frontier = 0;
+  #moved: { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } | undefined;
+  #failure: { error: unknown } | undefined;
+
+  constructor(
+    private readonly limit: number,
+    signal: AbortSignal,
+  ) {
+    const fail = () => this.#fail(signal.reason ?? new Error('stopped'));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  }
+
+  get frontier(): number {
+    return this.#frontier;
+  }
+
+  async write(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<{ bytesWritten: number }> {
+    while (!this.#failure && position >= this.#frontier + this.limit) await this.#nextMove();
+    if (this.#failure) throw this.#failure.error;
+    const end = position + length;
+    for (let at = Math.max(position, this.#frontier); at < end; ) {
+      const index = Math.floor(at / BLOCK);
+      const blockStart = index * BLOCK;
+      let block = this.#blocks.get(index);
+      if (!block) {
+        block = Buffer.allocUnsafe(BLOCK);
+        this.#blocks.set(index, block);
+      }
+      const n = Math.min(end, blockStart + BLOCK) - at;
+      const from = offset + (at - position);
+      buffer.copy(block, at - blockStart, from, from + n);
+      at += n;
+    }
+    return { bytesWritten: length };
+  }
+
+  /**
+   * Takes the next block out of the window once `prefix` (the contiguous bytes landed) covers
+   * at least `least` bytes of it; `least` 1 takes the last, short one.
+   */
+  take(prefix: number, least: number): Buffer | undefined {
+    const want = Math.min(BLOCK, prefix - this.#frontier);
+    if (want <= 0 || want < least) return undefined;
+    const index = Math.floor(this.#frontier / BLOCK);
+    const block = this.#blocks.get(index);
+    if (!block) throw new Error(`the stream window has no bytes at ${this.#frontier}`);
+    this.#blocks.delete(index);
+    this.#frontier += want;
+    const moved = this.#moved;
+    this.#moved = undefined;
+    moved?.resolve();
+    // A fresh block each time: the consumer may keep what it is given.
+    return want === BLOCK ? block : block.subarray(0, want);
+  }
+
+  clear(): void {
+    this.#fail(new Error('the stream ended'));
+    this.#blocks.clear();
+  }
+
+  #nextMove(): Promise<void> {
+    if (!this.#moved) {
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.#moved = { promise, resolve, reject };
+    }
+    return this.#moved.promise;
+  }
+
+  #fail(error: unknown): void {
+    this.#failure ??= { error };
+    const moved = this.#moved;
+    this.#moved = undefined;
+    moved?.reject(error);
+  }
+}
+
+/** Hands the landed prefix of a stream, in order, to an async consumer (one per download attempt). */
+class WindowReader implements PrefixFollower {
   private running: Promise<void> | undefined;
   private failure: { error: unknown } | undefined;
   private stopped = false;
 
   constructor(
-    private readonly staged: StagedFile,
+    private readonly window: StreamWindow,
+    private readonly landed: LandedBytes,
     private readonly consume: (chunk: Buffer) => Promise<void>,
     private readonly fail: (error: unknown) => void,
   ) {}
@@ -155,24 +244,21 @@ class PrefixReader implements PrefixFollower {
   }
 
   /**
-   * Hands over the prefix in whole blocks while the download runs (a 64 KiB socket read each
-   * time would cost every stage after it a call per 64 KiB); `finish` takes the last, short one.
+   * Hands over whole blocks while the download runs (a 64 KiB socket read each time would cost
+   * every stage after it a call per 64 KiB); `finish` takes the last, short one.
    */
-  private async drain(least = READ_BLOCK): Promise<void> {
-    while (!this.stopped && this.staged.prefix() - this.frontier >= least) {
-      const want = Math.min(READ_BLOCK, this.staged.prefix() - this.frontier);
-      // A fresh buffer each time: the consumer may keep what it is given.
-      const buffer = Buffer.allocUnsafe(want);
-      const { bytesRead } = await this.staged.file.read(buffer, 0, want, this.frontier);
-      if (bytesRead === 0) throw new Error(`staged file ended at ${this.frontier} bytes`);
-      this.frontier += bytesRead;
-      await this.consume(bytesRead === want ? buffer : buffer.subarray(0, bytesRead));
+  private async drain(least = BLOCK): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      const chunk = this.window.take(this.landed.prefix(), least);
+      if (!chunk) return;
+      await this.consume(chunk);
     }
   }
 
   async finish(total: number): Promise<{ hex: string }> {
     await this.running;
-    if (!this.failure && this.frontier < total)
+    if (!this.failure && this.window.frontier < total)
       await this.drain(1).catch((error: unknown) => {
         // Told like a failure during the download: the caller must know the consumer failed.
         this.failure = { error };

@@ -47,6 +47,8 @@ export class RangePlan {
     saved?: readonly SegmentRecord[],
     /** Connections sharing the blob; pieces are sized so each gets several. */
     private connections = 1,
+    /** Largest piece (a stream read through a bounded window wants them well inside it). */
+    private readonly maxPiece = MAX_PIECE,
   ) {
     if (saved && saved.length > 0) {
       this.segments = saved.map((s) => ({ ...s, taken: false, rate: 0 }));
@@ -120,9 +122,9 @@ export class RangePlan {
   }
 
   private pieceSize(left: number): number {
-    if (!Number.isFinite(left)) return MAX_PIECE;
+    if (!Number.isFinite(left)) return this.maxPiece;
     const share = Math.ceil(left / (2 * this.connections));
-    return Math.min(MAX_PIECE, Math.max(this.minSplit, share));
+    return Math.min(this.maxPiece, Math.max(this.minSplit, share));
   }
 
   /** Mean measured rate of the connections at work (0 before any measurement). */

@@ -7,12 +7,14 @@ import type { ModelReport } from './types.js';
 
 /**
  * Where one model is in the pipeline, as `ollama pull` says it: resolving, listing files,
- * verifying what is on disk, downloading, writing its layout, done (or failed, as soon as it
- * fails: a model that fails early is reported then, not after another model's download).
+ * restoring from the Actions cache, verifying what is on disk, downloading, writing its layout,
+ * done (or failed, as soon as it fails: a model that fails early is reported then, not after
+ * another model's download).
  */
 export type ModelPhase =
   | 'resolving'
   | 'listing'
+  | 'restoring'
   | 'verifying'
   | 'downloading'
   | 'writing'
@@ -42,7 +44,14 @@ export interface PhaseWords {
   readonly writing?: string;
 }
 
-const ORDER: readonly ModelPhase[] = ['resolving', 'listing', 'verifying', 'downloading', 'writing'];
+const ORDER: readonly ModelPhase[] = [
+  'resolving',
+  'listing',
+  'restoring',
+  'verifying',
+  'downloading',
+  'writing',
+];
 
 /**
  * Tells a listener each model's phase as the pipeline moves: the pipeline calls it at its
