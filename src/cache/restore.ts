@@ -1,4 +1,4 @@
-import { freeBytes } from '../download/disk.js';
+import { shortfalls } from '../download/disk.js';
 import { verifiedSize } from '../download/engine.js';
 import { type LocalBlobWriter, openLocalBlob, streamBlob } from '../download/follow.js';
 import type { BlobSpec } from '../download/types.js';
@@ -234,15 +234,9 @@ async function checkRoom(
     if (present.has(blob.target) || blob.size === undefined) continue;
     byFolder.set(blob.ingestDir, (byFolder.get(blob.ingestDir) ?? 0) + blob.size);
   }
-  const byFs = new Map<number, { need: number; free: number; at: string }>();
-  for (const [dir, need] of byFolder) {
-    const { free, at, device } = await freeBytes(dir);
-    const sum = byFs.get(device) ?? { need: 0, free, at };
-    sum.need += need;
-    byFs.set(device, sum);
-  }
-  for (const { need, free, at } of byFs.values()) {
-    if (need <= free) continue;
+  const [short] = await shortfalls(byFolder);
+  if (short) {
+    const { need, free, at } = short;
     const archive = archiveSize !== undefined ? ` from a ${formatBytes(archiveSize)} archive` : '';
     throw new ModelPullError(
       'ERR_DISK_SPACE',

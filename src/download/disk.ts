@@ -20,11 +20,12 @@ export async function freeBytes(dir: string): Promise<{ free: number; at: string
 }
 
 /**
- * Fails before the first byte when the missing bytes cannot fit (Ollama has no such check and
- * fills the disk, ollama#1731). `needs` maps a folder to the bytes still to land under it;
+ * The filesystems where `needs` (a folder → the bytes still to land under it) does not fit:
  * folders on the same filesystem are summed.
  */
-export async function checkDiskSpace(needs: ReadonlyMap<string, number>): Promise<void> {
+export async function shortfalls(
+  needs: ReadonlyMap<string, number>,
+): Promise<{ need: number; free: number; at: string }[]> {
   const byFs = new Map<number, { need: number; free: number; at: string }>();
   for (const [dir, need] of needs) {
     if (need <= 0) continue;
@@ -33,12 +34,19 @@ export async function checkDiskSpace(needs: ReadonlyMap<string, number>): Promis
     entry.need += need;
     byFs.set(device, entry);
   }
-  for (const { need, free, at } of byFs.values()) {
-    if (need > free) {
-      throw new ModelPullError(
-        'ERR_DISK_SPACE',
-        `not enough disk space under ${at}: ${(need / MiB).toFixed(1)} MiB to download, ${(free / MiB).toFixed(1)} MiB free`,
-      );
-    }
+  return [...byFs.values()].filter((e) => e.need > e.free);
+}
+
+/**
+ * Fails before the first byte when the missing bytes cannot fit (Ollama has no such check and
+ * fills the disk, ollama#1731). `needs` maps a folder to the bytes still to land under it.
+ */
+export async function checkDiskSpace(needs: ReadonlyMap<string, number>): Promise<void> {
+  const [short] = await shortfalls(needs);
+  if (short) {
+    throw new ModelPullError(
+      'ERR_DISK_SPACE',
+      `not enough disk space under ${short.at}: ${(short.need / MiB).toFixed(1)} MiB to download, ${(short.free / MiB).toFixed(1)} MiB free`,
+    );
   }
 }
