@@ -3424,11 +3424,10 @@ async function freeBytes(dir) {
     }
 }
 /**
- * Fails before the first byte when the missing bytes cannot fit (Ollama has no such check and
- * fills the disk, ollama#1731). `needs` maps a folder to the bytes still to land under it;
+ * The filesystems where `needs` (a folder → the bytes still to land under it) does not fit:
  * folders on the same filesystem are summed.
  */
-async function checkDiskSpace(needs) {
+async function shortfalls(needs) {
     const byFs = new Map();
     for (const [dir, need] of needs) {
         if (need <= 0)
@@ -3438,10 +3437,16 @@ async function checkDiskSpace(needs) {
         entry.need += need;
         byFs.set(device, entry);
     }
-    for (const { need, free, at } of byFs.values()) {
-        if (need > free) {
-            throw new errors/* ModelPullError */.Vy('ERR_DISK_SPACE', `not enough disk space under ${at}: ${(need / MiB).toFixed(1)} MiB to download, ${(free / MiB).toFixed(1)} MiB free`);
-        }
+    return [...byFs.values()].filter((e) => e.need > e.free);
+}
+/**
+ * Fails before the first byte when the missing bytes cannot fit (Ollama has no such check and
+ * fills the disk, ollama#1731). `needs` maps a folder to the bytes still to land under it.
+ */
+async function checkDiskSpace(needs) {
+    const [short] = await shortfalls(needs);
+    if (short) {
+        throw new errors/* ModelPullError */.Vy('ERR_DISK_SPACE', `not enough disk space under ${short.at}: ${(short.need / MiB).toFixed(1)} MiB to download, ${(short.free / MiB).toFixed(1)} MiB free`);
     }
 }
 
@@ -3784,14 +3789,18 @@ const MIN_STEAL_GAIN_S = 0.05;
 class RangePlan {
     minSplit;
     connections;
+    maxPiece;
     segments;
     constructor(size, 
     /** Smallest piece worth a request of its own. */
     minSplit, saved, 
     /** Connections sharing the blob; pieces are sized so each gets several. */
-    connections = 1) {
+    connections = 1, 
+    /** Largest piece (a stream read through a bounded window wants them well inside it). */
+    maxPiece = MAX_PIECE) {
         this.minSplit = minSplit;
         this.connections = connections;
+        this.maxPiece = maxPiece;
         if (saved && saved.length > 0) {
             this.segments = saved.map((s) => ({ ...s, taken: false, rate: 0 }));
         }
@@ -3864,9 +3873,9 @@ class RangePlan {
     }
     pieceSize(left) {
         if (!Number.isFinite(left))
-            return MAX_PIECE;
+            return this.maxPiece;
         const share = Math.ceil(left / (2 * this.connections));
-        return Math.min(MAX_PIECE, Math.max(this.minSplit, share));
+        return Math.min(this.maxPiece, Math.max(this.minSplit, share));
     }
     /** Mean measured rate of the connections at work (0 before any measurement). */
     meanRate() {
@@ -4161,29 +4170,13 @@ async function downloadToStaging(blob, tuning) {
     // The record is only worth something with its own data file (not a link planted in its place).
     const { file, resumed } = await openStagingData(paths, recorded !== undefined);
     const saved = resumed ? recorded : undefined;
+    const output = {
+        sink: file,
+        paths,
+        follow: (landed) => new PrefixHasher(blob.digest.algorithm, file, paths.data, landed.size, landed.prefix),
+    };
     try {
-        const run = new BlobRun(blob, tuning, paths, file, saved?.segments, saved?.size, false);
-        try {
-            return await run.execute();
-        }
-        catch (error) {
-            if (!(error instanceof RangesIgnored))
-                throw error;
-        }
-        // The server sends whole bodies only: start over as one stream (undici's rule: a 200 to a
-        // range request means "restart", never "append"). A stream cut short cannot resume
-        // there either, so each cut restarts from byte 0, within the retry budget.
-        for (let attempt = 0; attempt <= tuning.retry.retries; attempt++) {
-            const single = new BlobRun(blob, tuning, paths, file, undefined, blob.size, true);
-            try {
-                return await single.execute();
-            }
-            catch (error) {
-                if (!(error instanceof RangesIgnored))
-                    throw error;
-            }
-        }
-        throw new errors/* ModelPullError */.Vy('ERR_RANGE_IGNORED', `${blob.label}: the server ignores Range and its connection kept breaking; gave up after ${tuning.retry.retries + 1} full restarts`);
+        return { paths, ...(await runWithRestarts(blob, tuning, output, saved)) };
     }
     catch (error) {
         // Refused for lack of room before its first byte: leave no empty staging file behind.
@@ -4195,11 +4188,42 @@ async function downloadToStaging(blob, tuning) {
         await file.close();
     }
 }
+/**
+ * Downloads a blob into a sink of the caller's (a stream's in-memory window) instead of a
+ * staging file: the same ranges, retries, steals and URL refreshes, nothing on disk and nothing
+ * recorded for a resume. `follow` takes the contiguous prefix as it grows.
+ */
+async function downloadToSink(blob, tuning, sink, follow) {
+    return runWithRestarts(blob, tuning, { sink, follow }, undefined);
+}
+async function runWithRestarts(blob, tuning, output, saved) {
+    const run = new BlobRun(blob, tuning, output, saved?.segments, saved?.size, false);
+    try {
+        return await run.execute();
+    }
+    catch (error) {
+        if (!(error instanceof RangesIgnored))
+            throw error;
+    }
+    // The server sends whole bodies only: start over as one stream (undici's rule: a 200 to a
+    // range request means "restart", never "append"). A stream cut short cannot resume
+    // there either, so each cut restarts from byte 0, within the retry budget.
+    for (let attempt = 0; attempt <= tuning.retry.retries; attempt++) {
+        const single = new BlobRun(blob, tuning, output, undefined, blob.size, true);
+        try {
+            return await single.execute();
+        }
+        catch (error) {
+            if (!(error instanceof RangesIgnored))
+                throw error;
+        }
+    }
+    throw new errors/* ModelPullError */.Vy('ERR_RANGE_IGNORED', `${blob.label}: the server ignores Range and its connection kept breaking; gave up after ${tuning.retry.retries + 1} full restarts`);
+}
 class BlobRun {
     blob;
     tuning;
-    paths;
-    file;
+    output;
     singleStream;
     plan;
     hasher;
@@ -4213,25 +4237,19 @@ class BlobRun {
     flushing;
     /** Whether more than one connection may ask (see BlobSpec.probeRanges). */
     rangesShown;
-    constructor(blob, tuning, paths, file, saved, size, 
+    constructor(blob, tuning, output, saved, size, 
     /** One request for the whole blob: the server ignores Range. */
     singleStream) {
         this.blob = blob;
         this.tuning = tuning;
-        this.paths = paths;
-        this.file = file;
+        this.output = output;
         this.singleStream = singleStream;
         const connections = singleStream ? 1 : tuning.connections;
-        this.plan = new RangePlan(blob.size ?? size, tuning.minSplit, saved, connections);
-        const staged = {
-            file,
-            path: paths.data,
+        this.plan = new RangePlan(blob.size ?? size, tuning.minSplit, saved, connections, tuning.maxPiece);
+        this.hasher = output.follow({
             size: () => this.plan.size,
             prefix: () => this.plan.contiguousPrefix(),
-        };
-        this.hasher = tuning.follow
-            ? tuning.follow(staged)
-            : new PrefixHasher(blob.digest.algorithm, file, paths.data, staged.size, staged.prefix);
+        });
         this.locator = new Locator(blob, this.abort.signal);
         this.rangesShown = blob.probeRanges !== true;
         this.lastFlush = tuning.clock.now();
@@ -4260,7 +4278,7 @@ class BlobRun {
             }
             const size = this.plan.size ?? 0;
             const { hex } = await this.hasher.finish(size);
-            return { paths: this.paths, size, hex, fetched: this.fetched, host: this.host() ?? 'unknown host' };
+            return { size, hex, fetched: this.fetched, host: this.host() ?? 'unknown host' };
         }
         finally {
             this.tuning.signal?.removeEventListener('abort', this.onAbort);
@@ -4399,7 +4417,8 @@ class BlobRun {
      * its disk-space check here, before its first byte is written.
      */
     async learnSize(total, segment, response) {
-        if (this.plan.size === undefined && this.blob.size === undefined) {
+        // A stream read in memory puts nothing on disk.
+        if (this.plan.size === undefined && this.blob.size === undefined && this.output.paths) {
             try {
                 await checkDiskSpace(new Map([[this.blob.ingestDir, total - this.plan.written()]]));
             }
@@ -4447,7 +4466,7 @@ class BlobRun {
         let windowStart = clock.now();
         let windowBytes = 0;
         const writing = writeBody(response.body, {
-            file: this.file,
+            file: this.output.sink,
             segment,
             bodyEnd: declaredEnd,
             bodyError: (error) => (0,http_errors/* networkError */.x)(error, response.url),
@@ -4503,6 +4522,9 @@ class BlobRun {
     }
     /** Records which ranges are written; skipped while a record is being written, except at the end. */
     async flush(final) {
+        const paths = this.output.paths;
+        if (!paths)
+            return;
         if (this.flushing) {
             if (!final)
                 return;
@@ -4510,7 +4532,7 @@ class BlobRun {
         }
         this.unflushed = 0;
         this.lastFlush = this.tuning.clock.now();
-        this.flushing = saveProgress(this.paths, this.blob.digest, this.plan.size, this.plan.records())
+        this.flushing = saveProgress(paths, this.blob.digest, this.plan.size, this.plan.records())
             // Losing one record costs only resume distance, never correctness: the digest checks all.
             .catch((error) => this.tuning.log?.debug(`${this.blob.label}: could not save download progress: ${String(error)}`))
             .finally(() => {
@@ -4817,6 +4839,14 @@ async function fetchVerifiedLocked(blob, options, progress, lease) {
     }
 }
 /**
+ * The size of the blob's target when it already holds the verified bytes (checked as the
+ * engine checks before a download), else undefined. A target that cannot be read throws.
+ */
+async function verifiedSize(blob, verify) {
+    const verdict = await checkExisting(blob, verify);
+    return verdict.ok ? verdict.size : undefined;
+}
+/**
  * Is the target already the right bytes? Never follows a link there, and never deletes a wrong
  * file: the commit's rename replaces it atomically, so a failed download leaves the old file,
  * and a target another process has just committed is not removed under it.
@@ -4959,8 +4989,11 @@ class ModelRun {
             return undefined;
         return { key, found: await this.run.cache.client.lookup({ key, paths: plan.cachePaths }) };
     }
-    /** The model's Actions cache entry, named by its content, restored onto the plan's paths. */
-    async restore() {
+    /**
+     * The model's Actions cache entry, named by its content, restored onto the plan's paths;
+     * files already in place and verified are kept, and when all are, no archive is fetched.
+     */
+    async restore(progress) {
         const plan = this.plan;
         const cache = this.run.cache;
         if (!plan || this.error || !cache || !this.key)
@@ -4969,10 +5002,15 @@ class ModelRun {
             key: this.key,
             paths: plan.cachePaths,
             blobs: plan.blobs,
+            verify: this.run.verify,
+            ...(progress ? { progress: progress(this) } : {}),
         });
         this.restored = this.restoreResult.state !== 'miss' && this.restoreResult.state !== 'off';
-        if (this.restored)
-            this.run.log.info(`${this.ref.line}: restored ${this.restoreResult.restored.size} of ${plan.blobs.length} files from the Actions cache (${this.key})`);
+        if (this.restored) {
+            const present = this.restoreResult.present?.size ?? 0;
+            const kept = present > 0 ? `, ${present} already in place` : '';
+            this.run.log.info(`${this.ref.line}: restored ${this.restoreResult.restored.size} of ${plan.blobs.length} files from the Actions cache${kept} (${this.key})`);
+        }
         return this;
     }
     async finish(fetched, owns) {
@@ -5008,7 +5046,9 @@ class ModelRun {
                 continue;
             if (owns.fetched(r.value.target))
                 downloadedBytes += r.value.downloadedBytes;
-            if (this.restored && r.value.reused && owns.restored(r.value.target))
+            // A file the restore found in place came from the disk, not from the cache.
+            const inPlace = this.restoreResult?.present?.has(r.value.target) === true;
+            if (this.restored && r.value.reused && !inPlace && owns.restored(r.value.target))
                 cachedBytes += r.value.size;
         }
         // Restored bytes count only for a model that ends in place (a failed one restored nothing usable).
@@ -5078,7 +5118,14 @@ function asError(reason) {
 var src_refs = __webpack_require__(8674);
 ;// CONCATENATED MODULE: ./src/report/phases.ts
 
-const ORDER = ['resolving', 'listing', 'verifying', 'downloading', 'writing'];
+const ORDER = [
+    'resolving',
+    'listing',
+    'restoring',
+    'verifying',
+    'downloading',
+    'writing',
+];
 /**
  * Tells a listener each model's phase as the pipeline moves: the pipeline calls it at its
  * steps, and it reads the engine's progress to tell verifying from downloading per model.
@@ -5294,6 +5341,8 @@ function reason(error) {
 
 
 
+
+
 /**
  * The whole pipeline for a list of model lines: parse (every line, before any request),
  * identify (or read the lock), plan, restore from the Actions cache, fetch what is missing,
@@ -5328,6 +5377,7 @@ async function pull(settings, deps) {
             cache: settings.cache
                 ? { client: oncePerEntry(deps.cache), keyPrefix: settings.cacheKeyPrefix }
                 : undefined,
+            verify: settings.verify,
         };
         let models = await Promise.all(refs.map((ref, i) => new ModelRun(ref, run).prepare(identities[i], fromLock[i] ? lockfile?.shown : undefined)));
         if (lockfile?.mode === 'update' && entries)
@@ -5338,7 +5388,13 @@ async function pull(settings, deps) {
                 phases.failed(model.ref.line, model.error);
         if (settings.failOnCacheMiss)
             await requireCacheEntries(models, settings);
-        await Promise.all(models.map((m) => m.restore()));
+        const restoring = restoreProgress(deps.onProgress, clock, phases);
+        try {
+            await Promise.all(models.map((m) => m.restore(restoring.of)));
+        }
+        finally {
+            restoring.stop();
+        }
         if (settings.failOnCacheMiss)
             requireRestored(models, settings);
         const fetched = await fetchAll(models, settings, ctx, deps, started, phases);
@@ -5434,8 +5490,9 @@ function linesOf(settings, lockfile) {
 /** Every planned blob of every model through the engine at once; a blob's failure is its own. */
 async function fetchAll(models, settings, ctx, deps, started, phases) {
     const blobs = models.flatMap((m) => m.plan?.blobs ?? []);
-    // Files a cache restore placed were verified as they were written: the engine skips them.
-    const restored = new Map(models.flatMap((m) => [...(m.restoreResult?.restored ?? [])]));
+    // Files a cache restore placed were verified as they were written, and the ones it found in
+    // place were verified before: the engine skips them.
+    const restored = new Map(models.flatMap((m) => [...(m.restoreResult?.restored ?? []), ...(m.restoreResult?.present ?? [])]));
     const pending = blobs.filter((b) => !restored.has(b.target));
     const settledAt = new Map();
     const told = phases.engineEvents(models, deps.onProgress);
@@ -5463,6 +5520,44 @@ async function fetchAll(models, settings, ctx, deps, started, phases) {
         results.set(blob.target, { status: 'fulfilled', value: reusedResult(blob, size) });
     }
     return { results, settledAt, started };
+}
+/**
+ * The restores' progress as the engine's is shown (a bar, or log lines, per archive being
+ * fetched), and each model's `restoring` phase as its archive starts.
+ */
+function restoreProgress(listener, clock, phases) {
+    const tracker = new ProgressTracker(listener, 1000, clock);
+    return {
+        of: (model) => {
+            let entry;
+            return {
+                start: (size) => {
+                    const of = size !== undefined ? `, ${(0,format/* formatBytes */.z3)(size)}` : '';
+                    phases.enter(model.ref, 'restoring', `restoring from the Actions cache${of}`);
+                    entry = tracker.add(`${model.ref.line} (Actions cache)`, `actions-cache:${model.key}`, size);
+                    tracker.start(entry);
+                    tracker.startAt(entry, 0);
+                },
+                size: (size) => {
+                    if (entry)
+                        entry.total = size;
+                },
+                bytes: (n) => {
+                    if (entry)
+                        entry.done += n;
+                },
+                end: (ok) => {
+                    if (!entry)
+                        return;
+                    if (ok)
+                        tracker.finish(entry, entry.total ?? entry.done);
+                    else
+                        Object.assign(entry, { state: 'failed', error: 'not restored; its files are downloaded' });
+                },
+            };
+        },
+        stop: () => tracker.stop(),
+    };
 }
 /**
  * Each model with the blobs its bytes count for: a blob two lines share is fetched (or
