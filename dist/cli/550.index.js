@@ -1448,8 +1448,9 @@ Run model-pull COMMAND --help for its options. Exit codes: 0 ok, 1 failed, 2 bad
        model-pull pull --lockfile FILE [options]
 
 Pulls each model line into its layout: ollama: lines into the Ollama store, hf: lines into the
-Hugging Face cache, URLs into --files-dir. Quote a line with options, or write its key=value
-words right after the reference. Ctrl-C stops cleanly; the next run resumes.
+Hugging Face cache, URLs into --files-dir, the other sources' lines into the folders their
+options below name. Quote a line with options, or write its key=value words right after the
+reference. Ctrl-C stops cleanly; the next run resumes.
 
 Examples:
   model-pull pull ollama:qwen2.5:0.5b
@@ -1457,10 +1458,11 @@ Examples:
   model-pull pull https://host/model.gguf sha256=<64 hex> --files-dir ./models
 
 ${PULL_OPTIONS}`,
-    verify: `Usage: model-pull verify [--ollama-models DIR] [--hf-cache DIR] [--files-dir DIR] [--json]
+    verify: `Usage: model-pull verify [--ollama-models DIR] [--hf-cache DIR] [--files-dir DIR] [options] [--json]
 
 Re-hashes every blob of every manifest in the Ollama store, every file of every snapshot in
-the Hugging Face cache and every file a URL line put in files-dir, and lists what is damaged
+the Hugging Face cache, every file a URL line put in files-dir and what the other sources put
+in the folders their options below name, and lists what is damaged
 (missing, wrong size, wrong digest) by model line, with the pull command that repairs it.
 Exit 1 when anything is damaged or a folder given here does not exist.
 
