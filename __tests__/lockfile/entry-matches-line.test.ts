@@ -5,6 +5,7 @@ import type { ModelPullError } from '../../src/errors.js';
 import { pull } from '../../src/pull.js';
 import { MemoryLogger } from '../../src/report/logger.js';
 import { buildSettings } from '../../src/settings/settings.js';
+import { sourceOptions } from '../../src/sources/descriptor.js';
 import { DEFAULT_SOURCES } from '../../src/sources/index.js';
 import { tempDir } from '../helpers/http.js';
 import { fileBytes, type LocalHub, randomCommit, startHub } from '../helpers/hub.js';
@@ -50,11 +51,12 @@ function settingsFor(lines: string[], lockfile: string, lockMode: 'frozen' | 'up
       'hf-cache': join(dir.path, 'hf'),
       'ollama-models': join(dir.path, 'ollama'),
       'files-dir': join(dir.path, 'files'),
+      'oci-dir': join(dir.path, 'oci'),
       'hf-endpoint': hub.url,
       cache: 'false',
       retries: '0',
     },
-    { env: {}, home: dir.path, nameOf: (n) => n },
+    { env: {}, home: dir.path, nameOf: (n) => n, sourceOptions: sourceOptions(DEFAULT_SOURCES) },
   );
 }
 
@@ -129,7 +131,7 @@ test.each([
   );
 });
 
-// These never reach a server: the refusal comes from the line and the entry alone (port 9 on
+// These never reach a server (the oci: ones included, issue 15): the refusal comes from the line and the entry alone (port 9 on
 // loopback has no listener, so a request would fail with another message).
 test.each([
   [
@@ -150,9 +152,53 @@ test.each([
     { name: 'http://127.0.0.1:9/m.gguf', digest: `sha256:${hex('4')}`, contentDigest: hex('4') },
     `it names http://127.0.0.1:9/m.gguf sha256:${hex('4')}, not the line's file`,
   ],
+  [
+    'an oci: entry for another repository',
+    'oci:http://127.0.0.1:9/team/a:v1',
+    {
+      name: '127.0.0.1:9/team/b:v1',
+      digest: `sha256:${hex('5')}`,
+      contentDigest: hex('5'),
+      detail: { manifest: '{}' },
+    },
+    'it names 127.0.0.1:9/team/b:v1, not 127.0.0.1:9/team/a:v1',
+  ],
+  [
+    'an oci: entry for another tag of the repository',
+    'oci:http://127.0.0.1:9/team/a:v1',
+    {
+      name: '127.0.0.1:9/team/a:v2',
+      digest: `sha256:${hex('5')}`,
+      contentDigest: hex('5'),
+      detail: { manifest: '{}' },
+    },
+    'it names 127.0.0.1:9/team/a:v2, not 127.0.0.1:9/team/a:v1',
+  ],
+  [
+    'an oci: entry that breaks the line pin',
+    `oci:http://127.0.0.1:9/team/a:v1@sha256:${hex('6')}`,
+    {
+      name: `127.0.0.1:9/team/a@sha256:${hex('6')}`,
+      digest: `sha256:${hex('7')}`,
+      contentDigest: hex('7'),
+      detail: { manifest: '{}' },
+    },
+    `it is pinned to sha256:${hex('7')}, the line to sha256:${hex('6')}`,
+  ],
+  [
+    'an oci: entry whose recorded index is not the one the line pins',
+    `oci:http://127.0.0.1:9/team/a:v1@sha256:${hex('8')}`,
+    {
+      name: `127.0.0.1:9/team/a@sha256:${hex('8')}`,
+      digest: `sha256:${hex('9')}`,
+      contentDigest: hex('9'),
+      detail: { manifest: '{}', index: '{"schemaVersion":2,"manifests":[]}' },
+    },
+    `it is pinned to sha256:${hex('9')}, the line to sha256:${hex('8')}`,
+  ],
 ])('%s is refused', async (_what, line, entry, why) => {
   const lockfile = join(dir.path, `other-${line.length}-${entry.digest.slice(7, 9)}.lock`);
-  const source = line.startsWith('ollama:') ? 'ollama' : 'url';
+  const source = line.startsWith('ollama:') ? 'ollama' : line.startsWith('oci:') ? 'oci' : 'url';
   await writeFile(
     lockfile,
     JSON.stringify({ version: 1, models: { [line]: { source, ref: line, ...entry } } }),
