@@ -16,6 +16,8 @@ export interface BodyPlan {
   ignoreRange?: boolean;
   /** Cap this response's rate, bytes per second. */
   rate?: number;
+  /** Pause once this many body bytes are sent, calling `held`, until `release` settles. */
+  hold?: { readonly after: number; readonly held?: () => void; readonly release: Promise<void> };
 }
 
 export type Fault = (req: IncomingMessage, res: ServerResponse, n: number) => boolean | BodyPlan | undefined;
@@ -76,6 +78,7 @@ async function sendBody(
   const chunk = 64 * 1024;
   const began = Date.now();
   let offset = start;
+  let held = false;
   while (offset < end) {
     if (res.destroyed) return;
     let size = Math.min(chunk, end - offset);
@@ -109,6 +112,14 @@ async function sendBody(
     }
     if (plan.stallAfter !== undefined && offset - start >= plan.stallAfter) {
       return; // keep the socket open and silent; the client must time out
+    }
+    if (plan.hold && offset - start >= plan.hold.after && !held) {
+      held = true;
+      plan.hold.held?.();
+      await new Promise<void>((resolve) => {
+        res.once('close', resolve);
+        void plan.hold!.release.then(resolve);
+      });
     }
     if (plan.rate) {
       const due = began + ((offset - start) / plan.rate) * 1000;

@@ -2,7 +2,7 @@ import { isModelPullError } from '../../src/errors.js';
 import { BODY_LIMITS, readJson, readText, statusError } from '../../src/http/body.js';
 import { HttpClient } from '../../src/http/client.js';
 import { type RetryEvent, withRetries } from '../../src/http/retry.js';
-import { skippingClock } from '../helpers/clock.js';
+import { manualClock } from '../helpers/clock.js';
 import { FAST_RETRY } from '../helpers/engine.js';
 import { startServer, type TestServer } from '../helpers/http.js';
 
@@ -32,32 +32,69 @@ describe('small answers are bounded in size and time (issue 10)', () => {
   afterAll(() => server.close());
   beforeEach(() => {
     server.requests.length = 0;
-    client = new HttpClient({ ...base, requestDeadlineMs: 300 });
+    client = new HttpClient(base);
   });
   afterEach(() => client.close());
 
   it('ends a JSON answer that trickles past the deadline, then retries it and gives up clearly', async () => {
+    // The deadline and the retry waits run on a clock the test steps, each once the request (or
+    // the wait) has begun: nothing depends on how fast this machine answers.
+    const clock = manualClock();
+    const slow = new HttpClient({ ...base, requestDeadlineMs: 300 }, clock);
+    const trickling: (() => void)[] = [];
+    const answered: Promise<void>[] = [];
+    for (let i = 0; i < 3; i++) answered.push(new Promise<void>((resolve) => trickling.push(resolve)));
+    let n = 0;
     handler = (_req, res) => {
+      const began = trickling[n++];
       res.writeHead(200, { 'content-type': 'application/json' });
-      // A byte every 20 ms never trips the stall timeout (5 s).
+      // A byte every 20 ms never trips the stall timeout (5 s); the answer never ends.
+      res.write(' ', () => began?.());
       const timer = setInterval(() => res.write(' '), 20);
       res.on('close', () => clearInterval(timer));
     };
     const events: RetryEvent[] = [];
-    const clock = skippingClock();
     const url = `${server.url}/api/models/a/b/revision/main`;
-    const error = await withRetries(
-      () => client.getJson(url),
-      { ...FAST_RETRY, retries: 2, onRetry: (e) => events.push(e) },
-      { clock },
-    ).catch((e: unknown) => e);
-    expect(isModelPullError(error, 'ERR_TOO_SLOW')).toBe(true);
-    expect((error as Error).message).toBe(`no complete answer from ${url} within 0.3 s`);
-    expect(server.requests).toHaveLength(3);
-    expect(events.map((e) => [e.host, e.cause, e.attempt, e.max])).toEqual([
-      [new URL(server.url).host, 'too slow', 1, 2],
-      [new URL(server.url).host, 'too slow', 2, 2],
-    ]);
+    try {
+      const outcome = withRetries(
+        () => slow.getJson(url),
+        { ...FAST_RETRY, retries: 2, onRetry: (e) => events.push(e) },
+        { clock },
+      ).catch((e: unknown) => e);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        await answered[attempt];
+        expect(clock.pending()).toEqual([300]); // only this request's deadline runs
+        clock.advance(300);
+        if (attempt < 2) {
+          await clock.waiting(); // the retry wait
+          clock.advance(FAST_RETRY.maxDelayMs);
+        }
+      }
+      const error = await outcome;
+      expect(isModelPullError(error, 'ERR_TOO_SLOW')).toBe(true);
+      expect((error as Error).message).toBe(`no complete answer from ${url} within 0.3 s`);
+      expect(server.requests).toHaveLength(3);
+      expect(events.map((e) => [e.host, e.cause, e.attempt, e.max])).toEqual([
+        [new URL(server.url).host, 'too slow', 1, 2],
+        [new URL(server.url).host, 'too slow', 2, 2],
+      ]);
+      expect(clock.pending()).toEqual([]);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a complete answer cancels its deadline', async () => {
+    const clock = manualClock();
+    const quick = new HttpClient({ ...base, requestDeadlineMs: 300 }, clock);
+    handler = (_req, res) => res.end('{"ok":true}');
+    try {
+      const { json } = await quick.getJson(`${server.url}/api`);
+      expect(json).toEqual({ ok: true });
+      expect(clock.pending()).toEqual([]);
+    } finally {
+      await quick.close();
+    }
   });
 
   it('refuses a JSON answer larger than its limit, without reading it all', async () => {

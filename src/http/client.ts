@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { type Readable, Transform } from 'node:stream';
 import { getCACertificates } from 'node:tls';
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
+import type { Clock } from '../clock.js';
 import { ModelPullError, redactUrl } from '../errors.js';
 import { BODY_LIMITS, readJson, statusError } from './body.js';
 import { hostOf, networkError } from './errors.js';
@@ -89,7 +90,14 @@ export function isLoopbackHost(hostname: string): boolean {
 export class HttpClient {
   private readonly dispatcher: Dispatcher;
 
-  constructor(readonly options: HttpOptions) {
+  /**
+   * `timers` runs the whole-request deadline (tests inject a clock they step); by default an
+   * unref'd timer, so an answer nobody reads to its end never keeps the process alive.
+   */
+  constructor(
+    readonly options: HttpOptions,
+    private readonly timers: Pick<Clock, 'sleep'> = backgroundTimers,
+  ) {
     const ca = options.extraCa ? [...getCACertificates('default'), options.extraCa] : undefined;
     const common = {
       connections: options.connections,
@@ -250,17 +258,19 @@ export class HttpClient {
   private deadline(url: string, outer: AbortSignal | undefined) {
     const ms = this.options.requestDeadlineMs ?? Math.max(60_000, 2 * this.options.stallTimeoutMs);
     const controller = new AbortController();
-    const timer = setTimeout(() => {
-      controller.abort(
-        new ModelPullError(
-          'ERR_TOO_SLOW',
-          `no complete answer from ${redactUrl(url)} within ${ms / 1000} s`,
-          { host: hostOf(url) },
+    const cancelled = new AbortController();
+    this.timers.sleep(ms, cancelled.signal).then(
+      () =>
+        controller.abort(
+          new ModelPullError(
+            'ERR_TOO_SLOW',
+            `no complete answer from ${redactUrl(url)} within ${ms / 1000} s`,
+            { host: hostOf(url) },
+          ),
         ),
-      );
-    }, ms);
-    timer.unref();
-    const cancel = () => clearTimeout(timer);
+      () => undefined, // cancelled: the answer was complete in time
+    );
+    const cancel = () => cancelled.abort();
     return {
       signal: outer ? AbortSignal.any([outer, controller.signal]) : controller.signal,
       cancel,
@@ -288,6 +298,23 @@ export class HttpClient {
     await this.dispatcher.close();
   }
 }
+
+const backgroundTimers: Pick<Clock, 'sleep'> = {
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const timer = setTimeout(resolve, ms);
+      timer.unref();
+      signal?.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    }),
+};
 
 function isStream(body: RequestOptions['body']): body is Readable {
   return typeof body === 'object' && body !== null && typeof (body as Readable).pipe === 'function';
