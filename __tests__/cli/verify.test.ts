@@ -1,9 +1,12 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { sha256Hex } from '../../src/digest.js';
 import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
+import { buildTar } from '../helpers/cache-archive.js';
 import { tempDir } from '../helpers/http.js';
 import { fileBytes, type HubFileSpec, type LocalHub, randomCommit, startHub } from '../helpers/hub.js';
+import { FILEPATH, gguf, modelPack, pushArtifact } from '../helpers/oci-artifacts.js';
 import {
   type GeneratedModel,
   generateModel,
@@ -22,6 +25,20 @@ const HF_FILES: HubFileSpec[] = [
 
 const URL_FILE = Buffer.from(fileBytes(100 * 1024));
 
+// An oci: model (issue 15): a raw GGUF layer (hard-linked into its folder) and a tar+gzip doc layer.
+const OCI_README = Buffer.from('# tiny\n');
+const OCI_PACK = modelPack([
+  {
+    mediaType: 'application/vnd.cncf.model.weight.v1.raw',
+    bytes: gguf(128 * 1024),
+    annotations: { [FILEPATH]: 'tiny.gguf' },
+  },
+  {
+    mediaType: 'application/vnd.cncf.model.doc.v1.tar+gzip',
+    bytes: gzipSync(buildTar([{ name: 'README.md', data: OCI_README }])),
+  },
+]);
+
 let registry: RealRegistry;
 let hub: LocalHub;
 let files: BlobServer;
@@ -31,6 +48,9 @@ let home: Awaited<ReturnType<typeof tempDir>>;
 const store = () => join(home.path, 'ollama');
 const hfCache = () => join(home.path, 'hf');
 const filesDir = () => join(home.path, 'files');
+const ociDir = () => join(home.path, 'oci');
+const ociName = () => `${new URL(registry.url).host}/team/pack:v1`;
+const ociFolder = () => join(ociDir(), 'models', new URL(registry.url).host, 'team', 'pack', OCI_PACK.hex);
 const urlLine = () => `${files.url}/weights/tiny.gguf sha256=${sha256Hex(URL_FILE)}`;
 const snapshot = () => join(hfCache(), 'models--org--tiny', 'snapshots', COMMIT);
 const trees = () => join(hfCache(), 'models--org--tiny', 'trees', `${COMMIT}.json`);
@@ -43,6 +63,8 @@ const verifyArgs = () => [
   hfCache(),
   '--files-dir',
   filesDir(),
+  '--oci-dir',
+  ociDir(),
 ];
 const pullArgs = () => [
   'pull',
@@ -52,11 +74,14 @@ const pullArgs = () => [
   hfCache(),
   '--files-dir',
   filesDir(),
+  '--oci-dir',
+  ociDir(),
   '--hf-endpoint',
   hub.url,
   `ollama:${registry.url}/team/tiny:v1`,
   'hf:org/tiny',
   urlLine(),
+  `oci:${registry.url}/team/pack:v1`,
 ];
 
 async function flipByte(path: string, offset: number): Promise<void> {
@@ -70,6 +95,7 @@ beforeAll(async () => {
   registry = await startRegistry();
   model = generateModel(300 * 1024);
   await pushModel(registry.url, 'team/tiny', 'v1', model);
+  await pushArtifact(registry.url, 'team/pack', 'v1', OCI_PACK);
   hub = await startHub([{ id: 'org/tiny', refs: { main: COMMIT }, commits: { [COMMIT]: HF_FILES } }]);
   files = await startBlobServer(URL_FILE);
   home = await tempDir('model-pull-cli-verify-');
@@ -89,7 +115,8 @@ describe('model-pull verify', () => {
     expect(lines(result.stdout)).toEqual([
       expect.stringMatching(new RegExp(`^Ollama store ${store()}: 4 files, .* checked, 0 damaged$`)),
       expect.stringMatching(new RegExp(`^Hugging Face cache ${hfCache()}: 3 files, .* checked, 0 damaged$`)),
-      `OCI layout ${join(home.path, '.cache', 'model-pull', 'oci')}: not there, nothing to check`,
+      // manifest, config and 2 layers in the layout; the GGUF and README.md in the model folder
+      expect.stringMatching(new RegExp(`^OCI layout ${ociDir()}: 6 files, .* checked, 0 damaged$`)),
       `files ${filesDir()}: 1 files, 100.0 KiB checked, 0 damaged`,
     ]);
     const json = await runCli([...verifyArgs(), '--json'], { env: { HOME: home.path } });
@@ -107,6 +134,8 @@ describe('model-pull verify', () => {
     await rm(join(snapshot(), 'tokenizer.json'));
     await flipByte(join(filesDir(), 'tiny.gguf'), 5);
     await rm(trees());
+    await flipByte(join(ociFolder(), 'README.md'), 2);
+    await rm(join(ociDir(), 'blobs', 'sha256', sha256Hex(OCI_PACK.config.bytes)));
 
     const result = await runCli([...verifyArgs(), '--json'], { env: { HOME: home.path } });
     expect(result.code).toBe(1);
@@ -144,6 +173,18 @@ describe('model-pull verify', () => {
         problem: 'missing (huggingface_hub cannot load this commit offline)',
       },
       {
+        model: `oci:${ociName()}`,
+        line: `oci:${ociName()}`,
+        path: join(ociDir(), 'blobs', 'sha256', sha256Hex(OCI_PACK.config.bytes)),
+        problem: 'missing',
+      },
+      {
+        model: `oci:${ociName()}`,
+        line: `oci:${ociName()}`,
+        path: join(ociFolder(), 'README.md'),
+        problem: `sha256 ${sha256Hex(await readFile(join(ociFolder(), 'README.md')))}, expected ${sha256Hex(OCI_README)}`,
+      },
+      {
         model: urlLine(),
         line: urlLine(),
         path: join(filesDir(), 'tiny.gguf'),
@@ -151,18 +192,19 @@ describe('model-pull verify', () => {
       },
     ]);
 
-    // The text form lists the same six by line, under the folder they belong to, then one
+    // The text form lists the same eight by line, under the folder they belong to, then one
     // command per damaged model that repairs it.
     const text = await runCli(verifyArgs(), { env: { HOME: home.path } });
     expect(text.code).toBe(1);
     const out = lines(text.stdout);
     expect(out[0]).toMatch(/: 3 files, .* checked, 2 damaged$/);
-    expect(out.filter((l) => l.startsWith('  ') && !l.startsWith('  model-pull '))).toHaveLength(6);
+    expect(out.filter((l) => l.startsWith('  ') && !l.startsWith('  model-pull '))).toHaveLength(8);
     for (const d of damaged) expect(text.stdout).toContain(`  ${d.line}: ${d.path}: ${d.problem}\n`);
     expect(out.slice(out.indexOf('to repair them, run:'))).toEqual([
       'to repair them, run:',
       `  model-pull pull --ollama-models ${store()} ollama:http://${ollamaName}`,
       `  model-pull pull --hf-cache ${hfCache()} ${hfLine}`,
+      `  model-pull pull --oci-dir ${ociDir()} oci:${ociName()}`,
       `  model-pull pull --files-dir ${filesDir()} '${urlLine()}'`,
     ]);
     repairCommands = out.filter((l) => l.startsWith('  model-pull pull '));
@@ -183,10 +225,11 @@ describe('model-pull verify', () => {
     expect(lines(result.stdout)).toEqual([
       expect.stringMatching(/: 4 files, .* checked, 0 damaged$/),
       expect.stringMatching(/: 3 files, .* checked, 0 damaged$/),
-      `OCI layout ${join(home.path, '.cache', 'model-pull', 'oci')}: not there, nothing to check`,
+      expect.stringMatching(/^OCI layout .*: 6 files, .* checked, 0 damaged$/),
       expect.stringMatching(/^files .*: 1 files, .* checked, 0 damaged$/),
     ]);
     expect(result.code).toBe(0);
+    expect(await readFile(join(ociFolder(), 'README.md'))).toEqual(OCI_README);
   });
 
   it('a folder named on the command line that does not exist fails, naming it', async () => {

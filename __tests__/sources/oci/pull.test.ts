@@ -354,7 +354,8 @@ test('verify re-hashes the layout and the folders, naming the line that repairs 
   const damaged = await verifyOciDir(ociDir);
   expect(damaged.damaged.map((d) => [d.model, d.path])).toEqual([
     [`oci:${host}/team/modelpack:v1`, docs],
-    [`oci:${host}/team/modelpack@sha256:${modelpack.hex}`, join(folder, 'README.md')],
+    // The folder is named by the reference that pulled it: one model, one repair line.
+    [`oci:${host}/team/modelpack:v1`, join(folder, 'README.md')],
   ]);
   expect(damaged.damaged[1]!.problem).toBe(
     `sha256 ${sha256(Buffer.from('# TINY\n'))}, expected ${sha256(docFiles['README.md'])}`,

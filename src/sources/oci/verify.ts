@@ -21,7 +21,8 @@ const MAX_RECORD_BYTES = 64 * 1024 * 1024;
  */
 export async function verifyOciDir(root: string): Promise<VerifyReport> {
   const checker = new Checker();
-  for (const entry of await references(root, checker)) {
+  const named = await references(root, checker);
+  for (const entry of named) {
     const model = `oci:${entry.name}`;
     const manifestFile = blobPath(root, entry.hex);
     const problem = await checker.problem(manifestFile, { algorithm: 'sha256', hex: entry.hex }, entry.size);
@@ -42,7 +43,7 @@ export async function verifyOciDir(root: string): Promise<VerifyReport> {
       if (bad) checker.damaged.push({ model, path, problem: bad, line: model });
     }
   }
-  await verifyFolders(root, checker);
+  await verifyFolders(root, checker, named);
   return checker.report();
 }
 
@@ -78,15 +79,21 @@ async function references(root: string, checker: Checker): Promise<Reference[]> 
   );
 }
 
-/** Each `models/…/.<hex>.files.json` record against the folder `models/…/<hex>` beside it. */
-async function verifyFolders(root: string, checker: Checker): Promise<void> {
+/**
+ * Each `models/…/.<hex>.files.json` record against the folder `models/…/<hex>` beside it. A
+ * damaged folder is named by the reference that pulled it (so one model gets one repair line),
+ * else by its repository and manifest digest.
+ */
+async function verifyFolders(root: string, checker: Checker, named: readonly Reference[]): Promise<void> {
   const models = join(root, 'models');
   for (const record of await walk(models)) {
     const m = /^\.([0-9a-f]{64})\.files\.json$/.exec(basename(record));
     if (!m) continue;
     const dir = join(dirname(record), m[1]!);
     if (recordPath(dir) !== record) continue;
-    const model = `oci:${relative(models, dirname(record)).split(sep).join('/')}@sha256:${m[1]}`;
+    const repository = relative(models, dirname(record)).split(sep).join('/');
+    const reference = named.find((r) => r.hex === m[1] && repositoryOf(r.name) === repository);
+    const model = `oci:${reference ? reference.name : `${repository}@sha256:${m[1]}`}`;
     let files: { path: string; hex: string; size: number }[];
     try {
       files = (
@@ -114,4 +121,12 @@ async function verifyFolders(root: string, checker: Checker): Promise<void> {
       if (problem) checker.damaged.push({ model, path, problem, line: model });
     }
   }
+}
+
+/** `host/team/model` of a reference name (`host/team/model:tag`, `host/team/model@sha256:…`). */
+function repositoryOf(name: string): string {
+  const at = name.indexOf('@');
+  const base = at >= 0 ? name.slice(0, at) : name;
+  const colon = base.lastIndexOf(':');
+  return colon > base.lastIndexOf('/') ? base.slice(0, colon) : base;
 }
