@@ -208,6 +208,55 @@ test('a Docker Model Runner artifact: files named as its runner names them; behi
   expect(names.sort()).toEqual(lines.map((l) => l.slice(4)).sort());
 });
 
+test('Docker v2 manifest and manifest list media types are read like their OCI twins', async () => {
+  const ociDir = join(dir.path, 'docker-v2');
+  const V2 = 'application/vnd.docker.distribution.manifest.v2+json';
+  const LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+  const blobsOf = dockerModel([
+    { mediaType: 'application/vnd.docker.ai.gguf.v3', bytes: gguf(64 * 1024) },
+    { mediaType: 'application/vnd.docker.ai.license', bytes: license },
+  ]);
+  await pushArtifact(registry.url, 'ai/docker-v2', 'oci', blobsOf);
+  const v2 = Buffer.from(JSON.stringify({ ...JSON.parse(blobsOf.manifest.toString('utf8')), mediaType: V2 }));
+  await putManifest(registry.url, 'ai/docker-v2', 'v2', V2, v2);
+  const list = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: LIST,
+      manifests: [
+        {
+          mediaType: V2,
+          digest: `sha256:${sha256(v2)}`,
+          size: v2.length,
+          platform: { architecture: 'amd64', os: 'linux' },
+        },
+      ],
+    }),
+  );
+  await putManifest(registry.url, 'ai/docker-v2', 'list', LIST, list);
+  const lines = [`oci:${host}/ai/docker-v2:v2`, `oci:${host}/ai/docker-v2:list`];
+  const { report } = await run(lines, ociDir);
+  const folder = join(ociDir, 'models', host, 'ai', 'docker-v2', sha256(v2));
+  for (const model of report.models) {
+    expect(model.error).toBeUndefined();
+    expect(model.output!.digest).toBe(`sha256:${sha256(v2)}`);
+    expect(model.output!.path).toBe(join(folder, 'model.gguf'));
+  }
+  expect(await readFile(join(folder, 'model.gguf'))).toEqual(blobsOf.layers[0]!.bytes);
+  expect(await readFile(join(folder, 'LICENSE'))).toEqual(license);
+  const entries = JSON.parse(await readFile(join(ociDir, 'index.json'), 'utf8')).manifests as {
+    mediaType: string;
+    digest: string;
+  }[];
+  expect(entries.map((e) => [e.mediaType, e.digest])).toEqual([
+    [V2, `sha256:${sha256(v2)}`],
+    [V2, `sha256:${sha256(v2)}`],
+  ]);
+  // Kept byte for byte, so the digest stays the registry's (docs/oci-artifacts.md: skopeo looks
+  // names up among OCI manifests only, and does not see this entry).
+  expect(await readFile(join(ociDir, 'blobs', 'sha256', sha256(v2)))).toEqual(v2);
+});
+
 test('a lock file pins the manifest digest and bytes: a locked run makes no manifest request', async () => {
   const ociDir = join(dir.path, 'locked');
   const lockfile = join(dir.path, 'oci.lock');
