@@ -169,6 +169,35 @@ test('an existing folder is kept while its record holds, rebuilt when a file cha
   expect(gguf.ino).toBe((await stat(join(blobs, s.placements[0]!.layer.hex))).ino);
 });
 
+test('where a link cannot be made (the blobs on another filesystem), a raw layer is copied', async () => {
+  // /dev/shm is a tmpfs, the test folder is on the disk: link() fails with EXDEV between them.
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const other = await mkdtemp('/dev/shm/model-pull-oci-');
+  try {
+    expect((await stat(other)).dev).not.toBe((await stat(dir.path)).dev);
+    const weights = Buffer.from('GGUF weights on another filesystem');
+    const layer = {
+      mediaType: 'application/vnd.cncf.model.weight.v1.raw',
+      hex: sha256(weights),
+      size: weights.length,
+    };
+    await writeFile(join(other, layer.hex), weights);
+    const s: FolderSpec = {
+      ...spec([{ kind: 'file', layer, path: 'model.gguf', gguf: true }]),
+      blobPath: (hex) => join(other, hex),
+    };
+    expect(await commitFolder(s, lease)).toEqual([
+      { path: 'model.gguf', hex: layer.hex, size: weights.length },
+    ]);
+    const copied = await stat(join(s.dir, 'model.gguf'));
+    expect(copied.ino).not.toBe((await stat(join(other, layer.hex))).ino);
+    expect([copied.nlink, copied.mode & 0o777]).toEqual([1, 0o644]);
+    expect(await readFile(join(s.dir, 'model.gguf'))).toEqual(weights);
+  } finally {
+    await rm(other, { recursive: true, force: true });
+  }
+});
+
 test('two commits of one folder at once: one builds, the other waits and keeps its folder', async () => {
   const s = spec([await archive([{ name: 'a.json', data: Buffer.from('{}') }])]);
   const [a, b] = await Promise.all([commitFolder(s, lease), commitFolder(s, lease)]);
