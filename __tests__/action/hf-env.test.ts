@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, readlink } from 'node:fs/promises';
+import { readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ActionRun, freshStepEachTest, listFiles, type Runner } from '../helpers/action.js';
 import type { CacheService } from '../helpers/cache-service.js';
+import { hfReaderPython, pythonAvailable, runReader } from '../helpers/hf-reader.js';
 import { fileBytes, type HubFileSpec, type LocalHub, randomCommit, startHub } from '../helpers/hub.js';
 
 /**
@@ -98,6 +99,9 @@ describe('the action with a Hugging Face model', () => {
     ]);
     const cdnGets = hub.cdn.requests.length;
     const fileGets = resolves();
+    // Issue 13: the commit's listing, which huggingface_hub reads offline for revision=<commit>.
+    const trees = join(hfRoot(), 'models--org--tiny', 'trees', `${COMMIT}.json`);
+    const listing = await readFile(trees);
 
     await runner.emptyHome();
     const warm = await pull('hf:org/tiny');
@@ -111,6 +115,19 @@ describe('the action with a Hugging Face model', () => {
     expect(resolves()).toBe(fileGets);
     expect(hub.cdn.requests.length).toBe(cdnGets);
     expect(service.entries()).toHaveLength(1);
+
+    // A restored model has its listing again, the same bytes, and loads offline at its commit.
+    expect(await readFile(trees)).toEqual(listing);
+    expect((await stat(trees)).mode & 0o777).toBe(0o600);
+    if (pythonAvailable()) {
+      const python = await hfReaderPython('2.0.0');
+      const { results } = await runReader(
+        python,
+        [{ call: 'snapshot_download', cache: hfRoot(), repo: 'org/tiny', revision: COMMIT }],
+        { home: join(runner.root, 'reader-home'), offline: true },
+      );
+      expect(results).toEqual([{ ok: { path: snapshot('tiny') }, logged: [] }]);
+    }
   });
 
   test('hf-offline exports HF_HUB_OFFLINE=1 next to the roots, given as inputs', async () => {
