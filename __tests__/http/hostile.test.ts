@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { isModelPullError } from '../../src/errors.js';
 import { BODY_LIMITS, readJson, readText, statusError } from '../../src/http/body.js';
 import { HttpClient } from '../../src/http/client.js';
@@ -89,8 +90,10 @@ describe('small answers are bounded in size and time (issue 10)', () => {
     const quick = new HttpClient({ ...base, requestDeadlineMs: 300 }, clock);
     handler = (_req, res) => res.end('{"ok":true}');
     try {
-      const { json } = await quick.getJson(`${server.url}/api`);
-      expect(json).toEqual({ ok: true });
+      const response = await quick.request(`${server.url}/api`);
+      expect(clock.pending()).toEqual([300]);
+      expect(await readJson(response, BODY_LIMITS.json, 'the answer')).toEqual({ ok: true });
+      if (!response.body.closed) await once(response.body, 'close');
       expect(clock.pending()).toEqual([]);
     } finally {
       await quick.close();
