@@ -2569,9 +2569,15 @@ function isLoopbackHost(hostname) {
 /** A thin layer over undici: URL policy, origin-bound credentials, manual redirects, error codes. */
 class HttpClient {
     options;
+    timers;
     dispatcher;
-    constructor(options) {
+    /**
+     * `timers` runs the whole-request deadline (tests inject a clock they step); by default an
+     * unref'd timer, so an answer nobody reads to its end never keeps the process alive.
+     */
+    constructor(options, timers = backgroundTimers) {
         this.options = options;
+        this.timers = timers;
         const ca = options.extraCa ? [...(0,node_tls__WEBPACK_IMPORTED_MODULE_2__.getCACertificates)('default'), options.extraCa] : undefined;
         const common = {
             connections: options.connections,
@@ -2726,11 +2732,9 @@ class HttpClient {
     deadline(url, outer) {
         const ms = this.options.requestDeadlineMs ?? Math.max(60_000, 2 * this.options.stallTimeoutMs);
         const controller = new AbortController();
-        const timer = setTimeout(() => {
-            controller.abort(new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_TOO_SLOW', `no complete answer from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .redactUrl */ .BO)(url)} within ${ms / 1000} s`, { host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_6__/* .hostOf */ .w)(url) }));
-        }, ms);
-        timer.unref();
-        const cancel = () => clearTimeout(timer);
+        const cancelled = new AbortController();
+        this.timers.sleep(ms, cancelled.signal).then(() => controller.abort(new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_TOO_SLOW', `no complete answer from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .redactUrl */ .BO)(url)} within ${ms / 1000} s`, { host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_6__/* .hostOf */ .w)(url) })), () => undefined);
+        const cancel = () => cancelled.abort();
         return {
             signal: outer ? AbortSignal.any([outer, controller.signal]) : controller.signal,
             cancel,
@@ -2756,6 +2760,18 @@ class HttpClient {
         await this.dispatcher.close();
     }
 }
+const backgroundTimers = {
+    sleep: (ms, signal) => new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(signal.reason);
+        const timer = setTimeout(resolve, ms);
+        timer.unref();
+        signal?.addEventListener('abort', () => {
+            clearTimeout(timer);
+            reject(signal.reason);
+        }, { once: true });
+    }),
+};
 function isStream(body) {
     return typeof body === 'object' && body !== null && typeof body.pipe === 'function';
 }
@@ -10785,7 +10801,8 @@ const verify_MAX_RECORD_BYTES = 64 * 1024 * 1024;
  */
 async function verifyOciDir(root) {
     const checker = new Checker();
-    for (const entry of await references(root, checker)) {
+    const named = await references(root, checker);
+    for (const entry of named) {
         const model = `oci:${entry.name}`;
         const manifestFile = layout_blobPath(root, entry.hex);
         const problem = await checker.problem(manifestFile, { algorithm: 'sha256', hex: entry.hex }, entry.size);
@@ -10808,7 +10825,7 @@ async function verifyOciDir(root) {
                 checker.damaged.push({ model, path, problem: bad, line: model });
         }
     }
-    await verifyFolders(root, checker);
+    await verifyFolders(root, checker, named);
     return checker.report();
 }
 /** The named entries of index.json; an unreadable index is itself the damage. */
@@ -10835,8 +10852,12 @@ async function references(root, checker) {
         return [{ name, hex, size: m.size }];
     });
 }
-/** Each `models/…/.<hex>.files.json` record against the folder `models/…/<hex>` beside it. */
-async function verifyFolders(root, checker) {
+/**
+ * Each `models/…/.<hex>.files.json` record against the folder `models/…/<hex>` beside it. A
+ * damaged folder is named by the reference that pulled it (so one model gets one repair line),
+ * else by its repository and manifest digest.
+ */
+async function verifyFolders(root, checker, named) {
     const models = (0,external_node_path_.join)(root, 'models');
     for (const record of await walk(models)) {
         const m = /^\.([0-9a-f]{64})\.files\.json$/.exec((0,external_node_path_.basename)(record));
@@ -10845,7 +10866,9 @@ async function verifyFolders(root, checker) {
         const dir = (0,external_node_path_.join)((0,external_node_path_.dirname)(record), m[1]);
         if (folder_recordPath(dir) !== record)
             continue;
-        const model = `oci:${(0,external_node_path_.relative)(models, (0,external_node_path_.dirname)(record)).split(external_node_path_.sep).join('/')}@sha256:${m[1]}`;
+        const repository = (0,external_node_path_.relative)(models, (0,external_node_path_.dirname)(record)).split(external_node_path_.sep).join('/');
+        const reference = named.find((r) => r.hex === m[1] && repositoryOf(r.name) === repository);
+        const model = `oci:${reference ? reference.name : `${repository}@sha256:${m[1]}`}`;
         let files;
         try {
             files = JSON.parse((await (0,safe_fs/* readSmall */.o5)(record, verify_MAX_RECORD_BYTES))?.toString('utf8') ?? '').files;
@@ -10872,6 +10895,13 @@ async function verifyFolders(root, checker) {
                 checker.damaged.push({ model, path, problem, line: model });
         }
     }
+}
+/** `host/team/model` of a reference name (`host/team/model:tag`, `host/team/model@sha256:…`). */
+function repositoryOf(name) {
+    const at = name.indexOf('@');
+    const base = at >= 0 ? name.slice(0, at) : name;
+    const colon = base.lastIndexOf(':');
+    return colon > base.lastIndexOf('/') ? base.slice(0, colon) : base;
 }
 
 ;// CONCATENATED MODULE: ./src/sources/oci/index.ts
@@ -11101,7 +11131,7 @@ function canonicalOllamaLine(ref) {
     return `${OLLAMA_PREFIX}${scheme}${ollamaName(ref)}${pin}`;
 }
 /** `namespace/model`, the repository path of the distribution API. */
-function repositoryOf(ref) {
+function ref_repositoryOf(ref) {
     return `${ref.namespace}/${ref.model}`;
 }
 
@@ -11190,7 +11220,7 @@ function createOllamaSource(options) {
     const routeFor = (ref) => routes.route({
         host: ref.host,
         ...(ref.scheme ? { scheme: ref.scheme } : {}),
-        repository: repositoryOf(ref),
+        repository: ref_repositoryOf(ref),
     });
     return {
         async identify(ref, ctx) {
