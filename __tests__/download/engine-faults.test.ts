@@ -5,6 +5,7 @@ import { fetchBlobs, fetchBlobsSettled } from '../../src/download/engine.js';
 import { stagingPaths } from '../../src/download/staging.js';
 import { ModelPullError } from '../../src/errors.js';
 import type { HttpClient } from '../../src/http/client.js';
+import { MemoryLogger } from '../../src/report/logger.js';
 import type { BlobServer } from '../helpers/blob-server.js';
 import { skippingClock } from '../helpers/clock.js';
 import { blobSpec, engineFixture, FAST_RETRY, randomBlob } from '../helpers/engine.js';
@@ -127,6 +128,21 @@ describe('engine faults found in review', () => {
     const [result] = await fetchBlobs([blob], options());
     expect(sha256Hex(await readFile(result!.target))).toBe(hex);
     expect(await readdir(blob.ingestDir)).toEqual([]);
+  });
+
+  it('a progress record that cannot be saved costs resume distance only: logged at debug, the blob completes', async () => {
+    const blob = blobSpec(dir.path, hex, SIZE, `${server.url}/blob`);
+    const { record } = stagingPaths(blob.ingestDir, blob.digest);
+    // A folder in the record's place: every rename onto it fails.
+    await mkdir(join(record, 'in-the-way'), { recursive: true });
+    const log = new MemoryLogger();
+    const [result] = await fetchBlobs([blob], options({ log, flushBytes: 64 * KiB, connections: 1 }));
+    expect(sha256Hex(await readFile(result!.target))).toBe(hex);
+    const debug = log.lines.filter((l) =>
+      l.startsWith('debug: test blob: could not save download progress: '),
+    );
+    expect(debug.length).toBeGreaterThan(0);
+    expect(log.lines.filter((l) => !l.startsWith('debug: '))).toEqual([]);
   });
 
   it('restarts a whole-body stream that breaks, when the server ignores Range', async () => {

@@ -126,11 +126,18 @@ export async function openStagingData(
 }
 
 export async function discardStaging(paths: StagingPaths): Promise<void> {
-  await Promise.all([
-    rm(paths.data, { force: true }),
-    rm(paths.record, { force: true }),
-    removeStaleTemps(paths.record),
-  ]);
+  await Promise.all([rm(paths.data, { force: true }), removeRecord(paths)]);
+}
+
+/**
+ * The record and the temporary files of record writes a kill cut short. A record is only a hint
+ * (loadProgress ignores anything that is not a well-formed file), so one that cannot be removed,
+ * a folder planted in its place say, is left rather than failing a blob that is in place.
+ */
+async function removeRecord(paths: StagingPaths): Promise<void> {
+  await Promise.all([rm(paths.record, { force: true }), removeStaleTemps(paths.record)]).catch(
+    () => undefined,
+  );
 }
 
 /**
@@ -153,8 +160,7 @@ export async function commitStaged(paths: StagingPaths, target: string): Promise
     await file.close();
   }
   await rename(paths.data, target);
-  // A record write cut by a kill leaves its temporary file; the entry is done, so it goes too.
-  await Promise.all([rm(paths.record, { force: true }), removeStaleTemps(paths.record)]);
+  await removeRecord(paths);
 }
 
 /** What is at a final path, without following a link there. */
