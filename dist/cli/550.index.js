@@ -4119,11 +4119,15 @@ async function openStagingData(paths, resume) {
     return { file: await (0,safe_fs/* createExclusive */.H0)(paths.data, 0o644, true), resumed: false };
 }
 async function discardStaging(paths) {
-    await Promise.all([
-        (0,promises_.rm)(paths.data, { force: true }),
-        (0,promises_.rm)(paths.record, { force: true }),
-        (0,atomic_write/* removeStaleTemps */.j)(paths.record),
-    ]);
+    await Promise.all([(0,promises_.rm)(paths.data, { force: true }), removeRecord(paths)]);
+}
+/**
+ * The record and the temporary files of record writes a kill cut short. A record is only a hint
+ * (loadProgress ignores anything that is not a well-formed file), so one that cannot be removed,
+ * a folder planted in its place say, is left rather than failing a blob that is in place.
+ */
+async function removeRecord(paths) {
+    await Promise.all([(0,promises_.rm)(paths.record, { force: true }), (0,atomic_write/* removeStaleTemps */.j)(paths.record)]).catch(() => undefined);
 }
 /**
  * Moves verified bytes onto the target: 0644, parent folders 0755, then the record goes. The
@@ -4143,8 +4147,7 @@ async function commitStaged(paths, target) {
         await file.close();
     }
     await (0,promises_.rename)(paths.data, target);
-    // A record write cut by a kill leaves its temporary file; the entry is done, so it goes too.
-    await Promise.all([(0,promises_.rm)(paths.record, { force: true }), (0,atomic_write/* removeStaleTemps */.j)(paths.record)]);
+    await removeRecord(paths);
 }
 /** What is at a final path, without following a link there. */
 async function targetInfo(target) {
