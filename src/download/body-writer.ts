@@ -1,8 +1,9 @@
+import { writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { ModelPullError } from '../errors.js';
 import type { Segment } from './range-plan.js';
 
-/** Bytes handed to the file system and not yet written, per connection, before we pause. */
+/** Bytes handed to an asynchronous sink and not yet written, per connection, before we pause. */
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = HIGH_WATER / 4;
 
@@ -12,6 +13,13 @@ const LOW_WATER = HIGH_WATER / 4;
  */
 export interface ByteSink {
   write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+  /**
+   * A file's descriptor (a FileHandle has one): each chunk is then written with one synchronous
+   * positioned write as it arrives, as curl and aria2c write. A write handed to libuv's thread
+   * pool cost more main-thread time than the write itself (~45 µs per 64 KiB chunk: 0.7 s of CPU
+   * per GiB against 0.35 s, measured), and the writes in flight held up to 1 MiB per connection.
+   */
+  readonly fd?: number;
 }
 
 export interface BodyTarget {
@@ -57,6 +65,8 @@ class BodyWriter {
   private cut = false;
   /** A reset or stall: bytes that arrived before it are still good once their writes land. */
   private failure: Error | undefined;
+  /** The sink's file descriptor: chunks are written synchronously, nothing is queued. */
+  private readonly fd: number | undefined;
 
   constructor(
     private readonly body: Readable,
@@ -66,6 +76,8 @@ class BodyWriter {
   ) {
     this.segment = target.segment;
     this.next = this.segment.pos;
+    const fd = target.file.fd;
+    this.fd = typeof fd === 'number' ? fd : undefined;
   }
 
   start(): void {
@@ -90,6 +102,10 @@ class BodyWriter {
       return;
     }
     const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    if (this.fd !== undefined) {
+      this.writeNow(this.fd, piece);
+      return;
+    }
     const write: PendingWrite = { offset: this.next, piece, done: false };
     this.queue.push(write);
     this.next += piece.length;
@@ -114,6 +130,25 @@ class BodyWriter {
     this.noteCut();
     if (this.inFlight >= HIGH_WATER || this.cut) this.body.pause();
   };
+
+  /** A file's chunk: in the file, counted and freed before the next one is read. */
+  private writeNow(fd: number, piece: Buffer): void {
+    const offset = this.next;
+    try {
+      const written = writeSync(fd, piece, 0, piece.length, offset);
+      // A short write means bytes we would count but never wrote: fail, never skip them.
+      if (written !== piece.length) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+      this.next += piece.length;
+      this.segment.pos = this.next;
+      this.target.landed(offset, piece);
+    } catch (error) {
+      this.settle(writeError(error));
+      return;
+    }
+    release(piece);
+    this.noteCut();
+    if (this.cut) this.retire();
+  }
 
   private readonly onEnd = (): void => {
     this.ended = true;
