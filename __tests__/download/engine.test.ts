@@ -317,3 +317,71 @@ describe('signed URLs on another origin', () => {
     }
   });
 });
+
+describe('one resolve per blob', () => {
+  const { data, hex } = randomBlob(8 * MiB + 777);
+  let cdn: BlobServer;
+  let hub: TestServer;
+  let expireAfter = Number.POSITIVE_INFINITY;
+  let signature = 1;
+
+  beforeAll(async () => {
+    // The CDN honours only the latest signature; from `expireAfter` requests on, a new one.
+    cdn = await startBlobServer(data, (req, res, n) => {
+      if (n > expireAfter) signature = 2;
+      const sig = new URL(req.url ?? '/', 'http://x').searchParams.get('sig');
+      if (sig !== String(signature)) {
+        res.writeHead(403).end('signature expired');
+        return true;
+      }
+      return undefined;
+    });
+    // The Hub's resolve/: a 302 to the CDN, freshly signed each time.
+    hub = await startServer((_req, res) => {
+      res.writeHead(302, { location: `${cdn.url}/blob?sig=${signature}` }).end();
+    });
+  });
+  afterAll(async () => {
+    await Promise.all([cdn.close(), hub.close()]);
+  });
+
+  async function pull(): Promise<void> {
+    const dir = await tempDir();
+    const http = testClient();
+    try {
+      const [result] = await fetchBlobs(
+        [blobSpec(dir.path, hex, data.length, `${hub.url}/resolve/main/w.bin`)],
+        {
+          http,
+          concurrency: 1,
+          connections: 16,
+          verify: 'full',
+          retry: FAST_RETRY,
+          clock: skippingClock(),
+          minSplit: 64 * KiB,
+        },
+      );
+      expect(sha256Hex(await readFile(result!.target))).toBe(hex);
+    } finally {
+      await http.close();
+      await dir.remove();
+    }
+  }
+
+  it('asks the Hub once and shares its CDN URL with all sixteen connections', async () => {
+    await pull();
+    expect(hub.requests).toHaveLength(1);
+    // Every range went to the CDN, each with the one signed URL.
+    expect(cdn.requests.length).toBeGreaterThanOrEqual(16);
+    expect(cdn.requests.every((r) => r.url === '/blob?sig=1')).toBe(true);
+  });
+
+  it('asks the Hub once more when the CDN URL expires, for every connection', async () => {
+    hub.requests.length = 0;
+    cdn.requests.length = 0;
+    expireAfter = 6;
+    await pull();
+    expect(hub.requests).toHaveLength(2);
+    expect(cdn.requests.filter((r) => r.url === '/blob?sig=2').length).toBeGreaterThan(0);
+  });
+});

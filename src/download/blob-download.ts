@@ -302,16 +302,22 @@ class BlobRun {
   private async stream(segment: Segment): Promise<void> {
     const target = await this.locator.get();
     const last = Number.isFinite(segment.end) ? String(segment.end - 1) : '';
-    const response = await this.tuning.http.request(target.url, {
-      headers: {
-        ...target.location.headers,
-        range: `bytes=${segment.pos}-${last}`,
-        'accept-encoding': 'identity',
-      },
-      credentials: target.location.credentials,
-      signal: this.abort.signal,
-      stream: true,
-    });
+    let response: HttpResponse;
+    try {
+      response = await this.tuning.http.request(target.url, {
+        headers: {
+          ...target.location.headers,
+          range: `bytes=${segment.pos}-${last}`,
+          'accept-encoding': 'identity',
+        },
+        credentials: target.location.credentials,
+        signal: this.abort.signal,
+        stream: true,
+      });
+    } catch (error) {
+      if (target.first) this.locator.unblock();
+      throw error;
+    }
     this.locator.learn(response.url, target.url);
     // A signed CDN URL reached through a redirect has expired, or the registry's own token has
     // (a plain registry serves the bytes itself): either way the source mints a new location.

@@ -12,9 +12,10 @@ export interface Target {
 }
 
 /**
- * Where the connections of one blob fetch from. The first connection asks the source; the URL
- * a redirect lands on (a signed CDN URL) is shared with the others, so sixteen ranges cost the
- * registry one request, not sixteen. When that URL expires, one refresh serves every connection.
+ * Where the connections of one blob fetch from. The first connection asks the source and sends
+ * the first request; the others wait for its answer, then share the URL a redirect landed on (a
+ * signed CDN URL), so sixteen ranges cost the registry (the Hub's `resolve/`) one request, not
+ * sixteen. When that URL expires, one refresh serves every connection the same way.
  */
 export class Locator {
   private current: Promise<BlobLocation> | undefined;
@@ -22,6 +23,10 @@ export class Locator {
   private refreshes = 0;
   private writtenAtRefresh = 0;
   private generation = 0;
+  /** The source's URL answered with the bytes itself (no redirect): nothing to wait for. */
+  private direct = false;
+  /** The first request of this generation is on its way; the others wait for its answer. */
+  private probe: { readonly done: Promise<void>; readonly settle: () => void } | undefined;
   lastUrl: string | undefined;
 
   constructor(
@@ -29,7 +34,20 @@ export class Locator {
     private readonly signal?: AbortSignal,
   ) {}
 
-  async get(): Promise<Target & { generation: number }> {
+  /**
+   * The URL to request now. Until the first request of this location has answered, one caller
+   * gets it (and must `learn` its answer or `unblock` after a failure) and the others wait.
+   */
+  async get(): Promise<Target & { generation: number; first: boolean }> {
+    while (this.probe && this.learned === undefined && !this.direct) await this.probe.done;
+    const first = this.learned === undefined && !this.direct;
+    if (first) {
+      let settle = () => undefined as void;
+      const done = new Promise<void>((resolve) => {
+        settle = resolve;
+      });
+      this.probe = { done, settle };
+    }
     if (!this.current) {
       // A failed locate (a token service hiccup) is forgotten, so the retry asks again.
       const pending = this.blob.locate(this.signal);
@@ -38,16 +56,31 @@ export class Locator {
         if (this.current === pending) this.current = undefined;
       });
     }
-    const location = await this.current;
+    let location: BlobLocation;
+    try {
+      location = await this.current;
+    } catch (error) {
+      if (first) this.unblock();
+      throw error;
+    }
     const url = this.learned ?? location.url;
     this.lastUrl = url;
-    return { url, location, redirected: this.learned !== undefined, generation: this.generation };
+    return { url, location, redirected: this.learned !== undefined, generation: this.generation, first };
   }
 
   /** Remembers where a redirect led, for the other connections. */
   learn(finalUrl: string, requested: string): void {
     if (finalUrl !== requested) this.learned = finalUrl;
+    else if (this.learned === undefined) this.direct = true;
     this.lastUrl = finalUrl;
+    this.unblock();
+  }
+
+  /** The first request (`first` from get) failed before an answer: the next caller tries in its place. */
+  unblock(): void {
+    const probe = this.probe;
+    this.probe = undefined;
+    probe?.settle();
   }
 
   /**
@@ -67,6 +100,7 @@ export class Locator {
     }
     this.generation++;
     this.learned = undefined;
+    this.direct = false;
     this.current = undefined;
   }
 }
