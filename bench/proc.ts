@@ -1,14 +1,24 @@
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface Timed {
   readonly wallMs: number;
   readonly stdout: string;
-  /** Peak resident set (VmHWM) seen while polling /proc; a lower bound for short-lived tools. */
+  /**
+   * Peak resident set: the process's own maxRSS as GNU time reports it, or else the VmHWM seen
+   * while polling /proc (a lower bound for short-lived tools).
+   */
   readonly polledHwmKiB: number | undefined;
+  /** CPU time (user + sys) of the process and every child it waited for; needs GNU time. */
+  readonly cpuMs: number | undefined;
 }
 
 const POLL_MS = 50;
+/** GNU time (Debian's `time`): the rusage of the whole process tree, which Node cannot read. */
+const GNU_TIME = '/usr/bin/time';
 
 /**
  * Runs a command to completion and measures its wall time from spawn to exit, so every tool
@@ -16,8 +26,28 @@ const POLL_MS = 50;
  * successful, verified downloads only.
  */
 export async function runTimed(command: string, args: readonly string[], timeoutMs: number): Promise<Timed> {
+  const rusageDir = existsSync(GNU_TIME)
+    ? await mkdtemp(join(tmpdir(), 'model-pull-bench-time-'))
+    : undefined;
+  try {
+    return await runMeasured(command, args, timeoutMs, rusageDir && join(rusageDir, 'rusage'));
+  } finally {
+    if (rusageDir) await rm(rusageDir, { recursive: true, force: true });
+  }
+}
+
+async function runMeasured(
+  command: string,
+  args: readonly string[],
+  timeoutMs: number,
+  rusageFile: string | undefined,
+): Promise<Timed> {
   const started = performance.now();
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = rusageFile
+    ? spawn(GNU_TIME, ['-f', '%U %S %M', '-o', rusageFile, command, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -44,7 +74,20 @@ export async function runTimed(command: string, args: readonly string[], timeout
       const tail = stderr.trim().split('\n').slice(-5).join('\n');
       throw new Error(`${command} exited with ${code ?? 'a signal'} (timeout ${timeoutMs} ms)\n${tail}`);
     }
-    return { wallMs, stdout, polledHwmKiB: hwm };
+    if (rusageFile) {
+      // "user sys maxrss": seconds, seconds, KiB (the last line; earlier ones are time's notes).
+      const last = (await readFile(rusageFile, 'utf8')).trim().split('\n').pop() ?? '';
+      const [user, sys, rss] = last.split(' ').map(Number);
+      if (
+        user !== undefined &&
+        sys !== undefined &&
+        rss !== undefined &&
+        [user, sys, rss].every(Number.isFinite)
+      ) {
+        return { wallMs, stdout, polledHwmKiB: rss, cpuMs: (user + sys) * 1000 };
+      }
+    }
+    return { wallMs, stdout, polledHwmKiB: hwm, cpuMs: undefined };
   } finally {
     clearInterval(poll);
     clearTimeout(killer);

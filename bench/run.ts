@@ -3,14 +3,14 @@
 // each. Prints the table and which targets were met. Exits non-zero only when the harness
 // itself fails (a tool errors, a digest is wrong); a missed target is reported, not fatal.
 //
-// Options: --runs N (default 3), --size MiB (default 1024), --cases capped,stuck,uncapped,oci,restore
+// Options: --runs N (default 3), --size MiB (default 1024), --cases capped,stuck,uncapped,warm,oci,restore
 // (and stuck-socket: every request on the stuck connection crawls, not only the first;
 // restore: issue 9's warm restore of a cache entry, see restore.ts; oci: a ModelPack artifact
 // whose large layer the registry redirects to the capped server, pulled by the whole oci:
 // pipeline against `skopeo copy` into an OCI layout, see oci.ts),
 // --no-rivals (ours only, while tuning), --trace (the server logs every request to stderr),
 // --engine-root DIR (measure the src/ of another checkout, e.g. before/after a change).
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildChild } from './build.js';
@@ -19,7 +19,16 @@ import { ensureArtifact, OCI_REPOSITORY, OCI_TAG, oursOci, skopeoCopy } from './
 import { startServerProcess } from './proc.js';
 import { type CaseId, type CaseResult, evaluate, table, targetTable } from './report.js';
 import { baselineRestore, oursRestore, type RestoreResults, restoreReport, savedEntry } from './restore.js';
-import { aria2c, curlThenSha256sum, type Measurement, ours, type Tool } from './tools.js';
+import {
+  aria2c,
+  curlOnly,
+  curlThenSha256sum,
+  type Measurement,
+  opensslDgst,
+  ours,
+  oursWarm,
+  type Tool,
+} from './tools.js';
 
 const MiB = 1024 * 1024;
 const here = new URL('.', import.meta.url).pathname;
@@ -33,8 +42,10 @@ interface CaseDef {
   readonly rival: Tool;
   /** Not in the default run (issue 2 names the others); ask with --cases. */
   readonly extra?: boolean;
-  /** What ours runs: the engine on the blob's URL (default), or an oci: pull of the registry's artifact. */
-  readonly ours?: 'engine' | 'oci';
+  /** What ours runs: the engine on the blob's URL (default), an oci: pull of the registry's artifact, or a re-verification of the blob in place. */
+  readonly ours?: 'engine' | 'oci' | 'warm';
+  /** A second reference measured in the same runs: `curl -o` without any verification. */
+  readonly floor?: { readonly name: string; readonly tool: Tool };
 }
 
 const CAP = `rate=${16 * MiB}`;
@@ -53,6 +64,15 @@ const CASES: readonly CaseDef[] = [
     query: () => '',
     rivalName: 'curl + sha256sum',
     rival: curlThenSha256sum,
+    floor: { name: 'curl -o (no verification)', tool: curlOnly },
+  },
+  {
+    id: 'warm',
+    title: '6 warm: re-verify 1 GiB in place',
+    query: () => '',
+    rivalName: 'openssl dgst -sha256',
+    rival: opensslDgst,
+    ours: 'warm',
   },
   {
     id: 'oci',
@@ -92,6 +112,7 @@ const wanted = new Set(values.cases.split(','));
 const cases = CASES.filter((c) => wanted.has(c.id));
 
 const began = performance.now();
+const loadStart = loadavg()[0]!.toFixed(2);
 const blob = await ensureBlob(`${here}.data`, size);
 const entry = wanted.has('restore') ? await savedEntry(`${here}.data`, blob) : undefined;
 const artifact = wanted.has('oci') ? await ensureArtifact(`${here}.data`, blob, CAP) : undefined;
@@ -110,31 +131,38 @@ try {
   const mine = { script, tool: ours(16, script) };
   const mineOci = oursOci(16, join(dirname(script), 'ours-oci.js'));
   const reference = `${new URL(server.url).host}/${OCI_REPOSITORY}:${OCI_TAG}`;
+  const oursTool = (c: CaseDef) =>
+    c.ours === 'oci' ? mineOci : c.ours === 'warm' ? oursWarm(mine.script) : mine.tool;
   for (const c of cases) {
-    const measured = { ours: [] as Measurement[], rival: [] as Measurement[] };
+    const measured = { ours: [] as Measurement[], rival: [] as Measurement[], floor: [] as Measurement[] };
     for (let n = 0; n < runs; n++) {
       // Alternate who goes first, so drift (page cache, thermal) does not favour one side.
-      const order: ['ours' | 'rival', Tool][] = [
-        ['ours', c.ours === 'oci' ? mineOci : mine.tool],
-        ['rival', c.rival],
-      ];
+      const order: ['ours' | 'rival' | 'floor', Tool][] = [['ours', oursTool(c)]];
+      if (values.rivals) {
+        order.push(['rival', c.rival]);
+        if (c.floor) order.push(['floor', c.floor.tool]);
+      }
       if (n % 2) order.reverse();
-      if (!values.rivals)
-        order.splice(
-          order.findIndex(([who]) => who === 'rival'),
-          1,
-        );
       for (const [who, tool] of order) {
-        const query = c.query(n * 2 + (who === 'ours' ? 0 : 1));
-        const target = c.ours === 'oci' ? reference : `${server.url}/blob${query ? `?${query}` : ''}`;
-        const m = await tool(target, blob);
+        const query = c.query(n * 3 + ['ours', 'rival', 'floor'].indexOf(who));
+        // Every download goes through the Hub's resolve/, which redirects to the CDN (/blob).
+        const target = c.ours === 'oci' ? reference : `${server.url}/resolve/blob${query ? `?${query}` : ''}`;
+        await requestCounts(server.url);
+        const m = { ...(await tool(target, blob)), requests: await requestCounts(server.url) };
         measured[who].push(m);
-        process.stderr.write(
-          `${c.id} ${who === 'ours' ? 'model-pull' : c.rivalName}: ${(m.wallMs / 1000).toFixed(2)} s\n`,
-        );
+        const name = who === 'ours' ? 'model-pull' : who === 'rival' ? c.rivalName : c.floor?.name;
+        const cpu = m.cpuMs === undefined ? '' : `, CPU ${(m.cpuMs / 1000).toFixed(2)} s`;
+        process.stderr.write(`${c.id} ${name}: ${(m.wallMs / 1000).toFixed(2)} s${cpu}\n`);
       }
     }
-    results.push({ id: c.id, title: c.title, rivalName: c.rivalName, ...measured });
+    results.push({
+      id: c.id,
+      title: c.title,
+      rivalName: c.rivalName,
+      ours: measured.ours,
+      rival: measured.rival,
+      ...(c.floor ? { floor: { name: c.floor.name, runs: measured.floor } } : {}),
+    });
   }
   if (entry) {
     const tools = {
@@ -164,18 +192,27 @@ try {
   await server.stop();
 }
 
+/** The bench server's Hub and CDN request counts since the last call (the call resets them). */
+async function requestCounts(base: string): Promise<{ hub: number; cdn: number }> {
+  const response = await fetch(`${base}/stats`);
+  return (await response.json()) as { hub: number; cdn: number };
+}
+
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 process.stdout.write(
   [
     '',
     `model-pull bench: ${(size / MiB).toFixed(0)} MiB blob, ${runs} runs per tool and case (median shown), ` +
-      `${cpus().length} × ${cpu}, Node ${process.version}`,
+      `${cpus().length} × ${cpu}, Node ${process.version}, ${new Date().toISOString().slice(0, 16)}Z, ` +
+      `load average ${loadStart} at the start, ${loadavg()[0]!.toFixed(2)} at the end`,
     '',
     ...(results.length > 0
       ? [
           table(results),
           '',
-          "* rivals' RSS is polled from /proc every 50 ms (a lower bound); ours is the child's own maxRSS.",
+          "* CPU: user + sys of the tool's whole process tree (GNU time); peak RSS: its maxRSS (where",
+          '  /usr/bin/time is missing: polled from /proc every 50 ms, a lower bound). "hub/CDN req": the',
+          '  median count of resolve/ and /blob requests per run (every download starts at resolve/).',
           '  "engine only" is the time inside fetchBlobs (case 5: inside the whole oci: pull), without',
           '  Node start-up and exit.',
           '',

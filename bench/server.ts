@@ -16,6 +16,8 @@
 //             "stuck" connection, the tail that a fixed split waits for
 //   slowScope `socket`: every later request on that request's TCP connection crawls too (a bad
 //             path rather than one bad response); default `request`
+// GET /resolve/blob?…  the Hub's resolve/: a 302 to /blob with the same query (the CDN)
+// GET /stats  {"hub":N,"cdn":M}: resolve/ and /blob requests since the last /stats
 // /v2/…       with --oci: an OCI registry holding one artifact whose large layer redirects to
 //             /blob (the oci case, see registry-server.ts)
 import { readFile } from 'node:fs/promises';
@@ -56,6 +58,8 @@ class TokenBucket {
   }
 }
 
+/** Requests per role since the last GET /stats. */
+const counts = { hub: 0, cdn: 0 };
 const socketBuckets = new WeakMap<Socket, TokenBucket>();
 const slowTaken = new Set<string>();
 const slowSockets = new WeakMap<Socket, TokenBucket>();
@@ -81,6 +85,17 @@ async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://bench');
   if (req.method === 'POST' && url.pathname.endsWith('/GetCacheEntryDownloadURL')) return lookup(req, res);
   if (registry && url.pathname.startsWith('/v2/')) return serveRegistry(registry, req, res, url.pathname);
+  if (url.pathname === '/stats') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(counts));
+    counts.hub = 0;
+    counts.cdn = 0;
+    return;
+  }
+  if (url.pathname === '/resolve/blob') {
+    counts.hub++;
+    return void res.writeHead(302, { location: `/blob${url.search}`, 'content-length': 0 }).end();
+  }
+  if (url.pathname === '/blob') counts.cdn++;
   const data = url.pathname === '/blob' ? blob : url.pathname === '/archive' ? archive : undefined;
   if (!data) return void res.writeHead(404).end();
   const range = parseRange(req.headers.range, data.length);
