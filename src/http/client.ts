@@ -2,11 +2,12 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
 import { type Readable, Transform } from 'node:stream';
 import { getCACertificates } from 'node:tls';
-import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Clock } from '../clock.js';
 import { ModelPullError, redactUrl } from '../errors.js';
 import { BODY_LIMITS, readJson, statusError } from './body.js';
 import { hostOf, networkError } from './errors.js';
+import { Agent, EnvHttpProxyAgent } from './undici.js';
 
 export { discardBody, statusError } from './body.js';
 export { networkError } from './errors.js';
