@@ -142,8 +142,9 @@ describe('fetchBlobs', () => {
   });
 
   it('progress never passes the size: bytes fetched again after a mismatch are traffic', async () => {
-    // Slow enough that the progress ticker sees the second attempt on its way.
-    server.setFault((_req, _res, n) => (n === 1 ? { corruptAt: 5 } : { rate: 2 * MiB }));
+    // Both attempts slow enough that the progress ticker sees each on its way (an unthrottled
+    // first attempt could end between two ticks, leaving nothing to go back from).
+    server.setFault((_req, _res, n) => (n === 1 ? { corruptAt: 5, rate: 4 * MiB } : { rate: 2 * MiB }));
     const seen: ProgressSnapshot[] = [];
     const [result] = await fetchBlobs(
       [spec(SIZE)],
