@@ -7,15 +7,7 @@ import { type ActionRun, freshStepEachTest, listFiles, type Runner } from '../he
 import { buildTar, type CraftedMember, membersOf, zstd } from '../helpers/cache-archive.js';
 import type { CacheService } from '../helpers/cache-service.js';
 import type { TestServer } from '../helpers/http.js';
-import {
-  descriptor,
-  generateModel,
-  pushModel,
-  type RealRegistry,
-  sha256,
-  startRecordingProxy,
-  startRegistry,
-} from '../helpers/registry.js';
+import { descriptor, generateModel, pushModel, registryForFile, sha256 } from '../helpers/registry.js';
 
 /**
  * Issue 9: a cache entry is untrusted input. Each test saves an honest entry with the real
@@ -28,21 +20,19 @@ import {
 
 const MiB = 1024 * 1024;
 
-let registry: RealRegistry;
 let proxy: TestServer;
 let service: CacheService;
 let runner: Runner;
 const model = generateModel(2 * MiB);
 
-beforeAll(async () => {
-  registry = await startRegistry();
-  await pushModel(registry.url, 'team/tiny', 'v1', model);
-  proxy = await startRecordingProxy(registry.url);
-});
-afterAll(async () => {
-  await proxy?.close();
-  await registry?.close();
-});
+registryForFile(
+  async (url) => {
+    await pushModel(url, 'team/tiny', 'v1', model);
+  },
+  (p) => {
+    proxy = p;
+  },
+);
 freshStepEachTest((r, s) => {
   runner = r;
   service = s;

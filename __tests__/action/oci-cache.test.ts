@@ -6,13 +6,7 @@ import { buildTar } from '../helpers/cache-archive.js';
 import type { CacheService } from '../helpers/cache-service.js';
 import type { TestServer } from '../helpers/http.js';
 import { FILEPATH, gguf, modelPack, pushArtifact } from '../helpers/oci-artifacts.js';
-import {
-  blobGets,
-  type RealRegistry,
-  sha256,
-  startRecordingProxy,
-  startRegistry,
-} from '../helpers/registry.js';
+import { blobGets, registryForFile, sha256 } from '../helpers/registry.js';
 
 /**
  * The bundled action with an oci: line and the Actions cache (real @actions/cache client, local
@@ -20,7 +14,6 @@ import {
  * emptied HOME restores them, rebuilds the folder (links and extracted files) and the layout.
  */
 
-let registry: RealRegistry;
 let proxy: TestServer;
 let service: CacheService;
 let runner: Runner;
@@ -39,15 +32,14 @@ const artifact = modelPack([
 ]);
 const size = [artifact.config, ...artifact.layers].reduce((n, l) => n + l.bytes.length, 0);
 
-beforeAll(async () => {
-  registry = await startRegistry();
-  await pushArtifact(registry.url, 'team/tiny', 'v1', artifact);
-  proxy = await startRecordingProxy(registry.url);
-});
-afterAll(async () => {
-  await proxy?.close();
-  await registry?.close();
-});
+registryForFile(
+  async (url) => {
+    await pushArtifact(url, 'team/tiny', 'v1', artifact);
+  },
+  (p) => {
+    proxy = p;
+  },
+);
 freshStepEachTest((r, s) => {
   runner = r;
   service = s;

@@ -9,10 +9,8 @@ import {
   type GeneratedModel,
   generateModel,
   pushModel,
-  type RealRegistry,
+  registryForFile,
   sha256,
-  startRecordingProxy,
-  startRegistry,
 } from '../helpers/registry.js';
 
 /**
@@ -23,23 +21,21 @@ import {
 
 const MiB = 1024 * 1024;
 
-let registry: RealRegistry;
 let proxy: TestServer;
 let service: CacheService;
 let runner: Runner;
 const small = generateModel(2 * MiB);
 const other = generateModel(1 * MiB);
 
-beforeAll(async () => {
-  registry = await startRegistry();
-  await pushModel(registry.url, 'team/tiny', 'v1', small);
-  await pushModel(registry.url, 'team/other', 'v1', other);
-  proxy = await startRecordingProxy(registry.url);
-});
-afterAll(async () => {
-  await proxy?.close();
-  await registry?.close();
-});
+registryForFile(
+  async (url) => {
+    await pushModel(url, 'team/tiny', 'v1', small);
+    await pushModel(url, 'team/other', 'v1', other);
+  },
+  (p) => {
+    proxy = p;
+  },
+);
 freshStepEachTest((r, s) => {
   runner = r;
   service = s;

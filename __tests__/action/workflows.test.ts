@@ -7,10 +7,8 @@ import {
   descriptor,
   generateModel,
   pushModel,
-  type RealRegistry,
+  registryForFile,
   sha256,
-  startRecordingProxy,
-  startRegistry,
 } from '../helpers/registry.js';
 
 /**
@@ -21,23 +19,21 @@ import {
 
 const MiB = 1024 * 1024;
 
-let registry: RealRegistry;
 let proxy: TestServer;
 let service: CacheService;
 let runner: Runner;
 const tiny = generateModel(MiB);
 const other = generateModel(MiB / 2);
 
-beforeAll(async () => {
-  registry = await startRegistry();
-  await pushModel(registry.url, 'team/tiny', 'v1', tiny);
-  await pushModel(registry.url, 'team/other', 'v1', other);
-  proxy = await startRecordingProxy(registry.url);
-});
-afterAll(async () => {
-  await proxy?.close();
-  await registry?.close();
-});
+registryForFile(
+  async (url) => {
+    await pushModel(url, 'team/tiny', 'v1', tiny);
+    await pushModel(url, 'team/other', 'v1', other);
+  },
+  (p) => {
+    proxy = p;
+  },
+);
 freshStepEachTest((r, s) => {
   runner = r;
   service = s;

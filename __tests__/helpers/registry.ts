@@ -258,3 +258,25 @@ export async function startRecordingProxy(target: string, hooks: ProxyHooks = {}
 export function blobGets(server: TestServer): number {
   return server.requests.filter((r) => r.method === 'GET' && r.url.includes('/blobs/sha256:')).length;
 }
+
+/**
+ * For a whole test file: a real registry filled by `fill` (given its URL), behind a recording
+ * proxy that counts what the code under test asks for; both stopped after the file.
+ */
+export function registryForFile(
+  fill: (url: string) => Promise<void>,
+  use: (proxy: TestServer, registry: RealRegistry) => void,
+): void {
+  let registry: RealRegistry | undefined;
+  let proxy: TestServer | undefined;
+  beforeAll(async () => {
+    registry = await startRegistry();
+    await fill(registry.url);
+    proxy = await startRecordingProxy(registry.url);
+    use(proxy, registry);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await registry?.close();
+  });
+}

@@ -44,7 +44,7 @@ async function startHoldingFront(
 ): Promise<TestServer & { held: Promise<void>; release(): void }> {
   let patches = 0;
   let holding = true;
-  let onHeld = () => undefined as void;
+  let onHeld = (): void => undefined;
   const held = new Promise<void>((resolve) => {
     onHeld = resolve;
   });

@@ -42,7 +42,7 @@ export class Locator {
     while (this.probe && this.learned === undefined && !this.direct) await this.probe.done;
     const first = this.learned === undefined && !this.direct;
     if (first) {
-      let settle = () => undefined as void;
+      let settle = (): void => undefined;
       const done = new Promise<void>((resolve) => {
         settle = resolve;
       });
