@@ -516,6 +516,9 @@ class BlobRun {
       )
       .finally(() => {
         this.flushing = undefined;
+        // Bytes that landed while this record was written (a burst, then maybe a stall) get
+        // their own record now: nothing else may come to trigger one before a kill.
+        if (!final && this.unflushed >= this.tuning.flushBytes) void this.flush(false);
       });
     await this.flushing;
   }
