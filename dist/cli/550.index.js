@@ -4691,6 +4691,10 @@ class BlobRun {
             .catch((error) => this.tuning.log?.debug(`${this.blob.label}: could not save download progress: ${String(error)}`))
             .finally(() => {
             this.flushing = undefined;
+            // Bytes that landed while this record was written (a burst, then maybe a stall) get
+            // their own record now: nothing else may come to trigger one before a kill.
+            if (!final && this.unflushed >= this.tuning.flushBytes)
+                void this.flush(false);
         });
         await this.flushing;
     }
