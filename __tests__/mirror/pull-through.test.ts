@@ -207,10 +207,13 @@ test('a blob large enough for parallel ranges: one connection until the mirror s
     expect(cold.code).toBe(0);
     const fromOrigin = originBlobGets(origin.requests.slice(start)).get(weightsHex) ?? 0;
     expect(fromOrigin).toBeGreaterThanOrEqual(1);
-    // Measured without the probe: 12 (each of the first range requests, then a whole stream).
-    expect(fromOrigin).toBeLessThanOrEqual(3);
+    // Ours: one request until the cache answers a range with 206 (without the probe: 12 requests,
+    // each of the first ranges then a whole stream, each fetched from the origin).
     const coldAsks = front.requests.filter((r) => r.method === 'GET' && r.url.endsWith(weightsHex)).length;
     expect(coldAsks).toBeLessThanOrEqual(2);
+    // Distribution's: a miss costs the origin one fetch for the client and, in the background, at
+    // most one more to store it (measured 2-4 here, depending on when its store finished).
+    expect(fromOrigin).toBeLessThanOrEqual(2 * coldAsks);
 
     // Warm: the first range comes back 206, then the others ask in parallel; the origin sees none.
     await cacheHolds([weightsHex]);
