@@ -5,13 +5,13 @@ import { constants, type FileHandle, open, rm } from 'node:fs/promises';
  * follows a symbolic link planted at the path, and nothing reads more than it expects.
  */
 
-const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = constants;
+const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_WRONLY } = constants;
 
 /** Reads at most `limit` bytes of a regular file, never through a link; undefined if absent or odd. */
 export async function readSmall(path: string, limit: number): Promise<Buffer | undefined> {
   let file: FileHandle;
   try {
-    file = await open(path, O_RDONLY | O_NOFOLLOW);
+    file = await open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch {
     return undefined;
   }

@@ -1,7 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isSha1Hex, isSha256Hex } from '../digest.js';
+import { readSmall } from '../download/safe-fs.js';
 import { type HfRepoPaths, repoPathProblem } from './hf.js';
+
+/** A whole commit's listing as huggingface_hub writes it; more is not a trees file (absent). */
+const MAX_TREES_BYTES = 256 * 1024 * 1024;
 
 /**
  * `<repo folder>/trees/<commit>.json`: huggingface_hub (≥ 1.x) caches a commit's whole file
@@ -66,7 +69,7 @@ export async function readTrees(
 ): Promise<TreeCacheFile[] | undefined> {
   let data: { format_version?: unknown; files?: unknown };
   try {
-    data = JSON.parse(await readFile(treesPath(paths, commit), 'utf8')) as typeof data;
+    data = JSON.parse(String(await readSmall(treesPath(paths, commit), MAX_TREES_BYTES))) as typeof data;
   } catch {
     return undefined;
   }

@@ -1,9 +1,11 @@
-import { chmod, readFile, stat, utimes } from 'node:fs/promises';
+import { chmod, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
 import { isSha256Hex } from '../digest.js';
+import { readSmall } from '../download/safe-fs.js';
 import { ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
+import { MAX_MANIFEST_BYTES } from '../registry/manifest.js';
 
 /**
  * Ollama's store (docs/layouts.md, "Ollama's store"):
@@ -44,11 +46,8 @@ export function ingestDir(root: string): string {
 
 /** The stored manifest bytes, or undefined when there is none. */
 export async function readStoredManifest(root: string, name: StoreName): Promise<Buffer | undefined> {
-  try {
-    return await readFile(manifestPath(root, name));
-  } catch {
-    return undefined;
-  }
+  // The store is shared: a planted link, FIFO or endless file reads as no manifest.
+  return readSmall(manifestPath(root, name), MAX_MANIFEST_BYTES);
 }
 
 /**

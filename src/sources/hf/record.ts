@@ -1,9 +1,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Digest, formatDigest, isSha1Hex, parseDigest, sha256Hex } from '../../digest.js';
+import { readSmall } from '../../download/safe-fs.js';
 import { blobPath, type HfRepoPaths, repoPathProblem } from '../../layouts/hf.js';
 import type { HubFile } from './api.js';
 import type { HfRepoType } from './ref.js';
+
+/** A record lists the selected files; past this it is not ours (absent). */
+const MAX_RECORD_BYTES = 256 * 1024 * 1024;
 
 /**
  * The record of a complete pull: the filtered listing at a commit, written last by commit().
@@ -46,7 +50,7 @@ export function recordContent(key: RecordKey, files: readonly HubFile[]): string
 export async function readRecord(path: string, key: RecordKey): Promise<HubFile[] | undefined> {
   let data: Record<string, unknown>;
   try {
-    data = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+    data = JSON.parse(String(await readSmall(path, MAX_RECORD_BYTES))) as Record<string, unknown>;
   } catch {
     return undefined;
   }

@@ -1,7 +1,11 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../atomic-write.js';
 import { isSha256Hex } from '../../digest.js';
+import { readSmall } from '../../download/safe-fs.js';
+
+/** A record names one line, one file and its sha256. */
+const MAX_RECORD_BYTES = 64 * 1024;
 
 /**
  * What a URL line put in files-dir: `<files-dir>/.model-pull/<file name>.json` names the line
@@ -30,7 +34,10 @@ export async function readUrlRecords(filesDir: string): Promise<UrlRecord[]> {
   const records: UrlRecord[] = [];
   for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
     try {
-      const data = JSON.parse(await readFile(join(folder, name), 'utf8')) as Record<string, unknown>;
+      const data = JSON.parse(String(await readSmall(join(folder, name), MAX_RECORD_BYTES))) as Record<
+        string,
+        unknown
+      >;
       const { line, file, sha256 } = data;
       if (data.format !== FORMAT || typeof line !== 'string' || typeof file !== 'string') continue;
       if (typeof sha256 !== 'string' || !isSha256Hex(sha256) || `${file}.json` !== name) continue;
