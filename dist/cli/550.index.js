@@ -2246,12 +2246,12 @@ function isAlive(pid) {
  * File access for folders other processes share (staging areas, lease files): nothing here
  * follows a symbolic link planted at the path, and nothing reads more than it expects.
  */
-const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.constants;
+const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_WRONLY } = node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.constants;
 /** Reads at most `limit` bytes of a regular file, never through a link; undefined if absent or odd. */
 async function readSmall(path, limit) {
     let file;
     try {
-        file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.open)(path, O_RDONLY | O_NOFOLLOW);
+        file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.open)(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     }
     catch {
         return undefined;
@@ -7829,11 +7829,15 @@ function recordedIdentityError(identity, why) {
     return new errors/* ModelPullError */.Vy('ERR_LOCKFILE', `the recorded identity of "${identity.ref}" is invalid: ${why}`);
 }
 
+// EXTERNAL MODULE: ./src/download/safe-fs.ts
+var safe_fs = __webpack_require__(5039);
 ;// CONCATENATED MODULE: ./src/layouts/hf-trees.ts
 
 
 
 
+/** A whole commit's listing as huggingface_hub writes it; more is not a trees file (absent). */
+const MAX_TREES_BYTES = 256 * 1024 * 1024;
 /**
  * `<repo folder>/trees/<commit>.json`: huggingface_hub (≥ 1.x) caches a commit's whole file
  * listing there and, for a commit revision, reads it instead of calling the tree API. Offline
@@ -7875,7 +7879,7 @@ function treesContent(files) {
 async function readTrees(paths, commit) {
     let data;
     try {
-        data = JSON.parse(await (0,promises_.readFile)(treesPath(paths, commit), 'utf8'));
+        data = JSON.parse(String(await (0,safe_fs/* readSmall */.o5)(treesPath(paths, commit), MAX_TREES_BYTES)));
     }
     catch {
         return undefined;
@@ -8087,6 +8091,9 @@ function codePoints(text) {
 
 
 
+
+/** A record lists the selected files; past this it is not ours (absent). */
+const MAX_RECORD_BYTES = 256 * 1024 * 1024;
 const FORMAT = 'model-pull/hf-snapshot@1';
 /** Filters decide the listing, so they are part of the record's name (order and repeats do not matter). */
 function recordPath(paths, key) {
@@ -8108,7 +8115,7 @@ function recordContent(key, files) {
 async function readRecord(path, key) {
     let data;
     try {
-        data = JSON.parse(await (0,promises_.readFile)(path, 'utf8'));
+        data = JSON.parse(String(await (0,safe_fs/* readSmall */.o5)(path, MAX_RECORD_BYTES)));
     }
     catch {
         return undefined;
@@ -9884,8 +9891,6 @@ function recordedManifest(identity, name, hex) {
 var registry_session = __webpack_require__(7898);
 // EXTERNAL MODULE: ./src/download/lease.ts
 var download_lease = __webpack_require__(1730);
-// EXTERNAL MODULE: ./src/download/safe-fs.ts
-var safe_fs = __webpack_require__(5039);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __webpack_require__(7598);
 // EXTERNAL MODULE: external "node:stream"
@@ -10364,7 +10369,7 @@ function kindOf(type) {
 /** Linked or copied raw files keep the blob's bytes; an archive expands at most this much. */
 const EXPANSION_FACTOR = 64;
 const EXPANSION_SLACK = 64 * 1024 * 1024;
-const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+const folder_MAX_RECORD_BYTES = 64 * 1024 * 1024;
 /** The record of a folder: a hidden sibling, so the folder holds exactly the model's files. */
 function folder_recordPath(dir) {
     return (0,external_node_path_.join)((0,external_node_path_.dirname)(dir), `.${(0,external_node_path_.basename)(dir)}.files.json`);
@@ -10517,7 +10522,7 @@ async function checkExisting(spec) {
     const info = await (0,promises_.lstat)(spec.dir).catch(() => undefined);
     if (!info?.isDirectory())
         return undefined;
-    const record = parseRecord(await (0,safe_fs/* readSmall */.o5)(folder_recordPath(spec.dir), MAX_RECORD_BYTES));
+    const record = parseRecord(await (0,safe_fs/* readSmall */.o5)(folder_recordPath(spec.dir), folder_MAX_RECORD_BYTES));
     if (!record)
         return undefined;
     const raw = new Map(spec.placements.flatMap((p) => (p.kind === 'file' ? [[p.path, p.layer.hex]] : [])));
@@ -11282,6 +11287,8 @@ function ref_repositoryOf(ref) {
 
 
 
+
+
 /**
  * Ollama's store (docs/layouts.md, "Ollama's store"):
  *   <root>/blobs/sha256-<hex>                          every layer and the config, 0644
@@ -11305,12 +11312,8 @@ function ollama_ingestDir(root) {
 }
 /** The stored manifest bytes, or undefined when there is none. */
 async function readStoredManifest(root, name) {
-    try {
-        return await (0,promises_.readFile)(manifestPath(root, name));
-    }
-    catch {
-        return undefined;
-    }
+    // The store is shared: a planted link, FIFO or endless file reads as no manifest.
+    return (0,safe_fs/* readSmall */.o5)(manifestPath(root, name), registry_manifest/* MAX_MANIFEST_BYTES */.ZJ);
 }
 /**
  * Makes verified blobs a model Ollama lists and runs: every blob present at its size, 0644, mtime
@@ -11606,6 +11609,9 @@ function fileNameOf(url) {
 
 
 
+
+/** A record names one line, one file and its sha256. */
+const record_MAX_RECORD_BYTES = 64 * 1024;
 const record_FORMAT = 'model-pull/url-file@1';
 const recordsFolder = (filesDir) => (0,external_node_path_.join)(filesDir, '.model-pull');
 /** Written after the file is in place; a record is a hint for verify, never trusted for bytes. */
@@ -11620,7 +11626,7 @@ async function readUrlRecords(filesDir) {
     const records = [];
     for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
         try {
-            const data = JSON.parse(await (0,promises_.readFile)((0,external_node_path_.join)(folder, name), 'utf8'));
+            const data = JSON.parse(String(await (0,safe_fs/* readSmall */.o5)((0,external_node_path_.join)(folder, name), record_MAX_RECORD_BYTES)));
             const { line, file, sha256 } = data;
             if (data.format !== record_FORMAT || typeof line !== 'string' || typeof file !== 'string')
                 continue;
