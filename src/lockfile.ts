@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic-write.js';
 import { isSha256Hex } from './digest.js';
+import { readBounded } from './download/safe-fs.js';
 import { describeError, ModelPullError } from './errors.js';
 import type { Identity } from './plan.js';
 import { type ModelRef, parseLine } from './refs/index.js';
@@ -13,6 +13,12 @@ import type { SourceList } from './sources/descriptor.js';
  * and reviewable in a diff.
  */
 export const LOCK_VERSION = 1;
+
+/**
+ * A lock holds each HF line's whole listing, as a snapshot record does, so it gets the record's
+ * bound (MAX_RECORD_BYTES in sources/hf/record.ts); a file past it was not written by us.
+ */
+export const MAX_LOCK_BYTES = 256 * 1024 * 1024;
 
 export interface LockFile {
   readonly version: typeof LOCK_VERSION;
@@ -41,15 +47,16 @@ function fromEntry({ digest, ...rest }: LockEntry): Identity {
   return { ...rest, pin: digest };
 }
 
-/** The lock, or undefined when the file does not exist. */
+/**
+ * The lock, or undefined when the file does not exist. It comes with the repository, so it is
+ * read like any file from outside: bounded, never through a link, never blocking on a FIFO.
+ */
 export async function readLock(path: string): Promise<LockFile | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new ModelPullError('ERR_LOCKFILE', `cannot read lock file ${path}: ${(error as Error).message}`);
-  }
+  const read = await readBounded(path, MAX_LOCK_BYTES);
+  if (read.kind === 'missing') return undefined;
+  if (read.kind === 'refused')
+    throw new ModelPullError('ERR_LOCKFILE', `cannot read lock file ${path}: ${read.reason}`);
+  const text = read.bytes.toString('utf8');
   let parsed: { version?: unknown; models?: Record<string, LockEntry> | null };
   try {
     parsed = JSON.parse(text);

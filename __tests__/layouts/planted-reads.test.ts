@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hfRepoPaths } from '../../src/layouts/hf.js';
 import { manifestPath, readStoredManifest } from '../../src/layouts/ollama.js';
-import { readRecord } from '../../src/sources/hf/record.js';
+import { readRecord, readRef } from '../../src/sources/hf/record.js';
 import { tempDir } from '../helpers/http.js';
+import { plant } from '../helpers/planted.js';
 
 /**
  * Files model-pull reads back from a shared store (stored manifests, HF records) may have been
@@ -19,13 +20,6 @@ beforeEach(async () => {
 });
 afterEach(() => dir.remove());
 
-async function plant(path: string, kind: 'fifo' | 'link' | 'huge'): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  if (kind === 'fifo') execFileSync('mkfifo', [path]);
-  else if (kind === 'link') await symlink('/dev/zero', path);
-  else await writeFile(path, Buffer.alloc(5 * 1024 * 1024, 0x20));
-}
-
 test.each(['fifo', 'link', 'huge'] as const)(
   'a planted %s as a stored manifest reads as none',
   async (kind) => {
@@ -39,4 +33,14 @@ test.each(['fifo', 'link'] as const)('a planted %s as an HF record reads as no r
   const path = join(dir.path, 'record.json');
   await plant(path, kind);
   expect(await readRecord(path, key)).toBeUndefined();
+});
+
+test.each(['fifo', 'link', 'huge'] as const)('a planted %s as an HF ref reads as no commit', async (kind) => {
+  const paths = hfRepoPaths(dir.path, 'model', 'o/r');
+  await plant(join(paths.refs, 'main'), kind);
+  expect(await readRef(paths, 'main')).toBeUndefined();
+  // The same ref holding a commit is read (the refusals above are not a reader that reads nothing).
+  await rm(join(paths.refs, 'main'));
+  await writeFile(join(paths.refs, 'main'), key.commit);
+  expect(await readRef(paths, 'main')).toBe(key.commit);
 });

@@ -1,9 +1,18 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type LockFile, lockEntries, readLock, stableStringify, writeLock } from '../../src/lockfile.js';
+import { ModelPullError } from '../../src/errors.js';
+import {
+  type LockFile,
+  lockEntries,
+  MAX_LOCK_BYTES,
+  readLock,
+  stableStringify,
+  writeLock,
+} from '../../src/lockfile.js';
 import type { Identity } from '../../src/plan.js';
 import { DEFAULT_SOURCES } from '../../src/sources/index.js';
 import { tempDir } from '../helpers/http.js';
+import { plant } from '../helpers/planted.js';
 
 const hex = 'a'.repeat(64);
 const url: Identity = {
@@ -86,5 +95,20 @@ describe('lock file', () => {
     await expect(readLock(path)).rejects.toThrow(`lock file ${path}: the entry for "x" is malformed`);
     await writeFile(path, 'not json');
     await expect(readLock(path)).rejects.toThrow(`lock file ${path} is not valid JSON`);
+  });
+
+  // The lock comes with the repository: a planted FIFO must not block the run, a link must not
+  // be followed (to /dev/zero: an endless read), nor an oversize file read whole.
+  it.each([
+    ['fifo', 'not a regular file (a FIFO)'],
+    ['link', 'not a regular file (a symbolic link)'],
+    ['huge', `too large (${MAX_LOCK_BYTES + 1} bytes, limit ${MAX_LOCK_BYTES})`],
+  ] as const)('refuses a planted %s in one line, unlike a missing file', async (kind, reason) => {
+    const path = join(dir.path, 'm.lock');
+    await plant(path, kind, MAX_LOCK_BYTES + 1);
+    const error = await readLock(path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelPullError);
+    expect((error as ModelPullError).code).toBe('ERR_LOCKFILE');
+    expect((error as ModelPullError).message).toBe(`cannot read lock file ${path}: ${reason}`);
   });
 });

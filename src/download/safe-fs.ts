@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { constants, type FileHandle, open, rm } from 'node:fs/promises';
 
 /**
@@ -7,25 +8,74 @@ import { constants, type FileHandle, open, rm } from 'node:fs/promises';
 
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_WRONLY } = constants;
 
-/** Reads at most `limit` bytes of a regular file, never through a link; undefined if absent or odd. */
-export async function readSmall(path: string, limit: number): Promise<Buffer | undefined> {
+/** What a bounded read found: the bytes, nothing at the path, or something it refuses to read. */
+export type BoundedRead =
+  | { readonly kind: 'read'; readonly bytes: Buffer }
+  | { readonly kind: 'missing' }
+  /** `reason` reads after "cannot read X: " (`not a regular file (a FIFO)`, `too large (…)`). */
+  | { readonly kind: 'refused'; readonly reason: string };
+
+/**
+ * Reads at most `limit` bytes of a regular file, never through a link and without blocking on
+ * a FIFO (O_NONBLOCK), saying why when it does not: for files whose absence means something
+ * other than damage (a lock file) or whose refusal is worth naming (verify).
+ */
+export async function readBounded(path: string, limit: number): Promise<BoundedRead> {
   let file: FileHandle;
   try {
     file = await open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  } catch {
-    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { kind: 'missing' };
+    return { kind: 'refused', reason: openProblem(code, error) };
   }
   try {
     const info = await file.stat();
-    if (!info.isFile() || info.size > limit) return undefined;
-    const buffer = Buffer.alloc(Math.min(limit, info.size) + 1);
+    if (!info.isFile()) return { kind: 'refused', reason: `not a regular file (${kindOf(info)})` };
+    if (info.size > limit) return { kind: 'refused', reason: tooLarge(info.size, limit) };
+    const buffer = Buffer.alloc(info.size + 1);
     const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
-    return bytesRead > limit ? undefined : buffer.subarray(0, bytesRead);
-  } catch {
-    return undefined;
+    // One byte more than the stat said: it grew past the limit since (a file still being written).
+    if (bytesRead > limit) return { kind: 'refused', reason: tooLarge(bytesRead, limit, 'at least ') };
+    return { kind: 'read', bytes: buffer.subarray(0, bytesRead) };
+  } catch (error) {
+    return { kind: 'refused', reason: (error as Error).message };
   } finally {
     await file.close();
   }
+}
+
+/** Reads at most `limit` bytes of a regular file, never through a link; undefined if absent or odd. */
+export async function readSmall(path: string, limit: number): Promise<Buffer | undefined> {
+  const result = await readBounded(path, limit);
+  return result.kind === 'read' ? result.bytes : undefined;
+}
+
+function tooLarge(size: number, limit: number, qualifier = ''): string {
+  return `too large (${qualifier}${size} bytes, limit ${limit})`;
+}
+
+function openProblem(code: string | undefined, error: unknown): string {
+  switch (code) {
+    case 'ELOOP':
+      return 'not a regular file (a symbolic link)';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'ENOTDIR':
+      return 'a file is in the way where a folder must be';
+    default:
+      return (error as Error).message;
+  }
+}
+
+function kindOf(info: Stats): string {
+  if (info.isDirectory()) return 'a folder';
+  if (info.isFIFO()) return 'a FIFO';
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isBlockDevice()) return 'a block device';
+  if (info.isSocket()) return 'a socket';
+  return 'an unknown kind';
 }
 
 /**

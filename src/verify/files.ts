@@ -63,13 +63,16 @@ export async function dirs(path: string): Promise<string[]> {
   return (await entries(path)).filter((e) => e.isDirectory()).map((e) => e.name);
 }
 
-/** Every file or symlink below `path`, depth first, sorted by name. */
+/**
+ * Every entry below `path` that is not a folder (files, links, and whatever else was planted:
+ * a FIFO where a manifest belongs is damage to report), depth first, sorted by name.
+ */
 export async function walk(path: string): Promise<string[]> {
   const out: string[] = [];
   for (const e of await entries(path)) {
     const full = join(path, e.name);
     if (e.isDirectory()) out.push(...(await walk(full)));
-    else if (e.isFile() || e.isSymbolicLink()) out.push(full);
+    else out.push(full);
   }
   return out;
 }

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Digest, formatDigest, isSha1Hex, parseDigest, sha256Hex } from '../../digest.js';
 import { readSmall } from '../../download/safe-fs.js';
@@ -7,7 +7,10 @@ import type { HubFile } from './api.js';
 import type { HfRepoType } from './ref.js';
 
 /** A record lists the selected files; past this it is not ours (absent). */
-const MAX_RECORD_BYTES = 256 * 1024 * 1024;
+export const MAX_RECORD_BYTES = 256 * 1024 * 1024;
+
+/** A ref holds a 40-hex commit (huggingface_hub writes no newline); past this it is not one. */
+export const MAX_REF_BYTES = 1024;
 
 /**
  * The record of a complete pull: the filtered listing at a commit, written last by commit().
@@ -87,12 +90,8 @@ export function checkedFile(raw: unknown): HubFile {
 
 /** The commit `refs/<revision>` names, when it holds exactly 40 hex (as huggingface_hub writes it). */
 export async function readRef(paths: HfRepoPaths, revision: string): Promise<string | undefined> {
-  try {
-    const text = (await readFile(join(paths.refs, ...revision.split('/')), 'utf8')).trim();
-    return isSha1Hex(text) ? text : undefined;
-  } catch {
-    return undefined;
-  }
+  const text = String(await readSmall(join(paths.refs, ...revision.split('/')), MAX_REF_BYTES)).trim();
+  return isSha1Hex(text) ? text : undefined;
 }
 
 /** Every file's blob is present with its size (the engine hashes them before use). */

@@ -1,9 +1,10 @@
-import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { type Digest, isSha1Hex, isSha256Hex } from '../../digest.js';
+import { readBounded, readSmall } from '../../download/safe-fs.js';
 import { readTrees, type TreeCacheFile, treesPath } from '../../layouts/hf-trees.js';
 import { Checker, dirs, type VerifyReport, walk } from '../../verify/files.js';
-import { checkedFile } from './record.js';
+import { checkedFile, MAX_RECORD_BYTES, MAX_REF_BYTES } from './record.js';
 
 const REPO_FOLDER = /^(models|datasets|spaces)--(.+)$/;
 
@@ -42,11 +43,14 @@ export async function verifyHfCache(root: string): Promise<VerifyReport> {
 async function verifyRepo(folder: string, repo: string, checker: Checker): Promise<void> {
   const commits = await dirs(join(folder, 'snapshots'));
   for (const ref of await walk(join(folder, 'refs'))) {
-    const commit = (await readFile(ref, 'utf8').catch(() => '')).trim();
+    const read = await readBounded(ref, MAX_REF_BYTES);
+    const commit = read.kind === 'read' ? read.bytes.toString('utf8').trim() : '';
     if (!commits.includes(commit)) {
       const named = isSha1Hex(commit) ? `commit ${commit}, which has no snapshot` : 'no commit';
+      const problem =
+        read.kind === 'refused' ? `cannot read the ref: ${read.reason}` : `the ref names ${named}`;
       const line = `${repo}@${relative(join(folder, 'refs'), ref).split(sep).join('/')}`;
-      checker.damaged.push({ model: repo, path: ref, problem: `the ref names ${named}`, line });
+      checker.damaged.push({ model: repo, path: ref, problem, line });
     }
   }
   const records = await readRecords(join(folder, '.model-pull'));
@@ -144,7 +148,7 @@ async function readRecords(folder: string): Promise<Map<string, Map<string, Expe
   }
   for (const name of names) {
     try {
-      const data = JSON.parse(await readFile(join(folder, name), 'utf8')) as {
+      const data = JSON.parse(String(await readSmall(join(folder, name), MAX_RECORD_BYTES))) as {
         commit?: unknown;
         files?: unknown;
         include?: unknown;

@@ -1,7 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
+import { readBounded } from '../../download/safe-fs.js';
 import { describeError } from '../../errors.js';
 import { isLoopbackHost } from '../../http/client.js';
+import { MAX_MANIFEST_BYTES } from '../../registry/manifest.js';
 import { Checker, type Damage, type VerifyReport, walk } from '../../verify/files.js';
 import { parseManifest } from './manifest.js';
 
@@ -19,9 +20,15 @@ export async function verifyOllamaStore(root: string): Promise<VerifyReport> {
   for (const file of await walk(manifests)) {
     const model = ollamaName(relative(manifests, file));
     const line = ollamaLine(model);
+    const read = await readBounded(file, MAX_MANIFEST_BYTES);
+    if (read.kind !== 'read') {
+      const problem = read.kind === 'refused' ? `cannot read the manifest: ${read.reason}` : 'missing';
+      checker.damaged.push({ model, path: file, problem, line });
+      continue;
+    }
     let manifest: ReturnType<typeof parseManifest>;
     try {
-      manifest = parseManifest(await readFile(file), model);
+      manifest = parseManifest(read.bytes, model);
     } catch (error) {
       checker.damaged.push({ model, path: file, problem: describeError(error), line });
       continue;
