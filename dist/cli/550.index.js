@@ -2235,6 +2235,7 @@ function isAlive(pid) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   CB: () => (/* binding */ readBounded),
 /* harmony export */   H0: () => (/* binding */ createExclusive),
 /* harmony export */   ZM: () => (/* binding */ openOwnFile),
 /* harmony export */   o5: () => (/* binding */ readSmall)
@@ -2247,29 +2248,75 @@ function isAlive(pid) {
  * follows a symbolic link planted at the path, and nothing reads more than it expects.
  */
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_WRONLY } = node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.constants;
-/** Reads at most `limit` bytes of a regular file, never through a link; undefined if absent or odd. */
-async function readSmall(path, limit) {
+/**
+ * Reads at most `limit` bytes of a regular file, never through a link and without blocking on
+ * a FIFO (O_NONBLOCK), saying why when it does not: for files whose absence means something
+ * other than damage (a lock file) or whose refusal is worth naming (verify).
+ */
+async function readBounded(path, limit) {
     let file;
     try {
         file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.open)(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     }
-    catch {
-        return undefined;
+    catch (error) {
+        const code = error.code;
+        if (code === 'ENOENT')
+            return { kind: 'missing' };
+        return { kind: 'refused', reason: openProblem(code, error) };
     }
     try {
         const info = await file.stat();
-        if (!info.isFile() || info.size > limit)
-            return undefined;
-        const buffer = Buffer.alloc(Math.min(limit, info.size) + 1);
+        if (!info.isFile())
+            return { kind: 'refused', reason: `not a regular file (${kindOf(info)})` };
+        if (info.size > limit)
+            return { kind: 'refused', reason: tooLarge(info.size, limit) };
+        const buffer = Buffer.alloc(info.size + 1);
         const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
-        return bytesRead > limit ? undefined : buffer.subarray(0, bytesRead);
+        // One byte more than the stat said: it grew past the limit since (a file still being written).
+        if (bytesRead > limit)
+            return { kind: 'refused', reason: tooLarge(bytesRead, limit, 'at least ') };
+        return { kind: 'read', bytes: buffer.subarray(0, bytesRead) };
     }
-    catch {
-        return undefined;
+    catch (error) {
+        return { kind: 'refused', reason: error.message };
     }
     finally {
         await file.close();
     }
+}
+/** Reads at most `limit` bytes of a regular file, never through a link; undefined if absent or odd. */
+async function readSmall(path, limit) {
+    const result = await readBounded(path, limit);
+    return result.kind === 'read' ? result.bytes : undefined;
+}
+function tooLarge(size, limit, qualifier = '') {
+    return `too large (${qualifier}${size} bytes, limit ${limit})`;
+}
+function openProblem(code, error) {
+    switch (code) {
+        case 'ELOOP':
+            return 'not a regular file (a symbolic link)';
+        case 'EACCES':
+        case 'EPERM':
+            return 'permission denied';
+        case 'ENOTDIR':
+            return 'a file is in the way where a folder must be';
+        default:
+            return error.message;
+    }
+}
+function kindOf(info) {
+    if (info.isDirectory())
+        return 'a folder';
+    if (info.isFIFO())
+        return 'a FIFO';
+    if (info.isCharacterDevice())
+        return 'a character device';
+    if (info.isBlockDevice())
+        return 'a block device';
+    if (info.isSocket())
+        return 'a socket';
+    return 'an unknown kind';
 }
 /**
  * Creates `path` afresh for writing: whatever was there (a file, a planted link) is removed and
@@ -3113,11 +3160,10 @@ async function withRetries(attempt, policy, options = {}) {
 /* harmony export */   M0: () => (/* binding */ readLockEntries),
 /* harmony export */   be: () => (/* binding */ writeLock)
 /* harmony export */ });
-/* unused harmony exports LOCK_VERSION, readLock, lockEntries, stableStringify */
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _atomic_write_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(8364);
-/* harmony import */ var _digest_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(2187);
+/* unused harmony exports LOCK_VERSION, MAX_LOCK_BYTES, readLock, lockEntries, stableStringify */
+/* harmony import */ var _atomic_write_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(8364);
+/* harmony import */ var _digest_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(2187);
+/* harmony import */ var _download_safe_fs_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(5039);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(3916);
 /* harmony import */ var _refs_index_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(8674);
 
@@ -3132,23 +3178,28 @@ async function withRetries(attempt, policy, options = {}) {
  * and reviewable in a diff.
  */
 const LOCK_VERSION = 1;
+/**
+ * A lock holds each HF line's whole listing, as a snapshot record does, so it gets the record's
+ * bound (MAX_RECORD_BYTES in sources/hf/record.ts); a file past it was not written by us.
+ */
+const MAX_LOCK_BYTES = 256 * 1024 * 1024;
 function toEntry({ pin, ...rest }) {
     return { ...rest, digest: pin };
 }
 function fromEntry({ digest, ...rest }) {
     return { ...rest, pin: digest };
 }
-/** The lock, or undefined when the file does not exist. */
+/**
+ * The lock, or undefined when the file does not exist. It comes with the repository, so it is
+ * read like any file from outside: bounded, never through a link, never blocking on a FIFO.
+ */
 async function readLock(path) {
-    let text;
-    try {
-        text = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)(path, 'utf8');
-    }
-    catch (error) {
-        if (error.code === 'ENOENT')
-            return undefined;
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `cannot read lock file ${path}: ${error.message}`);
-    }
+    const read = await (0,_download_safe_fs_js__WEBPACK_IMPORTED_MODULE_2__/* .readBounded */ .CB)(path, MAX_LOCK_BYTES);
+    if (read.kind === 'missing')
+        return undefined;
+    if (read.kind === 'refused')
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `cannot read lock file ${path}: ${read.reason}`);
+    const text = read.bytes.toString('utf8');
     let parsed;
     try {
         parsed = JSON.parse(text);
@@ -3211,7 +3262,7 @@ async function writeLock(path, entries) {
     for (const [key, identity] of entries)
         models[key] = toEntry({ ...identity, ref: key });
     const text = `${stableStringify({ version: LOCK_VERSION, models })}\n`;
-    await (0,_atomic_write_js__WEBPACK_IMPORTED_MODULE_1__/* .writeFileAtomic */ .Z)(path, text);
+    await (0,_atomic_write_js__WEBPACK_IMPORTED_MODULE_0__/* .writeFileAtomic */ .Z)(path, text);
 }
 function checkEntry(path, line, entry) {
     const ok = entry &&
@@ -3221,7 +3272,7 @@ function checkEntry(path, line, entry) {
         typeof entry.name === 'string' &&
         typeof entry.digest === 'string' &&
         typeof entry.contentDigest === 'string' &&
-        (0,_digest_js__WEBPACK_IMPORTED_MODULE_2__/* .isSha256Hex */ .P4)(entry.contentDigest) &&
+        (0,_digest_js__WEBPACK_IMPORTED_MODULE_1__/* .isSha256Hex */ .P4)(entry.contentDigest) &&
         (entry.detail === undefined || (typeof entry.detail === 'object' && entry.detail !== null));
     if (!ok)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ModelPullError */ .Vy('ERR_LOCKFILE', `lock file ${path}: the entry for "${line}" is malformed`);
@@ -8094,6 +8145,8 @@ function codePoints(text) {
 
 /** A record lists the selected files; past this it is not ours (absent). */
 const MAX_RECORD_BYTES = 256 * 1024 * 1024;
+/** A ref holds a 40-hex commit (huggingface_hub writes no newline); past this it is not one. */
+const MAX_REF_BYTES = 1024;
 const FORMAT = 'model-pull/hf-snapshot@1';
 /** Filters decide the listing, so they are part of the record's name (order and repeats do not matter). */
 function recordPath(paths, key) {
@@ -8154,13 +8207,8 @@ function checkedFile(raw) {
 }
 /** The commit `refs/<revision>` names, when it holds exactly 40 hex (as huggingface_hub writes it). */
 async function readRef(paths, revision) {
-    try {
-        const text = (await (0,promises_.readFile)((0,external_node_path_.join)(paths.refs, ...revision.split('/')), 'utf8')).trim();
-        return (0,src_digest/* isSha1Hex */.PV)(text) ? text : undefined;
-    }
-    catch {
-        return undefined;
-    }
+    const text = String(await (0,safe_fs/* readSmall */.o5)((0,external_node_path_.join)(paths.refs, ...revision.split('/')), MAX_REF_BYTES)).trim();
+    return (0,src_digest/* isSha1Hex */.PV)(text) ? text : undefined;
 }
 /** Every file's blob is present with its size (the engine hashes them before use). */
 async function blobsPresent(paths, files) {
@@ -9318,14 +9366,17 @@ class Checker {
 async function dirs(path) {
     return (await entries(path)).filter((e) => e.isDirectory()).map((e) => e.name);
 }
-/** Every file or symlink below `path`, depth first, sorted by name. */
+/**
+ * Every entry below `path` that is not a folder (files, links, and whatever else was planted:
+ * a FIFO where a manifest belongs is damage to report), depth first, sorted by name.
+ */
 async function walk(path) {
     const out = [];
     for (const e of await entries(path)) {
         const full = (0,external_node_path_.join)(path, e.name);
         if (e.isDirectory())
             out.push(...(await walk(full)));
-        else if (e.isFile() || e.isSymbolicLink())
+        else
             out.push(full);
     }
     return out;
@@ -9341,6 +9392,7 @@ async function entries(path) {
 }
 
 ;// CONCATENATED MODULE: ./src/sources/hf/verify.ts
+
 
 
 
@@ -9376,11 +9428,13 @@ async function verifyHfCache(root) {
 async function verifyRepo(folder, repo, checker) {
     const commits = await dirs((0,external_node_path_.join)(folder, 'snapshots'));
     for (const ref of await walk((0,external_node_path_.join)(folder, 'refs'))) {
-        const commit = (await (0,promises_.readFile)(ref, 'utf8').catch(() => '')).trim();
+        const read = await (0,safe_fs/* readBounded */.CB)(ref, MAX_REF_BYTES);
+        const commit = read.kind === 'read' ? read.bytes.toString('utf8').trim() : '';
         if (!commits.includes(commit)) {
             const named = (0,src_digest/* isSha1Hex */.PV)(commit) ? `commit ${commit}, which has no snapshot` : 'no commit';
+            const problem = read.kind === 'refused' ? `cannot read the ref: ${read.reason}` : `the ref names ${named}`;
             const line = `${repo}@${(0,external_node_path_.relative)((0,external_node_path_.join)(folder, 'refs'), ref).split(external_node_path_.sep).join('/')}`;
-            checker.damaged.push({ model: repo, path: ref, problem: `the ref names ${named}`, line });
+            checker.damaged.push({ model: repo, path: ref, problem, line });
         }
     }
     const records = await readRecords((0,external_node_path_.join)(folder, '.model-pull'));
@@ -9467,7 +9521,7 @@ async function readRecords(folder) {
     }
     for (const name of names) {
         try {
-            const data = JSON.parse(await (0,promises_.readFile)((0,external_node_path_.join)(folder, name), 'utf8'));
+            const data = JSON.parse(String(await (0,safe_fs/* readSmall */.o5)((0,external_node_path_.join)(folder, name), MAX_RECORD_BYTES)));
             if (typeof data.commit !== 'string' || !(0,src_digest/* isSha1Hex */.PV)(data.commit) || !Array.isArray(data.files))
                 continue;
             const files = byCommit.get(data.commit) ?? new Map();
@@ -11453,6 +11507,7 @@ probeRanges) {
 
 
 
+
 /**
  * Re-hashes an Ollama store against its manifests: every manifest under `manifests/` must parse
  * and every blob it names (config included) must be `blobs/sha256-<hex>` with its size and
@@ -11464,9 +11519,15 @@ async function verifyOllamaStore(root) {
     for (const file of await walk(manifests)) {
         const model = verify_ollamaName((0,external_node_path_.relative)(manifests, file));
         const line = ollamaLine(model);
+        const read = await (0,safe_fs/* readBounded */.CB)(file, registry_manifest/* MAX_MANIFEST_BYTES */.ZJ);
+        if (read.kind !== 'read') {
+            const problem = read.kind === 'refused' ? `cannot read the manifest: ${read.reason}` : 'missing';
+            checker.damaged.push({ model, path: file, problem, line });
+            continue;
+        }
         let manifest;
         try {
-            manifest = parseManifest(await (0,promises_.readFile)(file), model);
+            manifest = parseManifest(read.bytes, model);
         }
         catch (error) {
             checker.damaged.push({ model, path: file, problem: (0,errors/* describeError */.Uc)(error), line });
