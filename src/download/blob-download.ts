@@ -111,7 +111,7 @@ export async function downloadToStaging(blob: BlobSpec, tuning: DownloadTuning):
   const output: RunOutput = {
     sink: file,
     paths,
-    follow: (landed) => new PrefixHasher(blob.digest.algorithm, file, paths.data, landed.size, landed.prefix),
+    follow: (landed) => new PrefixHasher(blob.digest.algorithm, file, landed.size, landed.prefix),
   };
   try {
     return { paths, ...(await runWithRestarts(blob, tuning, output, saved)) };

@@ -313,7 +313,6 @@ export async function openLocalBlob(
   const hasher = new PrefixHasher(
     blob.digest.algorithm,
     handle,
-    paths.data,
     () => size,
     () => written,
   );

@@ -1,25 +1,23 @@
 import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { createDigestHash, type Digest } from '../digest.js';
-import { ThreadHash } from './hash-thread.js';
 
 const MiB = 1024 * 1024;
 const READ_BLOCK = MiB;
-/** From this size a blob is hashed on the shared thread; below, a thread costs more than it saves. */
-const THREAD_MIN_SIZE = 64 * MiB;
-/** The thread hears about the written prefix in steps of this much (a message each). */
-const THREAD_STEP = 4 * MiB;
 
 /**
- * Hashes a blob while it downloads. Ranges land out of order, so the hash follows the
- * contiguous written prefix; the range plan hands out work in file order so that prefix keeps
- * up. A large sha256 blob is hashed on a worker thread (hash-thread.ts) that reads the prefix
- * back from the page cache. A small one, or a git-sha1, is hashed here: a chunk that lands
- * exactly at the frontier from memory, anything beyond read back once the gap before it closes.
- * Either way the digest is ready right after the last byte, with no second pass over the file.
+ * Hashes a blob while it downloads, on the thread that writes it. Ranges land out of order, so
+ * the hash follows the contiguous written prefix; the range plan hands out work in file order so
+ * that prefix keeps up. A chunk that lands exactly at the frontier is hashed from memory, right
+ * after its write (on one connection, every chunk); bytes beyond it are read back from the page
+ * cache once the gap before them closes. Either way the digest is ready right after the last
+ * byte, with no second pass over the file.
+ *
+ * A worker thread hashing a read-back copy cost more than it saved: its second V8 isolate held
+ * 15–20 MiB, and reading every byte back ~0.25 s of CPU per GiB (issue 17, measured). sha256 of
+ * 1 GiB is ~0.7 s here with SHA-NI whichever thread runs it.
  */
 export class PrefixHasher {
-  private thread: ThreadHash | undefined;
   private hash: Hash | undefined;
   private frontier = 0;
   private catchingUp: Promise<void> | undefined;
@@ -30,22 +28,15 @@ export class PrefixHasher {
   constructor(
     private readonly algorithm: Digest['algorithm'],
     private readonly file: FileHandle,
-    private readonly path: string,
     /** The blob's size, once known (a plain URL's is learned from the first response). */
     private readonly sizeOf: () => number | undefined,
     /** Bytes [0, n) are written to the file. */
     private readonly writtenPrefix: () => number,
   ) {}
 
-  /** Picks where to hash once the size is known, or once there are bytes to hash. */
+  /** Starts the hash once there are bytes to hash (git-sha1 needs the size first). */
   private start(): void {
-    if (this.thread || this.hash) return;
-    const size = this.sizeOf();
-    if (this.algorithm === 'sha256' && size !== undefined && size >= THREAD_MIN_SIZE) {
-      this.thread = new ThreadHash(this.path);
-    } else {
-      this.hash = createDigestHash(this.algorithm, size);
-    }
+    this.hash ??= createDigestHash(this.algorithm, this.sizeOf());
   }
 
   /** Called after `chunk` was written at `offset`. */
@@ -59,17 +50,10 @@ export class PrefixHasher {
     this.catchUp();
   }
 
-  /** Hashes (or lets the thread hash) whatever written prefix it has not seen yet. */
+  /** Hashes whatever written prefix it has not seen yet, reading it back from the file. */
   catchUp(): void {
     const prefix = this.writtenPrefix();
-    if (this.sizeOf() !== undefined || prefix > 0) this.start();
-    if (this.thread) {
-      if (prefix - this.frontier >= THREAD_STEP) {
-        this.frontier = prefix;
-        this.thread.advance(prefix);
-      }
-      return;
-    }
+    if (prefix > 0) this.start();
     if (!this.hash || this.catchingUp || this.frontier >= prefix) return;
     this.catchingUp = this.readForward()
       .catch((error: unknown) => {
@@ -97,7 +81,6 @@ export class PrefixHasher {
   /** Hashes any remaining prefix up to `total` bytes and returns the hex digest. */
   async finish(total: number): Promise<{ hex: string; hashed: number }> {
     this.start();
-    if (this.thread) return this.thread.finish(total);
     await this.catchingUp;
     if (this.failure) throw this.failure;
     if (this.frontier < total) {
@@ -106,8 +89,8 @@ export class PrefixHasher {
     return { hex: this.hash!.digest('hex'), hashed: this.frontier };
   }
 
-  /** Lets go of the thread's job (and its handle on the file) when the run ends early. */
+  /** Waits for a read in flight, so the file can be closed under no one. */
   async dispose(): Promise<void> {
-    await this.thread?.dispose();
+    await this.catchingUp;
   }
 }
