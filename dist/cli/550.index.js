@@ -516,8 +516,8 @@ var http_client = __webpack_require__(4520);
 var http_retry = __webpack_require__(8902);
 // EXTERNAL MODULE: ./src/lockfile.ts
 var lockfile = __webpack_require__(9746);
-// EXTERNAL MODULE: ./src/pull.ts + 14 modules
-var pull = __webpack_require__(4916);
+// EXTERNAL MODULE: ./src/pull.ts + 13 modules
+var pull = __webpack_require__(5159);
 // EXTERNAL MODULE: ./src/refs/index.ts
 var src_refs = __webpack_require__(8674);
 // EXTERNAL MODULE: ./src/refs/line.ts
@@ -3295,7 +3295,7 @@ function sortKeys(value) {
 
 /***/ }),
 
-/***/ 4916:
+/***/ 5159:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -3707,206 +3707,46 @@ class Locator {
     }
 }
 
-// EXTERNAL MODULE: external "node:worker_threads"
-var external_node_worker_threads_ = __webpack_require__(5919);
-;// CONCATENATED MODULE: ./src/download/hash-thread.ts
-
-/**
- * sha256 of a staged file's written prefix, computed on a worker thread shared by every blob
- * of the process. Hashing 1 GiB costs ~0.5 s of CPU; on the main thread it competed with
- * receiving, parsing (and for https decrypting) the very bytes it hashes, and the benchmark's
- * uncapped case spent a third of its time there. The worker reads the bytes back from the
- * page cache, moments after they were written, so nothing is copied between threads.
- *
- * The worker is plain JavaScript evaluated from a string, so the bundle needs no extra file;
- * `process.getBuiltinModule` works whether the host treats it as a CommonJS or an ES module.
- */
-const WORKER_SOURCE = `
-const { parentPort } = process.getBuiltinModule('node:worker_threads');
-const { openSync, readSync, closeSync } = process.getBuiltinModule('node:fs');
-const { createHash } = process.getBuiltinModule('node:crypto');
-const buffer = Buffer.allocUnsafe(1 << 20);
-const jobs = new Map();
-function drop(id) {
-  const job = jobs.get(id);
-  if (job && job.fd !== undefined) closeSync(job.fd);
-  jobs.delete(id);
-}
-parentPort.on('message', (m) => {
-  const job = jobs.get(m.id);
-  try {
-    if (m.type === 'open') {
-      jobs.set(m.id, { hash: createHash('sha256'), at: 0 });
-      jobs.get(m.id).fd = openSync(m.path, 'r');
-      return;
-    }
-    if (m.type === 'close') {
-      drop(m.id);
-      return parentPort.postMessage({ id: m.id });
-    }
-    if (!job) throw new Error('no such hash job');
-    if (job.error) throw job.error;
-    while (job.at < m.upTo) {
-      const n = readSync(job.fd, buffer, 0, Math.min(buffer.length, m.upTo - job.at), job.at);
-      if (n === 0) throw new Error('staged file ended at ' + job.at + ' bytes');
-      job.hash.update(buffer.subarray(0, n));
-      job.at += n;
-    }
-    if (m.type === 'finish') {
-      drop(m.id);
-      parentPort.postMessage({ id: m.id, hex: job.hash.digest('hex'), hashed: job.at });
-    }
-  } catch (error) {
-    const failed = jobs.get(m.id);
-    if (failed) failed.error = error;
-    if (m.type === 'finish') {
-      drop(m.id);
-      parentPort.postMessage({ id: m.id, error: String((error && error.message) || error) });
-    }
-  }
-});
-`;
-let worker;
-let users = 0;
-let nextId = 1;
-const waiting = new Map();
-function acquire() {
-    users++;
-    if (!worker) {
-        const w = new external_node_worker_threads_.Worker(WORKER_SOURCE, { eval: true });
-        // Only a pending answer keeps the process alive; a job nobody waits on never does.
-        w.unref();
-        w.on('message', (reply) => {
-            const resolve = waiting.get(reply.id);
-            waiting.delete(reply.id);
-            if (waiting.size === 0)
-                w.unref();
-            resolve?.(reply);
-        });
-        w.on('error', (error) => {
-            if (worker === w)
-                worker = undefined;
-            for (const resolve of waiting.values())
-                resolve({ id: 0, error: error.message });
-            waiting.clear();
-        });
-        worker = w;
-    }
-    return worker;
-}
-function hash_thread_release() {
-    if (--users > 0 || !worker)
-        return;
-    // The last user is gone: no idle thread is left behind.
-    void worker.terminate();
-    worker = undefined;
-}
-/** One file's hash job on the shared thread. */
-class ThreadHash {
-    id = nextId++;
-    worker = acquire();
-    sent = 0;
-    open = true;
-    constructor(path) {
-        this.worker.postMessage({ type: 'open', id: this.id, path });
-    }
-    /** Bytes [0, upTo) are in the file; the thread may hash them. */
-    advance(upTo) {
-        if (!this.open || upTo <= this.sent)
-            return;
-        this.sent = upTo;
-        this.worker.postMessage({ type: 'advance', id: this.id, upTo });
-    }
-    /** Hashes up to `total` bytes, then closes the job (and its file) and returns the digest. */
-    async finish(total) {
-        const reply = await this.ask({ type: 'finish', id: this.id, upTo: total });
-        if (reply.error !== undefined || reply.hex === undefined) {
-            throw new Error(`hashing the staged file failed: ${reply.error ?? 'no digest'}`);
-        }
-        return { hex: reply.hex, hashed: reply.hashed ?? 0 };
-    }
-    /** Gives up the job (its file is closed before this resolves); safe to call twice. */
-    async dispose() {
-        if (!this.open)
-            return;
-        await this.ask({ type: 'close', id: this.id });
-    }
-    async ask(message) {
-        if (!this.open)
-            throw new Error('hash job already closed');
-        this.open = false;
-        try {
-            // A thread that died took the job with it.
-            if (this.worker !== worker)
-                return { id: this.id, error: 'the hashing thread stopped' };
-            return await new Promise((resolve) => {
-                waiting.set(this.id, resolve);
-                this.worker.ref();
-                this.worker.postMessage(message);
-            });
-        }
-        finally {
-            hash_thread_release();
-        }
-    }
-}
-/** Jobs open on the shared thread (0 when none is running); for tests of clean shutdown. */
-function hashThreadUsers() {
-    return users;
-}
-
 ;// CONCATENATED MODULE: ./src/download/prefix-hasher.ts
-
 
 const prefix_hasher_MiB = 1024 * 1024;
 const READ_BLOCK = prefix_hasher_MiB;
-/** From this size a blob is hashed on the shared thread; below, a thread costs more than it saves. */
-const THREAD_MIN_SIZE = 64 * prefix_hasher_MiB;
-/** The thread hears about the written prefix in steps of this much (a message each). */
-const THREAD_STEP = 4 * prefix_hasher_MiB;
 /**
- * Hashes a blob while it downloads. Ranges land out of order, so the hash follows the
- * contiguous written prefix; the range plan hands out work in file order so that prefix keeps
- * up. A large sha256 blob is hashed on a worker thread (hash-thread.ts) that reads the prefix
- * back from the page cache. A small one, or a git-sha1, is hashed here: a chunk that lands
- * exactly at the frontier from memory, anything beyond read back once the gap before it closes.
- * Either way the digest is ready right after the last byte, with no second pass over the file.
+ * Hashes a blob while it downloads, on the thread that writes it. Ranges land out of order, so
+ * the hash follows the contiguous written prefix; the range plan hands out work in file order so
+ * that prefix keeps up. A chunk that lands exactly at the frontier is hashed from memory, right
+ * after its write (on one connection, every chunk); bytes beyond it are read back from the page
+ * cache once the gap before them closes. Either way the digest is ready right after the last
+ * byte, with no second pass over the file.
+ *
+ * A worker thread hashing a read-back copy cost more than it saved: its second V8 isolate held
+ * 15–20 MiB, and reading every byte back ~0.25 s of CPU per GiB (issue 17, measured). sha256 of
+ * 1 GiB is ~0.7 s here with SHA-NI whichever thread runs it.
  */
 class PrefixHasher {
     algorithm;
     file;
-    path;
     sizeOf;
     writtenPrefix;
-    thread;
     hash;
     frontier = 0;
     catchingUp;
     failure;
     /** One read buffer for the blob's whole life (a fresh one per catch-up was garbage). */
     buffer;
-    constructor(algorithm, file, path, 
+    constructor(algorithm, file, 
     /** The blob's size, once known (a plain URL's is learned from the first response). */
     sizeOf, 
     /** Bytes [0, n) are written to the file. */
     writtenPrefix) {
         this.algorithm = algorithm;
         this.file = file;
-        this.path = path;
         this.sizeOf = sizeOf;
         this.writtenPrefix = writtenPrefix;
     }
-    /** Picks where to hash once the size is known, or once there are bytes to hash. */
+    /** Starts the hash once there are bytes to hash (git-sha1 needs the size first). */
     start() {
-        if (this.thread || this.hash)
-            return;
-        const size = this.sizeOf();
-        if (this.algorithm === 'sha256' && size !== undefined && size >= THREAD_MIN_SIZE) {
-            this.thread = new ThreadHash(this.path);
-        }
-        else {
-            this.hash = (0,src_digest/* createDigestHash */.d4)(this.algorithm, size);
-        }
+        this.hash ??= (0,src_digest/* createDigestHash */.d4)(this.algorithm, this.sizeOf());
     }
     /** Called after `chunk` was written at `offset`. */
     written(offset, chunk) {
@@ -3918,18 +3758,11 @@ class PrefixHasher {
         }
         this.catchUp();
     }
-    /** Hashes (or lets the thread hash) whatever written prefix it has not seen yet. */
+    /** Hashes whatever written prefix it has not seen yet, reading it back from the file. */
     catchUp() {
         const prefix = this.writtenPrefix();
-        if (this.sizeOf() !== undefined || prefix > 0)
+        if (prefix > 0)
             this.start();
-        if (this.thread) {
-            if (prefix - this.frontier >= THREAD_STEP) {
-                this.frontier = prefix;
-                this.thread.advance(prefix);
-            }
-            return;
-        }
         if (!this.hash || this.catchingUp || this.frontier >= prefix)
             return;
         this.catchingUp = this.readForward()
@@ -3958,8 +3791,6 @@ class PrefixHasher {
     /** Hashes any remaining prefix up to `total` bytes and returns the hex digest. */
     async finish(total) {
         this.start();
-        if (this.thread)
-            return this.thread.finish(total);
         await this.catchingUp;
         if (this.failure)
             throw this.failure;
@@ -3968,9 +3799,9 @@ class PrefixHasher {
         }
         return { hex: this.hash.digest('hex'), hashed: this.frontier };
     }
-    /** Lets go of the thread's job (and its handle on the file) when the run ends early. */
+    /** Waits for a read in flight, so the file can be closed under no one. */
     async dispose() {
-        await this.thread?.dispose();
+        await this.catchingUp;
     }
 }
 
@@ -4370,7 +4201,7 @@ async function downloadToStaging(blob, tuning) {
     const output = {
         sink: file,
         paths,
-        follow: (landed) => new PrefixHasher(blob.digest.algorithm, file, paths.data, landed.size, landed.prefix),
+        follow: (landed) => new PrefixHasher(blob.digest.algorithm, file, landed.size, landed.prefix),
     };
     try {
         return { paths, ...(await runWithRestarts(blob, tuning, output, saved)) };
