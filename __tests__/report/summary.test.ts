@@ -65,9 +65,44 @@ describe('the job summary', () => {
       // Reasons and fixes are code spans: server text never renders as Markdown or HTML.
       '- `hf:o/b`: `lock file m.lock: the recorded identity of "hf:o/b" is invalid`',
       "  - **Fix:** `look the line up again with 'model-pull lock --lockfile m.lock hf:o/b'`",
-      '- `hf:o/c`: `boom \\| pipe`',
+      // Outside a table a `|` is plain text: escaped, it would show as `\|`.
+      '- `hf:o/c`: `boom | pipe`',
       '',
     ]);
+  });
+
+  test('a | is escaped in table cells only, where it would end the cell', () => {
+    const line = `https://h/a|b.gguf sha256=${'d'.repeat(64)}`;
+    const piped: PullReport = {
+      ...report,
+      models: [
+        {
+          line,
+          source: 'url',
+          key: 'k|1',
+          error: new Error('x | y'),
+          downloadedBytes: 0,
+          cachedBytes: 0,
+          durationMs: 0,
+        },
+      ],
+    };
+    expect(summaryMarkdown(piped)).toBe(
+      [
+        '### model-pull',
+        '',
+        '| model | source | size | cache | downloaded | time | throughput | cache key |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- |',
+        `| \`https://h/a\\|b.gguf sha256=${'d'.repeat(64)}\` | – | – | failed | 0 B | – | – | \`k\\|1\` |`,
+        '',
+        'Downloaded 4.0 MiB, restored 0 B from the Actions cache.',
+        '',
+        '**Failed**',
+        '',
+        `- \`https://h/a|b.gguf sha256=${'d'.repeat(64)}\`: \`x | y\``,
+        '',
+      ].join('\n'),
+    );
   });
 
   test('a run stopped before any pull says why and what to do', () => {

@@ -1,6 +1,6 @@
 import { describeError, isModelPullError } from '../errors.js';
 import { formatBytes, formatDuration, formatRate } from './format.js';
-import { codeSpan } from './text.js';
+import { cellCodeSpan, codeSpan } from './text.js';
 import type { ModelOutput, PullReport } from './types.js';
 
 /** A line that could not be pulled: its place in the `models` output says why. */
@@ -38,12 +38,12 @@ export function pathsJson(report: PullReport): Record<string, string> {
 export function summaryMarkdown(report: PullReport): string {
   const rows = report.models.map((m) => {
     const o = m.output;
-    const key = m.key ? codeSpan(m.key) : '–';
+    const key = m.key ? cellCodeSpan(m.key) : '–';
     const rate =
       m.downloadedBytes > 0 && m.durationMs > 0 ? formatRate((m.downloadedBytes * 1000) / m.durationMs) : '–';
     if (!o)
-      return `| ${codeSpan(m.line)} | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – | ${key} |`;
-    return `| ${codeSpan(m.line)} | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} | ${key} |`;
+      return `| ${cellCodeSpan(m.line)} | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – | ${key} |`;
+    return `| ${cellCodeSpan(m.line)} | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} | ${key} |`;
   });
   const failures = report.models.flatMap((m) => (m.error ? failureItem(m.error, m.line) : []));
   return [

@@ -25,10 +25,18 @@ export function printable(text: string): string {
 }
 
 /**
- * Text for a Markdown code span inside a table cell: printable, with the two characters that
- * could end the span or the cell made harmless. Inside a code span nothing else is markup: no
- * HTML, no links, no emphasis.
+ * Text as a Markdown code span: printable, with a backtick (which could end the span) made a
+ * quote. Inside a code span nothing else is markup: no HTML, no links, no emphasis.
  */
 export function codeSpan(text: string): string {
-  return `\`${printable(text).replace(/`/g, "'").replace(/\|/g, '\\|')}\``;
+  return `\`${printable(text).replace(/`/g, "'")}\``;
+}
+
+/**
+ * A code span inside a table cell, where a `|` would end the cell even within the span; GitHub
+ * reads `\|` there as a plain `|`. Elsewhere (a list item) the backslash would show, so only
+ * cells escape it.
+ */
+export function cellCodeSpan(text: string): string {
+  return codeSpan(text).replace(/\|/g, '\\|');
 }
