@@ -98,3 +98,16 @@ export interface Source<Ref> {
 export function recordedIdentityError(identity: Pick<Identity, 'ref'>, why: string): ModelPullError {
   return new ModelPullError('ERR_LOCKFILE', `the recorded identity of "${identity.ref}" is invalid: ${why}`);
 }
+
+/**
+ * Refuses a recorded identity that names another model than its line. An empty name is refused
+ * too: model-pull always writes the name, so an entry without one was edited, and the bytes its
+ * pin names are then not known to be the line's model.
+ */
+export function checkRecordedName(identity: Pick<Identity, 'ref' | 'name'>, name: string): void {
+  if (identity.name === name) return;
+  throw recordedIdentityError(
+    identity,
+    identity.name === '' ? `its name is empty, not ${name}` : `it names ${identity.name}, not ${name}`,
+  );
+}

@@ -140,6 +140,25 @@ test.each([
     { name: '127.0.0.1:9/team/b:v1', digest: `sha256:${hex('1')}`, contentDigest: hex('1') },
     'it names 127.0.0.1:9/team/b:v1, not 127.0.0.1:9/team/a:v1',
   ],
+  // model-pull always writes the name: an entry without one was edited, whatever its pin says.
+  [
+    'an ollama: entry with an empty name',
+    'ollama:http://127.0.0.1:9/team/a:v1',
+    { name: '', digest: `sha256:${hex('1')}`, contentDigest: hex('1') },
+    'its name is empty, not 127.0.0.1:9/team/a:v1',
+  ],
+  [
+    'an oci: entry with an empty name',
+    'oci:http://127.0.0.1:9/team/a:v1',
+    { name: '', digest: `sha256:${hex('5')}`, contentDigest: hex('5'), detail: { manifest: '{}' } },
+    'its name is empty, not 127.0.0.1:9/team/a:v1',
+  ],
+  [
+    'a URL entry with an empty name',
+    `http://127.0.0.1:9/m.gguf sha256=${hex('3')}`,
+    { name: '', digest: `sha256:${hex('3')}`, contentDigest: hex('3') },
+    'its name is empty, not http://127.0.0.1:9/m.gguf',
+  ],
   [
     'an ollama: entry that breaks the line pin',
     `ollama:http://127.0.0.1:9/team/a:v1@sha256:${hex('2')}`,

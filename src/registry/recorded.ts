@@ -1,6 +1,6 @@
 import { sha256Hex, sha256HexOf } from '../digest.js';
 import { ModelPullError } from '../errors.js';
-import { type Identity, recordedIdentityError } from '../plan.js';
+import { checkRecordedName, type Identity, recordedIdentityError } from '../plan.js';
 
 /**
  * The rules every registry source (ollama:, oci:) applies to an identity from identify() or a
@@ -8,12 +8,11 @@ import { type Identity, recordedIdentityError } from '../plan.js';
  */
 
 /**
- * The manifest digest (hex) an identity records, once it names `name` (an empty name is taken
- * from the line) and its pin is a `sha256:` digest equal to its contentDigest.
+ * The manifest digest (hex) an identity records, once it names `name` and its pin is a
+ * `sha256:` digest equal to its contentDigest.
  */
 export function recordedManifestHex(identity: Identity, name: string): string {
-  if (identity.name !== '' && identity.name !== name)
-    throw recordedIdentityError(identity, `it names ${identity.name}, not ${name}`);
+  checkRecordedName(identity, name);
   const hex = sha256HexOf(identity.pin);
   if (hex === undefined || identity.contentDigest !== hex)
     throw recordedIdentityError(identity, `"${identity.pin.slice(0, 80)}" is not a manifest digest`);

@@ -142,7 +142,7 @@ describe('ollama source against the real distribution registry', () => {
     expect((await readFile(latest)).equals(model.manifest)).toBe(true);
   });
 
-  test('a lock-file identity (digest only) plans from the registry into a fresh store', async () => {
+  test('a lock-file identity without the manifest text plans from the registry into a fresh store', async () => {
     const fresh = await tempDir('model-pull-ollama-fresh-');
     try {
       const source = createOllamaSource({ modelsRoot: fresh.path });
@@ -151,7 +151,7 @@ describe('ollama source against the real distribution registry', () => {
       const identity = {
         source: 'ollama' as const,
         ref: line,
-        name: '',
+        name: `${host()}/${REPO}:v1`,
         pin: `sha256:${hex}`,
         contentDigest: hex,
       };

@@ -71,7 +71,7 @@ function identityOf(ref: OllamaRef, manifest: OllamaManifest, hex: string): Iden
 
 /**
  * The manifest digest of an identity from identify() or a lock file, once it is known to name
- * the line's model (and its pin, if the line has one). A name left empty is taken from the line.
+ * the line's model (and its pin, if the line has one).
  */
 function recordedHex(ref: OllamaRef, identity: Identity): string {
   const hex = recordedManifestHex(identity, ollamaName(ref));

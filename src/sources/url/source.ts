@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { redactUrl } from '../../errors.js';
-import { type Identity, recordedIdentityError, type Source } from '../../plan.js';
+import { checkRecordedName, type Identity, recordedIdentityError, type Source } from '../../plan.js';
 import { writeUrlRecord } from './record.js';
 import type { UrlRef } from './ref.js';
 
@@ -14,10 +14,10 @@ export function createUrlSource(options: { readonly filesDir: string }): Source<
       return identityOf(ref);
     },
     async plan(ref, identity) {
-      // The line itself is the whole identity: a recorded one must say the same (a name left
-      // empty is taken from the line).
+      // The line itself is the whole identity: a recorded one must say the same.
       const expected = identityOf(ref);
-      if ((identity.name !== '' && identity.name !== expected.name) || identity.pin !== expected.pin)
+      checkRecordedName(identity, expected.name);
+      if (identity.pin !== expected.pin)
         throw recordedIdentityError(
           identity,
           `it names ${identity.name} ${identity.pin}, not the line's file`,
