@@ -142,13 +142,38 @@ describe('fetchBlobs', () => {
   });
 
   it('progress never passes the size: bytes fetched again after a mismatch are traffic', async () => {
-    // Both attempts slow enough that the progress ticker sees each on its way (an unthrottled
-    // first attempt could end between two ticks, leaving nothing to go back from).
-    server.setFault((_req, _res, n) => (n === 1 ? { corruptAt: 5, rate: 4 * MiB } : { rate: 2 * MiB }));
+    // Each attempt is held mid-way until the progress ticker has shown it there: the first at
+    // half the blob (it is corrupt, so a second attempt follows), the second at a quarter, which
+    // the ticker must show as progress going back. No rate or timing decides what is seen.
+    const shown = (test: (done: number) => boolean) => {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      return { test, resolve, promise };
+    };
+    const HALF = Math.floor(SIZE / 2);
+    let first = 0;
+    const halfway = shown((done) => done >= HALF);
+    const back = shown((done) => first > 0 && done < first);
+    server.setFault((_req, _res, n) =>
+      n === 1
+        ? { corruptAt: 5, hold: { after: HALF, release: halfway.promise } }
+        : { hold: { after: HALF / 2, release: back.promise } },
+    );
     const seen: ProgressSnapshot[] = [];
+    const onProgress = (s: ProgressSnapshot) => {
+      seen.push(s);
+      const done = s.blobs[0]!.done;
+      if (halfway.test(done) && first === 0) {
+        first = done;
+        halfway.resolve();
+      }
+      if (back.test(done)) back.resolve();
+    };
     const [result] = await fetchBlobs(
       [spec(SIZE)],
-      options({ connections: 1, onProgress: (s: ProgressSnapshot) => seen.push(s), progressIntervalMs: 20 }),
+      options({ connections: 1, onProgress, progressIntervalMs: 20 }),
     );
     expect(result!.downloadedBytes).toBe(2 * SIZE);
     const done = seen.map((s) => s.blobs[0]!.done);

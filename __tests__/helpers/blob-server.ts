@@ -16,7 +16,7 @@ export interface BodyPlan {
   ignoreRange?: boolean;
   /** Cap this response's rate, bytes per second. */
   rate?: number;
-  /** Pause once this many body bytes are sent, calling `held`, until `release` settles. */
+  /** Pause once exactly this many body bytes are sent, calling `held`, until `release` settles. */
   hold?: { readonly after: number; readonly held?: () => void; readonly release: Promise<void> };
 }
 
@@ -87,6 +87,8 @@ async function sendBody(
       size = plan.resetAfter - sentSoFar;
     if (plan.stallAfter !== undefined && sentSoFar + size > plan.stallAfter)
       size = plan.stallAfter - sentSoFar;
+    if (plan.hold && !held && sentSoFar + size > plan.hold.after)
+      size = Math.max(0, plan.hold.after - sentSoFar);
     if (size > 0) {
       let piece = data.subarray(offset, offset + size);
       if (plan.corruptAt !== undefined && plan.corruptAt >= offset && plan.corruptAt < offset + size) {

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { isModelPullError } from '../../src/errors.js';
 import { HttpClient } from '../../src/http/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryEvent, withRetries } from '../../src/http/retry.js';
+import { type ManualClock, manualClock } from '../helpers/clock.js';
 import { startServer, type TestServer, tempDir } from '../helpers/http.js';
 import { selfSigned } from '../helpers/tls.js';
 
@@ -158,6 +159,14 @@ describe('HttpClient', () => {
 });
 
 describe('uploads', () => {
+  /** 16 chunks of 64 KiB, each after `gap(i)` ms on `clock`, once whatever was due then has run. */
+  async function* slowly(clock: ManualClock, gap: (i: number) => number) {
+    for (let i = 0; i < 16; i++) {
+      clock.advance(gap(i));
+      await new Promise((r) => setImmediate(r));
+      yield Buffer.alloc(64 * 1024, i);
+    }
+  }
   const chunks = (n: number, size: number) =>
     Readable.from(
       (function* () {
@@ -166,8 +175,12 @@ describe('uploads', () => {
     );
 
   test('an upload that takes longer than the stall timeout goes through while the server reads', async () => {
-    // The server takes the body in 64 KiB steps 60 ms apart: the whole upload lasts several
-    // stall timeouts, which undici's own headers timeout would have cut.
+    // The watchdog runs on a clock the test steps: 200 ms pass before each 64 KiB chunk is
+    // handed over, 3.2 s in all, more than the 250 ms stall timeout but never that long
+    // without a chunk. The server also takes each chunk 60 ms apart in real time, so the upload
+    // outlasts 250 ms of wall clock too, which undici's own headers timeout would have cut.
+    const clock = manualClock();
+    const body = Readable.from(slowly(clock, () => 200));
     const server = await startServer(async (req, res) => {
       let n = 0;
       for await (const c of req) {
@@ -178,14 +191,41 @@ describe('uploads', () => {
       }
       res.writeHead(201).end(String(n));
     });
-    const client = new HttpClient({ ...base, stallTimeoutMs: 250 });
+    const client = new HttpClient({ ...base, stallTimeoutMs: 250 }, clock);
     try {
       const answer = await client.request(`${server.url}/up`, {
         method: 'PUT',
         headers: { 'content-length': String(16 * 64 * 1024) },
-        body: chunks(16, 64 * 1024),
+        body,
       });
       expect([answer.status, await answer.body.text()]).toEqual([201, String(16 * 64 * 1024)]);
+      expect(clock.now() - 1_000_000).toBe(16 * 200);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  test('a chunk that comes too late on that clock is a stall', async () => {
+    // The same upload, but the eighth chunk comes 250 ms after the seventh: ERR_STALLED,
+    // however fast or slow the machine is.
+    const clock = manualClock();
+    const body = Readable.from(slowly(clock, (i) => (i === 7 ? 250 : 200)));
+    const server = await startServer(async (req, res) => {
+      for await (const _ of req);
+      res.writeHead(201).end();
+    });
+    const client = new HttpClient({ ...base, stallTimeoutMs: 250 }, clock);
+    try {
+      const stalled = client.request(`${server.url}/up`, {
+        method: 'PUT',
+        headers: { 'content-length': String(16 * 64 * 1024) },
+        body,
+      });
+      await expect(stalled).rejects.toMatchObject({
+        code: 'ERR_STALLED',
+        message: `${server.url}/up took no upload bytes within the stall timeout`,
+      });
     } finally {
       await client.close();
       await server.close();

@@ -92,12 +92,13 @@ export class HttpClient {
   private readonly dispatcher: Dispatcher;
 
   /**
-   * `timers` runs the whole-request deadline (tests inject a clock they step); by default an
-   * unref'd timer, so an answer nobody reads to its end never keeps the process alive.
+   * `timers` runs the whole-request deadline and the upload watchdog (tests inject a clock they
+   * step); by default the wall clock with unref'd timers, so an answer nobody reads to its end
+   * never keeps the process alive.
    */
   constructor(
     readonly options: HttpOptions,
-    private readonly timers: Pick<Clock, 'sleep'> = backgroundTimers,
+    private readonly timers: Clock = backgroundTimers,
   ) {
     const ca = options.extraCa ? [...getCACertificates('default'), options.extraCa] : undefined;
     const common = {
@@ -171,15 +172,24 @@ export class HttpClient {
     const stall = this.options.stallTimeoutMs;
     const answerDefault = this.options.requestDeadlineMs ?? Math.max(60_000, 2 * stall);
     const host = hostOf(url);
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const arm = (ms: number, why: string) => {
-      clearTimeout(timer);
-      timer = setTimeout(() => controller.abort(new ModelPullError('ERR_STALLED', why, { host })), ms);
-      timer.unref();
-    };
     const where = redactUrl(url);
-    arm(stall, `${where} took no upload bytes within the stall timeout`);
+    const controller = new AbortController();
+    // One watchdog on the client's clock (so tests can step it), not a timer per chunk: each
+    // chunk only moves `since`; the watchdog sleeps until the current limit runs out.
+    const stopped = new AbortController();
+    let since = this.timers.now();
+    let limit = { ms: stall, why: `${where} took no upload bytes within the stall timeout` };
+    const arm = (ms: number, why: string) => {
+      since = this.timers.now();
+      limit = { ms, why };
+    };
+    void (async () => {
+      for (;;) {
+        const left = since + limit.ms - this.timers.now();
+        if (left <= 0) return controller.abort(new ModelPullError('ERR_STALLED', limit.why, { host }));
+        await this.timers.sleep(left, stopped.signal);
+      }
+    })().catch(() => undefined); // stopped: the answer came
     const watched = body.pipe(
       new Transform({
         transform(chunk, _encoding, done) {
@@ -198,7 +208,7 @@ export class HttpClient {
     try {
       return await this.follow(url, { ...options, body: watched }, signal);
     } finally {
-      clearTimeout(timer);
+      stopped.abort();
       if (!body.destroyed) body.destroy();
     }
   }
@@ -300,7 +310,8 @@ export class HttpClient {
   }
 }
 
-const backgroundTimers: Pick<Clock, 'sleep'> = {
+const backgroundTimers: Clock = {
+  now: () => Date.now(),
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireBuiltCli, runCli, startCli } from '../../cli/run.js';
 import { startBlobServer } from '../../helpers/blob-server.js';
-import { type TestServer, tempDir } from '../../helpers/http.js';
+import { parseRange, type TestServer, tempDir } from '../../helpers/http.js';
 import { FILEPATH, modelPack, pushArtifact } from '../../helpers/oci-artifacts.js';
 import { type RealRegistry, sha256, startRecordingProxy, startRegistry } from '../../helpers/registry.js';
 
@@ -12,6 +12,8 @@ import { type RealRegistry, sha256, startRecordingProxy, startRegistry } from '.
 
 const MiB = 1024 * 1024;
 const SIZE = 24 * MiB;
+/** What the storage sends before it holds its responses (the rest comes after the kill). */
+const HELD = 16 * MiB;
 
 /** Bytes the staging progress record says are on disk (what a rerun may skip). */
 async function recordedBytes(record: string): Promise<number> {
@@ -39,9 +41,23 @@ it('resumes after kill -9, fetching only what was not recorded', async () => {
   ]);
   registry = await startRegistry();
   await pushArtifact(registry.url, 'team/big', 'v1', artifact);
-  // 2 connections at 2 MiB/s: about 6 s for the whole layer, so a kill at 10 MiB lands mid-flight.
-  const storage = await startBlobServer(weights, () => ({ rate: 2 * MiB }));
-  // The registry, except that the big layer is redirected to the slow storage.
+  // The storage sends HELD bytes in all, then holds its responses open: the kill lands
+  // mid-download however slowly the machine runs. Each response may send what is left of HELD
+  // (up to its range), so two connections together cannot pass it.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let budget = HELD;
+  const storage = await startBlobServer(weights, (req) => {
+    if (req.method !== 'GET') return undefined;
+    const range = parseRange(req.headers.range, SIZE);
+    const asked = range ? range.end - range.start + 1 : SIZE;
+    const after = Math.min(asked, budget);
+    budget -= after;
+    return after === asked ? undefined : { hold: { after, release: released } };
+  });
+  // The registry, except that the big layer is redirected to the storage.
   front = await startRecordingProxy(registry.url, {
     answer(req, res) {
       if (req.method !== 'GET' || req.url !== `/v2/team/big/blobs/sha256:${hex}`) return false;
@@ -51,26 +67,28 @@ it('resumes after kill -9, fetching only what was not recorded', async () => {
   });
   const dir = await tempDir('model-pull-oci-resume-');
   const ociDir = join(dir.path, 'oci');
+  const record = join(ociDir, '.model-pull-ingest', `sha256-${hex}.progress.json`);
   const line = `oci:${new URL(front.url).host}/team/big:v1`;
   const args = ['pull', '--oci-dir', ociDir, '--connections', '2', '--json', line];
   try {
     const run = startCli(args, { env: { HOME: dir.path } });
-    const deadline = Date.now() + 30_000;
-    while (storage.sentBytes() < 10 * MiB) {
-      if (Date.now() > deadline || run.child.exitCode !== null)
-        throw new Error(`no progress: ${run.stderr()}`);
+    // The record is saved at least every 8 MiB received, so once HELD arrived it keeps at least
+    // HELD - 8 MiB: killed then (the test's own timeout bounds the wait).
+    while ((await recordedBytes(record).catch(() => 0)) < HELD - 8 * MiB) {
+      if (run.child.exitCode !== null) throw new Error(`ended before the kill: ${run.stderr()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     run.child.kill('SIGKILL');
     const killed = await run.done;
     expect(killed.signal).toBe('SIGKILL');
 
-    const record = join(ociDir, '.model-pull-ingest', `sha256-${hex}.progress.json`);
     const kept = await recordedBytes(record);
-    expect(kept).toBeGreaterThanOrEqual(4 * MiB);
+    expect(kept).toBeGreaterThanOrEqual(HELD - 8 * MiB);
+    expect(kept).toBeLessThanOrEqual(HELD);
     const sentBefore = storage.sentBytes();
 
     storage.setFault(undefined);
+    release();
     const rerun = await runCli(args, { env: { HOME: dir.path }, timeoutMs: 60_000 });
     expect(rerun.code).toBe(0);
     const served = storage.sentBytes() - sentBefore;
