@@ -289,11 +289,11 @@ function progressBars(stream) {
             if (blob.fetchMs === undefined || ended.has(blob.target))
                 return;
             ended.add(blob.target);
-            const name = shorten((0,report_text/* printable */.g)(blob.label), layout.line);
+            const name = shorten((0,report_text/* printable */.g$)(blob.label), layout.line);
             if (blob.state === 'done')
                 log(` ✓ ${name} ${(0,format/* formatBytes */.z3)(blob.total ?? blob.done)} ${(0,format/* formatDuration */.a3)(blob.fetchMs)}`);
             else
-                log(` ✗ ${name}: ${(0,report_text/* printable */.g)(withoutLabel(blob.error ?? 'failed', blob.label))}`);
+                log(` ✗ ${name}: ${(0,report_text/* printable */.g$)(withoutLabel(blob.error ?? 'failed', blob.label))}`);
             return;
         }
         if (blob.state !== 'downloading' && blob.state !== 'verifying')
@@ -360,7 +360,7 @@ function fields(label, done, all, rate, labelWidth, eta = true) {
     // Own names: cli-progress fills `eta`, `percentage`, `value`… itself and would win.
     return {
         pctText: pct.padStart(4),
-        labelText: shorten((0,report_text/* printable */.g)(label), labelWidth).padEnd(labelWidth),
+        labelText: shorten((0,report_text/* printable */.g$)(label), labelWidth).padEnd(labelWidth),
         amountText: amount(shown, all).padStart(17),
         rateText: (0,format/* formatRate */.CE)(rate).padStart(11),
         etaText: !eta
@@ -427,7 +427,7 @@ function pullDisplay(stderr, options = {}) {
 /** Log lines for stderr, secrets masked; `write` takes one line without its newline. */
 function lineLogger(write, secrets) {
     const mask = (m) => secrets.reduce((text, s) => text.split(s).join('***'), m);
-    const out = (m) => write((0,report_text/* printable */.g)(mask(m)));
+    const out = (m) => write((0,report_text/* printable */.g$)(mask(m)));
     return {
         debug: () => undefined,
         info: out,
@@ -1104,11 +1104,11 @@ function pathsJson(report) {
 function summaryMarkdown(report) {
     const rows = report.models.map((m) => {
         const o = m.output;
-        const key = m.key ? codeSpan(m.key) : '–';
+        const key = m.key ? cellCodeSpan(m.key) : '–';
         const rate = m.downloadedBytes > 0 && m.durationMs > 0 ? formatRate((m.downloadedBytes * 1000) / m.durationMs) : '–';
         if (!o)
-            return `| ${codeSpan(m.line)} | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – | ${key} |`;
-        return `| ${codeSpan(m.line)} | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} | ${key} |`;
+            return `| ${cellCodeSpan(m.line)} | – | – | failed | ${formatBytes(m.downloadedBytes)} | – | – | ${key} |`;
+        return `| ${cellCodeSpan(m.line)} | ${o.source} | ${formatBytes(o.size)} | ${o.cache} | ${formatBytes(m.downloadedBytes)} | ${formatDuration(m.durationMs)} | ${rate} | ${key} |`;
     });
     const failures = report.models.flatMap((m) => (m.error ? failureItem(m.error, m.line) : []));
     return [
@@ -1570,7 +1570,7 @@ async function verifyCommand(settings, values, io, sources) {
     if (values.json)
         io.stdout.write(`${JSON.stringify({ damaged, missing }, null, 2)}\n`);
     else
-        printReports(folders, (line) => io.stdout.write(`${(0,report_text/* printable */.g)(line)}\n`));
+        printReports(folders, (line) => io.stdout.write(`${(0,report_text/* printable */.g$)(line)}\n`));
     for (const folder of missing)
         io.stderr.write(`model-pull verify: ${folder}: no such folder\n`);
     if (checked.length === 0 && missing.length === 0) {
@@ -2418,8 +2418,8 @@ function redactUrl(url) {
  */
 function describeError(error) {
     if (error instanceof Error)
-        return (0,_report_text_js__WEBPACK_IMPORTED_MODULE_0__/* .printable */ .g)(error.message.replace(/\s*\n\s*/g, ' '));
-    return (0,_report_text_js__WEBPACK_IMPORTED_MODULE_0__/* .printable */ .g)(String(error));
+        return (0,_report_text_js__WEBPACK_IMPORTED_MODULE_0__/* .printable */ .g$)(error.message.replace(/\s*\n\s*/g, ' '));
+    return (0,_report_text_js__WEBPACK_IMPORTED_MODULE_0__/* .printable */ .g$)(String(error));
 }
 
 
@@ -2675,8 +2675,9 @@ class HttpClient {
     timers;
     dispatcher;
     /**
-     * `timers` runs the whole-request deadline (tests inject a clock they step); by default an
-     * unref'd timer, so an answer nobody reads to its end never keeps the process alive.
+     * `timers` runs the whole-request deadline and the upload watchdog (tests inject a clock they
+     * step); by default the wall clock with unref'd timers, so an answer nobody reads to its end
+     * never keeps the process alive.
      */
     constructor(options, timers = backgroundTimers) {
         this.options = options;
@@ -2748,15 +2749,25 @@ class HttpClient {
         const stall = this.options.stallTimeoutMs;
         const answerDefault = this.options.requestDeadlineMs ?? Math.max(60_000, 2 * stall);
         const host = (0,http_errors/* hostOf */.w)(url);
-        const controller = new AbortController();
-        let timer;
-        const arm = (ms, why) => {
-            clearTimeout(timer);
-            timer = setTimeout(() => controller.abort(new errors/* ModelPullError */.Vy('ERR_STALLED', why, { host })), ms);
-            timer.unref();
-        };
         const where = (0,errors/* redactUrl */.BO)(url);
-        arm(stall, `${where} took no upload bytes within the stall timeout`);
+        const controller = new AbortController();
+        // One watchdog on the client's clock (so tests can step it), not a timer per chunk: each
+        // chunk only moves `since`; the watchdog sleeps until the current limit runs out.
+        const stopped = new AbortController();
+        let since = this.timers.now();
+        let limit = { ms: stall, why: `${where} took no upload bytes within the stall timeout` };
+        const arm = (ms, why) => {
+            since = this.timers.now();
+            limit = { ms, why };
+        };
+        void (async () => {
+            for (;;) {
+                const left = since + limit.ms - this.timers.now();
+                if (left <= 0)
+                    return controller.abort(new errors/* ModelPullError */.Vy('ERR_STALLED', limit.why, { host }));
+                await this.timers.sleep(left, stopped.signal);
+            }
+        })().catch(() => undefined); // stopped: the answer came
         const watched = body.pipe(new external_node_stream_.Transform({
             transform(chunk, _encoding, done) {
                 arm(stall, `${where} took no upload bytes within the stall timeout`);
@@ -2774,7 +2785,7 @@ class HttpClient {
             return await this.follow(url, { ...options, body: watched }, signal);
         }
         finally {
-            clearTimeout(timer);
+            stopped.abort();
             if (!body.destroyed)
                 body.destroy();
         }
@@ -2864,6 +2875,7 @@ class HttpClient {
     }
 }
 const backgroundTimers = {
+    now: () => Date.now(),
     sleep: (ms, signal) => new Promise((resolve, reject) => {
         if (signal?.aborted)
             return reject(signal.reason);
@@ -6648,9 +6660,9 @@ function doneLine(report, paths = true) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   g: () => (/* binding */ printable)
+/* harmony export */   g$: () => (/* binding */ printable)
 /* harmony export */ });
-/* unused harmony export codeSpan */
+/* unused harmony exports codeSpan, cellCodeSpan */
 /**
  * Text from outside (a server's error body, a file name from a listing, a tag) reaches terminals,
  * CI logs and the job summary. There it must stay text: an escape sequence would drive the
@@ -6676,12 +6688,19 @@ function printable(text) {
     });
 }
 /**
- * Text for a Markdown code span inside a table cell: printable, with the two characters that
- * could end the span or the cell made harmless. Inside a code span nothing else is markup: no
- * HTML, no links, no emphasis.
+ * Text as a Markdown code span: printable, with a backtick (which could end the span) made a
+ * quote. Inside a code span nothing else is markup: no HTML, no links, no emphasis.
  */
 function codeSpan(text) {
-    return `\`${printable(text).replace(/`/g, "'").replace(/\|/g, '\\|')}\``;
+    return `\`${printable(text).replace(/`/g, "'")}\``;
+}
+/**
+ * A code span inside a table cell, where a `|` would end the cell even within the span; GitHub
+ * reads `\|` there as a plain `|`. Elsewhere (a list item) the backslash would show, so only
+ * cells escape it.
+ */
+function cellCodeSpan(text) {
+    return codeSpan(text).replace(/\|/g, '\\|');
 }
 
 
@@ -7709,6 +7728,16 @@ var registry_prefix = __webpack_require__(8911);
  */
 function recordedIdentityError(identity, why) {
     return new errors/* ModelPullError */.Vy('ERR_LOCKFILE', `the recorded identity of "${identity.ref}" is invalid: ${why}`);
+}
+/**
+ * Refuses a recorded identity that names another model than its line. An empty name is refused
+ * too: model-pull always writes the name, so an entry without one was edited, and the bytes its
+ * pin names are then not known to be the line's model.
+ */
+function checkRecordedName(identity, name) {
+    if (identity.name === name)
+        return;
+    throw recordedIdentityError(identity, identity.name === '' ? `its name is empty, not ${name}` : `it names ${identity.name}, not ${name}`);
 }
 
 // EXTERNAL MODULE: ./src/download/safe-fs.ts
@@ -9748,12 +9777,11 @@ class RepositoryRoute {
  * lock file: it pins a manifest by digest, and the manifest text it may carry is those bytes.
  */
 /**
- * The manifest digest (hex) an identity records, once it names `name` (an empty name is taken
- * from the line) and its pin is a `sha256:` digest equal to its contentDigest.
+ * The manifest digest (hex) an identity records, once it names `name` and its pin is a
+ * `sha256:` digest equal to its contentDigest.
  */
 function recordedManifestHex(identity, name) {
-    if (identity.name !== '' && identity.name !== name)
-        throw recordedIdentityError(identity, `it names ${identity.name}, not ${name}`);
+    checkRecordedName(identity, name);
     const hex = (0,src_digest/* sha256HexOf */.AS)(identity.pin);
     if (hex === undefined || identity.contentDigest !== hex)
         throw recordedIdentityError(identity, `"${identity.pin.slice(0, 80)}" is not a manifest digest`);
@@ -11286,7 +11314,7 @@ function source_identityOf(ref, manifest, hex) {
 }
 /**
  * The manifest digest of an identity from identify() or a lock file, once it is known to name
- * the line's model (and its pin, if the line has one). A name left empty is taken from the line.
+ * the line's model (and its pin, if the line has one).
  */
 function recordedHex(ref, identity) {
     const hex = recordedManifestHex(identity, ollamaName(ref));
@@ -11551,10 +11579,10 @@ function createUrlSource(options) {
             return url_source_identityOf(ref);
         },
         async plan(ref, identity) {
-            // The line itself is the whole identity: a recorded one must say the same (a name left
-            // empty is taken from the line).
+            // The line itself is the whole identity: a recorded one must say the same.
             const expected = url_source_identityOf(ref);
-            if ((identity.name !== '' && identity.name !== expected.name) || identity.pin !== expected.pin)
+            checkRecordedName(identity, expected.name);
+            if (identity.pin !== expected.pin)
                 throw recordedIdentityError(identity, `it names ${identity.name} ${identity.pin}, not the line's file`);
             if (identity.contentDigest !== expected.contentDigest)
                 throw recordedIdentityError(identity, 'contentDigest is not the sha256 of the file');
