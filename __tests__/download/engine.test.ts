@@ -411,3 +411,60 @@ describe('one resolve per blob', () => {
     expect(cdn.requests.filter((r) => r.url === '/blob?sig=2').length).toBeGreaterThan(0);
   });
 });
+
+describe('many small files', () => {
+  const blobs = Array.from({ length: 6 }, () => randomBlob(20 * KiB + 1));
+  let server: TestServer;
+  let inFlight = 0;
+  let most = 0;
+  const held: (() => void)[] = [];
+
+  beforeAll(async () => {
+    // Each response waits until four requests are open at once (or a second went by), so files
+    // fetched one after another show up as one request at a time.
+    server = await startServer((req, res) => {
+      const blob = blobs[Number(req.url?.slice(1))]!;
+      inFlight++;
+      most = Math.max(most, inFlight);
+      const answer = () => {
+        inFlight--;
+        res.writeHead(200, { 'content-length': blob.data.length }).end(blob.data);
+      };
+      held.push(answer);
+      const release = () => {
+        for (const a of held.splice(0)) a();
+      };
+      if (inFlight >= 4) release();
+      else setTimeout(release, 1000);
+    });
+  });
+  afterAll(() => server.close());
+
+  it('run side by side on the connections of the blobs allowed at once, never more', async () => {
+    const dir = await tempDir();
+    const http = testClient();
+    try {
+      const specs = blobs.map((b, i) => ({
+        ...blobSpec(dir.path, b.hex, b.data.length, `${server.url}/${i}`),
+      }));
+      const results = await fetchBlobs(specs, {
+        http,
+        // One large blob at a time, four connections: four files too small to split at once.
+        concurrency: 1,
+        connections: 4,
+        verify: 'full',
+        retry: FAST_RETRY,
+        clock: skippingClock(),
+        minSplit: 64 * KiB,
+      });
+      for (const [i, result] of results.entries()) {
+        expect(sha256Hex(await readFile(result.target))).toBe(blobs[i]!.hex);
+      }
+      expect(server.requests).toHaveLength(6);
+      expect(most).toBe(4);
+    } finally {
+      await http.close();
+      await dir.remove();
+    }
+  });
+});

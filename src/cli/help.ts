@@ -22,7 +22,7 @@ const COMMON_OPTIONS = `Options (environment defaults as in the action):
   --files-dir DIR         where https:// files land (~/.cache/model-pull/files)
   --hf-endpoint URL       Hub or mirror ($HF_ENDPOINT or https://huggingface.co)
   --hf-token TOKEN        Hub token ($HF_TOKEN); sent only to the hub's own origin
-  --concurrency N         files at once (4)
+  --concurrency N         files at once (4); small files share the idle connections
   --connections N         parallel ranges per large file (16)
   --verify full|size      how files already on disk are trusted (full)
   --insecure              allow plain http to non-loopback hosts

@@ -9,6 +9,7 @@ import type { Logger } from '../report/logger.js';
 import { downloadToStaging } from './blob-download.js';
 import { checkDiskSpace } from './disk.js';
 import { acquireLease, describeHolder, type Lease, type LeaseTiming } from './lease.js';
+import { poolSettled } from './pool.js';
 import { ProgressTracker } from './progress.js';
 import { commitStaged, discardStaging, loadProgress, stagingPaths, targetInfo } from './staging.js';
 import type { BlobResult, BlobSpec, ProgressListener } from './types.js';
@@ -106,7 +107,16 @@ async function fetchUnique(
       return check.status === 'fulfilled' && !check.value.ok ? [{ ...entry, verdict: check.value }] : [];
     });
     await checkDiskSpace(await bytesToFetch(missing.map((e) => e.blob)));
-    const fetched = await poolSettled(missing, options.concurrency, async ({ blob, progress, verdict }) => {
+    // The connections of `concurrency` large blobs are the budget: a blob too small to split takes
+    // one of them, so many small files (a sharded repo) run side by side instead of four at a
+    // time on one connection each, and the tail of a repo does not crawl.
+    const minSplit = options.minSplit ?? 4 * MiB;
+    const connectionsOf = ({ blob }: { blob: BlobSpec }) =>
+      blob.size === undefined
+        ? options.connections
+        : Math.min(options.connections, Math.max(1, Math.floor(blob.size / minSplit)));
+    const budget = { limit: options.concurrency * options.connections, weight: connectionsOf };
+    const fetched = await poolSettled(missing, budget, async ({ blob, progress, verdict }) => {
       tracker.start(progress);
       options.onFetchStart?.(blob);
       try {
@@ -320,27 +330,6 @@ async function bytesToFetch(blobs: readonly BlobSpec[]): Promise<Map<string, num
     needs.set(blob.ingestDir, (needs.get(blob.ingestDir) ?? 0) + blob.size - staged);
   }
   return needs;
-}
-
-async function poolSettled<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<PromiseSettledResult<R>[]> {
-  const results: PromiseSettledResult<R>[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      try {
-        results[i] = { status: 'fulfilled', value: await fn(items[i]!) };
-      } catch (reason) {
-        results[i] = { status: 'rejected', reason };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return results;
 }
 
 /** Every blob error names its blob first, once. */

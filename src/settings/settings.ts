@@ -273,7 +273,7 @@ export function buildSettings(raw: RawInputs, ctx: SettingsContext): Settings {
     allowedRealmHosts: (value(Inputs.AllowedRealmHosts) ?? '').split(/[\s,]+/).filter(Boolean),
     sourceOptions,
     http: {
-      // Each file may open `connections` ranges and `concurrency` files run at once.
+      // The engine's budget: `concurrency` files of `connections` ranges each (small files share it).
       connections: connections * concurrency,
       insecure,
       extraCa: caFile ? readCa(path(caFile), ctx.nameOf(Inputs.CaCert)) : undefined,
