@@ -25,12 +25,18 @@ const GNU_TIME = '/usr/bin/time';
  * pays for its own start-up. A non-zero exit is a harness error: the benchmark compares
  * successful, verified downloads only.
  */
-export async function runTimed(command: string, args: readonly string[], timeoutMs: number): Promise<Timed> {
+export async function runTimed(
+  command: string,
+  args: readonly string[],
+  timeoutMs: number,
+  /** The child's whole environment (default: this process's). */
+  env?: NodeJS.ProcessEnv,
+): Promise<Timed> {
   const rusageDir = existsSync(GNU_TIME)
     ? await mkdtemp(join(tmpdir(), 'model-pull-bench-time-'))
     : undefined;
   try {
-    return await runMeasured(command, args, timeoutMs, rusageDir && join(rusageDir, 'rusage'));
+    return await runMeasured(command, args, timeoutMs, rusageDir && join(rusageDir, 'rusage'), env);
   } finally {
     if (rusageDir) await rm(rusageDir, { recursive: true, force: true });
   }
@@ -41,13 +47,13 @@ async function runMeasured(
   args: readonly string[],
   timeoutMs: number,
   rusageFile: string | undefined,
+  env: NodeJS.ProcessEnv | undefined,
 ): Promise<Timed> {
   const started = performance.now();
-  const child = rusageFile
-    ? spawn(GNU_TIME, ['-f', '%U %S %M', '-o', rusageFile, command, ...args], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-    : spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [file, argv] = rusageFile
+    ? [GNU_TIME, ['-f', '%U %S %M', '-o', rusageFile, command, ...args]]
+    : [command, [...args]];
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -106,6 +112,8 @@ async function readHwm(pid: number): Promise<number | undefined> {
 
 export interface ServerProcess {
   readonly url: string;
+  /** With `hfRate`: the fake Hugging Face Hub's and its CDN's URLs (127.0.0.1, ports of their own). */
+  readonly hf?: { readonly hub: string; readonly cdn: string };
   stop(): Promise<void>;
 }
 
@@ -116,6 +124,7 @@ export async function startServerProcess(
   trace = false,
   archive?: { readonly path: string; readonly rate: number },
   ociFolder?: string,
+  hfRate?: number,
 ): Promise<ServerProcess> {
   // The hooks resolve the server's `.js` imports of its sibling .ts modules.
   const hooks = new URL('../__tests__/helpers/ts-hooks.mjs', import.meta.url).pathname;
@@ -123,18 +132,19 @@ export async function startServerProcess(
   if (trace) args.push('--trace');
   if (archive) args.push('--archive', archive.path, '--archive-rate', String(archive.rate));
   if (ociFolder) args.push('--oci', ociFolder);
+  if (hfRate) args.push('--hf', String(hfRate));
   const child = spawn(process.execPath, args, {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
+  const ready = await new Promise<{ port: number; hf?: { hub: string; cdn: string } }>((resolve, reject) => {
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
       const line = out.split('\n')[0];
       if (out.includes('\n') && line) {
         child.stdout.off('data', onData);
-        resolve((JSON.parse(line) as { port: number }).port);
+        resolve(JSON.parse(line) as { port: number; hf?: { hub: string; cdn: string } });
       }
     };
     child.stdout.on('data', onData);
@@ -142,7 +152,8 @@ export async function startServerProcess(
     void exited.then(() => reject(new Error('the bench server exited before listening')));
   });
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${ready.port}`,
+    ...(ready.hf ? { hf: ready.hf } : {}),
     stop: async () => {
       // Closing its stdin is the server's signal to close; the kill is the fallback.
       child.stdin.end();

@@ -2,7 +2,7 @@ import type { Measurement } from './tools.js';
 
 const MiB = 1024 * 1024;
 
-export type CaseId = 'capped' | 'stuck' | 'uncapped' | 'stuck-socket' | 'oci' | 'warm';
+export type CaseId = 'capped' | 'stuck' | 'uncapped' | 'stuck-socket' | 'oci' | 'warm' | 'files';
 
 export interface CaseResult {
   readonly id: CaseId;
@@ -10,7 +10,10 @@ export interface CaseResult {
   readonly rivalName: string;
   readonly ours: readonly Measurement[];
   readonly rival: readonly Measurement[];
-  /** A second reference in the same runs (the uncapped case's `curl -o` without verification). */
+  /**
+   * A second reference in the same runs: the uncapped case's `curl -o` without verification; the
+   * files case's pull of one file of the same total size by ours.
+   */
   readonly floor?: { readonly name: string; readonly runs: readonly Measurement[] };
 }
 
@@ -38,11 +41,12 @@ const cpuMs = (ms: readonly Measurement[]) => {
   const known = ms.flatMap((m) => (m.cpuMs === undefined ? [] : [m.cpuMs]));
   return known.length ? median(known) : Number.NaN;
 };
-/** Median Hub resolve/ and CDN requests per run, "hub/cdn". */
+/** Median Hub resolve/ and CDN requests per run, "hub/cdn", and the Hub's API calls where any. */
 const requests = (ms: readonly Measurement[]) => {
   const known = ms.flatMap((m) => (m.requests ? [m.requests] : []));
   if (!known.length) return '—';
-  return `${median(known.map((r) => r.hub))}/${median(known.map((r) => r.cdn))}`;
+  const api = median(known.map((r) => r.api ?? 0));
+  return `${median(known.map((r) => r.hub))}/${median(known.map((r) => r.cdn))}${api ? ` +${api} API` : ''}`;
 };
 
 /** Checks issue 2's targets against the medians; a case that did not run is skipped. */
@@ -88,15 +92,27 @@ export function evaluate(results: readonly CaseResult[], size: number): Target[]
   }
   const warm = by.get('warm');
   if (warm) targets.push(ratio('6 warm: ours / openssl dgst', wall(warm.ours), wall(warm.rival), 1.2, true));
-  const downloads = results.filter((r) => r.id !== 'warm' && r.id !== 'oci');
-  const resolves = downloads.flatMap((r) => r.ours.flatMap((m) => (m.requests ? [m.requests.hub] : [])));
+  const files = by.get('files');
+  if (files) {
+    const ours = wall(files.ours);
+    targets.push(
+      ratio('8 files: ours / hf download', ours, wall(files.rival), 0.5, true),
+      ratio('8 files: ours / ours on one file', ours, wall(files.floor?.runs ?? []), 1.15, true),
+    );
+  }
+  // Every leg of ours that downloads, the files case's one-file leg included.
+  const downloads = results
+    .filter((r) => r.id !== 'warm' && r.id !== 'oci')
+    .flatMap((r) => [...r.ours, ...(r.id === 'files' ? (r.floor?.runs ?? []) : [])]);
+  const resolves = downloads.flatMap((m) => (m.requests ? [m.requests.hub / (m.requests.files ?? 1)] : []));
   if (resolves.length > 0) {
-    targets.push(check('7 Hub resolve/ per file (most in a run)', Math.max(...resolves), 1, String));
+    const fmt = (v: number) => String(Number(v.toFixed(2)));
+    targets.push(check('7 Hub resolve/ per file (most in a run)', Math.max(...resolves), 1, fmt));
   }
   const oci = by.get('oci');
   if (oci) targets.push(ratio('5 oci: ours / skopeo copy', wall(oci.ours), wall(oci.rival), 0.35, true));
-  // The engine's bound (issue 2); an oci: pull runs the whole pipeline and is shown in the table.
-  const engineRuns = results.filter((r) => r.id !== 'oci');
+  // The engine's bound (issue 2); oci: and hf: pulls run the whole pipeline and are shown in the table.
+  const engineRuns = results.filter((r) => r.id !== 'oci' && r.id !== 'files');
   if (engineRuns.length > 0) {
     const rss = Math.max(...engineRuns.map((r) => peakMiB(r.ours)));
     targets.push(check('4 peak RSS of ours (all runs)', rss, 80, (v) => `${v.toFixed(1)} MiB`));
@@ -162,7 +178,9 @@ export function table(results: readonly CaseResult[]): string {
       secs(cpuMs(r.ours)),
       `${peakMiB(r.ours).toFixed(1)} MiB`,
       requests(r.ours),
-      secs(median(r.ours.map((m) => m.engineMs ?? m.wallMs))),
+      r.ours.every((m) => m.engineMs === undefined)
+        ? '—'
+        : secs(median(r.ours.map((m) => m.engineMs ?? m.wallMs))),
     ]);
     const others: [string, readonly Measurement[]][] = [[r.rivalName, r.rival]];
     if (r.floor) others.push([r.floor.name, r.floor.runs]);

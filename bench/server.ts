@@ -1,8 +1,9 @@
 // The benchmark's blob server. It runs in a process of its own (spawned by run.ts) so that
 // serving bytes does not share the measured client's event loop.
 //
-// argv: <blob file> [--archive FILE --archive-rate R] [--oci FOLDER]. Prints {"port":N} once
-// listening; exits when its stdin closes.
+// argv: <blob file> [--archive FILE --archive-rate R] [--oci FOLDER] [--hf RATE]. Prints
+// {"port":N} once listening (with --hf also "hf":{"hub":URL,"cdn":URL}); exits when its stdin
+// closes.
 //
 // GET /blob?rate=R&slow=TOKEN&slowRate=S
 //   rate      cap in bytes/s for each TCP connection (a token bucket per socket, so keep-alive
@@ -17,61 +18,36 @@
 //   slowScope `socket`: every later request on that request's TCP connection crawls too (a bad
 //             path rather than one bad response); default `request`
 // GET /resolve/blob?…  the Hub's resolve/: a 302 to /blob with the same query (the CDN)
-// GET /stats  {"hub":N,"cdn":M}: resolve/ and /blob requests since the last /stats
+// GET /stats  {"hub":N,"cdn":M,"api":K}: resolve/ and /blob requests since the last /stats (with
+//             --hf, the Hugging Face hub's resolve/ and CDN requests are added, its API calls
+//             are `api`)
 // /v2/…       with --oci: an OCI registry holding one artifact whose large layer redirects to
 //             /blob (the oci case, see registry-server.ts)
+// --hf RATE   the files case: the test suite's fake Hugging Face Hub (revision and tree API,
+//             resolve/ answering 302 to its CDN for LFS files, ETag = git sha1 for small ones) on
+//             a port of its own, serving hf-repos.ts's two repos cut from the blob; its CDN (a
+//             third port) sends every connection at most RATE bytes/s
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { type LocalHub, startHub } from '../__tests__/helpers/hub.js';
+import {
+  commitOf,
+  contentOf,
+  MANY_FILES_REPO,
+  manyFilesLayout,
+  ONE_FILE_REPO,
+  oneFileLayout,
+} from './hf-repos.js';
 import { loadRegistry, serveRegistry } from './registry-server.js';
+import { bucketFor, CAPPED_CHUNK, send, TokenBucket } from './throttle.js';
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
-const CAPPED_CHUNK = 64 * KiB;
-const UNCAPPED_CHUNK = 1 * MiB;
-
-/** Tokens are bytes; refilled at `rate` per second up to `burst`, so a cap holds over ~16 ms. */
-class TokenBucket {
-  private tokens: number;
-  private last = performance.now();
-
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-  ) {
-    this.tokens = burst;
-  }
-
-  /** Resolves once `n` bytes may be sent. */
-  async take(n: number): Promise<void> {
-    for (;;) {
-      const now = performance.now();
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
-      this.last = now;
-      if (this.tokens >= n) {
-        this.tokens -= n;
-        return;
-      }
-      const waitMs = ((n - this.tokens) * 1000) / this.rate;
-      await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.ceil(waitMs))));
-    }
-  }
-}
+const MiB = 1024 * 1024;
 
 /** Requests per role since the last GET /stats. */
 const counts = { hub: 0, cdn: 0 };
-const socketBuckets = new WeakMap<Socket, TokenBucket>();
 const slowTaken = new Set<string>();
 const slowSockets = new WeakMap<Socket, TokenBucket>();
-
-function bucketFor(socket: Socket, rate: number): TokenBucket {
-  let bucket = socketBuckets.get(socket);
-  if (!bucket) {
-    bucket = new TokenBucket(rate, Math.max(CAPPED_CHUNK, rate / 64));
-    socketBuckets.set(socket, bucket);
-  }
-  return bucket;
-}
 
 function parseRange(header: string | undefined, size: number): { start: number; end: number } | null {
   const m = header ? /^bytes=(\d+)-(\d*)$/.exec(header) : null;
@@ -86,9 +62,7 @@ async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method === 'POST' && url.pathname.endsWith('/GetCacheEntryDownloadURL')) return lookup(req, res);
   if (registry && url.pathname.startsWith('/v2/')) return serveRegistry(registry, req, res, url.pathname);
   if (url.pathname === '/stats') {
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(counts));
-    counts.hub = 0;
-    counts.cdn = 0;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(takeCounts()));
     return;
   }
   if (url.pathname === '/resolve/blob') {
@@ -137,24 +111,46 @@ async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   }
 }
 
-async function send(
-  res: ServerResponse,
-  data: Buffer,
-  start: number,
-  end: number,
-  buckets: readonly TokenBucket[],
-): Promise<void> {
-  const chunk = buckets.length > 0 ? CAPPED_CHUNK : UNCAPPED_CHUNK;
-  for (let offset = start; offset < end; ) {
-    if (res.destroyed) return;
-    const n = Math.min(chunk, end - offset);
-    for (const bucket of buckets) await bucket.take(n);
-    if (res.destroyed) return;
-    const ok = res.write(data.subarray(offset, offset + n));
-    offset += n;
-    if (!ok) await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
+/** The counts since the last call, the fake Hub's included; resets them. */
+function takeCounts(): { hub: number; cdn: number; api: number } {
+  const taken = { ...counts, api: 0 };
+  counts.hub = 0;
+  counts.cdn = 0;
+  if (hf) {
+    const resolves = hf.hub.requests.filter((r) => r.url.includes('/resolve/')).length;
+    taken.hub += resolves;
+    taken.api += hf.hub.requests.length - resolves;
+    taken.cdn += hf.cdn.requests.length;
+    hf.hub.requests.length = 0;
+    hf.cdn.requests.length = 0;
   }
-  res.end();
+  return taken;
+}
+
+/** The fake Hub with the files case's repos, its CDN capped at `rate` bytes/s per connection. */
+async function startHf(rate: number): Promise<LocalHub> {
+  const repos = [
+    [MANY_FILES_REPO, manyFilesLayout(blob.length)],
+    [ONE_FILE_REPO, oneFileLayout(blob.length)],
+  ] as const;
+  return startHub(
+    repos.map(([id, files]) => ({
+      id,
+      refs: { main: commitOf(id) },
+      commits: {
+        [commitOf(id)]: files.map((f) => ({
+          path: f.path,
+          content: contentOf(f, blob),
+          lfs: !('text' in f),
+        })),
+      },
+    })),
+    {
+      // The real Hub lists 1,000 entries a page.
+      pageSize: 1000,
+      cdnWriter: (req, res, body) => send(res, body, 0, body.length, [bucketFor(req.socket, rate)]),
+    },
+  );
 }
 
 async function lookup(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -188,15 +184,21 @@ const blob = await readFile(blobPath);
 const archive = archivePath ? await readFile(archivePath) : undefined;
 const ociFolder = option('--oci');
 const registry = ociFolder ? await loadRegistry(ociFolder) : undefined;
+const hfRate = option('--hf');
+const hf = hfRate ? await startHf(Number(hfRate)) : undefined;
 const server = createServer((req, res) => {
   serve(req, res).catch(() => res.destroy());
 });
 server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () => {
-  process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
+  const port = (server.address() as AddressInfo).port;
+  process.stdout.write(
+    `${JSON.stringify({ port, ...(hf ? { hf: { hub: hf.url, cdn: hf.cdnUrl } } : {}) })}\n`,
+  );
 });
 // The harness holds our stdin; when it goes away (exit or crash), so do we.
 const stop = () => {
+  void hf?.close();
   server.close();
   server.closeAllConnections();
   process.stdin.destroy();

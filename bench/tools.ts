@@ -17,8 +17,16 @@ export interface Measurement {
    */
   readonly cpuMs?: number;
   readonly peakRssKiB: number | undefined;
-  /** Requests the bench server answered during this leg: the Hub's resolve/ and the CDN's. */
-  readonly requests?: { readonly hub: number; readonly cdn: number };
+  /**
+   * Requests the bench server answered during this leg: the Hub's resolve/ and the CDN's, the
+   * Hub's API calls (revision, tree), and how many files the leg fetched (default 1).
+   */
+  readonly requests?: {
+    readonly hub: number;
+    readonly cdn: number;
+    readonly api?: number;
+    readonly files?: number;
+  };
 }
 
 export type Tool = (url: string, blob: BenchBlob) => Promise<Measurement>;

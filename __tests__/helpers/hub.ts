@@ -85,11 +85,26 @@ function indexed(spec: HubFileSpec): Indexed {
   return { spec, sha1: gitBlobSha1Hex(pointer), sha256, pointerSize: pointer.length };
 }
 
+/**
+ * Writes a response's body (headers already sent): all at once by default; the bench's hub
+ * sends the CDN's bytes through a per-connection rate cap instead.
+ */
+export type BodyWriter = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: Uint8Array,
+) => void | Promise<void>;
+
+const writeAll: BodyWriter = (_req, res, body) => {
+  res.end(body);
+};
+
 export async function startHub(
   repos: readonly HubRepoSpec[],
-  options: { pageSize?: number } = {},
+  options: { pageSize?: number; cdnWriter?: BodyWriter } = {},
 ): Promise<LocalHub> {
   const pageSize = options.pageSize ?? 2;
+  const cdnWriter = options.cdnWriter ?? writeAll;
   const faults: HubFaults = { rateLimits: [], expireFirstUrl: false, corrupt: new Set() };
   const lfsBlobs = new Map<string, Uint8Array>();
   const signed = new Map<string, number>();
@@ -106,7 +121,7 @@ export async function startHub(
     }
   }
 
-  const cdn = await startServer((req, res) => serveCdn(req, res, lfsBlobs, signed, faults));
+  const cdn = await startServer((req, res) => serveCdn(req, res, lfsBlobs, signed, faults, cdnWriter));
   const hub = await startServer((req, res) =>
     serveHub(req, res, { repos, index, faults, cdnUrl: cdn.url, signed, pageSize, hubUrl: hub.url }),
   );
@@ -276,7 +291,8 @@ function serveCdn(
   blobs: Map<string, Uint8Array>,
   signed: Map<string, number>,
   faults: HubFaults,
-): void {
+  writer: BodyWriter,
+): void | Promise<void> {
   const url = new URL(req.url ?? '/', 'http://cdn');
   const m = /^\/blobs\/([0-9a-f]{64})$/.exec(url.pathname);
   const content = m ? blobs.get(m[1]!) : undefined;
@@ -296,7 +312,7 @@ function serveCdn(
     bytes = Uint8Array.from(content);
     bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
   }
-  sendBytes(req, res, bytes, { etag: `"${m[1]}"` });
+  return sendBytes(req, res, bytes, { etag: `"${m[1]}"` }, writer);
 }
 
 /** 200 with the bytes, or 206 with Content-Range for a satisfiable `Range`, 416 otherwise. */
@@ -305,7 +321,8 @@ function sendBytes(
   res: ServerResponse,
   bytes: Uint8Array,
   headers: Record<string, string>,
-): void {
+  writer: BodyWriter = writeAll,
+): void | Promise<void> {
   const common = { ...headers, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
   const rangeHeader = req.headers.range;
   if (rangeHeader) {
@@ -320,9 +337,10 @@ function sendBytes(
       'content-length': String(range.end - range.start + 1),
       'content-range': `bytes ${range.start}-${range.end}/${bytes.length}`,
     });
-    res.end(req.method === 'HEAD' ? undefined : bytes.subarray(range.start, range.end + 1));
-    return;
+    if (req.method === 'HEAD') return void res.end();
+    return writer(req, res, bytes.subarray(range.start, range.end + 1));
   }
   res.writeHead(200, { ...common, 'content-length': String(bytes.length) });
-  res.end(req.method === 'HEAD' ? undefined : bytes);
+  if (req.method === 'HEAD') return void res.end();
+  return writer(req, res, bytes);
 }
