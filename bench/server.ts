@@ -142,6 +142,8 @@ async function startHf(rate: number): Promise<LocalHub> {
           path: f.path,
           content: contentOf(f, blob),
           lfs: !('text' in f),
+          // The whole blob's digest is in its sidecar (data.ts): no second hash of 1 GiB.
+          ...(!('text' in f) && f.start === 0 && f.end === blob.length && blobHex ? { sha256: blobHex } : {}),
         })),
       },
     })),
@@ -181,6 +183,8 @@ const archiveRate = Number(option('--archive-rate') ?? 0);
 const t0 = performance.now();
 if (!blobPath) throw new Error('usage: server.ts <blob file> [--archive FILE --archive-rate R]');
 const blob = await readFile(blobPath);
+/** The blob's sha256 from the sidecar ensureBlob writes beside it, when there is one. */
+const blobHex = (await readFile(`${blobPath}.sha256`, 'utf8').catch(() => '')).split(/\s/)[0] || undefined;
 const archive = archivePath ? await readFile(archivePath) : undefined;
 const ociFolder = option('--oci');
 const registry = ociFolder ? await loadRegistry(ociFolder) : undefined;

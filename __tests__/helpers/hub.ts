@@ -15,6 +15,8 @@ export interface HubFileSpec {
   readonly content: Uint8Array;
   /** Stored in LFS: listed with lfs.oid (sha256), resolved through the CDN. */
   readonly lfs?: boolean;
+  /** The content's sha256 when already known (the bench's 1 GiB blob), so it is not hashed again. */
+  readonly sha256?: string;
 }
 
 export interface HubRepoSpec {
@@ -79,7 +81,7 @@ export function lfsPointer(content: Uint8Array): Uint8Array {
 }
 
 function indexed(spec: HubFileSpec): Indexed {
-  const sha256 = sha256Hex(spec.content);
+  const sha256 = spec.sha256 ?? sha256Hex(spec.content);
   if (!spec.lfs) return { spec, sha1: gitBlobSha1Hex(spec.content), sha256 };
   const pointer = lfsPointer(spec.content);
   return { spec, sha1: gitBlobSha1Hex(pointer), sha256, pointerSize: pointer.length };
