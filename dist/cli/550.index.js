@@ -516,8 +516,8 @@ var http_client = __webpack_require__(4520);
 var http_retry = __webpack_require__(8902);
 // EXTERNAL MODULE: ./src/lockfile.ts
 var lockfile = __webpack_require__(9746);
-// EXTERNAL MODULE: ./src/pull.ts + 13 modules
-var pull = __webpack_require__(5159);
+// EXTERNAL MODULE: ./src/pull.ts + 14 modules
+var pull = __webpack_require__(6845);
 // EXTERNAL MODULE: ./src/refs/index.ts
 var src_refs = __webpack_require__(8674);
 // EXTERNAL MODULE: ./src/refs/line.ts
@@ -1405,7 +1405,7 @@ const COMMON_OPTIONS = `Options (environment defaults as in the action):
   --files-dir DIR         where https:// files land (~/.cache/model-pull/files)
   --hf-endpoint URL       Hub or mirror ($HF_ENDPOINT or https://huggingface.co)
   --hf-token TOKEN        Hub token ($HF_TOKEN); sent only to the hub's own origin
-  --concurrency N         files at once (4)
+  --concurrency N         files at once (4); small files share the idle connections
   --connections N         parallel ranges per large file (16)
   --verify full|size      how files already on disk are trusted (full)
   --insecure              allow plain http to non-loopback hosts
@@ -3307,7 +3307,7 @@ function sortKeys(value) {
 
 /***/ }),
 
-/***/ 5159:
+/***/ 6845:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -4596,6 +4596,38 @@ class BlobRun {
 
 // EXTERNAL MODULE: ./src/download/lease.ts
 var download_lease = __webpack_require__(1730);
+;// CONCATENATED MODULE: ./src/download/pool.ts
+/**
+ * Runs `fn` over the items in order, each outcome its own. `limit` bounds how many run at once,
+ * or, with a weight, their summed weights (an item heavier than the limit runs alone): the next
+ * item starts as soon as it fits, never overtaken by a later, lighter one.
+ */
+async function poolSettled(items, limit, fn) {
+    const { limit: capacity, weight } = typeof limit === 'number' ? { limit, weight: () => 1 } : limit;
+    const results = new Array(items.length);
+    const running = new Set();
+    let used = 0;
+    for (let i = 0; i < items.length; i++) {
+        const item = items[i];
+        const w = Math.min(Math.max(1, capacity), weight(item));
+        while (running.size > 0 && used + w > capacity)
+            await Promise.race(running);
+        used += w;
+        const run = fn(item).then((value) => {
+            results[i] = { status: 'fulfilled', value };
+        }, (reason) => {
+            results[i] = { status: 'rejected', reason };
+        });
+        const done = run.finally(() => {
+            used -= w;
+            running.delete(done);
+        });
+        running.add(done);
+    }
+    await Promise.all(running);
+    return results;
+}
+
 ;// CONCATENATED MODULE: ./src/download/progress.ts
 const progress_RATE_WINDOW_MS = 5000;
 /** Counts bytes per blob and hands snapshots (with rates over the last seconds) to a listener. */
@@ -4696,6 +4728,7 @@ function rateOf(entry, now) {
 
 
 
+
 const engine_MiB = 1024 * 1024;
 /** Places every blob, verified, at its target (reusing verified ones), or throws the first error. */
 async function fetchBlobs(blobs, options) {
@@ -4753,7 +4786,15 @@ async function fetchUnique(blobs, options) {
             return check.status === 'fulfilled' && !check.value.ok ? [{ ...entry, verdict: check.value }] : [];
         });
         await checkDiskSpace(await bytesToFetch(missing.map((e) => e.blob)));
-        const fetched = await poolSettled(missing, options.concurrency, async ({ blob, progress, verdict }) => {
+        // The connections of `concurrency` large blobs are the budget: a blob too small to split takes
+        // one of them, so many small files (a sharded repo) run side by side instead of four at a
+        // time on one connection each, and the tail of a repo does not crawl.
+        const minSplit = options.minSplit ?? 4 * engine_MiB;
+        const connectionsOf = ({ blob }) => blob.size === undefined
+            ? options.connections
+            : Math.min(options.connections, Math.max(1, Math.floor(blob.size / minSplit)));
+        const budget = { limit: options.concurrency * options.connections, weight: connectionsOf };
+        const fetched = await poolSettled(missing, budget, async ({ blob, progress, verdict }) => {
             tracker.start(progress);
             options.onFetchStart?.(blob);
             try {
@@ -4936,23 +4977,6 @@ async function bytesToFetch(blobs) {
         needs.set(blob.ingestDir, (needs.get(blob.ingestDir) ?? 0) + blob.size - staged);
     }
     return needs;
-}
-async function poolSettled(items, limit, fn) {
-    const results = new Array(items.length);
-    let next = 0;
-    const worker = async () => {
-        while (next < items.length) {
-            const i = next++;
-            try {
-                results[i] = { status: 'fulfilled', value: await fn(items[i]) };
-            }
-            catch (reason) {
-                results[i] = { status: 'rejected', reason };
-            }
-        }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-    return results;
 }
 /** Every blob error names its blob first, once. */
 function labelled(blob, error) {
@@ -7013,7 +7037,7 @@ function buildSettings(raw, ctx) {
         allowedRealmHosts: (value(constants/* Inputs */.G0.AllowedRealmHosts) ?? '').split(/[\s,]+/).filter(Boolean),
         sourceOptions,
         http: {
-            // Each file may open `connections` ranges and `concurrency` files run at once.
+            // The engine's budget: `concurrency` files of `connections` ranges each (small files share it).
             connections: connections * concurrency,
             insecure,
             extraCa: caFile ? readCa(path(caFile), ctx.nameOf(constants/* Inputs */.G0.CaCert)) : undefined,
