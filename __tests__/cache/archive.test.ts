@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -150,6 +150,47 @@ describe('ArchiveReader: the archives @actions/cache writes', () => {
   ])('%s: a clear error', async (_name, make, message) => {
     await expect(read(make())).rejects.toThrow(message);
   });
+
+  test.each([
+    ['zstd', zstd],
+    ['gzip', gzipSync],
+  ])(
+    "%s: a chunk is the caller's again once write resolves; output buffers are freed once read",
+    async (_name, compress) => {
+      // Weights hardly compress: zstd frames of raw blocks, as a restore reads them.
+      const data = randomBytes(5 * MiB + 4321);
+      const archive = compress(buildTar([{ name: 'w.bin', data }]));
+      const hash = createHash('sha256');
+      const given: Buffer[] = [];
+      const reader = new ArchiveReader(
+        async () => ({
+          write: async (chunk) => {
+            // The chunk is the sink's until this resolves: it must not be freed before.
+            await new Promise((resolve) => setImmediate(resolve));
+            hash.update(chunk);
+            given.push(chunk);
+          },
+          end: async () => undefined,
+        }),
+        () => 64 * MiB,
+      );
+      // One buffer for every piece, filled again as soon as write resolves (as the stream window
+      // does): any byte the decompressor read late would be garbage.
+      const piece = Buffer.allocUnsafe(MiB);
+      for (let at = 0; at < archive.length; at += MiB) {
+        const n = archive.copy(piece, 0, at, at + MiB);
+        await reader.write(piece.subarray(0, n));
+        piece.fill(0xa5);
+      }
+      await reader.end();
+      expect(hash.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+      // Each full output buffer was freed after its last slice was written out (a view of a
+      // freed buffer reads as empty); the one the stream ended in is left to the collector.
+      const freed = given.filter((chunk) => chunk.buffer.byteLength === 0).length;
+      expect(freed).toBeGreaterThanOrEqual(4);
+      expect(given.at(-1)?.length).toBeGreaterThan(0);
+    },
+  );
 
   test('an archive that expands beyond the cap stops there (a small archive of zeros)', async () => {
     const archive = zstd(buildTar([{ name: 'zeros', data: Buffer.alloc(64 * MiB) }]));

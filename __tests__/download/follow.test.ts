@@ -84,6 +84,27 @@ describe('streamBlob: a blob without a known digest, read in order as its ranges
     expect(ahead).toBeLessThanOrEqual(window + MiB + 6 * 64 * 1024);
   });
 
+  test('blocks are lent: filled again once the consumer is done with them, the bytes still in order', async () => {
+    const hash = createHash('sha256');
+    const buffers = new Set<ArrayBufferLike>();
+    let blocks = 0;
+    await streamBlob(
+      { ...spec(`${f.server.url}/blob`), size: data.length },
+      { ...options(), window: 4 * MiB },
+      async (chunk) => {
+        buffers.add(chunk.buffer);
+        blocks++;
+        // The block is the consumer's until this resolves: later bytes must not land in it.
+        await new Promise((resolve) => setImmediate(resolve));
+        hash.update(chunk);
+      },
+    );
+    expect(hash.digest('hex')).toBe(hex);
+    expect(blocks).toBe(Math.ceil(data.length / MiB));
+    // 25 blocks went through a 4 MiB window in a handful of buffers.
+    expect(buffers.size).toBeLessThanOrEqual(4 + 6 + 1);
+  });
+
   test('a server that ignores Range: one stream, handed over in order', async () => {
     f.server.setFault(() => ({ ignoreRange: true }));
     const hash = createHash('sha256');

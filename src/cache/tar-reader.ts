@@ -28,12 +28,21 @@ export interface TarMember {
 
 /** Receives one member's bytes in order; `end` is called after the last one. */
 export interface MemberSink {
+  /** Once this resolves the chunk is the reader's again: a sink keeps no reference to it. */
   write(chunk: Buffer): Promise<void>;
   end(): Promise<void>;
 }
 
 /** Decides per member: a sink takes its bytes, undefined skips them. */
 export type MemberHandler = (member: TarMember) => Promise<MemberSink | undefined>;
+
+export interface TarReaderOptions {
+  /**
+   * Told each chunk written to the reader once the reader and every sink are done with it (its
+   * bytes copied or written out), so that its owner may reuse or free its memory.
+   */
+  readonly release?: (chunk: Buffer) => void;
+}
 
 export class TarFormatError extends Error {}
 
@@ -63,17 +72,22 @@ export class TarReader extends Writable {
   #pending: Pending = {};
   #offset = 0;
   readonly #handler: MemberHandler;
+  readonly #release: ((chunk: Buffer) => void) | undefined;
   /** Members whose header was read (for the caller's accounting). */
   members = 0;
 
-  constructor(handler: MemberHandler) {
+  constructor(handler: MemberHandler, options: TarReaderOptions = {}) {
     super({ highWaterMark: 4 * 1024 * 1024 });
     this.#handler = handler;
+    this.#release = options.release;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.#consume(chunk).then(
-      () => callback(),
+      () => {
+        this.#release?.(chunk);
+        callback();
+      },
       (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))),
     );
   }

@@ -20,6 +20,11 @@ export interface ByteSink {
    * per GiB against 0.35 s, measured), and the writes in flight held up to 1 MiB per connection.
    */
   readonly fd?: number;
+  /**
+   * Takes the bytes at once when it can (a stream's window with room for them), so that a chunk
+   * costs no promise; false when the write has to wait, and `write` is used instead.
+   */
+  tryWrite?(buffer: Buffer, position: number): boolean;
 }
 
 export interface BodyTarget {
@@ -102,10 +107,8 @@ class BodyWriter {
       return;
     }
     const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
-    if (this.fd !== undefined) {
-      this.writeNow(this.fd, piece);
-      return;
-    }
+    // Behind a queued write, a chunk waits its turn.
+    if ((this.fd !== undefined || this.queue.length === 0) && this.writeNow(piece)) return;
     const write: PendingWrite = { offset: this.next, piece, done: false };
     this.queue.push(write);
     this.next += piece.length;
@@ -131,23 +134,31 @@ class BodyWriter {
     if (this.inFlight >= HIGH_WATER || this.cut) this.body.pause();
   };
 
-  /** A file's chunk: in the file, counted and freed before the next one is read. */
-  private writeNow(fd: number, piece: Buffer): void {
+  /**
+   * A chunk written synchronously (to a file, or a window with room): counted and freed before
+   * the next one is read. False when the sink cannot take it now (nothing happened).
+   */
+  private writeNow(piece: Buffer): boolean {
     const offset = this.next;
     try {
-      const written = writeSync(fd, piece, 0, piece.length, offset);
-      // A short write means bytes we would count but never wrote: fail, never skip them.
-      if (written !== piece.length) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+      if (this.fd !== undefined) {
+        const written = writeSync(this.fd, piece, 0, piece.length, offset);
+        // A short write means bytes we would count but never wrote: fail, never skip them.
+        if (written !== piece.length) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+      } else if (!this.target.file.tryWrite?.(piece, offset)) {
+        return false;
+      }
       this.next += piece.length;
       this.segment.pos = this.next;
       this.target.landed(offset, piece);
     } catch (error) {
       this.settle(writeError(error));
-      return;
+      return true;
     }
     release(piece);
     this.noteCut();
     if (this.cut) this.retire();
+    return true;
   }
 
   private readonly onEnd = (): void => {
@@ -214,12 +225,23 @@ class BodyWriter {
  * reference once the body chunk is delivered).
  */
 function release(piece: Buffer): void {
-  const buffer = piece.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
-  if (piece.byteOffset !== 0 || piece.byteLength !== buffer.byteLength || !buffer.transfer) return;
+  if (piece.byteOffset !== 0 || piece.byteLength !== piece.buffer.byteLength) return;
+  freeMemory(piece.buffer);
+}
+
+/**
+ * Detaches an ArrayBuffer, so that its memory goes back to the allocator now (where the next
+ * allocation of its size finds it, without fresh pages to fault in). Every view of it reads as
+ * empty afterwards: only for a buffer nothing else holds, and that native code (a write in
+ * flight) no longer reads.
+ */
+export function freeMemory(buffer: ArrayBufferLike): void {
+  const detachable = buffer as ArrayBufferLike & { transfer?: (length: number) => ArrayBuffer };
+  if (!detachable.transfer) return;
   try {
-    buffer.transfer(0);
+    detachable.transfer(0);
   } catch {
-    // Not detachable (a pooled or external buffer): the collector frees it later.
+    // Not detachable (a shared or external buffer): the collector frees it later.
   }
 }
 
