@@ -1,16 +1,14 @@
 import * as core from '@actions/core';
-import { runAction } from './action/run.js';
+import { runAction, StopRequest } from './action/run.js';
 import { describeError } from './errors.js';
 
 // The action's entry point: the only place that sets the step's outcome. A cancelled job gets
 // SIGINT, then SIGTERM: either stops the downloads cleanly (progress kept, staging leases
-// released) and the step still reports what happened to each model.
+// released) or a cache restore (the files it committed kept), the run says which as it stops,
+// and the step still reports what happened to each model.
 const controller = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    core.info(`stopping (${signal}): progress is kept for the next run`);
-    controller.abort(new Error(`stopped by ${signal}`));
-  });
+  process.once(signal, () => controller.abort(new StopRequest(signal)));
 }
 try {
   const outcome = await runAction(process.env, undefined, controller.signal);

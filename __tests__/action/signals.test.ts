@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { sha256Hex } from '../../src/digest.js';
 import { createRunner, type Runner } from '../helpers/action.js';
 import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
+import { startCacheService } from '../helpers/cache-service.js';
 import { waitFor } from '../helpers/child.js';
 
 /**
@@ -49,3 +50,33 @@ it.each(['SIGTERM', 'SIGINT'] as const)(
     expect((await readdir(ingest)).sort()).toEqual([`sha256-${hex}.partial`, `sha256-${hex}.progress.json`]);
   },
 );
+
+it('SIGINT during a cache restore says what is kept: the files it committed, not the archive', async () => {
+  const service = await startCacheService();
+  try {
+    const line = `${server.url}/w/big.gguf sha256=${sha256Hex(weights)}`;
+    const saved = await runner.run({ models: line, connections: '8' }, service.env);
+    expect(saved.code).toBe(0);
+    expect(service.entries().filter((e) => e.finalized)).toHaveLength(1);
+    await runner.emptyHome();
+    // Random weights do not compress: the archive comes at 1 MiB/s per connection, for seconds.
+    service.setFault({ kind: 'blob-rate', bytesPerSecond: MiB });
+    const step = runner.start({ models: line, connections: '2' }, service.env);
+    await waitFor(() => service.count('GET archive') > 0, 'the archive to be fetched');
+    step.child.kill('SIGINT');
+    const run = await step.result;
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(
+      'stopping (SIGINT): files already restored from the Actions cache are kept; an archive being read is fetched again from its start next run',
+    );
+    expect(run.stdout).not.toContain('progress is kept');
+    expect(run.stdout).toMatch(/Cache entry \S+: stopped with 0 of 1 files in place/);
+    // No warning about the entry: it was stopped, not found wanting.
+    expect(run.warnings()).toEqual([]);
+    expect(run.errors()).toEqual([
+      expect.stringMatching(new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `)),
+    ]);
+  } finally {
+    await service.close();
+  }
+});

@@ -1,4 +1,5 @@
-import { lstat, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { lstat, mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { createActionsCache } from '../../src/cache/actions-cache.js';
 import { type CacheClient, createNoCache, type RestoreEntry } from '../../src/cache/client.js';
@@ -424,6 +425,58 @@ describe('restoring around what is on disk already', () => {
     // The file in place was not written again (same inode); the missing one came verified.
     expect((await stat(weights)).ino).toBe(kept);
     expect(await hashes(paths)).toEqual(hashed);
+  });
+
+  test('a stop (Ctrl-C) during a restore keeps the files committed before it and says so; no warning', async () => {
+    const { paths, hashed, entry } = await model('stop', {
+      'a-config.json': 300,
+      'z/w.bin': 8 * 1024 * 1024,
+    });
+    expect(await client.save(paths, 'k-stop')).toBe('saved');
+    const [config, weights] = paths.sort();
+    await rm(config!);
+    await rm(weights!);
+    // Random weights do not compress: the archive comes at 1 MiB/s per connection, for seconds.
+    service.setFault({ kind: 'blob-rate', bytesPerSecond: 1024 * 1024 });
+    const stop = new AbortController();
+    const stopping = createActionsCache({
+      log,
+      service: cacheService(process.env).cacheService,
+      http,
+      retry: FAST_RETRY,
+      connections: 4,
+      signal: stop.signal,
+    });
+    const restoring: number[] = [];
+    const result = await stopping.restore({
+      ...entry('k-stop'),
+      progress: {
+        start: () => restoring.push(stopping.restoring),
+        size: () => undefined,
+        // The config member comes first: once it is committed, the next bytes bring the stop.
+        bytes: () => {
+          if (existsSync(config!)) stop.abort(new Error('stopped by the test'));
+        },
+        end: () => undefined,
+      },
+    });
+    expect(restoring).toEqual([1]);
+    expect(stopping.restoring).toBe(0);
+    expect(result).toMatchObject({
+      state: 'partial',
+      missing: 1,
+      failure: expect.stringContaining('stopped'),
+    });
+    expect([...result.restored.keys()]).toEqual([config]);
+    expect(await hashes([config!])).toEqual(new Map([[config, hashed.get(config!)]]));
+    expect(existsSync(weights!)).toBe(false);
+    // The weights' staging went with the stop: nothing but the (empty) ingest folder is left.
+    expect(await readdir(join(runner.root, 'stop', '.ingest'))).toEqual([]);
+    expect(log.lines).toContain(
+      'Cache entry k-stop: stopped with 1 of 2 files in place (verified; they are kept). The next run fetches the archive again from its start for the others.',
+    );
+    expect(warnings()).toEqual([]);
+    expect(annotations()).toEqual([]);
   });
 
   test('a file in place with other bytes is not trusted: the archive restores it', async () => {

@@ -27,7 +27,9 @@ export type CacheFault =
   /** CreateCacheEntry answers 200 `{ok: false, message}`. */
   | { kind: 'reserve-not-ok'; message?: string }
   /** Archive PUT and/or GET answer this status (Azure XML error body for PUTs). */
-  | { kind: 'blob-status'; status: number; methods?: readonly ('PUT' | 'GET')[] };
+  | { kind: 'blob-status'; status: number; methods?: readonly ('PUT' | 'GET')[] }
+  /** Archive GETs send their body at this many bytes per second each (64 KiB at a time). */
+  | { kind: 'blob-rate'; bytesPerSecond: number };
 
 export interface ServiceCall {
   /** A Twirp method, or `PUT blob`, `PUT block`, `PUT blocklist`, `GET archive`, `HEAD archive`. */
@@ -293,7 +295,22 @@ class ServiceState {
     if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${data.length}`;
     this.record({ call, status: range ? 206 : 200, range: header });
     res.writeHead(range ? 206 : 200, headers);
-    res.end(req.method === 'HEAD' ? undefined : part);
+    const fault = this.fault;
+    if (fault?.kind !== 'blob-rate' || req.method === 'HEAD') {
+      res.end(req.method === 'HEAD' ? undefined : part);
+      return;
+    }
+    const piece = 64 * 1024;
+    const pause = (piece * 1000) / fault.bytesPerSecond;
+    let at = 0;
+    const next = () => {
+      if (res.destroyed) return;
+      if (at >= part.length) return void res.end();
+      res.write(part.subarray(at, at + piece));
+      at += piece;
+      setTimeout(next, pause);
+    };
+    next();
   }
 
   sign(id: number, access: 'read' | 'write'): string {

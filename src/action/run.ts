@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
 import * as toolCache from '@actions/tool-cache';
 import { createActionsCache } from '../cache/actions-cache.js';
-import { createNoCache, restoreOnly } from '../cache/client.js';
+import { type CacheClient, createNoCache, restoreOnly } from '../cache/client.js';
 import { EnvNames, Outputs } from '../constants.js';
 import { describeError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
@@ -57,16 +57,55 @@ async function runWith(
   signal: AbortSignal | undefined,
 ): Promise<ActionFailure | undefined> {
   const log = coreLogger();
-  const client = settings.cache
+  const actionsCache = settings.cache
     ? createActionsCache({
         log,
         service: settings.runner.cacheService,
         http,
         retry: settings.retry,
         connections: settings.connections,
+        ...(signal ? { signal } : {}),
       })
-    : createNoCache();
+    : undefined;
+  const client = actionsCache ?? createNoCache();
   const cache = settings.save ? client : restoreOnly(client, log);
+  // Said as the stop comes, true for what it stops: a download keeps its progress, a cache
+  // restore only the files it committed (an archive cannot be entered halfway).
+  const onStop = () => log.info(stoppingLine(signal?.reason, (actionsCache?.restoring ?? 0) > 0));
+  if (signal?.aborted) onStop();
+  else signal?.addEventListener('abort', onStop, { once: true });
+  try {
+    return await runPipeline(settings, sources, http, env, signal, log, cache);
+  } finally {
+    signal?.removeEventListener('abort', onStop);
+  }
+}
+
+/** Why the run is stopping: `stopping (SIGINT): …`. */
+function stoppingLine(reason: unknown, restoring: boolean): string {
+  const signal = reason instanceof StopRequest ? reason.signal : 'stopped';
+  const kept = restoring
+    ? 'files already restored from the Actions cache are kept; an archive being read is fetched again from its start next run'
+    : 'progress is kept for the next run';
+  return `stopping (${signal}): ${kept}`;
+}
+
+/** The abort reason of a stop the runner asked for (a cancelled job: SIGINT, then SIGTERM). */
+export class StopRequest extends Error {
+  constructor(readonly signal: string) {
+    super(`stopped by ${signal}`);
+  }
+}
+
+async function runPipeline(
+  settings: Settings,
+  sources: SourceList,
+  http: HttpClient,
+  env: Env,
+  signal: AbortSignal | undefined,
+  log: Logger,
+  cache: CacheClient,
+): Promise<ActionFailure | undefined> {
   const onProgress = progressLines((line) => log.info(line));
   // Each model's phases and its end are logged as they happen; a failure as its one annotation.
   const onModel = modelLog(log);

@@ -37,7 +37,7 @@ export interface ActionsCacheOptions {
  * restore runs `tar -P`, which writes wherever the archive says. Saving is @actions/cache's
  * saveCache (it only reads our files), reporting through `log`, one warning per kind of problem.
  */
-export function createActionsCache(options: ActionsCacheOptions): CacheClient {
+export function createActionsCache(options: ActionsCacheOptions): ActionsCacheClient {
   // @actions/core writes to this process's stdout; the capture reads the library's reports there.
   return new ActionsCache(options, new CoreOutputCapture(process.stdout));
 }
@@ -47,7 +47,13 @@ const SERVICE_RETRY_CAP = { retries: 3, baseDelayMs: 1000, maxDelayMs: 5000, max
 
 type Direction = 'restore' | 'save';
 
-class ActionsCache implements CacheClient {
+export interface ActionsCacheClient extends CacheClient {
+  /** Entries being restored now: a stop keeps only the files they committed. */
+  readonly restoring: number;
+}
+
+class ActionsCache implements ActionsCacheClient {
+  restoring = 0;
   readonly #options: ActionsCacheOptions;
   readonly #log: Logger;
   readonly #capture: CoreOutputCapture;
@@ -81,14 +87,18 @@ class ActionsCache implements CacheClient {
     const deps = this.#readable(entry.key);
     if (!deps) return notLookedUp(entry);
     let result: RestoreResult;
+    this.restoring++;
     try {
       const asked = this.#lookups.get(lookupId(entry));
       this.#lookups.delete(lookupId(entry));
       result = await restoreEntry(entry, deps, asked ?? findEntry(entry, deps));
     } catch (error) {
       // Only the lookup throws: the service itself is failing (or refuses this job).
+      if (deps.signal?.aborted) return notLookedUp(entry);
       this.#lookupFailed(entry.key, error);
       return notLookedUp(entry);
+    } finally {
+      this.restoring--;
     }
     // Entries are immutable: one found here is never saved again, whatever it held.
     if (result.found) this.#found.add(entry.key);
@@ -98,6 +108,13 @@ class ActionsCache implements CacheClient {
       this.#log.warning(
         `Cache entry ${entry.key}: ${result.refused}${failure}; ` +
           `${result.missing} of ${entry.blobs.length} files are downloaded from the origin instead.`,
+      );
+    } else if (result.failure !== undefined && deps.signal?.aborted) {
+      // Stopped (Ctrl-C, a cancelled job): not a problem of the entry, and nothing is downloaded.
+      const placed = result.restored.size + (result.present?.size ?? 0);
+      this.#log.info(
+        `Cache entry ${entry.key}: stopped with ${placed} of ${entry.blobs.length} files in place (verified; they are kept). ` +
+          'The next run fetches the archive again from its start for the others.',
       );
     } else if (result.failure !== undefined) {
       this.#report('restore', entry.key, { kind: 'entry', reason: result.failure });

@@ -164,6 +164,10 @@ async function readArchive(
   const { present, restored, refused } = into;
   const plan = new PlannedFiles(entry.blobs, entry.paths, present);
   let current: LocalBlobWriter | undefined;
+  /** A member's file being opened (its lease taken): reading may stop before it gets its sink. */
+  let opening: Promise<LocalBlobWriter> | undefined;
+  /** A member's file being verified and placed: reading may stop while it is. */
+  let committing: Promise<void> | undefined;
   let archiveSize: number | undefined;
   const known = entry.blobs.reduce((sum, b) => sum + (b.size ?? 0), 0);
   const unknown = entry.blobs.some((b) => b.size === undefined);
@@ -173,13 +177,17 @@ async function readArchive(
   const reader = new ArchiveReader(async (member) => {
     const blob = plan.take(member, refused);
     if (!blob) return undefined;
-    const writer = await openLocalBlob(blob, member.size, deps.signal);
+    opening = openLocalBlob(blob, member.size, deps.signal);
+    const writer = await opening;
+    opening = undefined;
     current = writer;
-    return sink(writer, async () => {
+    return sink(writer, () => {
       current = undefined;
-      const outcome = await writer.commit();
-      if (outcome.ok) restored.set(blob.target, outcome.size);
-      else refused.add('not the planned bytes', member.name);
+      committing = writer.commit().then((outcome) => {
+        if (outcome.ok) restored.set(blob.target, outcome.size);
+        else refused.add('not the planned bytes', member.name);
+      });
+      return committing;
     });
   }, maxBytes);
 
@@ -215,6 +223,11 @@ async function readArchive(
     reader.destroy();
     throw error;
   } finally {
+    // Reading may stop while a file is being placed (it then counts as restored) or opened (it
+    // is dropped too, with its lease and staging file).
+    await committing?.catch(() => undefined);
+    const orphan = await opening?.catch(() => undefined);
+    await orphan?.abort();
     await current?.abort();
     entry.progress?.end(ok);
   }
