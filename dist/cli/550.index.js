@@ -3436,10 +3436,9 @@ class BodyWriter {
             return;
         }
         const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        if (this.fd !== undefined) {
-            this.writeNow(this.fd, piece);
+        // Behind a queued write, a chunk waits its turn.
+        if ((this.fd !== undefined || this.queue.length === 0) && this.writeNow(piece))
             return;
-        }
         const write = { offset: this.next, piece, done: false };
         this.queue.push(write);
         this.next += piece.length;
@@ -3463,26 +3462,35 @@ class BodyWriter {
         if (this.inFlight >= HIGH_WATER || this.cut)
             this.body.pause();
     };
-    /** A file's chunk: in the file, counted and freed before the next one is read. */
-    writeNow(fd, piece) {
+    /**
+     * A chunk written synchronously (to a file, or a window with room): counted and freed before
+     * the next one is read. False when the sink cannot take it now (nothing happened).
+     */
+    writeNow(piece) {
         const offset = this.next;
         try {
-            const written = (0,external_node_fs_.writeSync)(fd, piece, 0, piece.length, offset);
-            // A short write means bytes we would count but never wrote: fail, never skip them.
-            if (written !== piece.length)
-                throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+            if (this.fd !== undefined) {
+                const written = (0,external_node_fs_.writeSync)(this.fd, piece, 0, piece.length, offset);
+                // A short write means bytes we would count but never wrote: fail, never skip them.
+                if (written !== piece.length)
+                    throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+            }
+            else if (!this.target.file.tryWrite?.(piece, offset)) {
+                return false;
+            }
             this.next += piece.length;
             this.segment.pos = this.next;
             this.target.landed(offset, piece);
         }
         catch (error) {
             this.settle(writeError(error));
-            return;
+            return true;
         }
         release(piece);
         this.noteCut();
         if (this.cut)
             this.retire();
+        return true;
     }
     onEnd = () => {
         this.ended = true;
@@ -3550,14 +3558,25 @@ class BodyWriter {
  * reference once the body chunk is delivered).
  */
 function release(piece) {
-    const buffer = piece.buffer;
-    if (piece.byteOffset !== 0 || piece.byteLength !== buffer.byteLength || !buffer.transfer)
+    if (piece.byteOffset !== 0 || piece.byteLength !== piece.buffer.byteLength)
+        return;
+    freeMemory(piece.buffer);
+}
+/**
+ * Detaches an ArrayBuffer, so that its memory goes back to the allocator now (where the next
+ * allocation of its size finds it, without fresh pages to fault in). Every view of it reads as
+ * empty afterwards: only for a buffer nothing else holds, and that native code (a write in
+ * flight) no longer reads.
+ */
+function freeMemory(buffer) {
+    const detachable = buffer;
+    if (!detachable.transfer)
         return;
     try {
-        buffer.transfer(0);
+        detachable.transfer(0);
     }
     catch {
-        // Not detachable (a pooled or external buffer): the collector frees it later.
+        // Not detachable (a shared or external buffer): the collector frees it later.
     }
 }
 function writeError(error) {
@@ -10029,14 +10048,19 @@ class TarReader extends external_node_stream_.Writable {
     #pending = {};
     #offset = 0;
     #handler;
+    #release;
     /** Members whose header was read (for the caller's accounting). */
     members = 0;
-    constructor(handler) {
+    constructor(handler, options = {}) {
         super({ highWaterMark: 4 * 1024 * 1024 });
         this.#handler = handler;
+        this.#release = options.release;
     }
     _write(chunk, _encoding, callback) {
-        this.#consume(chunk).then(() => callback(), (error) => callback(error instanceof Error ? error : new Error(String(error))));
+        this.#consume(chunk).then(() => {
+            this.#release?.(chunk);
+            callback();
+        }, (error) => callback(error instanceof Error ? error : new Error(String(error))));
     }
     _final(callback) {
         const state = this.#state;
