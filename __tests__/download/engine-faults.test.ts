@@ -7,8 +7,7 @@ import { ModelPullError } from '../../src/errors.js';
 import type { HttpClient } from '../../src/http/client.js';
 import { MemoryLogger } from '../../src/report/logger.js';
 import type { BlobServer } from '../helpers/blob-server.js';
-import { skippingClock } from '../helpers/clock.js';
-import { blobSpec, engineFixture, FAST_RETRY, randomBlob } from '../helpers/engine.js';
+import { blobSpec, engineFixture, engineOptions, FAST_RETRY, randomBlob } from '../helpers/engine.js';
 
 const KiB = 1024;
 const SIZE = 1024 * KiB + 77;
@@ -18,17 +17,7 @@ describe('engine faults found in review', () => {
   let server: BlobServer;
   let dir: { path: string; remove(): Promise<void> };
   let http: HttpClient;
-  const options = (extra: object = {}) => ({
-    http,
-    concurrency: 2,
-    connections: 4,
-    verify: 'full' as const,
-    retry: FAST_RETRY,
-    // Retry waits are recorded, not slept.
-    clock: skippingClock(),
-    minSplit: 64 * KiB,
-    ...extra,
-  });
+  const options = (extra: object = {}) => engineOptions(http, 4, extra);
 
   engineFixture(data, (f) => {
     ({ server, dir, http } = f);

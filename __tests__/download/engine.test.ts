@@ -8,7 +8,14 @@ import { ModelPullError } from '../../src/errors.js';
 import type { HttpClient } from '../../src/http/client.js';
 import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
 import { skippingClock } from '../helpers/clock.js';
-import { blobSpec, engineFixture, FAST_RETRY, randomBlob, testClient } from '../helpers/engine.js';
+import {
+  blobSpec,
+  engineFixture,
+  engineOptions,
+  FAST_RETRY,
+  randomBlob,
+  testClient,
+} from '../helpers/engine.js';
 import { startServer, type TestServer, tempDir } from '../helpers/http.js';
 
 const KiB = 1024;
@@ -25,17 +32,7 @@ describe('fetchBlobs', () => {
     ({ server, dir, http } = f);
   });
 
-  const options = (extra: object = {}) => ({
-    http,
-    concurrency: 2,
-    connections: 8,
-    verify: 'full' as const,
-    retry: FAST_RETRY,
-    // Retry waits are recorded, not slept.
-    clock: skippingClock(),
-    minSplit: 64 * KiB,
-    ...extra,
-  });
+  const options = (extra: object = {}) => engineOptions(http, 8, extra);
   const spec = (size: number | undefined) => blobSpec(dir.path, hex, size, `${server.url}/blob`);
 
   async function expectTarget(target: string): Promise<void> {

@@ -11,8 +11,15 @@ import type { HttpClient } from '../../src/http/client.js';
 import { MemoryLogger } from '../../src/report/logger.js';
 import { type BlobServer, startBlobServer } from '../helpers/blob-server.js';
 import { startTs, type TsChild, waitFor } from '../helpers/child.js';
-import { skippingClock, virtualClock } from '../helpers/clock.js';
-import { blobSpec, engineFixture, FAST_RETRY, randomBlob, recordedBytes } from '../helpers/engine.js';
+import { virtualClock } from '../helpers/clock.js';
+import {
+  blobSpec,
+  engineFixture,
+  engineOptions,
+  FAST_RETRY,
+  randomBlob,
+  recordedBytes,
+} from '../helpers/engine.js';
 import { tempDir } from '../helpers/http.js';
 
 const KiB = 1024;
@@ -38,16 +45,7 @@ describe('a store shared with other processes (issue 10)', () => {
     ({ server, dir, http } = f);
   });
   const spec = () => blobSpec(dir.path, hex, SIZE, `${server.url}/blob`);
-  const options = (extra: object = {}) => ({
-    http,
-    concurrency: 2,
-    connections: 4,
-    verify: 'full' as const,
-    retry: FAST_RETRY,
-    clock: skippingClock(),
-    minSplit: 64 * KiB,
-    ...extra,
-  });
+  const options = (extra: object = {}) => engineOptions(http, 4, extra);
   /** A lease file at the blob's staging entry, as another process would have left it. */
   async function plantLease(content: object | string, ageMs = 0, now = Date.now()): Promise<string> {
     const blob = spec();

@@ -6,9 +6,27 @@ import type { BlobLocation, BlobSpec } from '../../src/download/types.js';
 import { HttpClient, type HttpOptions } from '../../src/http/client.js';
 import type { RetryPolicy } from '../../src/http/retry.js';
 import { type BlobServer, startBlobServer } from './blob-server.js';
+import { skippingClock } from './clock.js';
 import { tempDir } from './http.js';
 
 export const FAST_RETRY: RetryPolicy = { retries: 4, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 2000 };
+
+/**
+ * Engine options for tests against one blob server: full verification, 64 KiB pieces (so a
+ * small blob still splits), retry waits recorded rather than slept; `extra` overrides any.
+ */
+export function engineOptions(http: HttpClient, connections: number, extra: object = {}) {
+  return {
+    http,
+    concurrency: 2,
+    connections,
+    verify: 'full' as const,
+    retry: FAST_RETRY,
+    clock: skippingClock(),
+    minSplit: 64 * 1024,
+    ...extra,
+  };
+}
 
 export function testClient(overrides: Partial<HttpOptions> = {}): HttpClient {
   return new HttpClient({

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireBuiltCli, runCli, startCli } from '../../cli/run.js';
 import { startBlobServer } from '../../helpers/blob-server.js';
+import { recordedBytes } from '../../helpers/engine.js';
 import { parseRange, type TestServer, tempDir } from '../../helpers/http.js';
 import { FILEPATH, modelPack, pushArtifact } from '../../helpers/oci-artifacts.js';
 import { type RealRegistry, sha256, startRecordingProxy, startRegistry } from '../../helpers/registry.js';
@@ -14,12 +15,6 @@ const MiB = 1024 * 1024;
 const SIZE = 24 * MiB;
 /** What the storage sends before it holds its responses (the rest comes after the kill). */
 const HELD = 16 * MiB;
-
-/** Bytes the staging progress record says are on disk (what a rerun may skip). */
-async function recordedBytes(record: string): Promise<number> {
-  const parsed = JSON.parse(await readFile(record, 'utf8')) as { segments: { start: number; pos: number }[] };
-  return parsed.segments.reduce((sum, s) => sum + s.pos - s.start, 0);
-}
 
 let registry: RealRegistry;
 let front: TestServer;
