@@ -1,14 +1,14 @@
 import { PassThrough } from 'node:stream';
-import { fields, progressBars, shorten } from '../../src/cli/progress-bars.js';
+import { fields, fileBarLimit, progressBars, shorten } from '../../src/cli/progress-bars.js';
 import type { BlobProgress, ProgressSnapshot } from '../../src/download/types.js';
 import { formatEta } from '../../src/report/format.js';
 
 // The bars themselves are cli-progress's; what is ours is what goes in them and when a bar
 // comes and goes. A PassThrough that says it is a 100-column terminal records the drawing.
 
-function terminal(): { stream: NodeJS.WriteStream; output(): string } {
+function terminal(rows?: number): { stream: NodeJS.WriteStream; output(): string } {
   const stream = new PassThrough() as unknown as NodeJS.WriteStream & PassThrough;
-  Object.assign(stream, { isTTY: true, columns: 100, cursorTo: () => true, moveCursor: () => true });
+  Object.assign(stream, { isTTY: true, columns: 100, rows, cursorTo: () => true, moveCursor: () => true });
   let text = '';
   stream.on('data', (d: Buffer) => {
     text += d.toString();
@@ -147,6 +147,39 @@ describe('progressBars on a terminal', () => {
       expect(rest).toMatch(/ b\.bin +\S+ +50% /);
       expect(rest).not.toMatch(/ a\.gguf +\S+ +\d+%/); // done: its bar is gone
       expect(rest).toContain('\u001b[?25h'); // cursor shown again
+    } finally {
+      bars.stop();
+    }
+  });
+
+  test.each([
+    [undefined, 8],
+    [40, 8],
+    [10, 6],
+    [3, 1],
+  ])('a terminal of %p rows shows at most %d file bars', (rows, limit) => {
+    expect(fileBarLimit(rows)).toBe(limit);
+  });
+
+  it('many small files in flight: at most a screenful of bars, the rest counted in the total', async () => {
+    const { stream, output } = terminal(10); // room for 6 file bars
+    const bars = progressBars(stream);
+    try {
+      const names = Array.from({ length: 9 }, (_, i) => `shard-${i}.bin`);
+      bars.listener(snapshot(names.map((n) => blob(n, 1, 4, 'downloading'))));
+      await drawn(output, 'total, 3 more files');
+      const first = output();
+      for (const n of names.slice(0, 6)) expect(first).toMatch(new RegExp(` ${n} +\\S+ +25% `));
+      for (const n of names.slice(6)) expect(first).not.toContain(n);
+      // Two finish: two of the waiting files get the freed bars, one is still counted.
+      const done = names.slice(0, 2).map((n) => ({ ...blob(n, 4, 4, 'done'), fetchMs: 5 }));
+      bars.listener(snapshot([...done, ...names.slice(2).map((n) => blob(n, 2, 4, 'downloading'))]));
+      await drawn(output, 'total, 1 more file ');
+      const rest = output().slice(first.length);
+      expect(rest).toMatch(/ shard-6\.bin +\S+ +50% /);
+      expect(rest).toMatch(/ shard-7\.bin +\S+ +50% /);
+      expect(rest).not.toMatch(/ shard-8\.bin +\S+ +\d+%/);
+      expect(rest).toContain(' ✓ shard-0.bin 4 B 5 ms\n');
     } finally {
       bars.stop();
     }

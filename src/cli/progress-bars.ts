@@ -21,6 +21,10 @@ export interface ProgressBars {
 export function progressBars(stream: NodeJS.WriteStream): ProgressBars {
   const columns = stream.columns || 80;
   const layout = barLayout(columns);
+  // Small files run many at once (up to concurrency × connections): past a screenful of bars
+  // the display would scroll and tear, so files beyond the cap wait for a free bar and the
+  // total counts them (`total, 12 more files`). Their bytes are in the total all along.
+  const maxBars = fileBarLimit(stream.rows);
   const multi = new cliProgress.MultiBar(
     {
       stream,
@@ -34,6 +38,7 @@ export function progressBars(stream: NodeJS.WriteStream): ProgressBars {
   );
   const bars = new Map<string, cliProgress.SingleBar>();
   const ended = new Set<string>();
+  let unseen = 0;
   let total: cliProgress.SingleBar | undefined;
   // cli-progress turns the terminal's line wrap off while it draws, so a line longer than the
   // screen would be cut: it is wrapped here instead, nothing lost. It clears only the first row
@@ -47,6 +52,7 @@ export function progressBars(stream: NodeJS.WriteStream): ProgressBars {
         .join('\n')}\n`,
     );
   const listener = (snapshot: ProgressSnapshot) => {
+    unseen = 0;
     for (const blob of snapshot.blobs) updateFile(blob);
     // The total appears with the first download: a run that only verifies shows no rate at all.
     if (!total && bars.size === 0) return;
@@ -54,7 +60,8 @@ export function progressBars(stream: NodeJS.WriteStream): ProgressBars {
     const known =
       snapshot.total > 0 && snapshot.blobs.every((b) => b.total !== undefined || b.state === 'done');
     total ??= multi.create(1, 0, fields('total', 0, undefined, 0, layout.label));
-    draw(total, 'total', snapshot.done, known ? snapshot.total : undefined, snapshot.rate, true);
+    const label = unseen > 0 ? `total, ${unseen} more file${unseen === 1 ? '' : 's'}` : 'total';
+    draw(total, label, snapshot.done, known ? snapshot.total : undefined, snapshot.rate, true);
   };
   const updateFile = (blob: BlobProgress) => {
     let bar = bars.get(blob.target);
@@ -72,6 +79,10 @@ export function progressBars(stream: NodeJS.WriteStream): ProgressBars {
       return;
     }
     if (blob.state !== 'downloading' && blob.state !== 'verifying') return;
+    if (!bar && bars.size >= maxBars) {
+      unseen += 1;
+      return;
+    }
     if (!bar) {
       // Above the total, which stays the last line.
       bar = multi.create(1, 0, fields(blob.label, 0, blob.total, 0, layout.label), {});
@@ -109,6 +120,11 @@ export function progressBars(stream: NodeJS.WriteStream): ProgressBars {
       multi.stop();
     },
   };
+}
+
+/** How many file bars a terminal of `rows` lines shows at most: 8, fewer on a short screen. */
+export function fileBarLimit(rows: number | undefined): number {
+  return Math.max(1, Math.min(8, (rows || 24) - 4));
 }
 
 /** An engine error names its file first; the ✗ line has named it already. */
