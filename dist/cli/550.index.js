@@ -248,6 +248,10 @@ var cli_progress_default = /*#__PURE__*/__webpack_require__.n(cli_progress);
 function progressBars(stream) {
     const columns = stream.columns || 80;
     const layout = barLayout(columns);
+    // Small files run many at once (up to concurrency × connections): past a screenful of bars
+    // the display would scroll and tear, so files beyond the cap wait for a free bar and the
+    // total counts them (`total, 12 more files`). Their bytes are in the total all along.
+    const maxBars = fileBarLimit(stream.rows);
     const multi = new (cli_progress_default()).MultiBar({
         stream,
         hideCursor: true,
@@ -258,6 +262,7 @@ function progressBars(stream) {
     }, (cli_progress_default()).Presets.shades_classic);
     const bars = new Map();
     const ended = new Set();
+    let unseen = 0;
     let total;
     // cli-progress turns the terminal's line wrap off while it draws, so a line longer than the
     // screen would be cut: it is wrapped here instead, nothing lost. It clears only the first row
@@ -268,6 +273,7 @@ function progressBars(stream) {
         .map((row) => `\x1b[2K${row}`)
         .join('\n')}\n`);
     const listener = (snapshot) => {
+        unseen = 0;
         for (const blob of snapshot.blobs)
             updateFile(blob);
         // The total appears with the first download: a run that only verifies shows no rate at all.
@@ -276,7 +282,8 @@ function progressBars(stream) {
         // The snapshot counts an unknown size as what has arrived so far; the total is then unknown.
         const known = snapshot.total > 0 && snapshot.blobs.every((b) => b.total !== undefined || b.state === 'done');
         total ??= multi.create(1, 0, fields('total', 0, undefined, 0, layout.label));
-        draw(total, 'total', snapshot.done, known ? snapshot.total : undefined, snapshot.rate, true);
+        const label = unseen > 0 ? `total, ${unseen} more file${unseen === 1 ? '' : 's'}` : 'total';
+        draw(total, label, snapshot.done, known ? snapshot.total : undefined, snapshot.rate, true);
     };
     const updateFile = (blob) => {
         let bar = bars.get(blob.target);
@@ -298,6 +305,10 @@ function progressBars(stream) {
         }
         if (blob.state !== 'downloading' && blob.state !== 'verifying')
             return;
+        if (!bar && bars.size >= maxBars) {
+            unseen += 1;
+            return;
+        }
         if (!bar) {
             // Above the total, which stays the last line.
             bar = multi.create(1, 0, fields(blob.label, 0, blob.total, 0, layout.label), {});
@@ -326,6 +337,10 @@ function progressBars(stream) {
             multi.stop();
         },
     };
+}
+/** How many file bars a terminal of `rows` lines shows at most: 8, fewer on a short screen. */
+function fileBarLimit(rows) {
+    return Math.max(1, Math.min(8, (rows || 24) - 4));
 }
 /** An engine error names its file first; the ✗ line has named it already. */
 function withoutLabel(error, label) {
