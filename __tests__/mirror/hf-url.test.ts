@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gitBlobSha1Hex, sha256Hex } from '../../src/digest.js';
 import { cliInProcess } from '../helpers/cli-in-process.js';
@@ -310,7 +310,13 @@ describe('hf-oci-mirror', () => {
     expect(await listing(r.cache)).toEqual(direct);
   });
 
-  test('a mirror serving other bytes for a file is refused by the Hub oid', async () => {
+  /** Hub requests for one file of the line (its resolve/ URL), and the cache's blob names. */
+  const resolves = (path: string, from: number) =>
+    hub.hub.requests
+      .slice(from)
+      .filter((q) => decodeURIComponent(q.url).endsWith(`/resolve/${COMMIT}/${path}`)).length;
+
+  test('a mirror serving other bytes for a file is refused by the Hub oid: that file from the Hub, one warning', async () => {
     const readme = FILES.find((f) => f.path === 'README.md')!;
     const hex = sha256Hex(readme.content);
     const forged = Buffer.from('# not tiny\n');
@@ -324,6 +330,7 @@ describe('hf-oci-mirror', () => {
     try {
       const host = new URL(liar.url).host;
       const dir = join(home.path, 'forged');
+      const before = hub.hub.requests.length;
       const r = await cliInProcess(
         [
           'pull',
@@ -345,15 +352,42 @@ describe('hf-oci-mirror', () => {
         ],
         { HOME: dir },
       );
-      expect(r.code).toBe(1);
-      expect(r.stderr).toContain(
-        `git-sha1 mismatch from ${host}: expected ${gitBlobSha1Hex(readme.content)}`,
-      );
+      expect(r.code).toBe(0);
+      const warnings = r.stderr.split('\n').filter((l) => l.includes('warning'));
+      expect(warnings).toEqual([
+        expect.stringContaining(
+          `${hfLine}: hf-oci-mirror ${host}/models failed on "README.md" (hf:Team/Tiny-Model README.md: git-sha1 mismatch from ${host}: expected ${gitBlobSha1Hex(readme.content)}`,
+        ),
+      ]);
+      expect(warnings[0]).toContain('; pulling the files it fails from the Hub');
+      // That one file from the Hub, the others from the mirror; the cache exactly as from the Hub.
+      expect(hub.hub.requests.slice(before).map((q) => decodeURIComponent(q.url))).toEqual([
+        `/Team/Tiny-Model/resolve/${COMMIT}/README.md`,
+      ]);
+      expect(await listing(join(dir, 'hf'))).toEqual(direct);
       const blobs = await readdir(join(dir, 'hf', 'models--Team--Tiny-Model', 'blobs'));
       expect(blobs).not.toContain(gitBlobSha1Hex(forged));
-      await expect(readdir(join(dir, 'hf', 'models--Team--Tiny-Model', 'snapshots'))).rejects.toThrow();
     } finally {
       await liar.close();
     }
+  });
+
+  // Last: it removes a layer from the org registry's storage.
+  test('an artifact whose layer is gone from the registry: those files from the Hub, one warning', async () => {
+    const onnx = FILES.find((f) => f.path === 'onnx/model q.onnx')!;
+    const hex = sha256Hex(onnx.content);
+    await rm(join(org.storage, 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex), {
+      recursive: true,
+    });
+    const before = hub.hub.requests.length;
+    const r = await pullVia('gone', `${orgHost()}/models`, ['--lockfile', lockPath, hfLine]);
+    expect(r.code).toBe(0);
+    const warnings = r.stderr.split('\n').filter((l) => l.includes('warning'));
+    expect(warnings).toEqual([
+      expect.stringContaining(`${hfLine}: hf-oci-mirror ${orgHost()}/models failed on "onnx/model q.onnx" (`),
+    ]);
+    expect(resolves('onnx/model q.onnx', before)).toBe(1);
+    expect(hub.hub.requests.length - before).toBe(1);
+    expect(await listing(r.cache)).toEqual(direct);
   });
 });

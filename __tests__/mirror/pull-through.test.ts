@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cliInProcess } from '../helpers/cli-in-process.js';
-import { type TestServer, tempDir } from '../helpers/http.js';
+import { startServer, type TestServer, tempDir } from '../helpers/http.js';
 import { FILEPATH, gguf, modelPack, pushArtifact } from '../helpers/oci-artifacts.js';
 import {
   type GeneratedModel,
@@ -297,23 +297,107 @@ async function lyingMirror(lie: (url: string) => Buffer | undefined): Promise<Te
   });
 }
 
-test('a mirror serving other bytes for a blob is refused by digest; nothing of them is kept', async () => {
+/** The registry-mirror lines of a run's log. */
+const mirrorWarnings = (stderr: string) => stderr.split('\n').filter((l) => l.includes('registry-mirror'));
+
+test('a mirror serving other bytes for a blob is refused by digest: that blob from the origin, one warning, nothing of them kept', async () => {
   const weightsLayer = ollamaModel.layers[0]!.bytes;
   const hex = sha256(weightsLayer);
   const forged = randomBytes(weightsLayer.length);
   const mirror = await lyingMirror((url) => (url.endsWith(`/blobs/sha256:${hex}`) ? forged : undefined));
   try {
+    const start = origin.requests.length;
     const r = await run(mirror.url, [lines()[0]!]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain(
-      `sha256 mismatch from ${new URL(mirror.url).host}: expected ${hex}, got ${sha256(forged)}`,
+    expect(r.code).toBe(0);
+    const warnings = mirrorWarnings(r.stderr);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(
+      `registry-mirror: ${new URL(mirror.url).host}/team/tiny@sha256:${hex} failed: ollama:${originHost()}/team/tiny:v1 model: sha256 mismatch from ${new URL(mirror.url).host}: expected ${hex}, got ${sha256(forged)}; pulling team/tiny from ${originHost()}`,
     );
-    const blobs = await readdir(join(r.dir, 'ollama', 'blobs')).catch(() => [] as string[]);
-    expect(blobs).not.toContain(`sha256-${hex}`);
-    // No manifest names a model whose weights were refused.
-    await expect(readdir(join(r.dir, 'ollama', 'manifests'))).rejects.toThrow();
+    // The mirror was asked once; the origin then served the right bytes, verified the same way.
+    expect(mirror.requests.filter((q) => q.method === 'GET' && q.url.endsWith(hex))).toHaveLength(1);
+    expect(originBlobGets(origin.requests.slice(start)).get(hex)).toBe(1);
+    await expectOllamaModel(r.dir);
+    const staged = await readdir(join(r.dir, 'ollama', 'blobs')).catch(() => [] as string[]);
+    expect(staged).not.toContain(`sha256-${sha256(forged)}`);
   } finally {
     await mirror.close();
+  }
+});
+
+/** The Ollama model of `lines()[0]` in a run's store, byte for byte. */
+async function expectOllamaModel(dir: string): Promise<void> {
+  const blobs = join(dir, 'ollama', 'blobs');
+  expect((await readdir(blobs)).sort()).toEqual(
+    [ollamaModel.config, ...ollamaModel.layers].map((b) => `sha256-${sha256(b.bytes)}`).sort(),
+  );
+  for (const blob of [ollamaModel.config, ...ollamaModel.layers])
+    expect((await readFile(join(blobs, `sha256-${sha256(blob.bytes)}`))).equals(blob.bytes)).toBe(true);
+  const manifest = join(dir, 'ollama', 'manifests', originHost(), 'team', 'tiny', 'v1');
+  expect((await readFile(manifest)).equals(ollamaModel.manifest)).toBe(true);
+}
+
+test('a mirror that serves the manifest but lost a blob (blob unknown): the origin serves it, one warning', async () => {
+  // A plain registry holding the model under hub/, whose weights were then removed from its
+  // storage: it still lists the manifest, and answers the blob 404 BLOB_UNKNOWN.
+  const plain = await startRegistry();
+  try {
+    await pushModel(plain.url, 'hub/team/tiny', 'v1', ollamaModel);
+    const hex = sha256(ollamaModel.layers[0]!.bytes);
+    await rm(join(plain.storage, 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex), {
+      recursive: true,
+    });
+    const front = await startRecordingProxy(plain.url);
+    try {
+      const start = origin.requests.length;
+      const r = await run(`${front.url}/hub`, [lines()[0]!]);
+      expect(r.code).toBe(0);
+      const mirrorHost = new URL(front.url).host;
+      const warnings = mirrorWarnings(r.stderr);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(`registry-mirror: ${mirrorHost}/hub/team/tiny@sha256:${hex} `);
+      expect(warnings[0]).toContain(`; pulling team/tiny from ${originHost()}`);
+      // The manifest came from the mirror; the lost blob from the origin, once.
+      expect(front.requests.some((q) => q.url === '/v2/hub/team/tiny/manifests/v1')).toBe(true);
+      expect(origin.requests.slice(start).filter((q) => q.url.includes('/manifests/'))).toEqual([]);
+      expect(originBlobGets(origin.requests.slice(start)).get(hex)).toBe(1);
+      await expectOllamaModel(r.dir);
+    } finally {
+      await front.close();
+    }
+  } finally {
+    await plain.close();
+  }
+});
+
+test('a mirror whose blobs redirect to storage that refuses connections: the origin serves them, one warning for the run', async () => {
+  const plain = await startRegistry();
+  const dead = await startServer((_req, res) => void res.writeHead(500).end());
+  const deadUrl = dead.url;
+  await dead.close();
+  try {
+    await pushModel(plain.url, 'hub/team/tiny', 'v1', ollamaModel);
+    // Blob GETs are sent on to a storage host that is down, as a registry redirects to its CDN.
+    const front = await startRecordingProxy(plain.url, {
+      answer: (req, res) => {
+        if (req.method !== 'GET' || !req.url?.includes('/blobs/sha256:')) return false;
+        res.writeHead(307, { location: `${deadUrl}/storage${req.url}` }).end();
+        return true;
+      },
+    });
+    try {
+      const r = await run(`${front.url}/hub`, [lines()[0]!]);
+      expect(r.code).toBe(0);
+      const warnings = mirrorWarnings(r.stderr);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(`registry-mirror ${front.url}/hub cannot be reached (`);
+      expect(warnings[0]).toContain(`pulling from ${originHost()} instead for the rest of this run`);
+      await expectOllamaModel(r.dir);
+    } finally {
+      await front.close();
+    }
+  } finally {
+    await plain.close();
   }
 });
 

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { type Clock, systemClock } from '../clock.js';
 import { hashFile } from '../digest.js';
-import { describeError, ModelPullError } from '../errors.js';
+import { describeError, isModelPullError, ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
 import type { HttpClient } from '../http/client.js';
 import type { RetryPolicy } from '../http/retry.js';
@@ -240,21 +240,29 @@ async function fetchVerifiedLocked(
 ): Promise<BlobResult> {
   let downloaded = 0;
   for (let attempt = 1; ; attempt++) {
-    const staged = await downloadToStaging(blob, {
-      http: options.http,
-      connections: options.connections,
-      retry: options.retry,
-      minSplit: options.minSplit ?? 4 * MiB,
-      flushBytes: options.flushBytes ?? 8 * MiB,
-      ...(options.adaptFrom !== undefined ? { adaptFrom: options.adaptFrom } : {}),
-      flushIntervalMs: 1000,
-      signal: options.signal,
-      clock: options.clock ?? systemClock,
-      log: options.log,
-      onStart: progress.onStart,
-      onBytes: progress.onBytes,
-      onSize: progress.onSize,
-    });
+    let staged: Awaited<ReturnType<typeof downloadToStaging>>;
+    try {
+      staged = await downloadToStaging(blob, {
+        http: options.http,
+        connections: options.connections,
+        retry: options.retry,
+        minSplit: options.minSplit ?? 4 * MiB,
+        flushBytes: options.flushBytes ?? 8 * MiB,
+        ...(options.adaptFrom !== undefined ? { adaptFrom: options.adaptFrom } : {}),
+        flushIntervalMs: 1000,
+        signal: options.signal,
+        clock: options.clock ?? systemClock,
+        log: options.log,
+        onStart: progress.onStart,
+        onBytes: progress.onBytes,
+        onSize: progress.onSize,
+      });
+    } catch (error) {
+      if (!fallsBack(blob, error, options)) throw error;
+      await discardStaging(stagingPaths(blob.ingestDir, blob.digest));
+      attempt = 0;
+      continue;
+    }
     downloaded += staged.fetched;
     // The file itself must hold as many bytes as were hashed (the hash saw them in memory).
     const onDisk = (await stat(staged.paths.data)).size;
@@ -278,13 +286,33 @@ async function fetchVerifiedLocked(
     }
     // Staged bytes that do not match are never kept: the next try starts from byte 0.
     await discardStaging(staged.paths);
-    if (attempt >= 2) {
-      throw new ModelPullError(
-        'ERR_DIGEST_MISMATCH',
-        `${blob.label}: ${blob.digest.algorithm} mismatch from ${staged.host}: expected ${blob.digest.hex}, got ${staged.hex}`,
-      );
-    }
+    const mismatch = new ModelPullError(
+      'ERR_DIGEST_MISMATCH',
+      `${blob.label}: ${blob.digest.algorithm} mismatch from ${staged.host}: expected ${blob.digest.hex}, got ${staged.hex}`,
+      { host: staged.host },
+    );
+    // Another place for the blob gets its own two tries; the same place, one more.
+    if (fallsBack(blob, mismatch, options)) attempt = 0;
+    else if (attempt >= 2) throw mismatch;
   }
+}
+
+/**
+ * Whether the blob is fetched again from the source's other place after this failure: never
+ * for a stop, a local fault (disk, filesystem, another process's lease), which no other
+ * server mends.
+ */
+function fallsBack(blob: BlobSpec, error: unknown, options: EngineOptions): boolean {
+  if (!blob.fallback || options.signal?.aborted) return false;
+  const local = [
+    'ERR_ABORTED',
+    'ERR_DISK_SPACE',
+    'ERR_FILESYSTEM',
+    'ERR_STAGING_LOCK',
+    'ERR_NOT_WRITABLE',
+  ] as const;
+  if (local.some((code) => isModelPullError(error, code))) return false;
+  return blob.fallback(error);
 }
 
 /**

@@ -28,6 +28,13 @@ export interface BlobSpec {
    */
   readonly probeRanges?: boolean;
   /**
+   * Told when fetching failed, or the bytes did not match, at the place locate() named: true
+   * when the source has another place for the blob (the origin behind a mirror) and locate()
+   * now names it. The engine then fetches the blob again from there with its own retries;
+   * nothing staged from the first place is kept.
+   */
+  fallback?(error: unknown): boolean;
+  /**
    * Where to fetch from. Called before the first request and again when a signed URL reached
    * through a redirect answers 401/403 (expired), so the source can mint a fresh one.
    */

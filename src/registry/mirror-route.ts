@@ -6,7 +6,7 @@ import type { RegistryCall, RegistryClient } from './client.js';
 import type { RegistryName } from './endpoint.js';
 import { MANIFEST_OR_INDEX_ACCEPT } from './manifest.js';
 import { nameUnder, type RepositoryPrefix, repositoryUnder } from './prefix.js';
-import type { RegistrySession } from './session.js';
+import type { BlobRoute, RegistrySession } from './session.js';
 
 /** A repository as a line names it: its registry, and its path there. */
 export type RepositoryName = RegistryName & { readonly repository: string };
@@ -55,6 +55,15 @@ export class RegistryRoutes {
   }
 }
 
+/** The repository on a mirror: the mirror's path, then the origin's repository. */
+function mirrorRepository(mirror: RepositoryPrefix, origin: RepositoryName): RepositoryName {
+  return {
+    host: mirror.host,
+    ...(mirror.scheme ? { scheme: mirror.scheme } : {}),
+    repository: repositoryUnder(mirror, ...origin.repository.split('/')),
+  };
+}
+
 /** The mirrors found unreachable, per run (keyed by the run's list of mirrors). */
 const downByRun = new WeakMap<readonly RegistryMirror[], Set<string>>();
 
@@ -62,6 +71,8 @@ const downByRun = new WeakMap<readonly RegistryMirror[], Set<string>>();
 export class RepositoryRoute {
   /** Set once the mirror failed this repository: everything then goes to the origin. */
   private fellBack = false;
+  /** Sessions handed out for blobs at the mirror, so a failure there is told from the origin's. */
+  private readonly mirrorSessions = new WeakSet<RegistrySession>();
   /** Manifest digests the mirror was seen to hold (or not), so blobs know where to go. */
   private readonly held = new Map<string, Promise<boolean>>();
 
@@ -80,15 +91,11 @@ export class RepositoryRoute {
     return this.mirror !== undefined;
   }
 
-  /** The repository on the mirror: the mirror's path, then the origin's repository. */
+  /** The repository on the mirror while it is used: the mirror's path, then the origin's repository. */
   private get mirrorName(): RepositoryName | undefined {
     const m = this.mirror;
     if (!m || this.fellBack || this.routes.down.has(m.text)) return undefined;
-    return {
-      host: m.host,
-      ...(m.scheme ? { scheme: m.scheme } : {}),
-      repository: repositoryUnder(m, ...this.origin.repository.split('/')),
-    };
+    return mirrorRepository(m, this.origin);
   }
 
   /** The origin's session (no mirror). */
@@ -121,7 +128,7 @@ export class RepositoryRoute {
    * (asked once, by digest, when the manifest came from elsewhere: a lock or the store), else
    * the origin. Called on the first blob that needs fetching, so a model on disk asks nothing.
    */
-  async blobSession(call: RegistryCall, hex: string, name: string): Promise<RegistrySession> {
+  private async blobSession(call: RegistryCall, hex: string, name: string): Promise<RegistrySession> {
     const mirror = this.mirrorName;
     if (!mirror) return this.originSession(call);
     let held = this.held.get(hex);
@@ -144,11 +151,47 @@ export class RepositoryRoute {
     }
     const onMirror = await held;
     const still = this.mirrorName;
-    return onMirror && still ? this.routes.client.resolve(call, still) : this.originSession(call);
+    if (!onMirror || !still) return this.originSession(call);
+    const session = await this.routes.client.resolve(call, still);
+    this.mirrorSessions.add(session);
+    return session;
   }
 
-  /** Leaves the mirror for this repository (or, when unreachable, for the run) with one warning. */
-  private fallBack(call: RegistryCall, error: unknown, mirror: RepositoryName, reference: string): void {
+  /** The blobs of the manifest `hex`: where each is fetched, and the origin after a failure there. */
+  blobs(hex: string, name: string): BlobRoute {
+    return {
+      session: (call) => this.blobSession(call, hex, name),
+      leave: (call, session, blob, error) => this.leaveAfterBlob(call, session, blob, error),
+    };
+  }
+
+  /**
+   * A blob failed at `session` (not there, unreachable, other bytes than its digest): when that
+   * session was the mirror's, the repository leaves the mirror (one warning, as for a manifest)
+   * and the blob is fetched again from the origin. A failure at the origin stays a failure.
+   */
+  private leaveAfterBlob(call: RegistryCall, session: RegistrySession, hex: string, error: unknown): boolean {
+    if (!this.mirror || !this.mirrorSessions.has(session)) return false;
+    if (call.signal?.aborted) return false;
+    // A refused connection reaches here after its retries: the mirror is down, not the blob.
+    const cause =
+      isModelPullError(error, 'ERR_RETRIES_EXHAUSTED') && error.cause !== undefined ? error.cause : error;
+    this.fallBack(call, cause, mirrorRepository(this.mirror, this.origin), `sha256:${hex}`, error);
+    return true;
+  }
+
+  /**
+   * Leaves the mirror for this repository (or, when unreachable, for the run) with one warning.
+   * `told` is the error the warning quotes, when it is not `error` itself (a retry budget spent
+   * on what `error` says).
+   */
+  private fallBack(
+    call: RegistryCall,
+    error: unknown,
+    mirror: RepositoryName,
+    reference: string,
+    told: unknown = error,
+  ): void {
     if (isModelPullError(error, 'ERR_ABORTED') || call.signal?.aborted) throw error;
     const prefix = this.mirror!;
     const where = nameUnder(prefix, mirror.repository, reference);
@@ -157,7 +200,7 @@ export class RepositoryRoute {
       if (this.routes.down.has(prefix.text)) return;
       this.routes.down.add(prefix.text);
       call.log.warning(
-        `registry-mirror ${prefix.text} cannot be reached (${describeError(error)}); pulling from ${origin} instead for the rest of this run`,
+        `registry-mirror ${prefix.text} cannot be reached (${describeError(told)}); pulling from ${origin} instead for the rest of this run`,
       );
       return;
     }
@@ -165,7 +208,7 @@ export class RepositoryRoute {
     this.fellBack = true;
     const why = isModelPullError(error, 'ERR_NOT_FOUND')
       ? 'is not on the mirror'
-      : `failed: ${describeError(error)}`;
+      : `failed: ${describeError(told)}`;
     call.log.warning(`registry-mirror: ${where} ${why}; pulling ${this.origin.repository} from ${origin}`);
   }
 }

@@ -257,29 +257,50 @@ export class RegistrySession {
   }
 }
 
+/** Where a manifest's blobs are fetched (see RepositoryRoute.blobs). */
+export interface BlobRoute {
+  session(call: RegistryCall): Promise<RegistrySession>;
+  /**
+   * The blob `hex` failed at `session`: true when another session is to be asked now (the
+   * origin, after a mirror), which session() then returns.
+   */
+  leave?(call: RegistryCall, session: RegistrySession, hex: string, error: unknown): boolean;
+}
+
 /**
  * The engine's view of one blob of a repository: fetched at the registry's blob URL with the
  * session's credentials (a redirect to a CDN goes there without them). A second locate() means
  * the URL stopped working (an expired CDN signature, a revoked token), so it passes the token
- * generation this blob last saw, and a token that has not changed since is renewed once for all.
- * The session is settled on the first locate(), so a blob already in place costs no request.
+ * generation this blob last saw at that session, and a token that has not changed since is
+ * renewed once for all. The session is settled on the first locate(), so a blob already in
+ * place costs no request. A failure at a mirror's session sends the blob to the origin's
+ * (BlobSpec.fallback).
  */
 export function registryBlob(
-  session: () => Promise<RegistrySession>,
+  route: BlobRoute,
   call: RegistryCall,
   blob: { readonly hex: string; readonly size: number },
   place: Pick<BlobSpec, 'label' | 'target' | 'ingestDir' | 'probeRanges'>,
 ): BlobSpec {
-  let seen: number | undefined;
+  let asked: RegistrySession | undefined;
+  let seen: { session: RegistrySession; generation: number } | undefined;
+  const leave = route.leave;
   return {
     digest: { algorithm: 'sha256', hex: blob.hex },
     size: blob.size,
     ...place,
     async locate(signal) {
       const attempt = signal ? { ...call, signal } : call;
-      const { location, generation } = await (await session()).blobLocation(attempt, blob.hex, seen);
-      seen = generation;
+      asked = undefined;
+      const session = await route.session(call);
+      asked = session;
+      const previous = seen?.session === session ? seen.generation : undefined;
+      const { location, generation } = await session.blobLocation(attempt, blob.hex, previous);
+      seen = { session, generation };
       return location;
     },
+    ...(leave
+      ? { fallback: (error: unknown) => asked !== undefined && leave(call, asked, blob.hex, error) }
+      : {}),
   };
 }

@@ -124,29 +124,46 @@ async function fromOciMirror(
   return files.length ? hfIdentity(ref, commit, files, mirrored.tree) : undefined;
 }
 
+/** The hf-oci-mirror's copy of one model's commit, and the Hub for files it fails to serve. */
+interface MirroredFiles {
+  /** The copy, asked once and only when a file must be fetched; undefined: the Hub. */
+  commit(): Promise<MirroredCommit | undefined>;
+  /** A file failed at the mirror (gone, unreachable, other bytes): the Hub serves it (one warning per model). */
+  leave(file: HubFile, error: unknown): void;
+}
+
 /**
- * The mirror's copy of the planned commit, asked once per model and only when a file must be
- * fetched; undefined (the Hub) when it is absent or does not hold these files with these oids.
+ * The mirror's copy of the planned commit; undefined (the Hub) when it is absent or does not
+ * hold these files with these oids.
  */
 function mirroredFiles(
   env: SourceEnv,
   ref: HfRef,
   d: HfDetail,
   ctx: SourceContext,
-): (() => Promise<MirroredCommit | undefined>) | undefined {
+): MirroredFiles | undefined {
   const mirror = env.ociMirror;
   if (!mirror) return undefined;
   let found: Promise<MirroredCommit | undefined> | undefined;
-  return () => {
-    found ??= mirror.commit({ ...d, line: ref.line }, d.commit, ctx).then((m) => {
-      const lacks = m && HfOciMirror.lacks(m, d.files);
-      if (!lacks) return m;
-      ctx.log.warning(
-        `${ref.line}: hf-oci-mirror ${m.name} does not fit the lock (${lacks}); pulling from the Hub`,
-      );
-      return undefined;
-    });
-    return found;
+  let warned = false;
+  return {
+    commit() {
+      found ??= mirror.commit({ ...d, line: ref.line }, d.commit, ctx).then((m) => {
+        const lacks = m && HfOciMirror.lacks(m, d.files);
+        if (!lacks) return m;
+        ctx.log.warning(
+          `${ref.line}: hf-oci-mirror ${m.name} does not fit the lock (${lacks}); pulling from the Hub`,
+        );
+        return undefined;
+      });
+      return found;
+    },
+    leave(file, error) {
+      const why = `hf-oci-mirror ${mirror.prefix.text} failed on "${file.path}" (${describeError(error)})`;
+      if (warned) return ctx.log.debug(`${ref.line}: ${why}; pulling it from the Hub`);
+      warned = true;
+      ctx.log.warning(`${ref.line}: ${why}; pulling the files it fails from the Hub`);
+    },
   };
 }
 
@@ -286,12 +303,15 @@ function blobSpec(
   name: string,
   file: HubFile,
   ctx: SourceContext,
-  mirrored: (() => Promise<MirroredCommit | undefined>) | undefined,
+  mirrored: MirroredFiles | undefined,
 ): BlobSpec {
   const url = resolveUrl(env.ep, d.type, d.repo, d.commit, file.path);
   const location: BlobLocation = env.ep.credentials ? { url, credentials: env.ep.credentials } : { url };
   /** The registry token generation this blob last saw (see registryBlob). */
   let seen: number | undefined;
+  /** Whether the last locate() named the mirror, and whether the mirror failed this file. */
+  let atMirror = false;
+  let left = false;
   return {
     digest: file.digest,
     size: file.size,
@@ -302,11 +322,23 @@ function blobSpec(
     // an expiry is just asking the Hub again. From the mirror, the engine checks the bytes
     // against the same oid.
     async locate(signal) {
-      const commit = mirrored && (await mirrored());
+      atMirror = false;
+      const commit = !left && mirrored && (await mirrored.commit());
       if (!commit || !env.ociMirror) return location;
+      atMirror = true;
       const at = await env.ociMirror.location(commit, file, signal ? { ...ctx, signal } : ctx, seen);
       seen = at.generation;
       return at.location;
     },
+    ...(mirrored
+      ? {
+          fallback(error: unknown) {
+            if (!atMirror || ctx.signal?.aborted) return false;
+            left = true;
+            mirrored.leave(file, error);
+            return true;
+          },
+        }
+      : {}),
   };
 }

@@ -21,7 +21,7 @@ import {
 } from '../../registry/manifest.js';
 import { RegistryRoutes } from '../../registry/mirror-route.js';
 import { recordedManifest, recordedManifestHex } from '../../registry/recorded.js';
-import { type RegistrySession, registryBlob } from '../../registry/session.js';
+import { type BlobRoute, registryBlob } from '../../registry/session.js';
 import { checkPlacedPaths, commitFolder, type FolderFile, layerName } from './folder.js';
 import { layoutOf, notAModel, type Placement, singleGguf } from './formats.js';
 import { addReference, blobPath, ingestDir, readVerifiedBlob, writeBlob } from './layout.js';
@@ -87,8 +87,8 @@ export function createOciSource(options: OciSourceOptions): Source<OciRef> {
     async plan(ref, identity, ctx) {
       const { hex, index } = recorded(ref, identity);
       const manifest = await manifestFor(ref, identity, hex, () => byDigest(ref, hex, ctx));
-      const session = (c: SourceContext) => routeFor(ref).blobSession(c, hex, ociName(ref));
-      return planEntry(ref, identity, hex, manifest, index, options, session, ctx, routeFor(ref).mirrored);
+      const route = routeFor(ref).blobs(hex, ociName(ref));
+      return planEntry(ref, identity, hex, manifest, index, options, route, ctx, routeFor(ref).mirrored);
     },
   };
 }
@@ -145,7 +145,7 @@ function planEntry(
   manifest: ImageManifest,
   index: string | undefined,
   options: OciSourceOptions,
-  session: (ctx: SourceContext) => Promise<RegistrySession>,
+  route: BlobRoute,
   ctx: SourceContext,
   /** Blobs may come from a registry-mirror (see BlobSpec.probeRanges). */
   probeRanges: boolean,
@@ -187,7 +187,7 @@ function planEntry(
     size: manifest.totalSize,
     files,
     blobs: blobs.map((d) =>
-      registryBlob(() => session(ctx), ctx, d, {
+      registryBlob(route, ctx, d, {
         label: `${ref.line} ${d === manifest.config ? 'config' : kindOf(d)}`,
         target: blobPath(root, d.hex),
         ingestDir: ingestDir(root),

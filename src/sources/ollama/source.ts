@@ -10,7 +10,7 @@ import {
 import { RegistryClient, type RegistryOptions } from '../../registry/client.js';
 import { RegistryRoutes } from '../../registry/mirror-route.js';
 import { recordedManifest, recordedManifestHex } from '../../registry/recorded.js';
-import { type RegistrySession, registryBlob } from '../../registry/session.js';
+import { type BlobRoute, registryBlob } from '../../registry/session.js';
 import { type Descriptor, layerKind, type OllamaManifest, parseManifest, weightsLayer } from './manifest.js';
 import { type OllamaRef, ollamaName, repositoryOf } from './ref.js';
 
@@ -48,11 +48,11 @@ export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaR
     async plan(ref, identity, ctx) {
       const hex = recordedHex(ref, identity);
       // Settled only when a request is made: a pinned model complete on disk asks nothing.
-      const session = () => routeFor(ref).blobSession(ctx, hex, ollamaName(ref));
+      const route = routeFor(ref).blobs(hex, ollamaName(ref));
       const manifest = await manifestFor(ref, identity, hex, options.modelsRoot, () =>
         routeFor(ref).manifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }),
       );
-      return planEntry(ref, identity, manifest, options.modelsRoot, session, ctx, routeFor(ref).mirrored);
+      return planEntry(ref, identity, manifest, options.modelsRoot, route, ctx, routeFor(ref).mirrored);
     },
   };
 }
@@ -101,14 +101,14 @@ function planEntry(
   identity: Identity,
   manifest: OllamaManifest,
   root: string,
-  session: () => Promise<RegistrySession>,
+  route: BlobRoute,
   ctx: SourceContext,
   /** Blobs may come from a registry-mirror (see BlobSpec.probeRanges). */
   probeRanges: boolean,
 ): PlanEntry {
   const all: readonly Descriptor[] = [manifest.config, ...manifest.layers];
   const blobs = all.map((d) =>
-    registryBlob(session, ctx, d, {
+    registryBlob(route, ctx, d, {
       label: `${ref.line} ${d === manifest.config ? 'config' : layerKind(d.mediaType)}`,
       target: blobPath(root, d.hex),
       ingestDir: ingestDir(root),
