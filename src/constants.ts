@@ -42,6 +42,7 @@ export const Outputs = {
   HfCache: 'hf-cache',
   DownloadedBytes: 'downloaded-bytes',
   CachedBytes: 'cached-bytes',
+  DownloadedFrom: 'downloaded-from',
   OllamaVersion: 'ollama-version',
   OllamaHost: 'ollama-host',
 } as const;

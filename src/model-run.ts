@@ -164,9 +164,14 @@ export class ModelRun {
     );
     let downloadedBytes = 0;
     let cachedBytes = 0;
+    const from: Record<string, number> = {};
     for (const r of results) {
       if (r.status !== 'fulfilled') continue;
-      if (owns.fetched(r.value.target)) downloadedBytes += r.value.downloadedBytes;
+      if (owns.fetched(r.value.target)) {
+        downloadedBytes += r.value.downloadedBytes;
+        const host = r.value.host;
+        if (host && r.value.downloadedBytes > 0) from[host] = (from[host] ?? 0) + r.value.downloadedBytes;
+      }
       // A file the restore found in place came from the disk, not from the cache.
       const inPlace = this.restoreResult?.present?.has(r.value.target) === true;
       if (this.restored && r.value.reused && !inPlace && owns.restored(r.value.target))
@@ -174,7 +179,12 @@ export class ModelRun {
     }
     // Restored bytes count only for a model that ends in place (a failed one restored nothing usable).
     const anyFailed = results.some((r) => r.status === 'rejected');
-    return { downloadedBytes, cachedBytes: anyFailed ? 0 : cachedBytes, durationMs };
+    return {
+      downloadedBytes,
+      cachedBytes: anyFailed ? 0 : cachedBytes,
+      durationMs,
+      ...(Object.keys(from).length > 0 ? { from } : {}),
+    };
   }
 
   /** `off` when nothing was looked up; `miss` only when the entry was looked up and not found. */
@@ -217,7 +227,7 @@ export class ModelRun {
   }
 }
 
-type Traffic = Pick<ModelReport, 'downloadedBytes' | 'cachedBytes' | 'durationMs'>;
+type Traffic = Pick<ModelReport, 'downloadedBytes' | 'cachedBytes' | 'durationMs' | 'from'>;
 const zeroTraffic: Traffic = { downloadedBytes: 0, cachedBytes: 0, durationMs: 0 };
 
 /** The `models` output object; file sizes the plan did not know come from the engine. */

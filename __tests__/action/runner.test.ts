@@ -46,6 +46,8 @@ const INTERFACE_OUTPUTS = [
   'hf-cache',
   'downloaded-bytes',
   'cached-bytes',
+  // Added to interface.md's list: which hosts served each line's bytes (mirrors, docs/scale-out.md).
+  'downloaded-from',
   'ollama-version',
   'ollama-host',
 ];

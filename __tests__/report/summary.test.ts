@@ -1,5 +1,11 @@
 import { ModelPullError } from '../../src/errors.js';
-import { modelsJson, pathsJson, stoppedMarkdown, summaryMarkdown } from '../../src/report/summary.js';
+import {
+  downloadedFromJson,
+  modelsJson,
+  pathsJson,
+  stoppedMarkdown,
+  summaryMarkdown,
+} from '../../src/report/summary.js';
 import type { PullReport } from '../../src/report/types.js';
 
 const MiB = 1024 * 1024;
@@ -127,5 +133,52 @@ describe('the outputs by line', () => {
       ['hf:o/b', refused.message],
       ['hf:o/c', 'boom | pipe'],
     ]);
+  });
+});
+
+describe('where the bytes came from, and what mirror-to pushed', () => {
+  const fromMirror: PullReport = {
+    ...report,
+    models: [
+      { ...report.models[0]!, from: { 'registry.corp': 3 * MiB, 'cdn.example': MiB } },
+      { ...report.models[1]!, from: { 'registry.corp': 1024 } },
+      report.models[2]!,
+    ],
+  };
+
+  test('downloaded-from has each line that downloaded, by host', () => {
+    expect(downloadedFromJson(fromMirror)).toEqual({
+      'hf:o/a': { 'registry.corp': 3 * MiB, 'cdn.example': MiB },
+      'hf:o/b': { 'registry.corp': 1024 },
+    });
+    expect(downloadedFromJson(report)).toEqual({});
+  });
+
+  test('the summary lists each host with its bytes and lines, then each push', () => {
+    const text = summaryMarkdown(fromMirror, [
+      {
+        line: 'hf:o/a',
+        names: ['registry.corp/o/a:cc', 'registry.corp/o/a:main'],
+        digest: 'sha256:aa',
+        blobs: [
+          { outcome: 'uploaded', sentBytes: 2 * MiB },
+          { outcome: 'present', sentBytes: 0 },
+        ],
+      },
+      { line: 'hf:o/b', names: [], error: new Error('not pushed: the pull failed') },
+    ]);
+    expect(text).toContain(
+      [
+        '**Downloaded from**',
+        '',
+        '- `registry.corp`: 3.0 MiB (`hf:o/a`, `hf:o/b`)',
+        '- `cdn.example`: 1.0 MiB (`hf:o/a`)',
+        '',
+        '**Pushed (mirror-to)**',
+        '',
+        '- `hf:o/a` → `registry.corp/o/a:cc`, `registry.corp/o/a:main`: 1 of 2 blobs uploaded (2.0 MiB)',
+        '- `hf:o/b`: not pushed: `not pushed: the pull failed`',
+      ].join('\n'),
+    );
   });
 });

@@ -12,7 +12,13 @@ import { formatBytes, formatDuration } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
 import { modelLog } from '../report/model-log.js';
 import { progressLines } from '../report/progress-log.js';
-import { modelsJson, pathsJson, stoppedMarkdown, summaryMarkdown } from '../report/summary.js';
+import {
+  downloadedFromJson,
+  modelsJson,
+  pathsJson,
+  stoppedMarkdown,
+  summaryMarkdown,
+} from '../report/summary.js';
 import type { PullReport } from '../report/types.js';
 import { installOllama } from '../runtime/install.js';
 import { startOllamaServe } from '../runtime/serve.js';
@@ -128,12 +134,13 @@ async function runPipeline(
   core.setOutput(Outputs.HfCache, settings.hfCache);
   core.setOutput(Outputs.DownloadedBytes, String(report.downloadedBytes));
   core.setOutput(Outputs.CachedBytes, String(report.cachedBytes));
+  core.setOutput(Outputs.DownloadedFrom, JSON.stringify(downloadedFromJson(report)));
   if (settings.exportEnv) {
     core.exportVariable(EnvNames.OllamaModels, settings.ollamaModels);
     core.exportVariable(EnvNames.HfHubCache, settings.hfCache);
   }
   if (settings.hfOffline) core.exportVariable(EnvNames.HfHubOffline, '1');
-  await writeSummary(summaryMarkdown(report));
+  await writeSummary(summaryMarkdown(report, report.pushes));
 
   const failed = report.models.filter((m) => !m.output);
   if (failed.length)

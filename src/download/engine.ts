@@ -280,6 +280,7 @@ async function fetchVerifiedLocked(
         digest: blob.digest,
         size: staged.size,
         downloadedBytes: downloaded,
+        host: staged.host,
         reused: false,
         replaced: false,
       };

@@ -47,6 +47,8 @@ export interface BlobResult {
   readonly size: number;
   /** Bytes fetched over the network for this blob in this run (0 when reused). */
   readonly downloadedBytes: number;
+  /** The host (`name[:port]`) that served the bytes kept, when they were downloaded in this run. */
+  readonly host?: string;
   /** True when the target already held the verified bytes. */
   readonly reused: boolean;
   /** True when the target held bytes that failed verification and were fetched again. */

@@ -31,11 +31,62 @@ export function pathsJson(report: PullReport): Record<string, string> {
 }
 
 /**
+ * The `downloaded-from` output: each line that downloaded bytes in this run → the hosts that
+ * served them and how many bytes each (a registry-mirror, the origin, the Hub's CDN), so a step
+ * can check that a warm mirror served everything.
+ */
+export function downloadedFromJson(report: PullReport): Record<string, Readonly<Record<string, number>>> {
+  const from: Record<string, Readonly<Record<string, number>>> = {};
+  for (const m of report.models) if (m.from) from[m.line] = m.from;
+  return from;
+}
+
+/** What `mirror-to` did with one line (src/mirror/run.ts ModelPush). */
+export interface PushOutcome {
+  readonly line: string;
+  readonly names: readonly string[];
+  readonly digest?: string;
+  readonly blobs?: readonly { readonly outcome: string; readonly sentBytes: number }[];
+  readonly error?: Error;
+}
+
+/** Summary lines for `mirror-to`: where each line went, and what its push sent. */
+function pushLines(pushes: readonly PushOutcome[]): string[] {
+  if (pushes.length === 0) return [];
+  const items = pushes.map((p) => {
+    if (p.error) return `- ${codeSpan(p.line)}: not pushed: ${codeSpan(describeError(p.error))}`;
+    const blobs = p.blobs ?? [];
+    const sent = blobs.reduce((n, b) => n + b.sentBytes, 0);
+    const uploaded = blobs.filter((b) => b.outcome === 'uploaded').length;
+    return `- ${codeSpan(p.line)} → ${p.names.map(codeSpan).join(', ')}: ${uploaded} of ${blobs.length} blobs uploaded (${formatBytes(sent)})`;
+  });
+  return ['', '**Pushed (mirror-to)**', '', ...items];
+}
+
+/** Summary lines: each host that served bytes, how many, and for which lines. */
+function hostLines(report: PullReport): string[] {
+  const hosts = new Map<string, { bytes: number; lines: string[] }>();
+  for (const m of report.models) {
+    for (const [host, bytes] of Object.entries(m.from ?? {})) {
+      const entry = hosts.get(host) ?? { bytes: 0, lines: [] };
+      entry.bytes += bytes;
+      entry.lines.push(codeSpan(m.line));
+      hosts.set(host, entry);
+    }
+  }
+  if (hosts.size === 0) return [];
+  const items = [...hosts].map(
+    ([host, { bytes, lines }]) => `- ${codeSpan(host)}: ${formatBytes(bytes)} (${lines.join(', ')})`,
+  );
+  return ['', '**Downloaded from**', '', ...items];
+}
+
+/**
  * A Markdown job summary: a row per model with source, size, cache state, bytes, time,
  * throughput and its cache entry's key; then each failure with the fix it suggests. Lines and
  * errors quote what users and servers wrote, so they go in code spans: never markup.
  */
-export function summaryMarkdown(report: PullReport): string {
+export function summaryMarkdown(report: PullReport, pushes: readonly PushOutcome[] = []): string {
   const rows = report.models.map((m) => {
     const o = m.output;
     const key = m.key ? cellCodeSpan(m.key) : '–';
@@ -54,6 +105,8 @@ export function summaryMarkdown(report: PullReport): string {
     ...rows,
     '',
     `Downloaded ${formatBytes(report.downloadedBytes)}, restored ${formatBytes(report.cachedBytes)} from the Actions cache.`,
+    ...hostLines(report),
+    ...pushLines(pushes),
     ...(failures.length ? ['', '**Failed**', '', ...failures] : []),
     '',
   ].join('\n');

@@ -32,6 +32,8 @@ export interface ModelReport {
   readonly downloadedBytes: number;
   readonly cachedBytes: number;
   readonly durationMs: number;
+  /** Bytes downloaded in this run by the host that served them (a mirror, the origin, its CDN). */
+  readonly from?: Readonly<Record<string, number>>;
 }
 
 /** What happened in a run: one report per line, in line order, and the totals. */
