@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from './http.js';
-import { send } from './registry.js';
+import { freePort, send } from './registry.js';
 
 /** Debian's nginx (the `nginx` package; .ci/run installs it). */
 export const NGINX_BINARY = '/usr/sbin/nginx';
@@ -14,14 +13,6 @@ export interface NginxBlobCache {
   /** One entry per request nginx answered: the URI, the status and its cache status (HIT, MISS…). */
   log(): Promise<{ uri: string; status: number; cache: string }[]>;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /**

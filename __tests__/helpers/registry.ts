@@ -37,7 +37,8 @@ export function send(
   });
 }
 
-async function freePort(): Promise<number> {
+/** A loopback port nothing listens on now, for a server that cannot be started on port 0. */
+export async function freePort(): Promise<number> {
   const server = createNetServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
