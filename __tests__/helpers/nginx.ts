@@ -55,6 +55,7 @@ http {
       proxy_cache blobs;
       proxy_cache_key $uri;
       proxy_cache_valid 200 7d;
+      proxy_force_ranges on;
       proxy_cache_lock on;
       proxy_cache_lock_timeout 1h;
       proxy_cache_lock_age 1h;

@@ -153,3 +153,42 @@ test(`${N} cold runners through a pull-through cache whose upstream is behind ng
     `merged misses, nginx between the cache and the origin: ${N} cold runners, origin GETs per blob ${perBlob.join(' ')}\n`,
   );
 });
+
+test('a 24 MiB blob, 4 cold runners through nginx in front of the cache: 2 origin fetches, then ranges from nginx in parallel', async () => {
+  const cache = await startRegistry({ proxyOf: origin.url });
+  started.push(cache);
+  const front = await startNginxBlobCache(cache.url);
+  started.push(front);
+  const large = generateModel(24 * 1024 * KiB);
+  await pushModel(upstream.url, 'team/large', 'v1', large);
+  const hex = sha256(large.layers[0]!.bytes);
+  const line = `ollama:${originHost()}/team/large:v1`;
+  const start = origin.requests.length;
+  const cold = await Promise.all(Array.from({ length: 4 }, () => run(front.url, [line])));
+  const check = async (dir: string) => {
+    const blob = join(dir, 'ollama', 'blobs', `sha256-${hex}`);
+    expect(sha256(await readFile(blob))).toBe(hex);
+  };
+  for (const r of cold) {
+    expect(r.code).toBe(0);
+    await check(r.dir);
+  }
+  const fetches = originBlobGets(start).get(hex) ?? 0;
+  expect(fetches).toBeGreaterThanOrEqual(1);
+  expect(fetches).toBeLessThanOrEqual(2);
+  const coldLog = (await front.log()).filter((l) => l.uri.endsWith(hex));
+  expect(coldLog.filter((l) => l.cache !== 'HIT').map((l) => l.cache)).toEqual(['MISS']);
+  // proxy_force_ranges: nginx answers ranges from its copy, so the probe's 206 lets each runner
+  // ask the rest in parallel.
+  expect(coldLog.every((l) => l.status === 206)).toBe(true);
+  const warm = await run(front.url, [line]);
+  expect(warm.code).toBe(0);
+  await check(warm.dir);
+  const warmLog = (await front.log()).filter((l) => l.uri.endsWith(hex)).slice(coldLog.length);
+  expect(warmLog.length).toBeGreaterThan(1);
+  expect(warmLog.every((l) => l.status === 206 && l.cache === 'HIT')).toBe(true);
+  expect(originBlobGets(start).get(hex)).toBe(fetches);
+  process.stdout.write(
+    `merged misses, 24 MiB blob: 4 cold runners, ${fetches} origin GETs, ${coldLog.length} range requests answered by nginx; a warm runner ${warmLog.length}\n`,
+  );
+});
