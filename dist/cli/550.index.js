@@ -1112,11 +1112,53 @@ function pathsJson(report) {
     return paths;
 }
 /**
+ * The `downloaded-from` output: each line that downloaded bytes in this run → the hosts that
+ * served them and how many bytes each (a registry-mirror, the origin, the Hub's CDN), so a step
+ * can check that a warm mirror served everything.
+ */
+function downloadedFromJson(report) {
+    const from = {};
+    for (const m of report.models)
+        if (m.from)
+            from[m.line] = m.from;
+    return from;
+}
+/** Summary lines for `mirror-to`: where each line went, and what its push sent. */
+function pushLines(pushes) {
+    if (pushes.length === 0)
+        return [];
+    const items = pushes.map((p) => {
+        if (p.error)
+            return `- ${codeSpan(p.line)}: not pushed: ${codeSpan(describeError(p.error))}`;
+        const blobs = p.blobs ?? [];
+        const sent = blobs.reduce((n, b) => n + b.sentBytes, 0);
+        const uploaded = blobs.filter((b) => b.outcome === 'uploaded').length;
+        return `- ${codeSpan(p.line)} → ${p.names.map(codeSpan).join(', ')}: ${uploaded} of ${blobs.length} blobs uploaded (${formatBytes(sent)})`;
+    });
+    return ['', '**Pushed (mirror-to)**', '', ...items];
+}
+/** Summary lines: each host that served bytes, how many, and for which lines. */
+function hostLines(report) {
+    const hosts = new Map();
+    for (const m of report.models) {
+        for (const [host, bytes] of Object.entries(m.from ?? {})) {
+            const entry = hosts.get(host) ?? { bytes: 0, lines: [] };
+            entry.bytes += bytes;
+            entry.lines.push(codeSpan(m.line));
+            hosts.set(host, entry);
+        }
+    }
+    if (hosts.size === 0)
+        return [];
+    const items = [...hosts].map(([host, { bytes, lines }]) => `- ${codeSpan(host)}: ${formatBytes(bytes)} (${lines.join(', ')})`);
+    return ['', '**Downloaded from**', '', ...items];
+}
+/**
  * A Markdown job summary: a row per model with source, size, cache state, bytes, time,
  * throughput and its cache entry's key; then each failure with the fix it suggests. Lines and
  * errors quote what users and servers wrote, so they go in code spans: never markup.
  */
-function summaryMarkdown(report) {
+function summaryMarkdown(report, pushes = []) {
     const rows = report.models.map((m) => {
         const o = m.output;
         const key = m.key ? cellCodeSpan(m.key) : '–';
@@ -1134,6 +1176,8 @@ function summaryMarkdown(report) {
         ...rows,
         '',
         `Downloaded ${formatBytes(report.downloadedBytes)}, restored ${formatBytes(report.cachedBytes)} from the Actions cache.`,
+        ...hostLines(report),
+        ...pushLines(pushes),
         ...(failures.length ? ['', '**Failed**', '', ...failures] : []),
         '',
     ].join('\n');
@@ -1895,6 +1939,7 @@ const Outputs = {
     HfCache: 'hf-cache',
     DownloadedBytes: 'downloaded-bytes',
     CachedBytes: 'cached-bytes',
+    DownloadedFrom: 'downloaded-from',
     OllamaVersion: 'ollama-version',
     OllamaHost: 'ollama-host',
 };
@@ -5103,21 +5148,31 @@ async function committedMeanwhile(blob, verify, before) {
 async function fetchVerifiedLocked(blob, options, progress, lease) {
     let downloaded = 0;
     for (let attempt = 1;; attempt++) {
-        const staged = await downloadToStaging(blob, {
-            http: options.http,
-            connections: options.connections,
-            retry: options.retry,
-            minSplit: options.minSplit ?? 4 * engine_MiB,
-            flushBytes: options.flushBytes ?? 8 * engine_MiB,
-            ...(options.adaptFrom !== undefined ? { adaptFrom: options.adaptFrom } : {}),
-            flushIntervalMs: 1000,
-            signal: options.signal,
-            clock: options.clock ?? src_clock/* systemClock */.m,
-            log: options.log,
-            onStart: progress.onStart,
-            onBytes: progress.onBytes,
-            onSize: progress.onSize,
-        });
+        let staged;
+        try {
+            staged = await downloadToStaging(blob, {
+                http: options.http,
+                connections: options.connections,
+                retry: options.retry,
+                minSplit: options.minSplit ?? 4 * engine_MiB,
+                flushBytes: options.flushBytes ?? 8 * engine_MiB,
+                ...(options.adaptFrom !== undefined ? { adaptFrom: options.adaptFrom } : {}),
+                flushIntervalMs: 1000,
+                signal: options.signal,
+                clock: options.clock ?? src_clock/* systemClock */.m,
+                log: options.log,
+                onStart: progress.onStart,
+                onBytes: progress.onBytes,
+                onSize: progress.onSize,
+            });
+        }
+        catch (error) {
+            if (!fallsBack(blob, error, options))
+                throw error;
+            await discardStaging(stagingPaths(blob.ingestDir, blob.digest));
+            attempt = 0;
+            continue;
+        }
         downloaded += staged.fetched;
         // The file itself must hold as many bytes as were hashed (the hash saw them in memory).
         const onDisk = (await (0,promises_.stat)(staged.paths.data)).size;
@@ -5132,16 +5187,39 @@ async function fetchVerifiedLocked(blob, options, progress, lease) {
                 digest: blob.digest,
                 size: staged.size,
                 downloadedBytes: downloaded,
+                host: staged.host,
                 reused: false,
                 replaced: false,
             };
         }
         // Staged bytes that do not match are never kept: the next try starts from byte 0.
         await discardStaging(staged.paths);
-        if (attempt >= 2) {
-            throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `${blob.label}: ${blob.digest.algorithm} mismatch from ${staged.host}: expected ${blob.digest.hex}, got ${staged.hex}`);
-        }
+        const mismatch = new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `${blob.label}: ${blob.digest.algorithm} mismatch from ${staged.host}: expected ${blob.digest.hex}, got ${staged.hex}`, { host: staged.host });
+        // Another place for the blob gets its own two tries; the same place, one more.
+        if (fallsBack(blob, mismatch, options))
+            attempt = 0;
+        else if (attempt >= 2)
+            throw mismatch;
     }
+}
+/**
+ * Whether the blob is fetched again from the source's other place after this failure: never
+ * for a stop, a local fault (disk, filesystem, another process's lease), which no other
+ * server mends.
+ */
+function fallsBack(blob, error, options) {
+    if (!blob.fallback || options.signal?.aborted)
+        return false;
+    const local = [
+        'ERR_ABORTED',
+        'ERR_DISK_SPACE',
+        'ERR_FILESYSTEM',
+        'ERR_STAGING_LOCK',
+        'ERR_NOT_WRITABLE',
+    ];
+    if (local.some((code) => (0,errors/* isModelPullError */.pq)(error, code)))
+        return false;
+    return blob.fallback(error);
 }
 /**
  * The size of the blob's target when it already holds the verified bytes (checked as the
@@ -5329,11 +5407,16 @@ class ModelRun {
         const durationMs = Math.max(0, ...plan.blobs.map((b) => (fetched.settledAt.get(b.target) ?? fetched.started) - fetched.started));
         let downloadedBytes = 0;
         let cachedBytes = 0;
+        const from = {};
         for (const r of results) {
             if (r.status !== 'fulfilled')
                 continue;
-            if (owns.fetched(r.value.target))
+            if (owns.fetched(r.value.target)) {
                 downloadedBytes += r.value.downloadedBytes;
+                const host = r.value.host;
+                if (host && r.value.downloadedBytes > 0)
+                    from[host] = (from[host] ?? 0) + r.value.downloadedBytes;
+            }
             // A file the restore found in place came from the disk, not from the cache.
             const inPlace = this.restoreResult?.present?.has(r.value.target) === true;
             if (this.restored && r.value.reused && !inPlace && owns.restored(r.value.target))
@@ -5341,7 +5424,12 @@ class ModelRun {
         }
         // Restored bytes count only for a model that ends in place (a failed one restored nothing usable).
         const anyFailed = results.some((r) => r.status === 'rejected');
-        return { downloadedBytes, cachedBytes: anyFailed ? 0 : cachedBytes, durationMs };
+        return {
+            downloadedBytes,
+            cachedBytes: anyFailed ? 0 : cachedBytes,
+            durationMs,
+            ...(Object.keys(from).length > 0 ? { from } : {}),
+        };
     }
     /** `off` when nothing was looked up; `miss` only when the entry was looked up and not found. */
     cacheState(done) {
@@ -6767,21 +6855,32 @@ class RegistrySession {
  * The engine's view of one blob of a repository: fetched at the registry's blob URL with the
  * session's credentials (a redirect to a CDN goes there without them). A second locate() means
  * the URL stopped working (an expired CDN signature, a revoked token), so it passes the token
- * generation this blob last saw, and a token that has not changed since is renewed once for all.
- * The session is settled on the first locate(), so a blob already in place costs no request.
+ * generation this blob last saw at that session, and a token that has not changed since is
+ * renewed once for all. The session is settled on the first locate(), so a blob already in
+ * place costs no request. A failure at a mirror's session sends the blob to the origin's
+ * (BlobSpec.fallback).
  */
-function registryBlob(session, call, blob, place) {
+function registryBlob(route, call, blob, place) {
+    let asked;
     let seen;
+    const leave = route.leave;
     return {
         digest: { algorithm: 'sha256', hex: blob.hex },
         size: blob.size,
         ...place,
         async locate(signal) {
             const attempt = signal ? { ...call, signal } : call;
-            const { location, generation } = await (await session()).blobLocation(attempt, blob.hex, seen);
-            seen = generation;
+            asked = undefined;
+            const session = await route.session(call);
+            asked = session;
+            const previous = seen?.session === session ? seen.generation : undefined;
+            const { location, generation } = await session.blobLocation(attempt, blob.hex, previous);
+            seen = { session, generation };
             return location;
         },
+        ...(leave
+            ? { fallback: (error) => asked !== undefined && leave(call, asked, blob.hex, error) }
+            : {}),
     };
 }
 
@@ -9270,23 +9369,33 @@ async function fromOciMirror(env, ref, commit, ctx) {
     return files.length ? hfIdentity(ref, commit, files, mirrored.tree) : undefined;
 }
 /**
- * The mirror's copy of the planned commit, asked once per model and only when a file must be
- * fetched; undefined (the Hub) when it is absent or does not hold these files with these oids.
+ * The mirror's copy of the planned commit; undefined (the Hub) when it is absent or does not
+ * hold these files with these oids.
  */
 function mirroredFiles(env, ref, d, ctx) {
     const mirror = env.ociMirror;
     if (!mirror)
         return undefined;
     let found;
-    return () => {
-        found ??= mirror.commit({ ...d, line: ref.line }, d.commit, ctx).then((m) => {
-            const lacks = m && HfOciMirror.lacks(m, d.files);
-            if (!lacks)
-                return m;
-            ctx.log.warning(`${ref.line}: hf-oci-mirror ${m.name} does not fit the lock (${lacks}); pulling from the Hub`);
-            return undefined;
-        });
-        return found;
+    let warned = false;
+    return {
+        commit() {
+            found ??= mirror.commit({ ...d, line: ref.line }, d.commit, ctx).then((m) => {
+                const lacks = m && HfOciMirror.lacks(m, d.files);
+                if (!lacks)
+                    return m;
+                ctx.log.warning(`${ref.line}: hf-oci-mirror ${m.name} does not fit the lock (${lacks}); pulling from the Hub`);
+                return undefined;
+            });
+            return found;
+        },
+        leave(file, error) {
+            const why = `hf-oci-mirror ${mirror.prefix.text} failed on "${file.path}" (${(0,errors/* describeError */.Uc)(error)})`;
+            if (warned)
+                return ctx.log.debug(`${ref.line}: ${why}; pulling it from the Hub`);
+            warned = true;
+            ctx.log.warning(`${ref.line}: ${why}; pulling the files it fails from the Hub`);
+        },
     };
 }
 function recordKey(ref, commit) {
@@ -9396,6 +9505,9 @@ function blobSpec(env, d, paths, name, file, ctx, mirrored) {
     const location = env.ep.credentials ? { url, credentials: env.ep.credentials } : { url };
     /** The registry token generation this blob last saw (see registryBlob). */
     let seen;
+    /** Whether the last locate() named the mirror, and whether the mirror failed this file. */
+    let atMirror = false;
+    let left = false;
     return {
         digest: file.digest,
         size: file.size,
@@ -9406,13 +9518,26 @@ function blobSpec(env, d, paths, name, file, ctx, mirrored) {
         // an expiry is just asking the Hub again. From the mirror, the engine checks the bytes
         // against the same oid.
         async locate(signal) {
-            const commit = mirrored && (await mirrored());
+            atMirror = false;
+            const commit = !left && mirrored && (await mirrored.commit());
             if (!commit || !env.ociMirror)
                 return location;
+            atMirror = true;
             const at = await env.ociMirror.location(commit, file, signal ? { ...ctx, signal } : ctx, seen);
             seen = at.generation;
             return at.location;
         },
+        ...(mirrored
+            ? {
+                fallback(error) {
+                    if (!atMirror || ctx.signal?.aborted)
+                        return false;
+                    left = true;
+                    mirrored.leave(file, error);
+                    return true;
+                },
+            }
+            : {}),
     };
 }
 
@@ -9889,6 +10014,14 @@ class RegistryRoutes {
         return route;
     }
 }
+/** The repository on a mirror: the mirror's path, then the origin's repository. */
+function mirrorRepository(mirror, origin) {
+    return {
+        host: mirror.host,
+        ...(mirror.scheme ? { scheme: mirror.scheme } : {}),
+        repository: (0,registry_prefix/* repositoryUnder */.vt)(mirror, ...origin.repository.split('/')),
+    };
+}
 /** The mirrors found unreachable, per run (keyed by the run's list of mirrors). */
 const downByRun = new WeakMap();
 /** One repository's way to its manifests and blobs: the mirror while it serves, else the origin. */
@@ -9898,6 +10031,8 @@ class RepositoryRoute {
     mirror;
     /** Set once the mirror failed this repository: everything then goes to the origin. */
     fellBack = false;
+    /** Sessions handed out for blobs at the mirror, so a failure there is told from the origin's. */
+    mirrorSessions = new WeakSet();
     /** Manifest digests the mirror was seen to hold (or not), so blobs know where to go. */
     held = new Map();
     constructor(routes, origin, mirror) {
@@ -9913,16 +10048,12 @@ class RepositoryRoute {
     get mirrored() {
         return this.mirror !== undefined;
     }
-    /** The repository on the mirror: the mirror's path, then the origin's repository. */
+    /** The repository on the mirror while it is used: the mirror's path, then the origin's repository. */
     get mirrorName() {
         const m = this.mirror;
         if (!m || this.fellBack || this.routes.down.has(m.text))
             return undefined;
-        return {
-            host: m.host,
-            ...(m.scheme ? { scheme: m.scheme } : {}),
-            repository: (0,registry_prefix/* repositoryUnder */.vt)(m, ...this.origin.repository.split('/')),
-        };
+        return mirrorRepository(m, this.origin);
     }
     /** The origin's session (no mirror). */
     originSession(call) {
@@ -9978,10 +10109,40 @@ class RepositoryRoute {
         }
         const onMirror = await held;
         const still = this.mirrorName;
-        return onMirror && still ? this.routes.client.resolve(call, still) : this.originSession(call);
+        if (!onMirror || !still)
+            return this.originSession(call);
+        const session = await this.routes.client.resolve(call, still);
+        this.mirrorSessions.add(session);
+        return session;
     }
-    /** Leaves the mirror for this repository (or, when unreachable, for the run) with one warning. */
-    fallBack(call, error, mirror, reference) {
+    /** The blobs of the manifest `hex`: where each is fetched, and the origin after a failure there. */
+    blobs(hex, name) {
+        return {
+            session: (call) => this.blobSession(call, hex, name),
+            leave: (call, session, blob, error) => this.leaveAfterBlob(call, session, blob, error),
+        };
+    }
+    /**
+     * A blob failed at `session` (not there, unreachable, other bytes than its digest): when that
+     * session was the mirror's, the repository leaves the mirror (one warning, as for a manifest)
+     * and the blob is fetched again from the origin. A failure at the origin stays a failure.
+     */
+    leaveAfterBlob(call, session, hex, error) {
+        if (!this.mirror || !this.mirrorSessions.has(session))
+            return false;
+        if (call.signal?.aborted)
+            return false;
+        // A refused connection reaches here after its retries: the mirror is down, not the blob.
+        const cause = (0,errors/* isModelPullError */.pq)(error, 'ERR_RETRIES_EXHAUSTED') && error.cause !== undefined ? error.cause : error;
+        this.fallBack(call, cause, mirrorRepository(this.mirror, this.origin), `sha256:${hex}`, error);
+        return true;
+    }
+    /**
+     * Leaves the mirror for this repository (or, when unreachable, for the run) with one warning.
+     * `told` is the error the warning quotes, when it is not `error` itself (a retry budget spent
+     * on what `error` says).
+     */
+    fallBack(call, error, mirror, reference, told = error) {
         if ((0,errors/* isModelPullError */.pq)(error, 'ERR_ABORTED') || call.signal?.aborted)
             throw error;
         const prefix = this.mirror;
@@ -9991,7 +10152,7 @@ class RepositoryRoute {
             if (this.routes.down.has(prefix.text))
                 return;
             this.routes.down.add(prefix.text);
-            call.log.warning(`registry-mirror ${prefix.text} cannot be reached (${(0,errors/* describeError */.Uc)(error)}); pulling from ${origin} instead for the rest of this run`);
+            call.log.warning(`registry-mirror ${prefix.text} cannot be reached (${(0,errors/* describeError */.Uc)(told)}); pulling from ${origin} instead for the rest of this run`);
             return;
         }
         if (this.fellBack)
@@ -9999,7 +10160,7 @@ class RepositoryRoute {
         this.fellBack = true;
         const why = (0,errors/* isModelPullError */.pq)(error, 'ERR_NOT_FOUND')
             ? 'is not on the mirror'
-            : `failed: ${(0,errors/* describeError */.Uc)(error)}`;
+            : `failed: ${(0,errors/* describeError */.Uc)(told)}`;
         call.log.warning(`registry-mirror: ${where} ${why}; pulling ${this.origin.repository} from ${origin}`);
     }
 }
@@ -10037,7 +10198,7 @@ function recordedManifest(identity, name, hex) {
 }
 
 // EXTERNAL MODULE: ./src/registry/session.ts + 1 modules
-var registry_session = __webpack_require__(7898);
+var session = __webpack_require__(7898);
 // EXTERNAL MODULE: ./src/download/lease.ts
 var download_lease = __webpack_require__(1730);
 // EXTERNAL MODULE: external "node:crypto"
@@ -10956,8 +11117,8 @@ function createOciSource(options) {
         async plan(ref, identity, ctx) {
             const { hex, index } = recorded(ref, identity);
             const manifest = await manifestFor(ref, identity, hex, () => byDigest(ref, hex, ctx));
-            const session = (c) => routeFor(ref).blobSession(c, hex, ociName(ref));
-            return planEntry(ref, identity, hex, manifest, index, options, session, ctx, routeFor(ref).mirrored);
+            const route = routeFor(ref).blobs(hex, ociName(ref));
+            return planEntry(ref, identity, hex, manifest, index, options, route, ctx, routeFor(ref).mirrored);
         },
     };
 }
@@ -11001,7 +11162,7 @@ async function manifestFor(ref, identity, hex, fetch) {
         return (0,registry_manifest/* parseImageManifest */.Sw)(recorded, name);
     return (0,registry_manifest/* parseImageManifest */.Sw)(await fetch(), name);
 }
-function planEntry(ref, identity, hex, manifest, index, options, session, ctx, 
+function planEntry(ref, identity, hex, manifest, index, options, route, ctx, 
 /** Blobs may come from a registry-mirror (see BlobSpec.probeRanges). */
 probeRanges) {
     const { root } = options;
@@ -11036,7 +11197,7 @@ probeRanges) {
         path: gguf ? (0,external_node_path_.join)(dir, gguf.path) : dir,
         size: manifest.totalSize,
         files,
-        blobs: blobs.map((d) => (0,registry_session/* registryBlob */.L)(() => session(ctx), ctx, d, {
+        blobs: blobs.map((d) => (0,session/* registryBlob */.L)(route, ctx, d, {
             label: `${ref.line} ${d === manifest.config ? 'config' : source_kindOf(d)}`,
             target: layout_blobPath(root, d.hex),
             ingestDir: ingestDir(root),
@@ -11536,9 +11697,9 @@ function createOllamaSource(options) {
         async plan(ref, identity, ctx) {
             const hex = recordedHex(ref, identity);
             // Settled only when a request is made: a pinned model complete on disk asks nothing.
-            const session = () => routeFor(ref).blobSession(ctx, hex, ollamaName(ref));
+            const route = routeFor(ref).blobs(hex, ollamaName(ref));
             const manifest = await source_manifestFor(ref, identity, hex, options.modelsRoot, () => routeFor(ref).manifest(ctx, `sha256:${hex}`, { name: ollamaName(ref), expectHex: hex }));
-            return source_planEntry(ref, identity, manifest, options.modelsRoot, session, ctx, routeFor(ref).mirrored);
+            return source_planEntry(ref, identity, manifest, options.modelsRoot, route, ctx, routeFor(ref).mirrored);
         },
     };
 }
@@ -11574,11 +11735,11 @@ async function source_manifestFor(ref, identity, hex, root, fetch) {
         return parseManifest(stored, name);
     return parseManifest(await fetch(), name);
 }
-function source_planEntry(ref, identity, manifest, root, session, ctx, 
+function source_planEntry(ref, identity, manifest, root, route, ctx, 
 /** Blobs may come from a registry-mirror (see BlobSpec.probeRanges). */
 probeRanges) {
     const all = [manifest.config, ...manifest.layers];
-    const blobs = all.map((d) => (0,registry_session/* registryBlob */.L)(session, ctx, d, {
+    const blobs = all.map((d) => (0,session/* registryBlob */.L)(route, ctx, d, {
         label: `${ref.line} ${d === manifest.config ? 'config' : manifest_layerKind(d.mediaType)}`,
         target: ollama_blobPath(root, d.hex),
         ingestDir: ollama_ingestDir(root),
