@@ -8,7 +8,6 @@ import { isRetryable, nextRetry, type RetryPolicy, retryEvent } from '../http/re
 import { formatBytes } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
 import { type ByteSink, writeBody } from './body-writer.js';
-import { ConnectionTuner } from './connection-tuner.js';
 import { checkDiskSpace } from './disk.js';
 import { Locator } from './locator.js';
 import { PrefixHasher } from './prefix-hasher.js';
@@ -49,11 +48,6 @@ export interface DownloadTuning {
   readonly onSize?: (size: number) => void;
   /** Largest range handed to one connection at a time (default: the plan's own, 64 MiB). */
   readonly maxPiece?: number;
-  /**
-   * A blob with at least this many bytes to fetch starts on one connection and adds more while
-   * they raise the total rate (ConnectionTuner); default ADAPT_FROM.
-   */
-  readonly adaptFrom?: number;
 }
 
 /** The bytes landed so far, as a follower sees them while ranges land. */
@@ -102,13 +96,6 @@ export interface StagedBlob {
 class RangesIgnored extends Error {}
 
 const RATE_WINDOW_MS = 250;
-/**
- * Below this, a blob uses all its connections from the start: its probe would cost more time
- * than the CPU and memory it saves.
- */
-const ADAPT_FROM = 256 * 1024 * 1024;
-/** One measurement of the connection tuner. */
-const TUNE_WINDOW_MS = 50;
 
 /**
  * Downloads one blob into its staging file (the caller holds its staging lock) over up to `connections` ranges with work
@@ -186,11 +173,6 @@ class BlobRun {
   private readonly locator: Locator;
   private readonly abort = new AbortController();
   private readonly workers = new Set<Promise<void>>();
-  /** How many connections pay (blobs of ADAPT_FROM or more); none: all of them. */
-  private readonly tuner: ConnectionTuner | undefined;
-  /** Responses that delivered bytes since the tuner last changed its count (`tuned` counts changes). */
-  private delivering = 0;
-  private tuned = 0;
   private failure: unknown;
   private fetched = 0;
   private unflushed = 0;
@@ -213,11 +195,6 @@ class BlobRun {
       size: () => this.plan.size,
       prefix: () => this.plan.contiguousPrefix(),
     });
-    const left = this.plan.size === undefined ? 0 : this.plan.size - this.plan.written();
-    if (!singleStream && tuning.connections > 1 && left >= (tuning.adaptFrom ?? ADAPT_FROM)) {
-      this.tuner = new ConnectionTuner(tuning.connections, TUNE_WINDOW_MS);
-      this.plan.capPieces(tuning.minSplit);
-    }
     this.locator = new Locator(blob, this.abort.signal);
     this.rangesShown = blob.probeRanges !== true;
     this.lastFlush = tuning.clock.now();
@@ -256,9 +233,7 @@ class BlobRun {
 
   private spawnWorkers(): void {
     const wanted =
-      this.singleStream || this.plan.size === undefined || !this.rangesShown
-        ? 1
-        : Math.min(this.tuning.connections, this.tuner?.limit ?? Number.POSITIVE_INFINITY);
+      this.singleStream || this.plan.size === undefined || !this.rangesShown ? 1 : this.tuning.connections;
     while (this.workers.size < wanted && !this.abort.signal.aborted) {
       const segment = this.plan.take();
       if (!segment) return;
@@ -276,10 +251,7 @@ class BlobRun {
         await this.fetchSegment(segment);
         rate = segment.rate;
         this.plan.release(segment);
-        segment = undefined;
-        // More connections than pay: this one stops after its piece.
-        if (this.singleStream || (this.tuner && this.workers.size > this.tuner.limit)) break;
-        segment = this.plan.take(rate);
+        segment = this.singleStream ? undefined : this.plan.take(rate);
       }
     } catch (error) {
       if (segment) this.plan.release(segment);
@@ -460,7 +432,6 @@ class BlobRun {
     const { clock } = this.tuning;
     let windowStart = clock.now();
     let windowBytes = 0;
-    let heardAt = -1;
     const writing = writeBody(response.body, {
       file: this.output.sink,
       segment,
@@ -479,11 +450,6 @@ class BlobRun {
           windowBytes = 0;
         }
         this.noteProgress(bytes.length);
-        if (heardAt !== this.tuned) {
-          heardAt = this.tuned;
-          this.delivering++;
-        }
-        if (this.tuner?.add(bytes.length, now, this.delivering) && !this.singleStream) this.retune();
       },
     });
     // After the writer's listeners: this one must not start the flow before they hear it.
@@ -501,16 +467,6 @@ class BlobRun {
         `${this.blob.label}: the connection ended at byte ${segment.pos} of ${expectedEnd}`,
       );
     }
-  }
-
-  /** The tuner changed its count: pieces follow it, and connections it allows start now. */
-  private retune(): void {
-    const tuner = this.tuner!;
-    this.tuned++;
-    this.delivering = 0;
-    this.plan.setConnections(tuner.limit);
-    this.plan.capPieces(tuner.probing ? this.tuning.minSplit : undefined);
-    this.spawnWorkers();
   }
 
   /** A body trickling below the minimum rate is cut like a stall (ERR_TOO_SLOW, retried). */

@@ -31,11 +31,6 @@ export interface EngineOptions {
   readonly progressIntervalMs?: number;
   /** Smallest range worth a request of its own (default 4 MiB). */
   readonly minSplit?: number;
-  /**
-   * Blobs with at least this many bytes to fetch measure how many connections pay (see
-   * ConnectionTuner; default 256 MiB); smaller ones use `connections` from the start.
-   */
-  readonly adaptFrom?: number;
   /** Progress is recorded at least every this many bytes per blob (default 8 MiB). */
   readonly flushBytes?: number;
   /** Time for retries, lease waits and rates (tests pass a fake one); default: real time. */
@@ -248,7 +243,6 @@ async function fetchVerifiedLocked(
         retry: options.retry,
         minSplit: options.minSplit ?? 4 * MiB,
         flushBytes: options.flushBytes ?? 8 * MiB,
-        ...(options.adaptFrom !== undefined ? { adaptFrom: options.adaptFrom } : {}),
         flushIntervalMs: 1000,
         signal: options.signal,
         clock: options.clock ?? systemClock,

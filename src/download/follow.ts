@@ -95,8 +95,6 @@ export async function streamBlob(
         // Every connection's piece inside the window, with room for the next round.
         maxPiece: Math.max(minSplit, Math.floor(limit / (2 * Math.max(1, options.connections)))),
         flushBytes: Number.POSITIVE_INFINITY,
-        // Read in memory, in order through the window: nothing is read back, all connections work.
-        adaptFrom: Number.POSITIVE_INFINITY,
         flushIntervalMs: Number.POSITIVE_INFINITY,
         signal: stop.signal,
         clock: options.clock ?? systemClock,

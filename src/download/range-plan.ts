@@ -39,8 +39,6 @@ const MIN_STEAL_GAIN_S = 0.05;
 
 export class RangePlan {
   private segments: Segment[];
-  /** Largest piece while the connection count is being measured (see capPieces). */
-  private pieceCap: number | undefined;
 
   constructor(
     size: number | undefined,
@@ -81,20 +79,6 @@ export class RangePlan {
     }
   }
 
-  /** The connections now sharing the blob (the connection tuner's count): pieces follow it. */
-  setConnections(connections: number): void {
-    this.connections = Math.max(1, connections);
-  }
-
-  /**
-   * Pieces no larger than `bytes` (undefined: the usual size) while the connection count is
-   * measured: a connection that turns out not to pay stops after its piece, so it must not hold
-   * a large one far ahead of the hash.
-   */
-  capPieces(bytes: number | undefined): void {
-    this.pieceCap = bytes;
-  }
-
   /** The server ignores Range: from now on one connection streams everything, unsplit. */
   streamWhole(): void {
     this.connections = 1;
@@ -117,7 +101,7 @@ export class RangePlan {
     const piece = this.pieceSize(this.untaken());
     // A single connection streams all it can in one request.
     if (
-      (this.connections > 1 || this.pieceCap !== undefined) &&
+      this.connections > 1 &&
       Number.isFinite(free.end) &&
       free.end - free.pos > piece + this.minSplit / 2
     ) {
@@ -138,10 +122,9 @@ export class RangePlan {
   }
 
   private pieceSize(left: number): number {
-    const most = Math.min(this.maxPiece, this.pieceCap ?? this.maxPiece);
-    if (!Number.isFinite(left)) return most;
+    if (!Number.isFinite(left)) return this.maxPiece;
     const share = Math.ceil(left / (2 * this.connections));
-    return Math.min(most, Math.max(this.minSplit, share));
+    return Math.min(this.maxPiece, Math.max(this.minSplit, share));
   }
 
   /** Mean measured rate of the connections at work (0 before any measurement). */
@@ -206,9 +189,7 @@ export class RangePlan {
     const thief = thiefRate || mean;
     const measured = victimRate > 0 && thief > 0;
     // The victim keeps what it fetches in the time the thief needs for the rest.
-    const share = measured ? Math.floor((left * thief) / (victimRate + thief)) : Math.floor(left / 2);
-    // While the connection count is measured, a thief that may not stay takes a small piece.
-    const stolen = Math.min(share, this.pieceCap ?? share);
+    const stolen = measured ? Math.floor((left * thief) / (victimRate + thief)) : Math.floor(left / 2);
     // A steal costs a request and cuts the victim's. Blind (no rates yet), both halves must be
     // worth a request; with rates, it must save real time (so equal connections near the end
     // are left alone), and may then leave a crawling victim less than minSplit.
