@@ -531,8 +531,8 @@ var http_client = __webpack_require__(4520);
 var http_retry = __webpack_require__(8902);
 // EXTERNAL MODULE: ./src/lockfile.ts
 var lockfile = __webpack_require__(9746);
-// EXTERNAL MODULE: ./src/pull.ts + 15 modules
-var pull = __webpack_require__(1681);
+// EXTERNAL MODULE: ./src/pull.ts + 14 modules
+var pull = __webpack_require__(6845);
 // EXTERNAL MODULE: ./src/refs/index.ts
 var src_refs = __webpack_require__(8674);
 // EXTERNAL MODULE: ./src/refs/line.ts
@@ -3367,7 +3367,7 @@ function sortKeys(value) {
 
 /***/ }),
 
-/***/ 1681:
+/***/ 6845:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -3648,126 +3648,6 @@ function writeError(error) {
     return error instanceof Error ? error : new Error(String(error));
 }
 
-;// CONCATENATED MODULE: ./src/download/connection-tuner.ts
-/** Connections added at each step of the probe (1, 4, 16, …). */
-const GROWTH = 4;
-/** The total rate must rise at least this much for the added connections to stay. */
-const MIN_GAIN = 0.2;
-/** A settled download whose rate falls below this share of what it settled at probes again. */
-const RELAPSE = 0.5;
-/**
- * A connection slower than this is held back by its path (a per-connection cap, a long way),
- * not by this machine, which hashes and writes several times faster: more connections will pay,
- * so all of them start at once instead of in steps.
- */
-const PATH_LIMITED = 64 * 1024 * 1024;
-/** A count settled below the maximum is measured again this often (a wrong verdict costs this much at most). */
-const REPROBE_MS = 1000;
-/** Longest wait for added connections to deliver their first bytes before measuring anyway. */
-const GRACE_MS = 2000;
-/**
- * How many connections one blob uses, by measurement: start with one, add connections (×4) while
- * the total rate rises with them, and go back to the last count that paid once it does not. A
- * link capped per connection (a CDN, the bench's 16 MiB/s) grows to the maximum within two
- * windows; a link where one connection already takes all the machine can process (loopback, a
- * fast runner's CPU-bound hash and write) stays at one, so its bytes land in file order and are
- * hashed from memory instead of read back, with one connection's buffers instead of sixteen
- * (issue 17: 1 connection cost 3.0 CPU-s and 89 MiB per GiB on loopback, 16 cost 3.9-4.1 s and
- * 98 MiB, measured). A settled count whose rate halves later (a path that slowed) probes again.
- *
- * A window starts once every connection allowed has delivered bytes (connections added on a real link
- * spend a handshake or two first), or after GRACE_MS. Fed with every landed chunk and the
- * clock; no timer of its own.
- */
-class ConnectionTuner {
-    max;
-    windowMs;
-    /** Connections allowed now. */
-    current = 1;
-    settledRate;
-    settledAt = 0;
-    /** The rate and count of the last step that paid. */
-    before;
-    /** Start of the measurement under way; undefined while waiting for connections to stream. */
-    windowStart;
-    windowBytes = 0;
-    /** When the limit last changed. */
-    changedAt;
-    constructor(
-    /** The most connections the blob may use. */
-    max, 
-    /** Length of one measurement. */
-    windowMs) {
-        this.max = max;
-        this.windowMs = windowMs;
-    }
-    get limit() {
-        return this.current;
-    }
-    /** True while the count is being measured (pieces are then kept small, see BlobRun). */
-    get probing() {
-        return this.settledRate === undefined;
-    }
-    /**
-     * Counts landed bytes (`delivering`: connections that have delivered bytes since the count last
-     * changed); returns true when the count or the verdict changed.
-     */
-    add(bytes, now, delivering) {
-        if (this.windowStart === undefined) {
-            this.changedAt ??= now;
-            const ready = delivering >= this.current || now - this.changedAt >= GRACE_MS;
-            // These bytes arrived before the window: it starts with the next ones.
-            if (ready)
-                this.windowStart = now;
-            return false;
-        }
-        this.windowBytes += bytes;
-        const elapsed = now - this.windowStart;
-        if (elapsed < this.windowMs)
-            return false;
-        const rate = (this.windowBytes * 1000) / elapsed;
-        this.windowStart = now;
-        this.windowBytes = 0;
-        const limit = this.current;
-        const changed = this.step(rate, now);
-        if (this.current !== limit) {
-            this.changedAt = now;
-            this.windowStart = undefined;
-        }
-        return changed;
-    }
-    step(rate, now) {
-        if (this.settledRate !== undefined) {
-            if (this.current >= this.max)
-                return false;
-            const slowed = rate < this.settledRate * RELAPSE;
-            if (!slowed && now - this.settledAt < REPROBE_MS)
-                return false;
-            // The path slowed down, or it is time to check the verdict: measure again from here.
-            this.settledRate = undefined;
-            this.before = undefined;
-        }
-        if (this.before && rate < this.before.rate * (1 + MIN_GAIN)) {
-            // The last connections added did not pay: back to the count before them.
-            this.current = this.before.limit;
-            this.settle(this.before.rate, now);
-            return true;
-        }
-        this.before = { rate, limit: this.current };
-        if (this.current >= this.max) {
-            this.settle(rate, now);
-            return true;
-        }
-        const perConnection = rate / this.current;
-        this.current = perConnection < PATH_LIMITED ? this.max : Math.min(this.max, this.current * GROWTH);
-        return true;
-    }
-    settle(rate, now) {
-        this.settledRate = rate;
-        this.settledAt = now;
-    }
-}
-
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __webpack_require__(6760);
 ;// CONCATENATED MODULE: ./src/download/disk.ts
@@ -4027,8 +3907,6 @@ class RangePlan {
     connections;
     maxPiece;
     segments;
-    /** Largest piece while the connection count is being measured (see capPieces). */
-    pieceCap;
     constructor(size, 
     /** Smallest piece worth a request of its own. */
     minSplit, saved, 
@@ -4068,18 +3946,6 @@ class RangePlan {
             this.segments.push({ start: cut, pos: cut, end: size, taken: false, rate: 0 });
         }
     }
-    /** The connections now sharing the blob (the connection tuner's count): pieces follow it. */
-    setConnections(connections) {
-        this.connections = Math.max(1, connections);
-    }
-    /**
-     * Pieces no larger than `bytes` (undefined: the usual size) while the connection count is
-     * measured: a connection that turns out not to pay stops after its piece, so it must not hold
-     * a large one far ahead of the hash.
-     */
-    capPieces(bytes) {
-        this.pieceCap = bytes;
-    }
     /** The server ignores Range: from now on one connection streams everything, unsplit. */
     streamWhole() {
         this.connections = 1;
@@ -4102,7 +3968,7 @@ class RangePlan {
         }
         const piece = this.pieceSize(this.untaken());
         // A single connection streams all it can in one request.
-        if ((this.connections > 1 || this.pieceCap !== undefined) &&
+        if (this.connections > 1 &&
             Number.isFinite(free.end) &&
             free.end - free.pos > piece + this.minSplit / 2) {
             const cut = free.pos + piece;
@@ -4122,11 +3988,10 @@ class RangePlan {
         return sum;
     }
     pieceSize(left) {
-        const most = Math.min(this.maxPiece, this.pieceCap ?? this.maxPiece);
         if (!Number.isFinite(left))
-            return most;
+            return this.maxPiece;
         const share = Math.ceil(left / (2 * this.connections));
-        return Math.min(most, Math.max(this.minSplit, share));
+        return Math.min(this.maxPiece, Math.max(this.minSplit, share));
     }
     /** Mean measured rate of the connections at work (0 before any measurement). */
     meanRate() {
@@ -4192,9 +4057,7 @@ class RangePlan {
         const thief = thiefRate || mean;
         const measured = victimRate > 0 && thief > 0;
         // The victim keeps what it fetches in the time the thief needs for the rest.
-        const share = measured ? Math.floor((left * thief) / (victimRate + thief)) : Math.floor(left / 2);
-        // While the connection count is measured, a thief that may not stay takes a small piece.
-        const stolen = Math.min(share, this.pieceCap ?? share);
+        const stolen = measured ? Math.floor((left * thief) / (victimRate + thief)) : Math.floor(left / 2);
         // A steal costs a request and cuts the victim's. Blind (no rates yet), both halves must be
         // worth a request; with rates, it must save real time (so equal connections near the end
         // are left alone), and may then leave a crawling victim less than minSplit.
@@ -4411,18 +4274,10 @@ async function targetInfo(target) {
 
 
 
-
 /** Thrown inside a download when a server answered a range request with the whole body. */
 class RangesIgnored extends Error {
 }
 const RATE_WINDOW_MS = 250;
-/**
- * Below this, a blob uses all its connections from the start: its probe would cost more time
- * than the CPU and memory it saves.
- */
-const ADAPT_FROM = 256 * 1024 * 1024;
-/** One measurement of the connection tuner. */
-const TUNE_WINDOW_MS = 50;
 /**
  * Downloads one blob into its staging file (the caller holds its staging lock) over up to `connections` ranges with work
  * stealing, hashing the contiguous prefix as it lands and recording progress so that a killed
@@ -4494,11 +4349,6 @@ class BlobRun {
     locator;
     abort = new AbortController();
     workers = new Set();
-    /** How many connections pay (blobs of ADAPT_FROM or more); none: all of them. */
-    tuner;
-    /** Responses that delivered bytes since the tuner last changed its count (`tuned` counts changes). */
-    delivering = 0;
-    tuned = 0;
     failure;
     fetched = 0;
     unflushed = 0;
@@ -4519,11 +4369,6 @@ class BlobRun {
             size: () => this.plan.size,
             prefix: () => this.plan.contiguousPrefix(),
         });
-        const left = this.plan.size === undefined ? 0 : this.plan.size - this.plan.written();
-        if (!singleStream && tuning.connections > 1 && left >= (tuning.adaptFrom ?? ADAPT_FROM)) {
-            this.tuner = new ConnectionTuner(tuning.connections, TUNE_WINDOW_MS);
-            this.plan.capPieces(tuning.minSplit);
-        }
         this.locator = new Locator(blob, this.abort.signal);
         this.rangesShown = blob.probeRanges !== true;
         this.lastFlush = tuning.clock.now();
@@ -4560,9 +4405,7 @@ class BlobRun {
         }
     }
     spawnWorkers() {
-        const wanted = this.singleStream || this.plan.size === undefined || !this.rangesShown
-            ? 1
-            : Math.min(this.tuning.connections, this.tuner?.limit ?? Number.POSITIVE_INFINITY);
+        const wanted = this.singleStream || this.plan.size === undefined || !this.rangesShown ? 1 : this.tuning.connections;
         while (this.workers.size < wanted && !this.abort.signal.aborted) {
             const segment = this.plan.take();
             if (!segment)
@@ -4580,11 +4423,7 @@ class BlobRun {
                 await this.fetchSegment(segment);
                 rate = segment.rate;
                 this.plan.release(segment);
-                segment = undefined;
-                // More connections than pay: this one stops after its piece.
-                if (this.singleStream || (this.tuner && this.workers.size > this.tuner.limit))
-                    break;
-                segment = this.plan.take(rate);
+                segment = this.singleStream ? undefined : this.plan.take(rate);
             }
         }
         catch (error) {
@@ -4753,7 +4592,6 @@ class BlobRun {
         const { clock } = this.tuning;
         let windowStart = clock.now();
         let windowBytes = 0;
-        let heardAt = -1;
         const writing = writeBody(response.body, {
             file: this.output.sink,
             segment,
@@ -4772,12 +4610,6 @@ class BlobRun {
                     windowBytes = 0;
                 }
                 this.noteProgress(bytes.length);
-                if (heardAt !== this.tuned) {
-                    heardAt = this.tuned;
-                    this.delivering++;
-                }
-                if (this.tuner?.add(bytes.length, now, this.delivering) && !this.singleStream)
-                    this.retune();
             },
         });
         // After the writer's listeners: this one must not start the flow before they hear it.
@@ -4793,15 +4625,6 @@ class BlobRun {
         if (segment.pos < expectedEnd) {
             throw new errors/* ModelPullError */.Vy('ERR_TRUNCATED', `${this.blob.label}: the connection ended at byte ${segment.pos} of ${expectedEnd}`);
         }
-    }
-    /** The tuner changed its count: pieces follow it, and connections it allows start now. */
-    retune() {
-        const tuner = this.tuner;
-        this.tuned++;
-        this.delivering = 0;
-        this.plan.setConnections(tuner.limit);
-        this.plan.capPieces(tuner.probing ? this.tuning.minSplit : undefined);
-        this.spawnWorkers();
     }
     /** A body trickling below the minimum rate is cut like a stall (ERR_TOO_SLOW, retried). */
     guardRate(response) {
@@ -5156,7 +4979,6 @@ async function fetchVerifiedLocked(blob, options, progress, lease) {
                 retry: options.retry,
                 minSplit: options.minSplit ?? 4 * engine_MiB,
                 flushBytes: options.flushBytes ?? 8 * engine_MiB,
-                ...(options.adaptFrom !== undefined ? { adaptFrom: options.adaptFrom } : {}),
                 flushIntervalMs: 1000,
                 signal: options.signal,
                 clock: options.clock ?? src_clock/* systemClock */.m,
