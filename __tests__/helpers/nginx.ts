@@ -1,6 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { spawnDaemon } from './daemon.js';
 import { tempDir } from './http.js';
 import { freePort, send } from './registry.js';
 
@@ -71,24 +71,11 @@ http {
 `;
   const file = join(dir.path, 'nginx.conf');
   await writeFile(file, config);
-  const child: ChildProcess = spawn(
+  const { child, stderr, close } = spawnDaemon(
     NGINX_BINARY,
     ['-p', dir.path, '-c', file, '-e', join(dir.path, 'error.log')],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
+    dir,
   );
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const close = async () => {
-    // SIGTERM: the master stops its workers at once and exits.
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-    await dir.remove();
-  };
   const url = `http://127.0.0.1:${port}`;
   const log = async () =>
     (await readFile(join(dir.path, 'access.log'), 'utf8').catch(() => ''))
@@ -108,7 +95,7 @@ http {
     if (Date.now() > deadline || child.exitCode !== null) {
       const errors = await readFile(join(dir.path, 'error.log'), 'utf8').catch(() => '');
       await close();
-      throw new Error(`nginx did not start: ${stderr.slice(0, 500)} ${errors.slice(0, 500)}`);
+      throw new Error(`nginx did not start: ${stderr().slice(0, 500)} ${errors.slice(0, 500)}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, writeFile } from 'node:fs/promises';
 import {
@@ -9,6 +9,7 @@ import {
 } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
+import { spawnDaemon } from './daemon.js';
 import { startServer, type TestServer, tempDir } from './http.js';
 
 /** The CNCF distribution registry from the Debian package `docker-registry`. */
@@ -90,19 +91,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Real
   }
   if (options.proxyOf) config.push('proxy:', `  remoteurl: ${options.proxyOf}`);
   await writeFile(join(dir.path, 'config.yml'), `${config.join('\n')}\n`);
-  const child: ChildProcess = spawn(REGISTRY_BINARY, ['serve', join(dir.path, 'config.yml')], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const close = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-    await dir.remove();
-  };
+  const { child, stderr, close } = spawnDaemon(REGISTRY_BINARY, ['serve', join(dir.path, 'config.yml')], dir);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -114,7 +103,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Real
     }
     if (Date.now() > deadline || child.exitCode !== null) {
       await close();
-      throw new Error(`docker-registry did not start: ${stderr.slice(0, 500)}`);
+      throw new Error(`docker-registry did not start: ${stderr().slice(0, 500)}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
