@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { runCli } from '../../src/cli/main.js';
 import type { SourceList } from '../../src/sources/descriptor.js';
 
@@ -30,4 +31,30 @@ export async function cliInProcess(
     ...(sources ? { sources } : {}),
   });
   return { code, stdout, stderr };
+}
+
+/**
+ * One runner of the mirror tests: `pull` into fresh stores under `dir`, with `mirror` as the
+ * registry mirror of `originHost`.
+ */
+export async function pullThroughMirror(
+  dir: string,
+  originHost: string,
+  mirror: string,
+  lines: readonly string[],
+): Promise<InProcessResult & { dir: string }> {
+  const result = await cliInProcess(
+    [
+      'pull',
+      '--ollama-models',
+      join(dir, 'ollama'),
+      '--oci-dir',
+      join(dir, 'oci'),
+      '--registry-mirror',
+      `${originHost}=${mirror}`,
+      ...lines,
+    ],
+    { HOME: dir },
+  );
+  return { ...result, dir };
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cliInProcess } from '../helpers/cli-in-process.js';
+import { pullThroughMirror } from '../helpers/cli-in-process.js';
 import type { TestServer } from '../helpers/http.js';
 import { tempDir } from '../helpers/http.js';
 import { type NginxBlobCache, startNginxBlobCache } from '../helpers/nginx.js';
@@ -45,21 +45,7 @@ let runs = 0;
 
 /** One runner: fresh stores, the mirror for the origin's host. */
 async function run(mirror: string, lines: readonly string[]) {
-  const dir = join(home.path, `run-${++runs}`);
-  const result = await cliInProcess(
-    [
-      'pull',
-      '--ollama-models',
-      join(dir, 'ollama'),
-      '--oci-dir',
-      join(dir, 'oci'),
-      '--registry-mirror',
-      `${originHost()}=${mirror}`,
-      ...lines,
-    ],
-    { HOME: dir },
-  );
-  return { ...result, dir };
+  return pullThroughMirror(join(home.path, `run-${++runs}`), originHost(), mirror, lines);
 }
 
 /** GETs of each blob that reached the origin, by digest. */

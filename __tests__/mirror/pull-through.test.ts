@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cliInProcess } from '../helpers/cli-in-process.js';
+import { pullThroughMirror } from '../helpers/cli-in-process.js';
 import { startServer, type TestServer, tempDir } from '../helpers/http.js';
 import { FILEPATH, gguf, modelPack, pushArtifact } from '../helpers/oci-artifacts.js';
 import {
@@ -58,21 +58,7 @@ let runs = 0;
 
 /** One runner: fresh stores, the mirror for the origin's host, both lines. */
 async function run(mirror: string, extra: readonly string[] = lines()) {
-  const dir = join(home.path, `run-${++runs}`);
-  const result = await cliInProcess(
-    [
-      'pull',
-      '--ollama-models',
-      join(dir, 'ollama'),
-      '--oci-dir',
-      join(dir, 'oci'),
-      '--registry-mirror',
-      `${originHost()}=${mirror}`,
-      ...extra,
-    ],
-    { HOME: dir },
-  );
-  return { ...result, dir };
+  return pullThroughMirror(join(home.path, `run-${++runs}`), originHost(), mirror, extra);
 }
 
 /** The verified files each run must hold, byte for byte. */
