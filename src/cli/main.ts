@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createNoCache } from '../cache/client.js';
 import { systemClock } from '../clock.js';
 import { Inputs } from '../constants.js';
+import { readBounded } from '../download/safe-fs.js';
 import { describeError, ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
 import { describeRetry, type RetryEvent } from '../http/retry.js';
@@ -141,13 +141,15 @@ async function settingsOf(inv: Invocation, requireModels = true): Promise<Settin
   });
 }
 
+/** A models list holds lines of a few dozen bytes: a MiB is tens of thousands of them. */
+export const MAX_LINES_FILE_BYTES = 1024 * 1024;
+
+/** `-f FILE`: a file, or a pipe (`-f /dev/stdin`, `-f <(…)`), read up to MAX_LINES_FILE_BYTES. */
 async function readLinesFile(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : describeError(error);
-    throw new ModelPullError('ERR_BAD_INPUT', `cannot read -f ${file}: ${reason}`);
-  }
+  const read = await readBounded(file, MAX_LINES_FILE_BYTES, { named: true });
+  if (read.kind === 'read') return read.bytes.toString('utf8');
+  const reason = read.kind === 'missing' ? 'no such file' : read.reason;
+  throw new ModelPullError('ERR_BAD_INPUT', `cannot read -f ${file}: ${reason}`);
 }
 
 async function mirrorCommand(inv: Invocation): Promise<number> {

@@ -1,9 +1,10 @@
-import type { Stats } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { constants, type FileHandle, open, rm } from 'node:fs/promises';
 
 /**
  * File access for folders other processes share (staging areas, lease files): nothing here
- * follows a symbolic link planted at the path, and nothing reads more than it expects.
+ * follows a symbolic link planted at the path, and nothing reads more than it expects. Files the
+ * user names (a models list, a CA bundle) are read bounded too, links followed (`named`).
  */
 
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_WRONLY } = constants;
@@ -15,15 +16,31 @@ export type BoundedRead =
   /** `reason` reads after "cannot read X: " (`not a regular file (a FIFO)`, `too large (…)`). */
   | { readonly kind: 'refused'; readonly reason: string };
 
+export interface BoundedReadOptions {
+  /**
+   * A path the user named (`-f FILE`): links are followed, and a pipe or terminal
+   * (`-f /dev/stdin`, `-f <(…)`) is read to its end like a file, as long as that end comes
+   * within the limit. Never for paths in a folder other processes share.
+   */
+  readonly named?: boolean;
+  /** A file larger than the limit yields its last `limit` bytes instead of a refusal (a log). */
+  readonly tail?: boolean;
+}
+
 /**
  * Reads at most `limit` bytes of a regular file, never through a link and without blocking on
  * a FIFO (O_NONBLOCK), saying why when it does not: for files whose absence means something
- * other than damage (a lock file) or whose refusal is worth naming (verify).
+ * other than damage (a lock file) or whose refusal is worth naming (verify). `options` widen
+ * it for a path the user named or a log's tail.
  */
-export async function readBounded(path: string, limit: number): Promise<BoundedRead> {
+export async function readBounded(
+  path: string,
+  limit: number,
+  options: BoundedReadOptions = {},
+): Promise<BoundedRead> {
   let file: FileHandle;
   try {
-    file = await open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    file = await open(path, options.named ? O_RDONLY : O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { kind: 'missing' };
@@ -31,17 +48,73 @@ export async function readBounded(path: string, limit: number): Promise<BoundedR
   }
   try {
     const info = await file.stat();
-    if (!info.isFile()) return { kind: 'refused', reason: `not a regular file (${kindOf(info)})` };
-    if (info.size > limit) return { kind: 'refused', reason: tooLarge(info.size, limit) };
-    const buffer = Buffer.alloc(info.size + 1);
-    const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
-    // One byte more than the stat said: it grew past the limit since (a file still being written).
-    if (bytesRead > limit) return { kind: 'refused', reason: tooLarge(bytesRead, limit, 'at least ') };
-    return { kind: 'read', bytes: buffer.subarray(0, bytesRead) };
+    if (options.named && (info.isFIFO() || info.isCharacterDevice())) return await readStream(file, limit);
+    const refusal = refusalOf(info, limit, options.tail);
+    if (refusal) return { kind: 'refused', reason: refusal };
+    const from = Math.max(0, info.size - limit);
+    const buffer = Buffer.alloc(info.size - from + 1);
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, from);
+    return grown(buffer, bytesRead, limit, options.tail);
   } catch (error) {
     return { kind: 'refused', reason: (error as Error).message };
   } finally {
     await file.close();
+  }
+}
+
+/**
+ * readBounded for a file the user named that must be read synchronously (settings: the
+ * `ca-cert` bundle): links are followed, and only a regular file of at most `limit` bytes is read.
+ */
+export function readBoundedSync(path: string, limit: number): BoundedRead {
+  let fd: number;
+  try {
+    fd = openSync(path, O_RDONLY | O_NONBLOCK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { kind: 'missing' };
+    return { kind: 'refused', reason: openProblem(code, error) };
+  }
+  try {
+    const info = fstatSync(fd);
+    const refusal = refusalOf(info, limit);
+    if (refusal) return { kind: 'refused', reason: refusal };
+    const buffer = Buffer.alloc(info.size + 1);
+    return grown(buffer, readSync(fd, buffer, 0, buffer.length, 0), limit);
+  } catch (error) {
+    return { kind: 'refused', reason: (error as Error).message };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Why a file that `stat` describes is not read, if it is not. */
+function refusalOf(info: Stats, limit: number, tail = false): string | undefined {
+  if (!info.isFile()) return `not a regular file (${kindOf(info)})`;
+  if (info.size > limit && !tail) return tooLarge(info.size, limit);
+  return undefined;
+}
+
+/**
+ * The bytes read into a buffer one byte larger than the stat said: that byte filled means the
+ * file grew since (still being written), past the limit, or past the tail asked for.
+ */
+function grown(buffer: Buffer, bytesRead: number, limit: number, tail = false): BoundedRead {
+  if (bytesRead > limit && !tail) return { kind: 'refused', reason: tooLarge(bytesRead, limit, 'at least ') };
+  return { kind: 'read', bytes: buffer.subarray(Math.max(0, bytesRead - limit), bytesRead) };
+}
+
+/** A pipe or device read to its end, refused as soon as more than `limit` bytes came. */
+async function readStream(file: FileHandle, limit: number): Promise<BoundedRead> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = Buffer.alloc(Math.min(64 * 1024, limit + 1 - total));
+    const { bytesRead } = await file.read(chunk, 0, chunk.length, null);
+    if (bytesRead === 0) return { kind: 'read', bytes: Buffer.concat(chunks, total) };
+    chunks.push(chunk.subarray(0, bytesRead));
+    total += bytesRead;
+    if (total > limit) return { kind: 'refused', reason: tooLarge(total, limit, 'at least ') };
   }
 }
 
