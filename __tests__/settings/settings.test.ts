@@ -1,4 +1,8 @@
-import { buildSettings, type RawInputs } from '../../src/settings/settings.js';
+import { symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildSettings, MAX_CA_BYTES, type RawInputs } from '../../src/settings/settings.js';
+import { tempDir } from '../helpers/http.js';
+import { plant } from '../helpers/planted.js';
 
 const ctx = (env: Record<string, string> = {}) => ({
   env,
@@ -189,5 +193,39 @@ describe('buildSettings', () => {
     [{ models: 'x', 'lock-mode': 'strict' }, 'input "lock-mode" must be frozen or update, got "strict"'],
   ])('refuses %j', (raw, message) => {
     expect(() => buildSettings(raw, ctx())).toThrow(message);
+  });
+});
+
+describe('ca-cert', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    dir = await tempDir('model-pull-ca-cert-');
+  });
+  afterAll(async () => {
+    await dir.remove();
+  });
+  const withCa = (file: string) => () => buildSettings({ models: 'x', 'ca-cert': file }, ctx());
+
+  it('reads a PEM bundle through a link (system bundles are links)', async () => {
+    const pem = `-----BEGIN CERTIFICATE-----\n${'A'.repeat(64)}\n-----END CERTIFICATE-----\n`;
+    await writeFile(join(dir.path, 'ca.pem'), pem);
+    await symlink(join(dir.path, 'ca.pem'), join(dir.path, 'ca-link.pem'));
+    expect(withCa(join(dir.path, 'ca-link.pem'))().http.extraCa).toBe(pem);
+  });
+
+  test.each([
+    ['fifo', 'not a regular file (a FIFO)'],
+    ['link', 'not a regular file (a character device)'],
+    ['huge', `too large (${MAX_CA_BYTES + 1} bytes, limit 4194304)`],
+  ] as const)('refuses a %s at once, with one line', async (kind, reason) => {
+    const file = join(dir.path, `planted-${kind}.pem`);
+    await plant(file, kind, MAX_CA_BYTES + 1);
+    expect(withCa(file)).toThrow(new Error(`input "ca-cert": cannot read ${file}: ${reason}`));
+  });
+
+  it('refuses a folder', () => {
+    expect(withCa(dir.path)).toThrow(
+      new Error(`input "ca-cert": cannot read ${dir.path}: not a regular file (a folder)`),
+    );
   });
 });

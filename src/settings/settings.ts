@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isKeyPrefix, KEY_PREFIX_RULE } from '../cache/key.js';
 import type { CacheServiceConfig } from '../cache/service.js';
 import { Inputs, USER_AGENT } from '../constants.js';
 import { isSha256Hex } from '../digest.js';
+import { readBoundedSync } from '../download/safe-fs.js';
 import { ModelPullError } from '../errors.js';
 import { type HttpOptions, isLoopbackHost } from '../http/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../http/retry.js';
@@ -373,13 +373,16 @@ function proxyFrom(env: Env): HttpOptions['proxy'] {
   return { httpsProxy, httpProxy, noProxy: nonEmpty(env.NO_PROXY) ?? nonEmpty(env.no_proxy) };
 }
 
+/** A system bundle of every public CA is about 200 KiB; a private one is a few certificates. */
+export const MAX_CA_BYTES = 4 * 1024 * 1024;
+
 function readCa(file: string, name: string): string {
-  let pem: string;
-  try {
-    pem = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ModelPullError('ERR_BAD_INPUT', `${name}: cannot read ${file} (${(error as Error).message})`);
+  const read = readBoundedSync(file, MAX_CA_BYTES);
+  if (read.kind !== 'read') {
+    const reason = read.kind === 'missing' ? 'no such file' : read.reason;
+    throw new ModelPullError('ERR_BAD_INPUT', `${name}: cannot read ${file}: ${reason}`);
   }
+  const pem = read.bytes.toString('utf8');
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
     throw new ModelPullError('ERR_BAD_INPUT', `${name}: ${file} holds no PEM certificate`);
   }
