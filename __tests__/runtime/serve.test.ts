@@ -1,4 +1,4 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import * as toolCache from '@actions/tool-cache';
@@ -7,6 +7,7 @@ import { MemoryLogger } from '../../src/report/logger.js';
 import { installOllama } from '../../src/runtime/install.js';
 import { parseHost, type ServeOptions, startOllamaServe, stopOllamaServe } from '../../src/runtime/serve.js';
 import { startServer, tempDir } from '../helpers/http.js';
+import { plant } from '../helpers/planted.js';
 import { buildOllamaArchive, sha256, standInOllama, startReleaseServer } from '../helpers/release-server.js';
 
 let work: { path: string; remove(): Promise<void> };
@@ -177,6 +178,29 @@ describe('startOllamaServe', () => {
         message:
           `ollama serve exited with code 1 before answering at http://127.0.0.1:${port}; ` +
           `last lines of ${logDir}/ollama-serve.log: Error: listen tcp 127.0.0.1:${port}: EADDRINUSE`,
+      });
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+
+  test('a log kept from earlier runs is quoted from its end, never read whole', async () => {
+    const blocker: Server = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    const logDir = join(work.path, 'logs-kept');
+    // 1 GiB (sparse) of earlier runs, then their last line: more than a string can hold, so a
+    // whole read could not quote it at all. The window's first, cut line is left out.
+    const log = join(logDir, 'ollama-serve.log');
+    await plant(log, 'huge', 1024 ** 3);
+    await appendFile(log, '\nan earlier run ended\n');
+    try {
+      const opts = await options({ host: `127.0.0.1:${port}`, logDir });
+      await expect(startOllamaServe(opts)).rejects.toMatchObject({
+        code: 'ERR_RUNTIME_SERVE',
+        message:
+          `ollama serve exited with code 1 before answering at http://127.0.0.1:${port}; ` +
+          `last lines of ${log}: an earlier run ended | Error: listen tcp 127.0.0.1:${port}: EADDRINUSE`,
       });
     } finally {
       await new Promise((resolve) => blocker.close(resolve));

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, open, readFile } from 'node:fs/promises';
+import { mkdtemp, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
+import { readBounded } from '../download/safe-fs.js';
 import { ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
 import type { Logger } from '../report/logger.js';
@@ -226,24 +227,27 @@ async function listedModels(http: HttpClient, bind: Bind): Promise<string[]> {
     .filter((name): name is string => typeof name === 'string');
 }
 
+/** How much of the end of the server's log an error quotes from (a log kept across runs grows). */
+const LOG_TAIL_BYTES = 4000;
+
 /** The message plus the last lines of the server's log, on one line. */
 async function serveError(message: string, logFile: string): Promise<ModelPullError> {
-  let tail = '';
-  try {
-    const text = await readFile(logFile, 'utf8');
-    const lines = text
-      .slice(-4000)
-      .split(/\r?\n/)
-      .map((l) => l.trim())
-      .filter(Boolean);
-    tail = lines.slice(-8).join(' | ');
-  } catch {
-    // no log to quote
-  }
-  return new ModelPullError(
-    'ERR_RUNTIME_SERVE',
-    `${message}; ${tail ? `last lines of ${logFile}: ${tail}` : `${logFile} is empty`}`,
-  );
+  const read = await readBounded(logFile, LOG_TAIL_BYTES, { tail: true });
+  let text = read.kind === 'read' ? read.bytes.toString('utf8') : '';
+  // A window cut from a longer log starts inside a line: that part-line is not quoted.
+  if (read.kind === 'read' && read.bytes.length === LOG_TAIL_BYTES) text = text.slice(text.indexOf('\n') + 1);
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const tail = lines.slice(-8).join(' | ');
+  const quoted =
+    read.kind === 'refused'
+      ? `cannot read ${logFile}: ${read.reason}`
+      : tail
+        ? `last lines of ${logFile}: ${tail}`
+        : `${logFile} is empty`;
+  return new ModelPullError('ERR_RUNTIME_SERVE', `${message}; ${quoted}`);
 }
 
 /**
