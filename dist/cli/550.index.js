@@ -513,8 +513,8 @@ __webpack_require__.d(__webpack_exports__, {
   a: () => (/* binding */ runCli)
 });
 
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __webpack_require__(1455);
+// UNUSED EXPORTS: MAX_LINES_FILE_BYTES
+
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __webpack_require__(6760);
 // EXTERNAL MODULE: ./src/cache/client.ts
@@ -523,6 +523,8 @@ var client = __webpack_require__(9439);
 var clock = __webpack_require__(9373);
 // EXTERNAL MODULE: ./src/constants.ts
 var constants = __webpack_require__(7242);
+// EXTERNAL MODULE: ./src/download/safe-fs.ts
+var safe_fs = __webpack_require__(5039);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/http/client.ts + 1 modules
@@ -549,10 +551,10 @@ var external_node_stream_ = __webpack_require__(7075);
 var src_digest = __webpack_require__(2187);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __webpack_require__(7598);
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __webpack_require__(1455);
 // EXTERNAL MODULE: ./src/atomic-write.ts
 var atomic_write = __webpack_require__(8364);
-// EXTERNAL MODULE: ./src/download/safe-fs.ts
-var safe_fs = __webpack_require__(5039);
 // EXTERNAL MODULE: ./src/fs-dirs.ts
 var fs_dirs = __webpack_require__(3341);
 ;// CONCATENATED MODULE: ./src/registry/uploads.ts
@@ -1780,14 +1782,15 @@ async function settingsOf(inv, requireModels = true) {
         sourceOptions: options,
     });
 }
+/** A models list holds lines of a few dozen bytes: a MiB is tens of thousands of them. */
+const MAX_LINES_FILE_BYTES = 1024 * 1024;
+/** `-f FILE`: a file, or a pipe (`-f /dev/stdin`, `-f <(…)`), read up to MAX_LINES_FILE_BYTES. */
 async function readLinesFile(file) {
-    try {
-        return await (0,promises_.readFile)(file, 'utf8');
-    }
-    catch (error) {
-        const reason = error.code === 'ENOENT' ? 'no such file' : (0,errors/* describeError */.Uc)(error);
-        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `cannot read -f ${file}: ${reason}`);
-    }
+    const read = await (0,safe_fs/* readBounded */.CB)(file, MAX_LINES_FILE_BYTES, { named: true });
+    if (read.kind === 'read')
+        return read.bytes.toString('utf8');
+    const reason = read.kind === 'missing' ? 'no such file' : read.reason;
+    throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `cannot read -f ${file}: ${reason}`);
 }
 async function mirrorCommand(inv) {
     if (typeof inv.values.to !== 'string')
@@ -2298,25 +2301,31 @@ function isAlive(pid) {
 /* harmony export */   CB: () => (/* binding */ readBounded),
 /* harmony export */   H0: () => (/* binding */ createExclusive),
 /* harmony export */   ZM: () => (/* binding */ openOwnFile),
-/* harmony export */   o5: () => (/* binding */ readSmall)
+/* harmony export */   o5: () => (/* binding */ readSmall),
+/* harmony export */   xY: () => (/* binding */ readBoundedSync)
 /* harmony export */ });
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
+
 
 /**
  * File access for folders other processes share (staging areas, lease files): nothing here
- * follows a symbolic link planted at the path, and nothing reads more than it expects.
+ * follows a symbolic link planted at the path, and nothing reads more than it expects. Files the
+ * user names (a models list, a CA bundle) are read bounded too, links followed (`named`).
  */
-const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_WRONLY } = node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.constants;
+const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_WRONLY } = node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.constants;
 /**
  * Reads at most `limit` bytes of a regular file, never through a link and without blocking on
  * a FIFO (O_NONBLOCK), saying why when it does not: for files whose absence means something
- * other than damage (a lock file) or whose refusal is worth naming (verify).
+ * other than damage (a lock file) or whose refusal is worth naming (verify). `options` widen
+ * it for a path the user named or a log's tail.
  */
-async function readBounded(path, limit) {
+async function readBounded(path, limit, options = {}) {
     let file;
     try {
-        file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.open)(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+        file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.open)(path, options.named ? O_RDONLY : O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     }
     catch (error) {
         const code = error.code;
@@ -2326,22 +2335,83 @@ async function readBounded(path, limit) {
     }
     try {
         const info = await file.stat();
-        if (!info.isFile())
-            return { kind: 'refused', reason: `not a regular file (${kindOf(info)})` };
-        if (info.size > limit)
-            return { kind: 'refused', reason: tooLarge(info.size, limit) };
-        const buffer = Buffer.alloc(info.size + 1);
-        const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
-        // One byte more than the stat said: it grew past the limit since (a file still being written).
-        if (bytesRead > limit)
-            return { kind: 'refused', reason: tooLarge(bytesRead, limit, 'at least ') };
-        return { kind: 'read', bytes: buffer.subarray(0, bytesRead) };
+        if (options.named && (info.isFIFO() || info.isCharacterDevice()))
+            return await readStream(file, limit);
+        const refusal = refusalOf(info, limit, options.tail);
+        if (refusal)
+            return { kind: 'refused', reason: refusal };
+        const from = Math.max(0, info.size - limit);
+        const buffer = Buffer.alloc(info.size - from + 1);
+        const { bytesRead } = await file.read(buffer, 0, buffer.length, from);
+        return grown(buffer, bytesRead, limit, options.tail);
     }
     catch (error) {
         return { kind: 'refused', reason: error.message };
     }
     finally {
         await file.close();
+    }
+}
+/**
+ * readBounded for a file the user named that must be read synchronously (settings: the
+ * `ca-cert` bundle): links are followed, and only a regular file of at most `limit` bytes is read.
+ */
+function readBoundedSync(path, limit) {
+    let fd;
+    try {
+        fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(path, O_RDONLY | O_NONBLOCK);
+    }
+    catch (error) {
+        const code = error.code;
+        if (code === 'ENOENT')
+            return { kind: 'missing' };
+        return { kind: 'refused', reason: openProblem(code, error) };
+    }
+    try {
+        const info = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fstatSync)(fd);
+        const refusal = refusalOf(info, limit);
+        if (refusal)
+            return { kind: 'refused', reason: refusal };
+        const buffer = Buffer.alloc(info.size + 1);
+        return grown(buffer, (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readSync)(fd, buffer, 0, buffer.length, 0), limit);
+    }
+    catch (error) {
+        return { kind: 'refused', reason: error.message };
+    }
+    finally {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
+    }
+}
+/** Why a file that `stat` describes is not read, if it is not. */
+function refusalOf(info, limit, tail = false) {
+    if (!info.isFile())
+        return `not a regular file (${kindOf(info)})`;
+    if (info.size > limit && !tail)
+        return tooLarge(info.size, limit);
+    return undefined;
+}
+/**
+ * The bytes read into a buffer one byte larger than the stat said: that byte filled means the
+ * file grew since (still being written), past the limit, or past the tail asked for.
+ */
+function grown(buffer, bytesRead, limit, tail = false) {
+    if (bytesRead > limit && !tail)
+        return { kind: 'refused', reason: tooLarge(bytesRead, limit, 'at least ') };
+    return { kind: 'read', bytes: buffer.subarray(Math.max(0, bytesRead - limit), bytesRead) };
+}
+/** A pipe or device read to its end, refused as soon as more than `limit` bytes came. */
+async function readStream(file, limit) {
+    const chunks = [];
+    let total = 0;
+    for (;;) {
+        const chunk = Buffer.alloc(Math.min(64 * 1024, limit + 1 - total));
+        const { bytesRead } = await file.read(chunk, 0, chunk.length, null);
+        if (bytesRead === 0)
+            return { kind: 'read', bytes: Buffer.concat(chunks, total) };
+        chunks.push(chunk.subarray(0, bytesRead));
+        total += bytesRead;
+        if (total > limit)
+            return { kind: 'refused', reason: tooLarge(total, limit, 'at least ') };
     }
 }
 /** Reads at most `limit` bytes of a regular file, never through a link; undefined if absent or odd. */
@@ -2384,8 +2454,8 @@ function kindOf(info) {
  * (EEXIST) instead of writing through it.
  */
 async function createExclusive(path, mode = 0o644, read = false) {
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(path, { force: true });
-    return (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.open)(path, (read ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(path, { force: true });
+    return (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.open)(path, (read ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
 }
 /**
  * Opens an existing file for reading and writing only if it is a regular file with a single
@@ -2394,7 +2464,7 @@ async function createExclusive(path, mode = 0o644, read = false) {
 async function openOwnFile(path) {
     let file;
     try {
-        file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.open)(path, O_RDWR | O_NOFOLLOW);
+        file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.open)(path, O_RDWR | O_NOFOLLOW);
     }
     catch {
         return undefined;
@@ -6971,10 +7041,8 @@ __webpack_require__.d(__webpack_exports__, {
   E6: () => (/* binding */ buildSettings)
 });
 
-// UNUSED EXPORTS: cacheService, parseBoolean, parseInteger
+// UNUSED EXPORTS: MAX_CA_BYTES, cacheService, parseBoolean, parseInteger
 
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __webpack_require__(3024);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __webpack_require__(8161);
 // EXTERNAL MODULE: external "node:path"
@@ -6985,6 +7053,8 @@ var key = __webpack_require__(5877);
 var constants = __webpack_require__(7242);
 // EXTERNAL MODULE: ./src/digest.ts
 var digest = __webpack_require__(2187);
+// EXTERNAL MODULE: ./src/download/safe-fs.ts
+var safe_fs = __webpack_require__(5039);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/http/client.ts + 1 modules
@@ -7262,14 +7332,15 @@ function proxyFrom(env) {
         return undefined;
     return { httpsProxy, httpProxy, noProxy: nonEmpty(env.NO_PROXY) ?? nonEmpty(env.no_proxy) };
 }
+/** A system bundle of every public CA is about 200 KiB; a private one is a few certificates. */
+const MAX_CA_BYTES = 4 * 1024 * 1024;
 function readCa(file, name) {
-    let pem;
-    try {
-        pem = (0,external_node_fs_.readFileSync)(file, 'utf8');
+    const read = (0,safe_fs/* readBoundedSync */.xY)(file, MAX_CA_BYTES);
+    if (read.kind !== 'read') {
+        const reason = read.kind === 'missing' ? 'no such file' : read.reason;
+        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${name}: cannot read ${file}: ${reason}`);
     }
-    catch (error) {
-        throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${name}: cannot read ${file} (${error.message})`);
-    }
+    const pem = read.bytes.toString('utf8');
     if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
         throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${name}: ${file} holds no PEM certificate`);
     }
