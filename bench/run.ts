@@ -233,7 +233,10 @@ try {
     const measured = { ours: [] as Measurement[], cold: [] as Measurement[], baseline: [] as Measurement[] };
     for (let n = 0; n < runs; n++) {
       // The baseline streams over one capped connection (over a minute per GiB): two runs at most.
-      const order = (['ours', 'cold', 'baseline'] as const).filter((w) => w !== 'baseline' || n < 2);
+      // --no-rivals (tuning) skips it: the restore's own target is against the cold pull.
+      const order = (['ours', 'cold', 'baseline'] as const).filter(
+        (w) => w !== 'baseline' || (n < 2 && values.rivals),
+      );
       for (const who of n % 2 ? [...order].reverse() : order) {
         const m = await tools[who]();
         measured[who].push(m);

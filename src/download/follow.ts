@@ -374,13 +374,17 @@ export async function openLocalBlob(
       if (written + chunk.length > size) {
         throw new ModelPullError('ERR_SIZE_MISMATCH', `${blob.label}: more than the ${size} bytes announced`);
       }
-      const { bytesWritten } = await handle.write(chunk, 0, chunk.length, written);
+      const at = written;
+      // The hash reads the chunk on this thread while the thread pool writes it: the two overlap
+      // instead of following each other (both only read it, and it is not reused before this
+      // resolves). A write that fails or falls short fails the file, whatever was hashed.
+      const writing = handle.write(chunk, 0, chunk.length, at);
+      hasher.written(at, chunk);
+      const { bytesWritten } = await writing;
       if (bytesWritten !== chunk.length) {
         throw new ModelPullError('ERR_DISK_SPACE', `${blob.label}: short write (the disk may be full)`);
       }
-      const at = written;
       written += chunk.length;
-      hasher.written(at, chunk);
     },
     async commit() {
       if (settled) throw new Error(`${blob.label}: committed after it ended`);

@@ -39,7 +39,10 @@ export class PrefixHasher {
     this.hash ??= createDigestHash(this.algorithm, this.sizeOf());
   }
 
-  /** Called after `chunk` was written at `offset`. */
+  /**
+   * Called once `chunk` is written at `offset`, or while it is being written: only a chunk at the
+   * frontier is hashed from memory; any other is read back up to `writtenPrefix` later.
+   */
   written(offset: number, chunk: Uint8Array): void {
     this.start();
     if (this.hash && !this.catchingUp && offset === this.frontier) {
