@@ -3909,7 +3909,10 @@ class PrefixHasher {
     start() {
         this.hash ??= (0,src_digest/* createDigestHash */.d4)(this.algorithm, this.sizeOf());
     }
-    /** Called after `chunk` was written at `offset`. */
+    /**
+     * Called once `chunk` is written at `offset`, or while it is being written: only a chunk at the
+     * frontier is hashed from memory; any other is read back up to `writtenPrefix` later.
+     */
     written(offset, chunk) {
         this.start();
         if (this.hash && !this.catchingUp && offset === this.frontier) {
