@@ -256,3 +256,84 @@ describe('uploads', () => {
     }
   });
 });
+
+describe('streams of model bytes (node:http)', () => {
+  const blob = Buffer.alloc(3 * 1024 * 1024 + 17);
+  for (let i = 0; i < blob.length; i++) blob[i] = (i * 7919) >>> 3;
+  const rangeServer = () =>
+    startServer((req, res) => {
+      const [, from, to] = /bytes=(\d+)-(\d+)/.exec(String(req.headers.range)) ?? [];
+      const start = Number(from);
+      const end = Number(to) + 1;
+      res.writeHead(206, {
+        'content-length': String(end - start),
+        'content-range': `bytes ${start}-${end - 1}/${blob.length}`,
+      });
+      res.end(blob.subarray(start, end));
+    });
+  const read = async (body: Readable) => {
+    const chunks: Buffer[] = [];
+    // Copied as they come: the client frees socket reads once parsed, never a chunk it handed out.
+    for await (const chunk of body) chunks.push(Buffer.from(chunk as Buffer));
+    return Buffer.concat(chunks);
+  };
+
+  it('delivers every byte over kept-alive connections, request after request', async () => {
+    const server = await rangeServer();
+    const sockets = new Set<unknown>();
+    server.server.on('connection', (s) => sockets.add(s));
+    const client = new HttpClient({ ...base, connections: 2 });
+    try {
+      const step = 300_001;
+      const parts = await Promise.all(
+        [0, 1].map(async (lane) => {
+          const got: Buffer[] = [];
+          for (let start = lane * step; start < blob.length; start += 2 * step) {
+            const end = Math.min(blob.length, start + step);
+            const answer = await client.request(`${server.url}/blob`, {
+              headers: { range: `bytes=${start}-${end - 1}` },
+              stream: true,
+            });
+            expect(answer.status).toBe(206);
+            got.push(await read(answer.body));
+          }
+          return got;
+        }),
+      );
+      const joined: Buffer[] = [];
+      for (let i = 0; i < Math.max(parts[0]!.length, parts[1]!.length); i++) {
+        if (parts[0]![i]) joined.push(parts[0]![i]!);
+        if (parts[1]![i]) joined.push(parts[1]![i]!);
+      }
+      expect(Buffer.concat(joined).equals(blob)).toBe(true);
+      expect(server.requests.length).toBe(Math.ceil(blob.length / step));
+      expect(sockets.size).toBe(2);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  it('is not stalled while its reader pauses it, and is when the server goes silent', async () => {
+    const server = await startServer((req, res) => {
+      res.writeHead(200, { 'content-length': String(blob.length) });
+      if (req.url === '/silent') return void res.write(blob.subarray(0, 1000));
+      res.end(blob);
+    });
+    const client = new HttpClient({ ...base, stallTimeoutMs: 200 });
+    try {
+      const answer = await client.request(`${server.url}/blob`, { stream: true });
+      answer.body.pause();
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      expect((await read(answer.body)).equals(blob)).toBe(true);
+      const silent = await client.request(`${server.url}/silent`, { stream: true });
+      await expect(read(silent.body)).rejects.toMatchObject({
+        code: 'ERR_STALLED',
+        message: `no data from ${server.url}/silent within the stall timeout`,
+      });
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+});

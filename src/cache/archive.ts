@@ -1,7 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGunzip, createZstdDecompress } from 'node:zlib';
-import { freeMemory } from '../download/body-writer.js';
+import { freeMemory } from '../memory.js';
 import { type MemberHandler, TarFormatError, TarReader } from './tar-reader.js';
 
 const MiB = 1024 * 1024;

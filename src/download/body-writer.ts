@@ -1,6 +1,7 @@
 import { writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { ModelPullError } from '../errors.js';
+import { freeWhole } from '../memory.js';
 import type { Segment } from './range-plan.js';
 
 /** Bytes handed to an asynchronous sink and not yet written, per connection, before we pause. */
@@ -155,7 +156,7 @@ class BodyWriter {
       this.settle(writeError(error));
       return true;
     }
-    release(piece);
+    freeWhole(piece);
     this.noteCut();
     if (this.cut) this.retire();
     return true;
@@ -187,7 +188,7 @@ class BodyWriter {
         segment.pos = offset + ours;
         this.target.landed(offset, ours === piece.length ? piece : piece.subarray(0, ours));
       }
-      release(piece);
+      freeWhole(piece);
     }
     this.noteCut();
     if (this.inFlight <= LOW_WATER && this.body.isPaused() && !this.cut) this.body.resume();
@@ -214,34 +215,6 @@ class BodyWriter {
     if (!body.readableEnded) body.on('error', () => undefined).destroy();
     if (error) this.reject(error);
     else this.resolve();
-  }
-}
-
-/**
- * Frees a chunk's memory now instead of at the garbage collector's next major pass. Socket
- * reads are 64 KiB buffers that V8 only reclaims once ~64 MiB of them have piled up, which was
- * a third of our peak RSS. Only a buffer this view spans entirely is detached: no other view
- * can then depend on it (undici's parser copies each read into its own memory and keeps no
- * reference once the body chunk is delivered).
- */
-function release(piece: Buffer): void {
-  if (piece.byteOffset !== 0 || piece.byteLength !== piece.buffer.byteLength) return;
-  freeMemory(piece.buffer);
-}
-
-/**
- * Detaches an ArrayBuffer, so that its memory goes back to the allocator now (where the next
- * allocation of its size finds it, without fresh pages to fault in). Every view of it reads as
- * empty afterwards: only for a buffer nothing else holds, and that native code (a write in
- * flight) no longer reads.
- */
-export function freeMemory(buffer: ArrayBufferLike): void {
-  const detachable = buffer as ArrayBufferLike & { transfer?: (length: number) => ArrayBuffer };
-  if (!detachable.transfer) return;
-  try {
-    detachable.transfer(0);
-  } catch {
-    // Not detachable (a shared or external buffer): the collector frees it later.
   }
 }
 

@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js';
 import { ModelPullError, redactUrl } from '../errors.js';
 import { BODY_LIMITS, readJson, statusError } from './body.js';
 import { hostOf, networkError } from './errors.js';
-import { Agent, EnvHttpProxyAgent } from './undici.js';
+import { NativeTransport } from './native.js';
 
 export { discardBody, statusError } from './body.js';
 export { networkError } from './errors.js';
@@ -87,9 +87,19 @@ export function isLoopbackHost(hostname: string): boolean {
   return host === '::1';
 }
 
-/** A thin layer over undici: URL policy, origin-bound credentials, manual redirects, error codes. */
+/**
+ * A thin layer over the HTTP clients: URL policy, origin-bound credentials, manual redirects,
+ * error codes. undici carries metadata, uploads and everything through a proxy; model bytes
+ * without a proxy go through node:http (see native.ts). undici is loaded on its first use: its
+ * Agent loads node:http2 and compiles a WebAssembly parser (~25 MiB of RSS together), which a
+ * process that only streams bytes never needs.
+ */
 export class HttpClient {
-  private readonly dispatcher: Dispatcher;
+  private dispatcher: Promise<Dispatcher> | undefined;
+  /** Streams of model bytes, when no proxy is set (see native.ts). */
+  private readonly streams: NativeTransport | undefined;
+  /** The system's CAs plus the extra one, when there is one. */
+  private readonly ca: string[] | undefined;
 
   /**
    * `timers` runs the whole-request deadline and the upload watchdog (tests inject a clock they
@@ -101,17 +111,31 @@ export class HttpClient {
     private readonly timers: Clock = backgroundTimers,
   ) {
     const ca = options.extraCa ? [...getCACertificates('default'), options.extraCa] : undefined;
-    const common = {
-      connections: options.connections,
-      // One TCP flow per range is the point of parallel ranges; h2 would multiplex them all.
-      allowH2: false,
-      headersTimeout: options.stallTimeoutMs,
-      bodyTimeout: options.stallTimeoutMs,
-      connect: ca ? { ca } : {},
-    };
+    this.ca = ca;
     const proxy = options.proxy;
-    this.dispatcher =
+    this.streams =
       proxy && (proxy.httpProxy || proxy.httpsProxy)
+        ? undefined
+        : new NativeTransport({
+            connections: options.connections,
+            ca,
+            stallTimeoutMs: options.stallTimeoutMs,
+          });
+  }
+
+  private undici(): Promise<Dispatcher> {
+    this.dispatcher ??= import('./undici.js').then(({ Agent, EnvHttpProxyAgent }) => {
+      const { options, ca } = this;
+      const common = {
+        connections: options.connections,
+        // One TCP flow per range is the point of parallel ranges; h2 would multiplex them all.
+        allowH2: false,
+        headersTimeout: options.stallTimeoutMs,
+        bodyTimeout: options.stallTimeoutMs,
+        connect: ca ? { ca } : {},
+      };
+      const proxy = options.proxy;
+      return proxy && (proxy.httpProxy || proxy.httpsProxy)
         ? new EnvHttpProxyAgent({
             ...common,
             httpProxy: proxy.httpProxy,
@@ -120,6 +144,8 @@ export class HttpClient {
             ...(ca ? { requestTls: { ca } } : {}),
           })
         : new Agent(common);
+    });
+    return this.dispatcher;
   }
 
   /** Throws unless the URL is https, or http to loopback, or http with `insecure`. */
@@ -224,19 +250,25 @@ export class HttpClient {
         Object.assign(headers, options.credentials.headers);
       }
       checkHeaders(headers, current);
-      let res: Dispatcher.ResponseData;
+      let res: { statusCode: number; headers: IncomingHttpHeaders; body: HttpResponse['body'] };
       const method = options.method ?? 'GET';
       try {
-        res = await this.dispatcher.request({
-          origin: target.origin,
-          path: target.pathname + target.search,
-          method,
-          headers,
-          ...(options.body !== undefined ? { body: options.body } : {}),
-          // An upload guards its own time (see upload()).
-          ...(isStream(options.body) ? { headersTimeout: 0 } : {}),
-          signal,
-        });
+        res =
+          this.streams &&
+          options.stream &&
+          (method === 'GET' || method === 'HEAD') &&
+          options.body === undefined
+            ? await this.streams.send(target, method, headers, signal)
+            : await ((await this.undici()).request({
+                origin: target.origin,
+                path: target.pathname + target.search,
+                method,
+                headers,
+                ...(options.body !== undefined ? { body: options.body } : {}),
+                // An upload guards its own time (see upload()).
+                ...(isStream(options.body) ? { headersTimeout: 0 } : {}),
+                signal,
+              }) as unknown as typeof res);
       } catch (error) {
         throw networkError(signal?.aborted ? (signal.reason ?? error) : error, current);
       }
@@ -250,11 +282,11 @@ export class HttpClient {
         current = new URL(String(location), current).toString();
         continue;
       }
-      const body = res.body as unknown as HttpResponse['body'];
+      const body = res.body;
       // Errors while streaming the body get the same codes as errors before it.
       return {
         status: res.statusCode,
-        headers: res.headers as IncomingHttpHeaders,
+        headers: res.headers,
         body,
         url: current,
         crossedOrigin: new URL(current).origin !== firstOrigin,
@@ -306,7 +338,8 @@ export class HttpClient {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    this.streams?.close();
+    if (this.dispatcher) await (await this.dispatcher).close();
   }
 }
 
