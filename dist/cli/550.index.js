@@ -528,7 +528,7 @@ var safe_fs = __webpack_require__(5039);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/http/client.ts + 1 modules
-var http_client = __webpack_require__(4520);
+var http_client = __webpack_require__(4530);
 // EXTERNAL MODULE: ./src/http/retry.ts
 var http_retry = __webpack_require__(8902);
 // EXTERNAL MODULE: ./src/lockfile.ts
@@ -2728,7 +2728,7 @@ async function statusError(response, what) {
 
 /***/ }),
 
-/***/ 4520:
+/***/ 4530:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -2754,32 +2754,156 @@ var errors = __webpack_require__(3916);
 var body = __webpack_require__(9662);
 // EXTERNAL MODULE: ./src/http/errors.ts
 var http_errors = __webpack_require__(8549);
-// EXTERNAL MODULE: ./node_modules/undici/lib/api/index.js
-var api = __webpack_require__(6615);
-// EXTERNAL MODULE: ./node_modules/undici/lib/dispatcher/agent.js
-var agent = __webpack_require__(7405);
-var agent_default = /*#__PURE__*/__webpack_require__.n(agent);
-// EXTERNAL MODULE: ./node_modules/undici/lib/dispatcher/dispatcher.js
-var dispatcher = __webpack_require__(883);
-var dispatcher_default = /*#__PURE__*/__webpack_require__.n(dispatcher);
-// EXTERNAL MODULE: ./node_modules/undici/lib/dispatcher/env-http-proxy-agent.js
-var env_http_proxy_agent = __webpack_require__(3137);
-var env_http_proxy_agent_default = /*#__PURE__*/__webpack_require__.n(env_http_proxy_agent);
-;// CONCATENATED MODULE: ./src/http/undici.ts
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __webpack_require__(7067);
+// EXTERNAL MODULE: external "node:https"
+var external_node_https_ = __webpack_require__(4708);
+// EXTERNAL MODULE: ./src/memory.ts
+var memory = __webpack_require__(8820);
+;// CONCATENATED MODULE: ./src/http/native.ts
 
 
 
 
+
+/** The most of a body we drain to keep its connection (a redirect's page); beyond, it is cut. */
+const DRAIN_LIMIT = 64 * 1024;
 /**
- * The parts of undici the client uses, loaded by path rather than through undici's index: that
- * also loads fetch, WebSocket, the caches and the mocks, ~13 MiB of resident memory for code we
- * never call (measured with Node 24). The index's one other job is done here the same way:
- * giving every dispatcher its request API (`request`, `stream`, …).
+ * Requests through Node's built-in HTTP/1.1 client (node:http, its native llhttp parser), for
+ * the streamed bodies of model bytes. Measured against undici's Agent on a 1 GiB loopback
+ * download (see the commit that added it): undici feeds every socket read through its
+ * WebAssembly parser and several handler layers, and its Agent loads node:http2 even with
+ * HTTP/2 off. The client's policy (URLs, credentials, redirects, error codes) stays in
+ * client.ts; this only sends one request and hands back the answer.
  */
-if (typeof (dispatcher_default()).prototype.request !== 'function') {
-    Object.assign((dispatcher_default()).prototype, api);
+class NativeTransport {
+    options;
+    http;
+    https;
+    constructor(options) {
+        this.options = options;
+        const pool = { keepAlive: true, maxSockets: options.connections, scheduling: 'lifo' };
+        this.http = new external_node_http_.Agent(pool);
+        this.https = new external_node_https_.Agent({ ...pool, ...(options.ca ? { ca: [...options.ca] } : {}) });
+    }
+    /**
+     * Sends a GET or HEAD without a body. Rejects with the socket's error (client.ts maps it) or
+     * with ERR_STALLED when the headers do not come within the stall timeout; the body then
+     * fails with ERR_STALLED when it brings no byte for that long while it is being read.
+     */
+    send(target, method, headers, signal) {
+        const stall = this.options.stallTimeoutMs;
+        const url = target.toString();
+        const stalled = () => new errors/* ModelPullError */.Vy('ERR_STALLED', `no data from ${(0,errors/* redactUrl */.BO)(url)} within the stall timeout`, {
+            host: (0,http_errors/* hostOf */.w)(url),
+        });
+        return new Promise((resolve, reject) => {
+            if (signal?.aborted)
+                return reject(signal.reason);
+            const https = target.protocol === 'https:';
+            const req = (https ? external_node_https_.request : external_node_http_.request)({
+                protocol: target.protocol,
+                hostname: target.hostname.replace(/^\[|\]$/g, ''),
+                port: target.port || undefined,
+                path: target.pathname + target.search,
+                method,
+                headers,
+                agent: https ? this.https : this.http,
+            });
+            let answer;
+            // The caller's abort ends the request, and the body once it is out, with the caller's reason.
+            const onAbort = () => {
+                answer?.destroy(signal?.reason);
+                req.destroy(signal?.reason);
+            };
+            signal?.addEventListener('abort', onAbort, { once: true });
+            req.once('close', () => signal?.removeEventListener('abort', onAbort));
+            // The headers must come within the stall timeout of the request (connecting included): a
+            // server trickling its header lines never goes idle.
+            const deadline = setTimeout(() => req.destroy(stalled()), stall);
+            req.once('error', (error) => {
+                clearTimeout(deadline);
+                reject(error);
+            });
+            // Idle time on the socket (Node refreshes this timer on every read, at no cost per chunk).
+            // A body holding bytes its reader has not taken is not stalled: the reader is the one
+            // waiting (a paused body stops the socket's reads once its buffer is full).
+            const onIdle = (socket) => {
+                if (answer?.complete)
+                    return;
+                if (answer && answer.readableLength > 0) {
+                    socket.setTimeout(stall);
+                    return;
+                }
+                const error = stalled();
+                answer?.destroy(error);
+                req.destroy(error);
+            };
+            let watched;
+            const onTimeout = () => watched && onIdle(watched);
+            // Both listeners leave with the request, or at the body's end: before Node hands the socket
+            // to the next request (which adds the parser's listener again, ticks later), so a read is
+            // never freed before it is parsed.
+            const unwatch = () => {
+                watched?.off('data', memory/* freeWhole */.Q).off('timeout', onTimeout).setTimeout(0);
+                watched = undefined;
+            };
+            req.once('socket', (socket) => {
+                watched = socket;
+                socket.setTimeout(stall);
+                socket.on('timeout', onTimeout);
+                // Each socket read is freed once Node's parser is done with it: the parser copies a
+                // read's body bytes into the chunks it hands out and keeps nothing of the read itself.
+                // Left to the collector, 64 KiB reads piled up to ~70 MiB between its passes (receiving
+                // 1 GiB over 4 connections: 132-134 MiB peak RSS and 1.8-2.4 CPU-s, against 62 MiB and
+                // 1.1 CPU-s with each read freed; undici 93 MiB and 1.5 CPU-s). The listener goes after
+                // Node's own (added before this event), exactly once.
+                socket.off('data', memory/* freeWhole */.Q);
+                socket.on('data', memory/* freeWhole */.Q);
+            });
+            req.once('close', unwatch);
+            req.once('response', (res) => {
+                answer = res;
+                res.once('end', unwatch);
+                clearTimeout(deadline);
+                resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: withHelpers(res) });
+            });
+            req.end();
+        });
+    }
+    close() {
+        this.http.destroy();
+        this.https.destroy();
+    }
 }
-
+/** undici's body helpers (`dump`, `text`, `json`) on a node:http answer. */
+function withHelpers(res) {
+    const body = res;
+    const text = async () => {
+        const chunks = [];
+        for await (const chunk of res)
+            chunks.push(chunk);
+        return Buffer.concat(chunks).toString('utf8');
+    };
+    body.text = text;
+    body.json = async () => JSON.parse(await text());
+    // A short body is read to its end so its connection is reused; a long one is cut.
+    body.dump = () => new Promise((resolve) => {
+        if (res.destroyed || res.readableEnded)
+            return resolve();
+        let seen = 0;
+        res.on('data', (chunk) => {
+            seen += chunk.length;
+            if (seen > DRAIN_LIMIT)
+                res.destroy();
+        });
+        res.once('end', () => resolve());
+        res.once('close', () => resolve());
+        res.on('error', () => resolve());
+        res.resume();
+    });
+    return body;
+}
 
 ;// CONCATENATED MODULE: ./src/http/client.ts
 
@@ -2799,11 +2923,21 @@ function isLoopbackHost(hostname) {
         return host.startsWith('127.');
     return host === '::1';
 }
-/** A thin layer over undici: URL policy, origin-bound credentials, manual redirects, error codes. */
+/**
+ * A thin layer over the HTTP clients: URL policy, origin-bound credentials, manual redirects,
+ * error codes. undici carries metadata, uploads and everything through a proxy; model bytes
+ * without a proxy go through node:http (see native.ts). undici is loaded on its first use: its
+ * Agent loads node:http2 and compiles a WebAssembly parser (~25 MiB of RSS together), which a
+ * process that only streams bytes never needs.
+ */
 class HttpClient {
     options;
     timers;
     dispatcher;
+    /** Streams of model bytes, when no proxy is set (see native.ts). */
+    streams;
+    /** The system's CAs plus the extra one, when there is one. */
+    ca;
     /**
      * `timers` runs the whole-request deadline and the upload watchdog (tests inject a clock they
      * step); by default the wall clock with unref'd timers, so an answer nobody reads to its end
@@ -2813,25 +2947,40 @@ class HttpClient {
         this.options = options;
         this.timers = timers;
         const ca = options.extraCa ? [...(0,external_node_tls_.getCACertificates)('default'), options.extraCa] : undefined;
-        const common = {
-            connections: options.connections,
-            // One TCP flow per range is the point of parallel ranges; h2 would multiplex them all.
-            allowH2: false,
-            headersTimeout: options.stallTimeoutMs,
-            bodyTimeout: options.stallTimeoutMs,
-            connect: ca ? { ca } : {},
-        };
+        this.ca = ca;
         const proxy = options.proxy;
-        this.dispatcher =
+        this.streams =
             proxy && (proxy.httpProxy || proxy.httpsProxy)
-                ? new (env_http_proxy_agent_default())({
+                ? undefined
+                : new NativeTransport({
+                    connections: options.connections,
+                    ca,
+                    stallTimeoutMs: options.stallTimeoutMs,
+                });
+    }
+    undici() {
+        this.dispatcher ??= Promise.all(/* import() */[__webpack_require__.e(7), __webpack_require__.e(150)]).then(__webpack_require__.bind(__webpack_require__, 1150)).then(({ Agent, EnvHttpProxyAgent }) => {
+            const { options, ca } = this;
+            const common = {
+                connections: options.connections,
+                // One TCP flow per range is the point of parallel ranges; h2 would multiplex them all.
+                allowH2: false,
+                headersTimeout: options.stallTimeoutMs,
+                bodyTimeout: options.stallTimeoutMs,
+                connect: ca ? { ca } : {},
+            };
+            const proxy = options.proxy;
+            return proxy && (proxy.httpProxy || proxy.httpsProxy)
+                ? new EnvHttpProxyAgent({
                     ...common,
                     httpProxy: proxy.httpProxy,
                     httpsProxy: proxy.httpsProxy,
                     noProxy: proxy.noProxy,
                     ...(ca ? { requestTls: { ca } } : {}),
                 })
-                : new (agent_default())(common);
+                : new Agent(common);
+        });
+        return this.dispatcher;
     }
     /** Throws unless the URL is https, or http to loopback, or http with `insecure`. */
     checkUrl(url) {
@@ -2934,16 +3083,22 @@ class HttpClient {
             let res;
             const method = options.method ?? 'GET';
             try {
-                res = await this.dispatcher.request({
-                    origin: target.origin,
-                    path: target.pathname + target.search,
-                    method,
-                    headers,
-                    ...(options.body !== undefined ? { body: options.body } : {}),
-                    // An upload guards its own time (see upload()).
-                    ...(isStream(options.body) ? { headersTimeout: 0 } : {}),
-                    signal,
-                });
+                res =
+                    this.streams &&
+                        options.stream &&
+                        (method === 'GET' || method === 'HEAD') &&
+                        options.body === undefined
+                        ? await this.streams.send(target, method, headers, signal)
+                        : await (await this.undici()).request({
+                            origin: target.origin,
+                            path: target.pathname + target.search,
+                            method,
+                            headers,
+                            ...(options.body !== undefined ? { body: options.body } : {}),
+                            // An upload guards its own time (see upload()).
+                            ...(isStream(options.body) ? { headersTimeout: 0 } : {}),
+                            signal,
+                        });
             }
             catch (error) {
                 throw (0,http_errors/* networkError */.x)(signal?.aborted ? (signal.reason ?? error) : error, current);
@@ -3001,7 +3156,9 @@ class HttpClient {
         return { json: await (0,body/* readJson */.Vh)(response, body/* BODY_LIMITS */.Mu.json, 'the answer'), response };
     }
     async close() {
-        await this.dispatcher.close();
+        this.streams?.close();
+        if (this.dispatcher)
+            await (await this.dispatcher).close();
     }
 }
 const backgroundTimers = {
@@ -3437,6 +3594,43 @@ function sortKeys(value) {
 
 /***/ }),
 
+/***/ 8820:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   Q: () => (/* binding */ freeWhole)
+/* harmony export */ });
+/* unused harmony export freeMemory */
+/**
+ * Detaches an ArrayBuffer, so that its memory goes back to the allocator now (where the next
+ * allocation of its size finds it, without fresh pages to fault in). Every view of it reads as
+ * empty afterwards: only for a buffer nothing else holds, and that native code (a write in
+ * flight) no longer reads.
+ */
+function freeMemory(buffer) {
+    const detachable = buffer;
+    if (!detachable.transfer)
+        return;
+    try {
+        detachable.transfer(0);
+    }
+    catch {
+        // Not detachable (a shared or external buffer): the collector frees it later.
+    }
+}
+/**
+ * Frees the memory under `view` when the view spans all of it (then no other view can depend on
+ * it). Socket reads are 64 KiB buffers that V8 only reclaims once tens of MiB of them have piled
+ * up; freeing each as soon as it is used keeps them out of the peak RSS.
+ */
+function freeWhole(view) {
+    if (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength)
+        freeMemory(view.buffer);
+}
+
+
+/***/ }),
+
 /***/ 6845:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
@@ -3498,7 +3692,10 @@ var http_retry = __webpack_require__(8902);
 var format = __webpack_require__(2011);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __webpack_require__(3024);
+// EXTERNAL MODULE: ./src/memory.ts
+var memory = __webpack_require__(8820);
 ;// CONCATENATED MODULE: ./src/download/body-writer.ts
+
 
 
 /** Bytes handed to an asynchronous sink and not yet written, per connection, before we pause. */
@@ -3616,7 +3813,7 @@ class BodyWriter {
             this.settle(writeError(error));
             return true;
         }
-        release(piece);
+        (0,memory/* freeWhole */.Q)(piece);
         this.noteCut();
         if (this.cut)
             this.retire();
@@ -3646,7 +3843,7 @@ class BodyWriter {
                 segment.pos = offset + ours;
                 this.target.landed(offset, ours === piece.length ? piece : piece.subarray(0, ours));
             }
-            release(piece);
+            (0,memory/* freeWhole */.Q)(piece);
         }
         this.noteCut();
         if (this.inFlight <= LOW_WATER && this.body.isPaused() && !this.cut)
@@ -3678,35 +3875,6 @@ class BodyWriter {
             this.reject(error);
         else
             this.resolve();
-    }
-}
-/**
- * Frees a chunk's memory now instead of at the garbage collector's next major pass. Socket
- * reads are 64 KiB buffers that V8 only reclaims once ~64 MiB of them have piled up, which was
- * a third of our peak RSS. Only a buffer this view spans entirely is detached: no other view
- * can then depend on it (undici's parser copies each read into its own memory and keeps no
- * reference once the body chunk is delivered).
- */
-function release(piece) {
-    if (piece.byteOffset !== 0 || piece.byteLength !== piece.buffer.byteLength)
-        return;
-    freeMemory(piece.buffer);
-}
-/**
- * Detaches an ArrayBuffer, so that its memory goes back to the allocator now (where the next
- * allocation of its size finds it, without fresh pages to fault in). Every view of it reads as
- * empty afterwards: only for a buffer nothing else holds, and that native code (a write in
- * flight) no longer reads.
- */
-function freeMemory(buffer) {
-    const detachable = buffer;
-    if (!detachable.transfer)
-        return;
-    try {
-        detachable.transfer(0);
-    }
-    catch {
-        // Not detachable (a shared or external buffer): the collector frees it later.
     }
 }
 function writeError(error) {
@@ -5171,7 +5339,7 @@ function labelled(blob, error) {
 }
 
 // EXTERNAL MODULE: ./src/http/client.ts + 1 modules
-var client = __webpack_require__(4520);
+var client = __webpack_require__(4530);
 // EXTERNAL MODULE: ./src/lockfile.ts
 var lockfile = __webpack_require__(9746);
 // EXTERNAL MODULE: ./src/cache/key.ts
@@ -6022,7 +6190,7 @@ __webpack_require__.d(__webpack_exports__, {
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/http/client.ts + 1 modules
-var client = __webpack_require__(4520);
+var client = __webpack_require__(4530);
 // EXTERNAL MODULE: ./src/http/retry.ts
 var retry = __webpack_require__(8902);
 ;// CONCATENATED MODULE: ./src/registry/endpoint.ts
@@ -6445,7 +6613,7 @@ var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/http/body.ts
 var http_body = __webpack_require__(9662);
 // EXTERNAL MODULE: ./src/http/client.ts + 1 modules
-var client = __webpack_require__(4520);
+var client = __webpack_require__(4530);
 // EXTERNAL MODULE: ./src/http/retry.ts
 var retry = __webpack_require__(8902);
 ;// CONCATENATED MODULE: ./src/registry/auth.ts
@@ -7061,7 +7229,7 @@ var safe_fs = __webpack_require__(5039);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/http/client.ts + 1 modules
-var client = __webpack_require__(4520);
+var client = __webpack_require__(4530);
 // EXTERNAL MODULE: ./src/http/retry.ts
 var retry = __webpack_require__(8902);
 // EXTERNAL MODULE: ./src/refs/line.ts
@@ -8940,7 +9108,7 @@ class HfOciMirror {
 }
 
 // EXTERNAL MODULE: ./src/http/client.ts + 1 modules
-var http_client = __webpack_require__(4520);
+var http_client = __webpack_require__(4530);
 ;// CONCATENATED MODULE: ./src/sources/hf/errors.ts
 
 
