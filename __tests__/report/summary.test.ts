@@ -165,7 +165,7 @@ describe('where the bytes came from, and what mirror-to pushed', () => {
           { outcome: 'present', sentBytes: 0 },
         ],
       },
-      { line: 'hf:o/b', names: [], error: new Error('not pushed: the pull failed') },
+      { line: 'hf:o/b', names: [], error: new Error('the pull failed') },
     ]);
     expect(text).toContain(
       [
@@ -177,7 +177,7 @@ describe('where the bytes came from, and what mirror-to pushed', () => {
         '**Pushed (mirror-to)**',
         '',
         '- `hf:o/a` → `registry.corp/o/a:cc`, `registry.corp/o/a:main`: 1 of 2 blobs uploaded (2.0 MiB)',
-        '- `hf:o/b`: not pushed: `not pushed: the pull failed`',
+        '- `hf:o/b`: not pushed: `the pull failed`',
       ].join('\n'),
     );
   });

@@ -10,7 +10,7 @@ import { pull } from '../pull.js';
 import { coreLogger } from '../report/core-logger.js';
 import { formatBytes, formatDuration } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
-import { modelLog } from '../report/model-log.js';
+import { modelLog, pushFailureLine } from '../report/model-log.js';
 import { progressLines } from '../report/progress-log.js';
 import {
   downloadedFromJson,
@@ -149,7 +149,7 @@ async function runPipeline(
       told: true,
     };
   const unpushed = (report.pushes ?? []).filter((p) => p.error);
-  for (const push of unpushed) log.error(`${push.line}: ${describeError(push.error)}`);
+  for (const push of unpushed) log.error(pushFailureLine(push.line, push.error));
   if (unpushed.length)
     return {
       failure: `${unpushed.length} of ${report.models.length} models could not be pushed to ${settings.mirrorTo?.text}`,

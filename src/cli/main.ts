@@ -11,7 +11,7 @@ import { mirror } from '../mirror/run.js';
 import { type PullDeps, pull } from '../pull.js';
 import { parseLines } from '../refs/index.js';
 import { modelLines } from '../refs/line.js';
-import { failureLine } from '../report/model-log.js';
+import { failureLine, pushFailureLine } from '../report/model-log.js';
 import { modelsJson } from '../report/summary.js';
 import type { PullReport } from '../report/types.js';
 import { lockLines } from '../resolve.js';
@@ -160,7 +160,7 @@ async function mirrorCommand(inv: Invocation): Promise<number> {
     );
   return pipelineCommand(inv, async (settings, deps) => {
     const report = await mirror(settings, deps);
-    for (const push of report.pushes) if (push.error) deps.log.error(failureLine(push.line, push.error));
+    for (const push of report.pushes) if (push.error) deps.log.error(pushFailureLine(push.line, push.error));
     return report;
   });
 }

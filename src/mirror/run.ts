@@ -110,7 +110,8 @@ async function pushModels(
       const ref = refs[i]!;
       const target = targets[i]!;
       if (!model.output || !model.identity) {
-        pushes.push({ line: ref.line, names: [], error: new Error('not pushed: the pull failed') });
+        // Said once where it is shown: "not pushed: the pull failed" (pushFailureLine, the summary).
+        pushes.push({ line: ref.line, names: [], error: new Error('the pull failed') });
         continue;
       }
       try {

@@ -30,6 +30,11 @@ export function failureLine(line: string, error: unknown): string {
   return `${line}: ${why}`;
 }
 
+/** `hf:o/r: not pushed: why`: a line's push that failed or was skipped (mirror, mirror-to). */
+export function pushFailureLine(line: string, error: unknown): string {
+  return `${line}: not pushed: ${failureLine(line, error).slice(line.length + 2)}`;
+}
+
 /** `ollama:x: done, 1.2 GiB at /path (downloaded 1.2 GiB in 4.1 s)`; `paths`: false leaves out where. */
 export function doneLine(report: ModelReport, paths = true): string {
   const o = report.output!;
