@@ -1046,7 +1046,8 @@ async function pushModels(models, refs, targets, settings, deps) {
             const ref = refs[i];
             const target = targets[i];
             if (!model.output || !model.identity) {
-                pushes.push({ line: ref.line, names: [], error: new Error('not pushed: the pull failed') });
+                // Said once where it is shown: "not pushed: the pull failed" (pushFailureLine, the summary).
+                pushes.push({ line: ref.line, names: [], error: new Error('the pull failed') });
                 continue;
             }
             try {
@@ -1799,7 +1800,7 @@ async function mirrorCommand(inv) {
         const report = await mirror(settings, deps);
         for (const push of report.pushes)
             if (push.error)
-                deps.log.error((0,model_log/* failureLine */.Pu)(push.line, push.error));
+                deps.log.error((0,model_log/* pushFailureLine */.pN)(push.line, push.error));
         return report;
     });
 }
@@ -7002,6 +7003,7 @@ function formatEta(seconds) {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   Pu: () => (/* binding */ failureLine),
+/* harmony export */   pN: () => (/* binding */ pushFailureLine),
 /* harmony export */   qi: () => (/* binding */ modelLog)
 /* harmony export */ });
 /* unused harmony export doneLine */
@@ -7036,6 +7038,10 @@ function failureLine(line, error) {
             return `${line}: ${why.slice(prefix.length)}`;
     }
     return `${line}: ${why}`;
+}
+/** `hf:o/r: not pushed: why`: a line's push that failed or was skipped (mirror, mirror-to). */
+function pushFailureLine(line, error) {
+    return `${line}: not pushed: ${failureLine(line, error).slice(line.length + 2)}`;
 }
 /** `ollama:x: done, 1.2 GiB at /path (downloaded 1.2 GiB in 4.1 s)`; `paths`: false leaves out where. */
 function doneLine(report, paths = true) {
