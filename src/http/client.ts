@@ -89,15 +89,16 @@ export function isLoopbackHost(hostname: string): boolean {
 
 /**
  * A thin layer over the HTTP clients: URL policy, origin-bound credentials, manual redirects,
- * error codes. undici carries metadata, uploads and everything through a proxy; model bytes
- * without a proxy go through node:http (see native.ts). undici is loaded on its first use: its
+ * error codes. GET and HEAD without a proxy go through node:http (see native.ts); undici carries
+ * requests with a body (uploads, token and cache-service POSTs) and everything through a proxy.
+ * undici is loaded on its first use: its
  * Agent loads node:http2 and compiles a WebAssembly parser (~25 MiB of RSS together), which a
- * process that only streams bytes never needs.
+ * pull that only reads (no proxy, no cache service) never needs.
  */
 export class HttpClient {
   private dispatcher: Promise<Dispatcher> | undefined;
-  /** Streams of model bytes, when no proxy is set (see native.ts). */
-  private readonly streams: NativeTransport | undefined;
+  /** GET and HEAD when no proxy is set (see native.ts). */
+  private readonly native: NativeTransport | undefined;
   /** The system's CAs plus the extra one, when there is one. */
   private readonly ca: string[] | undefined;
 
@@ -113,7 +114,7 @@ export class HttpClient {
     const ca = options.extraCa ? [...getCACertificates('default'), options.extraCa] : undefined;
     this.ca = ca;
     const proxy = options.proxy;
-    this.streams =
+    this.native =
       proxy && (proxy.httpProxy || proxy.httpsProxy)
         ? undefined
         : new NativeTransport({
@@ -254,11 +255,8 @@ export class HttpClient {
       const method = options.method ?? 'GET';
       try {
         res =
-          this.streams &&
-          options.stream &&
-          (method === 'GET' || method === 'HEAD') &&
-          options.body === undefined
-            ? await this.streams.send(target, method, headers, signal)
+          this.native && (method === 'GET' || method === 'HEAD') && options.body === undefined
+            ? await this.native.send(target, method, headers, signal)
             : await ((await this.undici()).request({
                 origin: target.origin,
                 path: target.pathname + target.search,
@@ -338,7 +336,7 @@ export class HttpClient {
   }
 
   async close(): Promise<void> {
-    this.streams?.close();
+    this.native?.close();
     if (this.dispatcher) await (await this.dispatcher).close();
   }
 }

@@ -25,8 +25,8 @@ export interface NativeAnswer {
 const DRAIN_LIMIT = 64 * 1024;
 
 /**
- * Requests through Node's built-in HTTP/1.1 client (node:http, its native llhttp parser), for
- * the streamed bodies of model bytes. Measured against undici's Agent on a 1 GiB loopback
+ * Requests through Node's built-in HTTP/1.1 client (node:http, its native llhttp parser): GET
+ * and HEAD, model bytes and metadata alike. Measured against undici's Agent on a 1 GiB loopback
  * download (see the commit that added it): undici feeds every socket read through its
  * WebAssembly parser and several handler layers, and its Agent loads node:http2 even with
  * HTTP/2 off. The client's policy (URLs, credentials, redirects, error codes) stays in
