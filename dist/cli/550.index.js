@@ -2770,8 +2770,8 @@ var memory = __webpack_require__(8820);
 /** The most of a body we drain to keep its connection (a redirect's page); beyond, it is cut. */
 const DRAIN_LIMIT = 64 * 1024;
 /**
- * Requests through Node's built-in HTTP/1.1 client (node:http, its native llhttp parser), for
- * the streamed bodies of model bytes. Measured against undici's Agent on a 1 GiB loopback
+ * Requests through Node's built-in HTTP/1.1 client (node:http, its native llhttp parser): GET
+ * and HEAD, model bytes and metadata alike. Measured against undici's Agent on a 1 GiB loopback
  * download (see the commit that added it): undici feeds every socket read through its
  * WebAssembly parser and several handler layers, and its Agent loads node:http2 even with
  * HTTP/2 off. The client's policy (URLs, credentials, redirects, error codes) stays in
@@ -2926,17 +2926,18 @@ function isLoopbackHost(hostname) {
 }
 /**
  * A thin layer over the HTTP clients: URL policy, origin-bound credentials, manual redirects,
- * error codes. undici carries metadata, uploads and everything through a proxy; model bytes
- * without a proxy go through node:http (see native.ts). undici is loaded on its first use: its
+ * error codes. GET and HEAD without a proxy go through node:http (see native.ts); undici carries
+ * requests with a body (uploads, token and cache-service POSTs) and everything through a proxy.
+ * undici is loaded on its first use: its
  * Agent loads node:http2 and compiles a WebAssembly parser (~25 MiB of RSS together), which a
- * process that only streams bytes never needs.
+ * pull that only reads (no proxy, no cache service) never needs.
  */
 class HttpClient {
     options;
     timers;
     dispatcher;
-    /** Streams of model bytes, when no proxy is set (see native.ts). */
-    streams;
+    /** GET and HEAD when no proxy is set (see native.ts). */
+    native;
     /** The system's CAs plus the extra one, when there is one. */
     ca;
     /**
@@ -2950,7 +2951,7 @@ class HttpClient {
         const ca = options.extraCa ? [...(0,external_node_tls_.getCACertificates)('default'), options.extraCa] : undefined;
         this.ca = ca;
         const proxy = options.proxy;
-        this.streams =
+        this.native =
             proxy && (proxy.httpProxy || proxy.httpsProxy)
                 ? undefined
                 : new NativeTransport({
@@ -3085,11 +3086,8 @@ class HttpClient {
             const method = options.method ?? 'GET';
             try {
                 res =
-                    this.streams &&
-                        options.stream &&
-                        (method === 'GET' || method === 'HEAD') &&
-                        options.body === undefined
-                        ? await this.streams.send(target, method, headers, signal)
+                    this.native && (method === 'GET' || method === 'HEAD') && options.body === undefined
+                        ? await this.native.send(target, method, headers, signal)
                         : await (await this.undici()).request({
                             origin: target.origin,
                             path: target.pathname + target.search,
@@ -3157,7 +3155,7 @@ class HttpClient {
         return { json: await (0,body/* readJson */.Vh)(response, body/* BODY_LIMITS */.Mu.json, 'the answer'), response };
     }
     async close() {
-        this.streams?.close();
+        this.native?.close();
         if (this.dispatcher)
             await (await this.dispatcher).close();
     }
