@@ -42,9 +42,7 @@ export async function readBounded(
   try {
     file = await open(path, options.named ? O_RDONLY : O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { kind: 'missing' };
-    return { kind: 'refused', reason: openProblem(code, error) };
+    return notOpened(error);
   }
   try {
     const info = await file.stat();
@@ -71,9 +69,7 @@ export function readBoundedSync(path: string, limit: number): BoundedRead {
   try {
     fd = openSync(path, O_RDONLY | O_NONBLOCK);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { kind: 'missing' };
-    return { kind: 'refused', reason: openProblem(code, error) };
+    return notOpened(error);
   }
   try {
     const info = fstatSync(fd);
@@ -86,6 +82,13 @@ export function readBoundedSync(path: string, limit: number): BoundedRead {
   } finally {
     closeSync(fd);
   }
+}
+
+/** What a failed open means: nothing at the path, or why it cannot be read. */
+function notOpened(error: unknown): BoundedRead {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return { kind: 'missing' };
+  return { kind: 'refused', reason: openProblem(code, error) };
 }
 
 /** Why a file that `stat` describes is not read, if it is not. */
