@@ -372,6 +372,69 @@ describe('hf-oci-mirror', () => {
     }
   });
 
+  test('a file both the mirror and the Hub serve wrong leaves the mirror once, then fails from the Hub', async () => {
+    const weights = FILES.find((f) => f.path === 'model.safetensors')!;
+    const hex = sha256Hex(weights.content);
+    const forged = Buffer.from(weights.content);
+    forged[0]! ^= 0xff;
+    const blobGets = () =>
+      liar.requests.filter((q) => q.method === 'GET' && q.url.endsWith(`/blobs/sha256:${hex}`)).length;
+    const liar = await startRecordingProxy(org.url, {
+      answer: (req, res) => {
+        if (req.method !== 'GET' || !req.url?.endsWith(`/blobs/sha256:${hex}`)) return false;
+        res.writeHead(200, { 'content-length': String(forged.length) }).end(forged);
+        return true;
+      },
+    });
+    hub.faults.corrupt.add(hex);
+    try {
+      const host = new URL(liar.url).host;
+      const dir = join(home.path, 'forged-twice');
+      const before = hub.hub.requests.length;
+      const cdnBefore = hub.cdn.requests.length;
+      const r = await cliInProcess(
+        [
+          'pull',
+          '--hf-cache',
+          join(dir, 'hf'),
+          '--hf-endpoint',
+          hub.url,
+          '--hf-oci-mirror',
+          `${host}/models`,
+          '--registry-host',
+          host,
+          '--registry-username',
+          USER.username,
+          '--registry-password',
+          USER.password,
+          '--lockfile',
+          lockPath,
+          '--retries',
+          '0',
+          hfLine,
+        ],
+        { HOME: dir },
+      );
+      expect(r.code).toBe(1);
+      const told = r.stderr.split('\n').filter((l) => /^(warning|error): /.test(l));
+      expect(told).toEqual([
+        expect.stringContaining(
+          `warning: ${hfLine}: hf-oci-mirror ${host}/models failed on "model.safetensors"`,
+        ),
+        expect.stringContaining(
+          `error: ${hfLine}: model.safetensors: sha256 mismatch from ${new URL(hub.cdnUrl).host}: expected ${hex}, got `,
+        ),
+      ]);
+      // One try at the mirror, then the Hub's own two tries; never back to the mirror.
+      expect(blobGets()).toBe(1);
+      expect(resolves('model.safetensors', before)).toBe(2);
+      expect(hub.cdn.requests.length - cdnBefore).toBe(2);
+    } finally {
+      hub.faults.corrupt.delete(hex);
+      await liar.close();
+    }
+  });
+
   // Last: it removes a layer from the org registry's storage.
   test('an artifact whose layer is gone from the registry: those files from the Hub, one warning', async () => {
     const onnx = FILES.find((f) => f.path === 'onnx/model q.onnx')!;
