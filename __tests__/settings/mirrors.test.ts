@@ -69,6 +69,10 @@ test.each([
     { 'registry-mirror': 'docker.io=https://harbor.corp/Proxy' },
     'input "registry-mirror" for docker.io: "https://harbor.corp/Proxy" has the path part "Proxy": repository parts are lowercase letters and digits joined by ., _, __ or -',
   ],
+  [
+    { 'registry-mirror': 'registry.corp:5000=https://registry.corp:5000/' },
+    'input "registry-mirror" for registry.corp:5000: "https://registry.corp:5000" is registry.corp:5000 itself (a mirror is another registry, or a path on this one)',
+  ],
 ])('%j is refused: %s', (raw, message) => {
   expect(() => build(raw)).toThrow(message);
 });

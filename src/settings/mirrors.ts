@@ -54,7 +54,14 @@ export function parseRegistryMirrors(text: string, what: string): RegistryMirror
       );
     if (mirrors.some((m) => m.host === host))
       throw new ModelPullError('ERR_BAD_INPUT', `${what} names ${host} twice`);
-    mirrors.push({ host, mirror: parseRepositoryPrefix(entry.slice(eq + 1), `${what} for ${host}:`) });
+    const mirror = parseRepositoryPrefix(entry.slice(eq + 1), `${what} for ${host}:`);
+    // Its repositories would be the origin's own: nothing to fall back to, the same bytes twice.
+    if (mirror.host === host && mirror.path === '')
+      throw new ModelPullError(
+        'ERR_BAD_INPUT',
+        `${what} for ${host}: "${mirror.text}" is ${host} itself (a mirror is another registry, or a path on this one)`,
+      );
+    mirrors.push({ host, mirror });
   }
   return mirrors;
 }
