@@ -46,9 +46,9 @@ afterAll(async () => {
 });
 
 const orgHost = () => new URL(org.url).host;
-const creds = () => [
+const creds = (host = orgHost()) => [
   '--registry-host',
-  orgHost(),
+  host,
   '--registry-username',
   USER.username,
   '--registry-password',
@@ -248,7 +248,8 @@ describe('hf-oci-mirror', () => {
     expect(pushed.code).toBe(0);
   });
 
-  const pullVia = (name: string, mirror: string, args: readonly string[]) => {
+  /** `pull` with `mirror` as the hf-oci-mirror, whose registry is `host` (the org's, or a proxy of it). */
+  const pullVia = (name: string, mirror: string, args: readonly string[], host = orgHost()) => {
     const dir = join(home.path, name);
     return cliInProcess(
       [
@@ -259,12 +260,22 @@ describe('hf-oci-mirror', () => {
         hub.url,
         '--hf-oci-mirror',
         mirror,
-        ...creds(),
+        ...creds(host),
         ...args,
       ],
       { HOME: dir },
     ).then((r) => ({ ...r, cache: join(dir, 'hf') }));
   };
+
+  /** The org registry behind a proxy that answers GETs of the blob `hex` with `forged` instead. */
+  const startLiar = (hex: string, forged: Buffer) =>
+    startRecordingProxy(org.url, {
+      answer: (req, res) => {
+        if (req.method !== 'GET' || !req.url?.endsWith(`/blobs/sha256:${hex}`)) return false;
+        res.writeHead(200, { 'content-length': String(forged.length) }).end(forged);
+        return true;
+      },
+    });
 
   test('a locked line with a warm mirror: no request to the Hub, the cache exactly as from the Hub', async () => {
     const before = hub.requestCount();
@@ -320,38 +331,11 @@ describe('hf-oci-mirror', () => {
     const readme = FILES.find((f) => f.path === 'README.md')!;
     const hex = sha256Hex(readme.content);
     const forged = Buffer.from('# not tiny\n');
-    const liar = await startRecordingProxy(org.url, {
-      answer: (req, res) => {
-        if (req.method !== 'GET' || !req.url?.endsWith(`/blobs/sha256:${hex}`)) return false;
-        res.writeHead(200, { 'content-length': String(forged.length) }).end(forged);
-        return true;
-      },
-    });
+    const liar = await startLiar(hex, forged);
     try {
       const host = new URL(liar.url).host;
-      const dir = join(home.path, 'forged');
       const before = hub.hub.requests.length;
-      const r = await cliInProcess(
-        [
-          'pull',
-          '--hf-cache',
-          join(dir, 'hf'),
-          '--hf-endpoint',
-          hub.url,
-          '--hf-oci-mirror',
-          `${host}/models`,
-          '--registry-host',
-          host,
-          '--registry-username',
-          USER.username,
-          '--registry-password',
-          USER.password,
-          '--lockfile',
-          lockPath,
-          hfLine,
-        ],
-        { HOME: dir },
-      );
+      const r = await pullVia('forged', `${host}/models`, ['--lockfile', lockPath, hfLine], host);
       expect(r.code).toBe(0);
       const warnings = r.stderr.split('\n').filter((l) => l.includes('warning'));
       expect(warnings).toEqual([
@@ -364,8 +348,8 @@ describe('hf-oci-mirror', () => {
       expect(hub.hub.requests.slice(before).map((q) => decodeURIComponent(q.url))).toEqual([
         `/Team/Tiny-Model/resolve/${COMMIT}/README.md`,
       ]);
-      expect(await listing(join(dir, 'hf'))).toEqual(direct);
-      const blobs = await readdir(join(dir, 'hf', 'models--Team--Tiny-Model', 'blobs'));
+      expect(await listing(r.cache)).toEqual(direct);
+      const blobs = await readdir(join(r.cache, 'models--Team--Tiny-Model', 'blobs'));
       expect(blobs).not.toContain(gitBlobSha1Hex(forged));
     } finally {
       await liar.close();
@@ -377,43 +361,19 @@ describe('hf-oci-mirror', () => {
     const hex = sha256Hex(weights.content);
     const forged = Buffer.from(weights.content);
     forged[0]! ^= 0xff;
+    const liar = await startLiar(hex, forged);
     const blobGets = () =>
       liar.requests.filter((q) => q.method === 'GET' && q.url.endsWith(`/blobs/sha256:${hex}`)).length;
-    const liar = await startRecordingProxy(org.url, {
-      answer: (req, res) => {
-        if (req.method !== 'GET' || !req.url?.endsWith(`/blobs/sha256:${hex}`)) return false;
-        res.writeHead(200, { 'content-length': String(forged.length) }).end(forged);
-        return true;
-      },
-    });
     hub.faults.corrupt.add(hex);
     try {
       const host = new URL(liar.url).host;
-      const dir = join(home.path, 'forged-twice');
       const before = hub.hub.requests.length;
       const cdnBefore = hub.cdn.requests.length;
-      const r = await cliInProcess(
-        [
-          'pull',
-          '--hf-cache',
-          join(dir, 'hf'),
-          '--hf-endpoint',
-          hub.url,
-          '--hf-oci-mirror',
-          `${host}/models`,
-          '--registry-host',
-          host,
-          '--registry-username',
-          USER.username,
-          '--registry-password',
-          USER.password,
-          '--lockfile',
-          lockPath,
-          '--retries',
-          '0',
-          hfLine,
-        ],
-        { HOME: dir },
+      const r = await pullVia(
+        'forged-twice',
+        `${host}/models`,
+        ['--lockfile', lockPath, '--retries', '0', hfLine],
+        host,
       );
       expect(r.code).toBe(1);
       const told = r.stderr.split('\n').filter((l) => /^(warning|error): /.test(l));
