@@ -164,47 +164,45 @@ describe('startOllamaServe', () => {
     await expect(fetch(`http://${opts.host}/api/version`)).rejects.toThrow();
   });
 
-  test('a server that exits at start is reported with the tail of its log', async () => {
-    // Accepts and drops connections: not an HTTP server, but the port is taken.
+  /** startOllamaServe where something else holds the port (accepting and dropping connections). */
+  async function startOnTakenPort(logDir: string): Promise<{ port: number; error: unknown }> {
     const blocker: Server = createServer((socket) => socket.destroy());
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const port = (blocker.address() as { port: number }).port;
-    const logDir = join(work.path, 'logs-exit');
-    await mkdir(logDir);
     try {
       const opts = await options({ host: `127.0.0.1:${port}`, logDir });
-      await expect(startOllamaServe(opts)).rejects.toMatchObject({
-        code: 'ERR_RUNTIME_SERVE',
-        message:
-          `ollama serve exited with code 1 before answering at http://127.0.0.1:${port}; ` +
-          `last lines of ${logDir}/ollama-serve.log: Error: listen tcp 127.0.0.1:${port}: EADDRINUSE`,
-      });
+      return { port, error: await startOllamaServe(opts).catch((e: unknown) => e) };
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
+  }
+
+  test('a server that exits at start is reported with the tail of its log', async () => {
+    const logDir = join(work.path, 'logs-exit');
+    await mkdir(logDir);
+    const { port, error } = await startOnTakenPort(logDir);
+    expect(error).toMatchObject({
+      code: 'ERR_RUNTIME_SERVE',
+      message:
+        `ollama serve exited with code 1 before answering at http://127.0.0.1:${port}; ` +
+        `last lines of ${logDir}/ollama-serve.log: Error: listen tcp 127.0.0.1:${port}: EADDRINUSE`,
+    });
   });
 
   test('a log kept from earlier runs is quoted from its end, never read whole', async () => {
-    const blocker: Server = createServer((socket) => socket.destroy());
-    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-    const port = (blocker.address() as { port: number }).port;
     const logDir = join(work.path, 'logs-kept');
     // 1 GiB (sparse) of earlier runs, then their last line: more than a string can hold, so a
     // whole read could not quote it at all. The window's first, cut line is left out.
     const log = join(logDir, 'ollama-serve.log');
     await plant(log, 'huge', 1024 ** 3);
     await appendFile(log, '\nan earlier run ended\n');
-    try {
-      const opts = await options({ host: `127.0.0.1:${port}`, logDir });
-      await expect(startOllamaServe(opts)).rejects.toMatchObject({
-        code: 'ERR_RUNTIME_SERVE',
-        message:
-          `ollama serve exited with code 1 before answering at http://127.0.0.1:${port}; ` +
-          `last lines of ${log}: an earlier run ended | Error: listen tcp 127.0.0.1:${port}: EADDRINUSE`,
-      });
-    } finally {
-      await new Promise((resolve) => blocker.close(resolve));
-    }
+    const { port, error } = await startOnTakenPort(logDir);
+    expect(error).toMatchObject({
+      code: 'ERR_RUNTIME_SERVE',
+      message:
+        `ollama serve exited with code 1 before answering at http://127.0.0.1:${port}; ` +
+        `last lines of ${log}: an earlier run ended | Error: listen tcp 127.0.0.1:${port}: EADDRINUSE`,
+    });
   });
 
   test('a server that never answers times out, bounded, with its log, and is stopped', async () => {
