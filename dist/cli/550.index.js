@@ -2329,10 +2329,7 @@ async function readBounded(path, limit, options = {}) {
         file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.open)(path, options.named ? O_RDONLY : O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     }
     catch (error) {
-        const code = error.code;
-        if (code === 'ENOENT')
-            return { kind: 'missing' };
-        return { kind: 'refused', reason: openProblem(code, error) };
+        return notOpened(error);
     }
     try {
         const info = await file.stat();
@@ -2363,10 +2360,7 @@ function readBoundedSync(path, limit) {
         fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(path, O_RDONLY | O_NONBLOCK);
     }
     catch (error) {
-        const code = error.code;
-        if (code === 'ENOENT')
-            return { kind: 'missing' };
-        return { kind: 'refused', reason: openProblem(code, error) };
+        return notOpened(error);
     }
     try {
         const info = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fstatSync)(fd);
@@ -2382,6 +2376,13 @@ function readBoundedSync(path, limit) {
     finally {
         (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
     }
+}
+/** What a failed open means: nothing at the path, or why it cannot be read. */
+function notOpened(error) {
+    const code = error.code;
+    if (code === 'ENOENT')
+        return { kind: 'missing' };
+    return { kind: 'refused', reason: openProblem(code, error) };
 }
 /** Why a file that `stat` describes is not read, if it is not. */
 function refusalOf(info, limit, tail = false) {
@@ -6925,6 +6926,7 @@ class RegistrySession {
 function registryBlob(route, call, blob, place) {
     let asked;
     let seen;
+    let left = false;
     const leave = route.leave;
     return {
         digest: { algorithm: 'sha256', hex: blob.hex },
@@ -6941,7 +6943,17 @@ function registryBlob(route, call, blob, place) {
             return location;
         },
         ...(leave
-            ? { fallback: (error) => asked !== undefined && leave(call, asked, blob.hex, error) }
+            ? {
+                // Once per blob, whatever the route says: a mirror that is its own origin (same host, no
+                // path) hands out one session for both, and the engine restarts its tries on each
+                // fallback, so a blob both serve wrong would go back and forth for ever.
+                fallback: (error) => {
+                    if (left || asked === undefined || !leave(call, asked, blob.hex, error))
+                        return false;
+                    left = true;
+                    return true;
+                },
+            }
             : {}),
     };
 }
@@ -7273,7 +7285,11 @@ function parseRegistryMirrors(text, what) {
             throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${what}: "${entry}" is not HOST=URL (the registry host as lines name it, then its mirror)`);
         if (mirrors.some((m) => m.host === host))
             throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${what} names ${host} twice`);
-        mirrors.push({ host, mirror: (0,registry_prefix/* parseRepositoryPrefix */.u)(entry.slice(eq + 1), `${what} for ${host}:`) });
+        const mirror = (0,registry_prefix/* parseRepositoryPrefix */.u)(entry.slice(eq + 1), `${what} for ${host}:`);
+        // Its repositories would be the origin's own: nothing to fall back to, the same bytes twice.
+        if (mirror.host === host && mirror.path === '')
+            throw new errors/* ModelPullError */.Vy('ERR_BAD_INPUT', `${what} for ${host}: "${mirror.text}" is ${host} itself (a mirror is another registry, or a path on this one)`);
+        mirrors.push({ host, mirror });
     }
     return mirrors;
 }
