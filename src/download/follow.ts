@@ -6,7 +6,6 @@ import type { HttpClient } from '../http/client.js';
 import type { RetryPolicy } from '../http/retry.js';
 import { downloadToSink, type LandedBytes, type PrefixFollower } from './blob-download.js';
 import type { ByteSink } from './body-writer.js';
-import { startFileHasher } from './file-hasher.js';
 import { acquireLease } from './lease.js';
 import { PrefixHasher } from './prefix-hasher.js';
 import { createExclusive } from './safe-fs.js';
@@ -17,11 +16,6 @@ const MiB = 1024 * 1024;
 /** Bytes handed to a stream's consumer per call. */
 const BLOCK = MiB;
 const DEFAULT_WINDOW = 128 * MiB;
-/**
- * Local files from this size on are hashed on a thread of their own while they are written
- * (file-hasher.ts); the thread is started once per process.
- */
-const THREADED_HASH_BYTES = 16 * MiB;
 
 /** A blob whose digest nobody knows in advance (a cache archive): fetched to be read, not kept. */
 export interface StreamSpec {
@@ -348,19 +342,12 @@ export async function openLocalBlob(
     throw error;
   }
   const handle = file;
-  // A large file is hashed on a thread of its own, reading back what is written; a small one
-  // here, from memory, as each chunk is written.
-  const threaded =
-    size >= THREADED_HASH_BYTES ? startFileHasher(handle.fd, blob.digest.algorithm, size) : undefined;
-  const inMemory = threaded
-    ? undefined
-    : new PrefixHasher(
-        blob.digest.algorithm,
-        handle,
-        () => size,
-        () => written,
-      );
-  const hasher: Pick<PrefixHasher, 'finish' | 'dispose'> = threaded ?? inMemory!;
+  const hasher = new PrefixHasher(
+    blob.digest.algorithm,
+    handle,
+    () => size,
+    () => written,
+  );
   let written = 0;
   let settled = false;
   /** Closes everything; the staged bytes go unless they were just committed. */
@@ -388,18 +375,16 @@ export async function openLocalBlob(
         throw new ModelPullError('ERR_SIZE_MISMATCH', `${blob.label}: more than the ${size} bytes announced`);
       }
       const at = written;
-      // A small file's hash reads the chunk on this thread while the thread pool writes it (both
-      // only read it, and it is not reused before this resolves); a large file's hashing thread
-      // is told once the bytes are in the file. A write that fails or falls short fails the
-      // file, whatever was hashed.
+      // The hash reads the chunk on this thread while the thread pool writes it: the two overlap
+      // instead of following each other (both only read it, and it is not reused before this
+      // resolves). A write that fails or falls short fails the file, whatever was hashed.
       const writing = handle.write(chunk, 0, chunk.length, at);
-      inMemory?.written(at, chunk);
+      hasher.written(at, chunk);
       const { bytesWritten } = await writing;
       if (bytesWritten !== chunk.length) {
         throw new ModelPullError('ERR_DISK_SPACE', `${blob.label}: short write (the disk may be full)`);
       }
       written += chunk.length;
-      threaded?.written(written);
     },
     async commit() {
       if (settled) throw new Error(`${blob.label}: committed after it ended`);
