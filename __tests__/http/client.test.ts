@@ -2,6 +2,7 @@ import { createServer as createHttpsServer, type Server } from 'node:https';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { isModelPullError } from '../../src/errors.js';
+import { readJson, readText } from '../../src/http/body.js';
 import { HttpClient } from '../../src/http/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryEvent, withRetries } from '../../src/http/retry.js';
 import { type ManualClock, manualClock } from '../helpers/clock.js';
@@ -59,7 +60,7 @@ describe('HttpClient', () => {
     await strict.close();
     const trusting = new HttpClient({ ...base, extraCa: tls.cert });
     const response = await trusting.request(url);
-    expect(await response.body.json()).toEqual({ path: '/x', authorization: null });
+    expect(await readJson(response, 4096, 'answer')).toEqual({ path: '/x', authorization: null });
     await trusting.close();
   });
 
@@ -91,10 +92,10 @@ describe('HttpClient', () => {
     });
     try {
       const viaProxy = await client.request(`https://localhost:${httpsPort}/proxied`);
-      expect(await viaProxy.body.json()).toEqual({ path: '/proxied', authorization: null });
+      expect(await readJson(viaProxy, 4096, 'answer')).toEqual({ path: '/proxied', authorization: null });
       expect(tunnels).toEqual([`localhost:${httpsPort}`]);
       const direct = await client.request(`https://127.0.0.1:${httpsPort}/direct`);
-      expect(await direct.body.json()).toEqual({ path: '/direct', authorization: null });
+      expect(await readJson(direct, 4096, 'answer')).toEqual({ path: '/direct', authorization: null });
       expect(tunnels).toEqual([`localhost:${httpsPort}`]);
     } finally {
       await client.close();
@@ -125,7 +126,7 @@ describe('HttpClient', () => {
       });
       expect(response.crossedOrigin).toBe(true);
       expect(response.url).toBe(`${other.url}/cdn`);
-      expect(await response.body.json()).toEqual({ authorization: null, cookie: null });
+      expect(await readJson(response, 4096, 'answer')).toEqual({ authorization: null, cookie: null });
       // The same-origin hop kept them; the other origin never saw them.
       expect(origin.requests.map((r) => r.headers.authorization)).toEqual(['Bearer s3cret', 'Bearer s3cret']);
       expect(other.requests.map((r) => r.headers.authorization)).toEqual([undefined]);
@@ -198,7 +199,7 @@ describe('uploads', () => {
         headers: { 'content-length': String(16 * 64 * 1024) },
         body,
       });
-      expect([answer.status, await answer.body.text()]).toEqual([201, String(16 * 64 * 1024)]);
+      expect([answer.status, await readText(answer, 4096, 'answer')]).toEqual([201, String(16 * 64 * 1024)]);
       expect(clock.now() - 1_000_000).toBe(16 * 200);
     } finally {
       await client.close();

@@ -73,7 +73,8 @@ export interface RequestOptions {
 export interface HttpResponse {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
-  readonly body: Readable & { dump(): Promise<void>; text(): Promise<string>; json(): Promise<unknown> };
+  /** Read it through body.ts (readBody, readText, readJson: bounded), or dump() it. */
+  readonly body: Readable & { dump(): Promise<void> };
   /** The URL that answered, after redirects. */
   readonly url: string;
   /** True when a redirect left the origin of the first URL. */

@@ -14,11 +14,7 @@ import { hostOf } from './errors.js';
 export interface NativeAnswer {
   readonly statusCode: number;
   readonly headers: IncomingHttpHeaders;
-  readonly body: IncomingMessage & {
-    dump(): Promise<void>;
-    text(): Promise<string>;
-    json(): Promise<unknown>;
-  };
+  readonly body: IncomingMessage & { dump(): Promise<void> };
 }
 
 /** The most of a body we drain to keep its connection (a redirect's page); beyond, it is cut. */
@@ -145,16 +141,12 @@ export class NativeTransport {
   }
 }
 
-/** undici's body helpers (`dump`, `text`, `json`) on a node:http answer. */
+/**
+ * undici's `dump` on a node:http answer. Its unbounded `text`/`json` are left out on purpose:
+ * bodies are read through body.ts's readBody/readText/readJson, which take a limit.
+ */
 function withHelpers(res: IncomingMessage): NativeAnswer['body'] {
   const body = res as NativeAnswer['body'];
-  const text = async () => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of res) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
-  };
-  body.text = text;
-  body.json = async () => JSON.parse(await text());
   // A short body is read to its end so its connection is reused; a long one is cut.
   body.dump = () =>
     new Promise<void>((resolve) => {
