@@ -2878,17 +2878,12 @@ class NativeTransport {
         this.https.destroy();
     }
 }
-/** undici's body helpers (`dump`, `text`, `json`) on a node:http answer. */
+/**
+ * undici's `dump` on a node:http answer. Its unbounded `text`/`json` are left out on purpose:
+ * bodies are read through body.ts's readBody/readText/readJson, which take a limit.
+ */
 function withHelpers(res) {
     const body = res;
-    const text = async () => {
-        const chunks = [];
-        for await (const chunk of res)
-            chunks.push(chunk);
-        return Buffer.concat(chunks).toString('utf8');
-    };
-    body.text = text;
-    body.json = async () => JSON.parse(await text());
     // A short body is read to its end so its connection is reused; a long one is cut.
     body.dump = () => new Promise((resolve) => {
         if (res.destroyed || res.readableEnded)
