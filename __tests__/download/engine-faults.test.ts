@@ -145,6 +145,31 @@ describe('engine faults found in review', () => {
     expect(sha256Hex(await readFile(result!.target))).toBe(hex);
   });
 
+  it('asks a blob for another place once: after one fallback, failures there are final', async () => {
+    // A source that always has "another place" (a mirror that is its own origin would): every
+    // place serves other bytes than the digest, so the blob must end, not go back and forth.
+    const other = randomBlob(SIZE);
+    let gets = 0;
+    server.setFault(() => {
+      gets++;
+      return undefined;
+    });
+    let fallbacks = 0;
+    const blob = {
+      ...blobSpec(dir.path, other.hex, SIZE, `${server.url}/blob`),
+      fallback: () => {
+        fallbacks++;
+        return true;
+      },
+    };
+    await expect(fetchBlobs([blob], options({ connections: 1 }))).rejects.toThrow(
+      `test blob: sha256 mismatch from ${new URL(server.url).host}: expected ${other.hex}, got ${hex}`,
+    );
+    expect(fallbacks).toBe(1);
+    // One try at the first place, then the other place's own two.
+    expect(gets).toBe(3);
+  });
+
   it('gives up with ERR_RANGE_IGNORED when whole-body streams keep breaking', async () => {
     server.setFault(() => ({ ignoreRange: true, resetAfter: 100 * KiB }));
     const error = await fetchBlobs(

@@ -234,6 +234,14 @@ async function fetchVerifiedLocked(
   lease: Lease,
 ): Promise<BlobResult> {
   let downloaded = 0;
+  // A blob has one other place at most (the origin behind a mirror): one fallback, so two
+  // places that both fail, or a mirror that is its own origin, cannot send it back and forth.
+  let fellBack = false;
+  const fallBack = (error: unknown) => {
+    if (fellBack || !fallsBack(blob, error, options)) return false;
+    fellBack = true;
+    return true;
+  };
   for (let attempt = 1; ; attempt++) {
     let staged: Awaited<ReturnType<typeof downloadToStaging>>;
     try {
@@ -252,7 +260,7 @@ async function fetchVerifiedLocked(
         onSize: progress.onSize,
       });
     } catch (error) {
-      if (!fallsBack(blob, error, options)) throw error;
+      if (!fallBack(error)) throw error;
       await discardStaging(stagingPaths(blob.ingestDir, blob.digest));
       attempt = 0;
       continue;
@@ -287,7 +295,7 @@ async function fetchVerifiedLocked(
       { host: staged.host },
     );
     // Another place for the blob gets its own two tries; the same place, one more.
-    if (fallsBack(blob, mismatch, options)) attempt = 0;
+    if (fallBack(mismatch)) attempt = 0;
     else if (attempt >= 2) throw mismatch;
   }
 }

@@ -31,7 +31,8 @@ export interface BlobSpec {
    * Told when fetching failed, or the bytes did not match, at the place locate() named: true
    * when the source has another place for the blob (the origin behind a mirror) and locate()
    * now names it. The engine then fetches the blob again from there with its own retries;
-   * nothing staged from the first place is kept.
+   * nothing staged from the first place is kept. Asked once per blob at most: after a fallback,
+   * failures at the other place are final.
    */
   fallback?(error: unknown): boolean;
   /**

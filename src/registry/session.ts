@@ -284,7 +284,6 @@ export function registryBlob(
 ): BlobSpec {
   let asked: RegistrySession | undefined;
   let seen: { session: RegistrySession; generation: number } | undefined;
-  let left = false;
   const leave = route.leave;
   return {
     digest: { algorithm: 'sha256', hex: blob.hex },
@@ -301,16 +300,7 @@ export function registryBlob(
       return location;
     },
     ...(leave
-      ? {
-          // Once per blob, whatever the route says: a mirror that is its own origin (same host, no
-          // path) hands out one session for both, and the engine restarts its tries on each
-          // fallback, so a blob both serve wrong would go back and forth for ever.
-          fallback: (error: unknown) => {
-            if (left || asked === undefined || !leave(call, asked, blob.hex, error)) return false;
-            left = true;
-            return true;
-          },
-        }
+      ? { fallback: (error: unknown) => asked !== undefined && leave(call, asked, blob.hex, error) }
       : {}),
   };
 }
