@@ -5206,6 +5206,15 @@ async function committedMeanwhile(blob, verify, before) {
 }
 async function fetchVerifiedLocked(blob, options, progress, lease) {
     let downloaded = 0;
+    // A blob has one other place at most (the origin behind a mirror): one fallback, so two
+    // places that both fail, or a mirror that is its own origin, cannot send it back and forth.
+    let fellBack = false;
+    const fallBack = (error) => {
+        if (fellBack || !fallsBack(blob, error, options))
+            return false;
+        fellBack = true;
+        return true;
+    };
     for (let attempt = 1;; attempt++) {
         let staged;
         try {
@@ -5225,7 +5234,7 @@ async function fetchVerifiedLocked(blob, options, progress, lease) {
             });
         }
         catch (error) {
-            if (!fallsBack(blob, error, options))
+            if (!fallBack(error))
                 throw error;
             await discardStaging(stagingPaths(blob.ingestDir, blob.digest));
             attempt = 0;
@@ -5254,7 +5263,7 @@ async function fetchVerifiedLocked(blob, options, progress, lease) {
         await discardStaging(staged.paths);
         const mismatch = new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `${blob.label}: ${blob.digest.algorithm} mismatch from ${staged.host}: expected ${blob.digest.hex}, got ${staged.hex}`, { host: staged.host });
         // Another place for the blob gets its own two tries; the same place, one more.
-        if (fallsBack(blob, mismatch, options))
+        if (fallBack(mismatch))
             attempt = 0;
         else if (attempt >= 2)
             throw mismatch;
@@ -6921,7 +6930,6 @@ class RegistrySession {
 function registryBlob(route, call, blob, place) {
     let asked;
     let seen;
-    let left = false;
     const leave = route.leave;
     return {
         digest: { algorithm: 'sha256', hex: blob.hex },
@@ -6938,17 +6946,7 @@ function registryBlob(route, call, blob, place) {
             return location;
         },
         ...(leave
-            ? {
-                // Once per blob, whatever the route says: a mirror that is its own origin (same host, no
-                // path) hands out one session for both, and the engine restarts its tries on each
-                // fallback, so a blob both serve wrong would go back and forth for ever.
-                fallback: (error) => {
-                    if (left || asked === undefined || !leave(call, asked, blob.hex, error))
-                        return false;
-                    left = true;
-                    return true;
-                },
-            }
+            ? { fallback: (error) => asked !== undefined && leave(call, asked, blob.hex, error) }
             : {}),
     };
 }
