@@ -338,3 +338,117 @@ describe('streams of model bytes (node:http)', () => {
     }
   });
 });
+
+describe('requests with a small body (node:http)', () => {
+  /** Echoes what it received; `/moved` redirects, `/silent` reads the body and never answers. */
+  const echoServer = () =>
+    startServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      if (req.url === '/moved') return void res.writeHead(307, { location: '/elsewhere' }).end();
+      if (req.url === '/silent') return;
+      res.end(
+        JSON.stringify({
+          method: req.method,
+          body: Buffer.concat(chunks).toString(),
+          length: req.headers['content-length'] ?? null,
+          chunked: req.headers['transfer-encoding'] ?? null,
+          authorization: req.headers.authorization ?? null,
+        }),
+      );
+    });
+
+  it('sends the body whole with its length, on the connection GETs use, credentials to their origin only', async () => {
+    const server = await echoServer();
+    const sockets = new Set<unknown>();
+    server.server.on('connection', (s) => sockets.add(s));
+    const client = new HttpClient(base);
+    const credentials = { origin: server.origin, headers: { authorization: 'Bearer s3cret' } };
+    try {
+      const json = '{"key":"k","restore_keys":[],"version":"é"}';
+      const posted = await client.request(`${server.url}/twirp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: json,
+        credentials,
+      });
+      expect(await readJson(posted, 4096, 'answer')).toEqual({
+        method: 'POST',
+        body: json,
+        length: String(Buffer.byteLength(json)),
+        chunked: null,
+        authorization: 'Bearer s3cret',
+      });
+      const got = await client.request(`${server.url}/get`);
+      expect(await readJson(got, 4096, 'answer')).toMatchObject({ method: 'GET', body: '' });
+      const put = await client.request(`${server.url}/put`, { method: 'PUT', body: Buffer.from([1, 2, 3]) });
+      expect(await readJson(put, 4096, 'answer')).toMatchObject({ method: 'PUT', length: '3' });
+      const other = await client.request(`${server.url}/post`, {
+        method: 'POST',
+        body: '{}',
+        credentials: { ...credentials, origin: 'https://elsewhere.example' },
+      });
+      expect(await readJson(other, 4096, 'answer')).toMatchObject({ authorization: null });
+      // One kept-alive connection carried all four: no second client (undici) was involved.
+      expect(sockets.size).toBe(1);
+      // A body is sent once, to the URL it was meant for: the redirect itself is the answer.
+      const moved = await client.request(`${server.url}/moved`, { method: 'POST', body: '{}' });
+      expect([moved.status, moved.url]).toEqual([307, `${server.url}/moved`]);
+      await moved.body.dump();
+      expect(server.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
+        'POST /twirp',
+        'GET /get',
+        'PUT /put',
+        'POST /post',
+        'POST /moved',
+      ]);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  it('is stalled when the server takes the body and never answers', async () => {
+    const server = await echoServer();
+    const client = new HttpClient({ ...base, stallTimeoutMs: 200 });
+    try {
+      await expect(
+        client.request(`${server.url}/silent`, { method: 'POST', body: '{}' }),
+      ).rejects.toMatchObject({
+        code: 'ERR_STALLED',
+        message: `no data from ${server.url}/silent within the stall timeout`,
+      });
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  it('ends an answer that trickles past the whole-request deadline (ERR_TOO_SLOW)', async () => {
+    const clock = manualClock();
+    let began: () => void = () => undefined;
+    const answering = new Promise<void>((resolve) => {
+      began = resolve;
+    });
+    const server = await startServer(async (req, res) => {
+      for await (const _ of req);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(' ', () => began());
+      const timer = setInterval(() => res.write(' '), 20);
+      res.on('close', () => clearInterval(timer));
+    });
+    const client = new HttpClient({ ...base, requestDeadlineMs: 300 }, clock);
+    try {
+      const answer = await client.request(`${server.url}/twirp`, { method: 'POST', body: '{}' });
+      await answering;
+      expect(clock.pending()).toEqual([300]);
+      clock.advance(300);
+      const error = await readText(answer, 4096, 'answer').catch((e: unknown) => e);
+      expect(isModelPullError(error, 'ERR_TOO_SLOW')).toBe(true);
+      expect((error as Error).message).toBe(`no complete answer from ${server.url}/twirp within 0.3 s`);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+});

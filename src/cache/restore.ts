@@ -267,12 +267,21 @@ export async function findEntry(
   entry: Pick<RestoreEntry, 'key' | 'paths'>,
   deps: RestoreDeps,
 ): Promise<FoundEntry | undefined> {
-  const version = await versionOf(entry);
-  return lookupEntry(deps.http, deps.retry, deps.service, entry.key, version, deps.signal);
-}
-
-async function versionOf(entry: Pick<RestoreEntry, 'paths'>): Promise<string> {
-  return cacheVersion(savedPathList(entry.paths), await compressionMethod());
+  const paths = savedPathList(entry.paths);
+  const ask = (method: string, signal: AbortSignal | undefined) =>
+    lookupEntry(deps.http, deps.retry, deps.service, entry.key, cacheVersion(paths, method), signal);
+  const probe = compressionMethod();
+  // Runners have zstd: the lookup under its version goes out while the probe (a process spawned,
+  // 25 ms and more under load, once per run) answers, instead of after it.
+  const dropped = new AbortController();
+  const signal = deps.signal ? AbortSignal.any([deps.signal, dropped.signal]) : dropped.signal;
+  const likely = ask('zstd-without-long', signal);
+  // Its failure is the caller's only once it is the answer (returned below), never unhandled.
+  likely.catch(() => undefined);
+  if ((await probe) === 'zstd-without-long') return likely;
+  // No zstd here: the saving job filed the entry under gzip's version.
+  dropped.abort();
+  return ask(await probe, deps.signal);
 }
 
 /** The archive's size from a HEAD of its signed URL (Azure answers it); undefined if it will not say. */

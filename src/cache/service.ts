@@ -33,7 +33,9 @@ export interface FoundEntry {
 let compression: Promise<'zstd-without-long' | 'gzip'> | undefined;
 export function compressionMethod(): Promise<'zstd-without-long' | 'gzip'> {
   compression ??= new Promise((resolve) => {
-    execFile('zstd', ['--quiet', '--version'], { timeout: 10_000 }, (_error, stdout, stderr) => {
+    // The environment is named so the PATH searched is this realm's (a test's own, under jest).
+    const options = { timeout: 10_000, env: process.env };
+    execFile('zstd', ['--quiet', '--version'], options, (_error, stdout, stderr) => {
       resolve(`${stdout}${stderr}`.trim() === '' ? 'gzip' : 'zstd-without-long');
     });
   });

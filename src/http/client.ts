@@ -90,15 +90,15 @@ export function isLoopbackHost(hostname: string): boolean {
 
 /**
  * A thin layer over the HTTP clients: URL policy, origin-bound credentials, manual redirects,
- * error codes. GET and HEAD without a proxy go through node:http (see native.ts); undici carries
- * requests with a body (uploads, token and cache-service POSTs) and everything through a proxy.
- * undici is loaded on its first use: its
- * Agent loads node:http2 and compiles a WebAssembly parser (~25 MiB of RSS together), which a
- * pull that only reads (no proxy, no cache service) never needs.
+ * error codes. Without a proxy, every request whose body is absent or a buffer goes through
+ * node:http (see native.ts); undici carries uploads (a stream body) and everything through a
+ * proxy. undici is loaded on its first use: its Agent loads node:http2 and compiles a WebAssembly
+ * parser (~25 MiB of RSS together), which a pull or a restore (its lookup is a small POST) never
+ * needs.
  */
 export class HttpClient {
   private dispatcher: Promise<Dispatcher> | undefined;
-  /** GET and HEAD when no proxy is set (see native.ts). */
+  /** Requests without a stream body when no proxy is set (see native.ts). */
   private readonly native: NativeTransport | undefined;
   /** The system's CAs plus the extra one, when there is one. */
   private readonly ca: string[] | undefined;
@@ -256,8 +256,8 @@ export class HttpClient {
       const method = options.method ?? 'GET';
       try {
         res =
-          this.native && (method === 'GET' || method === 'HEAD') && options.body === undefined
-            ? await this.native.send(target, method, headers, signal)
+          this.native && !isStream(options.body)
+            ? await this.native.send(target, method, headers, signal, options.body)
             : await ((await this.undici()).request({
                 origin: target.origin,
                 path: target.pathname + target.search,

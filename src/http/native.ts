@@ -20,9 +20,15 @@ export interface NativeAnswer {
 /** The most of a body we drain to keep its connection (a redirect's page); beyond, it is cut. */
 const DRAIN_LIMIT = 64 * 1024;
 
+/** A method node:http sends here: any the client sends, with at most a small body in memory. */
+export type NativeMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
 /**
  * Requests through Node's built-in HTTP/1.1 client (node:http, its native llhttp parser): GET
- * and HEAD, model bytes and metadata alike. Measured against undici's Agent on a 1 GiB loopback
+ * and HEAD, model bytes and metadata alike, and requests whose body is a small buffer (JSON for a
+ * token or the cache service's lookup), so a run that only reads and looks entries up never
+ * loads undici (its import, node:http2 and its WebAssembly parser took 60-80 ms and ~25 MiB
+ * before a restore's first archive byte). Measured against undici's Agent on a 1 GiB loopback
  * download (see the commit that added it): undici feeds every socket read through its
  * WebAssembly parser and several handler layers, and its Agent loads node:http2 even with
  * HTTP/2 off. The client's policy (URLs, credentials, redirects, error codes) stays in
@@ -46,15 +52,16 @@ export class NativeTransport {
   }
 
   /**
-   * Sends a GET or HEAD without a body. Rejects with the socket's error (client.ts maps it) or
+   * Sends one request, with `body` (sent whole, with its Content-Length) when given. Rejects with the socket's error (client.ts maps it) or
    * with ERR_STALLED when the headers do not come within the stall timeout; the body then
    * fails with ERR_STALLED when it brings no byte for that long while it is being read.
    */
   send(
     target: URL,
-    method: 'GET' | 'HEAD',
+    method: NativeMethod,
     headers: Readonly<Record<string, string>>,
     signal: AbortSignal | undefined,
+    body?: string | Uint8Array,
   ): Promise<NativeAnswer> {
     const stall = this.options.stallTimeoutMs;
     const url = target.toString();
@@ -71,7 +78,8 @@ export class NativeTransport {
         port: target.port || undefined,
         path: target.pathname + target.search,
         method,
-        headers,
+        headers:
+          body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
         agent: https ? this.https : this.http,
       });
       let answer: IncomingMessage | undefined;
@@ -131,7 +139,8 @@ export class NativeTransport {
         clearTimeout(deadline);
         resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: withHelpers(res) });
       });
-      req.end();
+      if (body === undefined) req.end();
+      else req.end(body);
     });
   }
 
