@@ -2772,7 +2772,10 @@ var memory = __webpack_require__(8820);
 const DRAIN_LIMIT = 64 * 1024;
 /**
  * Requests through Node's built-in HTTP/1.1 client (node:http, its native llhttp parser): GET
- * and HEAD, model bytes and metadata alike. Measured against undici's Agent on a 1 GiB loopback
+ * and HEAD, model bytes and metadata alike, and requests whose body is a small buffer (JSON for a
+ * token or the cache service's lookup), so a run that only reads and looks entries up never
+ * loads undici (its import, node:http2 and its WebAssembly parser took 60-80 ms and ~25 MiB
+ * before a restore's first archive byte). Measured against undici's Agent on a 1 GiB loopback
  * download (see the commit that added it): undici feeds every socket read through its
  * WebAssembly parser and several handler layers, and its Agent loads node:http2 even with
  * HTTP/2 off. The client's policy (URLs, credentials, redirects, error codes) stays in
@@ -2789,11 +2792,11 @@ class NativeTransport {
         this.https = new external_node_https_.Agent({ ...pool, ...(options.ca ? { ca: [...options.ca] } : {}) });
     }
     /**
-     * Sends a GET or HEAD without a body. Rejects with the socket's error (client.ts maps it) or
+     * Sends one request, with `body` (sent whole, with its Content-Length) when given. Rejects with the socket's error (client.ts maps it) or
      * with ERR_STALLED when the headers do not come within the stall timeout; the body then
      * fails with ERR_STALLED when it brings no byte for that long while it is being read.
      */
-    send(target, method, headers, signal) {
+    send(target, method, headers, signal, body) {
         const stall = this.options.stallTimeoutMs;
         const url = target.toString();
         const stalled = () => new errors/* ModelPullError */.Vy('ERR_STALLED', `no data from ${(0,errors/* redactUrl */.BO)(url)} within the stall timeout`, {
@@ -2809,7 +2812,7 @@ class NativeTransport {
                 port: target.port || undefined,
                 path: target.pathname + target.search,
                 method,
-                headers,
+                headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
                 agent: https ? this.https : this.http,
             });
             let answer;
@@ -2870,7 +2873,10 @@ class NativeTransport {
                 clearTimeout(deadline);
                 resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: withHelpers(res) });
             });
-            req.end();
+            if (body === undefined)
+                req.end();
+            else
+                req.end(body);
         });
     }
     close() {
@@ -2922,17 +2928,17 @@ function isLoopbackHost(hostname) {
 }
 /**
  * A thin layer over the HTTP clients: URL policy, origin-bound credentials, manual redirects,
- * error codes. GET and HEAD without a proxy go through node:http (see native.ts); undici carries
- * requests with a body (uploads, token and cache-service POSTs) and everything through a proxy.
- * undici is loaded on its first use: its
- * Agent loads node:http2 and compiles a WebAssembly parser (~25 MiB of RSS together), which a
- * pull that only reads (no proxy, no cache service) never needs.
+ * error codes. Without a proxy, every request whose body is absent or a buffer goes through
+ * node:http (see native.ts); undici carries uploads (a stream body) and everything through a
+ * proxy. undici is loaded on its first use: its Agent loads node:http2 and compiles a WebAssembly
+ * parser (~25 MiB of RSS together), which a pull or a restore (its lookup is a small POST) never
+ * needs.
  */
 class HttpClient {
     options;
     timers;
     dispatcher;
-    /** GET and HEAD when no proxy is set (see native.ts). */
+    /** Requests without a stream body when no proxy is set (see native.ts). */
     native;
     /** The system's CAs plus the extra one, when there is one. */
     ca;
@@ -3082,8 +3088,8 @@ class HttpClient {
             const method = options.method ?? 'GET';
             try {
                 res =
-                    this.native && (method === 'GET' || method === 'HEAD') && options.body === undefined
-                        ? await this.native.send(target, method, headers, signal)
+                    this.native && !isStream(options.body)
+                        ? await this.native.send(target, method, headers, signal, options.body)
                         : await (await this.undici()).request({
                             origin: target.origin,
                             path: target.pathname + target.search,
