@@ -57,6 +57,47 @@ describe('fetchBlobs', () => {
     expect(last.blobs[0]!.state).toBe('done');
   });
 
+  describe('a large blob starts on one connection', () => {
+    /** Every window of the main thread's load lasts long enough and shows `busy`. */
+    const gate = (busy: number) => ({ load: () => () => ({ elapsedMs: 60, busy }), minSize: SIZE });
+    /** The client sockets (ports) that carried the blob's ranges. */
+    function socketsUsed(): Set<number> {
+      const ports = new Set<number>();
+      server.setFault((req) => {
+        ports.add(req.socket.remotePort!);
+        return undefined;
+      });
+      return ports;
+    }
+
+    it('and stays on it, range after range in file order, while that saturates the thread', async () => {
+      const ports = socketsUsed();
+      const [result] = await fetchBlobs([spec(SIZE)], options({ gate: gate(1) }));
+      await expectTarget(result!.target);
+      expect(ports.size).toBe(1);
+      const starts = server.requests.map((r) => Number(/^bytes=(\d+)-/.exec(r.headers.range ?? '')?.[1]));
+      expect(starts[0]).toBe(0);
+      expect(starts).toEqual([...starts].sort((a, b) => a - b));
+      // Pieces sized for one connection: the rest halves with each request, down to minSplit.
+      expect(server.requests.length).toBeGreaterThan(2);
+      expect(server.requests.length).toBeLessThan(12);
+    });
+
+    it('and opens the others once the thread shows room', async () => {
+      const ports = socketsUsed();
+      const [result] = await fetchBlobs([spec(SIZE)], options({ gate: gate(0.05) }));
+      await expectTarget(result!.target);
+      expect(ports.size).toBeGreaterThan(1);
+    });
+
+    it('only from the gate size: a smaller blob opens all its connections at once', async () => {
+      const ports = socketsUsed();
+      const [result] = await fetchBlobs([spec(SIZE)], options({ gate: { ...gate(1), minSize: SIZE + 1 } }));
+      await expectTarget(result!.target);
+      expect(ports.size).toBeGreaterThan(1);
+    });
+  });
+
   it('creates the folders of a new store 0755 whatever the umask', async () => {
     const previous = process.umask(0o077);
     try {

@@ -33,6 +33,13 @@ describe('RangePlan', () => {
     expect(pieces[15]!.end).toBeLessThan(GiB / 2);
   });
 
+  it('sizes a piece for the connections at work when fewer than the plan are (a closed gate)', () => {
+    const plan = new RangePlan(GiB, 4 * MiB, undefined, 16);
+    expect(plan.take()).toMatchObject({ start: 0, end: 32 * MiB });
+    // Alone, a connection takes half of what is left, within the largest piece: still in order.
+    expect(plan.take(undefined, 1)).toMatchObject({ start: 32 * MiB, end: 96 * MiB });
+  });
+
   it('gives a single connection the whole blob in one request', () => {
     const plan = new RangePlan(GiB, 4 * MiB, undefined, 1);
     expect(plan.take()).toMatchObject({ start: 0, pos: 0, end: GiB });

@@ -8,6 +8,7 @@ import { isRetryable, nextRetry, type RetryPolicy, retryEvent } from '../http/re
 import { formatBytes } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
 import { type ByteSink, writeBody } from './body-writer.js';
+import { ConnectionGate, GATE_TICK_MS, type GateTuning, idleThread } from './connection-gate.js';
 import { checkDiskSpace } from './disk.js';
 import { Locator } from './locator.js';
 import { PrefixHasher } from './prefix-hasher.js';
@@ -48,6 +49,11 @@ export interface DownloadTuning {
   readonly onSize?: (size: number) => void;
   /** Largest range handed to one connection at a time (default: the plan's own, 64 MiB). */
   readonly maxPiece?: number;
+  /**
+   * A staged blob of at least `minSize` starts on one connection and opens the others once the
+   * main thread shows room for them (connection-gate.ts). Without it, all start at once.
+   */
+  readonly gate?: GateTuning;
 }
 
 /** The bytes landed so far, as a follower sees them while ranges land. */
@@ -171,6 +177,9 @@ class BlobRun {
   private readonly plan: RangePlan;
   private readonly hasher: PrefixFollower;
   private readonly locator: Locator;
+  private readonly gate: ConnectionGate;
+  /** Ends the gate's watch with the run. */
+  private readonly gateWatch = new AbortController();
   private readonly abort = new AbortController();
   private readonly workers = new Set<Promise<void>>();
   private failure: unknown;
@@ -196,6 +205,17 @@ class BlobRun {
       prefix: () => this.plan.contiguousPrefix(),
     });
     this.locator = new Locator(blob, this.abort.signal);
+    const gate = tuning.gate;
+    const total = blob.size ?? size;
+    // Only a blob going to a file: a stream read in memory (a cache restore) feeds a consumer
+    // on this thread whose pace the gate cannot tell from the download's.
+    const gated =
+      gate !== undefined &&
+      output.paths !== undefined &&
+      connections > 1 &&
+      total !== undefined &&
+      total >= gate.minSize;
+    this.gate = new ConnectionGate(gate?.load ?? idleThread, gated);
     this.rangesShown = blob.probeRanges !== true;
     this.lastFlush = tuning.clock.now();
     // A blob that starts after Ctrl-C must stop at once, not download in full.
@@ -210,6 +230,7 @@ class BlobRun {
       this.tuning.onStart?.(this.plan.written(), this.plan.size);
       this.hasher.catchUp();
       this.spawnWorkers();
+      void this.watchGate();
       while (this.workers.size > 0) await Promise.race(this.workers);
       await this.flush(true);
       if (this.failure) throw this.failure;
@@ -226,14 +247,30 @@ class BlobRun {
       const { hex } = await this.hasher.finish(size);
       return { size, hex, fetched: this.fetched, host: this.host() ?? 'unknown host' };
     } finally {
+      this.gateWatch.abort();
       this.tuning.signal?.removeEventListener('abort', this.onAbort);
       await this.hasher.dispose();
     }
   }
 
+  /** While the gate is closed, opens it when the one connection goes quiet (ConnectionGate.tick). */
+  private async watchGate(): Promise<void> {
+    const { signal } = this.gateWatch;
+    while (!this.gate.open && !signal.aborted) {
+      try {
+        await this.tuning.clock.sleep(GATE_TICK_MS, signal);
+      } catch {
+        return;
+      }
+      if (this.gate.tick()) this.spawnWorkers();
+    }
+  }
+
   private spawnWorkers(): void {
     const wanted =
-      this.singleStream || this.plan.size === undefined || !this.rangesShown ? 1 : this.tuning.connections;
+      this.singleStream || this.plan.size === undefined || !this.rangesShown || !this.gate.open
+        ? 1
+        : this.tuning.connections;
     while (this.workers.size < wanted && !this.abort.signal.aborted) {
       const segment = this.plan.take();
       if (!segment) return;
@@ -251,7 +288,8 @@ class BlobRun {
         await this.fetchSegment(segment);
         rate = segment.rate;
         this.plan.release(segment);
-        segment = this.singleStream ? undefined : this.plan.take(rate);
+        // Alone behind a closed gate, a connection takes pieces sized for one (fewer requests).
+        segment = this.singleStream ? undefined : this.plan.take(rate, this.gate.open ? undefined : 1);
       }
     } catch (error) {
       if (segment) this.plan.release(segment);
@@ -450,6 +488,7 @@ class BlobRun {
           windowBytes = 0;
         }
         this.noteProgress(bytes.length);
+        if (this.gate.landed()) this.spawnWorkers();
       },
     });
     // After the writer's listeners: this one must not start the flow before they hear it.

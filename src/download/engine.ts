@@ -7,6 +7,7 @@ import type { HttpClient } from '../http/client.js';
 import type { RetryPolicy } from '../http/retry.js';
 import type { Logger } from '../report/logger.js';
 import { downloadToStaging } from './blob-download.js';
+import { eventLoopLoad, type GateTuning } from './connection-gate.js';
 import { checkDiskSpace } from './disk.js';
 import { acquireLease, describeHolder, type Lease, type LeaseTiming } from './lease.js';
 import { poolSettled } from './pool.js';
@@ -15,6 +16,11 @@ import { commitStaged, discardStaging, loadProgress, stagingPaths, targetInfo } 
 import type { BlobResult, BlobSpec, ProgressListener } from './types.js';
 
 const MiB = 1024 * 1024;
+/**
+ * Blobs from this size start on one connection and open the rest once the main thread has room
+ * (connection-gate.ts): big enough that a window or two on one connection costs little.
+ */
+const GATED_BLOB = 256 * MiB;
 
 export interface EngineOptions {
   readonly http: HttpClient;
@@ -43,6 +49,11 @@ export interface EngineOptions {
   readonly onSettled?: (blob: BlobSpec, outcome: PromiseSettledResult<BlobResult>) => void;
   /** Told as a blob that is not on disk starts downloading (every check on disk is over by then). */
   readonly onFetchStart?: (blob: BlobSpec) => void;
+  /**
+   * Which blobs start on one connection, and what opens the rest (default: 256 MiB and up, the
+   * main thread's event-loop utilisation; tests pass a load of their own).
+   */
+  readonly gate?: GateTuning;
 }
 
 /** Places every blob, verified, at its target (reusing verified ones), or throws the first error. */
@@ -258,6 +269,7 @@ async function fetchVerifiedLocked(
         onStart: progress.onStart,
         onBytes: progress.onBytes,
         onSize: progress.onSize,
+        gate: options.gate ?? { load: eventLoopLoad, minSize: GATED_BLOB },
       });
     } catch (error) {
       if (!fallBack(error)) throw error;

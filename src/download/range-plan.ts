@@ -86,9 +86,10 @@ export class RangePlan {
 
   /**
    * Work for an idle connection: the next piece of untaken bytes in file order, else a stolen
-   * share of a taken segment, else undefined (nothing left worth a request).
+   * share of a taken segment, else undefined (nothing left worth a request). `sharing`: how many
+   * connections the piece is sized for, when fewer than the plan's are at work for now.
    */
-  take(thiefRate?: number): Segment | undefined {
+  take(thiefRate?: number, sharing = this.connections): Segment | undefined {
     const free = this.segments.find((s) => !s.taken && s.pos < s.end);
     if (!free) return this.steal(this.victim(), thiefRate);
     // A connection far slower than the rest would finish long after them, and the hash waits
@@ -98,7 +99,7 @@ export class RangePlan {
       const stolen = this.steal(straggler, thiefRate);
       if (stolen) return stolen;
     }
-    const piece = this.pieceSize(this.untaken());
+    const piece = this.pieceSize(this.untaken(), sharing);
     // A single connection streams all it can in one request.
     if (
       this.connections > 1 &&
@@ -121,9 +122,9 @@ export class RangePlan {
     return sum;
   }
 
-  private pieceSize(left: number): number {
+  private pieceSize(left: number, sharing = this.connections): number {
     if (!Number.isFinite(left)) return this.maxPiece;
-    const share = Math.ceil(left / (2 * this.connections));
+    const share = Math.ceil(left / (2 * sharing));
     return Math.min(this.maxPiece, Math.max(this.minSplit, share));
   }
 
