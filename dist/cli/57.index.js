@@ -195,8 +195,8 @@ async function listen(handler) {
     };
 }
 
-// EXTERNAL MODULE: ./src/pull.ts + 14 modules
-var pull = __webpack_require__(6845);
+// EXTERNAL MODULE: ./src/pull.ts + 15 modules
+var pull = __webpack_require__(7733);
 // EXTERNAL MODULE: ./src/report/format.ts
 var format = __webpack_require__(2011);
 // EXTERNAL MODULE: ./src/settings/settings.ts + 1 modules
