@@ -533,8 +533,8 @@ var http_client = __webpack_require__(4530);
 var http_retry = __webpack_require__(8902);
 // EXTERNAL MODULE: ./src/lockfile.ts
 var lockfile = __webpack_require__(9746);
-// EXTERNAL MODULE: ./src/pull.ts + 14 modules
-var pull = __webpack_require__(6845);
+// EXTERNAL MODULE: ./src/pull.ts + 15 modules
+var pull = __webpack_require__(7733);
 // EXTERNAL MODULE: ./src/refs/index.ts
 var src_refs = __webpack_require__(8674);
 // EXTERNAL MODULE: ./src/refs/line.ts
@@ -3632,7 +3632,7 @@ function freeWhole(view) {
 
 /***/ }),
 
-/***/ 6845:
+/***/ 7733:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -3885,6 +3885,109 @@ function writeError(error) {
         });
     }
     return error instanceof Error ? error : new Error(String(error));
+}
+
+// EXTERNAL MODULE: external "node:perf_hooks"
+var external_node_perf_hooks_ = __webpack_require__(643);
+;// CONCATENATED MODULE: ./src/download/connection-gate.ts
+
+/**
+ * The main thread's event-loop utilisation: the share of the time it ran callbacks rather than
+ * waited for I/O (time it was ready but had no core counts as busy).
+ */
+const eventLoopLoad = () => {
+    const start = external_node_perf_hooks_.performance.eventLoopUtilization();
+    return () => {
+        const { idle, active, utilization } = external_node_perf_hooks_.performance.eventLoopUtilization(start);
+        return { elapsedMs: idle + active, busy: utilization };
+    };
+};
+/** A thread that never looks busy: for a gate that starts open and never looks. */
+const idleThread = () => () => ({ elapsedMs: 0, busy: 0 });
+/** How long one look at the thread lasts. */
+const WINDOW_MS = 30;
+/** The smoothed busy share under which the thread has room for more connections. */
+const ROOM = 0.6;
+/** No byte for this long on the one connection: the others start (see `tick`). */
+const QUIET_MS = 500;
+/** How often the one connection's silence is looked at. */
+const GATE_TICK_MS = 250;
+/**
+ * Decides, from this process's own cost, whether a large blob's other connections can help.
+ * The blob starts on one connection; every WINDOW_MS while its bytes arrive, the gate looks at
+ * the share of the window the main thread was busy (event-loop utilisation), smoothed over the
+ * windows (each new one counts a quarter). A thread with room is waiting for bytes (a capped or
+ * distant path, a crawling server): the gate opens and every connection starts, for good. A
+ * saturated thread (one connection already brings more than it can write and hash, as on a
+ * fast local link) cannot go faster with more sockets, only spend more per byte on them (their
+ * reads, and bytes landing ahead of the hash that are read back later), so the blob stays on
+ * one connection while that holds, looked at again every window. Smoothed, because on a loaded
+ * machine a saturated download has a window at 0.25-0.5 now and then (the server, or the next
+ * range's answer, waiting for a core); a capped one sits near 0.05 from its first window.
+ *
+ * Rates were tried as the signal and dropped (issue 17): one connection's rate over 100 ms swung
+ * 89–333 MiB/s on a loaded machine. A crawling first connection leaves the thread idle, so it
+ * opens the gate at once instead of passing for the path's limit; one that sends nothing opens
+ * it after QUIET_MS (`tick`).
+ */
+class ConnectionGate {
+    load;
+    closed;
+    window;
+    /** The busy share, smoothed over the windows so far (undefined before the first). */
+    smoothed;
+    /** Bytes landed since the last tick. */
+    heard = false;
+    /** Started at the first tick with no bytes since the one before. */
+    silence;
+    constructor(load, 
+    /** False: opened from the start (a small blob, a stream read in memory, no gate tuning). */
+    closed) {
+        this.load = load;
+        this.closed = closed;
+    }
+    get open() {
+        return !this.closed;
+    }
+    /** Called as bytes land; true exactly once, when the gate opens. */
+    landed() {
+        if (!this.closed)
+            return false;
+        this.heard = true;
+        if (this.window) {
+            const { elapsedMs, busy } = this.window();
+            if (elapsedMs < WINDOW_MS)
+                return false;
+            this.smoothed = this.smoothed === undefined ? busy : this.smoothed + (busy - this.smoothed) / 4;
+            if (this.smoothed < ROOM) {
+                this.closed = false;
+                this.window = undefined;
+                return true;
+            }
+        }
+        this.window = this.load();
+        return false;
+    }
+    /**
+     * Called every GATE_TICK_MS while closed; true exactly once, when it opens because the one
+     * connection brought no byte for QUIET_MS (a server slow to answer, or one that stopped
+     * sending): the others must not wait for its stall timeout, as they would not if all had
+     * started at once.
+     */
+    tick() {
+        if (!this.closed)
+            return false;
+        if (this.heard || !this.silence) {
+            this.heard = false;
+            this.silence = this.load();
+            return false;
+        }
+        if (this.silence().elapsedMs < QUIET_MS)
+            return false;
+        this.closed = false;
+        this.window = undefined;
+        return true;
+    }
 }
 
 // EXTERNAL MODULE: external "node:path"
@@ -4194,9 +4297,10 @@ class RangePlan {
     }
     /**
      * Work for an idle connection: the next piece of untaken bytes in file order, else a stolen
-     * share of a taken segment, else undefined (nothing left worth a request).
+     * share of a taken segment, else undefined (nothing left worth a request). `sharing`: how many
+     * connections the piece is sized for, when fewer than the plan's are at work for now.
      */
-    take(thiefRate) {
+    take(thiefRate, sharing = this.connections) {
         const free = this.segments.find((s) => !s.taken && s.pos < s.end);
         if (!free)
             return this.steal(this.victim(), thiefRate);
@@ -4208,7 +4312,7 @@ class RangePlan {
             if (stolen)
                 return stolen;
         }
-        const piece = this.pieceSize(this.untaken());
+        const piece = this.pieceSize(this.untaken(), sharing);
         // A single connection streams all it can in one request.
         if (this.connections > 1 &&
             Number.isFinite(free.end) &&
@@ -4229,10 +4333,10 @@ class RangePlan {
                 sum += s.end - s.pos;
         return sum;
     }
-    pieceSize(left) {
+    pieceSize(left, sharing = this.connections) {
         if (!Number.isFinite(left))
             return this.maxPiece;
-        const share = Math.ceil(left / (2 * this.connections));
+        const share = Math.ceil(left / (2 * sharing));
         return Math.min(this.maxPiece, Math.max(this.minSplit, share));
     }
     /** Mean measured rate of the connections at work (0 before any measurement). */
@@ -4516,6 +4620,7 @@ async function targetInfo(target) {
 
 
 
+
 /** Thrown inside a download when a server answered a range request with the whole body. */
 class RangesIgnored extends Error {
 }
@@ -4589,6 +4694,9 @@ class BlobRun {
     plan;
     hasher;
     locator;
+    gate;
+    /** Ends the gate's watch with the run. */
+    gateWatch = new AbortController();
     abort = new AbortController();
     workers = new Set();
     failure;
@@ -4612,6 +4720,16 @@ class BlobRun {
             prefix: () => this.plan.contiguousPrefix(),
         });
         this.locator = new Locator(blob, this.abort.signal);
+        const gate = tuning.gate;
+        const total = blob.size ?? size;
+        // Only a blob going to a file: a stream read in memory (a cache restore) feeds a consumer
+        // on this thread whose pace the gate cannot tell from the download's.
+        const gated = gate !== undefined &&
+            output.paths !== undefined &&
+            connections > 1 &&
+            total !== undefined &&
+            total >= gate.minSize;
+        this.gate = new ConnectionGate(gate?.load ?? idleThread, gated);
         this.rangesShown = blob.probeRanges !== true;
         this.lastFlush = tuning.clock.now();
         // A blob that starts after Ctrl-C must stop at once, not download in full.
@@ -4626,6 +4744,7 @@ class BlobRun {
             this.tuning.onStart?.(this.plan.written(), this.plan.size);
             this.hasher.catchUp();
             this.spawnWorkers();
+            void this.watchGate();
             while (this.workers.size > 0)
                 await Promise.race(this.workers);
             await this.flush(true);
@@ -4642,12 +4761,29 @@ class BlobRun {
             return { size, hex, fetched: this.fetched, host: this.host() ?? 'unknown host' };
         }
         finally {
+            this.gateWatch.abort();
             this.tuning.signal?.removeEventListener('abort', this.onAbort);
             await this.hasher.dispose();
         }
     }
+    /** While the gate is closed, opens it when the one connection goes quiet (ConnectionGate.tick). */
+    async watchGate() {
+        const { signal } = this.gateWatch;
+        while (!this.gate.open && !signal.aborted) {
+            try {
+                await this.tuning.clock.sleep(GATE_TICK_MS, signal);
+            }
+            catch {
+                return;
+            }
+            if (this.gate.tick())
+                this.spawnWorkers();
+        }
+    }
     spawnWorkers() {
-        const wanted = this.singleStream || this.plan.size === undefined || !this.rangesShown ? 1 : this.tuning.connections;
+        const wanted = this.singleStream || this.plan.size === undefined || !this.rangesShown || !this.gate.open
+            ? 1
+            : this.tuning.connections;
         while (this.workers.size < wanted && !this.abort.signal.aborted) {
             const segment = this.plan.take();
             if (!segment)
@@ -4665,7 +4801,8 @@ class BlobRun {
                 await this.fetchSegment(segment);
                 rate = segment.rate;
                 this.plan.release(segment);
-                segment = this.singleStream ? undefined : this.plan.take(rate);
+                // Alone behind a closed gate, a connection takes pieces sized for one (fewer requests).
+                segment = this.singleStream ? undefined : this.plan.take(rate, this.gate.open ? undefined : 1);
             }
         }
         catch (error) {
@@ -4852,6 +4989,8 @@ class BlobRun {
                     windowBytes = 0;
                 }
                 this.noteProgress(bytes.length);
+                if (this.gate.landed())
+                    this.spawnWorkers();
             },
         });
         // After the writer's listeners: this one must not start the flow before they hear it.
@@ -5050,7 +5189,13 @@ function rateOf(entry, now) {
 
 
 
+
 const engine_MiB = 1024 * 1024;
+/**
+ * Blobs from this size start on one connection and open the rest once the main thread has room
+ * (connection-gate.ts): big enough that a window or two on one connection costs little.
+ */
+const GATED_BLOB = 256 * engine_MiB;
 /** Places every blob, verified, at its target (reusing verified ones), or throws the first error. */
 async function fetchBlobs(blobs, options) {
     const settled = await fetchBlobsSettled(blobs, options);
@@ -5237,6 +5382,7 @@ async function fetchVerifiedLocked(blob, options, progress, lease) {
                 onStart: progress.onStart,
                 onBytes: progress.onBytes,
                 onSize: progress.onSize,
+                gate: options.gate ?? { load: eventLoopLoad, minSize: GATED_BLOB },
             });
         }
         catch (error) {
