@@ -3,10 +3,10 @@ import { mkdtemp, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
-import { readBounded } from '../download/safe-fs.js';
 import { ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
 import type { Logger } from '../report/logger.js';
+import { readLogTail } from './log-tail.js';
 import { missingModels } from './names.js';
 
 /** Ollama's own default listen address. */
@@ -227,25 +227,14 @@ async function listedModels(http: HttpClient, bind: Bind): Promise<string[]> {
     .filter((name): name is string => typeof name === 'string');
 }
 
-/** How much of the end of the server's log an error quotes from (a log kept across runs grows). */
-const LOG_TAIL_BYTES = 4000;
-
 /** The message plus the last lines of the server's log, on one line. */
 async function serveError(message: string, logFile: string): Promise<ModelPullError> {
-  const read = await readBounded(logFile, LOG_TAIL_BYTES, { tail: true });
-  let text = read.kind === 'read' ? read.bytes.toString('utf8') : '';
-  // A window cut from a longer log starts inside a line: that part-line is not quoted.
-  if (read.kind === 'read' && read.bytes.length === LOG_TAIL_BYTES) text = text.slice(text.indexOf('\n') + 1);
-  const lines = text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter(Boolean);
-  const tail = lines.slice(-8).join(' | ');
+  const tail = await readLogTail(logFile, 8);
   const quoted =
-    read.kind === 'refused'
-      ? `cannot read ${logFile}: ${read.reason}`
-      : tail
-        ? `last lines of ${logFile}: ${tail}`
+    tail.kind === 'refused'
+      ? `cannot read ${logFile}: ${tail.reason}`
+      : tail.lines.length > 0
+        ? `last lines of ${logFile}: ${tail.lines.join(' | ')}`
         : `${logFile} is empty`;
   return new ModelPullError('ERR_RUNTIME_SERVE', `${message}; ${quoted}`);
 }
