@@ -80,6 +80,8 @@ describe('a store shared with other processes (issue 10)', () => {
   it('takes over at once a lease whose holder on this machine is gone, or whose heartbeat is old', async () => {
     for (const [content, age] of [
       [{ ...here(), pid: 2 ** 22 + 7, token: 'dead' }, 0], // no such pid: the holder was killed
+      [{ ...here(), pid: 0, token: 'group' }, 0], // 0 and -1 name process groups, never a holder
+      [{ ...here(), pid: -1, token: 'all' }, 0],
       [{ host: 'runner-9', boot: 'b', pidns: 'p', pid: 1, token: 'far' }, 60_000], // another host, silent
       ['1', 60_000], // an earlier version's bare pid: pid 1 lives, but the lease is a minute old
       ['garbage', 60_000],

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import * as toolCache from '@actions/tool-cache';
 import { HttpClient } from '../../src/http/client.js';
+import { isAlive } from '../../src/process-liveness.js';
 import { MemoryLogger } from '../../src/report/logger.js';
 import { installOllama } from '../../src/runtime/install.js';
 import { parseHost, type ServeOptions, startOllamaServe, stopOllamaServe } from '../../src/runtime/serve.js';
@@ -33,15 +34,6 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Writes a model into an Ollama store as a pull would: config + weights blobs, manifest last. */

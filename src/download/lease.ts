@@ -4,6 +4,7 @@ import { constants, lstat, lutimes, open, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.js';
 import { ModelPullError } from '../errors.js';
+import { isAlive } from '../process-liveness.js';
 import { readSmall } from './safe-fs.js';
 
 /**
@@ -257,14 +258,5 @@ function readOr(read: () => string): string {
     return read();
   } catch {
     return '';
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
 import { ModelPullError } from '../errors.js';
 import { HttpClient } from '../http/client.js';
+import { isAlive } from '../process-liveness.js';
 import type { Logger } from '../report/logger.js';
 import { readLogTail } from './log-tail.js';
 import { missingModels } from './names.js';
@@ -272,14 +273,5 @@ function sendSignal(pid: number, signal: NodeJS.Signals): void {
     } catch {
       // already gone
     }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as { code?: string }).code === 'EPERM';
   }
 }
