@@ -2,7 +2,7 @@ import { sha256Hex } from '../digest.js';
 import { describeError, isModelPullError } from '../errors.js';
 import { isUnreachable } from '../http/retry.js';
 import type { RegistryMirror } from '../settings/mirrors.js';
-import type { RegistryCall, RegistryClient } from './client.js';
+import { type RegistryCall, RegistryClient, type RegistryOptions } from './client.js';
 import type { RegistryName } from './endpoint.js';
 import { MANIFEST_OR_INDEX_ACCEPT } from './manifest.js';
 import { nameUnder, type RepositoryPrefix, repositoryUnder } from './prefix.js';
@@ -53,6 +53,24 @@ export class RegistryRoutes {
     }
     return route;
   }
+}
+
+/**
+ * How a registry source (ollama:, oci:) reaches the repository a line names: through the
+ * user's `registry-mirror` for the line's host when there is one, else the registry itself.
+ * `repositoryOf` says which repository a reference names.
+ */
+export function repositoryRoutes<Ref extends RegistryName>(
+  options: RegistryOptions,
+  repositoryOf: (ref: Ref) => string,
+): (ref: Ref) => RepositoryRoute {
+  const routes = new RegistryRoutes(new RegistryClient(options), options.mirrors);
+  return (ref) =>
+    routes.route({
+      host: ref.host,
+      ...(ref.scheme ? { scheme: ref.scheme } : {}),
+      repository: repositoryOf(ref),
+    });
 }
 
 /** The repository on a mirror: the mirror's path, then the origin's repository. */

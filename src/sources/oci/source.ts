@@ -9,7 +9,7 @@ import {
   type Source,
   type SourceContext,
 } from '../../plan.js';
-import { RegistryClient, type RegistryOptions } from '../../registry/client.js';
+import type { RegistryOptions } from '../../registry/client.js';
 import {
   type Descriptor,
   type ImageManifest,
@@ -19,7 +19,7 @@ import {
   parseImageManifest,
   parseManifestOrIndex,
 } from '../../registry/manifest.js';
-import { RegistryRoutes } from '../../registry/mirror-route.js';
+import { repositoryRoutes } from '../../registry/mirror-route.js';
 import { recordedManifest, recordedManifestHex } from '../../registry/recorded.js';
 import { type BlobRoute, registryBlob } from '../../registry/session.js';
 import { checkPlacedPaths, commitFolder, type FolderFile, layerName } from './folder.js';
@@ -47,14 +47,8 @@ export function modelDir(root: string, ref: OciRef, hex: string): string {
  */
 export function createOciSource(options: OciSourceOptions): Source<OciRef> {
   const { root } = options;
-  // Through the user's registry-mirror for the line's host, when there is one.
-  const routes = new RegistryRoutes(new RegistryClient(options), options.mirrors);
-  const routeFor = (ref: OciRef) =>
-    routes.route({
-      host: ref.host,
-      ...(ref.scheme ? { scheme: ref.scheme } : {}),
-      repository: ref.repository,
-    });
+  // Each line's repository, through the user's registry-mirror for its host when there is one.
+  const routeFor = repositoryRoutes(options, (ref: OciRef) => ref.repository);
   /** Manifest or index bytes by digest: the layout's own copy when it is there, else the registry. */
   const byDigest = async (ref: OciRef, hex: string, ctx: SourceContext): Promise<Buffer> =>
     (await readVerifiedBlob(root, hex, MAX_MANIFEST_BYTES)) ??

@@ -7,8 +7,8 @@ import {
   type Source,
   type SourceContext,
 } from '../../plan.js';
-import { RegistryClient, type RegistryOptions } from '../../registry/client.js';
-import { RegistryRoutes } from '../../registry/mirror-route.js';
+import type { RegistryOptions } from '../../registry/client.js';
+import { repositoryRoutes } from '../../registry/mirror-route.js';
 import { recordedManifest, recordedManifestHex } from '../../registry/recorded.js';
 import { type BlobRoute, registryBlob } from '../../registry/session.js';
 import { type Descriptor, layerKind, type OllamaManifest, parseManifest, weightsLayer } from './manifest.js';
@@ -21,14 +21,8 @@ export interface OllamaSourceOptions extends RegistryOptions {
 
 /** Resolves `ollama:` references against Ollama's registry or any OCI-distribution registry. */
 export function createOllamaSource(options: OllamaSourceOptions): Source<OllamaRef> {
-  // Through the user's registry-mirror for the line's host, when there is one.
-  const routes = new RegistryRoutes(new RegistryClient(options), options.mirrors);
-  const routeFor = (ref: OllamaRef) =>
-    routes.route({
-      host: ref.host,
-      ...(ref.scheme ? { scheme: ref.scheme } : {}),
-      repository: repositoryOf(ref),
-    });
+  // Each line's repository, through the user's registry-mirror for its host when there is one.
+  const routeFor = repositoryRoutes(options, repositoryOf);
 
   return {
     async identify(ref, ctx) {
