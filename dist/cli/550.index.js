@@ -2056,24 +2056,54 @@ const HASH_BLOCK = 1 << 20;
 
 /***/ }),
 
-/***/ 1730:
+/***/ 3712:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
-/* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   ZZ: () => (/* binding */ acquireLease),
-/* harmony export */   sG: () => (/* binding */ describeHolder)
-/* harmony export */ });
-/* unused harmony export DEFAULT_LEASE_TIMING */
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7598);
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(1455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(8161);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__webpack_require__.n(node_os__WEBPACK_IMPORTED_MODULE_3__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(3916);
-/* harmony import */ var _safe_fs_js__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(5039);
+
+// EXPORTS
+__webpack_require__.d(__webpack_exports__, {
+  ZZ: () => (/* binding */ acquireLease),
+  sG: () => (/* binding */ describeHolder)
+});
+
+// UNUSED EXPORTS: DEFAULT_LEASE_TIMING
+
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __webpack_require__(7598);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __webpack_require__(3024);
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __webpack_require__(1455);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __webpack_require__(8161);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __webpack_require__(3916);
+;// CONCATENATED MODULE: ./src/process-liveness.ts
+/** The largest pid_t: past it a number names no process (Node refuses it outright). */
+const MAX_PID = 2 ** 31 - 1;
+/**
+ * Whether a process with this pid runs on this machine (in this pid namespace). Signal 0 is a
+ * check that sends nothing: EPERM means the process runs under another user (alive, not ours
+ * to signal), ESRCH that there is none. 0 and negative numbers address process groups, which
+ * would answer for a whole group, so a pid that is not a positive integer (read from a lease
+ * file another process wrote) is no live process.
+ */
+function isAlive(pid) {
+    if (!Number.isInteger(pid) || pid <= 0 || pid > MAX_PID)
+        return false;
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (error) {
+        return error.code === 'EPERM';
+    }
+}
+
+// EXTERNAL MODULE: ./src/download/safe-fs.ts
+var safe_fs = __webpack_require__(5039);
+;// CONCATENATED MODULE: ./src/download/lease.ts
+
 
 
 
@@ -2127,7 +2157,7 @@ async function acquireLease(path, subject, options) {
 async function takeFileLease(path, subject, options) {
     const timing = { ...DEFAULT_LEASE_TIMING, ...options.timing };
     const { clock, signal } = options;
-    const me = { ...machine(), pid: process.pid, token: (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomUUID)() };
+    const me = { ...machine(), pid: process.pid, token: (0,external_node_crypto_.randomUUID)() };
     const text = JSON.stringify(me);
     const started = clock.now();
     let waited = false;
@@ -2146,7 +2176,7 @@ async function takeFileLease(path, subject, options) {
             options.onWait?.(holder);
         waited = true;
         if (clock.now() - started >= timing.maxWaitMs) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ModelPullError */ .Vy('ERR_STAGING_LOCK', `gave up after ${Math.round(timing.maxWaitMs / 1000)} s waiting for ${describeHolder(holder)} to finish ${subject}; if it is no longer running, delete ${path}`);
+            throw new errors/* ModelPullError */.Vy('ERR_STAGING_LOCK', `gave up after ${Math.round(timing.maxWaitMs / 1000)} s waiting for ${describeHolder(holder)} to finish ${subject}; if it is no longer running, delete ${path}`);
         }
         await clock.sleep(timing.pollMs, signal);
     }
@@ -2157,7 +2187,7 @@ async function takeFileLease(path, subject, options) {
             if (!ours || !beating)
                 return;
             const now = new Date(clock.now());
-            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.lutimes)(path, now, now).catch(() => undefined);
+            await (0,promises_.lutimes)(path, now, now).catch(() => undefined);
         });
     }, timing.heartbeatMs);
     heartbeat.unref();
@@ -2169,7 +2199,7 @@ async function takeFileLease(path, subject, options) {
             clearInterval(heartbeat);
             // A lease that another process took over (it judged us dead) is theirs to remove.
             if (await held())
-                await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rm)(path, { force: true });
+                await (0,promises_.rm)(path, { force: true });
         },
     };
 }
@@ -2181,10 +2211,10 @@ function describeHolder(holder) {
 }
 /** Creates the lease file exclusively with our record; false when it exists already. */
 async function createLease(path, text) {
-    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.constants;
+    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = promises_.constants;
     let file;
     try {
-        file = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.open)(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+        file = await (0,promises_.open)(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
     }
     catch (error) {
         if (error.code === 'EEXIST')
@@ -2201,10 +2231,10 @@ async function createLease(path, text) {
 }
 /** The lease as it is now (undefined when absent); its record only when it has our shape. */
 async function inspect(path) {
-    const info = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.lstat)(path).catch(() => undefined);
+    const info = await (0,promises_.lstat)(path).catch(() => undefined);
     if (!info)
         return undefined;
-    const bytes = info.isFile() ? await (0,_safe_fs_js__WEBPACK_IMPORTED_MODULE_5__/* .readSmall */ .o5)(path, MAX_LEASE_BYTES) : undefined;
+    const bytes = info.isFile() ? await (0,safe_fs/* readSmall */.o5)(path, MAX_LEASE_BYTES) : undefined;
     const text = bytes?.toString('utf8') ?? '';
     return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
 }
@@ -2245,28 +2275,28 @@ function isStale(seen, now, staleMs) {
 async function breakLease(path, seen, now, staleMs) {
     const breaker = `${path}.break`;
     if (!(await createLease(breaker, String(process.pid)))) {
-        const info = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.lstat)(breaker).catch(() => undefined);
+        const info = await (0,promises_.lstat)(breaker).catch(() => undefined);
         // A breaker that crashed mid-way is removed once it is as old as a dead lease.
         if (info && now - info.mtimeMs > staleMs)
-            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rm)(breaker, { force: true });
+            await (0,promises_.rm)(breaker, { force: true });
         return;
     }
     try {
         const again = await inspect(path);
         if (again && again.text === seen.text && again.mtimeMs === seen.mtimeMs)
-            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rm)(path, { force: true });
+            await (0,promises_.rm)(path, { force: true });
     }
     finally {
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rm)(breaker, { force: true });
+        await (0,promises_.rm)(breaker, { force: true });
     }
 }
 let machineInfo;
 /** Host name, boot id and pid namespace: where a pid means the same process as ours. */
 function machine() {
     machineInfo ??= {
-        host: (0,node_os__WEBPACK_IMPORTED_MODULE_3__.hostname)(),
-        boot: readOr(() => (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim()),
-        pidns: readOr(() => (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readlinkSync)('/proc/self/ns/pid')),
+        host: (0,external_node_os_.hostname)(),
+        boot: readOr(() => (0,external_node_fs_.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim()),
+        pidns: readOr(() => (0,external_node_fs_.readlinkSync)('/proc/self/ns/pid')),
     };
     return machineInfo;
 }
@@ -2280,15 +2310,6 @@ function readOr(read) {
     }
     catch {
         return '';
-    }
-}
-function isAlive(pid) {
-    try {
-        process.kill(pid, 0);
-        return true;
-    }
-    catch (error) {
-        return error.code === 'EPERM';
     }
 }
 
@@ -5054,8 +5075,8 @@ class BlobRun {
     }
 }
 
-// EXTERNAL MODULE: ./src/download/lease.ts
-var download_lease = __webpack_require__(1730);
+// EXTERNAL MODULE: ./src/download/lease.ts + 1 modules
+var download_lease = __webpack_require__(3712);
 ;// CONCATENATED MODULE: ./src/download/pool.ts
 /**
  * Runs `fn` over the items in order, each outcome its own. `limit` bounds how many run at once,
@@ -10208,6 +10229,7 @@ function ociName(ref) {
 
 
 
+
 /**
  * The `registry-mirror` routes of one run (docs/scale-out.md, "Pulling through a mirror"): a
  * repository whose host has a mirror is asked there first. A mirror that cannot be reached is
@@ -10242,6 +10264,19 @@ class RegistryRoutes {
         }
         return route;
     }
+}
+/**
+ * How a registry source (ollama:, oci:) reaches the repository a line names: through the
+ * user's `registry-mirror` for the line's host when there is one, else the registry itself.
+ * `repositoryOf` says which repository a reference names.
+ */
+function repositoryRoutes(options, repositoryOf) {
+    const routes = new RegistryRoutes(new client/* RegistryClient */.b(options), options.mirrors);
+    return (ref) => routes.route({
+        host: ref.host,
+        ...(ref.scheme ? { scheme: ref.scheme } : {}),
+        repository: repositoryOf(ref),
+    });
 }
 /** The repository on a mirror: the mirror's path, then the origin's repository. */
 function mirrorRepository(mirror, origin) {
@@ -10428,8 +10463,8 @@ function recordedManifest(identity, name, hex) {
 
 // EXTERNAL MODULE: ./src/registry/session.ts + 1 modules
 var session = __webpack_require__(7898);
-// EXTERNAL MODULE: ./src/download/lease.ts
-var download_lease = __webpack_require__(1730);
+// EXTERNAL MODULE: ./src/download/lease.ts + 1 modules
+var download_lease = __webpack_require__(3712);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __webpack_require__(7598);
 // EXTERNAL MODULE: external "node:stream"
@@ -11298,7 +11333,6 @@ function describeEntry(entry) {
 
 
 
-
 /** The folder of one model: `models/<host>/<repository>/<manifest hex>`. */
 function modelDir(root, ref, hex) {
     return (0,external_node_path_.join)(root, 'models', ref.host, ...ref.repository.split('/'), hex);
@@ -11310,13 +11344,8 @@ function modelDir(root, ref, hex) {
  */
 function createOciSource(options) {
     const { root } = options;
-    // Through the user's registry-mirror for the line's host, when there is one.
-    const routes = new RegistryRoutes(new client/* RegistryClient */.b(options), options.mirrors);
-    const routeFor = (ref) => routes.route({
-        host: ref.host,
-        ...(ref.scheme ? { scheme: ref.scheme } : {}),
-        repository: ref.repository,
-    });
+    // Each line's repository, through the user's registry-mirror for its host when there is one.
+    const routeFor = repositoryRoutes(options, (ref) => ref.repository);
     /** Manifest or index bytes by digest: the layout's own copy when it is there, else the registry. */
     const byDigest = async (ref, hex, ctx) => (await readVerifiedBlob(root, hex, registry_manifest/* MAX_MANIFEST_BYTES */.ZJ)) ??
         routeFor(ref).manifest(ctx, `sha256:${hex}`, {
@@ -11899,16 +11928,10 @@ function label(name) {
 
 
 
-
 /** Resolves `ollama:` references against Ollama's registry or any OCI-distribution registry. */
 function createOllamaSource(options) {
-    // Through the user's registry-mirror for the line's host, when there is one.
-    const routes = new RegistryRoutes(new client/* RegistryClient */.b(options), options.mirrors);
-    const routeFor = (ref) => routes.route({
-        host: ref.host,
-        ...(ref.scheme ? { scheme: ref.scheme } : {}),
-        repository: ref_repositoryOf(ref),
-    });
+    // Each line's repository, through the user's registry-mirror for its host when there is one.
+    const routeFor = repositoryRoutes(options, ref_repositoryOf);
     return {
         async identify(ref, ctx) {
             // A pin whose manifest is already in the store needs no request at all (offline reruns).
