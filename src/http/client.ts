@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
 import { type Readable, Transform } from 'node:stream';
-import { getCACertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../clock.js';
 import { ModelPullError, redactUrl } from '../errors.js';
@@ -112,7 +111,10 @@ export class HttpClient {
     readonly options: HttpOptions,
     private readonly timers: Clock = backgroundTimers,
   ) {
-    const ca = options.extraCa ? [...getCACertificates('default'), options.extraCa] : undefined;
+    // node:tls only where it is needed (an http: pull never loads it; see native.ts).
+    const ca = options.extraCa
+      ? [...process.getBuiltinModule('node:tls').getCACertificates('default'), options.extraCa]
+      : undefined;
     this.ca = ca;
     const proxy = options.proxy;
     this.native =
