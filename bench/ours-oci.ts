@@ -5,11 +5,15 @@
 // {engineMs, maxRssKiB, downloadedBytes, path, error}.
 import { join } from 'node:path';
 import { createNoCache } from '../src/cache/client.js';
+import { keepYoungGenerationSmall } from '../src/memory.js';
 import { pull } from '../src/pull.js';
 import { MemoryLogger } from '../src/report/logger.js';
 import { buildSettings } from '../src/settings/settings.js';
 import { sourceOptions } from '../src/sources/descriptor.js';
 import { DEFAULT_SOURCES } from '../src/sources/index.js';
+
+// As the action and CLI entry points do (src/main.ts, src/cli.ts).
+keepYoungGenerationSmall();
 
 interface OciArgs {
   readonly line: string;

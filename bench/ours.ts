@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import { fetchBlobs } from '../src/download/engine.js';
 import { HttpClient } from '../src/http/client.js';
 import { DEFAULT_RETRY_POLICY } from '../src/http/retry.js';
+import { keepYoungGenerationSmall } from '../src/memory.js';
+
+// As the action and CLI entry points do (src/main.ts, src/cli.ts).
+keepYoungGenerationSmall();
 
 interface OursArgs {
   readonly url: string;

@@ -9,6 +9,10 @@ import { dirname, join } from 'node:path';
 import { restoreEntry } from '../src/cache/restore.js';
 import { HttpClient } from '../src/http/client.js';
 import { DEFAULT_RETRY_POLICY } from '../src/http/retry.js';
+import { keepYoungGenerationSmall } from '../src/memory.js';
+
+// As the action and CLI entry points do (src/main.ts, src/cli.ts).
+keepYoungGenerationSmall();
 
 interface RestoreArgs {
   readonly serviceUrl: string;
