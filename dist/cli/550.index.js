@@ -2769,26 +2769,24 @@ __webpack_require__.d(__webpack_exports__, {
 var external_node_net_ = __webpack_require__(7030);
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __webpack_require__(7075);
-// EXTERNAL MODULE: external "node:tls"
-var external_node_tls_ = __webpack_require__(1692);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/http/body.ts
 var body = __webpack_require__(9662);
 // EXTERNAL MODULE: ./src/http/errors.ts
 var http_errors = __webpack_require__(8549);
-// EXTERNAL MODULE: external "node:http"
-var external_node_http_ = __webpack_require__(7067);
-// EXTERNAL MODULE: external "node:https"
-var external_node_https_ = __webpack_require__(4708);
-// EXTERNAL MODULE: ./src/memory.ts
-var memory = __webpack_require__(8820);
+// EXTERNAL MODULE: ./src/memory.ts + 1 modules
+var memory = __webpack_require__(9328);
 ;// CONCATENATED MODULE: ./src/http/native.ts
 
 
 
-
-
+// node:http is taken through getBuiltinModule, not an ES import: the ES module of a built-in
+// reads every export once, and node:http's WebSocket, CloseEvent and MessageEvent getters then
+// load Node's own bundled copy of undici, which no request here uses (the engine's process: 45 MiB
+// RSS after `import('node:http')` against 59 MiB; a CommonJS require, as in the ncc bundle, never
+// read them). node:https (and TLS under it, ~5 MiB) loads with the first https: URL.
+const http = process.getBuiltinModule('node:http');
 /** The most of a body we drain to keep its connection (a redirect's page); beyond, it is cut. */
 const DRAIN_LIMIT = 64 * 1024;
 /**
@@ -2808,9 +2806,18 @@ class NativeTransport {
     https;
     constructor(options) {
         this.options = options;
-        const pool = { keepAlive: true, maxSockets: options.connections, scheduling: 'lifo' };
-        this.http = new external_node_http_.Agent(pool);
-        this.https = new external_node_https_.Agent({ ...pool, ...(options.ca ? { ca: [...options.ca] } : {}) });
+        this.http = new http.Agent(this.pool());
+    }
+    pool() {
+        return { keepAlive: true, maxSockets: this.options.connections, scheduling: 'lifo' };
+    }
+    httpsAgent() {
+        const ca = this.options.ca;
+        this.https ??= new (process.getBuiltinModule('node:https').Agent)({
+            ...this.pool(),
+            ...(ca ? { ca: [...ca] } : {}),
+        });
+        return this.https;
     }
     /**
      * Sends one request, with `body` (sent whole, with its Content-Length) when given. Rejects with the socket's error (client.ts maps it) or
@@ -2827,14 +2834,15 @@ class NativeTransport {
             if (signal?.aborted)
                 return reject(signal.reason);
             const https = target.protocol === 'https:';
-            const req = (https ? external_node_https_.request : external_node_http_.request)({
+            const agent = https ? this.httpsAgent() : this.http;
+            const req = (https ? process.getBuiltinModule('node:https').request : http.request)({
                 protocol: target.protocol,
                 hostname: target.hostname.replace(/^\[|\]$/g, ''),
                 port: target.port || undefined,
                 path: target.pathname + target.search,
                 method,
                 headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
-                agent: https ? this.https : this.http,
+                agent,
             });
             let answer;
             // The caller's abort ends the request, and the body once it is out, with the caller's reason.
@@ -2871,7 +2879,7 @@ class NativeTransport {
             // to the next request (which adds the parser's listener again, ticks later), so a read is
             // never freed before it is parsed.
             const unwatch = () => {
-                watched?.off('data', memory/* freeWhole */.Q).off('timeout', onTimeout).setTimeout(0);
+                watched?.off('data', memory/* freeWhole */.QK).off('timeout', onTimeout).setTimeout(0);
                 watched = undefined;
             };
             req.once('socket', (socket) => {
@@ -2884,8 +2892,8 @@ class NativeTransport {
                 // 1 GiB over 4 connections: 132-134 MiB peak RSS and 1.8-2.4 CPU-s, against 62 MiB and
                 // 1.1 CPU-s with each read freed; undici 93 MiB and 1.5 CPU-s). The listener goes after
                 // Node's own (added before this event), exactly once.
-                socket.off('data', memory/* freeWhole */.Q);
-                socket.on('data', memory/* freeWhole */.Q);
+                socket.off('data', memory/* freeWhole */.QK);
+                socket.on('data', memory/* freeWhole */.QK);
             });
             req.once('close', unwatch);
             req.once('response', (res) => {
@@ -2902,7 +2910,7 @@ class NativeTransport {
     }
     close() {
         this.http.destroy();
-        this.https.destroy();
+        this.https?.destroy();
     }
 }
 /**
@@ -2930,7 +2938,6 @@ function withHelpers(res) {
 }
 
 ;// CONCATENATED MODULE: ./src/http/client.ts
-
 
 
 
@@ -2971,7 +2978,10 @@ class HttpClient {
     constructor(options, timers = backgroundTimers) {
         this.options = options;
         this.timers = timers;
-        const ca = options.extraCa ? [...(0,external_node_tls_.getCACertificates)('default'), options.extraCa] : undefined;
+        // node:tls only where it is needed (an http: pull never loads it; see native.ts).
+        const ca = options.extraCa
+            ? [...process.getBuiltinModule('node:tls').getCACertificates('default'), options.extraCa]
+            : undefined;
         this.ca = ca;
         const proxy = options.proxy;
         this.native =
@@ -3616,43 +3626,6 @@ function sortKeys(value) {
 
 /***/ }),
 
-/***/ 8820:
-/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
-
-/* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   Q: () => (/* binding */ freeWhole)
-/* harmony export */ });
-/* unused harmony export freeMemory */
-/**
- * Detaches an ArrayBuffer, so that its memory goes back to the allocator now (where the next
- * allocation of its size finds it, without fresh pages to fault in). Every view of it reads as
- * empty afterwards: only for a buffer nothing else holds, and that native code (a write in
- * flight) no longer reads.
- */
-function freeMemory(buffer) {
-    const detachable = buffer;
-    if (!detachable.transfer)
-        return;
-    try {
-        detachable.transfer(0);
-    }
-    catch {
-        // Not detachable (a shared or external buffer): the collector frees it later.
-    }
-}
-/**
- * Frees the memory under `view` when the view spans all of it (then no other view can depend on
- * it). Socket reads are 64 KiB buffers that V8 only reclaims once tens of MiB of them have piled
- * up; freeing each as soon as it is used keeps them out of the peak RSS.
- */
-function freeWhole(view) {
-    if (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength)
-        freeMemory(view.buffer);
-}
-
-
-/***/ }),
-
 /***/ 7733:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
@@ -3714,8 +3687,8 @@ var http_retry = __webpack_require__(8902);
 var format = __webpack_require__(2011);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __webpack_require__(3024);
-// EXTERNAL MODULE: ./src/memory.ts
-var memory = __webpack_require__(8820);
+// EXTERNAL MODULE: ./src/memory.ts + 1 modules
+var memory = __webpack_require__(9328);
 ;// CONCATENATED MODULE: ./src/download/body-writer.ts
 
 
@@ -3835,7 +3808,7 @@ class BodyWriter {
             this.settle(writeError(error));
             return true;
         }
-        (0,memory/* freeWhole */.Q)(piece);
+        (0,memory/* freeWhole */.QK)(piece);
         this.noteCut();
         if (this.cut)
             this.retire();
@@ -3865,7 +3838,7 @@ class BodyWriter {
                 segment.pos = offset + ours;
                 this.target.landed(offset, ours === piece.length ? piece : piece.subarray(0, ours));
             }
-            (0,memory/* freeWhole */.Q)(piece);
+            (0,memory/* freeWhole */.QK)(piece);
         }
         this.noteCut();
         if (this.inFlight <= LOW_WATER && this.body.isPaused() && !this.cut)
