@@ -101,6 +101,8 @@ export class HttpClient {
   private readonly native: NativeTransport | undefined;
   /** The system's CAs plus the extra one, when there is one. */
   private readonly ca: string[] | undefined;
+  /** The proxy settings, when a proxy is set for http or https (then every request takes undici). */
+  private readonly proxy: HttpOptions['proxy'];
 
   /**
    * `timers` runs the whole-request deadline and the upload watchdog (tests inject a clock they
@@ -117,19 +119,19 @@ export class HttpClient {
       : undefined;
     this.ca = ca;
     const proxy = options.proxy;
-    this.native =
-      proxy && (proxy.httpProxy || proxy.httpsProxy)
-        ? undefined
-        : new NativeTransport({
-            connections: options.connections,
-            ca,
-            stallTimeoutMs: options.stallTimeoutMs,
-          });
+    this.proxy = proxy && (proxy.httpProxy || proxy.httpsProxy) ? proxy : undefined;
+    this.native = this.proxy
+      ? undefined
+      : new NativeTransport({
+          connections: options.connections,
+          ca,
+          stallTimeoutMs: options.stallTimeoutMs,
+        });
   }
 
   private undici(): Promise<Dispatcher> {
     this.dispatcher ??= import('./undici.js').then(({ Agent, EnvHttpProxyAgent }) => {
-      const { options, ca } = this;
+      const { options, ca, proxy } = this;
       const common = {
         connections: options.connections,
         // One TCP flow per range is the point of parallel ranges; h2 would multiplex them all.
@@ -138,8 +140,7 @@ export class HttpClient {
         bodyTimeout: options.stallTimeoutMs,
         connect: ca ? { ca } : {},
       };
-      const proxy = options.proxy;
-      return proxy && (proxy.httpProxy || proxy.httpsProxy)
+      return proxy
         ? new EnvHttpProxyAgent({
             ...common,
             httpProxy: proxy.httpProxy,

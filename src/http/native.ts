@@ -65,9 +65,10 @@ export class NativeTransport {
   }
 
   /**
-   * Sends one request, with `body` (sent whole, with its Content-Length) when given. Rejects with the socket's error (client.ts maps it) or
-   * with ERR_STALLED when the headers do not come within the stall timeout; the body then
-   * fails with ERR_STALLED when it brings no byte for that long while it is being read.
+   * Sends one request, with `body` (sent whole, with its Content-Length) when given. Rejects
+   * with the socket's error (client.ts maps it) or with ERR_STALLED when the headers do not come
+   * within the stall timeout; the body then fails with ERR_STALLED when it brings no byte for
+   * that long while it is being read.
    */
   send(
     target: URL,

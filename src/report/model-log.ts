@@ -22,17 +22,22 @@ export function modelLog(log: Logger, options: { paths?: boolean } = {}): ModelL
  * reference, as blob labels do: `hf:org/x model.safetensors: …`) is not prefixed again.
  */
 export function failureLine(line: string, error: unknown): string {
-  const why = describeError(error);
-  const reference = line.split(/\s+/)[0]!;
-  for (const prefix of [`${line}: `, `${reference}: `, `${reference} `]) {
-    if (why.startsWith(prefix)) return `${line}: ${why.slice(prefix.length)}`;
-  }
-  return `${line}: ${why}`;
+  return `${line}: ${reasonFor(line, error)}`;
 }
 
 /** `hf:o/r: not pushed: why`: a line's push that failed or was skipped (mirror, mirror-to). */
 export function pushFailureLine(line: string, error: unknown): string {
-  return `${line}: not pushed: ${failureLine(line, error).slice(line.length + 2)}`;
+  return `${line}: not pushed: ${reasonFor(line, error)}`;
+}
+
+/** The error's message without the line (or its reference) it may start with. */
+function reasonFor(line: string, error: unknown): string {
+  const why = describeError(error);
+  const reference = line.split(/\s+/)[0]!;
+  for (const prefix of [`${line}: `, `${reference}: `, `${reference} `]) {
+    if (why.startsWith(prefix)) return why.slice(prefix.length);
+  }
+  return why;
 }
 
 /** `ollama:x: done, 1.2 GiB at /path (downloaded 1.2 GiB in 4.1 s)`; `paths`: false leaves out where. */
