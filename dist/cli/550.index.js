@@ -2820,9 +2820,10 @@ class NativeTransport {
         return this.https;
     }
     /**
-     * Sends one request, with `body` (sent whole, with its Content-Length) when given. Rejects with the socket's error (client.ts maps it) or
-     * with ERR_STALLED when the headers do not come within the stall timeout; the body then
-     * fails with ERR_STALLED when it brings no byte for that long while it is being read.
+     * Sends one request, with `body` (sent whole, with its Content-Length) when given. Rejects
+     * with the socket's error (client.ts maps it) or with ERR_STALLED when the headers do not come
+     * within the stall timeout; the body then fails with ERR_STALLED when it brings no byte for
+     * that long while it is being read.
      */
     send(target, method, headers, signal, body) {
         const stall = this.options.stallTimeoutMs;
@@ -2970,6 +2971,8 @@ class HttpClient {
     native;
     /** The system's CAs plus the extra one, when there is one. */
     ca;
+    /** The proxy settings, when a proxy is set for http or https (then every request takes undici). */
+    proxy;
     /**
      * `timers` runs the whole-request deadline and the upload watchdog (tests inject a clock they
      * step); by default the wall clock with unref'd timers, so an answer nobody reads to its end
@@ -2984,18 +2987,18 @@ class HttpClient {
             : undefined;
         this.ca = ca;
         const proxy = options.proxy;
-        this.native =
-            proxy && (proxy.httpProxy || proxy.httpsProxy)
-                ? undefined
-                : new NativeTransport({
-                    connections: options.connections,
-                    ca,
-                    stallTimeoutMs: options.stallTimeoutMs,
-                });
+        this.proxy = proxy && (proxy.httpProxy || proxy.httpsProxy) ? proxy : undefined;
+        this.native = this.proxy
+            ? undefined
+            : new NativeTransport({
+                connections: options.connections,
+                ca,
+                stallTimeoutMs: options.stallTimeoutMs,
+            });
     }
     undici() {
         this.dispatcher ??= Promise.all(/* import() */[__webpack_require__.e(7), __webpack_require__.e(150)]).then(__webpack_require__.bind(__webpack_require__, 1150)).then(({ Agent, EnvHttpProxyAgent }) => {
-            const { options, ca } = this;
+            const { options, ca, proxy } = this;
             const common = {
                 connections: options.connections,
                 // One TCP flow per range is the point of parallel ranges; h2 would multiplex them all.
@@ -3004,8 +3007,7 @@ class HttpClient {
                 bodyTimeout: options.stallTimeoutMs,
                 connect: ca ? { ca } : {},
             };
-            const proxy = options.proxy;
-            return proxy && (proxy.httpProxy || proxy.httpsProxy)
+            return proxy
                 ? new EnvHttpProxyAgent({
                     ...common,
                     httpProxy: proxy.httpProxy,
@@ -7180,17 +7182,21 @@ function modelLog(log, options = {}) {
  * reference, as blob labels do: `hf:org/x model.safetensors: …`) is not prefixed again.
  */
 function failureLine(line, error) {
+    return `${line}: ${reasonFor(line, error)}`;
+}
+/** `hf:o/r: not pushed: why`: a line's push that failed or was skipped (mirror, mirror-to). */
+function pushFailureLine(line, error) {
+    return `${line}: not pushed: ${reasonFor(line, error)}`;
+}
+/** The error's message without the line (or its reference) it may start with. */
+function reasonFor(line, error) {
     const why = (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .describeError */ .Uc)(error);
     const reference = line.split(/\s+/)[0];
     for (const prefix of [`${line}: `, `${reference}: `, `${reference} `]) {
         if (why.startsWith(prefix))
-            return `${line}: ${why.slice(prefix.length)}`;
+            return why.slice(prefix.length);
     }
-    return `${line}: ${why}`;
-}
-/** `hf:o/r: not pushed: why`: a line's push that failed or was skipped (mirror, mirror-to). */
-function pushFailureLine(line, error) {
-    return `${line}: not pushed: ${failureLine(line, error).slice(line.length + 2)}`;
+    return why;
 }
 /** `ollama:x: done, 1.2 GiB at /path (downloaded 1.2 GiB in 4.1 s)`; `paths`: false leaves out where. */
 function doneLine(report, paths = true) {
