@@ -1,6 +1,6 @@
 import { lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { removeStaleTemps, writeFileAtomic } from '../src/atomic-write.js';
+import { removeStaleTemps, writeFileAtomic, writeFileAtomicSync } from '../src/atomic-write.js';
 import { tempDir } from './helpers/http.js';
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -42,6 +42,21 @@ test('a failed rename leaves no temporary file behind, in the temp folder either
   await mkdir(join(path, 'in-the-way'), { recursive: true });
   await expect(writeFileAtomic(path, 'm', { tempDir: staging })).rejects.toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
   expect(await readdir(staging)).toEqual([]);
+});
+
+test('the synchronous writer replaces a planted link, and a failed rename leaves no temporary', async () => {
+  const outside = join(dir.path, 'outside');
+  await writeFile(outside, 'keep me');
+  const path = join(dir.path, 'x.progress.json');
+  await symlink(outside, path);
+  writeFileAtomicSync(path, 'new');
+  expect((await lstat(path)).isFile()).toBe(true);
+  expect(await readFile(path, 'utf8')).toBe('new');
+  expect(await readFile(outside, 'utf8')).toBe('keep me');
+  const blocked = join(dir.path, 'blocked');
+  await mkdir(join(blocked, 'in-the-way'), { recursive: true });
+  expect(() => writeFileAtomicSync(blocked, 'm')).toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
+  expect((await readdir(dir.path)).sort()).toEqual(['blocked', 'outside', 'x.progress.json']);
 });
 
 test('removeStaleTemps removes what killed writers of one path left, and nothing else', async () => {

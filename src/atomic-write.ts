@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ensureDirs } from './fs-dirs.js';
@@ -25,7 +26,7 @@ export async function writeFileAtomic(
   options: AtomicWriteOptions = {},
 ): Promise<void> {
   const folder = options.tempDir ?? dirname(path);
-  const temp = join(folder, `${tempPrefix(path)}${randomBytes(6).toString('hex')}.tmp`);
+  const temp = tempName(path, folder);
   const mode = options.mode === undefined ? {} : { mode: options.mode };
   // Folders are made only when missing, so frequent writers (progress records) pay no extra call.
   const whenMissing = (folders: readonly string[], step: () => Promise<void>) => async (error: unknown) => {
@@ -44,6 +45,26 @@ export async function writeFileAtomic(
     throw error;
   }
 }
+
+/**
+ * `writeFileAtomic` on the calling thread, for a small file in a folder that exists: nothing else
+ * runs between the caller's decision and the rename (a download's progress record must describe
+ * the bytes on disk when it lands, not what landed while a write waited for the thread pool).
+ */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
+  const temp = tempName(path, dirname(path));
+  try {
+    writeFileSync(temp, data, { flag: 'wx' });
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
+/** A fresh temporary name for a writer of `path` in `folder` (see removeStaleTemps). */
+const tempName = (path: string, folder: string) =>
+  join(folder, `${tempPrefix(path)}${randomBytes(6).toString('hex')}.tmp`);
 
 /** `.record.json.` for `…/record.json`: the temporary names of a path start with it. */
 const tempPrefix = (path: string) => `.${basename(path)}.`;

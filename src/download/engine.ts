@@ -21,6 +21,8 @@ const MiB = 1024 * 1024;
  * (connection-gate.ts): big enough that a window or two on one connection costs little.
  */
 const GATED_BLOB = 256 * MiB;
+/** A blob's progress is recorded every this many new bytes: what a kill -9 may cost a resume. */
+export const FLUSH_BYTES = 8 * MiB;
 
 export interface EngineOptions {
   readonly http: HttpClient;
@@ -37,7 +39,7 @@ export interface EngineOptions {
   readonly progressIntervalMs?: number;
   /** Smallest range worth a request of its own (default 4 MiB). */
   readonly minSplit?: number;
-  /** Progress is recorded at least every this many bytes per blob (default 8 MiB). */
+  /** Progress is recorded at least every this many bytes per blob (default FLUSH_BYTES). */
   readonly flushBytes?: number;
   /** Time for retries, lease waits and rates (tests pass a fake one); default: real time. */
   readonly clock?: Clock;
@@ -261,7 +263,7 @@ async function fetchVerifiedLocked(
         connections: options.connections,
         retry: options.retry,
         minSplit: options.minSplit ?? 4 * MiB,
-        flushBytes: options.flushBytes ?? 8 * MiB,
+        flushBytes: options.flushBytes ?? FLUSH_BYTES,
         flushIntervalMs: 1000,
         signal: options.signal,
         clock: options.clock ?? systemClock,

@@ -1,6 +1,6 @@
 import { type FileHandle, lstat, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { removeStaleTemps, writeFileAtomic } from '../atomic-write.js';
+import { removeStaleTemps, writeFileAtomicSync } from '../atomic-write.js';
 import { type Digest, formatDigest } from '../digest.js';
 import { ModelPullError } from '../errors.js';
 import { ensureDirs } from '../fs-dirs.js';
@@ -92,12 +92,12 @@ function parseRecord(value: unknown, digest: string, size: number | undefined): 
 }
 
 /** Written to a fresh temporary file and renamed, so a kill mid-write leaves the previous record. */
-export async function saveProgress(
+export function saveProgress(
   paths: StagingPaths,
   digest: Digest,
   size: number | undefined,
   segments: readonly SegmentRecord[],
-): Promise<void> {
+): void {
   const record: ProgressRecord = {
     version: 1,
     digest: formatDigest(digest),
@@ -108,7 +108,7 @@ export async function saveProgress(
       end: Number.isFinite(s.end) ? s.end : null,
     })),
   };
-  await writeFileAtomic(paths.record, JSON.stringify(record));
+  writeFileAtomicSync(paths.record, JSON.stringify(record));
 }
 
 /**
