@@ -6,16 +6,20 @@ export const modules = {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   Z: () => (/* binding */ writeFileAtomic),
-/* harmony export */   j: () => (/* binding */ removeStaleTemps)
+/* harmony export */   Q3: () => (/* binding */ writeFileAtomicSync),
+/* harmony export */   Zf: () => (/* binding */ writeFileAtomic),
+/* harmony export */   jH: () => (/* binding */ removeStaleTemps)
 /* harmony export */ });
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(7598);
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(1455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _fs_dirs_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(3341);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__webpack_require__.n(node_path__WEBPACK_IMPORTED_MODULE_3__);
+/* harmony import */ var _fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(3341);
+
 
 
 
@@ -27,42 +31,60 @@ export const modules = {
  * process is never written through, and two writers never share one; it is removed on failure.
  */
 async function writeFileAtomic(path, data, options = {}) {
-    const folder = options.tempDir ?? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path);
-    const temp = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(folder, `${tempPrefix(path)}${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(6).toString('hex')}.tmp`);
+    const folder = options.tempDir ?? (0,node_path__WEBPACK_IMPORTED_MODULE_3__.dirname)(path);
+    const temp = tempName(path, folder);
     const mode = options.mode === undefined ? {} : { mode: options.mode };
     // Folders are made only when missing, so frequent writers (progress records) pay no extra call.
     const whenMissing = (folders, step) => async (error) => {
         if (error.code !== 'ENOENT')
             throw error;
         for (const f of folders)
-            await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_3__/* .ensureDirs */ .J)(f);
+            await (0,_fs_dirs_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirs */ .J)(f);
         await step();
     };
-    const write = () => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.writeFile)(temp, data, { flag: 'wx', ...mode });
-    const move = () => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rename)(temp, path);
+    const write = () => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.writeFile)(temp, data, { flag: 'wx', ...mode });
+    const move = () => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rename)(temp, path);
     try {
         await write().catch(whenMissing([folder], write));
         if (options.mode !== undefined)
-            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.chmod)(temp, options.mode);
-        await move().catch(whenMissing([(0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path)], move));
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.chmod)(temp, options.mode);
+        await move().catch(whenMissing([(0,node_path__WEBPACK_IMPORTED_MODULE_3__.dirname)(path)], move));
     }
     catch (error) {
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(temp, { force: true });
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rm)(temp, { force: true });
         throw error;
     }
 }
+/**
+ * `writeFileAtomic` on the calling thread, for a small file in a folder that exists: nothing else
+ * runs between the caller's decision and the rename (a download's progress record must describe
+ * the bytes on disk when it lands, not what landed while a write waited for the thread pool).
+ */
+function writeFileAtomicSync(path, data) {
+    const temp = tempName(path, (0,node_path__WEBPACK_IMPORTED_MODULE_3__.dirname)(path));
+    try {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.writeFileSync)(temp, data, { flag: 'wx' });
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.renameSync)(temp, path);
+    }
+    catch (error) {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.rmSync)(temp, { force: true });
+        throw error;
+    }
+}
+/** A fresh temporary name for a writer of `path` in `folder` (see removeStaleTemps). */
+const tempName = (path, folder) => (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(folder, `${tempPrefix(path)}${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(6).toString('hex')}.tmp`);
 /** `.record.json.` for `…/record.json`: the temporary names of a path start with it. */
-const tempPrefix = (path) => `.${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(path)}.`;
+const tempPrefix = (path) => `.${(0,node_path__WEBPACK_IMPORTED_MODULE_3__.basename)(path)}.`;
 /**
  * Removes the temporary files that writers of `path` killed mid-write left behind (a random name
  * each, so nothing else would ever reuse them). Only while no other writer of `path` can run:
  * the staging area calls it under the entry's lease.
  */
-async function removeStaleTemps(path, tempDir = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path)) {
+async function removeStaleTemps(path, tempDir = (0,node_path__WEBPACK_IMPORTED_MODULE_3__.dirname)(path)) {
     const prefix = tempPrefix(path);
-    const names = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readdir)(tempDir).catch(() => []);
+    const names = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.readdir)(tempDir).catch(() => []);
     const stale = names.filter((n) => n.startsWith(prefix) && /^[0-9a-f]{12}\.tmp$/.test(n.slice(prefix.length)));
-    await Promise.all(stale.map((n) => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(tempDir, n), { force: true })));
+    await Promise.all(stale.map((n) => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rm)((0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(tempDir, n), { force: true })));
 }
 
 
@@ -596,7 +618,7 @@ function uploadRecords(dir) {
         async set(origin, repository, hex, location) {
             await (0,fs_dirs/* ensureDirs */.J)(dir);
             const record = { format: FORMAT, origin, repository, hex, location };
-            await (0,atomic_write/* writeFileAtomic */.Z)(pathOf(origin, repository, hex), `${JSON.stringify(record)}\n`, { mode: 0o600 });
+            await (0,atomic_write/* writeFileAtomic */.Zf)(pathOf(origin, repository, hex), `${JSON.stringify(record)}\n`, { mode: 0o600 });
         },
         async forget(origin, repository, hex) {
             await (0,promises_.rm)(pathOf(origin, repository, hex), { force: true });
@@ -3595,7 +3617,7 @@ async function writeLock(path, entries) {
     for (const [key, identity] of entries)
         models[key] = toEntry({ ...identity, ref: key });
     const text = `${stableStringify({ version: LOCK_VERSION, models })}\n`;
-    await (0,_atomic_write_js__WEBPACK_IMPORTED_MODULE_0__/* .writeFileAtomic */ .Z)(path, text);
+    await (0,_atomic_write_js__WEBPACK_IMPORTED_MODULE_0__/* .writeFileAtomic */ .Zf)(path, text);
 }
 function checkEntry(path, line, entry) {
     const ok = entry &&
@@ -4534,7 +4556,7 @@ function parseRecord(value, digest, size) {
     return { size: recorded ?? undefined, segments };
 }
 /** Written to a fresh temporary file and renamed, so a kill mid-write leaves the previous record. */
-async function saveProgress(paths, digest, size, segments) {
+function saveProgress(paths, digest, size, segments) {
     const record = {
         version: 1,
         digest: (0,src_digest/* formatDigest */.MO)(digest),
@@ -4545,7 +4567,7 @@ async function saveProgress(paths, digest, size, segments) {
             end: Number.isFinite(s.end) ? s.end : null,
         })),
     };
-    await (0,atomic_write/* writeFileAtomic */.Z)(paths.record, JSON.stringify(record));
+    (0,atomic_write/* writeFileAtomicSync */.Q3)(paths.record, JSON.stringify(record));
 }
 /**
  * The staged data file: the existing one when there is progress to resume and it is a plain
@@ -4567,7 +4589,7 @@ async function discardStaging(paths) {
  * a folder planted in its place say, is left rather than failing a blob that is in place.
  */
 async function removeRecord(paths) {
-    await Promise.all([(0,promises_.rm)(paths.record, { force: true }), (0,atomic_write/* removeStaleTemps */.j)(paths.record)]).catch(() => undefined);
+    await Promise.all([(0,promises_.rm)(paths.record, { force: true }), (0,atomic_write/* removeStaleTemps */.jH)(paths.record)]).catch(() => undefined);
 }
 /**
  * Moves verified bytes onto the target: 0644, parent folders 0755, then the record goes. The
@@ -4699,7 +4721,6 @@ class BlobRun {
     fetched = 0;
     unflushed = 0;
     lastFlush;
-    flushing;
     /** Whether more than one connection may ask (see BlobSpec.probeRanges). */
     rangesShown;
     constructor(blob, tuning, output, saved, size, 
@@ -4743,7 +4764,7 @@ class BlobRun {
             void this.watchGate();
             while (this.workers.size > 0)
                 await Promise.race(this.workers);
-            await this.flush(true);
+            this.flush();
             if (this.failure)
                 throw this.failure;
             if (this.tuning.signal?.aborted) {
@@ -5021,32 +5042,30 @@ class BlobRun {
         this.unflushed += bytes;
         if (this.unflushed >= this.tuning.flushBytes ||
             this.tuning.clock.now() - this.lastFlush >= this.tuning.flushIntervalMs) {
-            void this.flush(false);
+            this.flush();
         }
     }
-    /** Records which ranges are written; skipped while a record is being written, except at the end. */
-    async flush(final) {
+    /**
+     * Records which ranges are written, on this thread: the record describes the file as it is
+     * now, and no byte lands until it is in place. Written asynchronously, it waited for the thread
+     * pool (four calls) while the bodies went on landing, and a starved process or a busy disk let
+     * a kill lose what landed meanwhile on top of `flushBytes` (16.2 MiB with a rename slowed by
+     * 1 s); now a kill loses less than `flushBytes` and one chunk. Its cost is a small file's write
+     * and rename every `flushBytes`, beside the bytes' own synchronous writes.
+     */
+    flush() {
         const paths = this.output.paths;
         if (!paths)
             return;
-        if (this.flushing) {
-            if (!final)
-                return;
-            await this.flushing;
-        }
         this.unflushed = 0;
         this.lastFlush = this.tuning.clock.now();
-        this.flushing = saveProgress(paths, this.blob.digest, this.plan.size, this.plan.records())
+        try {
+            saveProgress(paths, this.blob.digest, this.plan.size, this.plan.records());
+        }
+        catch (error) {
             // Losing one record costs only resume distance, never correctness: the digest checks all.
-            .catch((error) => this.tuning.log?.debug(`${this.blob.label}: could not save download progress: ${String(error)}`))
-            .finally(() => {
-            this.flushing = undefined;
-            // Bytes that landed while this record was written (a burst, then maybe a stall) get
-            // their own record now: nothing else may come to trigger one before a kill.
-            if (!final && this.unflushed >= this.tuning.flushBytes)
-                void this.flush(false);
-        });
-        await this.flushing;
+            this.tuning.log?.debug(`${this.blob.label}: could not save download progress: ${String(error)}`);
+        }
     }
 }
 
@@ -5192,6 +5211,8 @@ const engine_MiB = 1024 * 1024;
  * (connection-gate.ts): big enough that a window or two on one connection costs little.
  */
 const GATED_BLOB = 256 * engine_MiB;
+/** A blob's progress is recorded every this many new bytes: what a kill -9 may cost a resume. */
+const FLUSH_BYTES = 8 * engine_MiB;
 /** Places every blob, verified, at its target (reusing verified ones), or throws the first error. */
 async function fetchBlobs(blobs, options) {
     const settled = await fetchBlobsSettled(blobs, options);
@@ -5370,7 +5391,7 @@ async function fetchVerifiedLocked(blob, options, progress, lease) {
                 connections: options.connections,
                 retry: options.retry,
                 minSplit: options.minSplit ?? 4 * engine_MiB,
-                flushBytes: options.flushBytes ?? 8 * engine_MiB,
+                flushBytes: options.flushBytes ?? FLUSH_BYTES,
                 flushIntervalMs: 1000,
                 signal: options.signal,
                 clock: options.clock ?? src_clock/* systemClock */.m,
@@ -8048,7 +8069,7 @@ async function replace(temp, entry) {
 /** Temporary name, then rename: a reader never sees a half-written ref or record. */
 async function writeAtomic(path, content, options = {}) {
     await removeFolderInTheWay(path);
-    await (0,atomic_write/* writeFileAtomic */.Z)(path, content, options);
+    await (0,atomic_write/* writeFileAtomic */.Zf)(path, content, options);
 }
 let tempCounter = 0;
 /** Unique per call: two lines of one run may commit the same snapshot entry at the same time. */
@@ -10982,7 +11003,7 @@ async function buildOrKeep(spec, parent) {
         const files = await build(spec, temp);
         await (0,promises_.chmod)(temp, 0o755);
         await swapInto(temp, spec.dir);
-        await (0,atomic_write/* writeFileAtomic */.Z)(folder_recordPath(spec.dir), JSON.stringify({ version: 1, files }), {
+        await (0,atomic_write/* writeFileAtomic */.Zf)(folder_recordPath(spec.dir), JSON.stringify({ version: 1, files }), {
             mode: 0o644,
         });
         return files;
@@ -11171,7 +11192,7 @@ async function writeBlob(root, hex, bytes) {
         throw new errors/* ModelPullError */.Vy('ERR_DIGEST_MISMATCH', `refusing to store bytes as sha256:${hex}: they hash differently`);
     if (await readVerifiedBlob(root, hex, bytes.length))
         return;
-    await (0,atomic_write/* writeFileAtomic */.Z)(layout_blobPath(root, hex), bytes, { mode: 0o644, tempDir: ingestDir(root) });
+    await (0,atomic_write/* writeFileAtomic */.Zf)(layout_blobPath(root, hex), bytes, { mode: 0o644, tempDir: ingestDir(root) });
 }
 /**
  * Names `descriptor` `refName` in index.json (replacing an older entry of that name), creating
@@ -11191,7 +11212,7 @@ async function addReference(root, refName, descriptor, ctx) {
         if (await (0,promises_.lstat)(layoutFile).catch(() => undefined))
             checkLayoutFile(layoutFile, await (0,safe_fs/* readSmall */.o5)(layoutFile, 4096));
         else
-            await (0,atomic_write/* writeFileAtomic */.Z)(layoutFile, LAYOUT_FILE, { mode: 0o644 });
+            await (0,atomic_write/* writeFileAtomic */.Zf)(layoutFile, LAYOUT_FILE, { mode: 0o644 });
         const index = await readIndex((0,external_node_path_.join)(root, 'index.json'));
         const manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME] !== refName);
         manifests.push({
@@ -11202,7 +11223,7 @@ async function addReference(root, refName, descriptor, ctx) {
             annotations: { [REF_NAME]: refName },
         });
         const text = JSON.stringify({ ...index, schemaVersion: 2, mediaType: INDEX_TYPE, manifests });
-        await (0,atomic_write/* writeFileAtomic */.Z)((0,external_node_path_.join)(root, 'index.json'), text, { mode: 0o644 });
+        await (0,atomic_write/* writeFileAtomic */.Zf)((0,external_node_path_.join)(root, 'index.json'), text, { mode: 0o644 });
     }
     finally {
         await lease.release();
@@ -11892,7 +11913,7 @@ async function commitOllamaModel(root, name, manifest, blobs, now = new Date()) 
         await (0,promises_.utimes)(path, now, now);
     }
     // The temporary name lives in our staging folder: Ollama lists every file under manifests/.
-    await (0,atomic_write/* writeFileAtomic */.Z)(manifestPath(root, name), manifest, { mode: 0o644, tempDir: ollama_ingestDir(root) });
+    await (0,atomic_write/* writeFileAtomic */.Zf)(manifestPath(root, name), manifest, { mode: 0o644, tempDir: ollama_ingestDir(root) });
 }
 function label(name) {
     return `${name.host}/${name.namespace}/${name.model}:${name.tag}`;
@@ -12170,7 +12191,7 @@ const recordsFolder = (filesDir) => (0,external_node_path_.join)(filesDir, '.mod
 /** Written after the file is in place; a record is a hint for verify, never trusted for bytes. */
 async function writeUrlRecord(filesDir, record) {
     const path = (0,external_node_path_.join)(recordsFolder(filesDir), `${record.file}.json`);
-    await (0,atomic_write/* writeFileAtomic */.Z)(path, `${JSON.stringify({ format: record_FORMAT, ...record }, null, 1)}\n`);
+    await (0,atomic_write/* writeFileAtomic */.Zf)(path, `${JSON.stringify({ format: record_FORMAT, ...record }, null, 1)}\n`);
 }
 /** Every well-formed record in files-dir, by file name; anything else there is ignored. */
 async function readUrlRecords(filesDir) {
