@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { stat, writeFile } from 'node:fs/promises';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { systemClock } from '../../src/clock.js';
 import type { ModelPullError } from '../../src/errors.js';
@@ -183,40 +183,128 @@ describe('against a registry with htpasswd Basic auth', () => {
 
 /**
  * Passes everything to the registry, except that the `cutAt`-th PATCH gets only `keep` bytes of
- * its body through before both connections are cut (a network fault mid-upload).
+ * its body through before both connections are cut (a network fault mid-upload). Given the real
+ * registry, the cut is over once it holds those bytes: later requests wait for that, so the
+ * client's status request never races the registry's write of them (see startLateCutProxy).
  */
-async function startCuttingProxy(target: string, cutAt: number, keep: number): Promise<TestServer> {
+async function startCuttingProxy(
+  upstreamOf: string | RealRegistry,
+  cutAt: number,
+  keep: number,
+): Promise<TestServer> {
+  const target = typeof upstreamOf === 'string' ? upstreamOf : upstreamOf.url;
   let patches = 0;
-  return startServer(
-    (req, res) =>
-      new Promise<void>((resolve) => {
-        const cut = req.method === 'PATCH' && ++patches === cutAt;
-        const upstream = httpRequest(
-          new URL(req.url ?? '/', target),
-          { method: req.method, headers: req.headers, agent: false },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            answer.pipe(res);
-            answer.on('end', resolve);
-          },
-        );
-        upstream.on('error', () => resolve());
-        if (!cut) return void req.pipe(upstream);
-        let sent = 0;
-        req.on('data', (chunk: Buffer) => {
-          if (sent >= keep) return;
-          const part = chunk.subarray(0, keep - sent);
-          sent += part.length;
-          // Cut once these bytes are handed to the kernel, which still delivers them.
-          upstream.write(part, () => {
-            if (sent < keep) return;
-            upstream.destroy();
-            req.socket.destroy();
-            resolve();
-          });
+  let cutOver: Promise<void> | undefined;
+  return startServer(async (req, res) => {
+    await cutOver;
+    return new Promise<void>((resolve) => {
+      const cut = req.method === 'PATCH' && ++patches === cutAt;
+      const upstream = httpRequest(
+        new URL(req.url ?? '/', target),
+        { method: req.method, headers: req.headers, agent: false },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+          answer.on('end', resolve);
+        },
+      );
+      upstream.on('error', () => resolve());
+      if (!cut) return void req.pipe(upstream);
+      let sent = 0;
+      req.on('data', (chunk: Buffer) => {
+        if (sent >= keep) return;
+        const part = chunk.subarray(0, keep - sent);
+        sent += part.length;
+        // Cut once these bytes are handed to the kernel, which still delivers them.
+        upstream.write(part, () => {
+          if (sent < keep) return;
+          if (typeof upstreamOf !== 'string') cutOver = untilHeld(upstreamOf, req, keep);
+          upstream.destroy();
+          req.socket.destroy();
+          resolve();
         });
-      }),
-  );
+      });
+    });
+  });
+}
+
+/** Resolves once the registry's upload that `req` (a PATCH) wrote to holds its first `keep` bytes. */
+async function untilHeld(
+  registry: RealRegistry,
+  req: { url?: string; headers: IncomingMessage['headers'] },
+  keep: number,
+): Promise<void> {
+  const url = req.url ?? '/';
+  const id = /\/uploads\/([^/?]+)/.exec(url)![1]!;
+  const repository = /^\/v2\/(.+)\/blobs\/uploads\//.exec(url)![1]!;
+  const data = join(registry.storage, 'docker/registry/v2/repositories', repository, '_uploads', id, 'data');
+  const want = Number(String(req.headers['content-range']).split('-')[0]) + keep;
+  for (let tries = 0; tries < 400; tries++) {
+    if ((await stat(data).catch(() => undefined))?.size === want) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`the registry never held the cut chunk's bytes (${data})`);
+}
+
+/** Passes a request on to `target` and its answer back. */
+function relay(target: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const upstream = httpRequest(
+      new URL(req.url ?? '/', target),
+      { method: req.method, headers: req.headers, agent: false },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+        answer.on('end', resolve);
+      },
+    );
+    upstream.on('error', () => resolve());
+    req.pipe(upstream);
+  });
+}
+
+/**
+ * A chunk cut mid-way whose bytes reach the registry late, after the client asked how much the
+ * upload holds (a slow network, or a registry that writes them after answering): the `cutAt`-th
+ * PATCH's client connection is cut once `keep` bytes arrived; those bytes go on to the registry
+ * only once it has answered the next status request (with the count from before them), and the
+ * PATCH after that waits until the registry holds them. docker-registry then finds its upload
+ * longer than the client's URL says, answers 404 BLOB_UPLOAD_INVALID and cancels the upload.
+ */
+async function startLateCutProxy(registry: RealRegistry, cutAt: number, keep: number): Promise<TestServer> {
+  let patches = 0;
+  let late: { url: string; headers: IncomingMessage['headers']; bytes: Buffer } | undefined;
+  let held: Promise<void> | undefined;
+  const sendLate = (cut: NonNullable<typeof late>) => {
+    const upstream = httpRequest(new URL(cut.url, registry.url), {
+      method: 'PATCH',
+      headers: cut.headers,
+      agent: false,
+    });
+    upstream.on('error', () => {});
+    upstream.write(cut.bytes, () => upstream.destroy());
+    return untilHeld(registry, cut, cut.bytes.length);
+  };
+  return startServer(async (req, res) => {
+    if (req.method === 'PATCH' && ++patches === cutAt) {
+      const chunks: Buffer[] = [];
+      let got = 0;
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        chunks.push(chunk);
+        got += chunk.length;
+        if (got >= keep) break;
+      }
+      late = { url: req.url ?? '/', headers: req.headers, bytes: Buffer.concat(chunks).subarray(0, keep) };
+      req.socket.destroy();
+      return;
+    }
+    if (req.method === 'PATCH' && held) await held;
+    await relay(registry.url, req, res);
+    if (req.method === 'GET' && late) {
+      held = sendLate(late);
+      late = undefined;
+    }
+  });
 }
 
 /**
@@ -224,7 +312,10 @@ async function startCuttingProxy(target: string, cutAt: number, keep: number): P
  * request are kept), a Content-Range that does not start at the held size is 416, `GET` on an
  * upload says `Range: 0-<last held byte>`, `PUT ?digest=` checks the sha256.
  */
-async function startSpecUploads(): Promise<TestServer & { blobs: Map<string, Buffer> }> {
+async function startSpecUploads(
+  /** Says whether this request finds its upload gone (404, the upload forgotten), as a registry may. */
+  drops: (method: string) => boolean = () => false,
+): Promise<TestServer & { blobs: Map<string, Buffer> }> {
   const uploads = new Map<string, Buffer[]>();
   const blobs = new Map<string, Buffer>();
   let next = 0;
@@ -239,7 +330,8 @@ async function startSpecUploads(): Promise<TestServer & { blobs: Map<string, Buf
       return void res.writeHead(202, { location: `/v2/r/blobs/uploads/${id}` }).end();
     }
     const id = url.pathname.split('/').pop()!;
-    if (!uploads.has(id)) return void res.writeHead(404).end();
+    if (uploads.has(id) && drops(req.method ?? '')) uploads.delete(id);
+    if (!uploads.has(id)) return void res.writeHead(404).end('{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN"}]}');
     const range = () => ({ range: `0-${Math.max(0, held(id) - 1)}`, location: `/v2/r/blobs/uploads/${id}` });
     if (req.method === 'GET') return void res.writeHead(204, range()).end();
     if (req.method === 'PATCH') {
@@ -299,7 +391,7 @@ describe('resuming an upload', () => {
   });
 
   test('docker-registry drops an upload cut mid-chunk: the blob is sent again in a new one', async () => {
-    const proxy = await startCuttingProxy(registry.url, 2, 100 * KiB);
+    const proxy = await startCuttingProxy(registry, 2, 100 * KiB);
     try {
       const blob = await localBlob(1024 * KiB, 'dropped');
       const log = new MemoryLogger();
@@ -312,6 +404,62 @@ describe('resuming an upload', () => {
       expect(sha256(back.body)).toBe(blob.hex);
     } finally {
       await proxy.close();
+    }
+  });
+
+  test('a cut chunk that reaches docker-registry after the status: the PATCH is refused, a new upload starts', async () => {
+    const proxy = await startLateCutProxy(registry, 2, 100 * KiB);
+    try {
+      const blob = await localBlob(1024 * KiB, 'late');
+      const log = new MemoryLogger();
+      const result = await pushBlob(pushSession(proxy.url, 'team/late', false), call(log), blob, CHUNKED);
+      expect(result.outcome).toBe('uploaded');
+      // The status still said 256 KiB; the next chunk from there was refused (404), not retried.
+      const asked = proxy.requests.map((r) => `${r.method} ${r.headers['content-range'] ?? ''}`.trim());
+      expect(asked.slice(0, 7)).toEqual([
+        'HEAD',
+        'POST',
+        'PATCH 0-262143',
+        'PATCH 262144-524287',
+        'GET',
+        'PATCH 262144-524287',
+        'POST',
+      ]);
+      expect(log.lines).toContain('late: the registry dropped the upload; starting it again');
+      const back = await send('GET', `${registry.url}/v2/team/late/blobs/sha256:${blob.hex}`);
+      expect(sha256(back.body)).toBe(blob.hex);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('an upload dropped at the closing PUT is sent again in a new one; dropped at every chunk, the push fails', async () => {
+    let puts = 0;
+    const spec = await startSpecUploads((method) => method === 'PUT' && ++puts === 1);
+    try {
+      const blob = await localBlob(600 * KiB, 'closed');
+      const log = new MemoryLogger();
+      const result = await pushBlob(pushSession(spec.url, 'r', false), call(log), blob, CHUNKED);
+      expect(result).toEqual({ hex: blob.hex, outcome: 'uploaded', sentBytes: 2 * blob.size });
+      expect(log.lines).toContain('closed: the registry dropped the upload; starting it again');
+      expect(spec.requests.map((r) => r.method)).toEqual([
+        ...['HEAD', 'POST', 'PATCH', 'PATCH', 'PATCH', 'PUT'],
+        ...['POST', 'PATCH', 'PATCH', 'PATCH', 'PUT'],
+      ]);
+      expect(sha256(spec.blobs.get(blob.hex)!)).toBe(blob.hex);
+    } finally {
+      await spec.close();
+    }
+    const refusing = await startSpecUploads((method) => method === 'PATCH');
+    try {
+      const blob = await localBlob(600 * KiB, 'refused');
+      await expect(pushBlob(pushSession(refusing.url, 'r', false), call(), blob, CHUNKED)).rejects.toThrow(
+        `HTTP 404 from ${new URL(refusing.url).host} for refused: {"errors":[{"code":"BLOB_UPLOAD_UNKNOWN"}]}`,
+      );
+      // The first upload and one more per retry of the policy, then its answer.
+      expect(refusing.requests.filter((r) => r.method === 'POST')).toHaveLength(1 + FAST_RETRY.retries);
+    } finally {
+      await refusing.close();
     }
   });
 

@@ -210,6 +210,8 @@ class BlobUpload {
   private location = '';
   private offset = 0;
   private chunkSize: number;
+  /** Uploads the registry dropped under us since it last took a chunk (see dropped). */
+  private restarts = 0;
   sent = 0;
 
   constructor(
@@ -283,8 +285,9 @@ class BlobUpload {
     if (this.offset === 0 && this.blob.size <= this.tuning.monolithicMax) {
       await this.whole();
     } else {
-      await this.chunks();
-      await this.finish();
+      // Until the closing PUT commits (it says false when the registry dropped the upload).
+      do await this.chunks();
+      while (!(await this.finish()));
     }
     await this.tuning.uploads.forget(...this.key);
   }
@@ -353,6 +356,10 @@ class BlobUpload {
       if (this.offset === start) await this.start();
       return;
     }
+    if (answer.status === 404) {
+      await this.dropped(await statusError(answer, `${this.session.registry.host} for ${this.blob.label}`));
+      return;
+    }
     if (answer.status !== 202 && answer.status !== 204)
       throw await statusError(answer, `${this.session.registry.host} for ${this.blob.label}`);
     discardBody(answer.body);
@@ -368,6 +375,7 @@ class BlobUpload {
     this.sent += next - start;
     this.tuning.onBytes?.(next - start);
     this.offset = next;
+    this.restarts = 0;
     await this.tuning.uploads.set(...this.key, this.location);
   }
 
@@ -383,6 +391,27 @@ class BlobUpload {
       this.location = status.location;
       this.offset = status.offset;
       return;
+    }
+    await this.dropped();
+  }
+
+  /**
+   * The registry no longer knows the upload (404 to its status, a chunk or the closing PUT):
+   * a new one starts from byte 0. docker-registry cancels an upload whose bytes do not match the
+   * count in the URL we hold, as when a cut chunk's bytes land after its status said otherwise.
+   * Bounded by the retry policy between accepted chunks, so a registry that refuses every upload
+   * fails with its answer.
+   */
+  private async dropped(answer?: ModelPullError): Promise<void> {
+    if (++this.restarts > this.call.retry.retries) {
+      throw (
+        answer ??
+        new ModelPullError(
+          'ERR_HTTP_STATUS',
+          `${this.session.registry.host} dropped the upload of ${this.blob.label} ${this.restarts} times in a row`,
+          { host: this.session.registry.host },
+        )
+      );
     }
     this.call.log.info(`${this.blob.label}: the registry dropped the upload; starting it again`);
     await this.start();
@@ -412,13 +441,23 @@ class BlobUpload {
     );
   }
 
-  /** Every byte is there: `PUT ?digest=` with no body closes the upload. */
-  private async finish(): Promise<void> {
-    await withRetries(
-      () => this.close(0, () => ''),
-      this.call.retry,
-      retryOptions(this.call, this.blob.label),
-    );
+  /**
+   * Every byte is there: `PUT ?digest=` with no body closes the upload. False when the registry
+   * no longer knows it (404): a new one was started, its chunks are sent again.
+   */
+  private async finish(): Promise<boolean> {
+    try {
+      await withRetries(
+        () => this.close(0, () => ''),
+        this.call.retry,
+        retryOptions(this.call, this.blob.label),
+      );
+      return true;
+    } catch (error) {
+      if (!isModelPullError(error, 'ERR_HTTP_STATUS') || error.status !== 404) throw error;
+      await this.dropped(error);
+      return false;
+    }
   }
 
   /** `PUT <upload>?digest=sha256:…` with the last bytes (or none); 201 means committed. */
