@@ -757,6 +757,8 @@ class BlobUpload {
     location = '';
     offset = 0;
     chunkSize;
+    /** Uploads the registry dropped under us since it last took a chunk (see dropped). */
+    restarts = 0;
     sent = 0;
     constructor(session, call, blob, tuning) {
         this.session = session;
@@ -821,8 +823,10 @@ class BlobUpload {
             await this.whole();
         }
         else {
-            await this.chunks();
-            await this.finish();
+            // Until the closing PUT commits (it says false when the registry dropped the upload).
+            do
+                await this.chunks();
+            while (!(await this.finish()));
         }
         await this.tuning.uploads.forget(...this.key);
     }
@@ -888,6 +892,10 @@ class BlobUpload {
                 await this.start();
             return;
         }
+        if (answer.status === 404) {
+            await this.dropped(await (0,http_client/* statusError */.$C)(answer, `${this.session.registry.host} for ${this.blob.label}`));
+            return;
+        }
         if (answer.status !== 202 && answer.status !== 204)
             throw await (0,http_client/* statusError */.$C)(answer, `${this.session.registry.host} for ${this.blob.label}`);
         (0,http_client/* discardBody */.LL)(answer.body);
@@ -900,6 +908,7 @@ class BlobUpload {
         this.sent += next - start;
         this.tuning.onBytes?.(next - start);
         this.offset = next;
+        this.restarts = 0;
         await this.tuning.uploads.set(...this.key, this.location);
     }
     /** The registry's own count of the upload's bytes; an upload it no longer knows starts over. */
@@ -914,6 +923,20 @@ class BlobUpload {
             this.location = status.location;
             this.offset = status.offset;
             return;
+        }
+        await this.dropped();
+    }
+    /**
+     * The registry no longer knows the upload (404 to its status, a chunk or the closing PUT):
+     * a new one starts from byte 0. docker-registry cancels an upload whose bytes do not match the
+     * count in the URL we hold, as when a cut chunk's bytes land after its status said otherwise.
+     * Bounded by the retry policy between accepted chunks, so a registry that refuses every upload
+     * fails with its answer.
+     */
+    async dropped(answer) {
+        if (++this.restarts > this.call.retry.retries) {
+            throw (answer ??
+                new errors/* ModelPullError */.Vy('ERR_HTTP_STATUS', `${this.session.registry.host} dropped the upload of ${this.blob.label} ${this.restarts} times in a row`, { host: this.session.registry.host }));
         }
         this.call.log.info(`${this.blob.label}: the registry dropped the upload; starting it again`);
         await this.start();
@@ -935,9 +958,21 @@ class BlobUpload {
             };
         }, this.call.retry, retryOptions(this.call, this.blob.label));
     }
-    /** Every byte is there: `PUT ?digest=` with no body closes the upload. */
+    /**
+     * Every byte is there: `PUT ?digest=` with no body closes the upload. False when the registry
+     * no longer knows it (404): a new one was started, its chunks are sent again.
+     */
     async finish() {
-        await (0,http_retry/* withRetries */.LH)(() => this.close(0, () => ''), this.call.retry, retryOptions(this.call, this.blob.label));
+        try {
+            await (0,http_retry/* withRetries */.LH)(() => this.close(0, () => ''), this.call.retry, retryOptions(this.call, this.blob.label));
+            return true;
+        }
+        catch (error) {
+            if (!(0,errors/* isModelPullError */.pq)(error, 'ERR_HTTP_STATUS') || error.status !== 404)
+                throw error;
+            await this.dropped(error);
+            return false;
+        }
     }
     /** `PUT <upload>?digest=sha256:…` with the last bytes (or none); 201 means committed. */
     async close(length, body) {
