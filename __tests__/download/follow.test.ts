@@ -84,6 +84,30 @@ describe('streamBlob: a blob without a known digest, read in order as its ranges
     expect(ahead).toBeLessThanOrEqual(window + MiB + 6 * 64 * 1024);
   });
 
+  test('one round of pieces fills the window: each connection asks for window / connections bytes', async () => {
+    const sizes: number[] = [];
+    f.server.setFault((req) => {
+      const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range));
+      if (range) sizes.push(Number(range[2]) - Number(range[1]) + 1);
+      return undefined;
+    });
+    const hash = createHash('sha256');
+    await streamBlob(
+      { ...spec(`${f.server.url}/blob`), size: data.length },
+      { ...options(), window: 12 * MiB },
+      async (chunk) => {
+        hash.update(chunk);
+      },
+    );
+    expect(hash.digest('hex')).toBe(hex);
+    // 12 MiB over 6 connections: the first piece is 2 MiB (not 1 MiB, half a round's share,
+    // which doubled the requests) and none is larger; later ones shrink as the blob runs out
+    // or are split off slower connections.
+    expect(sizes[0]).toBe(2 * MiB);
+    expect(Math.max(...sizes)).toBe(2 * MiB);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(data.length);
+  });
+
   test('blocks are lent: filled again once the consumer is done with them, the bytes still in order', async () => {
     const hash = createHash('sha256');
     const buffers = new Set<ArrayBufferLike>();
