@@ -1,6 +1,8 @@
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { systemClock } from '../../src/clock.js';
 import { sha256Hex } from '../../src/digest.js';
+import { type LoadWindow, MIN_SOLO_RATE } from '../../src/download/connection-gate.js';
 import { fetchBlobs } from '../../src/download/engine.js';
 import { saveProgress, stagingPaths } from '../../src/download/staging.js';
 import type { ProgressSnapshot } from '../../src/download/types.js';
@@ -60,12 +62,12 @@ describe('fetchBlobs', () => {
   describe('a large blob starts on one connection', () => {
     /** Every window of the main thread's load lasts long enough and shows `busy`. */
     const gate = (busy: number) => ({ load: () => () => ({ elapsedMs: 60, busy }), minSize: SIZE });
-    /** The client sockets (ports) that carried the blob's ranges. */
-    function socketsUsed(): Set<number> {
+    /** The client sockets (ports) that carried the blob's ranges, each capped at `rate` if given. */
+    function socketsUsed(rate?: number): Set<number> {
       const ports = new Set<number>();
       server.setFault((req) => {
         ports.add(req.socket.remotePort!);
-        return undefined;
+        return rate ? { rate } : undefined;
       });
       return ports;
     }
@@ -86,6 +88,23 @@ describe('fetchBlobs', () => {
     it('and opens the others once the thread shows room', async () => {
       const ports = socketsUsed();
       const [result] = await fetchBlobs([spec(SIZE)], options({ gate: gate(0.05) }));
+      await expectTarget(result!.target);
+      expect(ports.size).toBeGreaterThan(1);
+    });
+
+    it('and opens the others on a busy thread when the one connection is capped below the floor', async () => {
+      // Windows in real time, the thread always saturated (other work): only the rate can open it.
+      const busy: LoadWindow = () => {
+        const start = performance.now();
+        return () => ({ elapsedMs: performance.now() - start, busy: 1 });
+      };
+      // At 1 MiB/s the blob needs 3 s on one connection: the floor opens the gate after 2.
+      const ports = socketsUsed(MiB);
+      const [result] = await fetchBlobs(
+        [spec(SIZE)],
+        // Real time: the gate's watch sleeps, and a skipping clock would age the capped bodies.
+        options({ clock: systemClock, gate: { load: busy, minSize: SIZE, minRate: MIN_SOLO_RATE } }),
+      );
       await expectTarget(result!.target);
       expect(ports.size).toBeGreaterThan(1);
     });

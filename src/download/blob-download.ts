@@ -214,7 +214,7 @@ class BlobRun {
       connections > 1 &&
       total !== undefined &&
       total >= gate.minSize;
-    this.gate = new ConnectionGate(gate?.load ?? idleThread, gated);
+    this.gate = new ConnectionGate(gate?.load ?? idleThread, gated, gate?.minRate);
     this.rangesShown = blob.probeRanges !== true;
     this.lastFlush = tuning.clock.now();
     // A blob that starts after Ctrl-C must stop at once, not download in full.
@@ -487,7 +487,7 @@ class BlobRun {
           windowBytes = 0;
         }
         this.noteProgress(bytes.length);
-        if (this.gate.landed()) this.spawnWorkers();
+        if (this.gate.landed(bytes.length)) this.spawnWorkers();
       },
     });
     // After the writer's listeners: this one must not start the flow before they hear it.

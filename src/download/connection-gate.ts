@@ -4,6 +4,11 @@ import { performance } from 'node:perf_hooks';
 export interface ThreadLoad {
   readonly elapsedMs: number;
   readonly busy: number;
+  /**
+   * CPU time the process got over the window, as a share of it (all its threads: may pass 1);
+   * unknown when absent. Low on a machine with more work than cores, whatever `busy` says.
+   */
+  readonly cpu?: number;
 }
 
 /** Starts a window; the function it returns tells the thread's load since. */
@@ -15,9 +20,19 @@ export type LoadWindow = () => () => ThreadLoad;
  */
 export const eventLoopLoad: LoadWindow = () => {
   const start = performance.eventLoopUtilization();
+  const startCpu = process.cpuUsage();
   return () => {
     const { idle, active, utilization } = performance.eventLoopUtilization(start);
-    return { elapsedMs: idle + active, busy: utilization };
+    const elapsedMs = idle + active;
+    return {
+      elapsedMs,
+      busy: utilization,
+      // Read only when asked (a system call), not on every chunk.
+      get cpu() {
+        const { user, system } = process.cpuUsage(startCpu);
+        return elapsedMs > 0 ? (user + system) / 1000 / elapsedMs : 0;
+      },
+    };
   };
 };
 
@@ -29,12 +44,45 @@ export interface GateTuning {
   readonly load: LoadWindow;
   /** Blobs of at least this many bytes start on one connection. */
   readonly minSize: number;
+  /**
+   * Bytes per second under which the one connection, over SLOW_PERIODS periods in a row, opens
+   * the gate whatever the thread's load (default: none). The engine passes MIN_SOLO_RATE.
+   */
+  readonly minRate?: number;
 }
+
+const MiB = 1024 * 1024;
+/**
+ * One connection slower than this is held back by its path, not by this process: 32 MiB/s is
+ * twice what a capped CDN gives a connection (16 MiB/s, the bench's capped case), and under a
+ * third of the slowest that one uncapped loopback connection measured on a loaded machine
+ * (89-333 MiB/s over 100 ms windows, issue 17). It opens the gate when the thread is busy
+ * with other work (re-verifying another model, say): the busy share alone kept a capped blob on
+ * one connection, 16 times slower, until the thread had room. Judged over whole seconds: over
+ * 30 ms windows smoothed like the busy share, the bench's uncapped case at load 10 dipped under
+ * it and opened (132 CDN requests instead of 20, 3.9 s of CPU instead of 2.7). A download that
+ * gets only a sliver of a saturated thread for seconds on end can still fall under it; its other
+ * connections then cost more CPU per byte, as every blob's did before the gate.
+ */
+export const MIN_SOLO_RATE = 32 * MiB;
 
 /** How long one look at the thread lasts. */
 const WINDOW_MS = 30;
 /** The smoothed busy share under which the thread has room for more connections. */
 const ROOM = 0.6;
+/** How long each look at the one connection's rate lasts. */
+const RATE_PERIOD_MS = 1000;
+/** Periods in a row under the floor that open the gate: a slow second alone may be the machine. */
+const SLOW_PERIODS = 2;
+/**
+ * A period counts as slow only if the process had a core for this share of it at least: one
+ * starved of CPU (more work than cores on the machine) is slow whatever its path, and that was
+ * what opened the bench's uncapped case at load 9-10 with periods of whole seconds alone (46 CDN
+ * requests, median of three runs, against 20). Half a core moves a loopback download at well over
+ * 100 MiB/s (2.7 s of CPU per GiB measured in that bench), so a rate under the floor with this
+ * much CPU is a path's limit, or a thread taken by other work: the case the floor is for.
+ */
+const MIN_CPU_SHARE = 0.5;
 /** No byte for this long on the one connection: the others start (see `tick`). */
 const QUIET_MS = 500;
 /** How often the one connection's silence is looked at. */
@@ -54,14 +102,21 @@ export const GATE_TICK_MS = 250;
  * range's answer, waiting for a core); a capped one sits near 0.05 from its first window.
  *
  * Rates were tried as the signal and dropped (issue 17): one connection's rate over 100 ms swung
- * 89–333 MiB/s on a loaded machine. A crawling first connection leaves the thread idle, so it
- * opens the gate at once instead of passing for the path's limit; one that sends nothing opens
- * it after QUIET_MS (`tick`).
+ * 89–333 MiB/s on a loaded machine, so a rate cannot tell a fast link from a saturated thread.
+ * A rate far below that range, second after second, while the process had the CPU, can only be
+ * the path's limit, though: the one connection's rate opens the gate when it stays under
+ * `minRate` for SLOW_PERIODS periods of RATE_PERIOD_MS with MIN_CPU_SHARE of a core, whatever
+ * else keeps the thread busy. A crawling first connection leaves the thread
+ * idle, so it opens the gate at once; one that sends nothing opens it after QUIET_MS (`tick`).
  */
 export class ConnectionGate {
   private window: (() => ThreadLoad) | undefined;
   /** The busy share, smoothed over the windows so far (undefined before the first). */
   private smoothed: number | undefined;
+  /** The current look at the one connection's rate, its bytes so far, and slow periods in a row. */
+  private period: (() => ThreadLoad) | undefined;
+  private periodBytes = 0;
+  private slowPeriods = 0;
   /** Bytes landed since the last tick. */
   private heard = false;
   /** Started at the first tick with no bytes since the one before. */
@@ -71,28 +126,52 @@ export class ConnectionGate {
     private readonly load: LoadWindow,
     /** False: opened from the start (a small blob, a stream read in memory, no gate tuning). */
     private closed: boolean,
+    /** See GateTuning.minRate. */
+    private readonly minRate = 0,
   ) {}
 
   get open(): boolean {
     return !this.closed;
   }
 
-  /** Called as bytes land; true exactly once, when the gate opens. */
-  landed(): boolean {
+  /** Called as `bytes` land; true exactly once, when the gate opens. */
+  landed(bytes: number): boolean {
     if (!this.closed) return false;
     this.heard = true;
+    if (this.minRate > 0 && this.slowFor(bytes)) return this.opened();
     if (this.window) {
       const { elapsedMs, busy } = this.window();
       if (elapsedMs < WINDOW_MS) return false;
       this.smoothed = this.smoothed === undefined ? busy : this.smoothed + (busy - this.smoothed) / 4;
-      if (this.smoothed < ROOM) {
-        this.closed = false;
-        this.window = undefined;
-        return true;
-      }
+      if (this.smoothed < ROOM) return this.opened();
     }
     this.window = this.load();
     return false;
+  }
+
+  /** Counts `bytes` in the current rate period; true once SLOW_PERIODS in a row were slow. */
+  private slowFor(bytes: number): boolean {
+    // (The chunk that starts the first period arrived before it: a burst from buffers is no rate.)
+    if (!this.period) {
+      this.period = this.load();
+      return false;
+    }
+    this.periodBytes += bytes;
+    const load = this.period();
+    const { elapsedMs } = load;
+    if (elapsedMs < RATE_PERIOD_MS) return false;
+    const slow = (this.periodBytes * 1000) / elapsedMs < this.minRate && (load.cpu ?? 1) >= MIN_CPU_SHARE;
+    this.slowPeriods = slow ? this.slowPeriods + 1 : 0;
+    this.period = this.load();
+    this.periodBytes = 0;
+    return this.slowPeriods >= SLOW_PERIODS;
+  }
+
+  private opened(): true {
+    this.closed = false;
+    this.window = undefined;
+    this.period = undefined;
+    return true;
   }
 
   /**
@@ -109,8 +188,6 @@ export class ConnectionGate {
       return false;
     }
     if (this.silence().elapsedMs < QUIET_MS) return false;
-    this.closed = false;
-    this.window = undefined;
-    return true;
+    return this.opened();
   }
 }

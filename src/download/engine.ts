@@ -7,7 +7,7 @@ import type { HttpClient } from '../http/client.js';
 import type { RetryPolicy } from '../http/retry.js';
 import type { Logger } from '../report/logger.js';
 import { downloadToStaging } from './blob-download.js';
-import { eventLoopLoad, type GateTuning } from './connection-gate.js';
+import { eventLoopLoad, type GateTuning, MIN_SOLO_RATE } from './connection-gate.js';
 import { checkDiskSpace } from './disk.js';
 import { acquireLease, describeHolder, type Lease, type LeaseTiming } from './lease.js';
 import { poolSettled } from './pool.js';
@@ -271,7 +271,7 @@ async function fetchVerifiedLocked(
         onStart: progress.onStart,
         onBytes: progress.onBytes,
         onSize: progress.onSize,
-        gate: options.gate ?? { load: eventLoopLoad, minSize: GATED_BLOB },
+        gate: options.gate ?? { load: eventLoopLoad, minSize: GATED_BLOB, minRate: MIN_SOLO_RATE },
       });
     } catch (error) {
       if (!fallBack(error)) throw error;
