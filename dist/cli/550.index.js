@@ -3950,17 +3950,54 @@ var external_node_perf_hooks_ = __webpack_require__(643);
  */
 const eventLoopLoad = () => {
     const start = external_node_perf_hooks_.performance.eventLoopUtilization();
+    const startCpu = process.cpuUsage();
     return () => {
         const { idle, active, utilization } = external_node_perf_hooks_.performance.eventLoopUtilization(start);
-        return { elapsedMs: idle + active, busy: utilization };
+        const elapsedMs = idle + active;
+        return {
+            elapsedMs,
+            busy: utilization,
+            // Read only when asked (a system call), not on every chunk.
+            get cpu() {
+                const { user, system } = process.cpuUsage(startCpu);
+                return elapsedMs > 0 ? (user + system) / 1000 / elapsedMs : 0;
+            },
+        };
     };
 };
 /** A thread that never looks busy: for a gate that starts open and never looks. */
 const idleThread = () => () => ({ elapsedMs: 0, busy: 0 });
+const MiB = 1024 * 1024;
+/**
+ * One connection slower than this is held back by its path, not by this process: 32 MiB/s is
+ * twice what a capped CDN gives a connection (16 MiB/s, the bench's capped case), and under a
+ * third of the slowest that one uncapped loopback connection measured on a loaded machine
+ * (89-333 MiB/s over 100 ms windows, issue 17). It opens the gate when the thread is busy
+ * with other work (re-verifying another model, say): the busy share alone kept a capped blob on
+ * one connection, 16 times slower, until the thread had room. Judged over whole seconds: over
+ * 30 ms windows smoothed like the busy share, the bench's uncapped case at load 10 dipped under
+ * it and opened (132 CDN requests instead of 20, 3.9 s of CPU instead of 2.7). A download that
+ * gets only a sliver of a saturated thread for seconds on end can still fall under it; its other
+ * connections then cost more CPU per byte, as every blob's did before the gate.
+ */
+const MIN_SOLO_RATE = 32 * MiB;
 /** How long one look at the thread lasts. */
 const WINDOW_MS = 30;
 /** The smoothed busy share under which the thread has room for more connections. */
 const ROOM = 0.6;
+/** How long each look at the one connection's rate lasts. */
+const RATE_PERIOD_MS = 1000;
+/** Periods in a row under the floor that open the gate: a slow second alone may be the machine. */
+const SLOW_PERIODS = 2;
+/**
+ * A period counts as slow only if the process had a core for this share of it at least: one
+ * starved of CPU (more work than cores on the machine) is slow whatever its path, and that was
+ * what opened the bench's uncapped case at load 9-10 with periods of whole seconds alone (46 CDN
+ * requests, median of three runs, against 20). Half a core moves a loopback download at well over
+ * 100 MiB/s (2.7 s of CPU per GiB measured in that bench), so a rate under the floor with this
+ * much CPU is a path's limit, or a thread taken by other work: the case the floor is for.
+ */
+const MIN_CPU_SHARE = 0.5;
 /** No byte for this long on the one connection: the others start (see `tick`). */
 const QUIET_MS = 500;
 /** How often the one connection's silence is looked at. */
@@ -3979,47 +4016,81 @@ const GATE_TICK_MS = 250;
  * range's answer, waiting for a core); a capped one sits near 0.05 from its first window.
  *
  * Rates were tried as the signal and dropped (issue 17): one connection's rate over 100 ms swung
- * 89–333 MiB/s on a loaded machine. A crawling first connection leaves the thread idle, so it
- * opens the gate at once instead of passing for the path's limit; one that sends nothing opens
- * it after QUIET_MS (`tick`).
+ * 89–333 MiB/s on a loaded machine, so a rate cannot tell a fast link from a saturated thread.
+ * A rate far below that range, second after second, while the process had the CPU, can only be
+ * the path's limit, though: the one connection's rate opens the gate when it stays under
+ * `minRate` for SLOW_PERIODS periods of RATE_PERIOD_MS with MIN_CPU_SHARE of a core, whatever
+ * else keeps the thread busy. A crawling first connection leaves the thread
+ * idle, so it opens the gate at once; one that sends nothing opens it after QUIET_MS (`tick`).
  */
 class ConnectionGate {
     load;
     closed;
+    minRate;
     window;
     /** The busy share, smoothed over the windows so far (undefined before the first). */
     smoothed;
+    /** The current look at the one connection's rate, its bytes so far, and slow periods in a row. */
+    period;
+    periodBytes = 0;
+    slowPeriods = 0;
     /** Bytes landed since the last tick. */
     heard = false;
     /** Started at the first tick with no bytes since the one before. */
     silence;
     constructor(load, 
     /** False: opened from the start (a small blob, a stream read in memory, no gate tuning). */
-    closed) {
+    closed, 
+    /** See GateTuning.minRate. */
+    minRate = 0) {
         this.load = load;
         this.closed = closed;
+        this.minRate = minRate;
     }
     get open() {
         return !this.closed;
     }
-    /** Called as bytes land; true exactly once, when the gate opens. */
-    landed() {
+    /** Called as `bytes` land; true exactly once, when the gate opens. */
+    landed(bytes) {
         if (!this.closed)
             return false;
         this.heard = true;
+        if (this.minRate > 0 && this.slowFor(bytes))
+            return this.opened();
         if (this.window) {
             const { elapsedMs, busy } = this.window();
             if (elapsedMs < WINDOW_MS)
                 return false;
             this.smoothed = this.smoothed === undefined ? busy : this.smoothed + (busy - this.smoothed) / 4;
-            if (this.smoothed < ROOM) {
-                this.closed = false;
-                this.window = undefined;
-                return true;
-            }
+            if (this.smoothed < ROOM)
+                return this.opened();
         }
         this.window = this.load();
         return false;
+    }
+    /** Counts `bytes` in the current rate period; true once SLOW_PERIODS in a row were slow. */
+    slowFor(bytes) {
+        // (The chunk that starts the first period arrived before it: a burst from buffers is no rate.)
+        if (!this.period) {
+            this.period = this.load();
+            return false;
+        }
+        this.periodBytes += bytes;
+        const load = this.period();
+        const { elapsedMs } = load;
+        if (elapsedMs < RATE_PERIOD_MS)
+            return false;
+        const slow = (this.periodBytes * 1000) / elapsedMs < this.minRate && (load.cpu ?? 1) >= MIN_CPU_SHARE;
+        this.slowPeriods = slow ? this.slowPeriods + 1 : 0;
+        this.period = this.load();
+        this.periodBytes = 0;
+        return this.slowPeriods >= SLOW_PERIODS;
+    }
+    opened() {
+        this.closed = false;
+        this.window = undefined;
+        this.period = undefined;
+        return true;
     }
     /**
      * Called every GATE_TICK_MS while closed; true exactly once, when it opens because the one
@@ -4037,9 +4108,7 @@ class ConnectionGate {
         }
         if (this.silence().elapsedMs < QUIET_MS)
             return false;
-        this.closed = false;
-        this.window = undefined;
-        return true;
+        return this.opened();
     }
 }
 
@@ -4049,7 +4118,7 @@ var external_node_path_ = __webpack_require__(6760);
 
 
 
-const MiB = 1024 * 1024;
+const disk_MiB = 1024 * 1024;
 /** Free bytes for an unprivileged writer on the filesystem holding `dir` (or its nearest parent). */
 async function freeBytes(dir) {
     let at = dir;
@@ -4089,7 +4158,7 @@ async function shortfalls(needs) {
 async function checkDiskSpace(needs) {
     const [short] = await shortfalls(needs);
     if (short) {
-        throw new errors/* ModelPullError */.Vy('ERR_DISK_SPACE', `not enough disk space under ${short.at}: ${(short.need / MiB).toFixed(1)} MiB to download, ${(short.free / MiB).toFixed(1)} MiB free`);
+        throw new errors/* ModelPullError */.Vy('ERR_DISK_SPACE', `not enough disk space under ${short.at}: ${(short.need / disk_MiB).toFixed(1)} MiB to download, ${(short.free / disk_MiB).toFixed(1)} MiB free`);
     }
 }
 
@@ -4781,7 +4850,7 @@ class BlobRun {
             connections > 1 &&
             total !== undefined &&
             total >= gate.minSize;
-        this.gate = new ConnectionGate(gate?.load ?? idleThread, gated);
+        this.gate = new ConnectionGate(gate?.load ?? idleThread, gated, gate?.minRate);
         this.rangesShown = blob.probeRanges !== true;
         this.lastFlush = tuning.clock.now();
         // A blob that starts after Ctrl-C must stop at once, not download in full.
@@ -5041,7 +5110,7 @@ class BlobRun {
                     windowBytes = 0;
                 }
                 this.noteProgress(bytes.length);
-                if (this.gate.landed())
+                if (this.gate.landed(bytes.length))
                     this.spawnWorkers();
             },
         });
@@ -5434,7 +5503,7 @@ async function fetchVerifiedLocked(blob, options, progress, lease) {
                 onStart: progress.onStart,
                 onBytes: progress.onBytes,
                 onSize: progress.onSize,
-                gate: options.gate ?? { load: eventLoopLoad, minSize: GATED_BLOB },
+                gate: options.gate ?? { load: eventLoopLoad, minSize: GATED_BLOB, minRate: MIN_SOLO_RATE },
             });
         }
         catch (error) {
