@@ -4,10 +4,11 @@ import { discardBody, statusError } from '../http/body.js';
 import type { HttpClient, HttpResponse } from '../http/client.js';
 import { hostOf, networkError } from '../http/errors.js';
 import { RateGuard } from '../http/rate-guard.js';
+import { RawBody } from '../http/raw.js';
 import { isRetryable, nextRetry, type RetryPolicy, retryEvent } from '../http/retry.js';
 import { formatBytes } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
-import { type ByteSink, writeBody } from './body-writer.js';
+import { type ByteSink, writeBody, writeRawBody } from './body-writer.js';
 import { ConnectionGate, GATE_TICK_MS, type GateTuning, idleThread } from './connection-gate.js';
 import { checkDiskSpace } from './disk.js';
 import { Locator } from './locator.js';
@@ -350,6 +351,8 @@ class BlobRun {
         credentials: target.location.credentials,
         signal: this.abort.signal,
         stream: true,
+        // A file takes each read's bytes in place (raw.ts); a stream's window keeps its chunks.
+        direct: this.output.sink.fd !== undefined,
       });
     } catch (error) {
       if (target.first) this.locator.unblock();
@@ -469,12 +472,13 @@ class BlobRun {
     const { clock } = this.tuning;
     let windowStart = clock.now();
     let windowBytes = 0;
-    const writing = writeBody(response.body, {
+    const target = {
       file: this.output.sink,
       segment,
       bodyEnd: declaredEnd,
-      bodyError: (error) => networkError(error, response.url),
-      landed: (offset, bytes) => {
+      bodyError: (error: unknown) => networkError(error, response.url),
+      untilRecord: () => this.tuning.flushBytes - this.unflushed,
+      landed: (offset: number, bytes: Buffer) => {
         this.fetched += bytes.length;
         this.hasher.written(offset, bytes);
         this.tuning.onBytes?.(bytes.length);
@@ -489,10 +493,18 @@ class BlobRun {
         this.noteProgress(bytes.length);
         if (this.gate.landed(bytes.length)) this.spawnWorkers();
       },
-    });
-    // After the writer's listeners: this one must not start the flow before they hear it.
-    this.guardRate(response);
-    await writing;
+    };
+    const fd = this.output.sink.fd;
+    const body = response.body;
+    if (body instanceof RawBody && body.length !== undefined && fd !== undefined) {
+      // Read in place: each read is written and hashed before the buffer is read into again.
+      await writeRawBody(body, fd, target, this.rateCheck(response));
+    } else {
+      const writing = writeBody(body, target);
+      // After the writer's listeners: this one must not start the flow before they hear it.
+      this.guardRate(response);
+      await writing;
+    }
     if (segment.pos >= segment.end) return;
     if (!Number.isFinite(segment.end) && declaredEnd === undefined) {
       this.setSize(segment.pos, segment);
@@ -507,22 +519,33 @@ class BlobRun {
     }
   }
 
-  /** A body trickling below the minimum rate is cut like a stall (ERR_TOO_SLOW, retried). */
-  private guardRate(response: HttpResponse): void {
+  /**
+   * A body trickling below the minimum rate is cut like a stall (ERR_TOO_SLOW, retried): the
+   * check takes each arrival's byte count and returns the error once a window ends too slow.
+   */
+  private rateCheck(response: HttpResponse): (bytes: number) => ModelPullError | undefined {
     const min = this.tuning.http.minRate;
     const guard = new RateGuard(min, this.tuning.clock.now);
-    const onData = (chunk: Buffer) => {
-      const seen = guard.add(chunk.length);
-      if (seen === undefined) return;
-      response.body.off('data', onData);
+    return (bytes) => {
+      const seen = guard.add(bytes);
+      if (seen === undefined) return undefined;
       const host = hostOf(response.url);
-      response.body.destroy(
-        new ModelPullError(
-          'ERR_TOO_SLOW',
-          `${host} sent ${formatBytes(seen)} in ${min.windowMs / 1000} s, below the minimum of ${formatBytes(min.bytes)}`,
-          { host },
-        ),
+      return new ModelPullError(
+        'ERR_TOO_SLOW',
+        `${host} sent ${formatBytes(seen)} in ${min.windowMs / 1000} s, below the minimum of ${formatBytes(min.bytes)}`,
+        { host },
       );
+    };
+  }
+
+  /** The rate check on a body read as a stream: a body too slow is destroyed with its error. */
+  private guardRate(response: HttpResponse): void {
+    const check = this.rateCheck(response);
+    const onData = (chunk: Buffer) => {
+      const error = check(chunk.length);
+      if (!error) return;
+      response.body.off('data', onData);
+      response.body.destroy(error);
     };
     response.body.on('data', onData);
   }

@@ -1,6 +1,7 @@
 import { writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { ModelPullError } from '../errors.js';
+import type { RawBody } from '../http/raw.js';
 import { freeWhole } from '../memory.js';
 import type { Segment } from './range-plan.js';
 
@@ -38,6 +39,11 @@ export interface BodyTarget {
   bodyError(error: unknown): Error;
   /** Where this response's bytes end (exclusive), when the server said so. */
   readonly bodyEnd?: number;
+  /**
+   * How many more bytes may land before progress is recorded (writeRawBody splits a read there,
+   * so a kill loses no more than the record interval, whatever the size of a read).
+   */
+  readonly untilRecord?: () => number;
 }
 
 interface PendingWrite {
@@ -216,6 +222,64 @@ class BodyWriter {
     if (error) this.reject(error);
     else this.resolve();
   }
+}
+
+/**
+ * Writes a body read in place (raw.ts) into the file at `fd`: each read's bytes are written at
+ * their position and handed to `landed` (which hashes them) inside the read callback, and the
+ * read buffer is reused once the call returns; nothing is queued, copied or kept. Stops when the
+ * body ends or a thief has moved `segment.end` below what arrived (the connection then goes:
+ * the rest of the body is in flight). `check` is asked after each read (the rate guard): an
+ * error it returns ends the body.
+ */
+export function writeRawBody(
+  body: RawBody,
+  fd: number,
+  target: BodyTarget,
+  check: (bytes: number) => Error | undefined,
+): Promise<void> {
+  const { segment } = target;
+  const bodyEnd = target.bodyEnd ?? Number.POSITIVE_INFINITY;
+  return new Promise<void>((resolve, reject) => {
+    if (segment.pos >= segment.end) {
+      body.dump();
+      return resolve();
+    }
+    let failure: Error | undefined;
+    body.pump({
+      data(view) {
+        const room = segment.end - segment.pos;
+        if (room <= 0) return false;
+        const ours = view.length > room ? view.subarray(0, room) : view;
+        try {
+          // A read (up to 1 MiB) lands in pieces that end where progress is to be recorded.
+          for (let at = 0; at < ours.length; ) {
+            const length = Math.min(ours.length - at, Math.max(1, target.untilRecord?.() ?? ours.length));
+            const piece = ours.subarray(at, at + length);
+            const offset = segment.pos;
+            const written = writeSync(fd, piece, 0, length, offset);
+            // A short write means bytes we would count but never wrote: fail, never skip them.
+            if (written !== length) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+            segment.pos = offset + length;
+            at += length;
+            target.landed(offset, piece);
+          }
+        } catch (error) {
+          failure = writeError(error);
+          return false;
+        }
+        failure = check(ours.length);
+        if (failure) return false;
+        // A thief took the rest: what is left of the body is not ours.
+        return !(segment.pos >= segment.end && segment.end < bodyEnd);
+      },
+      end(error) {
+        if (failure) reject(failure);
+        else if (error) reject(target.bodyError(error));
+        else resolve();
+      },
+    });
+  });
 }
 
 function writeError(error: unknown): Error {

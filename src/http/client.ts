@@ -7,6 +7,7 @@ import { ModelPullError, redactUrl } from '../errors.js';
 import { BODY_LIMITS, readJson, statusError } from './body.js';
 import { hostOf, networkError } from './errors.js';
 import { NativeTransport } from './native.js';
+import { ForeignAnswer, RawTransport, rawEligible } from './raw.js';
 
 export { discardBody, statusError } from './body.js';
 export { networkError } from './errors.js';
@@ -67,6 +68,11 @@ export interface RequestOptions {
    * no whole-request deadline. Everything else must be complete within `requestDeadlineMs`.
    */
   readonly stream?: boolean;
+  /**
+   * With `stream`: the caller reads a 2xx body with a length through RawBody.pump when the
+   * request can take the raw reader (raw.ts: plain http, a GET with no credentials, no proxy).
+   */
+  readonly direct?: boolean;
 }
 
 export interface HttpResponse {
@@ -99,6 +105,8 @@ export class HttpClient {
   private dispatcher: Promise<Dispatcher> | undefined;
   /** Requests without a stream body when no proxy is set (see native.ts). */
   private readonly native: NativeTransport | undefined;
+  /** Bulk bodies over plain http with no credentials, when no proxy is set (see raw.ts). */
+  private readonly raw: RawTransport | undefined;
   /** The system's CAs plus the extra one, when there is one. */
   private readonly ca: string[] | undefined;
   /** The proxy settings, when a proxy is set for http or https (then every request takes undici). */
@@ -127,6 +135,9 @@ export class HttpClient {
           ca,
           stallTimeoutMs: options.stallTimeoutMs,
         });
+    this.raw = this.proxy
+      ? undefined
+      : new RawTransport({ connections: options.connections, stallTimeoutMs: options.stallTimeoutMs });
   }
 
   private undici(): Promise<Dispatcher> {
@@ -251,14 +262,30 @@ export class HttpClient {
     for (let hop = 0; ; hop++) {
       const target = this.checkUrl(current);
       const headers: Record<string, string> = { 'user-agent': this.options.userAgent, ...options.headers };
-      if (options.credentials && options.credentials.origin === target.origin) {
-        Object.assign(headers, options.credentials.headers);
-      }
+      const credited = options.credentials !== undefined && options.credentials.origin === target.origin;
+      if (credited) Object.assign(headers, options.credentials!.headers);
       checkHeaders(headers, current);
-      let res: { statusCode: number; headers: IncomingHttpHeaders; body: HttpResponse['body'] };
+      let answer: Answer | undefined;
       const method = options.method ?? 'GET';
       try {
-        res =
+        // A secret never rides the raw reader: it only carries requests that have none.
+        const direct =
+          this.raw !== undefined &&
+          options.stream === true &&
+          options.direct === true &&
+          method === 'GET' &&
+          options.body === undefined &&
+          !credited &&
+          rawEligible(target, headers);
+        if (direct) {
+          try {
+            answer = await this.raw!.send(target, headers, signal);
+          } catch (error) {
+            // Not an answer it reads (chunked, an interim 1xx): node:http sends it again.
+            if (!(error instanceof ForeignAnswer)) throw error;
+          }
+        }
+        answer ??=
           this.native && !isStream(options.body)
             ? await this.native.send(target, method, headers, signal, options.body)
             : await ((await this.undici()).request({
@@ -270,10 +297,11 @@ export class HttpClient {
                 // An upload guards its own time (see upload()).
                 ...(isStream(options.body) ? { headersTimeout: 0 } : {}),
                 signal,
-              }) as unknown as typeof res);
+              }) as unknown as Answer);
       } catch (error) {
         throw networkError(signal?.aborted ? (signal.reason ?? error) : error, current);
       }
+      const res = answer;
       const location = res.headers.location;
       const follows = maxRedirects > 0 && (method === 'GET' || method === 'HEAD');
       if (res.statusCode >= 300 && res.statusCode < 400 && location && follows) {
@@ -341,6 +369,7 @@ export class HttpClient {
 
   async close(): Promise<void> {
     this.native?.close();
+    this.raw?.close();
     if (this.dispatcher) await (await this.dispatcher).close();
   }
 }
@@ -362,6 +391,9 @@ const backgroundTimers: Clock = {
       );
     }),
 };
+
+/** What a transport answers: the parts of undici's answer the client reads. */
+type Answer = { statusCode: number; headers: IncomingHttpHeaders; body: HttpResponse['body'] };
 
 function isStream(body: RequestOptions['body']): body is Readable {
   return typeof body === 'object' && body !== null && typeof (body as Readable).pipe === 'function';
