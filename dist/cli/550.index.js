@@ -2995,7 +2995,10 @@ function withHelpers(res) {
     return body;
 }
 
+// EXTERNAL MODULE: ./src/http/raw.ts + 1 modules
+var raw = __webpack_require__(2696);
 ;// CONCATENATED MODULE: ./src/http/client.ts
+
 
 
 
@@ -3026,6 +3029,8 @@ class HttpClient {
     dispatcher;
     /** Requests without a stream body when no proxy is set (see native.ts). */
     native;
+    /** Bulk bodies over plain http with no credentials, when no proxy is set (see raw.ts). */
+    raw;
     /** The system's CAs plus the extra one, when there is one. */
     ca;
     /** The proxy settings, when a proxy is set for http or https (then every request takes undici). */
@@ -3052,6 +3057,9 @@ class HttpClient {
                 ca,
                 stallTimeoutMs: options.stallTimeoutMs,
             });
+        this.raw = this.proxy
+            ? undefined
+            : new raw/* RawTransport */.A0({ connections: options.connections, stallTimeoutMs: options.stallTimeoutMs });
     }
     undici() {
         this.dispatcher ??= Promise.all(/* import() */[__webpack_require__.e(7), __webpack_require__.e(150)]).then(__webpack_require__.bind(__webpack_require__, 1150)).then(({ Agent, EnvHttpProxyAgent }) => {
@@ -3170,14 +3178,32 @@ class HttpClient {
         for (let hop = 0;; hop++) {
             const target = this.checkUrl(current);
             const headers = { 'user-agent': this.options.userAgent, ...options.headers };
-            if (options.credentials && options.credentials.origin === target.origin) {
+            const credited = options.credentials !== undefined && options.credentials.origin === target.origin;
+            if (credited)
                 Object.assign(headers, options.credentials.headers);
-            }
             checkHeaders(headers, current);
-            let res;
+            let answer;
             const method = options.method ?? 'GET';
             try {
-                res =
+                // A secret never rides the raw reader: it only carries requests that have none.
+                const direct = this.raw !== undefined &&
+                    options.stream === true &&
+                    options.direct === true &&
+                    method === 'GET' &&
+                    options.body === undefined &&
+                    !credited &&
+                    (0,raw/* rawEligible */.UL)(target, headers);
+                if (direct) {
+                    try {
+                        answer = await this.raw.send(target, headers, signal);
+                    }
+                    catch (error) {
+                        // Not an answer it reads (chunked, an interim 1xx): node:http sends it again.
+                        if (!(error instanceof raw/* ForeignAnswer */.J6))
+                            throw error;
+                    }
+                }
+                answer ??=
                     this.native && !isStream(options.body)
                         ? await this.native.send(target, method, headers, signal, options.body)
                         : await (await this.undici()).request({
@@ -3194,6 +3220,7 @@ class HttpClient {
             catch (error) {
                 throw (0,http_errors/* networkError */.x)(signal?.aborted ? (signal.reason ?? error) : error, current);
             }
+            const res = answer;
             const location = res.headers.location;
             const follows = maxRedirects > 0 && (method === 'GET' || method === 'HEAD');
             if (res.statusCode >= 300 && res.statusCode < 400 && location && follows) {
@@ -3248,6 +3275,7 @@ class HttpClient {
     }
     async close() {
         this.native?.close();
+        this.raw?.close();
         if (this.dispatcher)
             await (await this.dispatcher).close();
     }
@@ -3358,6 +3386,785 @@ function errorCode(error) {
     if (typeof inner === 'string')
         return inner;
     return typeof own === 'string' ? own : '';
+}
+
+
+/***/ }),
+
+/***/ 2696:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+
+// EXPORTS
+__webpack_require__.d(__webpack_exports__, {
+  J6: () => (/* binding */ ForeignAnswer),
+  X7: () => (/* binding */ RawBody),
+  A0: () => (/* binding */ RawTransport),
+  UL: () => (/* binding */ rawEligible)
+});
+
+// UNUSED EXPORTS: READ_BUFFER_BYTES
+
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __webpack_require__(7030);
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __webpack_require__(7075);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __webpack_require__(3916);
+// EXTERNAL MODULE: ./src/http/errors.ts
+var http_errors = __webpack_require__(8549);
+;// CONCATENATED MODULE: ./src/http/raw-head.ts
+/**
+ * The most a response head may take (status line and header lines with their CRLFs, and the
+ * empty line): node:http's default bound. A server sending more is broken or hostile.
+ */
+const MAX_HEAD_BYTES = 16 * 1024;
+/** The end of the head in `bytes` (the index after its empty line), or -1 while it is incomplete. */
+function headEnd(bytes) {
+    const at = bytes.indexOf('\r\n\r\n', 0, 'latin1');
+    return at < 0 ? -1 : at + 4;
+}
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [\t\x20-\x7e\x80-\xff]*)?$/;
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[\t ]*([\t\x20-\x7e\x80-\xff]*?)[\t ]*$/;
+const DIGITS = /^\d{1,16}$/;
+/**
+ * Headers that say one thing: a second copy that differs makes the head malformed (two lengths
+ * or two ranges would let a server pick which one we believe); equal copies count once.
+ */
+const SINGLE = new Set([
+    'content-length',
+    'content-range',
+    'content-type',
+    'content-encoding',
+    'location',
+    'retry-after',
+    'etag',
+    'last-modified',
+]);
+/**
+ * Parses a complete response head (`text`: its bytes as latin1, the final empty line included)
+ * by RFC 9112's grammar with no leniency: every line ends in CRLF (a bare CR or LF, a NUL or any
+ * other control character outside HTAB is refused), no line folding, header names are tokens, and
+ * the body length follows from the status and the headers alone. Header names come out in lower
+ * case, repeated values joined with ", " (set-cookie kept as a list), as node:http gives them.
+ */
+function parseHead(text) {
+    if (!text.endsWith('\r\n\r\n'))
+        return { kind: 'malformed', why: 'the head does not end with an empty line' };
+    const lines = text.slice(0, -4).split('\r\n');
+    const status = STATUS_LINE.exec(lines[0]);
+    if (!status)
+        return { kind: 'malformed', why: 'bad status line' };
+    const minor = status[1];
+    const statusCode = Number(status[2]);
+    const headers = {};
+    for (let i = 1; i < lines.length; i++) {
+        const match = HEADER_LINE.exec(lines[i]);
+        if (!match)
+            return { kind: 'malformed', why: 'bad header line' };
+        const name = match[1].toLowerCase();
+        const value = match[2];
+        const seen = headers[name];
+        if (seen === undefined)
+            headers[name] = name === 'set-cookie' ? [value] : value;
+        else if (Array.isArray(seen))
+            seen.push(value);
+        else if (SINGLE.has(name)) {
+            if (seen !== value)
+                return { kind: 'malformed', why: `conflicting ${name} headers` };
+        }
+        else
+            headers[name] = `${seen}, ${value}`;
+    }
+    if (statusCode < 200)
+        return { kind: 'foreign', why: `interim answer ${statusCode}` };
+    const connection = String(headers.connection ?? '').toLowerCase();
+    const keepAlive = minor === '1' ? !/(^|[\s,])close($|[\s,])/.test(connection) : false;
+    if (statusCode === 204 || statusCode === 304) {
+        return { kind: 'head', head: { statusCode, headers, bodyLength: 0, reusable: keepAlive } };
+    }
+    const coding = headers['transfer-encoding'];
+    if (coding !== undefined) {
+        // A length beside a coding is how requests are smuggled: refused, not guessed at.
+        if (headers['content-length'] !== undefined) {
+            return { kind: 'malformed', why: 'both Transfer-Encoding and Content-Length' };
+        }
+        // Only plain chunked is read here; other codings (gzip, chunked) go to node:http.
+        if (String(coding).toLowerCase() !== 'chunked' || minor !== '1') {
+            return { kind: 'foreign', why: `Transfer-Encoding ${String(coding).slice(0, 40)}` };
+        }
+        return { kind: 'head', head: { statusCode, headers, bodyLength: 'chunked', reusable: keepAlive } };
+    }
+    const length = headers['content-length'];
+    if (length === undefined) {
+        return { kind: 'head', head: { statusCode, headers, bodyLength: 'close', reusable: false } };
+    }
+    if (typeof length !== 'string' || !DIGITS.test(length) || !Number.isSafeInteger(Number(length))) {
+        return { kind: 'malformed', why: 'bad content-length' };
+    }
+    return { kind: 'head', head: { statusCode, headers, bodyLength: Number(length), reusable: keepAlive } };
+}
+/** The most a chunk-size line or the trailer section may take. */
+const MAX_CHUNK_LINE = 1024;
+const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
+/**
+ * Reads a chunked body (RFC 9112 §7.1) as it arrives, as strictly as the head: every line ends
+ * in CRLF, a chunk's data is followed by exactly CRLF, sizes are at most 12 hex digits, size
+ * lines and the trailer section are bounded, and trailer fields are read and dropped. Servers
+ * answer errors and redirects this way (node:http does for a status with no length), so those
+ * answers are read here and not sent again.
+ */
+class ChunkedDecoder {
+    state = 'size';
+    line = '';
+    left = 0;
+    trailer = 0;
+    /**
+     * Takes the next bytes of the body; its data goes to `out` as views of `bytes`. Returns the
+     * index just after the body's last byte once it ends within `bytes`, -1 while it goes on.
+     * Throws an Error naming what is malformed.
+     */
+    feed(bytes, out) {
+        let i = 0;
+        while (i < bytes.length) {
+            if (this.state === 'data') {
+                const n = Math.min(this.left, bytes.length - i);
+                out(bytes.subarray(i, i + n));
+                i += n;
+                this.left -= n;
+                if (this.left === 0)
+                    this.state = 'data-end';
+                continue;
+            }
+            const lf = bytes.indexOf(10, i);
+            const stop = lf < 0 ? bytes.length : lf + 1;
+            this.line += bytes.toString('latin1', i, stop);
+            i = stop;
+            const limit = this.state === 'trailer' ? MAX_HEAD_BYTES - this.trailer : MAX_CHUNK_LINE;
+            if (this.line.length > limit)
+                throw new Error('a chunk line or the trailer is too long');
+            if (lf < 0)
+                break;
+            const line = this.line;
+            this.line = '';
+            if (!line.endsWith('\r\n'))
+                throw new Error('a chunk line does not end with CRLF');
+            const text = line.slice(0, -2);
+            if (this.state === 'data-end') {
+                if (text !== '')
+                    throw new Error('chunk data longer than its size');
+                this.state = 'size';
+            }
+            else if (this.state === 'size') {
+                const size = CHUNK_SIZE.exec(text);
+                if (!size)
+                    throw new Error('bad chunk size');
+                this.left = Number.parseInt(size[1], 16);
+                this.state = this.left === 0 ? 'trailer' : 'data';
+            }
+            else {
+                if (text === '')
+                    return i;
+                if (!HEADER_LINE.test(text))
+                    throw new Error('bad trailer line');
+                this.trailer += line.length;
+            }
+        }
+        return -1;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/http/raw.ts
+
+
+
+
+
+/**
+ * The transport's one body buffer, shared by all its connections: every read of a body lands
+ * here, and its bytes are written and hashed inside the read callback, before the next read (of
+ * any connection: reads run one at a time on this thread) reuses it. Measured on the 1 GiB
+ * loopback (issue 17): reading into one reused 1 MiB block cost 1.22-1.28x curl's CPU, 64 KiB
+ * ~1.6x, node:http (a fresh buffer per read, and its parser's copy of every body chunk)
+ * 1.7-2.0x. One block per connection (16 MiB with 16 connections) took the capped case's peak
+ * RSS from 70 to 83-86 MiB in the bench.
+ *
+ * A head is read into its connection's own small buffer (HEAD_BUFFER_BYTES) instead: the body
+ * bytes that come in the head's read must wait there, the socket paused, until the engine has
+ * looked at the head and starts reading (a promise later). Copying them out of a shared block
+ * cost more than it saved: up to 1 MiB of fresh memory per request (capped case: 86-106 MiB peak
+ * RSS, and slower).
+ */
+const READ_BUFFER_BYTES = 1024 * 1024;
+/** Each connection's buffer for the read that brings a head (and the body's first bytes). */
+const HEAD_BUFFER_BYTES = 16 * 1024;
+/** The most of an unwanted body read to keep its connection (as native.ts drains). */
+const DRAIN_LIMIT = 64 * 1024;
+/**
+ * Why a request went no further on the raw reader: its answer is not one it reads (a
+ * Transfer-Encoding, an interim 1xx). The request was sent once; the caller sends it again
+ * through node:http, which reads every answer.
+ */
+class ForeignAnswer extends Error {
+}
+/** What node:http's answer reports when the connection ends before the body's last byte. */
+function cutShort() {
+    return Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+}
+/** What node:http reports when the connection ends before the answer's head. */
+function hangUp() {
+    return Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+}
+/**
+ * An HTTP/1.1 reader of our own for the bulk of the bytes: ranged GETs of blob bodies over plain
+ * http that go to a file. Body reads land in one reused buffer (net.Socket's `onread`, see
+ * READ_BUFFER_BYTES), and their bytes are handed to a synchronous sink (written at their
+ * position and hashed) inside the read callback, then the buffer is read into again: curl's
+ * model, with no allocation or copy per read. Everything else stays on node:http (native.ts).
+ *
+ * Rules, because the answer is untrusted:
+ * - The head is bounded (MAX_HEAD_BYTES) and parsed strictly (raw-head.ts); a malformed one is a
+ *   network error, retried like a reset. A chunked body is read (as a stream: servers answer
+ *   errors and redirects so); another Transfer-Encoding, or an interim 1xx answer, is not read
+ *   here at all: `send` throws ForeignAnswer and the client sends the request again on node:http.
+ * - The body is its Content-Length (one value, or equal copies; never beside a
+ *   Transfer-Encoding), never a byte more; with neither it runs to the connection's close and
+ *   the connection is not reused. A body that ends
+ *   short fails like node:http's ('aborted', ECONNRESET), which the engine retries and resumes.
+ * - Bytes after the declared body (in the same read, or while the connection is idle) mean the
+ *   connection is out of step: it is closed, never reused.
+ * - No credentials ride on this path: client.ts sends a request here only when it carries none
+ *   and no proxy is set, so nothing here decides where a secret may go.
+ * - Connections per origin are bounded like node:http's agent (`connections`, requests beyond
+ *   wait for one), idle ones kept (last in, first out) and closed by `close`.
+ * - Stall: the head must come within the stall timeout of the request (a server trickling its
+ *   head never goes idle); then no byte for the stall timeout while a reader waits is ERR_STALLED.
+ *   The caller's abort signal ends the request and its body with the signal's reason.
+ * Plain http only: https stays on node:http (see the commit that added this for why).
+ */
+class RawTransport {
+    options;
+    origins = new Map();
+    closed = false;
+    buffer;
+    /** Hands every read the shared buffer (net.Socket asks again after each read). */
+    readBuffer = () => {
+        this.buffer ??= Buffer.allocUnsafe(this.options.bufferBytes ?? READ_BUFFER_BYTES);
+        return this.buffer;
+    };
+    constructor(options) {
+        this.options = options;
+    }
+    /**
+     * Sends one GET (`headers` as given, plus Host and keep-alive) and resolves with the answer's
+     * head once it is in; its body is read through `answer.body`. Rejects with the socket's error,
+     * ERR_STALLED, a malformed head's network error, the signal's reason, or ForeignAnswer.
+     */
+    async send(target, headers, signal) {
+        if (this.closed)
+            throw new Error('the raw transport is closed');
+        const origin = this.origin(target);
+        const request = requestBytes(target, headers);
+        // A kept connection the server closed meanwhile fails before any byte of the answer: the
+        // request goes once more on a new connection (node:http's agent would have dropped it too).
+        for (let attempt = 0;; attempt++) {
+            const connection = await origin.acquire(signal);
+            try {
+                return await connection.exchange(request, target.toString(), signal);
+            }
+            catch (error) {
+                const reset = !(error instanceof errors/* ModelPullError */.Vy) && !(error instanceof ForeignAnswer);
+                if (attempt === 0 && reset && connection.reused && connection.silent && !signal?.aborted)
+                    continue;
+                throw error;
+            }
+        }
+    }
+    origin(target) {
+        const key = `${target.hostname}:${target.port || '80'}`;
+        let origin = this.origins.get(key);
+        if (!origin) {
+            origin = new Origin(target.hostname.replace(/^\[|\]$/g, ''), Number(target.port || 80), {
+                connections: this.options.connections,
+                stallTimeoutMs: this.options.stallTimeoutMs,
+                readBuffer: this.readBuffer,
+            });
+            this.origins.set(key, origin);
+        }
+        return origin;
+    }
+    /** Closes every connection, idle or busy (a body still being read fails). */
+    close() {
+        this.closed = true;
+        for (const origin of this.origins.values())
+            origin.close();
+        this.origins.clear();
+    }
+}
+/** One origin's connections: at most `connections` at once, idle ones kept for the next request. */
+class Origin {
+    host;
+    port;
+    options;
+    idle = [];
+    busy = new Set();
+    waiting = [];
+    closed = false;
+    constructor(host, port, options) {
+        this.host = host;
+        this.port = port;
+        this.options = options;
+    }
+    async acquire(signal) {
+        while (this.busy.size >= this.options.connections) {
+            if (signal?.aborted)
+                throw signal.reason;
+            await new Promise((resolve, reject) => {
+                const wake = () => {
+                    signal?.removeEventListener('abort', onAbort);
+                    resolve();
+                };
+                const onAbort = () => {
+                    const at = this.waiting.indexOf(wake);
+                    if (at >= 0)
+                        this.waiting.splice(at, 1);
+                    reject(signal.reason);
+                };
+                this.waiting.push(wake);
+                signal?.addEventListener('abort', onAbort, { once: true });
+            });
+        }
+        if (this.closed)
+            throw new Error('the raw transport is closed');
+        const kept = this.idle.pop();
+        const connection = kept ?? new Connection(this.host, this.port, this.options, (c, keep) => this.release(c, keep));
+        this.busy.add(connection);
+        return connection;
+    }
+    /** A connection is done with its request: kept for the next one, or gone. */
+    release(connection, keep) {
+        if (!this.busy.delete(connection)) {
+            // An idle connection that closed (or sent bytes nobody asked for).
+            const at = this.idle.indexOf(connection);
+            if (at >= 0)
+                this.idle.splice(at, 1);
+            return;
+        }
+        if (keep && !this.closed && this.idle.length < this.options.connections)
+            this.idle.push(connection);
+        else
+            connection.destroy();
+        this.waiting.shift()?.();
+    }
+    close() {
+        this.closed = true;
+        for (const connection of [...this.idle, ...this.busy])
+            connection.destroy();
+        this.idle.length = 0;
+        for (const wake of this.waiting.splice(0))
+            wake();
+    }
+}
+/** One TCP connection and its head buffer, carrying one request at a time. */
+class Connection {
+    options;
+    release;
+    socket;
+    phase = 'idle';
+    /** Served a request before this one. */
+    reused = false;
+    /** No byte of the current answer has arrived. */
+    silent = true;
+    headBytes = [];
+    headLength = 0;
+    url = '';
+    head;
+    /** Body bytes still to come (Infinity: until the connection closes, or its chunks end). */
+    remaining = 0;
+    /** Reads a chunked body. */
+    chunks;
+    /** Body bytes no reader has taken yet: in the head's buffer, or a copy (the socket is paused). */
+    pending;
+    /** Paused until a reader takes the body (bytes may wait in `pending`). */
+    held = false;
+    headBuffer = Buffer.allocUnsafe(HEAD_BUFFER_BYTES);
+    body;
+    answered;
+    refused;
+    headDeadline;
+    signal;
+    destroyed = false;
+    constructor(host, port, options, release) {
+        this.options = options;
+        this.release = release;
+        this.socket = (0,external_node_net_.connect)({
+            host,
+            port,
+            noDelay: true,
+            // Asked again after each read, for the next: the head's own buffer until a head is in.
+            onread: {
+                buffer: () => (this.phase === 'body' ? options.readBuffer() : this.headBuffer),
+                callback: this.onRead,
+            },
+        });
+        this.socket.on('error', (error) => this.fail(error));
+        this.socket.on('end', this.onEnd);
+        this.socket.on('close', () => this.fail(hangUp()));
+        this.socket.on('timeout', this.onIdle);
+    }
+    exchange(request, url, signal) {
+        return new Promise((resolve, reject) => {
+            this.url = url;
+            this.answered = resolve;
+            this.refused = reject;
+            this.phase = 'head';
+            this.silent = true;
+            this.headBytes = [];
+            this.headLength = 0;
+            this.head = undefined;
+            this.body = undefined;
+            this.signal = signal;
+            if (signal?.aborted)
+                return this.fail(signal.reason);
+            signal?.addEventListener('abort', this.onAbort, { once: true });
+            this.headDeadline = setTimeout(() => this.fail(this.stalled()), this.options.stallTimeoutMs);
+            this.socket.setTimeout(0);
+            this.socket.ref();
+            this.socket.resume();
+            this.socket.write(request, 'latin1');
+        });
+    }
+    onAbort = () => this.fail(this.signal?.reason);
+    stalled() {
+        return new errors/* ModelPullError */.Vy('ERR_STALLED', `no data from ${(0,errors/* redactUrl */.BO)(this.url)} within the stall timeout`, {
+            host: (0,http_errors/* hostOf */.w)(this.url),
+        });
+    }
+    /** No byte for the stall timeout while the body is read; bytes a reader has not taken are its wait. */
+    onIdle = () => {
+        if (this.phase !== 'body' || this.held || (this.body?.readableLength ?? 0) > 0) {
+            if (this.phase === 'body')
+                this.socket.setTimeout(this.options.stallTimeoutMs);
+            return;
+        }
+        this.fail(this.stalled());
+    };
+    /** Every socket read: `n` bytes at the start of the shared buffer, theirs until this returns. */
+    onRead = (n, buffer) => {
+        if (this.destroyed)
+            return false;
+        if (this.phase === 'head') {
+            this.silent = false;
+            return this.readHead(buffer.subarray(0, n));
+        }
+        if (this.phase === 'body')
+            return this.readBody(buffer.subarray(0, n));
+        // Bytes with no request waiting for them: the server is out of step with us.
+        this.destroy();
+        return false;
+    };
+    readHead(bytes) {
+        const before = this.headLength;
+        const room = MAX_HEAD_BYTES - before;
+        const seen = Buffer.concat([...this.headBytes, bytes.subarray(0, room)]);
+        const end = headEnd(seen);
+        if (end < 0) {
+            if (seen.length >= MAX_HEAD_BYTES) {
+                this.fail(this.malformed(`its head is larger than ${MAX_HEAD_BYTES / 1024} KiB`));
+                return false;
+            }
+            this.headBytes = [seen];
+            this.headLength = seen.length;
+            return true;
+        }
+        const verdict = parseHead(seen.toString('latin1', 0, end));
+        if (verdict.kind === 'malformed') {
+            this.fail(this.malformed(verdict.why));
+            return false;
+        }
+        if (verdict.kind === 'foreign') {
+            this.fail(new ForeignAnswer(verdict.why));
+            return false;
+        }
+        const head = verdict.head;
+        clearTimeout(this.headDeadline);
+        this.headBytes = [];
+        this.head = head;
+        this.phase = 'body';
+        this.remaining = typeof head.bodyLength === 'number' ? head.bodyLength : Number.POSITIVE_INFINITY;
+        this.chunks = head.bodyLength === 'chunked' ? new ChunkedDecoder() : undefined;
+        this.socket.setTimeout(this.options.stallTimeoutMs);
+        this.body = new RawBody(this, typeof head.bodyLength === 'number' ? head.bodyLength : undefined);
+        const answered = this.answered;
+        this.answered = undefined;
+        answered({ statusCode: head.statusCode, headers: head.headers, body: this.body });
+        // The bytes after the head in this read (in the head's own buffer, which the next read
+        // will not use) wait, the socket paused, until a reader comes.
+        const rest = bytes.subarray(end - before);
+        if (this.remaining === 0) {
+            this.finish(rest.length === 0);
+            return rest.length === 0;
+        }
+        this.pending = rest.length > 0 ? rest : undefined;
+        this.held = true;
+        return false;
+    }
+    malformed(why) {
+        return new errors/* ModelPullError */.Vy('ERR_NETWORK', `network error from ${(0,errors/* redactUrl */.BO)(this.url)}: malformed HTTP answer (${why})`, { host: (0,http_errors/* hostOf */.w)(this.url) });
+    }
+    /** Body bytes of one read: to the reader now, or held (socket paused) until it asks. */
+    readBody(bytes) {
+        const body = this.body;
+        if (!body.flowing()) {
+            // Not expected (the socket is paused while nobody reads), but never keep a shared view.
+            this.pending = Buffer.from(bytes);
+            this.held = true;
+            return false;
+        }
+        return this.deliver(bytes);
+    }
+    /** Hands body bytes to the reader, never past the declared end; false pauses the socket. */
+    deliver(bytes) {
+        if (this.chunks)
+            return this.deliverChunks(bytes);
+        const take = bytes.length > this.remaining ? bytes.subarray(0, this.remaining) : bytes;
+        const extra = take.length < bytes.length;
+        this.remaining -= take.length;
+        const more = take.length > 0 ? this.body.feed(take) : true;
+        if (this.phase !== 'body')
+            return false; // the reader stopped, or failed
+        if (this.remaining === 0) {
+            this.finish(!extra);
+            return !extra;
+        }
+        if (!more)
+            return false;
+        return true;
+    }
+    /** A chunked body's bytes: its data to the reader, never a byte past its last chunk. */
+    deliverChunks(bytes) {
+        const body = this.body;
+        let more = true;
+        let end;
+        try {
+            end = this.chunks.feed(bytes, (data) => {
+                // Data of one read after the reader stopped is dropped with the connection.
+                if (this.phase === 'body' && data.length > 0)
+                    more = body.feed(data) && more;
+            });
+        }
+        catch (error) {
+            this.fail(this.malformed(error.message));
+            return false;
+        }
+        if (this.phase !== 'body')
+            return false;
+        if (end >= 0) {
+            this.remaining = 0;
+            this.finish(end === bytes.length);
+            return end === bytes.length;
+        }
+        return more;
+    }
+    /** Called by the body when its reader wants bytes again. */
+    resume() {
+        if (this.phase !== 'body')
+            return;
+        this.held = false;
+        const pending = this.pending;
+        if (pending) {
+            this.pending = undefined;
+            // The reader may stop, or the body end, within these bytes (a kept connection reads on).
+            if (!this.deliver(pending))
+                return;
+        }
+        this.socket.resume();
+    }
+    /** The body is read to its declared end: the connection is kept when nothing else came. */
+    finish(inStep) {
+        this.phase = 'done';
+        this.pending = undefined;
+        this.socket.setTimeout(0);
+        this.signal?.removeEventListener('abort', this.onAbort);
+        const body = this.body;
+        const keep = inStep && this.head.reusable && !this.destroyed;
+        this.phase = keep ? 'idle' : 'done';
+        this.reused = true;
+        // A kept connection never holds the process open (as node:http's agent does with its own).
+        if (keep)
+            this.socket.unref();
+        this.release(this, keep);
+        body.ended();
+    }
+    onEnd = () => {
+        // The end is read only while the socket reads, so no body bytes are held back here.
+        if (this.phase === 'body' && this.remaining === Number.POSITIVE_INFINITY && !this.chunks) {
+            // A body without a length ends with its connection.
+            this.remaining = 0;
+            this.finish(false);
+            return;
+        }
+        this.fail(this.phase === 'body' ? cutShort() : hangUp());
+    };
+    /** The request or its body fails with `error`; the connection is closed. */
+    fail(error) {
+        clearTimeout(this.headDeadline);
+        this.signal?.removeEventListener('abort', this.onAbort);
+        const phase = this.phase;
+        this.phase = 'done';
+        this.pending = undefined;
+        this.destroy();
+        if (phase === 'head') {
+            const refused = this.refused;
+            this.answered = undefined;
+            this.refused = undefined;
+            refused?.(error);
+        }
+        else if (phase === 'body') {
+            this.body?.failed(error instanceof Error ? error : new Error(String(error)));
+        }
+    }
+    /** The reader stopped early: the rest of the body is in flight, so the connection goes. */
+    abandon() {
+        if (this.phase === 'body') {
+            this.phase = 'done';
+            this.pending = undefined;
+            this.signal?.removeEventListener('abort', this.onAbort);
+            clearTimeout(this.headDeadline);
+        }
+        this.destroy();
+    }
+    destroy() {
+        if (this.destroyed)
+            return;
+        this.destroyed = true;
+        this.socket.destroy();
+        this.release(this, false);
+    }
+}
+/**
+ * An answer's body. The engine reads a bulk body through `pump` (each read's bytes, in place,
+ * to a synchronous sink); anything else reads it as a stream (each chunk a copy), as it would
+ * read node:http's: error snippets, the redirect's page, a body to discard.
+ */
+class RawBody extends external_node_stream_.Readable {
+    connection;
+    length;
+    sink;
+    wanted = false;
+    /** How the body ended before a sink came (undefined: not yet; null: at its length). */
+    outcome;
+    told = false;
+    constructor(connection, 
+    /** The declared length (undefined: the body runs to the connection's close). */
+    length) {
+        super();
+        this.connection = connection;
+        this.length = length;
+    }
+    /** Reads the body into `sink` from now on (and never as a stream). */
+    pump(sink) {
+        if (this.sink)
+            throw new Error('a body is read once');
+        this.sink = sink;
+        if (this.outcome !== undefined)
+            this.tell(this.outcome ?? undefined);
+        else
+            this.connection.resume();
+    }
+    /**
+     * undici's `dump`: the body is not wanted. A short one (a redirect's page) is read to its end
+     * so its connection carries the next request; a longer one, or one of unknown length, is cut.
+     */
+    dump() {
+        if (this.destroyed || this.readableEnded)
+            return Promise.resolve();
+        if (this.sink || this.length === undefined || this.length > DRAIN_LIMIT) {
+            this.destroy();
+            return Promise.resolve();
+        }
+        return new Promise((resolve) => {
+            this.on('error', () => resolve());
+            this.once('close', () => resolve());
+            this.resume();
+        });
+    }
+    /** Whether a reader is taking bytes now. */
+    flowing() {
+        return this.sink !== undefined || this.wanted;
+    }
+    /** Bytes from the connection; false to pause it. */
+    feed(view) {
+        if (this.sink) {
+            if (this.sink.data(view))
+                return true;
+            this.tell();
+            this.connection.abandon();
+            return false;
+        }
+        this.wanted = this.push(Buffer.from(view));
+        return this.wanted;
+    }
+    ended() {
+        if (this.sink) {
+            this.tell();
+            return;
+        }
+        this.outcome ??= null;
+        this.push(null);
+    }
+    failed(error) {
+        if (this.sink) {
+            this.tell(error);
+            return;
+        }
+        this.outcome ??= error;
+        this.destroy(error);
+    }
+    tell(error) {
+        if (this.told)
+            return;
+        this.told = true;
+        this.sink.end(error);
+    }
+    _read() {
+        this.wanted = true;
+        this.connection.resume();
+    }
+    _destroy(error, callback) {
+        if (this.outcome === undefined && !this.told) {
+            this.outcome = error ?? new Error('the response body was destroyed');
+            this.connection.abandon();
+            if (this.sink)
+                this.tell(this.outcome);
+        }
+        callback(error);
+    }
+}
+/** The request's bytes: a GET with the caller's headers, Host, and keep-alive (HTTP/1.1's default). */
+function requestBytes(target, headers) {
+    let text = `GET ${target.pathname}${target.search} HTTP/1.1\r\nhost: ${target.host}\r\n`;
+    for (const [name, value] of Object.entries(headers))
+        text += `${name}: ${value}\r\n`;
+    return `${text}connection: keep-alive\r\n\r\n`;
+}
+/**
+ * Whether a request may go through the raw reader: header names that are tokens and values of
+ * latin1 text without control characters (client.ts refused line breaks already), and no header
+ * that carries a secret.
+ */
+function rawEligible(target, headers) {
+    if (target.protocol !== 'http:')
+        return false;
+    for (const [name, value] of Object.entries(headers)) {
+        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+            return false;
+        if (/^(authorization|proxy-authorization|cookie|host|connection|transfer-encoding|content-length)$/i.test(name))
+            return false;
+        if (/[^\t\x20-\x7e\x80-\xff]/.test(value))
+            return false;
+    }
+    return true;
 }
 
 
@@ -3740,6 +4547,8 @@ class RateGuard {
     }
 }
 
+// EXTERNAL MODULE: ./src/http/raw.ts + 1 modules
+var raw = __webpack_require__(2696);
 // EXTERNAL MODULE: ./src/http/retry.ts
 var http_retry = __webpack_require__(8902);
 // EXTERNAL MODULE: ./src/report/format.ts
@@ -3930,6 +4739,65 @@ class BodyWriter {
         else
             this.resolve();
     }
+}
+/**
+ * Writes a body read in place (raw.ts) into the file at `fd`: each read's bytes are written at
+ * their position and handed to `landed` (which hashes them) inside the read callback, and the
+ * read buffer is reused once the call returns; nothing is queued, copied or kept. Stops when the
+ * body ends or a thief has moved `segment.end` below what arrived (the connection then goes:
+ * the rest of the body is in flight). `check` is asked after each read (the rate guard): an
+ * error it returns ends the body.
+ */
+function writeRawBody(body, fd, target, check) {
+    const { segment } = target;
+    const bodyEnd = target.bodyEnd ?? Number.POSITIVE_INFINITY;
+    return new Promise((resolve, reject) => {
+        if (segment.pos >= segment.end) {
+            body.dump();
+            return resolve();
+        }
+        let failure;
+        body.pump({
+            data(view) {
+                const room = segment.end - segment.pos;
+                if (room <= 0)
+                    return false;
+                const ours = view.length > room ? view.subarray(0, room) : view;
+                try {
+                    // A read (up to 1 MiB) lands in pieces that end where progress is to be recorded.
+                    for (let at = 0; at < ours.length;) {
+                        const length = Math.min(ours.length - at, Math.max(1, target.untilRecord?.() ?? ours.length));
+                        const piece = ours.subarray(at, at + length);
+                        const offset = segment.pos;
+                        const written = (0,external_node_fs_.writeSync)(fd, piece, 0, length, offset);
+                        // A short write means bytes we would count but never wrote: fail, never skip them.
+                        if (written !== length)
+                            throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+                        segment.pos = offset + length;
+                        at += length;
+                        target.landed(offset, piece);
+                    }
+                }
+                catch (error) {
+                    failure = writeError(error);
+                    return false;
+                }
+                failure = check(ours.length);
+                if (failure)
+                    return false;
+                // A thief took the rest: what is left of the body is not ours.
+                return !(segment.pos >= segment.end && segment.end < bodyEnd);
+            },
+            end(error) {
+                if (failure)
+                    reject(failure);
+                else if (error)
+                    reject(target.bodyError(error));
+                else
+                    resolve();
+            },
+        });
+    });
 }
 function writeError(error) {
     if (error.code === 'ENOSPC') {
@@ -4743,6 +5611,7 @@ async function targetInfo(target) {
 
 
 
+
 /** Thrown inside a download when a server answered a range request with the whole body. */
 class RangesIgnored extends Error {
 }
@@ -4985,6 +5854,8 @@ class BlobRun {
                 credentials: target.location.credentials,
                 signal: this.abort.signal,
                 stream: true,
+                // A file takes each read's bytes in place (raw.ts); a stream's window keeps its chunks.
+                direct: this.output.sink.fd !== undefined,
             });
         }
         catch (error) {
@@ -5092,11 +5963,12 @@ class BlobRun {
         const { clock } = this.tuning;
         let windowStart = clock.now();
         let windowBytes = 0;
-        const writing = writeBody(response.body, {
+        const target = {
             file: this.output.sink,
             segment,
             bodyEnd: declaredEnd,
             bodyError: (error) => (0,http_errors/* networkError */.x)(error, response.url),
+            untilRecord: () => this.tuning.flushBytes - this.unflushed,
             landed: (offset, bytes) => {
                 this.fetched += bytes.length;
                 this.hasher.written(offset, bytes);
@@ -5113,10 +5985,19 @@ class BlobRun {
                 if (this.gate.landed(bytes.length))
                     this.spawnWorkers();
             },
-        });
-        // After the writer's listeners: this one must not start the flow before they hear it.
-        this.guardRate(response);
-        await writing;
+        };
+        const fd = this.output.sink.fd;
+        const body = response.body;
+        if (body instanceof raw/* RawBody */.X7 && body.length !== undefined && fd !== undefined) {
+            // Read in place: each read is written and hashed before the buffer is read into again.
+            await writeRawBody(body, fd, target, this.rateCheck(response));
+        }
+        else {
+            const writing = writeBody(body, target);
+            // After the writer's listeners: this one must not start the flow before they hear it.
+            this.guardRate(response);
+            await writing;
+        }
         if (segment.pos >= segment.end)
             return;
         if (!Number.isFinite(segment.end) && declaredEnd === undefined) {
@@ -5128,17 +6009,30 @@ class BlobRun {
             throw new errors/* ModelPullError */.Vy('ERR_TRUNCATED', `${this.blob.label}: the connection ended at byte ${segment.pos} of ${expectedEnd}`);
         }
     }
-    /** A body trickling below the minimum rate is cut like a stall (ERR_TOO_SLOW, retried). */
-    guardRate(response) {
+    /**
+     * A body trickling below the minimum rate is cut like a stall (ERR_TOO_SLOW, retried): the
+     * check takes each arrival's byte count and returns the error once a window ends too slow.
+     */
+    rateCheck(response) {
         const min = this.tuning.http.minRate;
         const guard = new RateGuard(min, this.tuning.clock.now);
-        const onData = (chunk) => {
-            const seen = guard.add(chunk.length);
+        return (bytes) => {
+            const seen = guard.add(bytes);
             if (seen === undefined)
+                return undefined;
+            const host = (0,http_errors/* hostOf */.w)(response.url);
+            return new errors/* ModelPullError */.Vy('ERR_TOO_SLOW', `${host} sent ${(0,format/* formatBytes */.z3)(seen)} in ${min.windowMs / 1000} s, below the minimum of ${(0,format/* formatBytes */.z3)(min.bytes)}`, { host });
+        };
+    }
+    /** The rate check on a body read as a stream: a body too slow is destroyed with its error. */
+    guardRate(response) {
+        const check = this.rateCheck(response);
+        const onData = (chunk) => {
+            const error = check(chunk.length);
+            if (!error)
                 return;
             response.body.off('data', onData);
-            const host = (0,http_errors/* hostOf */.w)(response.url);
-            response.body.destroy(new errors/* ModelPullError */.Vy('ERR_TOO_SLOW', `${host} sent ${(0,format/* formatBytes */.z3)(seen)} in ${min.windowMs / 1000} s, below the minimum of ${(0,format/* formatBytes */.z3)(min.bytes)}`, { host }));
+            response.body.destroy(error);
         };
         response.body.on('data', onData);
     }
