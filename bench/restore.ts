@@ -153,8 +153,11 @@ export function restoreReport(results: RestoreResults, entry: SavedEntry): strin
     const values = ms.flatMap((m) => (m.cpuMs === undefined ? [] : [m.cpuMs]));
     return values.length ? secs(median(values)) : '—';
   };
+  // A leg that did not run (--no-rivals) says so, not "NaN s" and "0 MiB".
   const row = (name: string, ms: readonly Measurement[]) =>
-    `| ${name} | ${secs(wall(ms))} | ${cpu(ms)} | ${ms.length} | ${peak(ms)} |`;
+    ms.length > 0
+      ? `| ${name} | ${secs(wall(ms))} | ${cpu(ms)} | ${ms.length} | ${peak(ms)} |`
+      : `| ${name} | not measured | — | 0 | — |`;
   // Three decimals: a ratio printed as 1.10× must not read as met when it is 1.104.
   const check = (name: string, value: number, limit: number) =>
     Number.isFinite(value)

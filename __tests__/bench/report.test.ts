@@ -1,4 +1,5 @@
 import { type CaseResult, evaluate } from '../../bench/report.js';
+import { restoreReport } from '../../bench/restore.js';
 import type { Measurement } from '../../bench/tools.js';
 
 const MiB = 1024 * 1024;
@@ -23,4 +24,15 @@ test('the peak RSS target is the highest of every leg of ours, oci and files inc
     value: '83.0 MiB',
     met: false,
   });
+});
+
+// --no-rivals leaves the restoreCache leg out: its row and ratio say so instead of NaN and MISSED.
+test('the restore table names a leg that did not run as not measured', () => {
+  const entry = { key: 'k', archive: 'a', archiveSize: 1024 * MiB, target: 't', workspace: 'w' };
+  const leg = (wallMs: number): Measurement => ({ wallMs, cpuMs: wallMs / 2, peakRssKiB: 70 * 1024 });
+  const table = restoreReport({ ours: [leg(4800)], cold: [leg(4400)], baseline: [] }, entry);
+  expect(table).not.toMatch(/NaN/);
+  expect(table).toContain('| @actions/cache restoreCache + sha256 pass | not measured | — | 0 | — |');
+  expect(table).toContain('| restore / (restoreCache + verify) | — | ≤ 0.5× | not measured |');
+  expect(table).toContain('| restore / cold pull | 1.091× | ≤ 1.1× | met |');
 });
