@@ -11,6 +11,7 @@ import { RawTransport } from '../../src/http/raw.js';
 import { blobSpec, engineOptions, randomBlob, testClient } from '../helpers/engine.js';
 import { tempDir } from '../helpers/http.js';
 import { type Scripted, scripted } from '../helpers/scripted-server.js';
+import { selfSigned } from '../helpers/tls.js';
 
 const SIZE = 300_000;
 const { data, hex } = randomBlob(SIZE);
@@ -133,6 +134,63 @@ describe('the engine over the raw reader (issue 17)', () => {
     ]);
     // The redirect's body was read to its length, so its connection carried the next request.
     expect(server.connections()).toBe(1);
+  });
+});
+
+describe('the engine over the raw reader on https (issue 17)', () => {
+  let server: Scripted | undefined;
+  let dir: { path: string; remove(): Promise<void> };
+  let cert: { key: string; cert: string };
+  let http: HttpClient;
+  beforeAll(async () => {
+    dir = await tempDir();
+    cert = selfSigned(dir.path);
+  });
+  afterAll(() => dir.remove());
+  beforeEach(() => {
+    http = testClient({ extraCa: cert.cert });
+  });
+  afterEach(async () => {
+    await http.close();
+    await server?.close();
+    server = undefined;
+  });
+
+  it('writes the bytes, digest checked, with every range read by the raw reader over TLS', async () => {
+    server = await scripted((request, _n, socket) => serve(request, socket), {
+      tls: { ...cert, ALPNProtocols: ['http/1.1'] },
+    });
+    const [result] = await fetchBlobs(
+      [blobSpec(join(dir.path, 'a'), hex, SIZE, `${server.url}/blob`)],
+      engineOptions(http, 4),
+    );
+    expect(sha256Hex(await readFile(result!.target))).toBe(hex);
+    // The raw reader's request heads (lower-case host first; node:http sends "Host"), over TLS
+    // connections that agreed on http/1.1 (node:https offers no ALPN).
+    expect(server.requests.length).toBeGreaterThan(1);
+    for (const request of server.requests) expect(request.split('\r\n')[1]).toMatch(/^host: /);
+    expect(server.sessions.length).toBe(server.connections());
+    for (const session of server.sessions)
+      expect(session).toEqual({ tls: true, alpn: 'http/1.1', servername: false });
+  });
+
+  it('resumes a body that ended short over TLS, and the digest holds', async () => {
+    server = await scripted(
+      (request, n, socket) => {
+        if (n > 1) return serve(request, socket);
+        const { from, to } = requested(request);
+        socket.write(head(from, to));
+        socket.end(data.subarray(from, from + 100_000));
+      },
+      { tls: cert },
+    );
+    const [result] = await fetchBlobs(
+      [blobSpec(join(dir.path, 'b'), hex, SIZE, `${server.url}/blob`)],
+      engineOptions(http, 1),
+    );
+    expect(sha256Hex(await readFile(result!.target))).toBe(hex);
+    expect(server.requests.map((r) => requested(r).from)).toEqual([0, 100_000]);
+    expect(server.connections()).toBe(2);
   });
 });
 

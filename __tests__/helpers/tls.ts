@@ -2,8 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** A self-signed certificate for localhost and 127.0.0.1, made with openssl in `dir` for this run. */
-export function selfSigned(dir: string): { key: string; cert: string } {
+/**
+ * A self-signed certificate for localhost and 127.0.0.1 (or the names in `altNames`, an openssl
+ * subjectAltName list), made with openssl in `dir` for this run.
+ */
+export function selfSigned(
+  dir: string,
+  altNames = 'DNS:localhost,IP:127.0.0.1',
+): { key: string; cert: string } {
   execFileSync(
     'openssl',
     [
@@ -19,7 +25,7 @@ export function selfSigned(dir: string): { key: string; cert: string } {
       '-subj',
       '/CN=model-pull test CA',
       '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      `subjectAltName=${altNames}`,
       '-keyout',
       join(dir, 'key.pem'),
       '-out',

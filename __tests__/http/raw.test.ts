@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
+import { createSecureServer } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
 import { isModelPullError } from '../../src/errors.js';
 import { readBody } from '../../src/http/body.js';
-import { HttpClient } from '../../src/http/client.js';
-import { type BodySink, type RawAnswer, RawBody, RawTransport } from '../../src/http/raw.js';
-import { startServer, type TestServer } from '../helpers/http.js';
+import { HttpClient, networkError } from '../../src/http/client.js';
+import { type BodySink, ForeignAnswer, type RawAnswer, RawBody, RawTransport } from '../../src/http/raw.js';
+import { startServer, type TestServer, tempDir } from '../helpers/http.js';
 import { type Scripted, scripted } from '../helpers/scripted-server.js';
+import { selfSigned } from '../helpers/tls.js';
 
 const BODY = randomBytes(200_000);
 
@@ -293,5 +295,226 @@ describe('HttpClient: which requests take the raw reader (issue 17)', () => {
     await readBody(plain, 1e6, 'x');
     expect(how()).toEqual(['node', 'raw', 'node']);
     expect(server.requests[1]!.headers.authorization).toBeUndefined();
+  });
+});
+
+describe('the raw reader over TLS (issue 17)', () => {
+  let dir: { path: string; remove(): Promise<void> };
+  let other: { path: string; remove(): Promise<void> };
+  let cert: { key: string; cert: string };
+  /** Trusted (through `ca`) but made out to another name than 127.0.0.1. */
+  let misnamed: { key: string; cert: string };
+  let server: Scripted | undefined;
+  let transport: RawTransport;
+  beforeAll(async () => {
+    dir = await tempDir();
+    other = await tempDir();
+    cert = selfSigned(dir.path);
+    misnamed = selfSigned(other.path, 'DNS:elsewhere.example');
+  });
+  afterAll(async () => {
+    await dir.remove();
+    await other.remove();
+  });
+  beforeEach(() => {
+    transport = new RawTransport({ connections: 4, stallTimeoutMs: 5000, ca: [cert.cert, misnamed.cert] });
+  });
+  afterEach(async () => {
+    transport.close();
+    await server?.close();
+    server = undefined;
+  });
+
+  /** Serves `bytes=from-to` of BODY. */
+  const ranges = (request: string, _n: number, socket: Socket) => {
+    const [, from, to] = /range: bytes=(\d+)-(\d+)/.exec(request)!.map(Number);
+    const part = BODY.subarray(from, to! + 1);
+    socket.write(
+      `HTTP/1.1 206 Partial Content\r\nContent-Length: ${part.length}\r\nContent-Range: bytes ${from}-${to}/${BODY.length}\r\n\r\n`,
+    );
+    socket.write(part);
+  };
+
+  it('carries N ranges over one kept TLS connection, offering http/1.1, no SNI for an IP', async () => {
+    server = await scripted(ranges, { tls: { ...cert, ALPNProtocols: ['http/1.1'] } });
+    const got: Buffer[] = [];
+    for (let from = 0; from < BODY.length; from += 50_000) {
+      const answer = await transport.send(new URL(`${server.url}/blob`), {
+        range: `bytes=${from}-${from + 49_999}`,
+      });
+      got.push(await pumpAll(answer.body));
+    }
+    expect(Buffer.concat(got).equals(BODY)).toBe(true);
+    expect([server.requests.length, server.connections()]).toEqual([4, 1]);
+    expect(server.sessions).toEqual([{ tls: true, alpn: 'http/1.1', servername: false }]);
+    // The Host header is the URL's, as over plain http.
+    expect(server.requests[0]!.split('\r\n')[1]).toBe(`host: ${new URL(server.url).host}`);
+  });
+
+  it('keeps, in order, the records decrypted while no reader takes the body', async () => {
+    server = await scripted(
+      (_request, _n, socket) => {
+        socket.write(head206(BODY.length));
+        socket.write(BODY);
+      },
+      { tls: cert },
+    );
+    for (let i = 0; i < 3; i++) {
+      const answer = await transport.send(new URL(`${server.url}/blob`), { range: 'bytes=0-' });
+      // A TLS socket hands over every record of its last TCP read, paused or not.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect((await pumpAll(answer.body)).equals(BODY)).toBe(true);
+    }
+    expect([server.requests.length, server.connections()]).toEqual([3, 1]);
+  });
+
+  it('sends SNI for a host name, and reads a server that speaks no ALPN', async () => {
+    server = await scripted(ranges, { tls: cert });
+    const url = server.url.replace('127.0.0.1', 'localhost');
+    const answer = await transport.send(new URL(`${url}/blob`), { range: 'bytes=0-999' });
+    expect((await pumpAll(answer.body)).equals(BODY.subarray(0, 1000))).toBe(true);
+    expect(server.sessions).toEqual([{ tls: true, alpn: false, servername: 'localhost' }]);
+    expect(server.requests[0]!.split('\r\n')[1]).toBe(`host: ${new URL(url).host}`);
+  });
+
+  it('fails an untrusted or misnamed certificate with the text node:https gives, sending nothing', async () => {
+    server = await scripted(ranges, { tls: cert });
+    const url = `${server.url}/blob`;
+    const mapped = async (send: Promise<unknown>) => {
+      const error = await send.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      return networkError(error, url).message;
+    };
+    const untrusted = `network error from ${url}: its certificate was refused (DEPTH_ZERO_SELF_SIGNED_CERT); if the server uses a private or self-signed CA, trust it with ca-cert (--ca-cert)`;
+    const strict = new RawTransport({ connections: 4, stallTimeoutMs: 5000 });
+    try {
+      expect(await mapped(strict.send(new URL(url), { range: 'bytes=0-9' }))).toBe(untrusted);
+    } finally {
+      strict.close();
+    }
+    // The same through the client, on the raw path and on node:https.
+    const client = new HttpClient({ connections: 4, insecure: false, stallTimeoutMs: 5000, userAgent: 't' });
+    try {
+      for (const direct of [true, false]) {
+        const request = client.request(url, { stream: true, direct, headers: { range: 'bytes=0-9' } });
+        const error = await request.catch((e: unknown) => e);
+        expect(isModelPullError(error, 'ERR_TLS')).toBe(true);
+        expect((error as Error).message).toBe(untrusted);
+      }
+    } finally {
+      await client.close();
+    }
+    await server.close();
+    server = await scripted(ranges, { tls: misnamed });
+    const wrong = `${server.url}/blob`;
+    const error = await transport.send(new URL(wrong), { range: 'bytes=0-9' }).catch((e: unknown) => e);
+    expect(networkError(error, wrong).message).toBe(
+      `network error from ${wrong}: its certificate was refused (ERR_TLS_CERT_ALTNAME_INVALID); if the server uses a private or self-signed CA, trust it with ca-cert (--ca-cert)`,
+    );
+    const trusting = new HttpClient({
+      connections: 4,
+      insecure: false,
+      stallTimeoutMs: 5000,
+      userAgent: 't',
+      extraCa: misnamed.cert,
+    });
+    try {
+      const viaNode = await trusting.request(wrong, { stream: true }).catch((e: unknown) => e);
+      expect((viaNode as Error).message).toBe(networkError(error, wrong).message);
+    } finally {
+      await trusting.close();
+    }
+    expect(server.requests).toEqual([]);
+  });
+
+  it('never shares a connection between http and https on the same host and port', async () => {
+    server = await scripted(ranges, { tls: cert, plainToo: true });
+    const port = new URL(server.url).port;
+    for (const scheme of ['http', 'https', 'http', 'https']) {
+      const answer = await transport.send(new URL(`${scheme}://127.0.0.1:${port}/blob`), {
+        range: 'bytes=0-999',
+      });
+      expect((await pumpAll(answer.body)).equals(BODY.subarray(0, 1000))).toBe(true);
+    }
+    expect([server.requests.length, server.connections()]).toEqual([4, 2]);
+    expect(server.sessions.map((s) => s.tls)).toEqual([false, true]);
+  });
+
+  it('leaves an h2-only server to node:https, which answers as it does today', async () => {
+    const h2 = createSecureServer(
+      // It keeps an HTTP/1 connection for this long after its 403 (10 s by default).
+      { ...cert, allowHTTP1: false, unknownProtocolTimeout: 100 },
+      (_req, res) => res.end('h2'),
+    );
+    await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+    const url = `https://127.0.0.1:${(h2.address() as AddressInfo).port}/blob`;
+    const client = new HttpClient({
+      connections: 4,
+      insecure: false,
+      stallTimeoutMs: 5000,
+      userAgent: 't',
+      extraCa: cert.cert,
+    });
+    try {
+      const refused = await transport.send(new URL(url), { range: 'bytes=0-9' }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(ForeignAnswer);
+      const raw = await client.request(url, { stream: true, direct: true, headers: { range: 'bytes=0-9' } });
+      const native = await client.request(url, { stream: true, headers: { range: 'bytes=0-9' } });
+      expect(raw.body).not.toBeInstanceOf(RawBody);
+      // node:http's answer from Node's h2-only server, both ways.
+      expect([raw.status, native.status]).toEqual([403, 403]);
+      await Promise.all([raw.body.dump(), native.body.dump()]);
+    } finally {
+      await client.close();
+      await new Promise((resolve) => h2.close(resolve));
+    }
+  });
+
+  it('reads from a server that offers h2 and http/1.1 over http/1.1', async () => {
+    const both = createSecureServer({ ...cert, allowHTTP1: true }, (req, res) => {
+      res.writeHead(206, { 'content-length': 1000, 'content-range': `bytes 0-999/${BODY.length}` });
+      res.end(BODY.subarray(0, 1000));
+      expect(req.httpVersion).toBe('1.1');
+    });
+    await new Promise<void>((resolve) => both.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `https://127.0.0.1:${(both.address() as AddressInfo).port}/blob`;
+      const answer = await transport.send(new URL(url), { range: 'bytes=0-999' });
+      expect((await pumpAll(answer.body)).equals(BODY.subarray(0, 1000))).toBe(true);
+    } finally {
+      transport.close();
+      await new Promise((resolve) => both.close(resolve));
+    }
+  });
+
+  it('stalls, and fails a short body like node:http, over TLS', async () => {
+    transport.close();
+    transport = new RawTransport({ connections: 2, stallTimeoutMs: 200, ca: [cert.cert] });
+    server = await scripted(
+      (request, _n, socket) => {
+        if (request.startsWith('GET /silent')) return;
+        socket.write(head206(BODY.length));
+        if (request.startsWith('GET /short')) socket.end(BODY.subarray(0, 5000));
+        else socket.write(BODY.subarray(0, 100)); // then nothing
+      },
+      { tls: cert },
+    );
+    const silent = await transport
+      .send(new URL(`${server.url}/silent`), { range: 'bytes=0-' })
+      .catch((e: unknown) => e);
+    expect(isModelPullError(silent, 'ERR_STALLED')).toBe(true);
+    expect((silent as Error).message).toBe(`no data from ${server.url}/silent within the stall timeout`);
+    const stops = await transport.send(new URL(`${server.url}/stops`), { range: 'bytes=0-' });
+    const stalled = await pumpAll(stops.body).catch((e: unknown) => e);
+    expect((stalled as Error).message).toBe(`no data from ${server.url}/stops within the stall timeout`);
+    const short = await transport.send(new URL(`${server.url}/short`), { range: 'bytes=0-' });
+    const got: Buffer[] = [];
+    const error = await new Promise<Error | undefined>((resolve) =>
+      short.body.pump({ data: (view) => got.push(Buffer.from(view)) > 0, end: resolve }),
+    );
+    expect([error?.message, (error as { code?: string }).code]).toEqual(['aborted', 'ECONNRESET']);
+    expect(Buffer.concat(got).equals(BODY.subarray(0, 5000))).toBe(true);
   });
 });

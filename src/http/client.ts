@@ -70,7 +70,7 @@ export interface RequestOptions {
   readonly stream?: boolean;
   /**
    * With `stream`: the caller reads a 2xx body with a length through RawBody.pump when the
-   * request can take the raw reader (raw.ts: plain http, a GET with no credentials, no proxy).
+   * request can take the raw reader (raw.ts: http or https, a GET with no credentials, no proxy).
    */
   readonly direct?: boolean;
 }
@@ -105,7 +105,7 @@ export class HttpClient {
   private dispatcher: Promise<Dispatcher> | undefined;
   /** Requests without a stream body when no proxy is set (see native.ts). */
   private readonly native: NativeTransport | undefined;
-  /** Bulk bodies over plain http with no credentials, when no proxy is set (see raw.ts). */
+  /** Bulk bodies (http and https) with no credentials, when no proxy is set (see raw.ts). */
   private readonly raw: RawTransport | undefined;
   /** The system's CAs plus the extra one, when there is one. */
   private readonly ca: string[] | undefined;
@@ -137,7 +137,11 @@ export class HttpClient {
         });
     this.raw = this.proxy
       ? undefined
-      : new RawTransport({ connections: options.connections, stallTimeoutMs: options.stallTimeoutMs });
+      : new RawTransport({
+          connections: options.connections,
+          stallTimeoutMs: options.stallTimeoutMs,
+          ...(ca ? { ca } : {}),
+        });
   }
 
   private undici(): Promise<Dispatcher> {

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type OnReadOpts, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { ModelPullError, redactUrl } from '../errors.js';
 import { hostOf } from './errors.js';
 import { ChunkedDecoder, headEnd, MAX_HEAD_BYTES, parseHead, type ResponseHead } from './raw-head.js';
@@ -53,6 +54,12 @@ export interface RawAnswer {
  */
 export class ForeignAnswer extends Error {}
 
+/**
+ * The TLS alert a server sends when it speaks none of the protocols we offered (an h2-only
+ * server refusing http/1.1): node:https offers none, so the request goes there, as today.
+ */
+const NO_APPLICATION_PROTOCOL = 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL';
+
 /** What node:http's answer reports when the connection ends before the body's last byte. */
 function cutShort(): Error {
   return Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
@@ -65,7 +72,7 @@ function hangUp(): Error {
 
 /**
  * An HTTP/1.1 reader of our own for the bulk of the bytes: ranged GETs of blob bodies over plain
- * http that go to a file. Body reads land in one reused buffer (net.Socket's `onread`, see
+ * http or https that go to a file. Body reads land in one reused buffer (net.Socket's `onread`, see
  * READ_BUFFER_BYTES), and their bytes are handed to a synchronous sink (written at their
  * position and hashed) inside the read callback, then the buffer is read into again: curl's
  * model, with no allocation or copy per read. Everything else stays on node:http (native.ts).
@@ -88,7 +95,15 @@ function hangUp(): Error {
  * - Stall: the head must come within the stall timeout of the request (a server trickling its
  *   head never goes idle); then no byte for the stall timeout while a reader waits is ERR_STALLED.
  *   The caller's abort signal ends the request and its body with the signal's reason.
- * Plain http only: https stays on node:http (see the commit that added this for why).
+ * - https: each connection is a TLS socket (node:tls, which takes `onread` too: each decrypted
+ *   record lands in the same buffer) with certificate verification on, the client's CAs (`ca`,
+ *   exactly what node:https's agent gets), SNI for a host name (never an IP literal) and ALPN
+ *   offering http/1.1 only. The request is written once the handshake is done and the server
+ *   chose http/1.1 or nothing; a server that chose anything else, or refused http/1.1 with a
+ *   TLS alert, gets ForeignAnswer (node:https, which offers no ALPN, sends it again). TLS
+ *   errors are the socket's own, as node:https reports them, so client.ts maps them alike.
+ * - Connections are kept per origin, scheme included: an http and an https origin on one
+ *   host:port never share one.
  */
 export class RawTransport {
   private readonly origins = new Map<string, Origin>();
@@ -105,6 +120,8 @@ export class RawTransport {
       readonly connections: number;
       readonly stallTimeoutMs: number;
       readonly bufferBytes?: number;
+      /** The CAs to trust over TLS, as node:https's agent gets them (undefined: Node's default). */
+      readonly ca?: readonly string[];
     },
   ) {}
 
@@ -136,13 +153,17 @@ export class RawTransport {
   }
 
   private origin(target: URL): Origin {
-    const key = `${target.hostname}:${target.port || '80'}`;
+    const secure = target.protocol === 'https:';
+    const port = Number(target.port || (secure ? 443 : 80));
+    const key = `${target.protocol}//${target.hostname}:${port}`;
     let origin = this.origins.get(key);
     if (!origin) {
-      origin = new Origin(target.hostname.replace(/^\[|\]$/g, ''), Number(target.port || 80), {
+      const ca = this.options.ca;
+      origin = new Origin(target.hostname.replace(/^\[|\]$/g, ''), port, {
         connections: this.options.connections,
         stallTimeoutMs: this.options.stallTimeoutMs,
         readBuffer: this.readBuffer,
+        tls: secure ? { ...(ca ? { ca: [...ca] } : {}) } : undefined,
       });
       this.origins.set(key, origin);
     }
@@ -161,6 +182,8 @@ interface OriginOptions {
   readonly connections: number;
   readonly stallTimeoutMs: number;
   readonly readBuffer: () => Buffer;
+  /** Connect over TLS, trusting `ca` when given (else Node's default CAs). */
+  readonly tls: { readonly ca?: string[] } | undefined;
 }
 
 /** One origin's connections: at most `connections` at once, idle ones kept for the next request. */
@@ -225,9 +248,12 @@ class Origin {
 /** Where a connection is in its request: which reader its bytes go to. */
 type Phase = 'idle' | 'head' | 'body' | 'done';
 
-/** One TCP connection and its head buffer, carrying one request at a time. */
+/** One TCP (or TLS) connection and its head buffer, carrying one request at a time. */
 class Connection {
   private readonly socket: Socket;
+  /** A TLS connection's request waits here until the handshake is done and ALPN allows it. */
+  private unsent: string | undefined;
+  private secured: boolean;
   private phase: Phase = 'idle';
   /** Served a request before this one. */
   reused = false;
@@ -259,17 +285,34 @@ class Connection {
     private readonly options: OriginOptions,
     private readonly release: (connection: Connection, keep: boolean) => void,
   ) {
-    this.socket = connect({
-      host,
-      port,
-      noDelay: true,
-      // Asked again after each read, for the next: the head's own buffer until a head is in.
-      onread: {
-        buffer: () => (this.phase === 'body' ? options.readBuffer() : this.headBuffer),
-        callback: this.onRead,
-      },
+    // Asked again after each read, for the next: the head's own buffer until a head is in.
+    const onread = {
+      buffer: () => (this.phase === 'body' ? options.readBuffer() : this.headBuffer),
+      callback: this.onRead,
+    };
+    this.secured = options.tls === undefined;
+    if (options.tls) {
+      // Node 24's tls.connect takes `onread` (net.Socket's); its types do not say so yet.
+      const tlsOptions: ConnectionOptions & { onread: OnReadOpts } = {
+        host,
+        port,
+        ...(isIP(host) === 0 ? { servername: host } : {}),
+        ...options.tls,
+        ALPNProtocols: ['http/1.1'],
+        onread,
+      };
+      // node:tls only where it is needed (an http: pull never loads it).
+      const socket = process.getBuiltinModule('node:tls').connect(tlsOptions);
+      socket.setNoDelay(true);
+      socket.once('secureConnect', () => this.onSecure(socket));
+      this.socket = socket;
+    } else {
+      this.socket = connect({ host, port, noDelay: true, onread });
+    }
+    this.socket.on('error', (error) => {
+      const code = (error as { code?: unknown }).code;
+      this.fail(code === NO_APPLICATION_PROTOCOL ? new ForeignAnswer(error.message) : error);
     });
-    this.socket.on('error', (error) => this.fail(error));
     this.socket.on('end', this.onEnd);
     this.socket.on('close', () => this.fail(hangUp()));
     this.socket.on('timeout', this.onIdle);
@@ -293,8 +336,22 @@ class Connection {
       this.socket.setTimeout(0);
       this.socket.ref();
       this.socket.resume();
-      this.socket.write(request, 'latin1');
+      if (this.secured) this.socket.write(request, 'latin1');
+      else this.unsent = request;
     });
+  }
+
+  /** The TLS handshake is done (certificate verified): HTTP/1.1 only, then the request goes. */
+  private onSecure(socket: TLSSocket): void {
+    const protocol = socket.alpnProtocol;
+    if (protocol !== false && protocol !== 'http/1.1') {
+      this.fail(new ForeignAnswer(`the server chose ${String(protocol)} over TLS`));
+      return;
+    }
+    this.secured = true;
+    const request = this.unsent;
+    this.unsent = undefined;
+    if (request !== undefined && !this.destroyed) this.socket.write(request, 'latin1');
   }
 
   private readonly onAbort = () => this.fail(this.signal?.reason);
@@ -386,8 +443,10 @@ class Connection {
   private readBody(bytes: Buffer): boolean {
     const body = this.body!;
     if (!body.flowing()) {
-      // Not expected (the socket is paused while nobody reads), but never keep a shared view.
-      this.pending = Buffer.from(bytes);
+      // The socket is paused while nobody reads, but a TLS socket still hands over the rest of
+      // the records it decrypted from its last TCP read: they queue behind the bytes held (in
+      // order), and never as a view of the shared buffer.
+      this.pending = this.pending ? Buffer.concat([this.pending, bytes]) : Buffer.from(bytes);
       this.held = true;
       return false;
     }
@@ -624,7 +683,7 @@ function requestBytes(target: URL, headers: Readonly<Record<string, string>>): s
  * that carries a secret.
  */
 export function rawEligible(target: URL, headers: Readonly<Record<string, string>>): boolean {
-  if (target.protocol !== 'http:') return false;
+  if (target.protocol !== 'http:' && target.protocol !== 'https:') return false;
   for (const [name, value] of Object.entries(headers)) {
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) return false;
     if (
