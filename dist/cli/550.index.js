@@ -3029,7 +3029,7 @@ class HttpClient {
     dispatcher;
     /** Requests without a stream body when no proxy is set (see native.ts). */
     native;
-    /** Bulk bodies over plain http with no credentials, when no proxy is set (see raw.ts). */
+    /** Bulk bodies (http and https) with no credentials, when no proxy is set (see raw.ts). */
     raw;
     /** The system's CAs plus the extra one, when there is one. */
     ca;
@@ -3059,7 +3059,11 @@ class HttpClient {
             });
         this.raw = this.proxy
             ? undefined
-            : new raw/* RawTransport */.A0({ connections: options.connections, stallTimeoutMs: options.stallTimeoutMs });
+            : new raw/* RawTransport */.A0({
+                connections: options.connections,
+                stallTimeoutMs: options.stallTimeoutMs,
+                ...(ca ? { ca } : {}),
+            });
     }
     undici() {
         this.dispatcher ??= Promise.all(/* import() */[__webpack_require__.e(7), __webpack_require__.e(150)]).then(__webpack_require__.bind(__webpack_require__, 1150)).then(({ Agent, EnvHttpProxyAgent }) => {
@@ -3607,6 +3611,11 @@ const DRAIN_LIMIT = 64 * 1024;
  */
 class ForeignAnswer extends Error {
 }
+/**
+ * The TLS alert a server sends when it speaks none of the protocols we offered (an h2-only
+ * server refusing http/1.1): node:https offers none, so the request goes there, as today.
+ */
+const NO_APPLICATION_PROTOCOL = 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL';
 /** What node:http's answer reports when the connection ends before the body's last byte. */
 function cutShort() {
     return Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
@@ -3617,7 +3626,7 @@ function hangUp() {
 }
 /**
  * An HTTP/1.1 reader of our own for the bulk of the bytes: ranged GETs of blob bodies over plain
- * http that go to a file. Body reads land in one reused buffer (net.Socket's `onread`, see
+ * http or https that go to a file. Body reads land in one reused buffer (net.Socket's `onread`, see
  * READ_BUFFER_BYTES), and their bytes are handed to a synchronous sink (written at their
  * position and hashed) inside the read callback, then the buffer is read into again: curl's
  * model, with no allocation or copy per read. Everything else stays on node:http (native.ts).
@@ -3640,7 +3649,15 @@ function hangUp() {
  * - Stall: the head must come within the stall timeout of the request (a server trickling its
  *   head never goes idle); then no byte for the stall timeout while a reader waits is ERR_STALLED.
  *   The caller's abort signal ends the request and its body with the signal's reason.
- * Plain http only: https stays on node:http (see the commit that added this for why).
+ * - https: each connection is a TLS socket (node:tls, which takes `onread` too: each decrypted
+ *   record lands in the same buffer) with certificate verification on, the client's CAs (`ca`,
+ *   exactly what node:https's agent gets), SNI for a host name (never an IP literal) and ALPN
+ *   offering http/1.1 only. The request is written once the handshake is done and the server
+ *   chose http/1.1 or nothing; a server that chose anything else, or refused http/1.1 with a
+ *   TLS alert, gets ForeignAnswer (node:https, which offers no ALPN, sends it again). TLS
+ *   errors are the socket's own, as node:https reports them, so client.ts maps them alike.
+ * - Connections are kept per origin, scheme included: an http and an https origin on one
+ *   host:port never share one.
  */
 class RawTransport {
     options;
@@ -3681,13 +3698,17 @@ class RawTransport {
         }
     }
     origin(target) {
-        const key = `${target.hostname}:${target.port || '80'}`;
+        const secure = target.protocol === 'https:';
+        const port = Number(target.port || (secure ? 443 : 80));
+        const key = `${target.protocol}//${target.hostname}:${port}`;
         let origin = this.origins.get(key);
         if (!origin) {
-            origin = new Origin(target.hostname.replace(/^\[|\]$/g, ''), Number(target.port || 80), {
+            const ca = this.options.ca;
+            origin = new Origin(target.hostname.replace(/^\[|\]$/g, ''), port, {
                 connections: this.options.connections,
                 stallTimeoutMs: this.options.stallTimeoutMs,
                 readBuffer: this.readBuffer,
+                tls: secure ? { ...(ca ? { ca: [...ca] } : {}) } : undefined,
             });
             this.origins.set(key, origin);
         }
@@ -3765,11 +3786,14 @@ class Origin {
             wake();
     }
 }
-/** One TCP connection and its head buffer, carrying one request at a time. */
+/** One TCP (or TLS) connection and its head buffer, carrying one request at a time. */
 class Connection {
     options;
     release;
     socket;
+    /** A TLS connection's request waits here until the handshake is done and ALPN allows it. */
+    unsent;
+    secured;
     phase = 'idle';
     /** Served a request before this one. */
     reused = false;
@@ -3797,17 +3821,35 @@ class Connection {
     constructor(host, port, options, release) {
         this.options = options;
         this.release = release;
-        this.socket = (0,external_node_net_.connect)({
-            host,
-            port,
-            noDelay: true,
-            // Asked again after each read, for the next: the head's own buffer until a head is in.
-            onread: {
-                buffer: () => (this.phase === 'body' ? options.readBuffer() : this.headBuffer),
-                callback: this.onRead,
-            },
+        // Asked again after each read, for the next: the head's own buffer until a head is in.
+        const onread = {
+            buffer: () => (this.phase === 'body' ? options.readBuffer() : this.headBuffer),
+            callback: this.onRead,
+        };
+        this.secured = options.tls === undefined;
+        if (options.tls) {
+            // Node 24's tls.connect takes `onread` (net.Socket's); its types do not say so yet.
+            const tlsOptions = {
+                host,
+                port,
+                ...((0,external_node_net_.isIP)(host) === 0 ? { servername: host } : {}),
+                ...options.tls,
+                ALPNProtocols: ['http/1.1'],
+                onread,
+            };
+            // node:tls only where it is needed (an http: pull never loads it).
+            const socket = process.getBuiltinModule('node:tls').connect(tlsOptions);
+            socket.setNoDelay(true);
+            socket.once('secureConnect', () => this.onSecure(socket));
+            this.socket = socket;
+        }
+        else {
+            this.socket = (0,external_node_net_.connect)({ host, port, noDelay: true, onread });
+        }
+        this.socket.on('error', (error) => {
+            const code = error.code;
+            this.fail(code === NO_APPLICATION_PROTOCOL ? new ForeignAnswer(error.message) : error);
         });
-        this.socket.on('error', (error) => this.fail(error));
         this.socket.on('end', this.onEnd);
         this.socket.on('close', () => this.fail(hangUp()));
         this.socket.on('timeout', this.onIdle);
@@ -3831,8 +3873,24 @@ class Connection {
             this.socket.setTimeout(0);
             this.socket.ref();
             this.socket.resume();
-            this.socket.write(request, 'latin1');
+            if (this.secured)
+                this.socket.write(request, 'latin1');
+            else
+                this.unsent = request;
         });
+    }
+    /** The TLS handshake is done (certificate verified): HTTP/1.1 only, then the request goes. */
+    onSecure(socket) {
+        const protocol = socket.alpnProtocol;
+        if (protocol !== false && protocol !== 'http/1.1') {
+            this.fail(new ForeignAnswer(`the server chose ${String(protocol)} over TLS`));
+            return;
+        }
+        this.secured = true;
+        const request = this.unsent;
+        this.unsent = undefined;
+        if (request !== undefined && !this.destroyed)
+            this.socket.write(request, 'latin1');
     }
     onAbort = () => this.fail(this.signal?.reason);
     stalled() {
@@ -3916,8 +3974,10 @@ class Connection {
     readBody(bytes) {
         const body = this.body;
         if (!body.flowing()) {
-            // Not expected (the socket is paused while nobody reads), but never keep a shared view.
-            this.pending = Buffer.from(bytes);
+            // The socket is paused while nobody reads, but a TLS socket still hands over the rest of
+            // the records it decrypted from its last TCP read: they queue behind the bytes held (in
+            // order), and never as a view of the shared buffer.
+            this.pending = this.pending ? Buffer.concat([this.pending, bytes]) : Buffer.from(bytes);
             this.held = true;
             return false;
         }
@@ -4154,7 +4214,7 @@ function requestBytes(target, headers) {
  * that carries a secret.
  */
 function rawEligible(target, headers) {
-    if (target.protocol !== 'http:')
+    if (target.protocol !== 'http:' && target.protocol !== 'https:')
         return false;
     for (const [name, value] of Object.entries(headers)) {
         if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
