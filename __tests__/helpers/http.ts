@@ -1,5 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  type ClientRequest,
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,4 +78,35 @@ export function parseRange(
   const end = m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
   if (start > end || start >= size) return undefined;
   return { start, end };
+}
+
+/**
+ * Opens `req` (method, path, headers) on to `target` and pipes the answer back into `res`;
+ * `done` runs when that answer ends or the upstream fails. The request body is the caller's to
+ * send (`req.pipe(upstream)`, or a cut part of it), so a test proxy can pass, cut or delay it.
+ */
+export function forward(
+  target: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  done: () => void,
+): ClientRequest {
+  const upstream = httpRequest(
+    new URL(req.url ?? '/', target),
+    { method: req.method, headers: req.headers, agent: false },
+    (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+      answer.on('end', done);
+    },
+  );
+  upstream.on('error', () => done());
+  return upstream;
+}
+
+/** Passes `req` on to `target`, body and all, and its answer back. */
+export function relay(target: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    req.pipe(forward(target, req, res, resolve));
+  });
 }

@@ -1,7 +1,6 @@
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { lines, requireBuiltCli, runCli, startCli } from '../cli/run.js';
-import { startServer, type TestServer, tempDir } from '../helpers/http.js';
+import { forward, startServer, type TestServer, tempDir } from '../helpers/http.js';
 import {
   type GeneratedModel,
   generateModel,
@@ -57,17 +56,7 @@ async function startHoldingFront(
           req.socket.on('close', resolve);
           return;
         }
-        const upstream = httpRequest(
-          new URL(req.url ?? '/', target),
-          { method: req.method, headers: req.headers, agent: false },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            answer.pipe(res);
-            answer.on('end', resolve);
-          },
-        );
-        upstream.on('error', () => resolve());
-        req.pipe(upstream);
+        req.pipe(forward(target, req, res, resolve));
       }),
   );
   const release = () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { stat, writeFile } from 'node:fs/promises';
-import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { systemClock } from '../../src/clock.js';
 import type { ModelPullError } from '../../src/errors.js';
@@ -11,7 +11,7 @@ import type { RegistrySession } from '../../src/registry/session.js';
 import { noUploadRecords, uploadRecords } from '../../src/registry/uploads.js';
 import { MemoryLogger } from '../../src/report/logger.js';
 import { FAST_RETRY, testClient } from '../helpers/engine.js';
-import { startServer, type TestServer, tempDir } from '../helpers/http.js';
+import { forward, relay, startServer, type TestServer, tempDir } from '../helpers/http.js';
 import {
   type RealRegistry,
   send,
@@ -199,16 +199,7 @@ async function startCuttingProxy(
     await cutOver;
     return new Promise<void>((resolve) => {
       const cut = req.method === 'PATCH' && ++patches === cutAt;
-      const upstream = httpRequest(
-        new URL(req.url ?? '/', target),
-        { method: req.method, headers: req.headers, agent: false },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-          answer.on('end', resolve);
-        },
-      );
-      upstream.on('error', () => resolve());
+      const upstream = forward(target, req, res, resolve);
       if (!cut) return void req.pipe(upstream);
       let sent = 0;
       req.on('data', (chunk: Buffer) => {
@@ -244,23 +235,6 @@ async function untilHeld(
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`the registry never held the cut chunk's bytes (${data})`);
-}
-
-/** Passes a request on to `target` and its answer back. */
-function relay(target: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const upstream = httpRequest(
-      new URL(req.url ?? '/', target),
-      { method: req.method, headers: req.headers, agent: false },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-        answer.on('end', resolve);
-      },
-    );
-    upstream.on('error', () => resolve());
-    req.pipe(upstream);
-  });
 }
 
 /**
