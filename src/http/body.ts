@@ -8,6 +8,9 @@ import { parseRetryAfter } from './retry.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
+/** The most of an unwanted body (a redirect's page) read to keep its connection; beyond, it is cut. */
+export const DRAIN_LIMIT = 64 * KiB;
+
 /**
  * The most we read into memory for each kind of answer. Model bytes never come through here
  * (the engine streams them to disk); everything that does is small by nature, and a server

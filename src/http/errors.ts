@@ -16,6 +16,14 @@ export function hostOf(url: string): string | undefined {
   }
 }
 
+/** A request or body that brought no byte for the stall timeout (every transport says it so). */
+export function stalledError(url: string, cause?: unknown): ModelPullError {
+  return new ModelPullError('ERR_STALLED', `no data from ${redactUrl(url)} within the stall timeout`, {
+    ...(cause === undefined ? {} : { cause }),
+    host: hostOf(url),
+  });
+}
+
 /**
  * Maps a thrown undici/socket error to our codes. Stalls, resets and refused connections are
  * worth a retry (the last only a few); a name that does not resolve, a refused certificate or an
@@ -32,7 +40,7 @@ export function networkError(error: unknown, url: string): ModelPullError {
     return new ModelPullError('ERR_ABORTED', `request to ${where} was aborted`, opts);
   }
   if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
-    return new ModelPullError('ERR_STALLED', `no data from ${where} within the stall timeout`, opts);
+    return stalledError(url, error);
   }
   // Not `instanceof Error`: errors from another realm (a VM context, a worker) fail that test.
   const message = (error as { message?: unknown })?.message;

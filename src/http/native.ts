@@ -1,9 +1,9 @@
 import type { Agent as HttpAgent, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
-import { ModelPullError, redactUrl } from '../errors.js';
 import { freeWhole } from '../memory.js';
-import { hostOf } from './errors.js';
+import { DRAIN_LIMIT } from './body.js';
+import { stalledError } from './errors.js';
 
 /** What a request through node:http answers: the parts of undici's answer the client reads. */
 export interface NativeAnswer {
@@ -18,9 +18,6 @@ export interface NativeAnswer {
 // RSS after `import('node:http')` against 59 MiB; a CommonJS require, as in the ncc bundle, never
 // read them). node:https (and TLS under it, ~5 MiB) loads with the first https: URL.
 const http = process.getBuiltinModule('node:http');
-
-/** The most of a body we drain to keep its connection (a redirect's page); beyond, it is cut. */
-const DRAIN_LIMIT = 64 * 1024;
 
 /** A method node:http sends here: any the client sends, with at most a small body in memory. */
 export type NativeMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -79,10 +76,7 @@ export class NativeTransport {
   ): Promise<NativeAnswer> {
     const stall = this.options.stallTimeoutMs;
     const url = target.toString();
-    const stalled = () =>
-      new ModelPullError('ERR_STALLED', `no data from ${redactUrl(url)} within the stall timeout`, {
-        host: hostOf(url),
-      });
+    const stalled = () => stalledError(url);
     return new Promise<NativeAnswer>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
       const https = target.protocol === 'https:';

@@ -36,8 +36,14 @@ export function headEnd(bytes: Buffer): number {
   return at < 0 ? -1 : at + 4;
 }
 
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [\t\x20-\x7e\x80-\xff]*)?$/;
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[\t ]*([\t\x20-\x7e\x80-\xff]*?)[\t ]*$/;
+/** RFC 9110's token (a header name) and the characters a field value may hold (no controls). */
+const TOKEN_SOURCE = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const TEXT_SOURCE = '[\\t\\x20-\\x7e\\x80-\\xff]';
+export const TOKEN = new RegExp(`^${TOKEN_SOURCE}$`);
+export const FIELD_VALUE = new RegExp(`^${TEXT_SOURCE}*$`);
+
+const STATUS_LINE = new RegExp(`^HTTP/1\\.([01]) ([1-9]\\d\\d)(?: ${TEXT_SOURCE}*)?$`);
+const HEADER_LINE = new RegExp(`^(${TOKEN_SOURCE}):[\\t ]*(${TEXT_SOURCE}*?)[\\t ]*$`);
 const DIGITS = /^\d{1,16}$/;
 
 /**

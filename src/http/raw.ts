@@ -3,8 +3,17 @@ import { connect, isIP, type OnReadOpts, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { ModelPullError, redactUrl } from '../errors.js';
-import { hostOf } from './errors.js';
-import { ChunkedDecoder, headEnd, MAX_HEAD_BYTES, parseHead, type ResponseHead } from './raw-head.js';
+import { DRAIN_LIMIT } from './body.js';
+import { hostOf, stalledError } from './errors.js';
+import {
+  ChunkedDecoder,
+  FIELD_VALUE,
+  headEnd,
+  MAX_HEAD_BYTES,
+  parseHead,
+  type ResponseHead,
+  TOKEN,
+} from './raw-head.js';
 
 /**
  * The transport's one body buffer, shared by all its connections: every read of a body lands
@@ -25,9 +34,6 @@ export const READ_BUFFER_BYTES = 1024 * 1024;
 
 /** Each connection's buffer for the read that brings a head (and the body's first bytes). */
 const HEAD_BUFFER_BYTES = 16 * 1024;
-
-/** The most of an unwanted body read to keep its connection (as native.ts drains). */
-const DRAIN_LIMIT = 64 * 1024;
 
 /**
  * Takes the bytes of a body as they arrive. `view` is a view of the connection's read buffer,
@@ -357,9 +363,7 @@ class Connection {
   private readonly onAbort = () => this.fail(this.signal?.reason);
 
   private stalled(): ModelPullError {
-    return new ModelPullError('ERR_STALLED', `no data from ${redactUrl(this.url)} within the stall timeout`, {
-      host: hostOf(this.url),
-    });
+    return stalledError(this.url);
   }
 
   /** No byte for the stall timeout while the body is read; bytes a reader has not taken are its wait. */
@@ -685,14 +689,14 @@ function requestBytes(target: URL, headers: Readonly<Record<string, string>>): s
 export function rawEligible(target: URL, headers: Readonly<Record<string, string>>): boolean {
   if (target.protocol !== 'http:' && target.protocol !== 'https:') return false;
   for (const [name, value] of Object.entries(headers)) {
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) return false;
+    if (!TOKEN.test(name)) return false;
     if (
       /^(authorization|proxy-authorization|cookie|host|connection|transfer-encoding|content-length)$/i.test(
         name,
       )
     )
       return false;
-    if (/[^\t\x20-\x7e\x80-\xff]/.test(value)) return false;
+    if (!FIELD_VALUE.test(value)) return false;
   }
   return true;
 }
