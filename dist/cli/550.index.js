@@ -2686,6 +2686,7 @@ async function pathExists(path) {
 /* harmony export */   LL: () => (/* binding */ discardBody),
 /* harmony export */   Mu: () => (/* binding */ BODY_LIMITS),
 /* harmony export */   Vh: () => (/* binding */ readJson),
+/* harmony export */   f1: () => (/* binding */ DRAIN_LIMIT),
 /* harmony export */   x8: () => (/* binding */ readBody)
 /* harmony export */ });
 /* unused harmony exports readText, readSnippet */
@@ -2699,6 +2700,8 @@ async function pathExists(path) {
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+/** The most of an unwanted body (a redirect's page) read to keep its connection; beyond, it is cut. */
+const DRAIN_LIMIT = 64 * KiB;
 /**
  * The most we read into memory for each kind of answer. Model bytes never come through here
  * (the engine streams them to disk); everything that does is small by nature, and a server
@@ -2732,7 +2735,7 @@ function discardBody(body) {
 async function readBody(response, limit, what) {
     const tooLarge = () => {
         discardBody(response.body);
-        return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_TOO_LARGE', `${what} from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .redactUrl */ .BO)(response.url)} is larger than ${(0,_report_format_js__WEBPACK_IMPORTED_MODULE_3__/* .formatBytes */ .z3)(limit)}; refusing to read it`, { host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .hostOf */ .w)(response.url) });
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_TOO_LARGE', `${what} from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .redactUrl */ .BO)(response.url)} is larger than ${(0,_report_format_js__WEBPACK_IMPORTED_MODULE_3__/* .formatBytes */ .z3)(limit)}; refusing to read it`, { host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .hostOf */ .w4)(response.url) });
     };
     // Leaving the loop early destroys the body; that must not become an unhandled 'error'.
     response.body.on('error', noop);
@@ -2750,7 +2753,7 @@ async function readBody(response, limit, what) {
         }
     }
     catch (error) {
-        throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .networkError */ .x)(error, response.url);
+        throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .networkError */ .x6)(error, response.url);
     }
     return Buffer.concat(chunks);
 }
@@ -2769,7 +2772,7 @@ async function readJson(response, limit, what) {
     catch (error) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_NETWORK', `${what} from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .redactUrl */ .BO)(response.url)} is not valid JSON`, {
             cause: error,
-            host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .hostOf */ .w)(response.url),
+            host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .hostOf */ .w4)(response.url),
         });
     }
 }
@@ -2801,7 +2804,7 @@ async function statusError(response, what) {
     return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy(code, `HTTP ${response.status} from ${subject}${detail ? `: ${detail}` : ''}`, {
         status: response.status,
         retryAfterSeconds,
-        host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .hostOf */ .w)(response.url),
+        host: (0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .hostOf */ .w4)(response.url),
     });
 }
 
@@ -2815,9 +2818,9 @@ async function statusError(response, what) {
 // EXPORTS
 __webpack_require__.d(__webpack_exports__, {
   Qq: () => (/* binding */ HttpClient),
-  LL: () => (/* reexport */ body/* discardBody */.LL),
+  LL: () => (/* reexport */ http_body/* discardBody */.LL),
   cW: () => (/* binding */ isLoopbackHost),
-  $C: () => (/* reexport */ body/* statusError */.$C)
+  $C: () => (/* reexport */ http_body/* statusError */.$C)
 });
 
 // UNUSED EXPORTS: networkError
@@ -2829,7 +2832,7 @@ var external_node_stream_ = __webpack_require__(7075);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __webpack_require__(3916);
 // EXTERNAL MODULE: ./src/http/body.ts
-var body = __webpack_require__(9662);
+var http_body = __webpack_require__(9662);
 // EXTERNAL MODULE: ./src/http/errors.ts
 var http_errors = __webpack_require__(8549);
 // EXTERNAL MODULE: ./src/memory.ts + 1 modules
@@ -2844,8 +2847,6 @@ var memory = __webpack_require__(9328);
 // RSS after `import('node:http')` against 59 MiB; a CommonJS require, as in the ncc bundle, never
 // read them). node:https (and TLS under it, ~5 MiB) loads with the first https: URL.
 const http = process.getBuiltinModule('node:http');
-/** The most of a body we drain to keep its connection (a redirect's page); beyond, it is cut. */
-const DRAIN_LIMIT = 64 * 1024;
 /**
  * Requests through Node's built-in HTTP/1.1 client (node:http, its native llhttp parser): GET
  * and HEAD, model bytes and metadata alike, and requests whose body is a small buffer (JSON for a
@@ -2885,9 +2886,7 @@ class NativeTransport {
     send(target, method, headers, signal, body) {
         const stall = this.options.stallTimeoutMs;
         const url = target.toString();
-        const stalled = () => new errors/* ModelPullError */.Vy('ERR_STALLED', `no data from ${(0,errors/* redactUrl */.BO)(url)} within the stall timeout`, {
-            host: (0,http_errors/* hostOf */.w)(url),
-        });
+        const stalled = () => (0,http_errors/* stalledError */.Iy)(url);
         return new Promise((resolve, reject) => {
             if (signal?.aborted)
                 return reject(signal.reason);
@@ -2984,7 +2983,7 @@ function withHelpers(res) {
         let seen = 0;
         res.on('data', (chunk) => {
             seen += chunk.length;
-            if (seen > DRAIN_LIMIT)
+            if (seen > http_body/* DRAIN_LIMIT */.f1)
                 res.destroy();
         });
         res.once('end', () => resolve());
@@ -3133,7 +3132,7 @@ class HttpClient {
     async upload(url, options, body) {
         const stall = this.options.stallTimeoutMs;
         const answerDefault = this.options.requestDeadlineMs ?? Math.max(60_000, 2 * stall);
-        const host = (0,http_errors/* hostOf */.w)(url);
+        const host = (0,http_errors/* hostOf */.w4)(url);
         const where = (0,errors/* redactUrl */.BO)(url);
         const controller = new AbortController();
         // One watchdog on the client's clock (so tests can step it), not a timer per chunk: each
@@ -3222,7 +3221,7 @@ class HttpClient {
                         });
             }
             catch (error) {
-                throw (0,http_errors/* networkError */.x)(signal?.aborted ? (signal.reason ?? error) : error, current);
+                throw (0,http_errors/* networkError */.x6)(signal?.aborted ? (signal.reason ?? error) : error, current);
             }
             const res = answer;
             const location = res.headers.location;
@@ -3254,7 +3253,7 @@ class HttpClient {
         const ms = this.options.requestDeadlineMs ?? Math.max(60_000, 2 * this.options.stallTimeoutMs);
         const controller = new AbortController();
         const cancelled = new AbortController();
-        this.timers.sleep(ms, cancelled.signal).then(() => controller.abort(new errors/* ModelPullError */.Vy('ERR_TOO_SLOW', `no complete answer from ${(0,errors/* redactUrl */.BO)(url)} within ${ms / 1000} s`, { host: (0,http_errors/* hostOf */.w)(url) })), () => undefined);
+        this.timers.sleep(ms, cancelled.signal).then(() => controller.abort(new errors/* ModelPullError */.Vy('ERR_TOO_SLOW', `no complete answer from ${(0,errors/* redactUrl */.BO)(url)} within ${ms / 1000} s`, { host: (0,http_errors/* hostOf */.w4)(url) })), () => undefined);
         const cancel = () => cancelled.abort();
         return {
             signal: outer ? AbortSignal.any([outer, controller.signal]) : controller.signal,
@@ -3274,8 +3273,8 @@ class HttpClient {
             headers: { accept: 'application/json', ...options.headers },
         });
         if (response.status < 200 || response.status >= 300)
-            throw await (0,body/* statusError */.$C)(response);
-        return { json: await (0,body/* readJson */.Vh)(response, body/* BODY_LIMITS */.Mu.json, 'the answer'), response };
+            throw await (0,http_body/* statusError */.$C)(response);
+        return { json: await (0,http_body/* readJson */.Vh)(response, http_body/* BODY_LIMITS */.Mu.json, 'the answer'), response };
     }
     async close() {
         this.native?.close();
@@ -3321,8 +3320,9 @@ function checkHeaders(headers, url) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   w: () => (/* binding */ hostOf),
-/* harmony export */   x: () => (/* binding */ networkError)
+/* harmony export */   Iy: () => (/* binding */ stalledError),
+/* harmony export */   w4: () => (/* binding */ hostOf),
+/* harmony export */   x6: () => (/* binding */ networkError)
 /* harmony export */ });
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3916);
 
@@ -3341,6 +3341,13 @@ function hostOf(url) {
         return undefined;
     }
 }
+/** A request or body that brought no byte for the stall timeout (every transport says it so). */
+function stalledError(url, cause) {
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_STALLED', `no data from ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .redactUrl */ .BO)(url)} within the stall timeout`, {
+        ...(cause === undefined ? {} : { cause }),
+        host: hostOf(url),
+    });
+}
 /**
  * Maps a thrown undici/socket error to our codes. Stalls, resets and refused connections are
  * worth a retry (the last only a few); a name that does not resolve, a refused certificate or an
@@ -3358,7 +3365,7 @@ function networkError(error, url) {
         return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_ABORTED', `request to ${where} was aborted`, opts);
     }
     if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
-        return new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .ModelPullError */ .Vy('ERR_STALLED', `no data from ${where} within the stall timeout`, opts);
+        return stalledError(url, error);
     }
     // Not `instanceof Error`: errors from another realm (a VM context, a worker) fail that test.
     const message = error?.message;
@@ -3415,6 +3422,8 @@ var external_node_net_ = __webpack_require__(7030);
 var external_node_stream_ = __webpack_require__(7075);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __webpack_require__(3916);
+// EXTERNAL MODULE: ./src/http/body.ts
+var body = __webpack_require__(9662);
 // EXTERNAL MODULE: ./src/http/errors.ts
 var http_errors = __webpack_require__(8549);
 ;// CONCATENATED MODULE: ./src/http/raw-head.ts
@@ -3428,8 +3437,13 @@ function headEnd(bytes) {
     const at = bytes.indexOf('\r\n\r\n', 0, 'latin1');
     return at < 0 ? -1 : at + 4;
 }
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [\t\x20-\x7e\x80-\xff]*)?$/;
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[\t ]*([\t\x20-\x7e\x80-\xff]*?)[\t ]*$/;
+/** RFC 9110's token (a header name) and the characters a field value may hold (no controls). */
+const TOKEN_SOURCE = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const TEXT_SOURCE = '[\\t\\x20-\\x7e\\x80-\\xff]';
+const TOKEN = new RegExp(`^${TOKEN_SOURCE}$`);
+const FIELD_VALUE = new RegExp(`^${TEXT_SOURCE}*$`);
+const STATUS_LINE = new RegExp(`^HTTP/1\\.([01]) ([1-9]\\d\\d)(?: ${TEXT_SOURCE}*)?$`);
+const HEADER_LINE = new RegExp(`^(${TOKEN_SOURCE}):[\\t ]*(${TEXT_SOURCE}*?)[\\t ]*$`);
 const DIGITS = /^\d{1,16}$/;
 /**
  * Headers that say one thing: a second copy that differs makes the head malformed (two lengths
@@ -3584,6 +3598,7 @@ class ChunkedDecoder {
 
 
 
+
 /**
  * The transport's one body buffer, shared by all its connections: every read of a body lands
  * here, and its bytes are written and hashed inside the read callback, before the next read (of
@@ -3602,8 +3617,6 @@ class ChunkedDecoder {
 const READ_BUFFER_BYTES = 1024 * 1024;
 /** Each connection's buffer for the read that brings a head (and the body's first bytes). */
 const HEAD_BUFFER_BYTES = 16 * 1024;
-/** The most of an unwanted body read to keep its connection (as native.ts drains). */
-const DRAIN_LIMIT = 64 * 1024;
 /**
  * Why a request went no further on the raw reader: its answer is not one it reads (a
  * Transfer-Encoding, an interim 1xx). The request was sent once; the caller sends it again
@@ -3894,9 +3907,7 @@ class Connection {
     }
     onAbort = () => this.fail(this.signal?.reason);
     stalled() {
-        return new errors/* ModelPullError */.Vy('ERR_STALLED', `no data from ${(0,errors/* redactUrl */.BO)(this.url)} within the stall timeout`, {
-            host: (0,http_errors/* hostOf */.w)(this.url),
-        });
+        return (0,http_errors/* stalledError */.Iy)(this.url);
     }
     /** No byte for the stall timeout while the body is read; bytes a reader has not taken are its wait. */
     onIdle = () => {
@@ -3968,7 +3979,7 @@ class Connection {
         return false;
     }
     malformed(why) {
-        return new errors/* ModelPullError */.Vy('ERR_NETWORK', `network error from ${(0,errors/* redactUrl */.BO)(this.url)}: malformed HTTP answer (${why})`, { host: (0,http_errors/* hostOf */.w)(this.url) });
+        return new errors/* ModelPullError */.Vy('ERR_NETWORK', `network error from ${(0,errors/* redactUrl */.BO)(this.url)}: malformed HTTP answer (${why})`, { host: (0,http_errors/* hostOf */.w4)(this.url) });
     }
     /** Body bytes of one read: to the reader now, or held (socket paused) until it asks. */
     readBody(bytes) {
@@ -4139,7 +4150,7 @@ class RawBody extends external_node_stream_.Readable {
     dump() {
         if (this.destroyed || this.readableEnded)
             return Promise.resolve();
-        if (this.sink || this.length === undefined || this.length > DRAIN_LIMIT) {
+        if (this.sink || this.length === undefined || this.length > body/* DRAIN_LIMIT */.f1) {
             this.destroy();
             return Promise.resolve();
         }
@@ -4217,11 +4228,11 @@ function rawEligible(target, headers) {
     if (target.protocol !== 'http:' && target.protocol !== 'https:')
         return false;
     for (const [name, value] of Object.entries(headers)) {
-        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+        if (!TOKEN.test(name))
             return false;
         if (/^(authorization|proxy-authorization|cookie|host|connection|transfer-encoding|content-length)$/i.test(name))
             return false;
-        if (/[^\t\x20-\x7e\x80-\xff]/.test(value))
+        if (!FIELD_VALUE.test(value))
             return false;
     }
     return true;
@@ -5865,7 +5876,7 @@ class BlobRun {
     }
     /** Where the bytes come from now, for messages. */
     host() {
-        return this.locator.lastUrl ? (0,http_errors/* hostOf */.w)(this.locator.lastUrl) : undefined;
+        return this.locator.lastUrl ? (0,http_errors/* hostOf */.w4)(this.locator.lastUrl) : undefined;
     }
     /**
      * Retries one segment until it is complete, giving up after the policy's retries without
@@ -5934,7 +5945,7 @@ class BlobRun {
             this.locator.expire(target.generation, this.plan.written());
             throw new errors/* ModelPullError */.Vy('ERR_URL_EXPIRED', `${this.blob.label}: download URL expired`, {
                 status: response.status,
-                host: (0,http_errors/* hostOf */.w)(response.url),
+                host: (0,http_errors/* hostOf */.w4)(response.url),
             });
         }
         if (response.status === 416)
@@ -5959,7 +5970,7 @@ class BlobRun {
         if (!range || Number(range[1]) !== segment.pos || Number(range[2]) < segment.pos) {
             // Not the bytes we asked for: never written, and the answer is dropped without a trace.
             (0,body/* discardBody */.LL)(response.body);
-            const host = (0,http_errors/* hostOf */.w)(response.url);
+            const host = (0,http_errors/* hostOf */.w4)(response.url);
             throw new errors/* ModelPullError */.Vy('ERR_BAD_RANGE', `${host} answered Content-Range "${contentRange.slice(0, 100)}" to a request for bytes from ${segment.pos}`, { host });
         }
         if (range[3] !== '*')
@@ -6027,7 +6038,7 @@ class BlobRun {
             file: this.output.sink,
             segment,
             bodyEnd: declaredEnd,
-            bodyError: (error) => (0,http_errors/* networkError */.x)(error, response.url),
+            bodyError: (error) => (0,http_errors/* networkError */.x6)(error, response.url),
             untilRecord: () => this.tuning.flushBytes - this.unflushed,
             landed: (offset, bytes) => {
                 this.fetched += bytes.length;
@@ -6080,7 +6091,7 @@ class BlobRun {
             const seen = guard.add(bytes);
             if (seen === undefined)
                 return undefined;
-            const host = (0,http_errors/* hostOf */.w)(response.url);
+            const host = (0,http_errors/* hostOf */.w4)(response.url);
             return new errors/* ModelPullError */.Vy('ERR_TOO_SLOW', `${host} sent ${(0,format/* formatBytes */.z3)(seen)} in ${min.windowMs / 1000} s, below the minimum of ${(0,format/* formatBytes */.z3)(min.bytes)}`, { host });
         };
     }
